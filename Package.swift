@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "fmodel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "fmodel", targets: ["fmodel"]),
+        .library(name: "FModelRuntime", targets: ["FModelRuntime"]),
+        .library(name: "FModelImport", targets: ["FModelImport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - C libraries (system-library shims: module map + pkg-config, nothing else)
+        .systemLibrary(
+            name: "CHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+
+        // MARK: - Libraries, one per concern
+        .target(name: "FModelCore"),
+        .target(name: "FModelFormat", dependencies: ["FModelCore"]),
+        .target(name: "FModelImport", dependencies: ["FModelCore", "FModelFormat", "CHDF5"]),
+        .target(name: "FModelRuntime", dependencies: ["FModelCore", "COpenBLAS"]),
+        .target(
+            name: "FModelCLI",
+            dependencies: [
+                "FModelCore", "FModelFormat", "FModelImport", "FModelRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // MARK: - The thin executable
+        .executableTarget(name: "fmodel", dependencies: ["FModelCLI"]),
+
+        // MARK: - Tests (fixtures made by real TensorFlow live in Tests/Fixtures)
+        .target(name: "FModelTestSupport", dependencies: ["FModelCore", "FModelFormat"], path: "Tests/FModelTestSupport"),
+        .testTarget(name: "FModelCoreTests", dependencies: ["FModelCore", "FModelTestSupport"]),
+        .testTarget(name: "FModelFormatTests", dependencies: ["FModelFormat", "FModelTestSupport"]),
+        .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelRuntime", "FModelTestSupport"]),
+        .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelTestSupport"]),
+        .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelTestSupport"]),
+    ]
+)

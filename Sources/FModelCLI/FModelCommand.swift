@@ -1,0 +1,87 @@
+import ArgumentParser
+import FModelCore
+import FModelFormat
+import FModelImport
+import Foundation
+
+/// The `fmodel` command: import, inspect and run face-attribute models.
+public struct FModelCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "fmodel",
+        abstract: "Take a trained face-attribute model out of Python: import, inspect and run it.",
+        version: FModelVersion.current,
+        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self])
+
+    public init() {}
+
+    /// Parses `arguments` (without the program name), runs the command and returns the exit
+    /// code: 0 success, 1 a check failed, 2 bad input or usage.
+    public static func main(arguments: [String]) -> Int32 {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            return 0
+        } catch let failed as CheckFailed {
+            printError(failed.message)
+            return 1
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                return 0
+            }
+            printError(describe(error))
+            return 2
+        }
+    }
+
+    /// The message for an error: our domain errors speak for themselves.
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let e as ImportError: "error: \(e)"
+        case let e as FormatError: "error: \(e)"
+        case let e as GraphError: "error: \(e)"
+        case let e as CLIError: "error: \(e)"
+        default: fullMessage(for: error)
+        }
+    }
+}
+
+/// A check that ran and failed (exit code 1), as opposed to bad input (exit code 2).
+public struct CheckFailed: Error {
+    public let message: String
+}
+
+/// Bad usage the parser cannot see.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Writes a line to standard error.
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Options every command that takes a MODEL accepts, so that any importable file can be used
+/// directly wherever an `.fmodel` can.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Keras model config (model.to_json()) for a weights-only .h5.")
+    var config: String?
+
+    @Option(help: "Input normalisation to record: prewhiten, scale01 or none.")
+    var preprocess: Preprocess?
+
+    /// Loads `path` with these options.
+    func load(_ path: String) throws -> Graph {
+        var options = ImportOptions(preprocess: preprocess)
+        if let config {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw CLIError(description: "\(config): cannot read the config file")
+            }
+            options.configJSON = text
+        }
+        return try ModelLoader.load(path: path, options: options)
+    }
+}
+
+extension Preprocess: ExpressibleByArgument {}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import FModelCore
+import FModelFormat
+import FModelImport
+
+/// `fmodel import SRC -o OUT.fmodel`: convert any supported model to the native format.
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Convert a Keras .h5 (or .fmodel) model to .fmodel.")
+
+    @Argument(help: "The model to import.")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "Where to write the .fmodel file.")
+    var output: String
+
+    @OptionGroup var model: ModelOptions
+
+    func run() throws {
+        let graph = try model.load(source)
+        try FModelWriter.write(graph, to: output)
+        let summary = ModelSummary(graph)
+        print("imported \(source) -> \(output)")
+        print("  \(graph.nodes.count) nodes, \(summary.parameters) parameters, \(formatBytes(summary.bytes)) of weights")
+        if let n = graph.metadata.sourceOptimizerTensors, n > 0 {
+            print("  optimizer state not imported: \(n) tensors, \(formatBytes(graph.metadata.sourceOptimizerBytes ?? 0))")
+        }
+        let written = (try? MappedFile(path: output).bytes.count) ?? 0
+        print("  wrote \(formatBytes(written))")
+    }
+}
+
+/// Human-readable byte count.
+func formatBytes(_ n: Int) -> String {
+    switch n {
+    case ..<1024: return "\(n) B"
+    case ..<(1 << 20): return String(format: "%.1f KiB", Double(n) / 1024)
+    default: return String(format: "%.2f MiB", Double(n) / 1048576)
+    }
+}

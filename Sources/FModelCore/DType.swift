@@ -1,0 +1,26 @@
+/// Element encodings a stored tensor can have.
+///
+/// Compute is float32 throughout; the compact encodings are dequantized when a model is loaded
+/// for execution. The byte layout of each is specified in `Formats/fmodel.md`.
+public enum DType: String, Codable, Sendable, CaseIterable {
+    /// IEEE 754 binary32, little endian.
+    case f32
+    /// IEEE 754 binary16, little endian.
+    case f16
+    /// Signed 8-bit values with one float32 scale per output channel (the last axis).
+    case int8PerChannel = "int8_per_channel"
+    /// Signed 4-bit values packed two per byte with one float16 scale per group along the first axis.
+    case int4PerGroup = "int4_per_group"
+}
+
+extension DType {
+    /// Number of bytes the values (not the scales) of `count` elements take.
+    package func valueBytes(count: Int) -> Int {
+        switch self {
+        case .f32: return count * 4
+        case .f16: return count * 2
+        case .int8PerChannel: return count
+        case .int4PerGroup: return (count + 1) / 2
+        }
+    }
+}

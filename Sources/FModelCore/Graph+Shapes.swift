@@ -1,0 +1,188 @@
+extension Graph {
+    /// Infers the shape of every value, checking each node's inputs, parameters and attributes.
+    ///
+    /// - Parameter batch: the batch size to assume; nil keeps it unknown (`-1`).
+    /// - Returns: shapes by value name (graph inputs and node outputs).
+    /// - Throws: `GraphError` naming the first node that does not fit.
+    public func inferShapes(batch: Int? = nil) throws(GraphError) -> [String: Shape] {
+        var shapes: [String: Shape] = [:]
+        for input in inputs {
+            guard shapes[input.name] == nil else { throw .duplicateName(input.name) }
+            shapes[input.name] = batch.map { input.shape.withBatch($0) } ?? input.shape
+        }
+        for node in nodes {
+            guard shapes[node.name] == nil else { throw .duplicateName(node.name) }
+            var inShapes: [Shape] = []
+            for v in node.inputs {
+                guard let s = shapes[v] else { throw .unknownValue(node: node.name, value: v) }
+                inShapes.append(s)
+            }
+            shapes[node.name] = try ShapeRules(graph: self, node: node, inputs: inShapes).output()
+        }
+        for o in outputs where shapes[o] == nil { throw .unknownOutput(o) }
+        return shapes
+    }
+
+    /// Infers the output shape of one node from its input shapes, checking it as `inferShapes` does.
+    package func inferShape(of node: Node, inputShapes: [Shape]) throws(GraphError) -> Shape {
+        try ShapeRules(graph: self, node: node, inputs: inputShapes).output()
+    }
+
+    /// Checks the graph is well formed: shapes, parameters, tensor sizes and outputs.
+    public func validate() throws(GraphError) {
+        for (name, t) in tensors { try t.validate(name: name) }
+        _ = try inferShapes()
+    }
+}
+
+/// Output-shape rules per op, with the checks that make a node runnable.
+private struct ShapeRules {
+    let graph: Graph
+    let node: Node
+    let inputs: [Shape]
+
+    func fail(_ reason: String) -> GraphError { .invalidNode(node: node.name, reason: reason) }
+
+    func param(_ role: String) throws(GraphError) -> Tensor {
+        guard let t = graph.param(role, of: node) else { throw .missingParameter(node: node.name, role: role) }
+        return t
+    }
+
+    func single() throws(GraphError) -> Shape {
+        guard inputs.count == 1 else { throw fail("takes 1 input, has \(inputs.count)") }
+        return inputs[0]
+    }
+
+    func image() throws(GraphError) -> Shape {
+        let s = try single()
+        guard s.rank == 4 else { throw fail("needs an NHWC input, got \(s)") }
+        return s
+    }
+
+    func checkBias(channels: Int) throws(GraphError) {
+        guard node.params["bias"] != nil else { return }
+        let b = try param("bias")
+        guard b.shape == [channels] else { throw fail("bias \(b.shape) does not match \(channels) channels") }
+    }
+
+    func window(_ n: Int, _ k: Int, _ stride: Int, _ dilation: Int, _ padding: Padding) throws(GraphError) -> Int {
+        guard k > 0, stride > 0, dilation > 0 else { throw fail("window \(k), stride \(stride), dilation \(dilation) must be positive") }
+        if n < 0 { return -1 }
+        let effective = (k - 1) * dilation + 1
+        switch padding {
+        case .same: return (n + stride - 1) / stride
+        case .valid:
+            guard n >= effective else { throw fail("window \(effective) is larger than the input's \(n)") }
+            return (n - effective) / stride + 1
+        }
+    }
+
+    func checkPair(_ v: [Int], _ what: String) throws(GraphError) {
+        guard v.count == 2 else { throw fail("\(what) needs 2 values, has \(v.count)") }
+    }
+
+    func output() throws(GraphError) -> Shape {
+        switch node.op {
+        case .conv2D(let a): return try conv(a, depthwise: false)
+        case .depthwiseConv2D(let a): return try conv(a, depthwise: true)
+        case .dense: return try dense()
+        case .batchNorm: return try batchNorm()
+        case .activation, .scale, .dropout, .identity, .l2Normalize: return try single()
+        case .maxPool(let p), .avgPool(let p): return try pool(p)
+        case .globalAvgPool(let keep), .globalMaxPool(let keep):
+            let s = try image()
+            return keep ? [s[0], 1, 1, s[3]] : [s[0], s[3]]
+        case .concat(let axis): return try concat(axis)
+        case .add, .mul: return try elementwise()
+        case .reshape(let target): return try reshape(target)
+        case .flatten:
+            let s = try single()
+            guard let inner = Shape(Array(s.dims.dropFirst())).elementCount else { throw fail("cannot flatten \(s)") }
+            return [s[0], inner]
+        case .zeroPad(let t, let b, let l, let r):
+            let s = try image()
+            guard min(t, b, l, r) >= 0 else { throw fail("negative padding") }
+            return [s[0], s[1] < 0 ? -1 : s[1] + t + b, s[2] < 0 ? -1 : s[2] + l + r, s[3]]
+        }
+    }
+
+    func conv(_ a: ConvAttributes, depthwise: Bool) throws(GraphError) -> Shape {
+        let s = try image()
+        try checkPair(a.strides, "strides")
+        try checkPair(a.dilations, "dilations")
+        let k = try param("kernel")
+        guard k.shape.rank == 4, k.shape[2] == s[3] else { throw fail("kernel \(k.shape) does not fit input \(s)") }
+        let cout = depthwise ? k.shape[2] * k.shape[3] : k.shape[3]
+        try checkBias(channels: cout)
+        let h = try window(s[1], k.shape[0], a.strides[0], a.dilations[0], a.padding)
+        let w = try window(s[2], k.shape[1], a.strides[1], a.dilations[1], a.padding)
+        return [s[0], h, w, cout]
+    }
+
+    func dense() throws(GraphError) -> Shape {
+        let s = try single()
+        let k = try param("kernel")
+        guard s.rank >= 2, k.shape.rank == 2, k.shape[0] == s.last else { throw fail("kernel \(k.shape) does not fit input \(s)") }
+        try checkBias(channels: k.shape[1])
+        var d = s.dims
+        d[d.count - 1] = k.shape[1]
+        return Shape(d)
+    }
+
+    func batchNorm() throws(GraphError) -> Shape {
+        let s = try single()
+        let c = s.last
+        for role in ["mean", "variance", "gamma", "beta"] where role == "mean" || role == "variance" || node.params[role] != nil {
+            guard try param(role).shape == [c] else { throw fail("\(role) does not have \(c) channels") }
+        }
+        return s
+    }
+
+    func pool(_ p: PoolAttributes) throws(GraphError) -> Shape {
+        let s = try image()
+        try checkPair(p.size, "pool size")
+        try checkPair(p.strides, "strides")
+        return [s[0], try window(s[1], p.size[0], p.strides[0], 1, p.padding),
+                try window(s[2], p.size[1], p.strides[1], 1, p.padding), s[3]]
+    }
+
+    func concat(_ axis: Int) throws(GraphError) -> Shape {
+        guard let first = inputs.first else { throw fail("has no inputs") }
+        let ax = axis < 0 ? first.rank + axis : axis
+        guard ax >= 1, ax < first.rank else { throw fail("axis \(axis) is out of range for \(first)") }
+        var total = 0
+        for s in inputs {
+            guard s.rank == first.rank else { throw fail("inputs differ in rank") }
+            for i in 0..<s.rank where i != ax && s[i] != first[i] { throw fail("inputs \(first) and \(s) differ off the axis") }
+            total += s[ax]
+        }
+        var d = first.dims
+        d[ax] = total
+        return Shape(d)
+    }
+
+    func elementwise() throws(GraphError) -> Shape {
+        guard let first = inputs.first, inputs.count >= 2 else { throw fail("needs at least 2 inputs") }
+        for s in inputs.dropFirst() where s != first {
+            let broadcastLast = node.op == .mul && s.rank == 2 && s[1] == first.last && first.rank > 2
+            guard broadcastLast else { throw fail("inputs \(first) and \(s) differ") }
+        }
+        return first
+    }
+
+    func reshape(_ target: [Int]) throws(GraphError) -> Shape {
+        let s = try single()
+        guard let inner = Shape(Array(s.dims.dropFirst())).elementCount else { throw fail("cannot reshape \(s)") }
+        let unknown = target.filter { $0 == -1 }.count
+        guard unknown <= 1, target.allSatisfy({ $0 == -1 || $0 > 0 }) else { throw fail("bad target \(target)") }
+        let known = target.filter { $0 > 0 }.reduce(1, *)
+        var d = target
+        if let i = d.firstIndex(of: -1) {
+            guard known > 0, inner % known == 0 else { throw fail("cannot reshape \(s) to \(target)") }
+            d[i] = inner / known
+        } else if known != inner {
+            throw fail("cannot reshape \(s) to \(target)")
+        }
+        return Shape([s[0]] + d)
+    }
+}

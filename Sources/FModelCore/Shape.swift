@@ -1,0 +1,38 @@
+/// A tensor or activation shape. A dimension of `-1` is unknown until run time (the batch).
+public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible, ExpressibleByArrayLiteral {
+    /// The dimensions, outermost first (NHWC for images).
+    public var dims: [Int]
+
+    /// Creates a shape from its dimensions.
+    public init(_ dims: [Int]) { self.dims = dims }
+    public init(arrayLiteral elements: Int...) { self.dims = elements }
+    public init(from decoder: any Decoder) throws { dims = try [Int](from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try dims.encode(to: encoder) }
+
+    /// Number of dimensions.
+    public var rank: Int { dims.count }
+    /// Product of the dimensions, or nil when one is unknown or the product overflows.
+    public var elementCount: Int? {
+        var n = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            n = p
+        }
+        return n
+    }
+    /// The shape with its first dimension replaced by `batch`.
+    public func withBatch(_ batch: Int) -> Shape {
+        guard !dims.isEmpty else { return self }
+        var d = dims
+        d[0] = batch
+        return Shape(d)
+    }
+    /// The last dimension, or 1 for a scalar.
+    public var last: Int { dims.last ?? 1 }
+    public var description: String {
+        "[" + dims.map { $0 < 0 ? "?" : String($0) }.joined(separator: ",") + "]"
+    }
+    public subscript(i: Int) -> Int { dims[i < 0 ? dims.count + i : i] }
+}

@@ -1,0 +1,37 @@
+/// Immutable bytes behind a tensor: either owned by this object or a slice of a region
+/// (a memory-mapped file) that `owner` keeps alive. Never copied when shared.
+public final class TensorStorage: @unchecked Sendable {
+    /// The bytes. Valid for the lifetime of this object.
+    public let bytes: UnsafeRawBufferPointer
+    private let owner: AnyObject?
+    private let ownsAllocation: Bool
+
+    /// Copies `data` into a new allocation aligned to 64 bytes.
+    public init(copying data: UnsafeRawBufferPointer) {
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
+        if let base = data.baseAddress, data.count > 0 {
+            p.baseAddress!.copyMemory(from: base, byteCount: data.count)
+        }
+        bytes = UnsafeRawBufferPointer(rebasing: p[0..<data.count])
+        owner = nil
+        ownsAllocation = true
+    }
+
+    /// Wraps bytes that `owner` keeps alive (for example a memory-mapped file).
+    public init(borrowing bytes: UnsafeRawBufferPointer, owner: AnyObject) {
+        self.bytes = bytes
+        self.owner = owner
+        ownsAllocation = false
+    }
+
+    /// Copies an array of trivially-copyable values.
+    public convenience init<T: BitwiseCopyable>(values: [T]) {
+        self.init(copying: values.withUnsafeBytes { $0 })
+    }
+
+    deinit {
+        if ownsAllocation, let base = bytes.baseAddress {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import FModelCore
+import Foundation
+
+/// Limits the reader holds a file to before it trusts a number in it.
+public struct FModelReadOptions: Sendable {
+    /// Largest JSON header accepted.
+    public var maxHeaderBytes = 64 << 20
+    /// Largest tensor rank accepted.
+    public var maxRank = 8
+    /// Check every tensor's CRC-32C while loading.
+    public var verifyChecksums = true
+
+    public init() {}
+}
+
+/// Reads `.fmodel` files. Tensors are used in place from the memory map: nothing is copied.
+public enum FModelReader {
+    /// True when `bytes` start with the `.fmodel` magic.
+    public static func hasMagic(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count >= 8 && Array(bytes[0..<8]) == FModelLayout.magic
+    }
+
+    /// Maps and reads the model at `path`.
+    /// - Throws: `FormatError` naming the byte offset of what is wrong, or `GraphError`.
+    public static func read(path: String, options: FModelReadOptions = .init()) throws -> Graph {
+        let file = try MappedFile(path: path)
+        return try read(file, options: options)
+    }
+
+    /// Reads a model from an already mapped file; the tensors keep `file` alive.
+    public static func read(_ file: MappedFile, options: FModelReadOptions = .init()) throws -> Graph {
+        let (header, dataStart) = try readHeader(file, options: options)
+        var tensors: [String: Tensor] = [:]
+        for entry in header.tensors {
+            guard tensors[entry.name] == nil else {
+                throw FormatError.corrupt(path: file.path, offset: FModelLayout.preambleSize, reason: "tensor '\(entry.name)' is listed twice")
+            }
+            tensors[entry.name] = try tensor(entry, file: file, dataStart: dataStart, options: options)
+        }
+        let graph = Graph(inputs: header.graph.inputs, outputs: header.graph.outputs, nodes: header.graph.nodes,
+                          tensors: tensors, metadata: header.metadata)
+        try graph.validate()
+        return graph
+    }
+
+    // MARK: - Header
+
+    static func readHeader(_ file: MappedFile, options: FModelReadOptions) throws(FormatError) -> (FileHeader, Int) {
+        let b = file.bytes
+        let path = file.path
+        guard hasMagic(b) else { throw .notThisFormat(path: path, expected: "an .fmodel file (bad magic at byte offset 0)") }
+        guard b.count >= FModelLayout.preambleSize else { throw .truncated(path: path, offset: 0, needed: FModelLayout.preambleSize) }
+        let version = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        guard version == FModelLayout.version else { throw .unsupportedVersion(path: path, version: version) }
+        let flags = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        guard flags == 0 else { throw .corrupt(path: path, offset: 12, reason: "unknown flags \(flags)") }
+        let declared = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        guard declared <= UInt64(options.maxHeaderBytes) else {
+            throw .limitExceeded(path: path, what: "header length at byte offset 16", value: Int(clamping: declared), limit: options.maxHeaderBytes)
+        }
+        let length = Int(declared)
+        let start = FModelLayout.preambleSize
+        guard b.count - start >= length else { throw .truncated(path: path, offset: start, needed: length) }
+        let json = UnsafeRawBufferPointer(rebasing: b[start..<start + length])
+        let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+        guard CRC32C.checksum(json) == crc else { throw .corrupt(path: path, offset: start, reason: "header fails its CRC-32C checksum") }
+        let header = try decodeHeader(json, path: path)
+        return (header, FModelLayout.aligned(start + length))
+    }
+
+    static func decodeHeader(_ json: UnsafeRawBufferPointer, path: String) throws(FormatError) -> FileHeader {
+        let decoder = JSONDecoder()
+        let header: FileHeader
+        do {
+            header = try decoder.decode(FileHeader.self, from: Data(json))
+        } catch {
+            throw .corrupt(path: path, offset: FModelLayout.preambleSize, reason: "header JSON: \(describe(error))")
+        }
+        guard header.format == "fmodel", header.byteOrder == "little" else {
+            throw .corrupt(path: path, offset: FModelLayout.preambleSize, reason: "header names format '\(header.format)', byte order '\(header.byteOrder)'")
+        }
+        return header
+    }
+
+    // MARK: - Tensors
+
+    static func tensor(_ e: TensorEntry, file: MappedFile, dataStart: Int, options: FModelReadOptions) throws -> Tensor {
+        let path = file.path
+        guard e.shape.rank <= options.maxRank, e.shape.dims.allSatisfy({ $0 >= 0 }) else {
+            throw FormatError.corrupt(path: path, offset: FModelLayout.preambleSize, reason: "tensor '\(e.name)' has shape \(e.shape)")
+        }
+        let values = try slice(e.data, of: e.name, file: file, dataStart: dataStart, options: options)
+        let scales = try e.scales.map { try slice($0, of: e.name, file: file, dataStart: dataStart, options: options) }
+        let t = Tensor(dtype: e.dtype, shape: e.shape, storage: values, scales: scales, groupSize: e.groupSize)
+        try t.validate(name: e.name)
+        return t
+    }
+
+    static func slice(_ r: Region, of name: String, file: MappedFile, dataStart: Int, options: FModelReadOptions) throws(FormatError) -> TensorStorage {
+        let path = file.path
+        guard r.offset >= 0, r.length >= 0, r.offset % FModelLayout.alignment == 0 else {
+            throw .corrupt(path: path, offset: FModelLayout.preambleSize, reason: "tensor '\(name)' has region offset \(r.offset), length \(r.length)")
+        }
+        let (start, o1) = dataStart.addingReportingOverflow(r.offset)
+        let (end, o2) = start.addingReportingOverflow(r.length)
+        guard !o1, !o2, end <= file.bytes.count else {
+            throw .truncated(path: path, offset: o1 ? Int.max : start, needed: r.length)
+        }
+        let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[start..<end])
+        if options.verifyChecksums, CRC32C.checksum(bytes) != r.crc32c {
+            throw .checksumMismatch(path: path, tensor: name, offset: start)
+        }
+        return TensorStorage(borrowing: bytes, owner: file)
+    }
+}
+
+/// A short description of a decoding error, with its coding path.
+func describe(_ error: any Error) -> String {
+    switch error {
+    case DecodingError.dataCorrupted(let c), DecodingError.keyNotFound(_, let c),
+         DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
+        let path = c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        return path.isEmpty ? c.debugDescription : "\(path): \(c.debugDescription)"
+    default:
+        return "\(error)"
+    }
+}

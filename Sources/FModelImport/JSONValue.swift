@@ -1,0 +1,56 @@
+import Foundation
+
+/// A parsed JSON document (Keras model configs), with lookups that return nil instead of trapping.
+enum JSONValue: Decodable, Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    /// Parses UTF-8 JSON text.
+    static func parse(_ text: String) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+
+    subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    subscript(index: Int) -> JSONValue? {
+        if case .array(let a) = self, a.indices.contains(index) { return a[index] }
+        return nil
+    }
+
+    var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    var double: Double? { if case .number(let n) = self { return n } else { return nil } }
+    var int: Int? { double.flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
+    var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+    var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    var isNull: Bool { self == .null }
+
+    /// Compact text for messages.
+    var brief: String {
+        switch self {
+        case .null: "null"
+        case .bool(let b): String(b)
+        case .number(let n): String(n)
+        case .string(let s): "\"\(s)\""
+        case .array(let a): "[" + a.map(\.brief).joined(separator: ", ") + "]"
+        case .object(let o): "{" + o.keys.sorted().map { "\"\($0)\": \(o[$0]!.brief)" }.joined(separator: ", ") + "}"
+        }
+    }
+}

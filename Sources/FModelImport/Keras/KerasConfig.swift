@@ -1,0 +1,105 @@
+/// A reference to one output of one call of a layer: `[layer, node_index, tensor_index]`.
+struct KerasRef: Hashable {
+    var layer: String
+    var node: Int
+    var tensor: Int
+}
+
+/// One layer of a Keras model config.
+struct KerasLayer {
+    var className: String
+    var name: String
+    var config: JSONValue
+    /// The calls of this layer: each a list of input references.
+    var inbound: [[KerasRef]]
+    /// The model config, when this layer is itself a model.
+    var nested: KerasModel?
+}
+
+/// A Keras 2 model config (`model_config` attribute or `model.to_json()`), Functional or Sequential,
+/// reduced to layers and their connections.
+struct KerasModel {
+    var name: String
+    var layers: [KerasLayer]
+    var inputs: [KerasRef]
+    var outputs: [KerasRef]
+
+    static let modelClasses: Set<String> = ["Functional", "Model", "Sequential"]
+
+    /// Parses a `{"class_name": ..., "config": ...}` document.
+    init(_ json: JSONValue, path: String, depth: Int = 0) throws(ImportError) {
+        guard depth < 16 else { throw .badConfig(path: path, layer: nil, reason: "models nested deeper than 16") }
+        guard let cls = json["class_name"]?.string, let config = json["config"] else {
+            throw .badConfig(path: path, layer: nil, reason: "no class_name/config at the top")
+        }
+        guard Self.modelClasses.contains(cls) else {
+            throw .badConfig(path: path, layer: nil, reason: "top-level class '\(cls)' is not a Functional or Sequential model")
+        }
+        name = config["name"]?.string ?? cls
+        guard let layerList = config["layers"]?.array else { throw .badConfig(path: path, layer: nil, reason: "no layer list") }
+        var parsed: [KerasLayer] = []
+        for l in layerList { parsed.append(try Self.layer(l, path: path, depth: depth)) }
+        if cls == "Sequential" {
+            (layers, inputs, outputs) = try Self.chain(parsed, path: path)
+        } else {
+            layers = parsed
+            inputs = try Self.refs(config["input_layers"], path: path, layer: nil)
+            outputs = try Self.refs(config["output_layers"], path: path, layer: nil)
+        }
+    }
+
+    private static func layer(_ l: JSONValue, path: String, depth: Int) throws(ImportError) -> KerasLayer {
+        guard let cls = l["class_name"]?.string, let config = l["config"] else {
+            throw .badConfig(path: path, layer: nil, reason: "a layer without class_name/config")
+        }
+        guard let name = l["name"]?.string ?? config["name"]?.string else {
+            throw .badConfig(path: path, layer: nil, reason: "a \(cls) layer without a name")
+        }
+        var inbound: [[KerasRef]] = []
+        for node in l["inbound_nodes"]?.array ?? [] {
+            guard node.array != nil else {
+                throw .badConfig(path: path, layer: name, reason: "inbound node \(node.brief.prefix(80)) is not in the Keras 2 list form")
+            }
+            inbound.append(try refs(node, path: path, layer: name))
+        }
+        let nested = modelClasses.contains(cls) ? try KerasModel(l, path: path, depth: depth + 1) : nil
+        return KerasLayer(className: cls, name: name, config: config, inbound: inbound, nested: nested)
+    }
+
+    /// Parses `[[name, node, tensor, kwargs?], ...]`.
+    static func refs(_ v: JSONValue?, path: String, layer: String?) throws(ImportError) -> [KerasRef] {
+        guard let list = v?.array else { throw .badConfig(path: path, layer: layer, reason: "missing connection list") }
+        // A single reference may be given bare: [name, node, tensor].
+        if list.first?.string != nil { return [try ref(v!, path: path, layer: layer)] }
+        var out: [KerasRef] = []
+        for r in list { out.append(try ref(r, path: path, layer: layer)) }
+        return out
+    }
+
+    private static func ref(_ r: JSONValue, path: String, layer: String?) throws(ImportError) -> KerasRef {
+        guard let name = r[0]?.string, let node = r[1]?.int, let tensor = r[2]?.int, node >= 0, tensor >= 0 else {
+            throw .badConfig(path: path, layer: layer, reason: "bad layer reference \(r.brief.prefix(80))")
+        }
+        return KerasRef(layer: name, node: node, tensor: tensor)
+    }
+
+    /// Connects a Sequential model's layers in order; its input comes from an InputLayer or the
+    /// first layer's `batch_input_shape`.
+    private static func chain(_ list: [KerasLayer], path: String) throws(ImportError) -> ([KerasLayer], [KerasRef], [KerasRef]) {
+        var layers = list
+        if layers.first?.className != "InputLayer" {
+            guard let first = layers.first, let shape = first.config["batch_input_shape"] else {
+                throw .badConfig(path: path, layer: list.first?.name, reason: "Sequential model without an input shape")
+            }
+            let input = KerasLayer(className: "InputLayer", name: first.name + "_input",
+                                   config: .object(["batch_input_shape": shape]), inbound: [], nested: nil)
+            layers.insert(input, at: 0)
+        }
+        for i in 1..<layers.count {
+            layers[i].inbound = [[KerasRef(layer: layers[i - 1].name, node: 0, tensor: 0)]]
+        }
+        let first = KerasRef(layer: layers[0].name, node: 0, tensor: 0)
+        let last = KerasRef(layer: layers[layers.count - 1].name, node: 0, tensor: 0)
+        return (layers, [first], [last])
+    }
+}

@@ -1,0 +1,175 @@
+import FModelCore
+
+/// The Keras layer classes fmodel lowers, each to one IR node.
+extension KerasLowering {
+    /// Lowers one call of a (non-model) layer and returns the value it produces.
+    mutating func lowerLayer(_ layer: KerasLayer, inputs: [String], group: String) throws(ImportError) -> String {
+        let c = LayerConfig(layer: layer, path: path)
+        let (op, params) = try lowering(layer, c, inputs: inputs, group: group)
+        do {
+            return try builder.add(layer.name, op, inputs: inputs, params: params)
+        } catch {
+            throw .badConfig(path: path, layer: layer.name, reason: error.description)
+        }
+    }
+
+    private func lowering(_ layer: KerasLayer, _ c: LayerConfig, inputs: [String], group: String) throws(ImportError) -> (Op, [String: Tensor]) {
+        let w = { (role: String) throws(ImportError) -> Tensor in try weights.tensor(role, layer: layer.name, group: group) }
+        func optional(_ role: String, _ enabled: Bool) throws(ImportError) -> [String: Tensor] {
+            enabled ? [role == "moving_mean" ? "mean" : role == "moving_variance" ? "variance" : role: try w(role)] : [:]
+        }
+        switch layer.className {
+        case "Conv2D":
+            try c.require("groups", 1, default: 1)
+            try c.require("data_format", "channels_last", default: "channels_last")
+            let kernel = try w("kernel")
+            try c.checkShape(kernel, "kernel", c.pair("kernel_size") + [-1, c.int("filters")])
+            return (.conv2D(try c.conv()), ["kernel": kernel].merging(try optional("bias", c.bool("use_bias", default: true))) { a, _ in a })
+        case "DepthwiseConv2D":
+            let kernel = try w("depthwise_kernel")
+            try c.checkShape(kernel, "depthwise_kernel", c.pair("kernel_size") + [-1, c.int("depth_multiplier", default: 1)])
+            return (.depthwiseConv2D(try c.conv()), ["kernel": kernel].merging(try optional("bias", c.bool("use_bias", default: true))) { a, _ in a })
+        case "Dense":
+            let kernel = try w("kernel")
+            try c.checkShape(kernel, "kernel", [-1, c.int("units")])
+            return (.dense(activation: try c.activation()), ["kernel": kernel].merging(try optional("bias", c.bool("use_bias", default: true))) { a, _ in a })
+        case "BatchNormalization":
+            try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
+            var p = try optional("moving_mean", true).merging(try optional("moving_variance", true)) { a, _ in a }
+            p.merge(try optional("gamma", c.bool("scale", default: true))) { a, _ in a }
+            p.merge(try optional("beta", c.bool("center", default: true))) { a, _ in a }
+            return (.batchNorm(epsilon: Float(c.double("epsilon", default: 0.001))), p)
+        case "Activation": return (.activation(try c.activation()), [:])
+        case "ReLU": return (.activation(try c.relu()), [:])
+        case "LeakyReLU": return (.activation(.leakyRelu(alpha: Float(c.double("alpha", default: c.double("negative_slope", default: 0.3))))), [:])
+        case "Softmax":
+            try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
+            return (.activation(.softmax), [:])
+        case "Dropout", "SpatialDropout2D", "GaussianDropout", "AlphaDropout": return (.dropout(rate: Float(c.double("rate", default: 0))), [:])
+        case "MaxPooling2D": return (.maxPool(try c.pool()), [:])
+        case "AveragePooling2D": return (.avgPool(try c.pool()), [:])
+        case "GlobalAveragePooling2D": return (.globalAvgPool(keepDims: c.bool("keepdims", default: false)), [:])
+        case "GlobalMaxPooling2D": return (.globalMaxPool(keepDims: c.bool("keepdims", default: false)), [:])
+        case "Flatten": return (.flatten, [:])
+        case "Reshape": return (.reshape(shape: try c.ints("target_shape")), [:])
+        case "Concatenate": return (.concat(axis: c.int("axis", default: -1)), [:])
+        case "Add": return (.add, [:])
+        case "Multiply": return (.mul, [:])
+        case "ZeroPadding2D":
+            let p = try c.padding2D()
+            return (.zeroPad(top: p[0], bottom: p[1], left: p[2], right: p[3]), [:])
+        case "Lambda":
+            switch LambdaScaling.scale(config: layer.config) {
+            case .success(let s): return (.scale(s), [:])
+            case .failure(let m): throw .unsupportedLambda(path: path, layer: layer.name, saw: m.saw)
+            }
+        default:
+            throw .unsupportedLayer(path: path, layer: layer.name, className: layer.className)
+        }
+    }
+}
+
+/// Typed reads of one layer's config, with errors that name the layer and the key.
+struct LayerConfig {
+    let layer: KerasLayer
+    let path: String
+
+    private func fail(_ reason: String) -> ImportError { .badConfig(path: path, layer: layer.name, reason: reason) }
+    private var config: JSONValue { layer.config }
+
+    func int(_ key: String, default d: Int? = nil) -> Int { config[key]?.int ?? d ?? -1 }
+    func int(_ key: String) throws(ImportError) -> Int {
+        guard let v = config[key]?.int else { throw fail("'\(key)' is \(config[key]?.brief ?? "missing"), expected an integer") }
+        return v
+    }
+    func double(_ key: String, default d: Double) -> Double { config[key]?.double ?? d }
+    func bool(_ key: String, default d: Bool) -> Bool { config[key]?.bool ?? d }
+
+    func ints(_ key: String) throws(ImportError) -> [Int] {
+        guard let a = config[key]?.array, a.count <= 8 else { throw fail("'\(key)' is \(config[key]?.brief ?? "missing"), expected a list") }
+        var out: [Int] = []
+        for v in a {
+            guard let i = v.int else { throw fail("'\(key)' holds \(v.brief)") }
+            out.append(i)
+        }
+        return out
+    }
+
+    /// A 2-element list, or an integer meaning both.
+    func pair(_ key: String) throws(ImportError) -> [Int] {
+        if let i = config[key]?.int { return [i, i] }
+        let v = try ints(key)
+        guard v.count == 2, v.allSatisfy({ $0 > 0 }) else { throw fail("'\(key)' is \(v), expected 2 positive integers") }
+        return v
+    }
+
+    func require(_ key: String, _ expected: Int, default d: Int) throws(ImportError) {
+        let v = config[key]?.int ?? d
+        guard v == expected else { throw fail("'\(key)' = \(v) is not supported (only \(expected))") }
+    }
+
+    func require(_ key: String, _ expected: String, default d: String) throws(ImportError) {
+        let v = config[key]?.string ?? d
+        guard v == expected else { throw fail("'\(key)' = \(v) is not supported (only \(expected))") }
+    }
+
+    func padding() throws(ImportError) -> Padding {
+        switch config["padding"]?.string ?? "valid" {
+        case "same": return .same
+        case "valid": return .valid
+        case let p: throw fail("padding '\(p)' is not supported")
+        }
+    }
+
+    func activation() throws(ImportError) -> Activation {
+        let name = config["activation"]?.string ?? "linear"
+        guard let a = Activation(spelling: name) else { throw fail("activation '\(config["activation"]?.brief ?? name)' is not supported") }
+        return a
+    }
+
+    func relu() throws(ImportError) -> Activation {
+        let maxValue = config["max_value"]?.double
+        let slope = double("negative_slope", default: 0)
+        guard double("threshold", default: 0) == 0 else { throw fail("ReLU threshold is not supported") }
+        switch (maxValue, slope) {
+        case (nil, 0): return .relu
+        case (6?, 0): return .relu6
+        case (nil, let s): return .leakyRelu(alpha: Float(s))
+        default: throw fail("ReLU(max_value: \(maxValue!), negative_slope: \(slope)) is not supported")
+        }
+    }
+
+    func conv() throws(ImportError) -> ConvAttributes {
+        try require("data_format", "channels_last", default: "channels_last")
+        return ConvAttributes(strides: try pair("strides"), dilations: try pair("dilation_rate"), padding: try padding(), activation: try activation())
+    }
+
+    func pool() throws(ImportError) -> PoolAttributes {
+        let size = try pair("pool_size")
+        let strides = config["strides"]?.isNull == false ? try pair("strides") : size
+        return PoolAttributes(size: size, strides: strides, padding: try padding())
+    }
+
+    /// ZeroPadding2D's `padding`: int, (h, w) or ((top, bottom), (left, right)).
+    func padding2D() throws(ImportError) -> [Int] {
+        let p = config["padding"]
+        if let i = p?.int { return [i, i, i, i] }
+        if let a = p?.array, a.count == 2 {
+            if let h = a[0].int, let w = a[1].int { return [h, h, w, w] }
+            if let h = a[0].array?.compactMap(\.int), let w = a[1].array?.compactMap(\.int), h.count == 2, w.count == 2 { return h + w }
+        }
+        throw fail("padding \(p?.brief ?? "missing") is not understood")
+    }
+
+    /// Only the channel (last) axis is supported for normalisation and softmax.
+    func checkLastAxis(rank: Int) throws(ImportError) {
+        let axes = config["axis"]?.array?.compactMap(\.int) ?? config["axis"].flatMap { $0.int.map { [$0] } } ?? [-1]
+        guard axes.count == 1, axes[0] == -1 || axes[0] == rank - 1 else { throw fail("axis \(axes) is not the last axis of a rank-\(rank) input") }
+    }
+
+    /// Checks a weight's shape against the config (`-1` entries are not checked here).
+    func checkShape(_ t: Tensor, _ role: String, _ expected: [Int]) throws(ImportError) {
+        let ok = t.shape.rank == expected.count && zip(t.shape.dims, expected).allSatisfy { $1 < 0 || $0 == $1 }
+        guard ok else { throw .weightShape(path: path, layer: layer.name, weight: role, expected: expected, got: t.shape.dims) }
+    }
+}

@@ -1,0 +1,69 @@
+import FModelCore
+import FModelFormat
+import Foundation
+
+/// Options that shape an import, shared by `fmodel import` and every command taking a MODEL.
+public struct ImportOptions: Sendable {
+    /// Keras model config text for weights-only files (`--config`).
+    public var configJSON: String?
+    /// Input normalisation to record in the model (`--preprocess`).
+    public var preprocess: Preprocess?
+
+    public init(configJSON: String? = nil, preprocess: Preprocess? = nil) {
+        self.configJSON = configJSON
+        self.preprocess = preprocess
+    }
+}
+
+/// The formats fmodel reads.
+public enum SourceFormat: String, Sendable {
+    case fmodel, kerasH5 = "keras-h5", tensorflowPB = "tensorflow-pb", keras3 = "keras3"
+}
+
+/// Loads a model from any supported file: `.fmodel` directly, anything else through its importer.
+public enum ModelLoader {
+    /// Tells the format of `path` from its first bytes (and, for a GraphDef, its extension).
+    public static func detect(path: String) throws(ImportError) -> SourceFormat {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw .unknownFormat(path: path, reason: "cannot open the file") }
+        let prefix = [UInt8]((try? h.read(upToCount: 2056)) ?? Data())
+        try? h.close()
+        if prefix.starts(with: FModelLayout.magic) { return .fmodel }
+        if HDF5File.hasSignature(prefix) { return .kerasH5 }
+        if prefix.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .keras3 }
+        if path.hasSuffix(".pb") { return .tensorflowPB }
+        throw .unknownFormat(path: path, reason: "not an .fmodel, Keras HDF5 (.h5), Keras 3 (.keras) or TensorFlow GraphDef (.pb) file")
+    }
+
+    /// Loads `path`, importing it when it is not an `.fmodel`.
+    /// - Throws: `ImportError`, `FormatError` or `GraphError`, each naming the file.
+    public static func load(path: String, options: ImportOptions = .init()) throws -> Graph {
+        var graph: Graph
+        switch try detect(path: path) {
+        case .fmodel:
+            graph = try FModelReader.read(path: path)
+        case .kerasH5:
+            graph = try KerasImporter.importModel(path: path, configJSON: options.configJSON)
+            graph.metadata.sourceFile = (path as NSString).lastPathComponent
+            graph.metadata.sourceSHA256 = try sha256(path: path)
+            graph.metadata.preprocess = .prewhiten
+        case .tensorflowPB:
+            throw ImportError.unknownFormat(path: path, reason: "TensorFlow GraphDef import is not available yet in this build (issue #3)")
+        case .keras3:
+            throw ImportError.unknownFormat(path: path, reason: "Keras 3 .keras import is not available yet in this build")
+        }
+        if let p = options.preprocess { graph.metadata.preprocess = p }
+        graph.metadata.producer = "fmodel \(FModelVersion.current)"
+        return graph
+    }
+
+    /// Hex SHA-256 of a file, read through a memory map.
+    public static func sha256(path: String) throws(FormatError) -> String {
+        let file = try MappedFile(path: path)
+        return SHA256.hex(file.bytes)
+    }
+}
+
+/// The version of this toolkit, recorded in files it writes.
+public enum FModelVersion {
+    public static let current = "0.1.0"
+}

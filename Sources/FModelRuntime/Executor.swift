@@ -1,0 +1,175 @@
+import FModelCore
+import Foundation
+
+/// Runs a graph on the CPU in float32, NHWC. Prepared once; `run` may be called from any thread.
+public final class Executor: @unchecked Sendable {
+    /// The graph as loaded (parameters still in their stored encoding).
+    public let graph: Graph
+    private let steps: [Step]
+    private let valueIndex: [String: Int]
+    private let nodeInputs: [[Int]]
+    private let lastUse: [Int]
+    private let outputIndices: Set<Int>
+    private let lock = NSLock()
+    private var pool = BufferPool()
+
+    /// Validates `graph` and prepares every node's parameters.
+    /// - Throws: `GraphError` when the graph is not well formed.
+    public init(graph: Graph) throws(GraphError) {
+        try graph.validate()
+        let shapes = try graph.inferShapes()
+        self.graph = graph
+        var index: [String: Int] = [:]
+        for (i, input) in graph.inputs.enumerated() { index[input.name] = i }
+        for (i, node) in graph.nodes.enumerated() { index[node.name] = graph.inputs.count + i }
+        valueIndex = index
+        nodeInputs = graph.nodes.map { $0.inputs.map { index[$0]! } }
+        steps = graph.nodes.map { Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0) }
+        var last = [Int](repeating: -1, count: index.count)
+        for (i, ins) in nodeInputs.enumerated() { for v in ins { last[v] = i } }
+        lastUse = last
+        outputIndices = Set(graph.outputs.map { index[$0]! })
+    }
+
+    /// Names of the model's inputs, in order.
+    public var inputNames: [String] { graph.inputs.map(\.name) }
+
+    /// Runs the model on a batch.
+    /// - Parameter inputs: one tensor per model input, all with the same batch size.
+    /// - Returns: one tensor per model output, by output name.
+    /// - Throws: `RuntimeError` when inputs are missing or misshapen.
+    public func run(_ inputs: [String: FloatTensor]) throws -> [String: FloatTensor] {
+        let batch = try checkInputs(inputs)
+        let shapes = try graph.inferShapes(batch: batch)
+        lock.lock()
+        defer { lock.unlock() }
+        var run = Run(shapes: shapes, valueCount: valueIndex.count)
+        for (i, info) in graph.inputs.enumerated() {
+            let t = inputs[info.name]!
+            let b = take(t.values.count)
+            t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: t.values.count) }
+            run.bind(i, b)
+        }
+        for (i, node) in graph.nodes.enumerated() {
+            execute(i, node: node, run: &run)
+        }
+        var result: [String: FloatTensor] = [:]
+        for name in graph.outputs {
+            let v = valueIndex[name]!
+            let shape = shapes[name]!
+            let n = shape.elementCount!
+            result[name] = FloatTensor(shape: shape, values: Array(UnsafeBufferPointer(start: run.buffers[v]!.pointer, count: n)))
+        }
+        for b in run.releaseAll() { pool.give(b) }
+        return result
+    }
+
+    private func take(_ n: Int) -> Buffer { pool.take(n) }
+
+    private func checkInputs(_ inputs: [String: FloatTensor]) throws -> Int {
+        for name in inputs.keys where !inputNames.contains(name) { throw RuntimeError.unknownInput(name: name, known: inputNames) }
+        var batch: Int?
+        for info in graph.inputs {
+            guard let t = inputs[info.name] else { throw RuntimeError.missingInput(info.name) }
+            let b = t.shape.dims.first ?? 0
+            let fits = t.shape.rank == info.shape.rank && b > 0 && (batch == nil || batch == b)
+                && zip(t.shape.dims, info.shape.dims).dropFirst().allSatisfy { $0 == $1 || $1 < 0 }
+            guard fits else { throw RuntimeError.inputShape(name: info.name, expected: info.shape, got: t.shape) }
+            batch = b
+        }
+        return batch ?? 1
+    }
+
+    private func execute(_ i: Int, node: Node, run: inout Run) {
+        let out = graph.inputs.count + i
+        let ins = nodeInputs[i]
+        let outShape = run.shapes[node.name]!
+        let count = outShape.elementCount!
+        let inShape = run.shapes[node.inputs[0]]!
+        let x = UnsafePointer(run.buffers[ins[0]]!.pointer)
+        if case .alias = steps[i] {
+            run.bind(out, run.buffers[ins[0]]!)
+        } else {
+            let y = take(count)
+            compute(steps[i], x: x, inShape: inShape, y: y.pointer, outShape: outShape, count: count, ins: ins, node: node, run: run)
+            run.bind(out, y)
+        }
+        for v in Set(ins) where lastUse[v] == i && !outputIndices.contains(v) {
+            if let b = run.unbind(v) { pool.give(b) }
+        }
+    }
+
+    private func compute(_ step: Step, x: UnsafePointer<Float>, inShape: Shape, y: UnsafeMutablePointer<Float>,
+                         outShape: Shape, count: Int, ins: [Int], node: Node, run: Run) {
+        switch step {
+        case .conv(let k):
+            k.run(input: x, inShape: inShape, output: y, outShape: outShape) { n in
+                if run.scratch.capacity < n { run.scratch = Buffer(capacity: n) }
+                return run.scratch.pointer
+            }
+        case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape)
+        case .dense(let w, let bias, let act, let inputs, let units):
+            let rows = count / units
+            w.withUnsafeBufferPointer { sgemm(m: rows, n: units, k: inputs, a: x, b: $0.baseAddress!, c: y) }
+            if let bias { bias.withUnsafeBufferPointer { addBias(y, rows: rows, channels: units, bias: $0.baseAddress!) } }
+            act.apply(y, count: count, channels: units)
+        case .scaleShift(let s, let t): scaleShift(x, y, count: count, scale: s, shift: t)
+        case .activation(let a):
+            y.update(from: x, count: count)
+            a.apply(y, count: count, channels: outShape.last)
+        case .pool(let p, let isMax): windowPool(x, inShape: inShape, y, outShape: outShape, p, max: isMax)
+        case .globalPool(let isMax): globalPool(x, inShape: inShape, y, max: isMax)
+        case .concat(let axis):
+            let parts = ins.enumerated().map { (UnsafePointer(run.buffers[$1]!.pointer), run.shapes[node.inputs[$0]]!) }
+            concat(parts, axis: axis, into: y, outShape: outShape)
+        case .combine(let multiply):
+            let parts = ins.enumerated().map { (UnsafePointer(run.buffers[$1]!.pointer), run.shapes[node.inputs[$0]]!.elementCount!) }
+            combine(parts, into: y, count: count, channels: outShape.last, batch: outShape[0], multiply: multiply)
+        case .scale(let s): for j in 0..<count { y[j] = x[j] * s }
+        case .zeroPad(let top, let left): zeroPad(x, inShape: inShape, y, outShape: outShape, top: top, left: left)
+        case .l2Normalize(let e): l2Normalize(x, y, count: count, channels: outShape.last, epsilon: e)
+        case .alias: break
+        }
+    }
+}
+
+/// The values alive during one run, and which buffer holds each. A buffer shared by aliases is
+/// released when the last value holding it is.
+final class Run {
+    let shapes: [String: Shape]
+    var buffers: [Buffer?]
+    var holders: [ObjectIdentifier: Int] = [:]
+    var scratch = Buffer(capacity: 1)
+
+    init(shapes: [String: Shape], valueCount: Int) {
+        self.shapes = shapes
+        buffers = [Buffer?](repeating: nil, count: valueCount)
+    }
+
+    func bind(_ v: Int, _ b: Buffer) {
+        buffers[v] = b
+        holders[ObjectIdentifier(b), default: 0] += 1
+    }
+
+    /// Drops value `v`; returns its buffer when no other value holds it.
+    func unbind(_ v: Int) -> Buffer? {
+        guard let b = buffers[v] else { return nil }
+        buffers[v] = nil
+        let id = ObjectIdentifier(b)
+        holders[id]! -= 1
+        if holders[id]! == 0 {
+            holders[id] = nil
+            return b
+        }
+        return nil
+    }
+
+    /// Every buffer still held (the outputs), once each.
+    func releaseAll() -> [Buffer] {
+        var seen = Set<ObjectIdentifier>()
+        var out: [Buffer] = []
+        for case let b? in buffers where seen.insert(ObjectIdentifier(b)).inserted { out.append(b) }
+        buffers = buffers.map { _ in nil }
+        return out
+    }
+}

@@ -1,0 +1,32 @@
+import FModelCore
+
+/// A dense float32 activation held in memory: a model's input or output.
+public struct FloatTensor: Sendable, Equatable {
+    public var shape: Shape
+    public var values: [Float]
+
+    /// Creates a tensor; `values.count` must equal the shape's element count.
+    public init(shape: Shape, values: [Float]) {
+        precondition(shape.elementCount == values.count, "shape \(shape) does not hold \(values.count) values")
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// Why a model could not run.
+public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// An input the model needs was not given.
+    case missingInput(String)
+    /// An input was given that the model does not have.
+    case unknownInput(name: String, known: [String])
+    /// An input's shape does not fit the model.
+    case inputShape(name: String, expected: Shape, got: Shape)
+
+    public var description: String {
+        switch self {
+        case .missingInput(let n): "input '\(n)' was not given"
+        case .unknownInput(let n, let known): "the model has no input '\(n)' (it has \(known.joined(separator: ", ")))"
+        case .inputShape(let n, let e, let g): "input '\(n)' has shape \(g), the model takes \(e)"
+        }
+    }
+}

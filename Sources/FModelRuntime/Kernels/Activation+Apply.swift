@@ -1,0 +1,41 @@
+import FModelCore
+import Foundation
+
+extension Activation {
+    /// Applies the activation in place to `count` values laid out as rows of `channels`.
+    func apply(_ x: UnsafeMutablePointer<Float>, count: Int, channels: Int) {
+        switch self {
+        case .linear: return
+        case .relu: for i in 0..<count where x[i] < 0 { x[i] = 0 }
+        case .relu6: for i in 0..<count { x[i] = min(max(x[i], 0), 6) }
+        case .leakyRelu(let a): for i in 0..<count where x[i] < 0 { x[i] *= a }
+        case .sigmoid: for i in 0..<count { x[i] = 1 / (1 + expf(-x[i])) }
+        case .tanh: for i in 0..<count { x[i] = tanhf(x[i]) }
+        case .softmax: softmaxRows(x, rows: count / max(channels, 1), channels: channels)
+        }
+    }
+}
+
+/// Softmax over each row: `exp(x - max) / sum`, as TensorFlow computes it.
+func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
+    for r in 0..<rows {
+        let row = x + r * channels
+        var m = -Float.infinity
+        for i in 0..<channels { m = max(m, row[i]) }
+        var sum: Float = 0
+        for i in 0..<channels {
+            row[i] = expf(row[i] - m)
+            sum += row[i]
+        }
+        let inv = 1 / sum
+        for i in 0..<channels { row[i] *= inv }
+    }
+}
+
+/// Adds `bias` to every row of `channels` values.
+func addBias(_ x: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: UnsafePointer<Float>) {
+    for r in 0..<rows {
+        let row = x + r * channels
+        for c in 0..<channels { row[c] += bias[c] }
+    }
+}

@@ -1,0 +1,26 @@
+import FModelCore
+
+/// Concatenates inputs along `axis` (non-negative, not the batch).
+func concat(_ inputs: [(UnsafePointer<Float>, Shape)], axis: Int, into y: UnsafeMutablePointer<Float>, outShape: Shape) {
+    let outer = outShape.dims[..<axis].reduce(1, *)
+    let innerOut = outShape.dims[axis...].reduce(1, *)
+    var offset = 0
+    for (x, s) in inputs {
+        let chunk = s.dims[axis...].reduce(1, *)
+        for o in 0..<outer { (y + o * innerOut + offset).update(from: x + o * chunk, count: chunk) }
+        offset += chunk
+    }
+}
+
+/// Zero-pads height and width of NHWC images.
+func zeroPad(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, outShape: Shape, top: Int, left: Int) {
+    let c = inShape[3]
+    y.update(repeating: 0, count: outShape.elementCount!)
+    for b in 0..<inShape[0] {
+        for iy in 0..<inShape[1] {
+            let src = x + ((b * inShape[1] + iy) * inShape[2]) * c
+            let dst = y + ((b * outShape[1] + iy + top) * outShape[2] + left) * c
+            dst.update(from: src, count: inShape[2] * c)
+        }
+    }
+}

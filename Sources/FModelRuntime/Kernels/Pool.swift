@@ -1,0 +1,51 @@
+import FModelCore
+
+/// Max or average pooling over NHWC. Average pooling with SAME padding divides by the number
+/// of pixels inside the image, as TensorFlow does.
+func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, outShape: Shape,
+          _ p: PoolAttributes, max isMax: Bool) {
+    let c = inShape[3]
+    let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: p.size[0], kW: p.size[1],
+                     strides: p.strides, dilations: [1, 1], padding: p.padding)
+    for b in 0..<inShape[0] {
+        let xb = x + b * win.inH * win.inW * c
+        let yb = y + b * win.outH * win.outW * c
+        for oy in 0..<win.outH {
+            let y0 = max(oy * win.strideH - win.padTop, 0), y1 = min(oy * win.strideH - win.padTop + win.kH, win.inH)
+            for ox in 0..<win.outW {
+                let x0 = max(ox * win.strideW - win.padLeft, 0), x1 = min(ox * win.strideW - win.padLeft + win.kW, win.inW)
+                let out = yb + (oy * win.outW + ox) * c
+                out.update(repeating: isMax ? -.infinity : 0, count: c)
+                for iy in y0..<y1 {
+                    for ix in x0..<x1 {
+                        let px = xb + (iy * win.inW + ix) * c
+                        if isMax { for ch in 0..<c { out[ch] = Swift.max(out[ch], px[ch]) } }
+                        else { for ch in 0..<c { out[ch] += px[ch] } }
+                    }
+                }
+                if !isMax {
+                    let inv = 1 / Float((y1 - y0) * (x1 - x0))
+                    for ch in 0..<c { out[ch] *= inv }
+                }
+            }
+        }
+    }
+}
+
+/// Mean or max over height and width of each image.
+func globalPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, max isMax: Bool) {
+    let pixels = inShape[1] * inShape[2], c = inShape[3]
+    for b in 0..<inShape[0] {
+        let out = y + b * c
+        out.update(repeating: isMax ? -.infinity : 0, count: c)
+        for p in 0..<pixels {
+            let px = x + (b * pixels + p) * c
+            if isMax { for ch in 0..<c { out[ch] = Swift.max(out[ch], px[ch]) } }
+            else { for ch in 0..<c { out[ch] += px[ch] } }
+        }
+        if !isMax {
+            let inv = 1 / Float(pixels)
+            for ch in 0..<c { out[ch] *= inv }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import FModelCore
+
+/// A node lowered to what the CPU runs: parameters dequantized to float32 and laid out for
+/// the kernel, batch norm reduced to a per-channel scale and shift.
+enum Step {
+    case conv(ConvKernel)
+    case depthwise(DepthwiseKernel)
+    case dense(kernel: [Float], bias: [Float]?, activation: Activation, inputs: Int, units: Int)
+    case scaleShift(scale: [Float], shift: [Float])
+    case activation(Activation)
+    case pool(PoolAttributes, max: Bool)
+    case globalPool(max: Bool)
+    case concat(axis: Int)
+    case combine(multiply: Bool)
+    case scale(Float)
+    case zeroPad(top: Int, left: Int)
+    case l2Normalize(epsilon: Float)
+    /// Identity, dropout, reshape and flatten: the output shares the input's buffer.
+    case alias
+
+    /// Lowers `node`; the graph was validated, so the parameters it names exist and fit.
+    init(_ node: Node, graph: Graph, inputRank: Int) {
+        func floats(_ role: String) -> [Float]? { graph.param(role, of: node)?.floats() }
+        switch node.op {
+        case .conv2D(let a):
+            let k = graph.param("kernel", of: node)!.shape
+            self = .conv(ConvKernel(kernel: floats("kernel")!, bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3]))
+        case .depthwiseConv2D(let a):
+            let k = graph.param("kernel", of: node)!.shape
+            self = .depthwise(DepthwiseKernel(kernel: floats("kernel")!, bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], multiplier: k[3]))
+        case .dense(let act):
+            let k = graph.param("kernel", of: node)!.shape
+            self = .dense(kernel: floats("kernel")!, bias: floats("bias"), activation: act, inputs: k[0], units: k[1])
+        case .batchNorm(let eps):
+            self = Step.batchNorm(mean: floats("mean")!, variance: floats("variance")!, gamma: floats("gamma"), beta: floats("beta"), epsilon: eps)
+        case .activation(let a): self = .activation(a)
+        case .maxPool(let p): self = .pool(p, max: true)
+        case .avgPool(let p): self = .pool(p, max: false)
+        case .globalAvgPool: self = .globalPool(max: false)
+        case .globalMaxPool: self = .globalPool(max: true)
+        case .concat(let axis): self = .concat(axis: axis < 0 ? inputRank + axis : axis)
+        case .add: self = .combine(multiply: false)
+        case .mul: self = .combine(multiply: true)
+        case .scale(let s): self = .scale(s)
+        case .zeroPad(let t, _, let l, _): self = .zeroPad(top: t, left: l)
+        case .l2Normalize(let e): self = .l2Normalize(epsilon: e)
+        case .identity, .dropout, .reshape, .flatten: self = .alias
+        }
+    }
+
+    /// Batch norm as `x * scale + shift` with `scale = gamma / sqrt(var + eps)`.
+    static func batchNorm(mean: [Float], variance: [Float], gamma: [Float]?, beta: [Float]?, epsilon: Float) -> Step {
+        var scale = [Float](repeating: 0, count: mean.count)
+        var shift = scale
+        for c in 0..<mean.count {
+            scale[c] = (gamma?[c] ?? 1) / (variance[c] + epsilon).squareRoot()
+            shift[c] = (beta?[c] ?? 0) - mean[c] * scale[c]
+        }
+        return .scaleShift(scale: scale, shift: shift)
+    }
+}

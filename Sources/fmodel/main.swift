@@ -1,0 +1,4 @@
+import FModelCLI
+import Foundation
+
+exit(FModelCommand.main(arguments: Array(CommandLine.arguments.dropFirst())))
