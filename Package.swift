@@ -42,6 +42,6 @@ let package = Package(
         .testTarget(name: "FModelFormatTests", dependencies: ["FModelFormat", "FModelTestSupport"]),
         .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelRuntime", "FModelTestSupport"]),
         .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelTestSupport"]),
-        .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelTestSupport"]),
+        .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelTestSupport", "fmodel"]),
     ]
 )

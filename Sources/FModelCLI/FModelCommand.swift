@@ -10,7 +10,7 @@ public struct FModelCommand: ParsableCommand {
         commandName: "fmodel",
         abstract: "Take a trained face-attribute model out of Python: import, inspect and run it.",
         version: FModelVersion.current,
-        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self])
+        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, ImportWorkerCommand.self])
 
     public init() {}
 
@@ -74,6 +74,7 @@ struct ModelOptions: ParsableArguments {
     /// Loads `path` with these options.
     func load(_ path: String) throws -> Graph {
         var options = ImportOptions(preprocess: preprocess)
+        options.isolation = Helper.path.map { IsolatedImport(helper: $0) }
         if let config {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
                 throw CLIError(description: "\(config): cannot read the config file")

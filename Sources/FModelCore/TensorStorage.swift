@@ -12,7 +12,7 @@ public final class TensorStorage: @unchecked Sendable {
         if let base = data.baseAddress, data.count > 0 {
             p.baseAddress!.copyMemory(from: base, byteCount: data.count)
         }
-        bytes = UnsafeRawBufferPointer(rebasing: p[0..<data.count])
+        bytes = UnsafeRawBufferPointer(start: p.baseAddress, count: data.count)
         owner = nil
         ownsAllocation = true
     }
@@ -26,7 +26,18 @@ public final class TensorStorage: @unchecked Sendable {
 
     /// Copies an array of trivially-copyable values.
     public convenience init<T: BitwiseCopyable>(values: [T]) {
-        self.init(copying: values.withUnsafeBytes { $0 })
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(values.count * MemoryLayout<T>.stride, 1), alignment: 64)
+        values.withUnsafeBytes { src in
+            if let base = src.baseAddress, src.count > 0 { p.baseAddress!.copyMemory(from: base, byteCount: src.count) }
+        }
+        self.init(adopting: UnsafeRawBufferPointer(start: p.baseAddress, count: values.count * MemoryLayout<T>.stride))
+    }
+
+    /// Takes ownership of an allocation made with `UnsafeMutableRawBufferPointer.allocate`.
+    private init(adopting bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        owner = nil
+        ownsAllocation = true
     }
 
     deinit {

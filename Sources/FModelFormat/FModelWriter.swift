@@ -26,7 +26,7 @@ public enum FModelWriter {
     /// Encodes the header JSON with sorted keys, so the same graph gives the same bytes.
     static func encodeHeader(_ header: FileHeader) throws -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(header))
     }
 

@@ -18,6 +18,8 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
     case weightShape(path: String, layer: String, weight: String, expected: [Int], got: [Int])
     /// A size declared in the file is over a limit.
     case limitExceeded(path: String, object: String, reason: String)
+    /// An isolated import worker failed; its message names the file and what is wrong.
+    case worker(message: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingWeight(let p, let l, let w): "\(p): layer '\(l)' needs weight '\(w)', which the file does not hold"
         case .weightShape(let p, let l, let w, let e, let g): "\(p): layer '\(l)' weight '\(w)' has shape \(g), expected \(e)"
         case .limitExceeded(let p, let o, let r): "\(p): '\(o)': \(r)"
+        case .worker(let m): m
         }
     }
 }

@@ -8,6 +8,8 @@ public struct ImportOptions: Sendable {
     public var configJSON: String?
     /// Input normalisation to record in the model (`--preprocess`).
     public var preprocess: Preprocess?
+    /// When set, importers that parse with a C library run in this worker process.
+    public var isolation: IsolatedImport?
 
     public init(configJSON: String? = nil, preprocess: Preprocess? = nil) {
         self.configJSON = configJSON
@@ -42,10 +44,16 @@ public enum ModelLoader {
         case .fmodel:
             graph = try FModelReader.read(path: path)
         case .kerasH5:
-            graph = try KerasImporter.importModel(path: path, configJSON: options.configJSON)
-            graph.metadata.sourceFile = (path as NSString).lastPathComponent
-            graph.metadata.sourceSHA256 = try sha256(path: path)
-            graph.metadata.preprocess = .prewhiten
+            if let isolation = options.isolation {
+                var inner = options
+                inner.isolation = nil
+                graph = try isolation.load(path: path, options: inner)
+            } else {
+                graph = try KerasImporter.importModel(path: path, configJSON: options.configJSON)
+                graph.metadata.sourceFile = (path as NSString).lastPathComponent
+                graph.metadata.sourceSHA256 = try sha256(path: path)
+                graph.metadata.preprocess = .prewhiten
+            }
         case .tensorflowPB:
             throw ImportError.unknownFormat(path: path, reason: "TensorFlow GraphDef import is not available yet in this build (issue #3)")
         case .keras3:

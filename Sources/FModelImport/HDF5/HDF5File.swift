@@ -9,6 +9,17 @@ final class HDF5File {
     /// Size of the file on disk, the bound for any size the file declares.
     let fileSize: Int
 
+    /// Debian's libhdf5 is the serial (not thread-safe) build: every use of it, from opening a
+    /// file to closing it, runs under this one lock.
+    private static let libraryLock = NSRecursiveLock()
+
+    /// Runs `body` holding the library lock; files opened inside must be closed inside.
+    static func withLibrary<T>(_ body: () throws -> T) rethrows -> T {
+        libraryLock.lock()
+        defer { libraryLock.unlock() }
+        return try body()
+    }
+
     /// HDF5 signature: `\x89HDF\r\n\x1a\n`, at offset 0 or a power of two from 512.
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 

@@ -7,7 +7,11 @@ public enum KerasImporter {
     /// - Parameter configJSON: the model config text, required for weights-only files.
     /// - Throws: `ImportError` naming the file and layer.
     public static func importModel(path: String, configJSON: String? = nil) throws -> Graph {
-        let file = try HDF5File(path: path)
+        try HDF5File.withLibrary { try importModel(file: try HDF5File(path: path), configJSON: configJSON) }
+    }
+
+    private static func importModel(file: HDF5File, configJSON: String?) throws -> Graph {
+        let path = file.path
         let configText: String
         let weightsRoot: String
         if let text = try file.strings("model_config", of: "/")?.first {

@@ -1,0 +1,76 @@
+@testable import FModelCLI
+import FModelFormat
+import FModelTestSupport
+import Foundation
+import Testing
+
+/// The commands as a user runs them, through `FModelCommand.main(arguments:)`, with its exit codes.
+@Suite struct CLITests {
+    let dir = Fixtures.temporaryDirectory()
+
+    func fixture(_ name: String) -> String { Fixtures.path(name) }
+
+    @Test func importThenRunMatchesRunningTheSource() throws {
+        let out = dir + "/m.fmodel"
+        #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested.h5"), "-o", out]) == 0)
+        #expect(FModelCommand.main(arguments: ["run", out, "--input", fixture("multitask_nested.input.npy"), "--out", dir + "/a"]) == 0)
+        #expect(FModelCommand.main(arguments: ["run", fixture("multitask_nested.h5"), "--input", "image=" + fixture("multitask_nested.input.npy"), "--out", dir + "/b"]) == 0)
+        for name in ["age", "gender", "ethnicity"] {
+            let a = try NPY.read(path: "\(dir)/a/\(name).npy"), b = try NPY.read(path: "\(dir)/b/\(name).npy")
+            #expect(a == b)
+        }
+    }
+
+    @Test func weightsOnlyImportTakesAConfig() {
+        let out = dir + "/w.fmodel"
+        #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested_weights.h5"), "-o", out]) == 2)
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested_weights.h5"), "--config", fixture("multitask_nested.json"), "-o", out]) == 0)
+    }
+
+    @Test(arguments: ["bad/not_hdf5.h5", "bad/truncated.h5", "bad/unknown_layer.h5", "bad/unknown_lambda.h5",
+                      "bad/lambda_bad_argument.h5", "bad/missing_weight.h5", "no/such/file.h5"])
+    func badInputExitsTwoAndWritesNothing(_ file: String) {
+        let out = dir + "/bad.fmodel"
+        #expect(FModelCommand.main(arguments: ["import", fixture(file), "-o", out]) == 2)
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: dir))?.isEmpty ?? true, "no temporary file left")
+    }
+
+    @Test func usageErrorsExitTwo() {
+        #expect(FModelCommand.main(arguments: ["import"]) == 2)
+        #expect(FModelCommand.main(arguments: ["frobnicate"]) == 2)
+        #expect(FModelCommand.main(arguments: ["run", fixture("tiny_residual.h5"), "--out", dir]) == 2)
+        #expect(FModelCommand.main(arguments: ["--help"]) == 0)
+    }
+
+    /// Corrupted copies of a real file are imported in a worker process: libhdf5 may crash on
+    /// some of them, the command never does, and each ends with 0 or 2.
+    @Test func corruptedFilesNeverCrashTheCommand() throws {
+        let original = try #require(FileManager.default.contents(atPath: fixture("tiny_residual.h5")))
+        var rng = SplitMix64(seed: 7)
+        for i in 0..<40 {
+            var d = original
+            for _ in 0..<4 { d[Int(rng.next() % UInt64(d.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1) }
+            let p = "\(dir)/c\(i).h5"
+            FileManager.default.createFile(atPath: p, contents: d)
+            let code = FModelCommand.main(arguments: ["inspect", p])
+            #expect(code == 0 || code == 2, "case \(i) exited \(code)")
+        }
+    }
+
+    @Test func inspectJSONIsValidAndCountsOptimizerState() throws {
+        let summary = ModelSummary(try ModelOptions.parse([]).load(fixture("facenet_small.h5")))
+        let data = try JSONEncoder().encode(summary)
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect((object["layers"] as? [Any])?.count == summary.layers.count)
+        #expect(summary.parameters > 0 && summary.flops > 0)
+        #expect((summary.metadata.sourceOptimizerTensors ?? 0) > 0)
+        #expect(FModelCommand.main(arguments: ["inspect", fixture("facenet_small.h5"), "--json"]) == 0)
+    }
+
+    @Test func outputFileNamesAreSanitised() {
+        #expect(RunCommand.fileName(for: "age") == "age.npy")
+        #expect(RunCommand.fileName(for: "Bottleneck/BatchNorm:0 x") == "Bottleneck_BatchNorm_0_x.npy")
+    }
+}

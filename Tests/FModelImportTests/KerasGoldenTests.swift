@@ -1,0 +1,93 @@
+import FModelCore
+import FModelFormat
+import FModelImport
+import FModelRuntime
+import FModelTestSupport
+import Foundation
+import Testing
+
+/// Every fixture, imported and run, against the outputs TensorFlow computed for it.
+@Suite struct KerasGoldenTests {
+    static func load(_ e: Fixtures.Entry) throws -> Graph {
+        let config = try e.config.map { try String(contentsOfFile: Fixtures.path($0), encoding: .utf8) }
+        return try ModelLoader.load(path: Fixtures.path(e.model), options: ImportOptions(configJSON: config))
+    }
+
+    static func run(_ graph: Graph, _ e: Fixtures.Entry) throws -> [String: FloatTensor] {
+        let x = try NPY.read(path: Fixtures.path(e.input))
+        return try Executor(graph: graph).run([graph.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
+    }
+
+    /// Largest deviation from TensorFlow over all outputs (and a shape check).
+    static func deviation(_ outputs: [String: FloatTensor], _ e: Fixtures.Entry) throws -> Float {
+        var worst: Float = 0
+        for (name, file) in e.outputs {
+            let expected = try NPY.read(path: Fixtures.path(file))
+            let got = try #require(outputs[name], "no output \(name)")
+            #expect(got.shape.dims == expected.shape, "\(e.name)/\(name) shape")
+            worst = max(worst, Difference(got.values, expected.values, tolerance: .tensorFlow).maxAbsolute)
+        }
+        return worst
+    }
+
+    @Test("matches TensorFlow within 1e-4", arguments: Fixtures.all)
+    func matchesTensorFlow(_ e: Fixtures.Entry) throws {
+        let graph = try Self.load(e)
+        let outputs = try Self.run(graph, e)
+        #expect(Set(outputs.keys) == Set(e.outputs.keys))
+        let worst = try Self.deviation(outputs, e)
+        #expect(worst <= Tolerance.tensorFlow.absolute, "\(e.name): max |Δ| \(worst)")
+    }
+
+    @Test("an imported .fmodel runs to the same numbers as its source", arguments: Fixtures.all)
+    func fmodelRoundTrip(_ e: Fixtures.Entry) throws {
+        let graph = try Self.load(e)
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/m.fmodel"
+        try FModelWriter.write(graph, to: file)
+        let reread = try ModelLoader.load(path: file)
+        #expect(try Self.run(reread, e) == Self.run(graph, e))
+        // Nothing but the weights, the header and alignment: no copy, no stray bytes.
+        let weights = graph.tensors.values.reduce(0) { $0 + $1.byteCount }
+        let mapped = try MappedFile(path: file)
+        let bytes = mapped.bytes
+        let header = Int(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
+        #expect(bytes.count <= weights + 32 + header + 64 * (graph.tensors.count + 1), "file \(bytes.count) B for \(weights) B of weights")
+        withExtendedLifetime(mapped) {}
+    }
+
+    // MARK: - The goldens catch real mistakes
+
+    /// A wrong epsilon, a transposed kernel or padding on the wrong side each move the outputs
+    /// past the tolerance, so the golden comparison above would catch them.
+    @Test func wrongEpsilonIsCaught() throws {
+        let e = Fixtures.entry("multitask_nested")
+        var graph = try Self.load(e)
+        for i in graph.nodes.indices { if case .batchNorm = graph.nodes[i].op { graph.nodes[i].op = .batchNorm(epsilon: 1e-5) } }
+        #expect(try Self.deviation(Self.run(graph, e), e) > 1e-4)
+    }
+
+    @Test func transposedKernelIsCaught() throws {
+        let e = Fixtures.entry("facenet_small")
+        var graph = try Self.load(e)
+        let name = try #require(graph.node(named: "Conv2d_2a_3x3")?.params["kernel"])
+        let k = graph.tensors[name]!
+        let v = k.floats()
+        let (kh, kw, ci, co) = (k.shape[0], k.shape[1], k.shape[2], k.shape[3])
+        var t = v
+        for a in 0..<kh { for b in 0..<kw { for c in 0..<ci { for o in 0..<co {
+            t[((b * kh + a) * ci + c) * co + o] = v[((a * kw + b) * ci + c) * co + o]  // swap kernel height and width
+        } } } }
+        graph.tensors[name] = Tensor(t, shape: k.shape)
+        #expect(try Self.deviation(Self.run(graph, e), e) > 1e-4)
+    }
+
+    @Test func paddingOnTheWrongSideIsCaught() throws {
+        let e = Fixtures.entry("sequential_zoo")
+        var graph = try Self.load(e)
+        let i = try #require(graph.nodes.firstIndex { $0.name == "pad" })
+        graph.nodes[i].op = .zeroPad(top: 2, bottom: 1, left: 1, right: 2)
+        #expect(try Self.deviation(Self.run(graph, e), e) > 1e-4)
+    }
+}

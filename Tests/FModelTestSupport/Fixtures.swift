@@ -1,0 +1,50 @@
+import FModelCore
+import FModelFormat
+import Foundation
+
+/// The fixtures made by `Tools/fixtures/make_fixtures.py` with real TensorFlow, and their manifest.
+public enum Fixtures {
+    /// `Tests/Fixtures`, found from this source file so tests run from any directory.
+    public static let directory: String = {
+        let here = URL(fileURLWithPath: #filePath)
+        return here.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path
+    }()
+
+    /// Absolute path of a fixture file.
+    public static func path(_ name: String) -> String { directory + "/" + name }
+
+    /// One model with its seeded input and TensorFlow's outputs.
+    public struct Entry: Decodable, Sendable {
+        public var name: String
+        public var model: String
+        public var config: String?
+        public var input: String
+        public var inputName: String
+        public var outputs: [String: String]
+
+        enum CodingKeys: String, CodingKey {
+            case name, model, config, input, outputs
+            case inputName = "input_name"
+        }
+
+    }
+
+    private struct Manifest: Decodable { var fixtures: [Entry] }
+
+    /// Every fixture in the manifest.
+    public static let all: [Entry] = {
+        let data = FileManager.default.contents(atPath: path("manifest.json")) ?? Data()
+        return (try? JSONDecoder().decode(Manifest.self, from: data).fixtures) ?? []
+    }()
+
+    /// The fixture called `name`.
+    public static func entry(_ name: String) -> Entry { all.first { $0.name == name }! }
+
+    /// A fresh temporary directory, removed at process exit is not promised: callers clean up.
+    public static func temporaryDirectory() -> String {
+        let dir = NSTemporaryDirectory() + "fmodel-tests-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+}
+
