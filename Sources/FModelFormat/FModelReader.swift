@@ -64,8 +64,14 @@ public enum FModelReader {
         let json = UnsafeRawBufferPointer(rebasing: b[start..<start + length])
         let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
         guard CRC32C.checksum(json) == crc else { throw .corrupt(path: path, offset: start, reason: "header fails its CRC-32C checksum") }
+        let reserved = b.loadUnaligned(fromByteOffset: 28, as: UInt32.self)
+        guard reserved == 0 else { throw .corrupt(path: path, offset: 28, reason: "reserved field is \(reserved), not 0") }
         let header = try decodeHeader(json, path: path)
-        return (header, FModelLayout.aligned(start + length))
+        let dataStart = FModelLayout.aligned(start + length)
+        for i in (start + length)..<min(dataStart, b.count) where b[i] != 0 {
+            throw .corrupt(path: path, offset: i, reason: "padding before the data section is not zero")
+        }
+        return (header, dataStart)
     }
 
     static func decodeHeader(_ json: UnsafeRawBufferPointer, path: String) throws(FormatError) -> FileHeader {

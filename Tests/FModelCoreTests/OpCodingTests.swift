@@ -1,0 +1,27 @@
+import FModelCore
+import Foundation
+import Testing
+
+@Suite struct OpCodingTests {
+    static let ops: [Op] = [
+        .conv2D(ConvAttributes(strides: [2, 1], dilations: [1, 2], padding: .same, activation: .leakyRelu(alpha: 0.1))),
+        .depthwiseConv2D(ConvAttributes(activation: .relu6)), .dense(activation: .softmax), .batchNorm(epsilon: 0.001),
+        .activation(.sigmoid), .activation(.tanh), .activation(.relu), .activation(.linear),
+        .maxPool(PoolAttributes(size: [3, 3], strides: [2, 2], padding: .valid)),
+        .avgPool(PoolAttributes(size: [2, 2], strides: [1, 1], padding: .same)), .globalAvgPool(keepDims: true),
+        .globalMaxPool(keepDims: false), .concat(axis: -1), .add, .mul, .scale(0.17), .reshape(shape: [-1, 4]),
+        .flatten, .zeroPad(top: 1, bottom: 2, left: 3, right: 4), .l2Normalize(epsilon: 1e-10), .dropout(rate: 0.2), .identity,
+    ]
+
+    @Test(arguments: ops)
+    func roundTripsThroughJSON(_ op: Op) throws {
+        let data = try JSONEncoder().encode(op)
+        #expect(try JSONDecoder().decode(Op.self, from: data) == op)
+    }
+
+    @Test func unknownOpsAndMissingAttributesAreErrors() {
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Op.self, from: Data(#"{"type":"warp"}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Op.self, from: Data(#"{"type":"conv2d"}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Op.self, from: Data(#"{"type":"activation","activation":"gelu"}"#.utf8)) }
+    }
+}

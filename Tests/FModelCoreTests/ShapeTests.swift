@@ -1,0 +1,57 @@
+import FModelCore
+import Testing
+
+@Suite struct ShapeTests {
+    func graph(_ op: Op, input: Shape, kernel: Shape? = nil) -> Graph {
+        var tensors: [String: Tensor] = [:]
+        var params: [String: String] = [:]
+        if let kernel {
+            tensors["k"] = Tensor([Float](repeating: 0, count: kernel.elementCount!), shape: kernel)
+            params["kernel"] = "k"
+        }
+        return Graph(inputs: [ValueInfo(name: "x", shape: input)], outputs: ["n"],
+                     nodes: [Node(name: "n", op: op, inputs: ["x"], params: params)], tensors: tensors)
+    }
+
+    /// TensorFlow's output sizes: SAME is ceil(in / stride), VALID is ceil((in - k + 1) / stride).
+    @Test(arguments: [
+        (Padding.same, 1, 17, 17), (.same, 2, 17, 9), (.valid, 1, 17, 15), (.valid, 2, 17, 8), (.valid, 2, 160, 79),
+    ])
+    func convOutputSize(padding: Padding, stride: Int, input: Int, expected: Int) throws {
+        let g = graph(.conv2D(ConvAttributes(strides: [stride, stride], padding: padding)), input: [-1, input, input, 3], kernel: [3, 3, 3, 8])
+        #expect(try g.inferShapes()["n"] == [-1, expected, expected, 8])
+    }
+
+    @Test func dilationWidensTheWindow() throws {
+        let g = graph(.conv2D(ConvAttributes(dilations: [2, 2], padding: .valid)), input: [1, 9, 9, 1], kernel: [3, 3, 1, 1])
+        #expect(try g.inferShapes()["n"] == [1, 5, 5, 1])
+    }
+
+    @Test func errorsNameTheNode() {
+        #expect(throws: GraphError.invalidNode(node: "n", reason: "kernel [3,3,4,8] does not fit input [?,9,9,3]")) {
+            try graph(.conv2D(ConvAttributes()), input: [-1, 9, 9, 3], kernel: [3, 3, 4, 8]).inferShapes()
+        }
+        #expect(throws: GraphError.missingParameter(node: "n", role: "kernel")) {
+            try graph(.dense(activation: .linear), input: [-1, 4]).inferShapes()
+        }
+        var g = graph(.identity, input: [-1, 4])
+        g.nodes[0].inputs = ["y"]
+        #expect(throws: GraphError.unknownValue(node: "n", value: "y")) { try g.inferShapes() }
+        g = graph(.identity, input: [-1, 4])
+        g.outputs = ["z"]
+        #expect(throws: GraphError.unknownOutput("z")) { try g.inferShapes() }
+    }
+
+    @Test func reshapeAndFlatten() throws {
+        #expect(try graph(.flatten, input: [2, 3, 4, 5]).inferShapes()["n"] == [2, 60])
+        #expect(try graph(.reshape(shape: [-1, 5]), input: [2, 3, 4, 5]).inferShapes()["n"] == [2, 12, 5])
+        #expect(throws: GraphError.self) { try graph(.reshape(shape: [7]), input: [2, 3, 4, 5]).inferShapes() }
+    }
+
+    @Test func convFlopsCountMultiplyAdds() throws {
+        let g = graph(.conv2D(ConvAttributes(padding: .same)), input: [-1, 10, 10, 3], kernel: [3, 3, 3, 8])
+        let cost = g.cost(of: g.nodes[0], shapes: try g.inferShapes())
+        #expect(cost.flops == 2 * 10 * 10 * 8 * 27)
+        #expect(cost.parameters == 216 && cost.bytes == 864)
+    }
+}

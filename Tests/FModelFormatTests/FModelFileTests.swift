@@ -1,0 +1,134 @@
+import FModelCore
+@testable import FModelFormat
+import FModelTestSupport
+import Foundation
+import Testing
+
+@Suite struct FModelFileTests {
+    let dir = Fixtures.temporaryDirectory()
+
+    /// A small graph with every stored dtype.
+    static func sample() -> Graph {
+        let kernel = Tensor((0..<24).map { Float($0) / 7 }, shape: [1, 1, 3, 8])
+        let half = Tensor(dtype: .f16, shape: [8], storage: TensorStorage(values: (0..<8).map { Float16(Float($0) * 0.5).bitPattern }))
+        let q8 = Tensor(dtype: .int8PerChannel, shape: [8, 2], storage: TensorStorage(values: (0..<16).map { Int8($0 - 8) }),
+                        scales: TensorStorage(values: [Float(0.1), 0.2]))
+        let q4 = Tensor(dtype: .int4PerGroup, shape: [2, 2], storage: TensorStorage(values: [UInt8(0x21), 0x43]),
+                        scales: TensorStorage(values: [Float16(1).bitPattern]), groupSize: 4)
+        let nodes = [
+            Node(name: "conv", op: .conv2D(ConvAttributes(padding: .same, activation: .relu)), inputs: ["x"], params: ["kernel": "conv/kernel", "bias": "conv/bias"]),
+            Node(name: "pool", op: .globalAvgPool(keepDims: false), inputs: ["conv"]),
+            Node(name: "fc", op: .dense(activation: .softmax), inputs: ["pool"], params: ["kernel": "fc/kernel"]),
+            Node(name: "fc2", op: .dense(activation: .linear), inputs: ["fc"], params: ["kernel": "fc2/kernel"]),
+        ]
+        return Graph(inputs: [ValueInfo(name: "x", shape: [-1, 4, 4, 3])], outputs: ["fc2"], nodes: nodes,
+                     tensors: ["conv/kernel": kernel, "conv/bias": half, "fc/kernel": q8, "fc2/kernel": q4],
+                     metadata: ModelMetadata(sourceFile: "m.h5", sourceSHA256: String(repeating: "ab", count: 32), preprocess: .prewhiten, passes: ["fold_batch_norm"]))
+    }
+
+    func written() throws -> (String, [UInt8]) {
+        let path = dir + "/m.fmodel"
+        try FModelWriter.write(Self.sample(), to: path)
+        return (path, [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+    }
+
+    @Test func roundTripKeepsEverything() throws {
+        let (path, bytes) = try written()
+        let g = try FModelReader.read(path: path)
+        let s = Self.sample()
+        #expect(g.nodes == s.nodes && g.inputs == s.inputs && g.outputs == s.outputs && g.metadata == s.metadata)
+        for (name, t) in s.tensors {
+            let r = try #require(g.tensors[name])
+            #expect(r.dtype == t.dtype && r.shape == t.shape && r.groupSize == t.groupSize)
+            #expect(Array(r.storage.bytes) == Array(t.storage.bytes))
+            #expect(r.floats() == t.floats())
+            // Used in place: 64-byte aligned inside the mapping.
+            #expect(Int(bitPattern: r.storage.bytes.baseAddress) % 64 == 0)
+        }
+        #expect(Array(bytes.prefix(8)) == FModelLayout.magic)
+    }
+
+    @Test func sameGraphSameBytes() throws {
+        let (_, a) = try written()
+        let (_, b) = try written()
+        #expect(a == b)
+    }
+
+    @Test func invalidGraphLeavesNoFile() {
+        var g = Self.sample()
+        g.tensors["conv/kernel"] = Tensor([1, 2], shape: [2])
+        #expect(throws: GraphError.self) { try FModelWriter.write(g, to: dir + "/x.fmodel") }
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: dir))?.isEmpty ?? true)
+        #expect(throws: FormatError.self) { try FModelWriter.write(Self.sample(), to: "/nonexistent-dir/x.fmodel") }
+    }
+
+    func readError(_ bytes: [UInt8]) -> (any Error)? {
+        let p = dir + "/bad.fmodel"
+        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        do { _ = try FModelReader.read(path: p); return nil } catch { return error }
+    }
+
+    /// Every prefix of a valid file is an error, never a crash.
+    @Test func everyTruncationIsAnError() throws {
+        let (_, bytes) = try written()
+        for cut in 0..<bytes.count where cut % 7 == 0 || cut < 64 {
+            #expect(readError(Array(bytes.prefix(cut))) != nil, "prefix \(cut)")
+        }
+    }
+
+    /// Every single-byte change is caught: by the magic, the header checks, or a tensor checksum.
+    @Test func everyByteFlipIsCaught() throws {
+        let (_, bytes) = try written()
+        let headerEnd = 32 + Int(UInt64(littleEndian: bytes[16..<24].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
+        for i in 0..<bytes.count where i < headerEnd || (i - headerEnd) % 5 == 0 {
+            var b = bytes
+            b[i] ^= 0x5A
+            let error = readError(b)
+            // Padding bytes between regions carry no meaning; every other change must fail.
+            let isPadding = bytes[i] == 0 && i >= FModelLayout.aligned(headerEnd) && error == nil
+            #expect(error != nil || isPadding, "flip at \(i)")
+        }
+    }
+
+    @Test func hostileHeaderFields() throws {
+        let (_, bytes) = try written()
+        var huge = bytes
+        huge.replaceSubrange(16..<24, with: withUnsafeBytes(of: UInt64.max.littleEndian, Array.init))
+        #expect(readError(huge) as? FormatError == .limitExceeded(path: dir + "/bad.fmodel", what: "header length at byte offset 16", value: Int.max, limit: 64 << 20))
+        var version = bytes
+        version[8] = 2
+        #expect(readError(version) as? FormatError == .unsupportedVersion(path: dir + "/bad.fmodel", version: 2))
+    }
+
+    /// A header that lies about a tensor (offset past the end, size of another shape) is
+    /// rejected before any byte of the tensor is touched.
+    @Test func lyingTensorTableIsRejected() throws {
+        var header = FModelWriter.layout(Self.sample()).0
+        header.tensors[0].data.offset = 1 << 40
+        #expect(readError(try file(with: header)) is FormatError)
+        header = FModelWriter.layout(Self.sample()).0
+        header.tensors[0].shape = [1 << 30, 1 << 30]
+        #expect(readError(try file(with: header)) != nil)
+    }
+
+    func file(with header: FileHeader) throws -> [UInt8] {
+        let json = try FModelWriter.encodeHeader(header)
+        var out = FModelWriter.preamble(headerLength: json.count, headerCRC: CRC32C.checksum(json)) + json
+        out += [UInt8](repeating: 0, count: FModelLayout.aligned(out.count) - out.count + 4096)
+        return out
+    }
+}
+
+@Suite struct ChecksumTests {
+    @Test func crc32cCheckValue() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+    }
+
+    @Test(arguments: [("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+                      ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+                      (String(repeating: "a", count: 1000), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")])
+    func sha256KnownAnswers(_ text: String, _ hex: String) {
+        #expect(Array(text.utf8).withUnsafeBytes { SHA256.hex($0) } == hex)
+    }
+}

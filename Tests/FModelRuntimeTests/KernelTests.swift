@@ -1,0 +1,128 @@
+import FModelCore
+import FModelRuntime
+import Testing
+
+/// Kernels against values worked out by hand, with TensorFlow's padding and pooling rules.
+@Suite struct KernelTests {
+    /// One node over input `x`, with float32 parameters.
+    func run(_ op: Op, _ x: FloatTensor, params: [String: Tensor] = [:], extra: [FloatTensor] = []) throws -> FloatTensor {
+        var tensors: [String: Tensor] = [:]
+        var roles: [String: String] = [:]
+        for (role, t) in params { tensors["n/\(role)"] = t; roles[role] = "n/\(role)" }
+        var inputs = [ValueInfo(name: "x", shape: x.shape.withBatch(-1))]
+        var feeds = ["x": x]
+        for (i, e) in extra.enumerated() {
+            inputs.append(ValueInfo(name: "e\(i)", shape: e.shape.withBatch(-1)))
+            feeds["e\(i)"] = e
+        }
+        let g = Graph(inputs: inputs, outputs: ["n"], nodes: [Node(name: "n", op: op, inputs: inputs.map(\.name), params: roles)], tensors: tensors)
+        return try Executor(graph: g).run(feeds)["n"]!
+    }
+
+    func ones(_ shape: Shape) -> FloatTensor { FloatTensor(shape: shape, values: [Float](repeating: 1, count: shape.elementCount!)) }
+
+    /// A 3×3 box filter over a 3×3 image of ones with SAME padding counts the pixels inside.
+    @Test func convSamePaddingCountsInsidePixels() throws {
+        let y = try run(.conv2D(ConvAttributes(padding: .same)), ones([1, 3, 3, 1]), params: ["kernel": Tensor([Float](repeating: 1, count: 9), shape: [3, 3, 1, 1])])
+        #expect(y.values == [4, 6, 4, 6, 9, 6, 4, 6, 4])
+    }
+
+    /// SAME with stride 2 on an even size pads only after (TensorFlow puts the extra pixel last).
+    @Test func convSameStrideTwoPadsAfter() throws {
+        let x = FloatTensor(shape: [1, 4, 4, 1], values: (0..<16).map(Float.init))
+        let y = try run(.conv2D(ConvAttributes(strides: [2, 2], padding: .same)), x, params: ["kernel": Tensor([Float](repeating: 1, count: 9), shape: [3, 3, 1, 1])])
+        // windows start at rows/cols 0 and 2: sums of x[0...2][0...2], x[0...2][2...3], ...
+        #expect(y.values == [45, 39, 66, 50])
+    }
+
+    @Test func pointwiseConvIsAMatrixProduct() throws {
+        let x = FloatTensor(shape: [1, 1, 2, 2], values: [1, 2, 3, 4])
+        let y = try run(.conv2D(ConvAttributes(activation: .linear)), x,
+                        params: ["kernel": Tensor([1, 0, 1, 0, 1, 1], shape: [1, 1, 2, 3]), "bias": Tensor([0, 0, 10], shape: [3])])
+        #expect(y.values == [1, 2, 13, 3, 4, 17])
+    }
+
+    @Test func dilatedConvSkipsPixels() throws {
+        let x = FloatTensor(shape: [1, 5, 5, 1], values: (0..<25).map(Float.init))
+        let k = Tensor([1, 0, 0, 0, 0, 0, 0, 0, 1], shape: [3, 3, 1, 1])
+        let y = try run(.conv2D(ConvAttributes(dilations: [2, 2], padding: .valid)), x, params: ["kernel": k])
+        #expect(y.values == [0 + 24])
+    }
+
+    @Test func depthwiseWithMultiplier() throws {
+        let x = FloatTensor(shape: [1, 1, 1, 2], values: [3, 5])
+        let y = try run(.depthwiseConv2D(ConvAttributes()), x, params: ["kernel": Tensor([1, 2, 10, 20], shape: [1, 1, 2, 2])])
+        #expect(y.values == [3, 6, 50, 100])
+    }
+
+    /// Average pooling with SAME padding divides by the pixels inside the image only.
+    @Test func avgPoolSameExcludesPadding() throws {
+        let x = FloatTensor(shape: [1, 2, 2, 1], values: [1, 2, 3, 4])
+        let y = try run(.avgPool(PoolAttributes(size: [2, 2], strides: [1, 1], padding: .same)), x)
+        #expect(y.values == [2.5, 3, 3.5, 4])
+        let m = try run(.maxPool(PoolAttributes(size: [3, 3], strides: [2, 2], padding: .same)), FloatTensor(shape: [1, 2, 2, 1], values: [-1, -2, -3, -4]))
+        #expect(m.values == [-1])
+    }
+
+    @Test func batchNormUsesEpsilon() throws {
+        let y = try run(.batchNorm(epsilon: 1), FloatTensor(shape: [1, 2], values: [5, 5]),
+                        params: ["mean": Tensor([1, 1], shape: [2]), "variance": Tensor([3, 15], shape: [2]), "gamma": Tensor([2, 2], shape: [2])])
+        #expect(y.values == [4, 2])  // (5-1)/sqrt(3+1)*2, (5-1)/sqrt(15+1)*2, no beta
+    }
+
+    @Test func activations() throws {
+        let x = FloatTensor(shape: [1, 4], values: [-2, -0.5, 0.5, 8])
+        #expect(try run(.activation(.relu), x).values == [0, 0, 0.5, 8])
+        #expect(try run(.activation(.relu6), x).values == [0, 0, 0.5, 6])
+        #expect(try run(.activation(.leakyRelu(alpha: 0.1)), x).values == [-0.2, -0.05, 0.5, 8])
+        let s = try run(.activation(.softmax), x).values
+        #expect(abs(s.reduce(0, +) - 1) < 1e-6 && s[3] > 0.99)
+        let l2 = try run(.l2Normalize(epsilon: 1e-10), FloatTensor(shape: [1, 2], values: [3, 4]))
+        #expect(l2.values == [0.6, 0.8])
+    }
+
+    @Test func layoutOps() throws {
+        let x = FloatTensor(shape: [1, 1, 2, 1], values: [1, 2])
+        #expect(try run(.zeroPad(top: 1, bottom: 0, left: 0, right: 1), x).values == [0, 0, 0, 1, 2, 0])
+        let cat = try run(.concat(axis: -1), x, extra: [FloatTensor(shape: [1, 1, 2, 2], values: [7, 8, 9, 10])])
+        #expect(cat.values == [1, 7, 8, 2, 9, 10])
+        #expect(try run(.add, x, extra: [x, x]).values == [3, 6])
+        #expect(try run(.mul, x, extra: [FloatTensor(shape: [1, 1], values: [3])]).values == [3, 6])
+        #expect(try run(.scale(0.5), x).values == [0.5, 1])
+        #expect(try run(.globalAvgPool(keepDims: false), x).values == [1.5])
+    }
+}
+
+@Suite struct ExecutorTests {
+    /// conv → relu → conv, whose buffers the executor reuses.
+    static func chain() -> Graph {
+        let k1 = Tensor((0..<18).map { Float($0 % 5) - 2 }, shape: [3, 3, 1, 2])
+        let k2 = Tensor((0..<36).map { Float($0 % 7) - 3 }, shape: [3, 3, 2, 2])
+        return Graph(inputs: [ValueInfo(name: "x", shape: [-1, 6, 6, 1])], outputs: ["c2"], nodes: [
+            Node(name: "c1", op: .conv2D(ConvAttributes(padding: .same, activation: .relu)), inputs: ["x"], params: ["kernel": "k1"]),
+            Node(name: "d", op: .dropout(rate: 0.5), inputs: ["c1"]),
+            Node(name: "c2", op: .conv2D(ConvAttributes(strides: [2, 2], padding: .valid)), inputs: ["d"], params: ["kernel": "k2"]),
+        ], tensors: ["k1": k1, "k2": k2])
+    }
+
+    @Test func batchOfTwoEqualsTwoBatchesOfOne() throws {
+        let e = try Executor(graph: Self.chain())
+        let a = (0..<36).map { Float($0) / 10 }, b = (0..<36).map { Float(35 - $0) / 7 }
+        let both = try e.run(["x": FloatTensor(shape: [2, 6, 6, 1], values: a + b)])["c2"]!
+        let one = try e.run(["x": FloatTensor(shape: [1, 6, 6, 1], values: a)])["c2"]!
+        let two = try e.run(["x": FloatTensor(shape: [1, 6, 6, 1], values: b)])["c2"]!
+        #expect(both.values == one.values + two.values)
+        #expect(both.shape == [2, 2, 2, 2])
+        // Reused buffers leave no trace between runs.
+        #expect(try e.run(["x": FloatTensor(shape: [1, 6, 6, 1], values: a)])["c2"]! == one)
+    }
+
+    @Test func inputErrors() throws {
+        let e = try Executor(graph: Self.chain())
+        #expect(throws: RuntimeError.missingInput("x")) { try e.run([:]) }
+        #expect(throws: RuntimeError.inputShape(name: "x", expected: [-1, 6, 6, 1], got: [1, 5, 6, 1])) {
+            try e.run(["x": FloatTensor(shape: [1, 5, 6, 1], values: [Float](repeating: 0, count: 30))])
+        }
+        #expect(throws: RuntimeError.self) { try e.run(["x": FloatTensor(shape: [1, 6, 6, 1], values: [Float](repeating: 0, count: 36)), "y": FloatTensor(shape: [1], values: [0])]) }
+    }
+}
