@@ -10,7 +10,7 @@ public struct FModelCommand: ParsableCommand {
         commandName: "fmodel",
         abstract: "Take a trained face-attribute model out of Python: import, inspect and run it.",
         version: FModelVersion.current,
-        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, ImportWorkerCommand.self])
+        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, ImportWorkerCommand.self])
 
     public init() {}
 

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs the system libraries fmodel builds against (HDF5, OpenBLAS, libjpeg-turbo, libpng).
+set -euo pipefail
+packages=(libhdf5-dev libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
