@@ -26,10 +26,11 @@ let package = Package(
         .target(name: "FModelFormat", dependencies: ["FModelCore"]),
         .target(name: "FModelImport", dependencies: ["FModelCore", "FModelFormat", "CHDF5"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "COpenBLAS"]),
+        .target(name: "FModelCompress", dependencies: ["FModelCore"]),
         .target(
             name: "FModelCLI",
             dependencies: [
-                "FModelCore", "FModelFormat", "FModelImport", "FModelRuntime",
+                "FModelCore", "FModelFormat", "FModelImport", "FModelRuntime", "FModelCompress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -42,6 +43,7 @@ let package = Package(
         .testTarget(name: "FModelFormatTests", dependencies: ["FModelFormat", "FModelTestSupport"]),
         .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelRuntime", "FModelTestSupport"]),
         .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelTestSupport"]),
+        .testTarget(name: "FModelCompressTests", dependencies: ["FModelCompress", "FModelImport", "FModelRuntime", "FModelTestSupport"]),
         .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelTestSupport", "fmodel"]),
     ]
 )

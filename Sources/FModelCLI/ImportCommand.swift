@@ -1,4 +1,5 @@
 import ArgumentParser
+import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
@@ -14,10 +15,16 @@ struct ImportCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the .fmodel file.")
     var output: String
 
+    @Flag(help: "Apply the lossless graph passes: drop dead nodes, dropout and identity; fold batch norm; fuse activations.")
+    var optimize = false
+
     @OptionGroup var model: ModelOptions
 
     func run() throws {
-        let graph = try model.load(source)
+        var graph = try model.load(source)
+        if optimize {
+            for pass in GraphPass.lossless { print("  " + pass.run(&graph).description) }
+        }
         try FModelWriter.write(graph, to: output)
         let summary = ModelSummary(graph)
         print("imported \(source) -> \(output)")
