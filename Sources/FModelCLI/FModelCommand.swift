@@ -1,4 +1,5 @@
 import ArgumentParser
+import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
@@ -10,7 +11,7 @@ public struct FModelCommand: ParsableCommand {
         commandName: "fmodel",
         abstract: "Take a trained face-attribute model out of Python: import, inspect and run it.",
         version: FModelVersion.current,
-        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, ImportWorkerCommand.self])
+        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, StripCommand.self, ImportWorkerCommand.self])
 
     public init() {}
 
@@ -42,6 +43,7 @@ public struct FModelCommand: ParsableCommand {
         case let e as FormatError: "error: \(e)"
         case let e as GraphError: "error: \(e)"
         case let e as CLIError: "error: \(e)"
+        case let e as StripError: "error: \(e)"
         default: fullMessage(for: error)
         }
     }

@@ -69,6 +69,17 @@ import Testing
         #expect(FModelCommand.main(arguments: ["inspect", fixture("facenet_small.h5"), "--json"]) == 0)
     }
 
+    @Test func stripAndOptimize() {
+        let stripped = dir + "/stripped.fmodel", optimized = dir + "/opt.fmodel"
+        #expect(FModelCommand.main(arguments: ["strip", fixture("facenet_small.h5"), "--layers", "Bottleneck,Bottleneck_BatchNorm,Dropout", "-o", stripped]) == 0)
+        #expect(FModelCommand.main(arguments: ["import", "--optimize", stripped, "-o", optimized]) == 0)
+        #expect(FModelCommand.main(arguments: ["run", optimized, "--input", fixture("facenet_small.input.npy"), "--out", dir + "/o"]) == 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/o/AvgPool.npy"))
+        #expect(FModelCommand.main(arguments: ["strip", fixture("facenet_small.h5"), "--layers", "Nope", "-o", dir + "/x.fmodel"]) == 2)
+        #expect(FModelCommand.main(arguments: ["strip", fixture("facenet_small.h5"), "-o", dir + "/x.fmodel"]) == 2)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.fmodel"))
+    }
+
     @Test func outputFileNamesAreSanitised() {
         #expect(RunCommand.fileName(for: "age") == "age.npy")
         #expect(RunCommand.fileName(for: "Bottleneck/BatchNorm:0 x") == "Bottleneck_BatchNorm_0_x.npy")
