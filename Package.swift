@@ -20,6 +20,12 @@ let package = Package(
         .systemLibrary(
             name: "COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(
+            name: "CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]),
 
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
@@ -27,10 +33,11 @@ let package = Package(
         .target(name: "FModelImport", dependencies: ["FModelCore", "FModelFormat", "CHDF5"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "COpenBLAS"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore"]),
+        .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CTurboJPEG", "CPNG"]),
         .target(
             name: "FModelCLI",
             dependencies: [
-                "FModelCore", "FModelFormat", "FModelImport", "FModelRuntime", "FModelCompress",
+                "FModelCore", "FModelFormat", "FModelImport", "FModelRuntime", "FModelCompress", "FModelVerify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -44,6 +51,7 @@ let package = Package(
         .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelRuntime", "FModelTestSupport"]),
         .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelTestSupport"]),
         .testTarget(name: "FModelCompressTests", dependencies: ["FModelCompress", "FModelImport", "FModelRuntime", "FModelTestSupport"]),
+        .testTarget(name: "FModelVerifyTests", dependencies: ["FModelVerify", "FModelImport", "FModelTestSupport"]),
         .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelTestSupport", "fmodel"]),
     ]
 )

@@ -3,6 +3,8 @@ import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelRuntime
+import FModelVerify
 import Foundation
 
 /// The `fmodel` command: import, inspect and run face-attribute models.
@@ -11,7 +13,8 @@ public struct FModelCommand: ParsableCommand {
         commandName: "fmodel",
         abstract: "Take a trained face-attribute model out of Python: import, inspect and run it.",
         version: FModelVersion.current,
-        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, StripCommand.self, ImportWorkerCommand.self])
+        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, StripCommand.self, VerifyCommand.self, PredictCommand.self,
+                      PreprocessCommand.self, ImportWorkerCommand.self])
 
     public init() {}
 
@@ -44,6 +47,10 @@ public struct FModelCommand: ParsableCommand {
         case let e as GraphError: "error: \(e)"
         case let e as CLIError: "error: \(e)"
         case let e as StripError: "error: \(e)"
+        case let e as VerifyError: "error: \(e)"
+        case let e as DatasetError: "error: \(e)"
+        case let e as ImageError: "error: \(e)"
+        case let e as RuntimeError: "error: \(e)"
         default: fullMessage(for: error)
         }
     }

@@ -1,0 +1,69 @@
+import ArgumentParser
+import FModelCore
+import FModelFormat
+import FModelVerify
+import Foundation
+
+/// `fmodel predict MODEL IMAGE…`: age, gender and ethnicity of each face.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict", abstract: "Tell age, gender and ethnicity of face images.")
+
+    @Argument(help: "The model.") var model: String
+    @Argument(help: "JPEG or PNG face images.") var images: [String]
+    @Flag(help: "One JSON object per line.") var json = false
+    @OptionGroup var heads: HeadOptions
+    @OptionGroup var options: ModelOptions
+
+    struct Line: Codable {
+        var image: String
+        var age: Double
+        var gender: [String: Float]
+        var ethnicity: [String: Float]
+    }
+
+    func run() throws {
+        let face = try FaceModel(graph: options.load(model), preprocess: options.preprocess, heads: heads.explicit)
+        var failed = 0
+        for path in images {
+            do {
+                let p = try face.predict([face.preprocessor(ImageDecoder.decode(path: path))])[0]
+                let line = Line(image: path, age: p.age,
+                                gender: Dictionary(uniqueKeysWithValues: zip(FaceLabels.genders, p.gender)),
+                                ethnicity: Dictionary(uniqueKeysWithValues: zip(FaceLabels.races, p.ethnicity)))
+                print(json ? try jsonLine(line) : text(line, p))
+            } catch {
+                failed += 1
+                printError("error: \(error)")
+            }
+        }
+        if failed > 0 { throw CLIError(description: "\(failed) of \(images.count) images could not be read") }
+    }
+
+    func text(_ l: Line, _ p: FacePrediction) -> String {
+        let g = FaceLabels.genders[p.genderClass], e = FaceLabels.races[p.ethnicityClass]
+        return String(format: "%@: age %.1f, %@ %.2f, %@ %.2f", l.image, l.age, g, p.gender[p.genderClass], e, p.ethnicity[p.ethnicityClass])
+    }
+
+    func jsonLine(_ l: Line) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(l), as: UTF8.self)
+    }
+}
+
+/// `fmodel preprocess IMAGE -o x.npy`: the input tensor a model would see, for checking.
+struct PreprocessCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "preprocess", abstract: "Decode, resize and normalise an image into a [1,H,W,3] .npy.")
+
+    @Argument var image: String
+    @Option(name: .shortAndLong) var output: String
+    @Option(help: "Height and width.") var size = 160
+    @Option(help: "prewhiten, scale01 or none.") var mode: Preprocess = .prewhiten
+
+    func run() throws {
+        let x = ImagePreprocessor(height: size, width: size, mode: mode)(try ImageDecoder.decode(path: image))
+        try NPY.write(NPYArray(shape: [1, size, size, 3], values: x), to: output)
+    }
+}

@@ -1,0 +1,112 @@
+import Dispatch
+import FModelCore
+import Foundation
+
+/// Runs models over a dataset: images are decoded and preprocessed on other threads while the
+/// models run on the batch before.
+public struct Evaluation: Sendable {
+    /// One model's predictions, aligned with `samples` (nil where the image could not be read).
+    public var predictions: [[FacePrediction?]]
+    /// The samples evaluated, in order.
+    public var samples: [FaceSample]
+    /// Images that could not be read or decoded (the run went on without them).
+    public var unreadable: [SkippedName]
+    /// Wall-clock seconds, decoding included.
+    public var seconds: Double
+
+    /// Runs `models` over `samples` in batches of `batchSize`; `progress(done, total)` after each batch.
+    public init(models: [FaceModel], samples: [FaceSample], batchSize: Int = 32, progress: (Int, Int) -> Void = { _, _ in }) throws {
+        let start = Date()
+        self.samples = samples
+        let batches = stride(from: 0, to: samples.count, by: batchSize).map { Array(samples[$0..<min($0 + batchSize, samples.count)]) }
+        let preprocessors = Array(Set(models.map { PreprocessKey($0.preprocessor) }))
+        var predictions = [[FacePrediction?]](repeating: [], count: models.count)
+        var unreadable: [SkippedName] = []
+        var next = batches.isEmpty ? nil : Self.prepare(batches[0], preprocessors)
+        for (k, batch) in batches.enumerated() {
+            let prepared = next!.wait()
+            next = k + 1 < batches.count ? Self.prepare(batches[k + 1], preprocessors) : nil
+            unreadable += prepared.failures
+            for (m, model) in models.enumerated() {
+                let inputs = prepared.inputs[PreprocessKey(model.preprocessor)]!
+                let ok = try model.predict(inputs.compactMap { $0 })
+                var it = ok.makeIterator()
+                predictions[m] += inputs.map { $0 == nil ? nil : it.next() }
+            }
+            progress(min((k + 1) * batchSize, samples.count), samples.count)
+            _ = batch
+        }
+        self.predictions = predictions
+        self.unreadable = unreadable
+        seconds = Date().timeIntervalSince(start)
+    }
+
+    /// Prediction/label pairs of model `m`, over the readable images.
+    public func pairs(_ m: Int) -> [(FacePrediction, FaceLabels)] {
+        zip(predictions[m], samples).compactMap { p, s in p.map { ($0, s.labels) } }
+    }
+
+    /// The readable images' predictions of model `m`.
+    public func readable(_ m: Int) -> [FacePrediction] { predictions[m].compactMap { $0 } }
+
+    // MARK: - Prefetching
+
+    struct PreprocessKey: Hashable, Sendable {
+        let height: Int, width: Int, mode: Preprocess
+        init(_ p: ImagePreprocessor) { (height, width, mode) = (p.height, p.width, p.mode) }
+        var preprocessor: ImagePreprocessor { ImagePreprocessor(height: height, width: width, mode: mode) }
+    }
+
+    struct Prepared: Sendable {
+        var inputs: [PreprocessKey: [[Float]?]]
+        var failures: [SkippedName]
+    }
+
+    /// A batch being prepared in the background.
+    final class Pending: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private var result: Prepared?
+        func finish(_ r: Prepared) { result = r; done.signal() }
+        func wait() -> Prepared { done.wait(); return result! }
+    }
+
+    static func prepare(_ batch: [FaceSample], _ keys: [PreprocessKey]) -> Pending {
+        let pending = Pending()
+        DispatchQueue.global().async {
+            let images = Slots<Result<RGBImage, ImageError>>(count: batch.count)
+            DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+                images[i] = Result { () throws(ImageError) in try ImageDecoder.decode(path: batch[i].path) }
+            }
+            var failures: [SkippedName] = []
+            var inputs: [PreprocessKey: [[Float]?]] = [:]
+            for key in keys { inputs[key] = [] }
+            for i in 0..<batch.count {
+                switch images[i]! {
+                case .success(let image): for key in keys { inputs[key]!.append(key.preprocessor(image)) }
+                case .failure(let e):
+                    failures.append(SkippedName(name: batch[i].path, reason: e.description))
+                    for key in keys { inputs[key]!.append(nil) }
+                }
+            }
+            pending.finish(Prepared(inputs: inputs, failures: failures))
+        }
+        return pending
+    }
+}
+
+/// Fixed slots written by concurrent workers, each at its own index.
+final class Slots<T>: @unchecked Sendable {
+    private let values: UnsafeMutableBufferPointer<T?>
+    init(count: Int) {
+        values = .allocate(capacity: count)
+        values.initialize(repeating: nil)
+    }
+    deinit {
+        _ = values.deinitialize()
+        values.deallocate()
+    }
+    subscript(i: Int) -> T? {
+        get { values[i] }
+        set { values[i] = newValue }
+    }
+}

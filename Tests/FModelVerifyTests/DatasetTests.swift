@@ -1,0 +1,58 @@
+import FModelVerify
+import FModelTestSupport
+import Foundation
+import Testing
+
+@Suite struct DatasetTests {
+    @Test(arguments: [("25_1_2_20170116174525125.jpg", 25, 1, 2), ("100_0_0_20170112213500903.jpg.chip.jpg", 100, 0, 0),
+                      ("0_1_4_1.png", 0, 1, 4), ("116_0_3_20170119.jpg", 116, 0, 3)])
+    func parsesUTKFaceNames(_ name: String, _ age: Int, _ gender: Int, _ race: Int) throws {
+        #expect(try FaceDataset.parse(name: name).get() == FaceLabels(age: age, gender: gender, race: race))
+    }
+
+    @Test(arguments: ["25_1_20170116174525125.jpg", "117_0_0_20170116.jpg", "25_2_0_20170116.jpg", "25_0_5_20170116.jpg",
+                      "25_0_0.jpg", "25_0_0_2017 0116.jpg", "x_0_0_20170116.jpg", "25_0_0_20170116jpg", "-1_0_0_2017.jpg", "25__0_0_2017.jpg"])
+    func rejectsMalformedNames(_ name: String) {
+        #expect(throws: SkippedName.self) { try FaceDataset.parse(name: name).get() }
+    }
+
+    func folder(_ names: [String]) -> String {
+        let dir = Fixtures.temporaryDirectory()
+        for n in names {
+            let path = dir + "/" + n
+            try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xD8]))
+        }
+        return dir
+    }
+
+    @Test func scansRecursivelyInOrderAndCountsBadNames() throws {
+        let dir = folder(["b/30_0_1_2017.jpg", "a/20_1_0_2017.jpg.chip.jpg", "bad_name.jpg", "notes.txt", "40_0_2_2017.png"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let d = try FaceDataset(folder: dir)
+        #expect(d.samples.map { ($0.path as NSString).lastPathComponent } == ["40_0_2_2017.png", "20_1_0_2017.jpg.chip.jpg", "30_0_1_2017.jpg"])
+        #expect(d.skipped.map(\.name) == ["bad_name.jpg"])
+        #expect(try FaceDataset(folder: dir, limit: 2).samples.count == 2)
+        #expect(throws: DatasetError.self) { try FaceDataset(folder: dir, strict: true) }
+    }
+
+    @Test func emptyOrMissingFolderIsAnError() {
+        let dir = folder(["readme.txt"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(throws: DatasetError.empty(dir)) { try FaceDataset(folder: dir) }
+        #expect(throws: DatasetError.notAFolder(dir + "/nope")) { try FaceDataset(folder: dir + "/nope") }
+    }
+
+    @Test func labelsFromCSV() throws {
+        let dir = folder(["img1.jpg", "img2.jpg"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let csv = dir + "/labels.csv"
+        try "file,age,gender,race\nimg1.jpg,30,1,2\nimg2.jpg,5,0,4\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        let d = try FaceDataset(folder: dir, labels: csv)
+        #expect(d.samples.map(\.labels) == [FaceLabels(age: 30, gender: 1, race: 2), FaceLabels(age: 5, gender: 0, race: 4)])
+        try "file,age,gender,race\nimg1.jpg,300,1,2\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        #expect(throws: DatasetError.badLabelsFile(path: csv, line: 2, reason: "expected file,age(0-116),gender(0-1),race(0-4)")) {
+            try FaceDataset(folder: dir, labels: csv)
+        }
+    }
+}
