@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "FModelFormat", dependencies: ["FModelCore"]),
         .target(name: "FModelImport", dependencies: ["FModelCore", "FModelFormat", "CHDF5"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "COpenBLAS"]),
-        .target(name: "FModelCompress", dependencies: ["FModelCore"]),
+        .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
         .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CTurboJPEG", "CPNG"]),
         .target(
             name: "FModelCLI",

@@ -9,7 +9,6 @@ public final class Executor: @unchecked Sendable {
     private let valueIndex: [String: Int]
     private let nodeInputs: [[Int]]
     private let lastUse: [Int]
-    private let outputIndices: Set<Int>
     private let lock = NSLock()
     private var pool = BufferPool()
 
@@ -28,7 +27,6 @@ public final class Executor: @unchecked Sendable {
         var last = [Int](repeating: -1, count: index.count)
         for (i, ins) in nodeInputs.enumerated() { for v in ins { last[v] = i } }
         lastUse = last
-        outputIndices = Set(graph.outputs.map { index[$0]! })
     }
 
     /// Names of the model's inputs, in order.
@@ -39,6 +37,15 @@ public final class Executor: @unchecked Sendable {
     /// - Returns: one tensor per model output, by output name.
     /// - Throws: `RuntimeError` when inputs are missing or misshapen.
     public func run(_ inputs: [String: FloatTensor]) throws -> [String: FloatTensor] {
+        try run(inputs, outputs: graph.outputs)
+    }
+
+    /// Runs the model and returns the values named in `outputs`: model outputs or any
+    /// intermediate value (a node's output or a model input).
+    /// - Throws: `RuntimeError` when inputs are missing or misshapen or a value is unknown.
+    public func run(_ inputs: [String: FloatTensor], outputs requested: [String]) throws -> [String: FloatTensor] {
+        for name in requested where valueIndex[name] == nil { throw RuntimeError.unknownValue(name) }
+        let keep = Set(requested.map { valueIndex[$0]! })
         let batch = try checkInputs(inputs)
         let shapes = try graph.inferShapes(batch: batch)
         lock.lock()
@@ -51,10 +58,10 @@ public final class Executor: @unchecked Sendable {
             run.bind(i, b)
         }
         for (i, node) in graph.nodes.enumerated() {
-            execute(i, node: node, run: &run)
+            execute(i, node: node, run: &run, keep: keep)
         }
         var result: [String: FloatTensor] = [:]
-        for name in graph.outputs {
+        for name in requested {
             let v = valueIndex[name]!
             let shape = shapes[name]!
             let n = shape.elementCount!
@@ -80,7 +87,7 @@ public final class Executor: @unchecked Sendable {
         return batch ?? 1
     }
 
-    private func execute(_ i: Int, node: Node, run: inout Run) {
+    private func execute(_ i: Int, node: Node, run: inout Run, keep: Set<Int>) {
         let out = graph.inputs.count + i
         let ins = nodeInputs[i]
         let outShape = run.shapes[node.name]!
@@ -94,7 +101,7 @@ public final class Executor: @unchecked Sendable {
             compute(steps[i], x: x, inShape: inShape, y: y.pointer, outShape: outShape, count: count, ins: ins, node: node, run: run)
             run.bind(out, y)
         }
-        for v in Set(ins) where lastUse[v] == i && !outputIndices.contains(v) {
+        for v in Set(ins) where lastUse[v] == i && !keep.contains(v) {
             if let b = run.unbind(v) { pool.give(b) }
         }
     }

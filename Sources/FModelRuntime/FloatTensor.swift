@@ -21,12 +21,15 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownInput(name: String, known: [String])
     /// An input's shape does not fit the model.
     case inputShape(name: String, expected: Shape, got: Shape)
+    /// A requested value is not in the graph.
+    case unknownValue(String)
 
     public var description: String {
         switch self {
         case .missingInput(let n): "input '\(n)' was not given"
         case .unknownInput(let n, let known): "the model has no input '\(n)' (it has \(known.joined(separator: ", ")))"
         case .inputShape(let n, let e, let g): "input '\(n)' has shape \(g), the model takes \(e)"
+        case .unknownValue(let n): "the model has no value '\(n)'"
         }
     }
 }

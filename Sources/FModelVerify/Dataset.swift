@@ -79,7 +79,7 @@ public struct FaceDataset: Sendable {
     }
 
     /// Image files below `folder` (relative paths), sorted.
-    static func imageFiles(in folder: String) -> [String] {
+    public static func imageFiles(in folder: String) -> [String] {
         let all = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String]) ?? []
         return all.filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
     }

@@ -1,0 +1,108 @@
+import FModelCore
+import Foundation
+
+/// The compact encodings a kernel can be stored in.
+public enum QuantizationScheme: Sendable, Hashable, CustomStringConvertible {
+    case f16
+    /// Symmetric int8 with one float32 scale per output channel (the last axis).
+    case int8PerChannel
+    /// Symmetric int4 with one float16 scale per `groupSize` consecutive values.
+    case int4PerGroup(groupSize: Int)
+
+    public var description: String {
+        switch self {
+        case .f16: "f16"
+        case .int8PerChannel: "int8"
+        case .int4PerGroup(let g): "int4/\(g)"
+        }
+    }
+}
+
+extension Tensor {
+    /// This tensor (dequantized first if needed) encoded with `scheme`.
+    public func quantized(_ scheme: QuantizationScheme) -> Tensor {
+        let w = floats()
+        switch scheme {
+        case .f16:
+            return Tensor(dtype: .f16, shape: shape, storage: TensorStorage(values: w.map { Float16($0).bitPattern }))
+        case .int8PerChannel:
+            let channels = shape.last
+            var maxAbs = [Float](repeating: 0, count: channels)
+            for (i, v) in w.enumerated() { maxAbs[i % channels] = max(maxAbs[i % channels], abs(v)) }
+            let scales = maxAbs.map { $0 / 127 }
+            let q = w.enumerated().map { i, v -> Int8 in
+                let s = scales[i % channels]
+                return s == 0 ? 0 : Int8(max(-127, min(127, (v / s).rounded())))
+            }
+            return Tensor(dtype: .int8PerChannel, shape: shape, storage: TensorStorage(values: q), scales: TensorStorage(values: scales))
+        case .int4PerGroup(let g):
+            let groups = (w.count + g - 1) / g
+            var scales = [Float16](repeating: 0, count: groups)
+            for k in 0..<groups {
+                let m = w[k * g..<min((k + 1) * g, w.count)].reduce(0) { max($0, abs($1)) }
+                scales[k] = Float16(m / 7)
+            }
+            var packed = [UInt8](repeating: 0, count: (w.count + 1) / 2)
+            for (i, v) in w.enumerated() {
+                let s = Float(scales[i / g])
+                let q = s == 0 ? 0 : Int8(max(-7, min(7, (v / s).rounded())))
+                let nibble = UInt8(bitPattern: q) & 0x0F
+                packed[i / 2] |= i % 2 == 0 ? nibble : nibble << 4
+            }
+            return Tensor(dtype: .int4PerGroup, shape: shape, storage: TensorStorage(values: packed),
+                          scales: TensorStorage(values: scales.map(\.bitPattern)), groupSize: g)
+        }
+    }
+}
+
+/// Which kernels a quantization touches: conv, depthwise and dense kernels whose node name
+/// matches an include glob (all when none) and no exclude glob. Biases and batch-norm
+/// parameters stay float32.
+public struct LayerSelection: Sendable {
+    public var include: [String]
+    public var exclude: [String]
+
+    public init(include: [String] = [], exclude: [String] = []) {
+        self.include = include
+        self.exclude = exclude
+    }
+
+    /// Nodes (in graph order) whose kernel is selected.
+    public func nodes(in graph: Graph) -> [Node] {
+        graph.nodes.filter { node in
+            guard node.params["kernel"] != nil, node.op.hasKernel else { return false }
+            let included = include.isEmpty || include.contains { glob($0, node.name) }
+            return included && !exclude.contains { glob($0, node.name) }
+        }
+    }
+
+    private func glob(_ pattern: String, _ name: String) -> Bool { fnmatch(pattern, name, 0) == 0 }
+}
+
+extension Op {
+    /// True for ops with a weight kernel.
+    public var hasKernel: Bool {
+        switch self {
+        case .conv2D, .depthwiseConv2D, .dense: true
+        default: false
+        }
+    }
+}
+
+extension Graph {
+    /// The graph with `node`'s kernel stored as `scheme`.
+    public func quantizing(_ node: Node, _ scheme: QuantizationScheme) -> Graph {
+        var g = self
+        let name = node.params["kernel"]!
+        g.tensors[name] = tensors[name]!.quantized(scheme)
+        return g
+    }
+
+    /// The graph with every selected kernel stored as `scheme`.
+    public func quantizing(_ selection: LayerSelection, _ scheme: QuantizationScheme) -> Graph {
+        var g = self
+        for node in selection.nodes(in: self) { g = g.quantizing(node, scheme) }
+        g.metadata.passes.append("quantize_\(scheme)")
+        return g
+    }
+}

@@ -1,0 +1,81 @@
+import FModelCompress
+import FModelCore
+import FModelFormat
+import FModelImport
+import FModelRuntime
+import FModelTestSupport
+import Foundation
+import Testing
+
+@Suite struct QuantizeTests {
+    static func weights(_ shape: Shape, seed: UInt64) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        let n = shape.elementCount!
+        return Tensor((0..<n).map { _ in Float(Int64(bitPattern: rng.next()) % 10_000) / 3_000 }, shape: shape)
+    }
+
+    static let shapes: [Shape] = [[3, 3, 4, 8], [64, 10], [1, 1, 7, 5], [33]]
+
+    /// int8: every value within half a step of its channel's scale (max|w| / 127).
+    @Test(arguments: shapes)
+    func int8ErrorIsHalfAStep(_ shape: Shape) throws {
+        let t = Self.weights(shape, seed: 1)
+        let q = t.quantized(.int8PerChannel)
+        try q.validate(name: "q")
+        #expect(q.dtype == .int8PerChannel && q.byteCount == t.count + shape.last * 4)
+        let (w, d, c) = (t.floats(), q.floats(), shape.last)
+        var maxAbs = [Float](repeating: 0, count: c)
+        for (i, v) in w.enumerated() { maxAbs[i % c] = max(maxAbs[i % c], abs(v)) }
+        for i in w.indices { #expect(abs(w[i] - d[i]) <= maxAbs[i % c] / 127 / 2 * 1.0001 + 1e-7) }
+    }
+
+    /// int4: every value within half a step of its group's float16 scale (max|w| / 7).
+    @Test(arguments: shapes)
+    func int4ErrorIsHalfAStep(_ shape: Shape) throws {
+        let t = Self.weights(shape, seed: 2)
+        let q = t.quantized(.int4PerGroup(groupSize: 8))
+        try q.validate(name: "q")
+        let (w, d) = (t.floats(), q.floats())
+        for g in stride(from: 0, to: w.count, by: 8) {
+            let group = g..<min(g + 8, w.count)
+            let scale = Float(Float16(w[group].reduce(0) { max($0, abs($1)) } / 7))
+            for i in group { #expect(abs(w[i] - d[i]) <= scale / 2 * 1.001 + 1e-6, "element \(i)") }
+        }
+    }
+
+    @Test(arguments: shapes)
+    func f16KeepsElevenBits(_ shape: Shape) {
+        let t = Self.weights(shape, seed: 3)
+        let (w, d) = (t.floats(), t.quantized(.f16).floats())
+        for i in w.indices { #expect(abs(w[i] - d[i]) <= abs(w[i]) / 2048 + 1e-7) }
+    }
+
+    @Test func zerosStayZero() {
+        let zero = Tensor([Float](repeating: 0, count: 16), shape: [4, 4])
+        #expect(zero.quantized(.int8PerChannel).floats() == zero.floats())
+        #expect(zero.quantized(.int4PerGroup(groupSize: 4)).floats() == zero.floats())
+    }
+
+    @Test func globsSelectLayers() throws {
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
+        #expect(LayerSelection(include: ["Block35_*"]).nodes(in: g).allSatisfy { $0.name.hasPrefix("Block35_") })
+        #expect(!LayerSelection(exclude: ["age*", "gender*", "ethnicity*"]).nodes(in: g).contains { $0.name == "age" })
+        #expect(LayerSelection().nodes(in: g).count == g.nodes.filter { $0.op.hasKernel }.count)
+    }
+
+    /// int8 everywhere: stored as int8 in the file, read back as int8, and close to float.
+    @Test func int8ModelRoundTripsAndStaysClose() throws {
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
+        let q = g.quantizing(LayerSelection(), .int8PerChannel)
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FModelWriter.write(q, to: dir + "/q.fmodel")
+        let back = try FModelReader.read(path: dir + "/q.fmodel")
+        #expect(back.tensors.values.filter { $0.dtype == .int8PerChannel }.count == LayerSelection().nodes(in: g).count)
+        #expect(back.metadata.passes.last == "quantize_int8")
+        let inputs = g.syntheticInputs(batch: 2)
+        #expect(try g.maxOutputChange(candidate: back, inputs: inputs) < 0.05)
+        let errors = try g.layerErrors(candidate: back, nodes: ["Conv2d_1a_3x3", "age"], inputs: inputs)
+        #expect(errors.allSatisfy { $0.sqnrDB > 20 && $0.cosine > 0.99 })
+    }
+}
