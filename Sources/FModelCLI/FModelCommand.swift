@@ -13,7 +13,7 @@ public struct FModelCommand: ParsableCommand {
         commandName: "fmodel",
         abstract: "Take a trained face-attribute model out of Python: import, inspect and run it.",
         version: FModelVersion.current,
-        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, StripCommand.self, QuantizeCommand.self, PruneCommand.self, VerifyCommand.self, PredictCommand.self,
+        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, StripCommand.self, QuantizeCommand.self, PruneCommand.self, ShrinkCommand.self, VerifyCommand.self, PredictCommand.self,
                       PreprocessCommand.self, ImportWorkerCommand.self])
 
     public init() {}

@@ -12,7 +12,7 @@ public enum FModelLayout {
     public static let alignment = 64
 
     /// Rounds `n` up to the alignment.
-    static func aligned(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+    package static func aligned(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
 }
 
 /// A byte range in the data section, with its CRC-32C.

@@ -65,3 +65,13 @@ public enum FModelWriter {
         return bytes
     }
 }
+
+extension FModelWriter {
+    /// The exact size in bytes `write` would produce for `graph`, without writing.
+    public static func fileSize(of graph: Graph) throws -> Int {
+        let (header, regions) = layout(graph)
+        let json = try encodeHeader(header)
+        let dataEnd = regions.last.map { $0.0.offset + $0.0.length } ?? 0
+        return FModelLayout.aligned(FModelLayout.preambleSize + json.count) + dataEnd
+    }
+}

@@ -80,6 +80,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.fmodel"))
     }
 
+    @Test func compressionCommands() throws {
+        let m = fixture("multitask_flat.h5")
+        #expect(FModelCommand.main(arguments: ["quantize", m, "--dtype", "int8", "--report", "-o", dir + "/q.fmodel"]) == 0)
+        #expect(FModelCommand.main(arguments: ["quantize", m, "--dtype", "int4", "--include", "nothing*", "-o", dir + "/none.fmodel"]) == 2)
+        #expect(FModelCommand.main(arguments: ["prune", m, "--layer", "fc1", "--keep", "0.5", "-o", dir + "/p.fmodel"]) == 0)
+        #expect(FModelCommand.main(arguments: ["prune", m, "--layer", "age", "--keep", "0.5", "-o", dir + "/x.fmodel"]) == 2)
+        #expect(FModelCommand.main(arguments: ["shrink", m, "--target-mb", "0.3", "-o", dir + "/s.fmodel"]) == 0)
+        #expect(try MappedFile(path: dir + "/s.fmodel").bytes.count <= 300_000)
+        #expect(FModelCommand.main(arguments: ["shrink", m, "--target-mb", "0.001", "-o", dir + "/x.fmodel"]) == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.fmodel"))
+    }
+
     @Test func outputFileNamesAreSanitised() {
         #expect(RunCommand.fileName(for: "age") == "age.npy")
         #expect(RunCommand.fileName(for: "Bottleneck/BatchNorm:0 x") == "Bottleneck_BatchNorm_0_x.npy")

@@ -1,0 +1,42 @@
+import FModelCompress
+import FModelCore
+import FModelFormat
+import FModelImport
+import FModelRuntime
+import FModelTestSupport
+import Testing
+
+@Suite struct ShrinkTests {
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")) }
+
+    func shrink(_ g: Graph, target: Int, bound: Float = 0.05) throws -> ShrinkResult {
+        try ShrinkPlanner(targetBytes: target, maxOutputChange: bound).shrink(g, inputs: g.syntheticInputs(batch: 4), sizeOf: FModelWriter.fileSize(of:))
+    }
+
+    @Test func easyTargetTakesOnlyLosslessSteps() throws {
+        let g = try model()
+        let r = try shrink(g, target: try FModelWriter.fileSize(of: g))
+        #expect(r.reachedTarget && r.steps.allSatisfy { $0.layer == "*" })
+        #expect(r.outputChange <= 1e-4)
+    }
+
+    @Test func deeperTargetQuantizesWithinTheBound() throws {
+        let g = try model()
+        let target = try FModelWriter.fileSize(of: g) * 45 / 100
+        let r = try shrink(g, target: target)
+        #expect(r.reachedTarget)
+        let written = try FModelWriter.fileSize(of: r.graph)
+        #expect(r.sizeBytes <= target && r.sizeBytes == written)
+        #expect(r.outputChange <= 0.05)
+        // Measured against the folded float graph, so within float rounding of the original.
+        #expect(abs(try g.maxOutputChange(candidate: r.graph, inputs: g.syntheticInputs(batch: 4)) - r.outputChange) <= 1e-4)
+        #expect(r.steps.contains { $0.action.hasPrefix("int") || $0.action == "f16" })
+    }
+
+    @Test func impossibleTargetIsReportedWithTheClosestSize() throws {
+        let g = try model()
+        let r = try shrink(g, target: 1000, bound: 0.01)
+        #expect(!r.reachedTarget && r.sizeBytes > 1000)
+        #expect(r.outputChange <= 0.01)
+    }
+}
