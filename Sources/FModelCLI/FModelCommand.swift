@@ -13,8 +13,11 @@ public struct FModelCommand: ParsableCommand {
         commandName: "fmodel",
         abstract: "Take a trained face-attribute model out of Python: import, inspect and run it.",
         version: FModelVersion.current,
-        subcommands: [ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self, StripCommand.self, QuantizeCommand.self, PruneCommand.self, ShrinkCommand.self, VerifyCommand.self, PredictCommand.self,
-                      PreprocessCommand.self, ImportWorkerCommand.self])
+        subcommands: [
+            ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self,
+            StripCommand.self, GraftCommand.self, PruneCommand.self, QuantizeCommand.self, ShrinkCommand.self,
+            VerifyCommand.self, PredictCommand.self, PreprocessCommand.self, ImportWorkerCommand.self,
+        ])
 
     public init() {}
 
@@ -48,6 +51,7 @@ public struct FModelCommand: ParsableCommand {
         case let e as CLIError: "error: \(e)"
         case let e as StripError: "error: \(e)"
         case let e as PruneError: "error: \(e)"
+        case let e as GraftError: "error: \(e)"
         case let e as VerifyError: "error: \(e)"
         case let e as DatasetError: "error: \(e)"
         case let e as ImageError: "error: \(e)"

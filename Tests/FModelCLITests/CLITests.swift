@@ -75,6 +75,8 @@ import Testing
         #expect(FModelCommand.main(arguments: ["import", "--optimize", stripped, "-o", optimized]) == 0)
         #expect(FModelCommand.main(arguments: ["run", optimized, "--input", fixture("facenet_small.input.npy"), "--out", dir + "/o"]) == 0)
         #expect(FileManager.default.fileExists(atPath: dir + "/o/AvgPool.npy"))
+        #expect(FModelCommand.main(arguments: ["graft", stripped, "--at", "AvgPool", fixture("graft_heads.h5"), "-o", dir + "/g.fmodel"]) == 0)
+        #expect(FModelCommand.main(arguments: ["graft", stripped, "--at", "Conv2d_1a_3x3", fixture("graft_heads.h5"), "-o", dir + "/x.fmodel"]) == 2)
         #expect(FModelCommand.main(arguments: ["strip", fixture("facenet_small.h5"), "--layers", "Nope", "-o", dir + "/x.fmodel"]) == 2)
         #expect(FModelCommand.main(arguments: ["strip", fixture("facenet_small.h5"), "-o", dir + "/x.fmodel"]) == 2)
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.fmodel"))
