@@ -64,10 +64,19 @@ public enum ModelLoader {
         return graph
     }
 
-    /// Hex SHA-256 of a file, read through a memory map.
+    /// Hex SHA-256 of a file, streamed in 4 MiB reads (a memory map would count the whole
+    /// file in the process's resident memory).
     public static func sha256(path: String) throws(FormatError) -> String {
-        let file = try MappedFile(path: path)
-        return SHA256.hex(file.bytes)
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw .io(path: path, reason: "cannot open") }
+        defer { try? handle.close() }
+        var hash = SHA256()
+        while true {
+            let chunk: Data
+            do { chunk = try handle.read(upToCount: 4 << 20) ?? Data() } catch { throw .io(path: path, reason: "\(error)") }
+            if chunk.isEmpty { break }
+            chunk.withUnsafeBytes { hash.update($0) }
+        }
+        return hash.finalizeHex()
     }
 }
 
