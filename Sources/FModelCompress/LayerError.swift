@@ -38,8 +38,13 @@ extension Graph {
 
     /// Largest absolute difference of any output value between this graph and `candidate`.
     public func maxOutputChange(candidate: Graph, inputs: [String: FloatTensor]) throws -> Float {
-        let a = try Executor(graph: self).run(inputs), b = try Executor(graph: candidate).run(inputs)
-        return outputs.reduce(0) { m, o in max(m, Difference(b[o]!.values, a[o]!.values, tolerance: .tensorFlow).maxAbsolute) }
+        try candidate.maxOutputChange(from: Executor(graph: self).run(inputs), inputs: inputs)
+    }
+
+    /// Largest absolute difference of any output value of this graph from `reference` outputs.
+    public func maxOutputChange(from reference: [String: FloatTensor], inputs: [String: FloatTensor]) throws -> Float {
+        let b = try Executor(graph: self).run(inputs)
+        return outputs.reduce(0) { m, o in max(m, Difference(b[o]!.values, reference[o]!.values, tolerance: .tensorFlow).maxAbsolute) }
     }
 
     /// Seeded uniform inputs in [-1, 1] for every graph input, when no data is given.

@@ -103,7 +103,8 @@ public struct DensePruner {
         try slice(&g, node: layer, role: "bias", columns: kept)
         for node in chain { for role in ["gamma", "beta", "mean", "variance"] { try slice(&g, node: node, role: role, columns: kept) } }
         for c in consumers {
-            if let x = atReaders[c.inputs[0]] {
+            // A least-squares fit needs at least as many samples as kept units.
+            if let x = atReaders[c.inputs[0]], rows > kept.count {
                 refit(&g, consumer: c, x: x, rows: rows, kept: Array(kept))
             } else {
                 try sliceRows(&g, node: c, rows: Array(kept))
@@ -111,7 +112,7 @@ public struct DensePruner {
         }
         g.metadata.passes.append("prune_\(layer.name)")
         let report = PruneReport(layer: layer.name, unitsBefore: units, unitsKept: keep, consumers: consumers.map(\.name),
-                                 refitted: activations != nil, bytesSaved: graph.parameterBytes - g.parameterBytes)
+                                 refitted: activations != nil && rows > kept.count, bytesSaved: graph.parameterBytes - g.parameterBytes)
         return (g, report)
     }
 

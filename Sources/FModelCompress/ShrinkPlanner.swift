@@ -39,12 +39,27 @@ public struct ShrinkPlanner {
     }
 
     struct Move {
+        enum Action { case quantize(QuantizationScheme), prune(keep: Int) }
         var node: Node
-        var scheme: QuantizationScheme
+        var action: Action
         var saved: Int
         var noise: Double
         var sqnr: Double
+
+        var label: String {
+            switch action {
+            case .quantize(let s): "\(s)"
+            case .prune(let k): "prune to \(k) units"
+            }
+        }
     }
+
+    /// Quantized kernels by node and scheme, shared by the trials of one shrink.
+    final class Cache: @unchecked Sendable { var values: [String: Tensor] = [:] }
+    private let quantizedCache = Cache()
+
+    /// Fractions of units a dense layer may be pruned to.
+    public var pruneFractions: [Double] = [0.5, 0.25]
 
     /// Shrinks `graph`; `sizeOf` tells the file size of a graph.
     public func shrink(_ original: Graph, inputs: [String: FloatTensor], sizeOf: (Graph) throws -> Int) throws -> ShrinkResult {
@@ -64,6 +79,7 @@ public struct ShrinkPlanner {
             return ShrinkResult(graph: graph, steps: steps, outputChange: try float.maxOutputChange(candidate: graph, inputs: inputs), sizeBytes: size, reachedTarget: true)
         }
         let order = try greedyOrder(float, inputs: inputs, bytesToSave: .max)
+        let floatOutputs = try Executor(graph: float).run(inputs)
         var accepted: [Move] = []
         var candidate = float
         var i = 0, chunk = max(1, order.count / 16)
@@ -72,34 +88,55 @@ public struct ShrinkPlanner {
         // a chunk that breaks it is halved down to the move that does, which is skipped.
         while i < order.count, size > targetBytes {
             let trialMoves = accepted + order[i..<min(i + chunk, order.count)]
-            let trial = apply(trialMoves, to: float)
-            if try float.maxOutputChange(candidate: trial, inputs: inputs) <= maxOutputChange {
+            let trial = try apply(trialMoves, to: float)
+            if try trial.maxOutputChange(from: floatOutputs, inputs: inputs) <= maxOutputChange {
                 (accepted, candidate) = (trialMoves, trial)
                 size = try sizeOf(candidate)
                 i += chunk
                 chunk = min(chunk * 2, fullChunk)
             } else if chunk == 1 {
-                log("skipped \(order[i].node.name) → \(order[i].scheme): it breaks the output bound")
+                log("skipped \(order[i].node.name) → \(order[i].label): it breaks the output bound")
                 i += 1
             } else {
                 chunk /= 2
             }
         }
-        let change = try float.maxOutputChange(candidate: candidate, inputs: inputs)
+        let change = try candidate.maxOutputChange(from: floatOutputs, inputs: inputs)
         for m in accepted {
-            let t = float.param("kernel", of: m.node)!
-            steps.append(ShrinkStep(layer: m.node.name, action: "\(m.scheme)", bytesBefore: t.byteCount, bytesAfter: t.quantized(m.scheme).byteCount, sqnrDB: m.sqnr))
+            let bytes = float.param("kernel", of: m.node)!.byteCount
+            steps.append(ShrinkStep(layer: m.node.name, action: m.label, bytesBefore: bytes, bytesAfter: bytes - m.saved, sqnrDB: m.sqnr))
         }
         return ShrinkResult(graph: candidate, steps: steps, outputChange: change, sizeBytes: size, reachedTarget: size <= targetBytes)
     }
 
-    /// The graph with each node's last scheme in `moves` applied to its float kernel.
-    func apply(_ moves: [Move], to float: Graph) -> Graph {
+    /// The graph with the moves applied: prunes first (each layer's last), then each node's last
+    /// scheme to its (possibly pruned) float kernel.
+    func apply(_ moves: [Move], to float: Graph) throws -> Graph {
         var g = float
-        var last: [String: QuantizationScheme] = [:]
-        for m in moves { last[m.node.name] = m.scheme }
-        for (name, scheme) in last { g = g.quantizing(g.node(named: name)!, scheme) }
-        if !last.isEmpty { g.metadata.passes.append("shrink_quantize") }
+        var schemes: [String: QuantizationScheme] = [:], keeps: [String: Int] = [:]
+        for m in moves {
+            switch m.action {
+            case .quantize(let s): schemes[m.node.name] = s
+            case .prune(let k): keeps[m.node.name] = k
+            }
+        }
+        for name in g.nodes.map(\.name) where keeps[name] != nil { g = try DensePruner(graph: g, layer: name).prune(keep: keeps[name]!).0 }
+        let pruned = Set(moves.flatMap { m -> [String] in
+            guard case .prune = m.action, let p = try? DensePruner(graph: float, layer: m.node.name) else { return [] }
+            return [m.node.name] + p.consumers.map(\.name)
+        })
+        for (name, scheme) in schemes {
+            let node = g.node(named: name)!, tensor = node.params["kernel"]!
+            let key = "\(name)|\(scheme)"
+            // Kernels untouched by pruning are quantized once per scheme, however many trials.
+            if !pruned.contains(name), let cached = quantizedCache.values[key] {
+                g.tensors[tensor] = cached
+            } else {
+                g = g.quantizing(node, scheme)
+                if !pruned.contains(name) { quantizedCache.values[key] = g.tensors[tensor] }
+            }
+        }
+        if !schemes.isEmpty { g.metadata.passes.append("shrink_quantize") }
         return g
     }
 
@@ -111,19 +148,65 @@ public struct ShrinkPlanner {
         var saved = 0
         while saved < bytesToSave {
             var pick: (Move, Double)?
-            for (name, moves) in options {
-                let current = level[name]
+            for (key, moves) in options {
+                let current = level[key]
                 for m in moves where m.saved > (current?.saved ?? 0) {
                     let cost = (m.noise - (current?.noise ?? 0)) / Double(m.saved - (current?.saved ?? 0))
                     if pick == nil || cost < pick!.1 { pick = (m, cost) }
                 }
             }
             guard let (m, _) = pick else { break }
-            saved += m.saved - (level[m.node.name]?.saved ?? 0)
-            level[m.node.name] = m
+            let key = Self.ladder(m)
+            saved += m.saved - (level[key]?.saved ?? 0)
+            level[key] = m
             order.append(m)
         }
         return order
+    }
+
+    /// Moves of one ladder replace each other: quantizing a layer, or pruning it.
+    static func ladder(_ m: Move) -> String {
+        if case .prune = m.action { return "prune:" + m.node.name }
+        return m.node.name
+    }
+
+    /// Dense layers pruned to each fraction: the noise at their readers' outputs, measured on
+    /// the sub-graph from the layer to its readers, fed with what the layer sees.
+    func measurePruning(_ float: Graph, inputs: [String: FloatTensor]) throws -> [String: [Move]] {
+        var candidates: [(Node, DensePruner)] = []
+        for node in float.nodes {
+            guard case .dense = node.op, let pruner = try? DensePruner(graph: float, layer: node.name), !pruner.consumers.isEmpty,
+                  float.param("kernel", of: node)!.shape[1] >= 8 else { continue }
+            candidates.append((node, pruner))
+        }
+        guard !candidates.isEmpty else { return [:] }
+        let feeds = try Executor(graph: float).run(inputs, outputs: Array(Set(candidates.map { $0.0.inputs[0] })))
+        var out: [String: [Move]] = [:]
+        for (node, pruner) in candidates {
+            let x = feeds[node.inputs[0]]!
+            let sub = subgraph(float, from: node, through: pruner, input: x.shape)
+            let readers = sub.outputs
+            let before = try Executor(graph: sub).run(["x": x], outputs: readers)
+            let units = float.param("kernel", of: node)!.shape[1]
+            out["prune:" + node.name] = try pruneFractions.map { f in
+                let keep = max(1, Int(Double(units) * f))
+                let (pruned, report) = try DensePruner(graph: sub, layer: node.name).prune(keep: keep)
+                let after = try Executor(graph: pruned).run(["x": x], outputs: readers)
+                let worst = readers.map { LayerError(node: $0, float: before[$0]!.values, approximate: after[$0]!.values) }
+                    .max { $0.relativeNoise < $1.relativeNoise }!
+                return Move(node: node, action: .prune(keep: keep), saved: report.bytesSaved, noise: worst.relativeNoise, sqnr: worst.sqnrDB)
+            }
+        }
+        return out
+    }
+
+    /// The layer, the unit-wise nodes after it and its dense readers, reading `x`.
+    private func subgraph(_ g: Graph, from node: Node, through pruner: DensePruner, input: Shape) -> Graph {
+        let names = Set([node.name] + pruner.chain.map(\.name) + pruner.consumers.map(\.name))
+        var nodes = g.nodes.filter { names.contains($0.name) }
+        for i in nodes.indices where nodes[i].name == node.name { nodes[i].inputs = ["x"] }
+        let tensors = Dictionary(uniqueKeysWithValues: nodes.flatMap(\.params.values).map { ($0, g.tensors[$0]!) })
+        return Graph(inputs: [ValueInfo(name: "x", shape: input.withBatch(-1))], outputs: pruner.consumers.map(\.name), nodes: nodes, tensors: tensors)
     }
 
     /// Each kernel layer alone, each scheme: its own output noise on the float inputs it sees.
@@ -139,11 +222,11 @@ public struct ShrinkPlanner {
             out[node.name] = try [QuantizationScheme.f16, .int8PerChannel, .int4PerGroup(groupSize: groupSize)].map { scheme in
                 let q = single.quantizing(single.nodes[0], scheme)
                 let e = LayerError(node: node.name, float: y, approximate: try Executor(graph: q).run(["x": x])[node.name]!.values)
-                return Move(node: node, scheme: scheme, saved: bytes - q.param("kernel", of: q.nodes[0])!.byteCount, noise: e.relativeNoise, sqnr: e.sqnrDB)
+                return Move(node: node, action: .quantize(scheme), saved: bytes - q.param("kernel", of: q.nodes[0])!.byteCount, noise: e.relativeNoise, sqnr: e.sqnrDB)
             }
             if (i + 1) % 20 == 0 { log("measured \(i + 1)/\(nodes.count) layers") }
         }
-        return out
+        return out.merging(try measurePruning(float, inputs: inputs)) { a, _ in a }
     }
 
     private func singleNode(_ node: Node, in g: Graph, input: Shape) -> Graph {

@@ -1,4 +1,4 @@
-import FModelCompress
+@testable import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
@@ -38,5 +38,21 @@ import Testing
         let r = try shrink(g, target: 1000, bound: 0.01)
         #expect(!r.reachedTarget && r.sizeBytes > 1000)
         #expect(r.outputChange <= 0.01)
+    }
+}
+
+@Suite struct ShrinkPruningTests {
+    /// Dense layers are priced for pruning too, and a prune move applies as a real prune.
+    @Test func pruneMovesAreMeasuredAndApplied() throws {
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
+        var folded = g
+        for pass in GraphPass.lossless { _ = pass.run(&folded) }
+        let planner = ShrinkPlanner(targetBytes: 1, maxOutputChange: 1)
+        let moves = try planner.measurePruning(folded, inputs: folded.syntheticInputs(batch: 4))
+        let fc1 = try #require(moves["prune:fc1_leaky"] ?? moves["prune:fc1"])
+        #expect(fc1.count == 2 && fc1.allSatisfy { $0.saved > 0 && $0.noise > 0 })
+        let pruned = try planner.apply([fc1[0]], to: folded)
+        try pruned.validate()
+        #expect(pruned.parameterBytes == folded.parameterBytes - fc1[0].saved)
     }
 }
