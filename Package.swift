@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: - C libraries (system-library shims: module map + pkg-config, nothing else)
@@ -30,7 +31,9 @@ let package = Package(
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
         .target(name: "FModelFormat", dependencies: ["FModelCore"]),
-        .target(name: "FModelImport", dependencies: ["FModelCore", "FModelFormat", "CHDF5"]),
+        .target(
+            name: "FModelImport",
+            dependencies: ["FModelCore", "FModelFormat", "CHDF5", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "COpenBLAS"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
         .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CTurboJPEG", "CPNG"]),

@@ -25,8 +25,12 @@ extension GraphPass {
     /// The folded node takes the batch norm's name, so readers need no change.
     public static let foldBatchNorm = GraphPass(name: "fold_batch_norm") { g in
         fuseIntoProducer(&g) { g, producer, node in
-            guard case .batchNorm(let eps) = node.op, linearLayer(producer.op) else { return nil }
-            return foldedBatchNorm(g, producer: producer, bn: node, epsilon: eps)
+            guard linearLayer(producer.op) else { return nil }
+            switch node.op {
+            case .batchNorm(let eps): return foldedBatchNorm(g, producer: producer, bn: node, epsilon: eps)
+            case .affine: return foldedAffine(g, producer: producer, affine: node)
+            default: return nil
+            }
         }
     }
 
@@ -90,19 +94,40 @@ private func fuseIntoProducer(_ g: inout Graph, merge: (Graph, Node, Node) -> (N
 
 /// The producer with the batch norm folded into its kernel and bias.
 private func foldedBatchNorm(_ g: Graph, producer: Node, bn: Node, epsilon: Float) -> (Node, [String: Tensor])? {
-    guard let kernel = g.param("kernel", of: producer), let mean = g.param("mean", of: bn)?.floats(),
-          let variance = g.param("variance", of: bn)?.floats() else { return nil }
+    guard let mean = g.param("mean", of: bn)?.floats(), let variance = g.param("variance", of: bn)?.floats() else { return nil }
     let gamma = g.param("gamma", of: bn)?.floats(), beta = g.param("beta", of: bn)?.floats()
-    let channels = mean.count
+    let scale = (0..<mean.count).map { (gamma?[$0] ?? 1) / (variance[$0] + epsilon).squareRoot() }
+    let shift = (0..<mean.count).map { (beta?[$0] ?? 0) - mean[$0] * scale[$0] }
+    return folded(g, producer: producer, into: bn.name, scale: scale, shift: shift)
+}
+
+/// The producer with a per-channel `x · scale + bias` folded into its kernel and bias.
+private func foldedAffine(_ g: Graph, producer: Node, affine: Node) -> (Node, [String: Tensor])? {
+    let scale = g.param("scale", of: affine)?.floats(), bias = g.param("bias", of: affine)?.floats()
+    let channels = scale?.count ?? bias?.count ?? 0
+    return folded(g, producer: producer, into: affine.name, scale: scale ?? [Float](repeating: 1, count: channels),
+                  shift: bias ?? [Float](repeating: 0, count: channels))
+}
+
+/// `W' = W · scale` per output channel, `b' = b · scale + shift`; tensors named after `name`.
+private func folded(_ g: Graph, producer: Node, into name: String, scale: [Float], shift: [Float]) -> (Node, [String: Tensor])? {
+    guard let kernel = g.param("kernel", of: producer), !scale.isEmpty else { return nil }
+    let channels = scale.count
     var w = kernel.floats()
-    guard w.count % channels == 0 else { return nil }
+    guard w.count % channels == 0, kernel.shape.last * (producer.op.isDepthwise ? kernel.shape[2] : 1) == channels else { return nil }
     var bias = g.param("bias", of: producer)?.floats() ?? [Float](repeating: 0, count: channels)
     for c in 0..<channels {
-        let s = (gamma?[c] ?? 1) / (variance[c] + epsilon).squareRoot()
-        bias[c] = (bias[c] - mean[c]) * s + (beta?[c] ?? 0)
-        for j in stride(from: c, to: w.count, by: channels) { w[j] *= s }
+        bias[c] = bias[c] * scale[c] + shift[c]
+        for j in stride(from: c, to: w.count, by: channels) { w[j] *= scale[c] }
     }
-    var folded = producer
-    folded.params = ["kernel": "\(bn.name)/kernel", "bias": "\(bn.name)/bias"]
-    return (folded, ["\(bn.name)/kernel": Tensor(w, shape: kernel.shape), "\(bn.name)/bias": Tensor(bias, shape: [channels])])
+    var result = producer
+    result.params = ["kernel": "\(name)/kernel", "bias": "\(name)/bias"]
+    return (result, ["\(name)/kernel": Tensor(w, shape: kernel.shape), "\(name)/bias": Tensor(bias, shape: [channels])])
+}
+
+extension Op {
+    var isDepthwise: Bool {
+        if case .depthwiseConv2D = self { return true }
+        return false
+    }
 }

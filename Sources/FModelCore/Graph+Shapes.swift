@@ -87,6 +87,13 @@ private struct ShapeRules {
         case .depthwiseConv2D(let a): return try conv(a, depthwise: true)
         case .dense: return try dense()
         case .batchNorm: return try batchNorm()
+        case .affine:
+            let s = try single()
+            guard node.params["scale"] != nil || node.params["bias"] != nil else { throw fail("affine without scale or bias") }
+            for role in ["scale", "bias"] where node.params[role] != nil {
+                guard try param(role).shape == [s.last] else { throw fail("\(role) does not have \(s.last) channels") }
+            }
+            return s
         case .activation, .scale, .dropout, .identity, .l2Normalize: return try single()
         case .maxPool(let p), .avgPool(let p): return try pool(p)
         case .globalAvgPool(let keep), .globalMaxPool(let keep):

@@ -78,7 +78,7 @@ extension Op: Codable {
         case .reshape(let s): w.shape = s
         case .zeroPad(let t, let b, let l, let r): w.pads = [t, b, l, r]
         case .dropout(let r): w.rate = r
-        case .add, .mul, .flatten, .identity: break
+        case .add, .mul, .flatten, .identity, .affine: break
         }
         try w.encode(to: encoder)
     }
@@ -110,6 +110,7 @@ extension Op: Codable {
         case "global_max_pool": self = .globalMaxPool(keepDims: w.keepDims ?? false)
         case "concat": self = .concat(axis: try need(w.axis, "axis"))
         case "add": self = .add
+        case "affine": self = .affine
         case "mul": self = .mul
         case "scale": self = .scale(try need(w.value, "value"))
         case "reshape": self = .reshape(shape: try need(w.shape, "shape"))

@@ -52,13 +52,16 @@ public struct PoolAttributes: Hashable, Sendable {
 ///
 /// Parameters live in the graph's tensor table and are named by role in `Node.params`:
 /// conv2D/depthwiseConv2D/dense take `kernel` (HWIO, HWCM, or [in, out]) and optional `bias`;
-/// batchNorm takes `mean`, `variance` and optional `gamma`, `beta`.
+/// batchNorm takes `mean`, `variance` and optional `gamma`, `beta`; affine takes `scale`?, `bias`?.
 public enum Op: Hashable, Sendable {
     case conv2D(ConvAttributes)
     case depthwiseConv2D(ConvAttributes)
     /// Matrix product over the last axis, then bias and activation.
     case dense(activation: Activation)
     case batchNorm(epsilon: Float)
+    /// `x · scale + bias` over the last axis (params `scale`?, `bias`?): TensorFlow's BiasAdd and
+    /// batch norm written as primitive ops lower to it.
+    case affine
     case activation(Activation)
     case maxPool(PoolAttributes)
     case avgPool(PoolAttributes)
@@ -93,6 +96,7 @@ extension Op {
         case .depthwiseConv2D: "depthwise_conv2d"
         case .dense: "dense"
         case .batchNorm: "batch_norm"
+        case .affine: "affine"
         case .activation: "activation"
         case .maxPool: "max_pool"
         case .avgPool: "avg_pool"

@@ -33,6 +33,9 @@ enum Step {
             self = .dense(kernel: floats("kernel")!, bias: floats("bias"), activation: act, inputs: k[0], units: k[1])
         case .batchNorm(let eps):
             self = Step.batchNorm(mean: floats("mean")!, variance: floats("variance")!, gamma: floats("gamma"), beta: floats("beta"), epsilon: eps)
+        case .affine:
+            let c = graph.param("scale", of: node)?.count ?? graph.param("bias", of: node)?.count ?? 0
+            self = .scaleShift(scale: floats("scale") ?? [Float](repeating: 1, count: c), shift: floats("bias") ?? [Float](repeating: 0, count: c))
         case .activation(let a): self = .activation(a)
         case .maxPool(let p): self = .pool(p, max: true)
         case .avgPool(let p): self = .pool(p, max: false)
