@@ -85,10 +85,21 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Input normalisation to record: prewhiten, scale01 or none.")
     var preprocess: Preprocess?
 
+    @Option(help: "TensorFlow graphs: the input tensors, NAME[:SHAPE],… (e.g. input:?x160x160x3); the graph above them is cut away.")
+    var inputs: String?
+
+    @Option(help: "TensorFlow graphs: the output nodes, NAME,… (default: the nodes no one reads).")
+    var outputs: String?
+
+    @Option(name: .customLong("set"), help: "TensorFlow graphs: fix a placeholder, NAME=VALUE (e.g. phase_train=false).")
+    var sets: [String] = []
+
     /// Loads `path` with these options.
     func load(_ path: String) throws -> Graph {
         var options = ImportOptions(preprocess: preprocess)
         options.isolation = Helper.path.map { IsolatedImport(helper: $0) }
+        options.graphCut = GraphCut(inputs: inputs.map(Self.list) ?? [], outputs: outputs.map(Self.list) ?? [], sets: sets)
+        options.onNote = { printError("note: " + $0) }
         if let config {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
                 throw CLIError(description: "\(config): cannot read the config file")
@@ -97,6 +108,10 @@ struct ModelOptions: ParsableArguments {
         }
         return try ModelLoader.load(path: path, options: options)
     }
+}
+
+extension ModelOptions {
+    static func list(_ s: String) -> [String] { s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 }
 
 extension Preprocess: ExpressibleByArgument {}

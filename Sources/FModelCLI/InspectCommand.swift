@@ -39,6 +39,9 @@ struct InspectCommand: ParsableCommand {
                             (String(r.bytes), 11), (r.dtype, 6), (String(r.flops), 12)]))
         }
         out.append("total: \(s.layers.count) layers, \(s.parameters) parameters, \(formatBytes(s.bytes)), \(String(format: "%.3f", Double(s.flops) / 1e9)) GFLOP per sample")
+        if let n = s.metadata.sourceNodeCount {
+            out.append("TensorFlow graph: \(n) nodes, \(s.layers.count) after folding constants, Switch/Merge and identities")
+        }
         if let n = s.metadata.sourceOptimizerTensors {
             out.append("optimizer state in source: \(n) tensors, \(formatBytes(s.metadata.sourceOptimizerBytes ?? 0)) (not imported)")
         }

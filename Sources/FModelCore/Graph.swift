@@ -80,6 +80,8 @@ public struct ModelMetadata: Codable, Sendable, Hashable {
     /// Optimizer state found in the source (and not imported): tensor count and bytes.
     public var sourceOptimizerTensors: Int?
     public var sourceOptimizerBytes: Int?
+    /// Nodes in the source graph before folding (TensorFlow GraphDefs).
+    public var sourceNodeCount: Int?
 
     public init(sourceFile: String? = nil, sourceSHA256: String? = nil, sourceFormat: String? = nil,
                 preprocess: Preprocess? = nil, passes: [String] = [], producer: String? = nil) {

@@ -18,6 +18,8 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
     case weightShape(path: String, layer: String, weight: String, expected: [Int], got: [Int])
     /// A size declared in the file is over a limit.
     case limitExceeded(path: String, object: String, reason: String)
+    /// Ops fmodel cannot lower: every type with its count and one node.
+    case unsupportedOps(path: String, ops: [String])
     /// An isolated import worker failed; its message names the file and what is wrong.
     case worker(message: String)
 
@@ -33,6 +35,7 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
         case .weightShape(let p, let l, let w, let e, let g): "\(p): layer '\(l)' weight '\(w)' has shape \(g), expected \(e)"
         case .limitExceeded(let p, let o, let r): "\(p): '\(o)': \(r)"
         case .worker(let m): m
+        case .unsupportedOps(let p, let ops): "\(p): unsupported TensorFlow ops: \(ops.joined(separator: "; "))"
         }
     }
 }

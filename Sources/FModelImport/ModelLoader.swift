@@ -10,6 +10,10 @@ public struct ImportOptions: Sendable {
     public var preprocess: Preprocess?
     /// When set, importers that parse with a C library run in this worker process.
     public var isolation: IsolatedImport?
+    /// Inputs, outputs and constants for TensorFlow graphs (`--inputs`, `--outputs`, `--set`).
+    public var graphCut = GraphCut()
+    /// Receives the choices an importer made on its own (printed by the CLI).
+    public var onNote: (@Sendable (String) -> Void)?
 
     public init(configJSON: String? = nil, preprocess: Preprocess? = nil) {
         self.configJSON = configJSON
@@ -55,7 +59,12 @@ public enum ModelLoader {
                 graph.metadata.preprocess = .prewhiten
             }
         case .tensorflowPB:
-            throw ImportError.unknownFormat(path: path, reason: "TensorFlow GraphDef import is not available yet in this build (issue #3)")
+            var notes: [String] = []
+            graph = try TensorFlowImporter.importModel(path: path, cut: options.graphCut, notes: &notes)
+            for n in notes { options.onNote?(n) }
+            graph.metadata.sourceFile = (path as NSString).lastPathComponent
+            graph.metadata.sourceSHA256 = try sha256(path: path)
+            graph.metadata.preprocess = .prewhiten
         case .keras3:
             throw ImportError.unknownFormat(path: path, reason: "Keras 3 .keras import is not available yet in this build")
         }

@@ -1,0 +1,105 @@
+import FModelCore
+
+/// A constant known at import time: a Const node's value, or one folded from constants.
+struct HostTensor: Equatable {
+    enum Values: Equatable {
+        case float([Float])
+        case int([Int64])
+        case bool([Bool])
+    }
+
+    var shape: [Int]
+    var values: Values
+
+    var count: Int { shape.reduce(1, *) }
+
+    init(shape: [Int], values: Values) {
+        self.shape = shape
+        self.values = values
+    }
+
+    init(floats: [Float], shape: [Int]) { self.init(shape: shape, values: .float(floats)) }
+    init(ints: [Int64], shape: [Int]) { self.init(shape: shape, values: .int(ints)) }
+
+    /// Every value as a Double (bools as 0/1).
+    var doubles: [Double] {
+        switch values {
+        case .float(let v): v.map(Double.init)
+        case .int(let v): v.map(Double.init)
+        case .bool(let v): v.map { $0 ? 1 : 0 }
+        }
+    }
+
+    var floats: [Float] {
+        if case .float(let v) = values { return v }
+        return doubles.map(Float.init)
+    }
+
+    var ints: [Int] { doubles.map { Int($0) } }
+
+    var isFloat: Bool { if case .float = values { return true } else { return false } }
+
+    /// The single value of a scalar (or one-element) tensor.
+    var scalar: Double? { count == 1 ? doubles.first : nil }
+
+    /// As an IR parameter tensor.
+    var tensor: Tensor { Tensor(floats, shape: Shape(shape)) }
+
+    /// The same kind of values, rebuilt from doubles.
+    func with(_ doubles: [Double], shape: [Int]) -> HostTensor {
+        switch values {
+        case .float: HostTensor(floats: doubles.map(Float.init), shape: shape)
+        case .int: HostTensor(ints: doubles.map { Int64($0) }, shape: shape)
+        case .bool: HostTensor(shape: shape, values: .bool(doubles.map { $0 != 0 }))
+        }
+    }
+}
+
+extension HostTensor {
+    /// Decodes a TensorProto: `tensor_content` (raw little-endian) or the typed value lists, in
+    /// which a shorter list repeats its last value, as TensorFlow reads it.
+    /// - Throws: `ImportError.badConfig` naming `node` when content and shape disagree.
+    init(_ proto: Tensorflow_TensorProto, node: String, path: String) throws(ImportError) {
+        let dims = proto.tensorShape.dim.map { Int($0.size) }
+        guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 }), let n = Shape(dims).elementCount, n <= 1 << 31 else {
+            throw .badConfig(path: path, layer: node, reason: "tensor shape \(dims) is not valid")
+        }
+        func fail(_ what: String) -> ImportError { .badConfig(path: path, layer: node, reason: what) }
+        let raw = proto.tensorContent
+        func fromRaw<T: FixedWidthInteger>(_: T.Type) throws(ImportError) -> [T]? {
+            guard !raw.isEmpty else { return nil }
+            guard raw.count == n * MemoryLayout<T>.size else { throw fail("tensor_content holds \(raw.count) bytes, shape \(dims) needs \(n * MemoryLayout<T>.size)") }
+            return raw.withUnsafeBytes { b in (0..<n).map { T(littleEndian: b.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) } }
+        }
+        func expand<T>(_ list: [T], _ what: String) throws(ImportError) -> [T] {
+            if list.count == n { return list }
+            guard let last = list.last, list.count < n else {
+                if n == 0 { return [] }
+                throw fail("\(what) holds \(list.count) values, shape \(dims) needs \(n)")
+            }
+            return list + [T](repeating: last, count: n - list.count)
+        }
+        switch proto.dtype {
+        case .dtFloat:
+            if let r = try fromRaw(UInt32.self) { self.init(floats: r.map(Float.init(bitPattern:)), shape: dims) }
+            else { self.init(floats: try expand(proto.floatVal, "float_val"), shape: dims) }
+        case .dtDouble:
+            if let r = try fromRaw(UInt64.self) { self.init(floats: r.map { Float(Double(bitPattern: $0)) }, shape: dims) }
+            else { self.init(floats: try expand(proto.doubleVal.map(Float.init), "double_val"), shape: dims) }
+        case .dtHalf:
+            if let r = try fromRaw(UInt16.self) { self.init(floats: r.map { Float(Float16(bitPattern: $0)) }, shape: dims) }
+            else { self.init(floats: try expand(proto.halfVal.map { Float(Float16(bitPattern: UInt16(truncatingIfNeeded: $0))) }, "half_val"), shape: dims) }
+        case .dtInt32:
+            if let r = try fromRaw(UInt32.self) { self.init(ints: r.map { Int64(Int32(bitPattern: $0)) }, shape: dims) }
+            else { self.init(ints: try expand(proto.intVal.map(Int64.init), "int_val"), shape: dims) }
+        case .dtInt64:
+            if let r = try fromRaw(UInt64.self) { self.init(ints: r.map { Int64(bitPattern: $0) }, shape: dims) }
+            else { self.init(ints: try expand(proto.int64Val, "int64_val"), shape: dims) }
+        case .dtBool:
+            if let r = try fromRaw(UInt8.self) { self.init(shape: dims, values: .bool(r.map { $0 != 0 })) }
+            else { self.init(shape: dims, values: .bool(try expand(proto.boolVal, "bool_val"))) }
+        default:
+            throw fail("tensors of type \(proto.dtype) are not supported")
+        }
+    }
+}

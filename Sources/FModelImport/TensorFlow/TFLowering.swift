@@ -1,0 +1,217 @@
+import FModelCore
+import Foundation
+
+/// Walks a frozen graph from its outputs, folding constants and resolving Switch/Merge, and
+/// lowers what remains to IR nodes.
+struct TFLowering {
+    let path: String
+    let nodes: [String: Tensorflow_NodeDef]
+    let order: [String]
+    var builder = GraphBuilder()
+    var memo: [String: [TFValue]] = [:]
+    var inputSpecs: [String: Shape?] = [:]
+    var sets: [String: HostTensor] = [:]
+    var outputs: [String] = []
+    var unsupported: [String: (count: Int, example: String)] = [:]
+    var notes: [String] = []
+    var depth = 0
+
+    init(_ g: Tensorflow_GraphDef, path: String, cut: GraphCut) throws(ImportError) {
+        self.path = path
+        var map: [String: Tensorflow_NodeDef] = [:]
+        for n in g.node { map[n.name] = n }
+        nodes = map
+        order = g.node.map(\.name)
+        for spec in cut.inputs {
+            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+            guard map[parts[0]] != nil else { throw .badConfig(path: path, layer: parts[0], reason: "--inputs names a node the graph does not have") }
+            inputSpecs[parts[0]] = try parts.count > 1 ? Self.shape(parts[1], path: path) : nil
+        }
+        for s in cut.sets {
+            let kv = s.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, map[kv[0]] != nil else { throw .badConfig(path: path, layer: kv.first, reason: "--set wants NAME=VALUE with a node of the graph") }
+            switch kv[1].lowercased() {
+            case "true": sets[kv[0]] = HostTensor(shape: [], values: .bool([true]))
+            case "false": sets[kv[0]] = HostTensor(shape: [], values: .bool([false]))
+            default:
+                guard let v = Float(kv[1]) else { throw .badConfig(path: path, layer: kv[0], reason: "--set value '\(kv[1])' is not true, false or a number") }
+                sets[kv[0]] = HostTensor(floats: [v], shape: [])
+            }
+        }
+        outputs = cut.outputs.isEmpty ? Self.sinks(g) : cut.outputs
+        for o in outputs where map[TFRef(o).node] == nil { throw .badConfig(path: path, layer: o, reason: "--outputs names a node the graph does not have") }
+    }
+
+    /// Ops `lower` handles on activations (constant folding handles more on constants).
+    static let lowered: Set<String> = [
+        "Identity", "StopGradient", "Snapshot", "PreventGradient", "Conv2D", "DepthwiseConv2dNative", "BiasAdd",
+        "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Relu", "Relu6", "LeakyRelu", "Sigmoid", "Tanh", "Softmax",
+        "MaxPool", "AvgPool", "ConcatV2", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Mean", "MatMul", "Reshape", "Squeeze",
+        "ExpandDims", "Pad", "PadV2", "Shape",
+    ]
+
+    static func shape(_ s: String, path: String) throws(ImportError) -> Shape {
+        let dims = s.split(whereSeparator: { $0 == "x" || $0 == "," }).map { $0 == "?" || $0 == "-1" ? -1 : Int($0) ?? -2 }
+        guard !dims.isEmpty, dims.allSatisfy({ $0 >= -1 && $0 != 0 }) else { throw .badConfig(path: path, layer: nil, reason: "shape '\(s)' is not like 1x160x160x3") }
+        return Shape(dims)
+    }
+
+    /// Nodes nobody reads, except bookkeeping ops.
+    static func sinks(_ g: Tensorflow_GraphDef) -> [String] {
+        var read = Set<String>()
+        for n in g.node { for i in n.input { read.insert(TFRef(i).node) } }
+        let ignored: Set<String> = ["NoOp", "Const", "Placeholder", "Assert", "SaveV2", "RestoreV2", "VarHandleOp", "VariableV2", "FIFOQueueV2"]
+        return g.node.filter { !read.contains($0.name) && !ignored.contains($0.op) }.map(\.name)
+    }
+
+    func fail(_ node: String, _ reason: String) -> ImportError { .badConfig(path: path, layer: node, reason: reason) }
+
+    // MARK: - Driver
+
+    mutating func run() throws -> Graph {
+        var outs: [String] = []
+        for o in outputs {
+            let ref = TFRef(o)
+            switch try value(ref) {
+            case .dynamic(let v): outs.append(v)
+            case .const: throw fail(o, "the output is a constant: nothing to compute")
+            case .dead: throw fail(o, "the output is on a branch that is never taken")
+            case .unsupported: outs.append("")
+            }
+        }
+        if !unsupported.isEmpty {
+            let list = unsupported.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value.count) (e.g. \($0.value.example))" }
+            throw ImportError.unsupportedOps(path: path, ops: list)
+        }
+        var graph = builder.build(outputs: outs, metadata: ModelMetadata(sourceFormat: "tensorflow-pb"))
+        // Outputs carry the TensorFlow names users fetch (a TF2 graph's `Identity`).
+        for (i, o) in outputs.enumerated() where outs[i] != TFRef(o).node {
+            graph.rename(outs[i], to: TFRef(o).node)
+        }
+        graph.metadata.sourceNodeCount = nodes.count
+        return graph
+    }
+
+    // MARK: - Evaluation
+
+    mutating func value(_ ref: TFRef) throws -> TFValue {
+        let values = try evaluate(ref.node)
+        guard ref.output < values.count else { throw fail(ref.node, "output :\(ref.output) is not supported") }
+        return values[ref.output]
+    }
+
+    mutating func evaluate(_ name: String) throws -> [TFValue] {
+        if let v = memo[name] { return v }
+        guard let node = nodes[name] else { throw fail(name, "is read but not defined in the graph") }
+        depth += 1
+        defer { depth -= 1 }
+        guard depth < 5000 else { throw fail(name, "the graph is deeper than 5000 nodes (or has a cycle)") }
+        memo[name] = [.unsupported]  // a cycle reads this
+        let result = try compute(node)
+        memo[name] = result
+        return result
+    }
+
+    mutating func compute(_ node: Tensorflow_NodeDef) throws -> [TFValue] {
+        if let spec = inputSpecs[node.name] {
+            return [.dynamic(try graphInput(node, shape: spec))]
+        }
+        if let v = sets[node.name] { return [.const(v)] }
+        switch node.op {
+        case "Const":
+            // A constant inside a tf.cond branch hangs on the branch's switch by a control input.
+            for i in node.input where i.hasPrefix("^") {
+                if case .dead = try value(TFRef(i)) { return [.dead] }
+            }
+            return [.const(try HostTensor(node.attr["value"]?.tensor ?? .init(), node: node.name, path: path))]
+        case "Placeholder":
+            if node.attr["dtype"]?.type == .dtBool {
+                notes.append("\(node.name) (bool placeholder) set to false: inference; --set \(node.name)=true to change")
+                return [.const(HostTensor(shape: [], values: .bool([false])))]
+            }
+            guard inputSpecs.isEmpty else { throw fail(node.name, "this placeholder feeds the outputs but is not among --inputs (add it, or --set it)") }
+            return [.dynamic(try graphInput(node, shape: nil))]
+        case "PlaceholderWithDefault":
+            return [try value(TFRef(node.input[0]))]
+        case "NoOp":
+            return [.const(HostTensor(floats: [], shape: [0]))]
+        default:
+            break
+        }
+        // l2_normalize (Square→Sum→Maximum→Rsqrt→Mul) is one op: read only its x.
+        if node.op == "Mul", let (x, eps) = l2Normalize(node) {
+            switch try value(x) {
+            case .dynamic(let v):
+                do { return [.dynamic(try builder.add(node.name, .l2Normalize(epsilon: eps), inputs: [v]))] } catch { throw fail(node.name, error.description) }
+            case let other: return [other]
+            }
+        }
+        var inputs: [TFValue] = []
+        var anyDead = false
+        for i in node.input {
+            let ref = TFRef(i)
+            let v = try value(ref)
+            if case .dead = v { anyDead = true }
+            if !ref.isControl { inputs.append(v) }
+        }
+        switch node.op {
+        case "Switch": return try switchOutputs(node, inputs)
+        case "Merge":
+            let live = inputs.enumerated().filter { if case .dead = $0.element { return false } else { return true } }
+            guard let first = live.first else { return [.dead, .dead] }
+            return [first.element, .const(HostTensor(ints: [Int64(first.offset)], shape: []))]
+        default: break
+        }
+        if anyDead { return [TFValue](repeating: .dead, count: 6) }
+        if inputs.contains(where: { if case .unsupported = $0 { return true } else { return false } }) {
+            // Downstream of an unsupported op: still list this op if it is unsupported too.
+            return Self.lowered.contains(node.op) ? [.unsupported] : [record(node)]
+        }
+        let consts = inputs.compactMap { if case .const(let c) = $0 { return c } else { return nil } }
+        if consts.count == inputs.count, !inputs.isEmpty,
+           let folded = try ConstantFolding.evaluate(node.op, consts, attr: node.attr, fail: { self.fail(node.name, $0) }) {
+            return [.const(folded)]
+        }
+        if node.op == "Shape", case .dynamic(let v) = inputs[0] {
+            let s = builder.shape(v)
+            guard s.dims.allSatisfy({ $0 >= 0 }) else { throw fail(node.name, "Shape of \(s) needs a known batch: give --inputs NAME:1x...") }
+            return [.const(HostTensor(ints: s.dims.map(Int64.init), shape: [s.rank]))]
+        }
+        return [try lower(node, inputs)]
+    }
+
+    mutating func switchOutputs(_ node: Tensorflow_NodeDef, _ inputs: [TFValue]) throws -> [TFValue] {
+        guard inputs.count == 2 else { throw fail(node.name, "Switch needs data and predicate") }
+        if case .dead = inputs[0] { return [.dead, .dead] }
+        guard case .const(let p) = inputs[1], let taken = p.scalar else {
+            throw fail(node.name, "the Switch predicate is not a constant: --set the placeholder it depends on (e.g. phase_train=false)")
+        }
+        return taken != 0 ? [.dead, inputs[0]] : [inputs[0], .dead]
+    }
+
+    mutating func graphInput(_ node: Tensorflow_NodeDef, shape spec: Shape?) throws -> String {
+        var shape = spec
+        if shape == nil, let s = node.attr["shape"]?.shape, !s.unknownRank, !s.dim.isEmpty {
+            shape = Shape(s.dim.map { Int($0.size) < 0 ? -1 : Int($0.size) })
+        }
+        guard let shape, shape.rank >= 1 else { throw fail(node.name, "its shape is unknown: give --inputs \(node.name):?x160x160x3") }
+        return builder.addInput(node.name, shape: shape.withBatch(shape[0] > 0 ? shape[0] : -1))
+    }
+
+    mutating func record(_ node: Tensorflow_NodeDef) -> TFValue {
+        unsupported[node.op, default: (0, node.name)].count += 1
+        return .unsupported
+    }
+}
+
+extension Graph {
+    /// Renames value `old` (a node) to `new` everywhere it is read or output.
+    mutating func rename(_ old: String, to new: String) {
+        guard !nodes.contains(where: { $0.name == new }) else { return }
+        for i in nodes.indices {
+            if nodes[i].name == old { nodes[i].name = new }
+            nodes[i].inputs = nodes[i].inputs.map { $0 == old ? new : $0 }
+        }
+        outputs = outputs.map { $0 == old ? new : $0 }
+    }
+}

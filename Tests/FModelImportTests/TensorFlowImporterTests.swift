@@ -1,0 +1,106 @@
+import FModelCore
+import FModelFormat
+@testable import FModelImport
+import FModelRuntime
+import FModelTestSupport
+import Foundation
+import Testing
+
+/// Frozen TensorFlow graphs made by the fixture script, against TensorFlow's outputs.
+@Suite struct TensorFlowImporterTests {
+    struct Entry: Decodable, CustomStringConvertible {
+        var name, model, input: String
+        var inputs: String?
+        var outputs: [String: String]
+        var description: String { name }
+    }
+
+    static let entries: [Entry] = {
+        struct File: Decodable { var fixtures: [Entry] }
+        let data = FileManager.default.contents(atPath: Fixtures.path("tensorflow.json")) ?? Data()
+        return (try? JSONDecoder().decode(File.self, from: data).fixtures) ?? []
+    }()
+
+    func load(_ file: String, inputs: String? = nil, sets: [String] = []) throws -> (Graph, [String]) {
+        var notes: [String] = []
+        let cut = GraphCut(inputs: inputs.map { [$0] } ?? [], sets: sets)
+        return (try TensorFlowImporter.importModel(path: Fixtures.path(file), cut: cut, notes: &notes), notes)
+    }
+
+    @Test(arguments: entries)
+    func matchesTensorFlow(_ e: Entry) throws {
+        let (g, _) = try load(e.model, inputs: e.inputs)
+        let x = try NPY.read(path: Fixtures.path(e.input))
+        let out = try Executor(graph: g).run([g.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
+        #expect(Set(g.outputs) == Set(e.outputs.keys))
+        for (name, file) in e.outputs {
+            let expected = try NPY.read(path: Fixtures.path(file))
+            let d = Difference(try #require(out[name]).values, expected.values, tolerance: .tensorFlow)
+            #expect(d.isWithinTolerance, "\(e.name)/\(name): max |Δ| \(d.maxAbsolute)")
+        }
+    }
+
+    /// The TF1 graph: Switch/Merge resolved on phase_train=false, no identities left, one batch
+    /// norm per layer, the node counts before and after recorded.
+    @Test func condBatchNormIsResolved() throws {
+        let (g, notes) = try load("tf1_facenet_small.pb", inputs: "input:?x64x64x3")
+        #expect(notes.contains { $0.contains("phase_train") && $0.contains("false") })
+        #expect(!g.nodes.contains { $0.op == .identity })
+        #expect(g.nodes.filter { if case .batchNorm = $0.op { return true } else { return false } }.count == 17)
+        #expect(g.nodes.contains { $0.op == .l2Normalize(epsilon: 1e-10) })
+        #expect(g.metadata.sourceNodeCount == 572 && g.nodes.count < 100)
+        #expect(g.inputs == [ValueInfo(name: "input", shape: [-1, 64, 64, 3])])
+    }
+
+    @Test func trainingBranchIsRefused() {
+        #expect(throws: ImportError.self) { try load("tf1_facenet_small.pb", inputs: "input:?x64x64x3", sets: ["phase_train=true"]) }
+    }
+
+    /// Every unsupported op type is listed with its count and a node, not just the first met.
+    @Test func unsupportedOpsAreAllListed() throws {
+        func node(_ name: String, _ op: String, _ inputs: [String]) -> Tensorflow_NodeDef {
+            var n = Tensorflow_NodeDef()
+            (n.name, n.op, n.input) = (name, op, inputs)
+            return n
+        }
+        var x = node("x", "Placeholder", [])
+        var shape = Tensorflow_TensorShapeProto()
+        shape.dim = [Int64(-1), 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
+        var attr = Tensorflow_AttrValue()
+        attr.shape = shape
+        x.attr["shape"] = attr
+        var g = Tensorflow_GraphDef()
+        g.node = [x, node("a", "Erf", ["x"]), node("b", "Erf", ["x"]), node("c", "Cumsum", ["x"]), node("out", "AddN", ["a", "b", "c"])]
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/u.pb", contents: try g.serializedData())
+        var notes: [String] = []
+        do {
+            _ = try TensorFlowImporter.importModel(path: dir + "/u.pb", notes: &notes)
+            Issue.record("imported unsupported ops")
+        } catch let ImportError.unsupportedOps(_, ops) {
+            #expect(ops == ["AddN ×1 (e.g. out)", "Cumsum ×1 (e.g. c)", "Erf ×2 (e.g. a)"])
+        }
+    }
+
+    @Test(arguments: ["bad/truncated.pb", "bad/length_past_end.pb", "bad/tensor_content_mismatch.pb"])
+    func malformedGraphsAreErrors(_ file: String) {
+        #expect(throws: ImportError.self) { try load(file, inputs: "input:?x64x64x3") }
+    }
+
+    @Test func tensorContentMismatchNamesTheNode() {
+        do {
+            _ = try load("bad/tensor_content_mismatch.pb", inputs: "input:?x64x64x3")
+        } catch let ImportError.badConfig(_, layer, reason) {
+            #expect(layer != nil && reason.contains("tensor_content"))
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test func referencesAndShapesParse() throws {
+        #expect(TFRef("a/b:1") == TFRef("a/b:1") && TFRef("a/b:1").output == 1 && TFRef("^c").isControl && TFRef("x").node == "x")
+        #expect(try TFLowering.shape("?x160x160x3", path: "p") == [-1, 160, 160, 3])
+        #expect(throws: ImportError.self) { try TFLowering.shape("axb", path: "p") }
+    }
+}
