@@ -1,4 +1,5 @@
 import ArgumentParser
+import FModelCompress
 import FModelCore
 import FModelRuntime
 import Foundation
@@ -30,16 +31,7 @@ struct BenchCommand: ParsableCommand {
         let loadStart = Date()
         let executor = try Executor(graph: try options.load(model))
         let loadSeconds = Date().timeIntervalSince(loadStart)
-        var feeds: [String: FloatTensor] = [:]
-        var state: UInt64 = 42
-        for input in executor.graph.inputs {
-            let shape = input.shape.withBatch(batch)
-            let values = (0..<(shape.elementCount ?? 0)).map { _ -> Float in
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
-            }
-            feeds[input.name] = FloatTensor(shape: shape, values: values)
-        }
+        let feeds = executor.graph.syntheticInputs(batch: batch)
         _ = try executor.run(feeds)
         var times: [Double] = []
         for _ in 0..<iterations {
