@@ -18,9 +18,7 @@ let package = Package(
         .systemLibrary(
             name: "CHDF5", pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(
-            name: "COpenBLAS", pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CBLIS", providers: [.apt(["libblis-dev"])]),
         .systemLibrary(
             name: "CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"])]),
@@ -34,7 +32,7 @@ let package = Package(
         .target(
             name: "FModelImport",
             dependencies: ["FModelCore", "FModelFormat", "CHDF5", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .target(name: "FModelRuntime", dependencies: ["FModelCore", "COpenBLAS"]),
+        .target(name: "FModelRuntime", dependencies: ["FModelCore", "CBLIS"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
         .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CTurboJPEG", "CPNG"]),
         .target(
