@@ -6,9 +6,11 @@ extension Activation {
     func apply(_ x: UnsafeMutablePointer<Float>, count: Int, channels: Int) {
         switch self {
         case .linear: return
-        case .relu: for i in 0..<count where x[i] < 0 { x[i] = 0 }
+        // Branch-free forms, which the compiler vectorises.
+        case .relu: for i in 0..<count { x[i] = max(x[i], 0) }
         case .relu6: for i in 0..<count { x[i] = min(max(x[i], 0), 6) }
-        case .leakyRelu(let a): for i in 0..<count where x[i] < 0 { x[i] *= a }
+        case .leakyRelu(let a) where a <= 1: for i in 0..<count { x[i] = max(x[i], x[i] * a) }
+        case .leakyRelu(let a): for i in 0..<count { x[i] = min(x[i], x[i] * a) }
         case .sigmoid: for i in 0..<count { x[i] = 1 / (1 + expf(-x[i])) }
         case .tanh: for i in 0..<count { x[i] = tanhf(x[i]) }
         case .softmax: softmaxRows(x, rows: count / max(channels, 1), channels: channels)
