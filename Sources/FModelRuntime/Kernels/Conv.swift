@@ -43,10 +43,15 @@ struct ConvKernel {
             if win.isPointwise {
                 sgemm(m: n * pixels, n: cout, k: cin, a: input, b: w.baseAddress!, c: output)
             } else {
-                let col = scratch(pixels * k)
-                for b in 0..<n {
-                    im2col(input + b * win.inH * win.inW * cin, win, cin: cin, into: col)
-                    sgemm(m: pixels, n: cout, k: k, a: col, b: w.baseAddress!, c: output + b * pixels * cout)
+                // Several images per GEMM (a taller matrix runs faster), within a 64 MiB scratch.
+                let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
+                let col = scratch(perChunk * pixels * k)
+                for first in stride(from: 0, to: n, by: perChunk) {
+                    let images = min(perChunk, n - first)
+                    for i in 0..<images {
+                        im2col(input + (first + i) * win.inH * win.inW * cin, win, cin: cin, into: col + i * pixels * k)
+                    }
+                    sgemm(m: images * pixels, n: cout, k: k, a: col, b: w.baseAddress!, c: output + first * pixels * cout)
                 }
             }
         }
