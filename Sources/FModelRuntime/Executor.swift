@@ -11,6 +11,8 @@ public final class Executor: @unchecked Sendable {
     private let lastUse: [Int]
     private let lock = NSLock()
     private var pool = BufferPool()
+    /// im2col scratch, kept across runs.
+    private var scratch = Buffer(capacity: 1)
 
     /// Validates `graph` and prepares every node's parameters.
     /// - Throws: `GraphError` when the graph is not well formed.
@@ -50,7 +52,8 @@ public final class Executor: @unchecked Sendable {
         let shapes = try graph.inferShapes(batch: batch)
         lock.lock()
         defer { lock.unlock() }
-        var run = Run(shapes: shapes, valueCount: valueIndex.count)
+        var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch)
+        defer { scratch = run.scratch }
         for (i, info) in graph.inputs.enumerated() {
             let t = inputs[info.name]!
             let b = take(t.values.count)
@@ -146,10 +149,11 @@ final class Run {
     let shapes: [String: Shape]
     var buffers: [Buffer?]
     var holders: [ObjectIdentifier: Int] = [:]
-    var scratch = Buffer(capacity: 1)
+    var scratch: Buffer
 
-    init(shapes: [String: Shape], valueCount: Int) {
+    init(shapes: [String: Shape], valueCount: Int, scratch: Buffer) {
         self.shapes = shapes
+        self.scratch = scratch
         buffers = [Buffer?](repeating: nil, count: valueCount)
     }
 

@@ -23,7 +23,7 @@ public struct Evaluation: Sendable {
         var predictions = [[FacePrediction?]](repeating: [], count: models.count)
         var unreadable: [SkippedName] = []
         var next = batches.isEmpty ? nil : Self.prepare(batches[0], preprocessors)
-        for (k, batch) in batches.enumerated() {
+        for k in batches.indices {
             let prepared = next!.wait()
             next = k + 1 < batches.count ? Self.prepare(batches[k + 1], preprocessors) : nil
             unreadable += prepared.failures
@@ -34,7 +34,6 @@ public struct Evaluation: Sendable {
                 predictions[m] += inputs.map { $0 == nil ? nil : it.next() }
             }
             progress(min((k + 1) * batchSize, samples.count), samples.count)
-            _ = batch
         }
         self.predictions = predictions
         self.unreadable = unreadable
