@@ -28,7 +28,8 @@ let package = Package(
 
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
-        .target(name: "FModelFormat", dependencies: ["FModelCore"]),
+        .target(name: "CCRC32C"),
+        .target(name: "FModelFormat", dependencies: ["FModelCore", "CCRC32C"]),
         .target(
             name: "FModelImport",
             dependencies: ["FModelCore", "FModelFormat", "CHDF5", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

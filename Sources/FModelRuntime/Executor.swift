@@ -120,7 +120,7 @@ public final class Executor: @unchecked Sendable {
         case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape)
         case .dense(let w, let bias, let act, let inputs, let units):
             let rows = count / units
-            w.withUnsafeBufferPointer { sgemm(m: rows, n: units, k: inputs, a: x, b: $0.baseAddress!, c: y) }
+            sgemm(m: rows, n: units, k: inputs, a: x, b: w.pointer, c: y)
             if let bias { bias.withUnsafeBufferPointer { addBias(y, rows: rows, channels: units, bias: $0.baseAddress!) } }
             act.apply(y, count: count, channels: units)
         case .scaleShift(let s, let t): scaleShift(x, y, count: count, scale: s, shift: t)

@@ -5,7 +5,7 @@ import FModelCore
 enum Step {
     case conv(ConvKernel)
     case depthwise(DepthwiseKernel)
-    case dense(kernel: [Float], bias: [Float]?, activation: Activation, inputs: Int, units: Int)
+    case dense(kernel: FloatWeights, bias: [Float]?, activation: Activation, inputs: Int, units: Int)
     case scaleShift(scale: [Float], shift: [Float])
     case activation(Activation)
     case pool(PoolAttributes, max: Bool)
@@ -21,16 +21,17 @@ enum Step {
     /// Lowers `node`; the graph was validated, so the parameters it names exist and fit.
     init(_ node: Node, graph: Graph, inputRank: Int) {
         func floats(_ role: String) -> [Float]? { graph.param(role, of: node)?.floats() }
+        func weights(_ role: String) -> FloatWeights { FloatWeights(graph.param(role, of: node)!) }
         switch node.op {
         case .conv2D(let a):
             let k = graph.param("kernel", of: node)!.shape
-            self = .conv(ConvKernel(kernel: floats("kernel")!, bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3]))
+            self = .conv(ConvKernel(kernel: weights("kernel"), bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3]))
         case .depthwiseConv2D(let a):
             let k = graph.param("kernel", of: node)!.shape
-            self = .depthwise(DepthwiseKernel(kernel: floats("kernel")!, bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], multiplier: k[3]))
+            self = .depthwise(DepthwiseKernel(kernel: weights("kernel"), bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], multiplier: k[3]))
         case .dense(let act):
             let k = graph.param("kernel", of: node)!.shape
-            self = .dense(kernel: floats("kernel")!, bias: floats("bias"), activation: act, inputs: k[0], units: k[1])
+            self = .dense(kernel: weights("kernel"), bias: floats("bias"), activation: act, inputs: k[0], units: k[1])
         case .batchNorm(let eps):
             self = Step.batchNorm(mean: floats("mean")!, variance: floats("variance")!, gamma: floats("gamma"), beta: floats("beta"), epsilon: eps)
         case .affine:

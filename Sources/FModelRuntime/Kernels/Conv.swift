@@ -26,7 +26,7 @@ struct Window {
 
 /// Prepared 2-D convolution: kernel as a [KH·KW·Cin, Cout] matrix.
 struct ConvKernel {
-    let kernel: [Float]
+    let kernel: FloatWeights
     let bias: [Float]?
     let attributes: ConvAttributes
     let kH, kW, cin, cout: Int
@@ -39,9 +39,10 @@ struct ConvKernel {
                          strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
         let pixels = win.outH * win.outW
         let k = kH * kW * cin
-        kernel.withUnsafeBufferPointer { w in
+        let w = kernel.pointer
+        do {
             if win.isPointwise {
-                sgemm(m: n * pixels, n: cout, k: cin, a: input, b: w.baseAddress!, c: output)
+                sgemm(m: n * pixels, n: cout, k: cin, a: input, b: w, c: output)
             } else {
                 // Several images per GEMM (a taller matrix runs faster), within a 64 MiB scratch.
                 let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
@@ -51,7 +52,7 @@ struct ConvKernel {
                     for i in 0..<images {
                         im2col(input + (first + i) * win.inH * win.inW * cin, win, cin: cin, into: col + i * pixels * k)
                     }
-                    sgemm(m: images * pixels, n: cout, k: k, a: col, b: w.baseAddress!, c: output + first * pixels * cout)
+                    sgemm(m: images * pixels, n: cout, k: k, a: col, b: w, c: output + first * pixels * cout)
                 }
             }
         }
@@ -84,7 +85,7 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, into col: UnsafeMu
 
 /// Prepared depthwise convolution: kernel [KH, KW, Cin, M], output channel `c·M + m`.
 struct DepthwiseKernel {
-    let kernel: [Float]
+    let kernel: FloatWeights
     let bias: [Float]?
     let attributes: ConvAttributes
     let kH, kW, cin, multiplier: Int
@@ -94,7 +95,8 @@ struct DepthwiseKernel {
                          strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
         let cout = cin * multiplier
         let n = inShape[0]
-        kernel.withUnsafeBufferPointer { w in
+        let w = kernel.pointer
+        do {
             for b in 0..<n {
                 let x = input + b * win.inH * win.inW * cin
                 let y = output + b * win.outH * win.outW * cout
@@ -109,7 +111,7 @@ struct DepthwiseKernel {
                                 let ix = ox * win.strideW + kx * win.dilW - win.padLeft
                                 guard ix >= 0, ix < win.inW else { continue }
                                 let px = x + (iy * win.inW + ix) * cin
-                                let wk = w.baseAddress! + (ky * kW + kx) * cout
+                                let wk = w + (ky * kW + kx) * cout
                                 for c in 0..<cin {
                                     for m in 0..<multiplier { out[c * multiplier + m] += px[c] * wk[c * multiplier + m] }
                                 }

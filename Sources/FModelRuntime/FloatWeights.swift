@@ -1,0 +1,25 @@
+import FModelCore
+
+/// A kernel as float32 values the GEMM reads. A float32 tensor is used where it lies — in a
+/// memory-mapped `.fmodel` that means no copy, and resident memory stays the weights plus the
+/// activations; other encodings are dequantized once into memory of its own.
+final class FloatWeights: @unchecked Sendable {
+    let pointer: UnsafePointer<Float>
+    let count: Int
+    private let owner: TensorStorage
+
+    init(_ tensor: Tensor) {
+        count = tensor.count
+        let bytes = tensor.storage.bytes
+        if tensor.dtype == .f32, let base = bytes.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            owner = tensor.storage
+            pointer = base.assumingMemoryBound(to: Float.self)
+        } else {
+            owner = TensorStorage(values: tensor.floats())
+            pointer = owner.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
+        }
+    }
+
+    /// The values as an array (for the rare kernel that transforms them).
+    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
