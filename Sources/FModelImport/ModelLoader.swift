@@ -66,7 +66,16 @@ public enum ModelLoader {
             graph.metadata.sourceSHA256 = try sha256(path: path)
             graph.metadata.preprocess = .prewhiten
         case .keras3:
-            throw ImportError.unknownFormat(path: path, reason: "Keras 3 .keras import is not available yet in this build")
+            if let isolation = options.isolation {
+                var inner = options
+                inner.isolation = nil
+                graph = try isolation.load(path: path, options: inner)
+            } else {
+                graph = try Keras3Importer.importModel(path: path)
+                graph.metadata.sourceFile = (path as NSString).lastPathComponent
+                graph.metadata.sourceSHA256 = try sha256(path: path)
+                graph.metadata.preprocess = .prewhiten
+            }
         }
         if let p = options.preprocess { graph.metadata.preprocess = p }
         graph.metadata.producer = "fmodel \(FModelVersion.current)"

@@ -23,6 +23,8 @@ struct KerasModel {
     var layers: [KerasLayer]
     var inputs: [KerasRef]
     var outputs: [KerasRef]
+    /// Keras 3 configs write calls as `{"args": …}` and number a nested model's calls from 0.
+    var isKeras3 = false
 
     static let modelClasses: Set<String> = ["Functional", "Model", "Sequential"]
 
@@ -39,6 +41,7 @@ struct KerasModel {
         guard let layerList = config["layers"]?.array else { throw .badConfig(path: path, layer: nil, reason: "no layer list") }
         var parsed: [KerasLayer] = []
         for l in layerList { parsed.append(try Self.layer(l, path: path, depth: depth)) }
+        isKeras3 = json["module"] != nil || layerList.contains { $0["inbound_nodes"]?[0]?.object != nil }
         if cls == "Sequential" {
             (layers, inputs, outputs) = try Self.chain(parsed, path: path)
         } else {
@@ -57,13 +60,34 @@ struct KerasModel {
         }
         var inbound: [[KerasRef]] = []
         for node in l["inbound_nodes"]?.array ?? [] {
-            guard node.array != nil else {
-                throw .badConfig(path: path, layer: name, reason: "inbound node \(node.brief.prefix(80)) is not in the Keras 2 list form")
+            if let args = node["args"] {
+                inbound.append(try keras3Refs(args, path: path, layer: name))
+            } else {
+                guard node.array != nil else {
+                    throw .badConfig(path: path, layer: name, reason: "inbound node \(node.brief.prefix(80)) is neither the Keras 2 nor the Keras 3 form")
+                }
+                inbound.append(try refs(node, path: path, layer: name))
             }
-            inbound.append(try refs(node, path: path, layer: name))
         }
         let nested = modelClasses.contains(cls) ? try KerasModel(l, path: path, depth: depth + 1) : nil
         return KerasLayer(className: cls, name: name, config: config, inbound: inbound, nested: nested)
+    }
+
+    /// The `__keras_tensor__` references in a Keras 3 call's `args`, in order (nested lists too).
+    static func keras3Refs(_ args: JSONValue, path: String, layer: String) throws(ImportError) -> [KerasRef] {
+        var out: [KerasRef] = []
+        var stack = [args]
+        var visited = 0
+        while let v = stack.popLast() {
+            visited += 1
+            guard visited < 10_000 else { throw .badConfig(path: path, layer: layer, reason: "call arguments nest too deep") }
+            if let history = v["config"]?["keras_history"], v["class_name"]?.string == "__keras_tensor__" {
+                out.append(try ref(history, path: path, layer: layer))
+            } else if let list = v.array {
+                stack.append(contentsOf: list.reversed())
+            }
+        }
+        return out
     }
 
     /// Parses `[[name, node, tensor, kwargs?], ...]`.

@@ -42,10 +42,10 @@ public enum KerasImporter {
 /// Walks a Keras model config in connection order and lowers each layer call to IR nodes.
 struct KerasLowering {
     let path: String
-    let weights: KerasWeights
+    let weights: any KerasWeightSource
     var builder = GraphBuilder()
 
-    init(path: String, weights: KerasWeights) {
+    init(path: String, weights: any KerasWeightSource) {
         self.path = path
         self.weights = weights
     }
@@ -76,7 +76,7 @@ struct KerasLowering {
             var progressed = false
             var rest: [KerasLayer] = []
             for layer in pending {
-                if try lowerCalls(layer, values: &values, group: group) { progressed = true } else { rest.append(layer) }
+                if try lowerCalls(layer, values: &values, group: group, keras3: model.isKeras3) { progressed = true } else { rest.append(layer) }
             }
             guard progressed else {
                 throw .badConfig(path: path, layer: rest[0].name, reason: "its inputs are never produced")
@@ -92,7 +92,7 @@ struct KerasLowering {
     }
 
     /// Lowers every call of `layer` once its inputs exist; false when they do not yet.
-    private mutating func lowerCalls(_ layer: KerasLayer, values: inout [KerasRef: String], group: String?) throws(ImportError) -> Bool {
+    private mutating func lowerCalls(_ layer: KerasLayer, values: inout [KerasRef: String], group: String?, keras3: Bool) throws(ImportError) -> Bool {
         var resolved: [[String]] = []
         for call in layer.inbound {
             var ins: [String] = []
@@ -102,8 +102,8 @@ struct KerasLowering {
             }
             resolved.append(ins)
         }
-        // A nested model's first node is its own construction; calls are numbered from 1.
-        let offset = layer.nested.map { $0.layers.first?.className == "InputLayer" ? 1 : 0 } ?? 0
+        // In Keras 2 a nested model's first node is its own construction; calls count from 1.
+        let offset = keras3 ? 0 : layer.nested.map { $0.layers.first?.className == "InputLayer" ? 1 : 0 } ?? 0
         for (i, ins) in resolved.enumerated() {
             let outs: [String]
             if let nested = layer.nested {

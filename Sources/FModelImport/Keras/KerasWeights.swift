@@ -5,7 +5,13 @@ import FModelCore
 /// `weight_names` (a nested model lists all of its layers' weights in its one group, trainable
 /// first and the batch-norm statistics last), so weights are matched by `layer/weight`, never
 /// by position.
-struct KerasWeights {
+/// Where a lowering finds a layer's weights, by role (`kernel`, `bias`, `gamma`, …).
+protocol KerasWeightSource {
+    /// Reads weight `role` of `layer` (in top-level group `group`) as a float32 tensor.
+    func tensor(_ role: String, layer: String, group: String) throws(ImportError) -> Tensor
+}
+
+struct KerasWeights: KerasWeightSource {
     let file: HDF5File
     /// Per top-level group: `layer/weight` (without `:0`) → dataset path.
     private var index: [String: [String: String]] = [:]

@@ -10,7 +10,13 @@ enum LambdaScaling {
             return .failure(.init("arguments are \(config["arguments"]?.brief ?? "missing"), expected {\"scale\": number}"))
         }
         guard let scale = arg.double else { return .failure(.init("argument 'scale' is \(arg.brief), not a number")) }
-        let encoded = config["function"]?[0]?.string ?? config["function"]?.string
+        let function = config["function"]
+        // Keras 3 saves a named function by name only: keras-facenet's `scaling` is the one known.
+        if function?["class_name"]?.string == "function" {
+            let name = function?["config"]?.string ?? "?"
+            return name == "scaling" ? .success(Float(scale)) : .failure(.init("it calls the function '\(name)', not keras-facenet's 'scaling'"))
+        }
+        let encoded = function?[0]?.string ?? function?["config"]?["code"]?.string ?? function?.string
         guard let encoded, let code = Data(base64Encoded: encoded, options: .ignoreUnknownCharacters) else {
             return .failure(.init("the function is not base64 of a marshalled code object"))
         }

@@ -1,0 +1,87 @@
+import CHDF5
+import FModelCore
+import Foundation
+
+/// Imports Keras 3 `.keras` files: a zip of `config.json` and `model.weights.h5`, whose weights sit
+/// in `…/vars/0, 1, …` groups tagged with the layer's name, in the order the layer creates them.
+enum Keras3Importer {
+    static func importModel(path: String) throws -> Graph {
+        let zip = try ZipArchive(path: path)
+        guard let config = zip.data("config.json") else { throw ImportError.missing(path: path, object: "/", what: "config.json (stored) in the .keras zip") }
+        guard let weights = zip.data("model.weights.h5") else { throw ImportError.missing(path: path, object: "/", what: "model.weights.h5 (stored) in the .keras zip") }
+        let json: JSONValue
+        do { json = try JSONValue.parse(String(decoding: config, as: UTF8.self)) } catch {
+            throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")
+        }
+        let model = try KerasModel(json, path: path)
+        // libhdf5 reads files: the weights go to a private temporary copy.
+        let dir = NSTemporaryDirectory() + "fmodel-keras3-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let h5 = dir + "/model.weights.h5"
+        FileManager.default.createFile(atPath: h5, contents: Data(weights))
+        return try HDF5File.withLibrary {
+            let file = try HDF5File(path: h5)
+            let source = try Keras3Weights(file: file, model: model, path: path)
+            var lowering = KerasLowering(path: path, weights: source)
+            let outputs = try lowering.lowerTopLevel(model)
+            return lowering.builder.build(outputs: outputs, metadata: ModelMetadata(sourceFormat: "keras3"))
+        }
+    }
+}
+
+/// Keras 3 weights: per layer name, the `vars` datasets in order, and which role each index is.
+struct Keras3Weights: KerasWeightSource {
+    let file: HDF5File
+    let path: String
+    private var vars: [String: [String]] = [:]
+    private var roles: [String: [String]] = [:]
+
+    init(file: HDF5File, model: KerasModel, path: String) throws(ImportError) {
+        self.file = file
+        self.path = path
+        try collect("/", depth: 0)
+        roles = Self.roleOrders(model)
+    }
+
+    /// Finds every `vars` group (attribute `name` = layer name) below `group`.
+    private mutating func collect(_ group: String, depth: Int) throws(ImportError) {
+        guard depth < 32 else { return }
+        for child in try file.children(group) {
+            let p = group == "/" ? "/" + child : group + "/" + child
+            guard file.kind(p) == H5I_GROUP else { continue }
+            if child == "vars", let name = try file.strings("name", of: p)?.first {
+                let datasets = try file.children(p).compactMap { c in Int(c).map { ($0, p + "/" + c) } }.sorted { $0.0 < $1.0 }
+                if !datasets.isEmpty { vars[name] = datasets.map(\.1) }
+            } else {
+                try collect(p, depth: depth + 1)
+            }
+        }
+    }
+
+    /// The order in which each layer class creates its weights.
+    static func roleOrders(_ model: KerasModel) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for layer in model.layers {
+            if let nested = layer.nested { out.merge(roleOrders(nested)) { a, _ in a } }
+            let c = layer.config
+            let bias = c["use_bias"]?.bool ?? true
+            switch layer.className {
+            case "Conv2D", "Dense": out[layer.name] = ["kernel"] + (bias ? ["bias"] : [])
+            case "DepthwiseConv2D": out[layer.name] = ["depthwise_kernel"] + (bias ? ["bias"] : [])
+            case "BatchNormalization":
+                out[layer.name] = ((c["scale"]?.bool ?? true) ? ["gamma"] : []) + ((c["center"]?.bool ?? true) ? ["beta"] : []) + ["moving_mean", "moving_variance"]
+            default: break
+            }
+        }
+        return out
+    }
+
+    func tensor(_ role: String, layer: String, group: String) throws(ImportError) -> Tensor {
+        guard let i = roles[layer]?.firstIndex(of: role), let list = vars[layer], i < list.count else {
+            throw .missingWeight(path: path, layer: layer, weight: role)
+        }
+        let (shape, values) = try file.floats(list[i])
+        return Tensor(values, shape: Shape(shape))
+    }
+}

@@ -1,0 +1,45 @@
+import FModelFormat
+
+/// The stored (uncompressed) entries of a zip archive, as Keras 3 writes `.keras` files. Every
+/// offset and size is checked against the file before it is used.
+struct ZipArchive {
+    let file: MappedFile
+    /// Entry name → byte range of its data in the file.
+    private(set) var entries: [String: Range<Int>] = [:]
+
+    init(path: String) throws(ImportError) {
+        do { file = try MappedFile(path: path) } catch { throw .unknownFormat(path: path, reason: error.description) }
+        let b = file.bytes
+        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
+        func u32(_ o: Int) -> Int { Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
+        func fail(_ o: Int, _ r: String) -> ImportError { .unknownFormat(path: path, reason: "zip: \(r) at byte offset \(o)") }
+        // End of central directory: the last 22+ bytes, signature 0x06054b50.
+        guard b.count >= 22 else { throw fail(0, "too short for a zip file") }
+        var eocd = -1
+        for o in stride(from: b.count - 22, through: max(0, b.count - 22 - 65535), by: -1) where u32(o) == 0x0605_4B50 {
+            eocd = o
+            break
+        }
+        guard eocd >= 0 else { throw fail(b.count, "no end-of-central-directory record") }
+        let count = u16(eocd + 10), dirSize = u32(eocd + 12), dirStart = u32(eocd + 16)
+        guard dirStart + dirSize <= eocd, count <= 65535 else { throw fail(eocd, "central directory out of the file") }
+        var o = dirStart
+        for _ in 0..<count {
+            guard o + 46 <= eocd, u32(o) == 0x0201_4B50 else { throw fail(o, "bad central directory entry") }
+            let method = u16(o + 10), size = u32(o + 20), nameLength = u16(o + 28), extra = u16(o + 30), comment = u16(o + 32)
+            let local = u32(o + 42)
+            guard o + 46 + nameLength <= eocd else { throw fail(o, "entry name runs past the directory") }
+            let name = String(decoding: b[(o + 46)..<(o + 46 + nameLength)], as: UTF8.self)
+            guard local + 30 <= b.count, u32(local) == 0x0403_4B50 else { throw fail(local, "bad local header for \(name)") }
+            let start = local + 30 + u16(local + 26) + u16(local + 28)
+            guard start + size <= b.count else { throw fail(start, "\(name) runs past the end of the file") }
+            if method == 0 { entries[name] = start..<(start + size) }
+            o += 46 + nameLength + extra + comment
+        }
+    }
+
+    /// The bytes of entry `name`, if it is present and stored uncompressed.
+    func data(_ name: String) -> UnsafeRawBufferPointer? {
+        entries[name].map { UnsafeRawBufferPointer(rebasing: file.bytes[$0]) }
+    }
+}
