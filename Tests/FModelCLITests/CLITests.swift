@@ -5,8 +5,10 @@ import Foundation
 import Testing
 
 /// The commands as a user runs them, through `FModelCommand.main(arguments:)`, with its exit codes.
-@Suite struct CLITests {
+@Suite final class CLITests {
     let dir = Fixtures.temporaryDirectory()
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
 
     func fixture(_ name: String) -> String { Fixtures.path(name) }
 

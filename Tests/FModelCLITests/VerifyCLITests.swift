@@ -13,8 +13,10 @@ import Testing
 /// `verify` and `predict` on faces the test makes itself: random JPEGs named with the labels the
 /// reference model gives them, so the reference is right on every one and a damaged candidate
 /// is clearly worse.
-@Suite struct VerifyCLITests {
+@Suite final class VerifyCLITests {
     let dir = Fixtures.temporaryDirectory()
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
     let reference = Fixtures.path("multitask_flat.h5")
 
     func makeFaces(count: Int = 10) throws -> String {

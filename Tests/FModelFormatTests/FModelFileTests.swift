@@ -4,8 +4,10 @@ import FModelTestSupport
 import Foundation
 import Testing
 
-@Suite struct FModelFileTests {
+@Suite final class FModelFileTests {
     let dir = Fixtures.temporaryDirectory()
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
 
     /// A small graph with every stored dtype.
     static func sample() -> Graph {

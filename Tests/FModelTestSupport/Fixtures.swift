@@ -40,7 +40,7 @@ public enum Fixtures {
     /// The fixture called `name`.
     public static func entry(_ name: String) -> Entry { all.first { $0.name == name }! }
 
-    /// A fresh temporary directory, removed at process exit is not promised: callers clean up.
+    /// A new, empty temporary directory; the caller removes it.
     public static func temporaryDirectory() -> String {
         let dir = NSTemporaryDirectory() + "fmodel-tests-" + UUID().uuidString
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
