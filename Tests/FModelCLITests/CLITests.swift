@@ -55,7 +55,7 @@ import Testing
             var d = original
             for _ in 0..<4 { d[Int(rng.next() % UInt64(d.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1) }
             let p = "\(dir)/c\(i).h5"
-            FileManager.default.createFile(atPath: p, contents: d)
+            _ = FileManager.default.createFile(atPath: p, contents: d)
             let code = FModelCommand.main(arguments: ["inspect", p])
             #expect(code == 0 || code == 2, "case \(i) exited \(code)")
         }

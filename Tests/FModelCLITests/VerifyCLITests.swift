@@ -30,10 +30,10 @@ import Testing
             let decoded = try ImageDecoder.decode(bytes, path: "made")
             let p = try model.predict([model.preprocessor(decoded)])[0]
             let name = "\(min(max(Int(p.age.rounded()), 0), 116))_\(p.genderClass)_\(p.ethnicityClass)_2017010\(i).\(i % 2 == 0 ? "jpg" : "png")"
-            FileManager.default.createFile(atPath: faces + "/" + name, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: faces + "/" + name, contents: Data(bytes))
         }
-        FileManager.default.createFile(atPath: faces + "/not_a_face_name.jpg", contents: Data([0xFF, 0xD8]))
-        FileManager.default.createFile(atPath: faces + "/30_1_2_20170199.jpg", contents: Data("not an image".utf8))
+        _ = FileManager.default.createFile(atPath: faces + "/not_a_face_name.jpg", contents: Data([0xFF, 0xD8]))
+        _ = FileManager.default.createFile(atPath: faces + "/30_1_2_20170199.jpg", contents: Data("not an image".utf8))
         return faces
     }
 

@@ -66,7 +66,7 @@ import Testing
 
     func readError(_ bytes: [UInt8]) -> (any Error)? {
         let p = dir + "/bad.fmodel"
-        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
         do { _ = try FModelReader.read(path: p); return nil } catch { return error }
     }
 
