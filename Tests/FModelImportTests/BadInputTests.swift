@@ -1,5 +1,6 @@
 import FModelCore
 import FModelImport
+import FModelRuntime
 import FModelTestSupport
 import Foundation
 import Testing
@@ -69,3 +70,50 @@ import Testing
     }
 }
 
+
+/// Damaged model configs (calls dropped or rewired, layer classes swapped, numbers made absurd):
+/// an error or a model that runs, never a crash.
+@Suite struct KerasConfigFuzzTests {
+    @Test func damagedConfigsNeverCrash() throws {
+        let text = try String(contentsOfFile: Fixtures.path("multitask_nested.json"), encoding: .utf8)
+        let original = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        var rng = SplitMix64(seed: 5)
+        let classes = ["Conv2D", "Dense", "Add", "Concatenate", "BatchNormalization", "Flatten", "Reshape", "MaxPooling2D", "Lambda", "ZeroPadding2D"]
+        let numbers: [Any] = [0, -1, 1 << 40, [0, 0], [-3, 2], NSNull(), "x"]
+        for _ in 0..<40 {
+            var model = original
+            var config = model["config"] as! [String: Any]
+            var facenet = (config["layers"] as! [[String: Any]])[1]
+            var inner = facenet["config"] as! [String: Any]
+            var layers = inner["layers"] as! [[String: Any]]
+            for _ in 0..<3 {
+                let k = Int(rng.next() % UInt64(layers.count - 1)) + 1
+                var layer = layers[k]
+                switch rng.next() % 4 {
+                case 0: layer["inbound_nodes"] = [[Any]]()
+                case 1: layer["class_name"] = classes[Int(rng.next() % UInt64(classes.count))]
+                case 2:
+                    var c = layer["config"] as! [String: Any]
+                    for key in ["filters", "kernel_size", "strides", "pool_size", "padding", "units", "axis", "target_shape"] where c[key] != nil {
+                        c[key] = numbers[Int(rng.next() % UInt64(numbers.count))]
+                    }
+                    layer["config"] = c
+                default:
+                    let other = layers[Int(rng.next() % UInt64(layers.count))]["name"] as! String
+                    layer["inbound_nodes"] = [[[other, 0, 0, [String: Any]()]]]
+                }
+                layers[k] = layer
+            }
+            inner["layers"] = layers
+            facenet["config"] = inner
+            var outer = config["layers"] as! [[String: Any]]
+            outer[1] = facenet
+            config["layers"] = outer
+            model["config"] = config
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
+            guard let graph = try? ModelLoader.load(path: Fixtures.path("multitask_nested_weights.h5"), options: ImportOptions(configJSON: json)) else { continue }
+            let x = FloatTensor(shape: graph.inputs[0].shape.withBatch(1), values: [Float](repeating: 0.5, count: graph.inputs[0].shape.withBatch(1).elementCount ?? 0))
+            _ = try? Executor(graph: graph).run([graph.inputs[0].name: x])
+        }
+    }
+}

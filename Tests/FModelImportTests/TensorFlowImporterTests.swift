@@ -104,3 +104,32 @@ import Testing
         #expect(throws: ImportError.self) { try TFLowering.shape("axb", path: "p") }
     }
 }
+
+/// Structurally damaged graphs (inputs dropped, ops swapped, attributes lost): an error or a
+/// model, never a crash.
+@Suite struct TensorFlowFuzzTests {
+    @Test func damagedGraphsNeverCrash() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tf1_facenet_small.pb")))
+        let original = try Tensorflow_GraphDef(serializedBytes: data)
+        var rng = SplitMix64(seed: 99)
+        let ops = ["Identity", "Conv2D", "Reshape", "ConcatV2", "Mul", "Switch", "Merge", "StridedSlice", "Const", "MatMul", "FusedBatchNormV3", "Pad"]
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 0..<60 {
+            var g = original
+            for _ in 0..<3 {
+                let k = Int(rng.next() % UInt64(g.node.count))
+                switch rng.next() % 4 {
+                case 0: if !g.node[k].input.isEmpty { g.node[k].input.removeLast() }
+                case 1: g.node[k].op = ops[Int(rng.next() % UInt64(ops.count))]
+                case 2: g.node[k].attr.removeAll()
+                default: g.node[k].input.append(g.node[Int(rng.next() % UInt64(g.node.count))].name)
+                }
+            }
+            let p = "\(dir)/g\(i).pb"
+            _ = FileManager.default.createFile(atPath: p, contents: try g.serializedData())
+            var notes: [String] = []
+            _ = try? TensorFlowImporter.importModel(path: p, cut: GraphCut(inputs: ["input:?x64x64x3"]), notes: &notes)
+        }
+    }
+}

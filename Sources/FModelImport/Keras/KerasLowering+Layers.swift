@@ -4,6 +4,7 @@ import FModelCore
 extension KerasLowering {
     /// Lowers one call of a (non-model) layer and returns the value it produces.
     mutating func lowerLayer(_ layer: KerasLayer, inputs: [String], group: String) throws(ImportError) -> String {
+        guard !inputs.isEmpty else { throw .badConfig(path: path, layer: layer.name, reason: "a call of this layer has no inputs") }
         let c = LayerConfig(layer: layer, path: path)
         let (op, params) = try lowering(layer, c, inputs: inputs, group: group)
         do {

@@ -42,6 +42,19 @@ struct TFLowering {
         for o in outputs where map[TFRef(o).node] == nil { throw .badConfig(path: path, layer: o, reason: "--outputs names a node the graph does not have") }
     }
 
+    /// The fewest data inputs each op reads, checked before any is used.
+    static let arity: [String: Int] = {
+        var a: [String: Int] = [:]
+        for op in ["Identity", "StopGradient", "Snapshot", "PreventGradient", "Square", "Sqrt", "Rsqrt", "Neg", "Cast", "Squeeze",
+                   "Relu", "Relu6", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "MaxPool", "AvgPool", "Shape", "Merge", "Pack"] { a[op] = 1 }
+        for op in ["Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Maximum", "Minimum", "SquaredDifference", "Reshape", "Prod",
+                   "Sum", "Mean", "Fill", "ExpandDims", "Conv2D", "DepthwiseConv2dNative", "BiasAdd", "MatMul", "Pad", "Switch", "ConcatV2"] { a[op] = 2 }
+        a["PadV2"] = 3
+        a["StridedSlice"] = 4
+        for op in ["FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"] { a[op] = 5 }
+        return a
+    }()
+
     /// Ops `lower` handles on activations (constant folding handles more on constants).
     static let lowered: Set<String> = [
         "Identity", "StopGradient", "Snapshot", "PreventGradient", "Conv2D", "DepthwiseConv2dNative", "BiasAdd",
@@ -132,7 +145,8 @@ struct TFLowering {
             guard inputSpecs.isEmpty else { throw fail(node.name, "this placeholder feeds the outputs but is not among --inputs (add it, or --set it)") }
             return [.dynamic(try graphInput(node, shape: nil))]
         case "PlaceholderWithDefault":
-            return [try value(TFRef(node.input[0]))]
+            guard let first = node.input.first else { throw fail(node.name, "PlaceholderWithDefault without a default") }
+            return [try value(TFRef(first))]
         case "NoOp":
             return [.const(HostTensor(floats: [], shape: [0]))]
         default:
@@ -145,6 +159,10 @@ struct TFLowering {
                 do { return [.dynamic(try builder.add(node.name, .l2Normalize(epsilon: eps), inputs: [v]))] } catch { throw fail(node.name, error.description) }
             case let other: return [other]
             }
+        }
+        let dataInputs = node.input.filter { !$0.hasPrefix("^") }.count
+        if let needed = Self.arity[node.op], dataInputs < needed {
+            throw fail(node.name, "\(node.op) needs \(needed) inputs, has \(dataInputs)")
         }
         var inputs: [TFValue] = []
         var anyDead = false
