@@ -21,14 +21,12 @@ struct CalibrationOptions: ParsableArguments {
     /// The calibration batch for `graph`'s input.
     func inputs(for graph: Graph) throws -> [String: FloatTensor] {
         guard let data else { return graph.syntheticInputs(batch: samples) }
-        guard graph.inputs.count == 1, let input = graph.inputs.first, input.shape.rank == 4, input.shape[3] == 3 else {
-            throw VerifyError.inputNotAnImage(name: graph.inputs.first?.name ?? "?", shape: graph.inputs.first?.shape ?? [])
-        }
+        let pre = try ImagePreprocessor(for: graph)
         let files = FaceDataset.imageFiles(in: data).prefix(samples)
         guard !files.isEmpty else { throw DatasetError.empty(data) }
-        let pre = ImagePreprocessor(height: input.shape[1], width: input.shape[2], mode: graph.metadata.preprocess ?? .prewhiten)
         var values: [Float] = []
         for f in files { values += pre(try ImageDecoder.decode(path: data + "/" + f)) }
+        let input = graph.inputs[0]
         return [input.name: FloatTensor(shape: input.shape.withBatch(files.count), values: values)]
     }
 }

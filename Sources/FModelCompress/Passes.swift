@@ -95,9 +95,8 @@ private func fuseIntoProducer(_ g: inout Graph, merge: (Graph, Node, Node) -> (N
 /// The producer with the batch norm folded into its kernel and bias.
 private func foldedBatchNorm(_ g: Graph, producer: Node, bn: Node, epsilon: Float) -> (Node, [String: Tensor])? {
     guard let mean = g.param("mean", of: bn)?.floats(), let variance = g.param("variance", of: bn)?.floats() else { return nil }
-    let gamma = g.param("gamma", of: bn)?.floats(), beta = g.param("beta", of: bn)?.floats()
-    let scale = (0..<mean.count).map { (gamma?[$0] ?? 1) / (variance[$0] + epsilon).squareRoot() }
-    let shift = (0..<mean.count).map { (beta?[$0] ?? 0) - mean[$0] * scale[$0] }
+    let (scale, shift) = BatchNorm.scaleShift(mean: mean, variance: variance, gamma: g.param("gamma", of: bn)?.floats(),
+                                              beta: g.param("beta", of: bn)?.floats(), epsilon: epsilon)
     return folded(g, producer: producer, into: bn.name, scale: scale, shift: shift)
 }
 

@@ -24,7 +24,7 @@ public struct IsolatedImport: Sendable {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var arguments = [Self.workerCommand, path, "--output", dir + "/model.fmodel"]
         if let config = options.configJSON {
-            FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(config.utf8))
+            _ = FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(config.utf8))
             arguments += ["--config", dir + "/config.json"]
         }
         let (status, message) = try run(arguments, path: path)
@@ -49,13 +49,26 @@ public struct IsolatedImport: Sendable {
         do { try process.run() } catch {
             throw ImportError.unknownFormat(path: path, reason: "cannot start the import worker \(helper): \(error)")
         }
-        let text = errors.fileHandleForReading.readDataToEndOfFile()
+        // Read stderr on its own thread: waiting for its end here would wait as long as a hung
+        // worker lives, and the time limit below would never apply.
+        let stderr = WorkerOutput()
+        let read = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            stderr.data = errors.fileHandleForReading.readDataToEndOfFile()
+            read.signal()
+        }
         if done.wait(timeout: .now() + timeLimit) == .timedOut {
             process.terminate()
             throw ImportError.limitExceeded(path: path, object: "/", reason: "import took longer than \(Int(timeLimit)) s")
         }
-        let message = String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        read.wait()
+        let message = String(decoding: stderr.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
         return (status, message.hasPrefix("error: ") ? String(message.dropFirst(7)) : message)
     }
+}
+
+/// The worker's standard error, filled by the reading thread before it signals.
+private final class WorkerOutput: @unchecked Sendable {
+    var data = Data()
 }

@@ -43,43 +43,40 @@ public enum ModelLoader {
     /// Loads `path`, importing it when it is not an `.fmodel`.
     /// - Throws: `ImportError`, `FormatError` or `GraphError`, each naming the file.
     public static func load(path: String, options: ImportOptions = .init()) throws -> Graph {
+        let format = try detect(path: path)
         var graph: Graph
-        switch try detect(path: path) {
+        switch format {
         case .fmodel:
             graph = try FModelReader.read(path: path)
-        case .kerasH5:
+        case .kerasH5, .keras3:
+            // libhdf5 may crash on a hostile file: with a worker, it crashes there.
             if let isolation = options.isolation {
                 var inner = options
                 inner.isolation = nil
                 graph = try isolation.load(path: path, options: inner)
             } else {
-                graph = try KerasImporter.importModel(path: path, configJSON: options.configJSON)
-                graph.metadata.sourceFile = (path as NSString).lastPathComponent
-                graph.metadata.sourceSHA256 = try sha256(path: path)
-                graph.metadata.preprocess = .prewhiten
+                graph = format == .kerasH5
+                    ? try KerasImporter.importModel(path: path, configJSON: options.configJSON)
+                    : try Keras3Importer.importModel(path: path)
+                try recordSource(path, in: &graph)
             }
         case .tensorflowPB:
             var notes: [String] = []
             graph = try TensorFlowImporter.importModel(path: path, cut: options.graphCut, notes: &notes)
             for n in notes { options.onNote?(n) }
-            graph.metadata.sourceFile = (path as NSString).lastPathComponent
-            graph.metadata.sourceSHA256 = try sha256(path: path)
-            graph.metadata.preprocess = .prewhiten
-        case .keras3:
-            if let isolation = options.isolation {
-                var inner = options
-                inner.isolation = nil
-                graph = try isolation.load(path: path, options: inner)
-            } else {
-                graph = try Keras3Importer.importModel(path: path)
-                graph.metadata.sourceFile = (path as NSString).lastPathComponent
-                graph.metadata.sourceSHA256 = try sha256(path: path)
-                graph.metadata.preprocess = .prewhiten
-            }
+            try recordSource(path, in: &graph)
         }
         if let p = options.preprocess { graph.metadata.preprocess = p }
         graph.metadata.producer = "fmodel \(FModelVersion.current)"
         return graph
+    }
+
+    /// Records where an imported graph came from; face models take FaceNet's prewhitening unless
+    /// told otherwise.
+    private static func recordSource(_ path: String, in graph: inout Graph) throws(FormatError) {
+        graph.metadata.sourceFile = (path as NSString).lastPathComponent
+        graph.metadata.sourceSHA256 = try sha256(path: path)
+        graph.metadata.preprocess = .prewhiten
     }
 
     /// Hex SHA-256 of a file, streamed in 4 MiB reads (a memory map would count the whole

@@ -33,7 +33,9 @@ enum Step {
             let k = graph.param("kernel", of: node)!.shape
             self = .dense(kernel: weights("kernel"), bias: floats("bias"), activation: act, inputs: k[0], units: k[1])
         case .batchNorm(let eps):
-            self = Step.batchNorm(mean: floats("mean")!, variance: floats("variance")!, gamma: floats("gamma"), beta: floats("beta"), epsilon: eps)
+            let (scale, shift) = BatchNorm.scaleShift(mean: floats("mean")!, variance: floats("variance")!,
+                                                      gamma: floats("gamma"), beta: floats("beta"), epsilon: eps)
+            self = .scaleShift(scale: scale, shift: shift)
         case .affine:
             let c = graph.param("scale", of: node)?.count ?? graph.param("bias", of: node)?.count ?? 0
             self = .scaleShift(scale: floats("scale") ?? [Float](repeating: 1, count: c), shift: floats("bias") ?? [Float](repeating: 0, count: c))
@@ -50,16 +52,5 @@ enum Step {
         case .l2Normalize(let e): self = .l2Normalize(epsilon: e)
         case .identity, .dropout, .reshape, .flatten: self = .alias
         }
-    }
-
-    /// Batch norm as `x * scale + shift` with `scale = gamma / sqrt(var + eps)`.
-    static func batchNorm(mean: [Float], variance: [Float], gamma: [Float]?, beta: [Float]?, epsilon: Float) -> Step {
-        var scale = [Float](repeating: 0, count: mean.count)
-        var shift = scale
-        for c in 0..<mean.count {
-            scale[c] = (gamma?[c] ?? 1) / (variance[c] + epsilon).squareRoot()
-            shift[c] = (beta?[c] ?? 0) - mean[c] * scale[c]
-        }
-        return .scaleShift(scale: scale, shift: shift)
     }
 }

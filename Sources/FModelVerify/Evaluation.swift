@@ -19,7 +19,7 @@ public struct Evaluation: Sendable {
         let start = Date()
         self.samples = samples
         let batches = stride(from: 0, to: samples.count, by: batchSize).map { Array(samples[$0..<min($0 + batchSize, samples.count)]) }
-        let preprocessors = Array(Set(models.map { PreprocessKey($0.preprocessor) }))
+        let preprocessors = Array(Set(models.map(\.preprocessor)))
         var predictions = [[FacePrediction?]](repeating: [], count: models.count)
         var unreadable: [SkippedName] = []
         var next = batches.isEmpty ? nil : Self.prepare(batches[0], preprocessors)
@@ -28,7 +28,7 @@ public struct Evaluation: Sendable {
             next = k + 1 < batches.count ? Self.prepare(batches[k + 1], preprocessors) : nil
             unreadable += prepared.failures
             for (m, model) in models.enumerated() {
-                let inputs = prepared.inputs[PreprocessKey(model.preprocessor)]!
+                let inputs = prepared.inputs[model.preprocessor]!
                 let ok = try model.predict(inputs.compactMap { $0 })
                 var it = ok.makeIterator()
                 predictions[m] += inputs.map { $0 == nil ? nil : it.next() }
@@ -50,14 +50,8 @@ public struct Evaluation: Sendable {
 
     // MARK: - Prefetching
 
-    struct PreprocessKey: Hashable, Sendable {
-        let height: Int, width: Int, mode: Preprocess
-        init(_ p: ImagePreprocessor) { (height, width, mode) = (p.height, p.width, p.mode) }
-        var preprocessor: ImagePreprocessor { ImagePreprocessor(height: height, width: width, mode: mode) }
-    }
-
     struct Prepared: Sendable {
-        var inputs: [PreprocessKey: [[Float]?]]
+        var inputs: [ImagePreprocessor: [[Float]?]]
         var failures: [SkippedName]
     }
 
@@ -69,22 +63,26 @@ public struct Evaluation: Sendable {
         func wait() -> Prepared { done.wait(); return result! }
     }
 
-    static func prepare(_ batch: [FaceSample], _ keys: [PreprocessKey]) -> Pending {
+    /// Decodes and preprocesses (for each of `preprocessors`) a batch, images in parallel.
+    static func prepare(_ batch: [FaceSample], _ preprocessors: [ImagePreprocessor]) -> Pending {
         let pending = Pending()
         DispatchQueue.global().async {
-            let images = Slots<Result<RGBImage, ImageError>>(count: batch.count)
+            let images = Slots<Result<[[Float]], ImageError>>(count: batch.count)
             DispatchQueue.concurrentPerform(iterations: batch.count) { i in
-                images[i] = Result { () throws(ImageError) in try ImageDecoder.decode(path: batch[i].path) }
+                images[i] = Result { () throws(ImageError) in
+                    let image = try ImageDecoder.decode(path: batch[i].path)
+                    return preprocessors.map { $0(image) }
+                }
             }
             var failures: [SkippedName] = []
-            var inputs: [PreprocessKey: [[Float]?]] = [:]
-            for key in keys { inputs[key] = [] }
+            var inputs: [ImagePreprocessor: [[Float]?]] = [:]
+            for key in preprocessors { inputs[key] = [] }
             for i in 0..<batch.count {
                 switch images[i]! {
-                case .success(let image): for key in keys { inputs[key]!.append(key.preprocessor(image)) }
+                case .success(let values): for (key, x) in zip(preprocessors, values) { inputs[key]!.append(x) }
                 case .failure(let e):
                     failures.append(SkippedName(name: batch[i].path, reason: e.description))
-                    for key in keys { inputs[key]!.append(nil) }
+                    for key in preprocessors { inputs[key]!.append(nil) }
                 }
             }
             pending.finish(Prepared(inputs: inputs, failures: failures))

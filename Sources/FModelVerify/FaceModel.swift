@@ -10,15 +10,10 @@ public struct FaceModel: Sendable {
 
     /// Prepares `graph`; `preprocess` overrides what the model's metadata says.
     public init(graph: Graph, preprocess: Preprocess? = nil, heads: FaceHeads? = nil) throws {
-        guard graph.inputs.count == 1, let input = graph.inputs.first, input.shape.rank == 4, input.shape[3] == 3,
-              input.shape[1] > 0, input.shape[2] > 0 else {
-            let i = graph.inputs.first
-            throw VerifyError.inputNotAnImage(name: i?.name ?? "?", shape: i?.shape ?? [])
-        }
+        preprocessor = try ImagePreprocessor(for: graph, mode: preprocess)
         self.heads = try heads ?? FaceHeads.find(in: graph)
         executor = try Executor(graph: graph)
-        inputName = input.name
-        preprocessor = ImagePreprocessor(height: input.shape[1], width: input.shape[2], mode: preprocess ?? graph.metadata.preprocess ?? .prewhiten)
+        inputName = graph.inputs[0].name
     }
 
     /// Runs a batch of preprocessed images (each HWC) and reads the heads.

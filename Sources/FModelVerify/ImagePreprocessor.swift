@@ -2,13 +2,24 @@ import FModelCore
 
 /// Turns a decoded image into a model input: bilinear resize as `tf.image.resize(method=
 /// "bilinear", antialias=False)` (half-pixel centres), then the model's normalisation.
-public struct ImagePreprocessor: Sendable {
+public struct ImagePreprocessor: Sendable, Hashable {
     public var height: Int
     public var width: Int
     public var mode: Preprocess
 
     public init(height: Int, width: Int, mode: Preprocess) {
         (self.height, self.width, self.mode) = (height, width, mode)
+    }
+
+    /// The preprocessing for `graph`'s one RGB image input, in the mode its metadata records
+    /// unless `mode` overrides it.
+    /// - Throws: `VerifyError.inputNotAnImage` when the input is not `[?, H, W, 3]`.
+    public init(for graph: Graph, mode: Preprocess? = nil) throws(VerifyError) {
+        guard graph.inputs.count == 1, let input = graph.inputs.first, input.shape.rank == 4, input.shape[3] == 3,
+              input.shape[1] > 0, input.shape[2] > 0 else {
+            throw .inputNotAnImage(name: graph.inputs.first?.name ?? "?", shape: graph.inputs.first?.shape ?? [])
+        }
+        self.init(height: input.shape[1], width: input.shape[2], mode: mode ?? graph.metadata.preprocess ?? .prewhiten)
     }
 
     /// The input tensor values (HWC float32) for `image`.

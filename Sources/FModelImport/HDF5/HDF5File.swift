@@ -93,7 +93,7 @@ final class HDF5File {
             let n = try check(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, fm_H5P_DEFAULT()), object, "H5Lget_name_by_idx")
             var buf = [CChar](repeating: 0, count: Int(n) + 1)
             try check(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, fm_H5P_DEFAULT()), object, "H5Lget_name_by_idx")
-            names.append(String(cString: buf))
+            names.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         return names
     }
