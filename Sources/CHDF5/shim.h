@@ -5,7 +5,6 @@
 /* HDF5's predefined type ids and property defaults are macros over globals that need
    H5open(): Swift cannot see them, so they are re-exported here as functions. */
 static inline hid_t fm_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
-static inline hid_t fm_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t fm_H5T_C_S1(void) { return H5T_C_S1; }
 static inline hid_t fm_H5P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t fm_H5S_ALL(void) { return H5S_ALL; }

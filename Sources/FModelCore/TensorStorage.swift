@@ -6,17 +6,6 @@ public final class TensorStorage: @unchecked Sendable {
     private let owner: AnyObject?
     private let ownsAllocation: Bool
 
-    /// Copies `data` into a new allocation aligned to 64 bytes.
-    public init(copying data: UnsafeRawBufferPointer) {
-        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
-        if let base = data.baseAddress, data.count > 0 {
-            p.baseAddress!.copyMemory(from: base, byteCount: data.count)
-        }
-        bytes = UnsafeRawBufferPointer(start: p.baseAddress, count: data.count)
-        owner = nil
-        ownsAllocation = true
-    }
-
     /// Wraps bytes that `owner` keeps alive (for example a memory-mapped file).
     public init(borrowing bytes: UnsafeRawBufferPointer, owner: AnyObject) {
         self.bytes = bytes

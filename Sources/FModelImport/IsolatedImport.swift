@@ -24,7 +24,9 @@ public struct IsolatedImport: Sendable {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var arguments = [Self.workerCommand, path, "--output", dir + "/model.fmodel"]
         if let config = options.configJSON {
-            _ = FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(config.utf8))
+            guard FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(config.utf8)) else {
+                throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker to \(dir)")
+            }
             arguments += ["--config", dir + "/config.json"]
         }
         let (status, message) = try run(arguments, path: path)

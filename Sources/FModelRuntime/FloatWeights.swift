@@ -19,7 +19,4 @@ final class FloatWeights: @unchecked Sendable {
             pointer = owner.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
         }
     }
-
-    /// The values as an array (for the rare kernel that transforms them).
-    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }

@@ -15,30 +15,35 @@ extension KerasLowering {
     }
 
     private func lowering(_ layer: KerasLayer, _ c: LayerConfig, inputs: [String], group: String) throws(ImportError) -> (Op, [String: Tensor]) {
-        let w = { (role: String) throws(ImportError) -> Tensor in try weights.tensor(role, layer: layer.name, group: group) }
-        func optional(_ role: String, _ enabled: Bool) throws(ImportError) -> [String: Tensor] {
-            enabled ? [role == "moving_mean" ? "mean" : role == "moving_variance" ? "variance" : role: try w(role)] : [:]
+        // The layer's weights by IR role, read under their Keras names.
+        var p: [String: Tensor] = [:]
+        func take(_ role: String, _ kerasName: String, if enabled: Bool = true) throws(ImportError) {
+            if enabled { p[role] = try weights.tensor(kerasName, layer: layer.name, group: group) }
         }
+        let useBias = c.bool("use_bias", default: true)
         switch layer.className {
         case "Conv2D":
             try c.require("groups", 1, default: 1)
-            try c.require("data_format", "channels_last", default: "channels_last")
-            let kernel = try w("kernel")
-            try c.checkShape(kernel, "kernel", c.pair("kernel_size") + [-1, c.int("filters")])
-            return (.conv2D(try c.conv()), ["kernel": kernel].merging(try optional("bias", c.bool("use_bias", default: true))) { a, _ in a })
+            try take("kernel", "kernel")
+            try take("bias", "bias", if: useBias)
+            try c.checkShape(p["kernel"]!, "kernel", c.pair("kernel_size") + [-1, c.int("filters")])
+            return (.conv2D(try c.conv()), p)
         case "DepthwiseConv2D":
-            let kernel = try w("depthwise_kernel")
-            try c.checkShape(kernel, "depthwise_kernel", c.pair("kernel_size") + [-1, c.int("depth_multiplier", default: 1)])
-            return (.depthwiseConv2D(try c.conv()), ["kernel": kernel].merging(try optional("bias", c.bool("use_bias", default: true))) { a, _ in a })
+            try take("kernel", "depthwise_kernel")
+            try take("bias", "bias", if: useBias)
+            try c.checkShape(p["kernel"]!, "depthwise_kernel", c.pair("kernel_size") + [-1, c.int("depth_multiplier", default: 1)])
+            return (.depthwiseConv2D(try c.conv()), p)
         case "Dense":
-            let kernel = try w("kernel")
-            try c.checkShape(kernel, "kernel", [-1, c.int("units")])
-            return (.dense(activation: try c.activation()), ["kernel": kernel].merging(try optional("bias", c.bool("use_bias", default: true))) { a, _ in a })
+            try take("kernel", "kernel")
+            try take("bias", "bias", if: useBias)
+            try c.checkShape(p["kernel"]!, "kernel", [-1, c.int("units")])
+            return (.dense(activation: try c.activation()), p)
         case "BatchNormalization":
             try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
-            var p = try optional("moving_mean", true).merging(try optional("moving_variance", true)) { a, _ in a }
-            p.merge(try optional("gamma", c.bool("scale", default: true))) { a, _ in a }
-            p.merge(try optional("beta", c.bool("center", default: true))) { a, _ in a }
+            try take("mean", "moving_mean")
+            try take("variance", "moving_variance")
+            try take("gamma", "gamma", if: c.bool("scale", default: true))
+            try take("beta", "beta", if: c.bool("center", default: true))
             return (.batchNorm(epsilon: Float(c.double("epsilon", default: 0.001))), p)
         case "Activation": return (.activation(try c.activation()), [:])
         case "ReLU": return (.activation(try c.relu()), [:])

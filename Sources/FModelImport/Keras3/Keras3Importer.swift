@@ -19,7 +19,9 @@ enum Keras3Importer {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let h5 = dir + "/model.weights.h5"
-        FileManager.default.createFile(atPath: h5, contents: Data(weights))
+        guard FileManager.default.createFile(atPath: h5, contents: Data(weights)) else {
+            throw ImportError.unknownFormat(path: path, reason: "cannot write a temporary copy of the weights to \(dir)")
+        }
         return try HDF5File.withLibrary {
             let file = try HDF5File(path: h5)
             let source = try Keras3Weights(file: file, model: model, path: path)

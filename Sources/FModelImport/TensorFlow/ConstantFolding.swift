@@ -78,7 +78,7 @@ enum ConstantFolding {
             return idx
         }
         let values = (0..<n).map { f(da[index($0, sa)], db[index($0, sb)]) }
-        return (a.isFloat || b.isFloat ? HostTensor(floats: [], shape: []) : a).with(values, shape: out)
+        return (a.isFloat || !b.isFloat ? a : b).with(values, shape: out)  // float if either is
     }
 
     static func reshape(_ x: HostTensor, to target: [Int], _ fail: Fail) throws(ImportError) -> HostTensor {
