@@ -18,7 +18,7 @@ let package = Package(
         .systemLibrary(
             name: "CHDF5", pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CBLIS", providers: [.apt(["libblis-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(
             name: "CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"])]),
@@ -29,11 +29,12 @@ let package = Package(
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
         .target(name: "CCRC32C"),
+        .target(name: "CKernels"),
         .target(name: "FModelFormat", dependencies: ["FModelCore", "CCRC32C"]),
         .target(
             name: "FModelImport",
             dependencies: ["FModelCore", "FModelFormat", "CHDF5", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .target(name: "FModelRuntime", dependencies: ["FModelCore", "CBLIS"]),
+        .target(name: "FModelRuntime", dependencies: ["FModelCore", "CDNNL", "CKernels"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
         .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CTurboJPEG", "CPNG"]),
         .target(
@@ -51,7 +52,7 @@ let package = Package(
         .testTarget(name: "FModelCoreTests", dependencies: ["FModelCore", "FModelTestSupport"]),
         .testTarget(name: "FModelFormatTests", dependencies: ["FModelFormat", "FModelTestSupport"]),
         .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelRuntime", "FModelTestSupport"]),
-        .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelTestSupport"]),
+        .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelCompress", "FModelImport", "FModelTestSupport"]),
         .testTarget(name: "FModelCompressTests", dependencies: ["FModelCompress", "FModelImport", "FModelRuntime", "FModelTestSupport"]),
         .testTarget(name: "FModelVerifyTests", dependencies: ["FModelVerify", "FModelImport", "FModelTestSupport"]),
         .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelTestSupport", "fmodel"]),

@@ -10,7 +10,10 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench", abstract: "Time inference on seeded random inputs (median, min, max).")
 
     @Argument(help: "The model (.fmodel or any importable file).")
-    var model: String
+    var model: String?
+
+    @Flag(help: "Measure the GEMM the runtime calls (2048³ float32) instead of a model, in GFLOP/s.")
+    var gemm = false
 
     @Option(help: "Batch size.")
     var batch = 1
@@ -25,14 +28,23 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard batch > 0, batch <= 4096, iterations > 0 else { throw ValidationError("--batch and --iterations must be positive") }
+        guard gemm != (model != nil) else { throw ValidationError("give a model or --gemm") }
     }
 
     func run() throws {
+        guard let model else {
+            let rate = GEMMRate.measure()
+            print(json ? #"{"gemm_gflops": \#(rate)}"# : String(format: "sgemm 2048³: %.1f GFLOP/s", rate))
+            return
+        }
         let loadStart = Date()
         let executor = try Executor(graph: try options.load(model))
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let feeds = executor.graph.syntheticInputs(batch: batch)
+        let firstStart = Date()
         _ = try executor.run(feeds)
+        let firstOutputAt = monotonicSeconds()
+        let firstRunMs = Date().timeIntervalSince(firstStart) * 1000
         var times: [Double] = []
         for _ in 0..<iterations {
             let t = Date()
@@ -41,11 +53,30 @@ struct BenchCommand: ParsableCommand {
         }
         times.sort()
         let median = times[times.count / 2]
+        let graph = executor.graph
+        let shapes = try graph.inferShapes()
+        let flops = graph.nodes.reduce(0) { $0 + graph.cost(of: $1, shapes: shapes).flops }
+        let gflops = Double(flops * batch) / (median / 1000) / 1e9
         if json {
-            print(#"{"batch": \#(batch), "median_ms": \#(median), "min_ms": \#(times.first!), "max_ms": \#(times.last!), "load_s": \#(loadSeconds)}"#)
+            print(#"{"batch": \#(batch), "median_ms": \#(median), "min_ms": \#(times.first!), "max_ms": \#(times.last!), "load_s": \#(loadSeconds), "gflop_per_image": \#(Double(flops) / 1e9), "gflops": \#(gflops), "first_output_at": \#(firstOutputAt), "first_run_ms": \#(firstRunMs), "max_rss_mb": \#(peakResidentMB()), "weight_mb": \#(Double(graph.tensors.values.reduce(0) { $0 + $1.byteCount }) / 1e6), "activation_mb": \#(Double(executor.workspaceBytes) / 1e6)}"#)
         } else {
-            print(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; load %.2f s",
-                         batch, median, times.first!, times.last!, iterations, median / Double(batch), loadSeconds))
+            print(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
+                         batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))
         }
     }
+}
+
+/// CLOCK_MONOTONIC in seconds: the clock Python's `time.monotonic()` reads, so a benchmark can
+/// time this process from before it started to its first output.
+private func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+/// The process's peak resident set, in MB.
+private func peakResidentMB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
 }

@@ -27,6 +27,9 @@ struct BufferPool {
         return Buffer(capacity: count)
     }
 
+    /// Floats held by the free buffers.
+    var capacity: Int { free.reduce(0) { $0 + $1.capacity } }
+
     /// Returns a buffer for reuse.
     mutating func give(_ b: Buffer) { free.append(b) }
 }

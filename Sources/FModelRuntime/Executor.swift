@@ -7,8 +7,11 @@ public final class Executor: @unchecked Sendable {
     public let graph: Graph
     private let steps: [Step]
     private let valueIndex: [String: Int]
-    private let nodeInputs: [[Int]]
-    private let lastUse: [Int]
+    private let shapes: [String: Shape]
+    /// Fused: what `run` executes unless an intermediate value it fused away is asked for.
+    private let program: Program
+    /// Unfused, made on the first request for such a value.
+    private var plainProgram: Program?
     private let lock = NSLock()
     private var pool = BufferPool()
     /// im2col scratch, kept across runs.
@@ -24,11 +27,9 @@ public final class Executor: @unchecked Sendable {
         for (i, input) in graph.inputs.enumerated() { index[input.name] = i }
         for (i, node) in graph.nodes.enumerated() { index[node.name] = graph.inputs.count + i }
         valueIndex = index
-        nodeInputs = graph.nodes.map { $0.inputs.map { index[$0]! } }
+        self.shapes = shapes
         steps = graph.nodes.map { Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0) }
-        var last = [Int](repeating: -1, count: index.count)
-        for (i, ins) in nodeInputs.enumerated() { for v in ins { last[v] = i } }
-        lastUse = last
+        program = Program(graph: graph, steps: steps, valueIndex: index, shapes: shapes, fuse: true)
     }
 
     /// Names of the model's inputs, in order.
@@ -52,6 +53,7 @@ public final class Executor: @unchecked Sendable {
         let shapes = try graph.inferShapes(batch: batch)
         lock.lock()
         defer { lock.unlock() }
+        let program = keep.isDisjoint(with: program.missing) ? program : unfused()
         var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch)
         defer { scratch = run.scratch }
         for (i, info) in graph.inputs.enumerated() {
@@ -60,8 +62,8 @@ public final class Executor: @unchecked Sendable {
             t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: t.values.count) }
             run.bind(i, b)
         }
-        for (i, node) in graph.nodes.enumerated() {
-            execute(i, node: node, run: &run, keep: keep)
+        for (i, instruction) in program.instructions.enumerated() {
+            execute(i, instruction, lastUse: program.lastUse, run: &run, keep: keep)
         }
         var result: [String: FloatTensor] = [:]
         for name in requested {
@@ -75,6 +77,13 @@ public final class Executor: @unchecked Sendable {
     }
 
     private func take(_ n: Int) -> Buffer { pool.take(n) }
+
+    /// Bytes of activation memory the executor holds between runs (buffers and scratch).
+    public var workspaceBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return (pool.capacity + scratch.capacity) * MemoryLayout<Float>.stride
+    }
 
     private func checkInputs(_ inputs: [String: FloatTensor]) throws -> Int {
         for name in inputs.keys where !inputNames.contains(name) { throw RuntimeError.unknownInput(name: name, known: inputNames) }
@@ -90,43 +99,45 @@ public final class Executor: @unchecked Sendable {
         return batch ?? 1
     }
 
-    private func execute(_ i: Int, node: Node, run: inout Run, keep: Set<Int>) {
-        let out = graph.inputs.count + i
-        let ins = nodeInputs[i]
-        let outShape = run.shapes[node.name]!
-        let count = outShape.elementCount!
-        let inShape = run.shapes[node.inputs[0]]!
-        let x = UnsafePointer(run.buffers[ins[0]]!.pointer)
-        if case .alias = steps[i] {
-            run.bind(out, run.buffers[ins[0]]!)
+    private func unfused() -> Program {
+        if let plainProgram { return plainProgram }
+        let p = Program(graph: graph, steps: steps, valueIndex: valueIndex, shapes: shapes, fuse: false)
+        plainProgram = p
+        return p
+    }
+
+    private func execute(_ i: Int, _ instruction: Program.Instruction, lastUse: [Int], run: inout Run, keep: Set<Int>) {
+        let ins = instruction.inputs
+        let outShape = run.shapes[instruction.outputName]!
+        if case .alias = instruction.step {
+            run.bind(instruction.output, run.buffers[ins[0]]!)
         } else {
-            let y = take(count)
-            compute(steps[i], x: x, inShape: inShape, y: y.pointer, outShape: outShape, count: count, ins: ins, node: node, run: run)
-            run.bind(out, y)
+            let y = take(outShape.elementCount!)
+            compute(instruction, y: y.pointer, outShape: outShape, run: run)
+            run.bind(instruction.output, y)
         }
-        for v in Set(ins) where lastUse[v] == i && !keep.contains(v) {
+        for v in Set(ins + (instruction.residual.map { [$0] } ?? [])) where lastUse[v] == i && !keep.contains(v) {
             if let b = run.unbind(v) { pool.give(b) }
         }
     }
 
-    private func compute(_ step: Step, x: UnsafePointer<Float>, inShape: Shape, y: UnsafeMutablePointer<Float>,
-                         outShape: Shape, count: Int, ins: [Int], node: Node, run: Run) {
-        switch step {
-        case .conv(let k):
-            k.run(input: x, inShape: inShape, output: y, outShape: outShape) { n in
-                if run.scratch.capacity < n { run.scratch = Buffer(capacity: n) }
-                return run.scratch.pointer
-            }
-        case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape)
-        case .dense(let w, let bias, let act, let inputs, let units):
-            let rows = count / units
-            sgemm(m: rows, n: units, k: inputs, a: x, b: w.pointer, c: y)
-            if let bias { bias.withUnsafeBufferPointer { addBias(y, rows: rows, channels: units, bias: $0.baseAddress!) } }
-            act.apply(y, count: count, channels: units)
+    private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run) {
+        let ins = instruction.inputs, node = instruction.node
+        let x = UnsafePointer(run.buffers[ins[0]]!.pointer)
+        let inShape = run.shapes[node.inputs[0]]!
+        let count = outShape.elementCount!
+        let residual = instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
+        let scratch: Scratch = { bytes in
+            let floats = (bytes + 3) / 4
+            if run.scratch.capacity < floats { run.scratch = Buffer(capacity: floats) }
+            return UnsafeMutableRawPointer(run.scratch.pointer)
+        }
+        switch instruction.step {
+        case .conv(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch)
+        case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual)
+        case .dense(let k): k.run(input: x, rows: count / k.units, output: y, residual: residual, scratch: scratch)
         case .scaleShift(let s, let t): scaleShift(x, y, count: count, scale: s, shift: t)
-        case .activation(let a):
-            y.update(from: x, count: count)
-            a.apply(y, count: count, channels: outShape.last)
+        case .activation(let a): a.apply(x, into: y, count: count, channels: outShape.last)
         case .pool(let p, let isMax): windowPool(x, inShape: inShape, y, outShape: outShape, p, max: isMax)
         case .globalPool(let isMax): globalPool(x, inShape: inShape, y, max: isMax)
         case .concat(let axis):
@@ -135,7 +146,7 @@ public final class Executor: @unchecked Sendable {
         case .combine(let multiply):
             let parts = ins.enumerated().map { (UnsafePointer(run.buffers[$1]!.pointer), run.shapes[node.inputs[$0]]!.elementCount!) }
             combine(parts, into: y, count: count, channels: outShape.last, batch: outShape[0], multiply: multiply)
-        case .scale(let s): for j in 0..<count { y[j] = x[j] * s }
+        case .scale(let s): scaleValues(x, y, count: count, by: s)
         case .zeroPad(let top, let left): zeroPad(x, inShape: inShape, y, outShape: outShape, top: top, left: left)
         case .l2Normalize(let e): l2Normalize(x, y, count: count, channels: outShape.last, epsilon: e)
         case .alias: break

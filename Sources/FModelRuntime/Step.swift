@@ -1,11 +1,11 @@
 import FModelCore
 
-/// A node lowered to what the CPU runs: parameters dequantized to float32 and laid out for
-/// the kernel, batch norm reduced to a per-channel scale and shift.
+/// A node lowered to what the CPU runs: kernels as the GEMM reads them (float32, or int8 with
+/// per-channel scales), batch norm reduced to a per-channel scale and shift.
 enum Step {
     case conv(ConvKernel)
     case depthwise(DepthwiseKernel)
-    case dense(kernel: FloatWeights, bias: [Float]?, activation: Activation, inputs: Int, units: Int)
+    case dense(DenseKernel)
     case scaleShift(scale: [Float], shift: [Float])
     case activation(Activation)
     case pool(PoolAttributes, max: Bool)
@@ -21,17 +21,20 @@ enum Step {
     /// Lowers `node`; the graph was validated, so the parameters it names exist and fit.
     init(_ node: Node, graph: Graph, inputRank: Int) {
         func floats(_ role: String) -> [Float]? { graph.param(role, of: node)?.floats() }
-        func weights(_ role: String) -> FloatWeights { FloatWeights(graph.param(role, of: node)!) }
+        let kernel = graph.param("kernel", of: node)
         switch node.op {
         case .conv2D(let a):
-            let k = graph.param("kernel", of: node)!.shape
-            self = .conv(ConvKernel(kernel: weights("kernel"), bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3]))
+            let k = kernel!.shape
+            self = .conv(ConvKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),
+                                    attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3]))
         case .depthwiseConv2D(let a):
-            let k = graph.param("kernel", of: node)!.shape
-            self = .depthwise(DepthwiseKernel(kernel: weights("kernel"), bias: floats("bias"), attributes: a, kH: k[0], kW: k[1], cin: k[2], multiplier: k[3]))
+            let k = kernel!.shape
+            self = .depthwise(DepthwiseKernel(kernel: FloatWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),
+                                              attributes: a, kH: k[0], kW: k[1], cin: k[2], multiplier: k[3]))
         case .dense(let act):
-            let k = graph.param("kernel", of: node)!.shape
-            self = .dense(kernel: weights("kernel"), bias: floats("bias"), activation: act, inputs: k[0], units: k[1])
+            let k = kernel!.shape
+            self = .dense(DenseKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: act),
+                                      inputs: k[0], units: k[1]))
         case .batchNorm(let eps):
             let (scale, shift) = BatchNorm.scaleShift(mean: floats("mean")!, variance: floats("variance")!,
                                                       gamma: floats("gamma"), beta: floats("beta"), epsilon: eps)
@@ -51,6 +54,28 @@ enum Step {
         case .zeroPad(let t, _, let l, _): self = .zeroPad(top: t, left: l)
         case .l2Normalize(let e): self = .l2Normalize(epsilon: e)
         case .identity, .dropout, .reshape, .flatten: self = .alias
+        }
+    }
+}
+
+extension Step {
+    /// The epilogue of a GEMM-like step, which later nodes may be fused into.
+    var epilogue: Epilogue? {
+        switch self {
+        case .conv(let k): k.epilogue
+        case .depthwise(let k): k.epilogue
+        case .dense(let k): k.epilogue
+        default: nil
+        }
+    }
+
+    /// The same step with `epilogue` in place of its own.
+    func with(_ epilogue: Epilogue) -> Step {
+        switch self {
+        case .conv(var k): k.epilogue = epilogue; return .conv(k)
+        case .depthwise(var k): k.epilogue = epilogue; return .depthwise(k)
+        case .dense(var k): k.epilogue = epilogue; return .dense(k)
+        default: return self
         }
     }
 }

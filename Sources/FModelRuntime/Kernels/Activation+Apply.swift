@@ -18,6 +18,18 @@ extension Activation {
     }
 }
 
+extension Activation {
+    /// `y = activation(x)` over rows of `channels`, split across the thread team.
+    func apply(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, channels: Int) {
+        let c = max(channels, 1)
+        parallelFor(count / c, grain: max(1, rowGrain / c)) { rows in
+            let start = rows.lowerBound * c, n = rows.count * c
+            (y + start).update(from: x + start, count: n)
+            apply(y + start, count: n, channels: c)
+        }
+    }
+}
+
 /// Softmax over each row: `exp(x - max) / sum`, as TensorFlow computes it.
 func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, channels: Int) {
     for r in 0..<rows {

@@ -24,58 +24,116 @@ struct Window {
     var isPointwise: Bool { kH == 1 && kW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 }
 }
 
-/// Prepared 2-D convolution: kernel as a [KH·KW·Cin, Cout] matrix.
+/// Scratch memory a kernel may use during one call: `bytes` or more, 64-byte aligned.
+typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
+
+/// Prepared 2-D convolution: im2col (none for 1×1), one GEMM against the `[KH·KW·Cin, Cout]`
+/// kernel, then the epilogue.
 struct ConvKernel {
-    let kernel: FloatWeights
-    let bias: [Float]?
+    let weights: GEMMWeights
+    var epilogue: Epilogue
     let attributes: ConvAttributes
     let kH, kW, cin, cout: Int
 
-    /// Runs the convolution for a batch; `scratch` holds one image's im2col matrix when needed.
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
-             scratch: (Int) -> UnsafeMutablePointer<Float>) {
+             residual: UnsafePointer<Float>?, scratch: Scratch) {
         let n = inShape[0]
         let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
                          strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
-        let pixels = win.outH * win.outW
-        let k = kH * kW * cin
-        let w = kernel.pointer
-        do {
+        let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
+        let inCount = n * win.inH * win.inW * cin
+        // Several images per GEMM (a taller matrix runs faster), within a 64 MiB scratch.
+        let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
+        switch weights {
+        case .f32(let w):
             if win.isPointwise {
-                sgemm(m: n * pixels, n: cout, k: cin, a: input, b: w, c: output)
+                sgemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
             } else {
-                // Several images per GEMM (a taller matrix runs faster), within a 64 MiB scratch.
-                let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
-                let col = scratch(perChunk * pixels * k)
+                let col = scratch(perChunk * pixels * k * 4).assumingMemoryBound(to: Float.self)
                 for first in stride(from: 0, to: n, by: perChunk) {
                     let images = min(perChunk, n - first)
-                    for i in 0..<images {
-                        im2col(input + (first + i) * win.inH * win.inW * cin, win, cin: cin, into: col + i * pixels * k)
-                    }
-                    sgemm(m: images * pixels, n: cout, k: k, a: col, b: w, c: output + first * pixels * cout)
+                    im2col(input + first * win.inH * win.inW * cin, win, cin: cin, rows: images * pixels, into: col)
+                    sgemm(m: images * pixels, n: cout, k: k, a: col, b: w.pointer, c: output + first * pixels * cout)
                 }
             }
+            epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
+        case .int8(let w):
+            let q = ActivationQuantization(input, count: inCount)
+            let accumulators = UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self)
+            if win.isPointwise {
+                let a = scratch(inCount).assumingMemoryBound(to: UInt8.self)
+                q.quantize(input, count: inCount, into: a)
+                gemmU8S8(m: rows, n: cout, k: cin, a: a, aZero: q.zeroPoint, b: w.pointer, c: accumulators)
+            } else {
+                let col = scratch(perChunk * pixels * k).assumingMemoryBound(to: UInt8.self)
+                for first in stride(from: 0, to: n, by: perChunk) {
+                    let images = min(perChunk, n - first)
+                    im2col(input + first * win.inH * win.inW * cin, win, cin: cin, rows: images * pixels, into: col, quantization: q)
+                    gemmU8S8(m: images * pixels, n: cout, k: k, a: col, aZero: q.zeroPoint, b: w.pointer,
+                             c: accumulators + first * pixels * cout)
+                }
+            }
+            q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0) }
         }
-        let rows = n * pixels
-        if let bias { bias.withUnsafeBufferPointer { addBias(output, rows: rows, channels: cout, bias: $0.baseAddress!) } }
-        attributes.activation.apply(output, count: rows * cout, channels: cout)
     }
 }
 
-/// Lays out every receptive field of one image as a row of `kH·kW·cin` values (zeros outside).
-func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, into col: UnsafeMutablePointer<Float>) {
-    var dst = col
-    for oy in 0..<w.outH {
-        for ox in 0..<w.outW {
+/// Prepared dense layer: one GEMM of `[rows, inputs]` by `[inputs, units]`, then the epilogue.
+struct DenseKernel {
+    let weights: GEMMWeights
+    var epilogue: Epilogue
+    let inputs, units: Int
+
+    func run(input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
+             scratch: Scratch) {
+        switch weights {
+        case .f32(let w):
+            sgemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
+            epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
+        case .int8(let w):
+            let q = ActivationQuantization(input, count: rows * inputs)
+            let a = scratch(rows * inputs).assumingMemoryBound(to: UInt8.self)
+            q.quantize(input, count: rows * inputs, into: a)
+            gemmU8S8(m: rows, n: units, k: inputs, a: a, aZero: q.zeroPoint, b: w.pointer,
+                     c: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self))
+            q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual, dequantize: $0) }
+        }
+    }
+}
+
+/// Lays out every receptive field of `rows` output pixels (whole images, in order) as a row
+/// of `kH·kW·cin` values, zero outside the image. Rows are split across the thread team.
+func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into col: UnsafeMutablePointer<Float>) {
+    forEachPatch(w, cin: cin, rows: rows) { dst, src in
+        if let src { (col + dst).update(from: x + src, count: cin) } else { (col + dst).update(repeating: 0, count: cin) }
+    }
+}
+
+/// im2col into unsigned 8-bit values quantized with `q`; padding becomes `q`'s zero point.
+func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into col: UnsafeMutablePointer<UInt8>,
+            quantization q: ActivationQuantization) {
+    forEachPatch(w, cin: cin, rows: rows) { dst, src in
+        if let src { q.quantize(x + src, count: cin, into: col + dst) } else { (col + dst).update(repeating: q.zeroPoint, count: cin) }
+    }
+}
+
+/// Calls `copy(destinationOffset, sourceOffset or nil for padding)` for each `cin`-long patch
+/// of the im2col matrix, in parallel over output rows.
+@inline(__always)
+private func forEachPatch(_ w: Window, cin: Int, rows: Int, _ copy: (Int, Int?) -> Void) {
+    let pixels = w.outH * w.outW, k = w.kH * w.kW * cin
+    let imageSize = w.inH * w.inW * cin
+    parallelFor(rows, grain: max(1, 16384 / k)) { range in
+        for r in range {
+            let image = r / pixels, p = r % pixels
+            let oy = p / w.outW, ox = p % w.outW
+            var dst = r * k
             for ky in 0..<w.kH {
                 let iy = oy * w.strideH + ky * w.dilH - w.padTop
                 for kx in 0..<w.kW {
                     let ix = ox * w.strideW + kx * w.dilW - w.padLeft
-                    if iy >= 0, iy < w.inH, ix >= 0, ix < w.inW {
-                        dst.update(from: x + (iy * w.inW + ix) * cin, count: cin)
-                    } else {
-                        dst.update(repeating: 0, count: cin)
-                    }
+                    let inside = iy >= 0 && iy < w.inH && ix >= 0 && ix < w.inW
+                    copy(dst, inside ? image * imageSize + (iy * w.inW + ix) * cin : nil)
                     dst += cin
                 }
             }
@@ -86,43 +144,39 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, into col: UnsafeMu
 /// Prepared depthwise convolution: kernel [KH, KW, Cin, M], output channel `c·M + m`.
 struct DepthwiseKernel {
     let kernel: FloatWeights
-    let bias: [Float]?
+    var epilogue: Epilogue
     let attributes: ConvAttributes
     let kH, kW, cin, multiplier: Int
 
-    func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape) {
+    func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
+             residual: UnsafePointer<Float>?) {
         let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
                          strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
         let cout = cin * multiplier
-        let n = inShape[0]
         let w = kernel.pointer
-        do {
-            for b in 0..<n {
+        let pixels = win.outH * win.outW
+        let (cin, multiplier, kH, kW) = (cin, multiplier, kH, kW)
+        parallelFor(inShape[0] * pixels, grain: max(1, 4096 / cout)) { range in
+            for r in range {
+                let b = r / pixels, oy = (r % pixels) / win.outW, ox = r % win.outW
                 let x = input + b * win.inH * win.inW * cin
-                let y = output + b * win.outH * win.outW * cout
-                for oy in 0..<win.outH {
-                    for ox in 0..<win.outW {
-                        let out = y + (oy * win.outW + ox) * cout
-                        out.update(repeating: 0, count: cout)
-                        for ky in 0..<kH {
-                            let iy = oy * win.strideH + ky * win.dilH - win.padTop
-                            guard iy >= 0, iy < win.inH else { continue }
-                            for kx in 0..<kW {
-                                let ix = ox * win.strideW + kx * win.dilW - win.padLeft
-                                guard ix >= 0, ix < win.inW else { continue }
-                                let px = x + (iy * win.inW + ix) * cin
-                                let wk = w + (ky * kW + kx) * cout
-                                for c in 0..<cin {
-                                    for m in 0..<multiplier { out[c * multiplier + m] += px[c] * wk[c * multiplier + m] }
-                                }
-                            }
+                let out = output + r * cout
+                out.update(repeating: 0, count: cout)
+                for ky in 0..<kH {
+                    let iy = oy * win.strideH + ky * win.dilH - win.padTop
+                    guard iy >= 0, iy < win.inH else { continue }
+                    for kx in 0..<kW {
+                        let ix = ox * win.strideW + kx * win.dilW - win.padLeft
+                        guard ix >= 0, ix < win.inW else { continue }
+                        let px = x + (iy * win.inW + ix) * cin
+                        let wk = w + (ky * kW + kx) * cout
+                        for c in 0..<cin {
+                            for m in 0..<multiplier { out[c * multiplier + m] += px[c] * wk[c * multiplier + m] }
                         }
                     }
                 }
             }
         }
-        let rows = n * win.outH * win.outW
-        if let bias { bias.withUnsafeBufferPointer { addBias(output, rows: rows, channels: cout, bias: $0.baseAddress!) } }
-        attributes.activation.apply(output, count: rows * cout, channels: cout)
+        epilogue.apply(output, rows: inShape[0] * pixels, channels: cout, stride: cout, residual: residual)
     }
 }

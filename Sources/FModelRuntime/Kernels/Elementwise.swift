@@ -1,31 +1,40 @@
 import Foundation
 
+/// Rows of at least this many floats per thread before a loop is split across the team.
+let rowGrain = 16384
+
 /// `y = x * scale[c] + shift[c]` over rows of `channels` (batch norm at inference).
 func scaleShift(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, scale: [Float], shift: [Float]) {
     let c = scale.count
     scale.withUnsafeBufferPointer { s in
         shift.withUnsafeBufferPointer { t in
-            for r in 0..<(count / c) {
-                let xr = x + r * c, yr = y + r * c
-                for i in 0..<c { yr[i] = xr[i] * s[i] + t[i] }
+            parallelFor(count / c, grain: max(1, rowGrain / c)) { rows in
+                for r in rows {
+                    let xr = x + r * c, yr = y + r * c
+                    for i in 0..<c { yr[i] = xr[i] * s[i] + t[i] }
+                }
             }
         }
     }
+}
+
+/// `y = x * s`.
+func scaleValues(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, by s: Float) {
+    parallelFor(count, grain: rowGrain) { range in for i in range { y[i] = x[i] * s } }
 }
 
 /// Element-wise sum or product of equally shaped inputs; a product's later inputs may also be
 /// one row per sample broadcast over the pixels (`[N, C]` against `[N, H, W, C]`).
 func combine(_ inputs: [(UnsafePointer<Float>, Int)], into y: UnsafeMutablePointer<Float>, count: Int,
              channels: Int, batch: Int, multiply: Bool) {
-    y.update(from: inputs[0].0, count: count)
-    for (x, n) in inputs.dropFirst() {
-        if n == count {
-            if multiply { for i in 0..<count { y[i] *= x[i] } } else { for i in 0..<count { y[i] += x[i] } }
-        } else {
-            let perSample = count / batch
-            for i in 0..<count {
-                let b = i / perSample
-                y[i] *= x[b * channels + i % channels]
+    let perSample = count / batch
+    parallelFor(count, grain: rowGrain) { range in
+        (y + range.lowerBound).update(from: inputs[0].0 + range.lowerBound, count: range.count)
+        for (x, n) in inputs.dropFirst() {
+            if n == count {
+                if multiply { for i in range { y[i] *= x[i] } } else { for i in range { y[i] += x[i] } }
+            } else {
+                for i in range { y[i] *= x[(i / perSample) * channels + i % channels] }
             }
         }
     }

@@ -1,19 +1,23 @@
-import CBLIS
-import Foundation
+import CDNNL
 
-/// BLIS runs single-threaded unless told otherwise; use every core, once.
-private let blisThreads: Void = bli_thread_set_num_threads(Int64(ProcessInfo.processInfo.activeProcessorCount))
-
-/// `C[m×n] = A[m×k] · B[k×n]`, row-major, through BLIS's `bli_sgemm`.
+/// `C[m×n] = A[m×k] · B[k×n]`, row-major, through oneDNN's `dnnl_sgemm`.
 ///
-/// BLIS rather than OpenBLAS: Debian's OpenBLAS 0.3.21 picks its SSE3 kernel on this CPU unless
-/// `OPENBLAS_CORETYPE` is set, while BLIS 0.9 detects AVX-512 (2048³ sgemm on 2 cores: 60 GFLOP/s
-/// against 151; a 289×128×896 FaceNet 1×1 conv: 30 against 72, one thread).
+/// oneDNN rather than BLIS or OpenBLAS: it dispatches to its AVX-512 kernels on this CPU, while
+/// Debian's OpenBLAS 0.3.21 follows `OPENBLAS_CORETYPE` (SSE3 when unset). Measured on 2 cores
+/// (`Benchmarks/gemm.c`): 2048³ at 323 GFLOP/s against BLIS 166 and OpenBLAS 65.
 @inline(__always)
 func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-    _ = blisThreads
-    var alpha: Float = 1, beta: Float = 0
-    bli_sgemm(fm_blis_no_transpose(), fm_blis_no_transpose(), Int64(m), Int64(n), Int64(k), &alpha,
-              UnsafeMutablePointer(mutating: a), Int64(k), 1, UnsafeMutablePointer(mutating: b), Int64(n), 1,
-              &beta, c, Int64(n), 1)
+    let status = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(m), Int64(n), Int64(k), 1,
+                            a, Int64(k), b, Int64(n), 0, c, Int64(n))
+    precondition(status == 0, "dnnl_sgemm failed (status \(status)) for \(m)×\(n)×\(k)")
+}
+
+/// `C[m×n] = (A[m×k] − aZero) · B[k×n]` in exact integer arithmetic, row-major, through oneDNN's
+/// `dnnl_gemm_u8s8s32` (AVX-512 VNNI where the CPU has it).
+@inline(__always)
+func gemmU8S8(m: Int, n: Int, k: Int, a: UnsafePointer<UInt8>, aZero: UInt8, b: UnsafePointer<Int8>, c: UnsafeMutablePointer<Int32>) {
+    var offset: Int32 = 0
+    let status = dnnl_gemm_u8s8s32(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "F")),
+                                   Int64(m), Int64(n), Int64(k), 1, a, Int64(k), aZero, b, Int64(n), 0, 0, c, Int64(n), &offset)
+    precondition(status == 0, "dnnl_gemm_u8s8s32 failed (status \(status)) for \(m)×\(n)×\(k)")
 }

@@ -4,11 +4,13 @@ import FModelCore
 func concat(_ inputs: [(UnsafePointer<Float>, Shape)], axis: Int, into y: UnsafeMutablePointer<Float>, outShape: Shape) {
     let outer = outShape.dims[..<axis].reduce(1, *)
     let innerOut = outShape.dims[axis...].reduce(1, *)
-    var offset = 0
-    for (x, s) in inputs {
-        let chunk = s.dims[axis...].reduce(1, *)
-        for o in 0..<outer { (y + o * innerOut + offset).update(from: x + o * chunk, count: chunk) }
-        offset += chunk
+    let chunks = inputs.map { $0.1.dims[axis...].reduce(1, *) }
+    parallelFor(outer, grain: max(1, rowGrain / innerOut)) { rows in
+        var offset = 0
+        for ((x, _), chunk) in zip(inputs, chunks) {
+            for o in rows { (y + o * innerOut + offset).update(from: x + o * chunk, count: chunk) }
+            offset += chunk
+        }
     }
 }
 

@@ -7,10 +7,12 @@ func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
     let c = inShape[3]
     let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: p.size[0], kW: p.size[1],
                      strides: p.strides, dilations: [1, 1], padding: p.padding)
-    for b in 0..<inShape[0] {
+    parallelFor(inShape[0] * win.outH, grain: max(1, rowGrain / (win.outW * c * win.kH * win.kW))) { lines in
+      for line in lines {
+        let b = line / win.outH, oy = line % win.outH
         let xb = x + b * win.inH * win.inW * c
         let yb = y + b * win.outH * win.outW * c
-        for oy in 0..<win.outH {
+        do {
             let y0 = max(oy * win.strideH - win.padTop, 0), y1 = min(oy * win.strideH - win.padTop + win.kH, win.inH)
             for ox in 0..<win.outW {
                 let x0 = max(ox * win.strideW - win.padLeft, 0), x1 = min(ox * win.strideW - win.padLeft + win.kW, win.inW)
@@ -29,6 +31,7 @@ func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
                 }
             }
         }
+      }
     }
 }
 

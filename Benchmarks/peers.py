@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""fmodel side by side with TensorFlow, ONNX Runtime and TFLite on the full-size models.
+
+    swift build -c release && Benchmarks/peers.sh [--rounds 5] [--quick]
+
+Builds what is missing into the git-ignored Benchmarks/out/ (the ≈478 MB multi-task `.h5` and
+the ≈95 MB FaceNet `.pb` with the fixture script; their `.fmodel`, ONNX and TFLite conversions),
+then, in one run on the same seeded inputs:
+
+* the machine's GEMM rates: fmodel's (oneDNN) and `cblas_sgemm` of numpy's OpenBLAS and of
+  Debian's libopenblas (each with the environment as it is);
+* inference latency, batch 1 and 32, the contenders alternating round by round, each round a
+  median of several calls after a warm-up; medians of the rounds with min-max, fmodel's achieved
+  GFLOP/s, and the ratio fmodel/peer (below 1: fmodel is faster);
+* int8: fmodel's int8 `.fmodel` against TFLite's dynamic-range int8 and ONNX Runtime's dynamic int8;
+* loading: `fmodel bench` reports time from process start to first output and peak RSS;
+* importing: `fmodel import` of the `.h5` and the `.pb` against TensorFlow's `load_model` and
+  `ParseFromString` + `import_graph_def` of the same files, with each process's peak RSS.
+
+Everything runs with 2 threads (the machine's cores). Never a timed unit test.
+"""
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+OUT = os.path.join(ROOT, "Benchmarks", "out")
+FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
+FIXTURES = os.path.join(ROOT, "Tools", "fixtures", "make_fixtures.py")
+H5 = os.path.join(OUT, "full.h5")
+PB = os.path.join(OUT, "facenet.pb")
+THREADS = os.cpu_count()
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# MARK: - Building the models for each contender
+
+def build_sources():
+    if not os.path.exists(H5):
+        log("building the full-size multi-task .h5 (fixture script)…")
+        subprocess.run([sys.executable, FIXTURES, "--full-size", H5], check=True)
+    if not os.path.exists(PB):
+        log("building the full-size FaceNet .pb (fixture script)…")
+        subprocess.run([sys.executable, FIXTURES, "--full-facenet-pb", PB], check=True)
+
+
+def build_fmodels():
+    paths = {}
+    for name, src, extra in [("multitask", H5, []), ("facenet", PB, ["--inputs", "input:?x160x160x3"])]:
+        f32 = os.path.join(OUT, f"{name}.fmodel")
+        i8 = os.path.join(OUT, f"{name}-int8.fmodel")
+        if not os.path.exists(f32):
+            subprocess.run([FMODEL, "import", src, "--optimize", "-o", f32] + extra, check=True, capture_output=True)
+        if not os.path.exists(i8):
+            subprocess.run([FMODEL, "quantize", f32, "--dtype", "int8", "-o", i8], check=True, capture_output=True)
+        paths[name] = (f32, i8)
+    return paths
+
+
+def facenet_inference_graph():
+    """The FaceNet GraphDef with `phase_train` fixed to false and a fresh `x` placeholder in place
+    of the queue-fed `input`, cut to what `embeddings` needs: what converters accept."""
+    import tensorflow as tf
+    gd = tf.compat.v1.GraphDef()
+    with open(PB, "rb") as f:
+        gd.ParseFromString(f.read())
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 160, 160, 3], name="x")
+        emb, = tf.compat.v1.import_graph_def(gd, input_map={"input:0": x, "phase_train:0": tf.constant(False)},
+                                             return_elements=["embeddings:0"], name="net")
+        tf.identity(emb, name="emb")
+    return tf.compat.v1.graph_util.extract_sub_graph(g.as_graph_def(), ["emb"])
+
+
+def keras_function():
+    import tensorflow as tf
+    import tf_keras as keras
+    model = keras.models.load_model(H5, compile=False, safe_mode=False)
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32)])
+    return model, fn
+
+
+def build_peers():
+    """ONNX (tf2onnx) and TFLite (fp32 and dynamic-range int8) conversions of both models."""
+    import tensorflow as tf
+    peers = os.path.join(OUT, "peers")
+    os.makedirs(peers, exist_ok=True)
+    paths = {m: {k: os.path.join(peers, f"{m}.{k}") for k in ["onnx", "int8.onnx", "tflite", "int8.tflite"]}
+             for m in ["multitask", "facenet"]}
+    if all(os.path.exists(p) for d in paths.values() for p in d.values()):
+        return paths
+    import tf2onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    log("converting for ONNX Runtime and TFLite…")
+    gd = facenet_inference_graph()
+    model, fn = keras_function()
+    for m in ["multitask", "facenet"]:
+        p = paths[m]
+        if not os.path.exists(p["onnx"]):
+            if m == "facenet":
+                tf2onnx.convert.from_graph_def(gd, input_names=["x:0"], output_names=["emb:0"], opset=17, output_path=p["onnx"])
+            else:
+                tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=17, output_path=p["onnx"])
+        if not os.path.exists(p["int8.onnx"]):
+            quantize_dynamic(p["onnx"], p["int8.onnx"], weight_type=QuantType.QInt8)
+        for key, quantize in [("tflite", False), ("int8.tflite", True)]:
+            if os.path.exists(p[key]):
+                continue
+            if m == "facenet":
+                frozen = os.path.join(peers, "facenet_inference.pb")
+                with open(frozen, "wb") as f:
+                    f.write(gd.SerializeToString())
+                conv = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(frozen, ["x"], ["emb"], {"x": [1, 160, 160, 3]})
+            else:
+                conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+            if quantize:
+                conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            with open(p[key], "wb") as f:
+                f.write(conv.convert())
+    return paths
+
+
+# MARK: - Contenders: each a callable that times `iterations` calls on a batch, after a warm-up
+
+def fmodel_runner(path):
+    def run(batch, iterations):
+        out = subprocess.run([FMODEL, "bench", path, "--batch", str(batch), "--iterations", str(iterations), "--json"],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+    return run
+
+
+def timed(call, iterations):
+    call()
+    times = []
+    for _ in range(iterations):
+        t = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t) * 1000)
+    return {"median_ms": statistics.median(times)}
+
+
+def tensorflow_runner(model_name, gd=None):
+    import numpy as np
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    if model_name == "multitask":
+        _, fn = keras_function()
+        def run(batch, iterations):
+            x = tf.constant(np.random.default_rng(42).uniform(-1, 1, (batch, 160, 160, 3)).astype(np.float32))
+            return timed(lambda: [t.numpy() for t in fn(x)], iterations)
+    else:
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(gd, name="")
+        sess = tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(intra_op_parallelism_threads=THREADS))
+        def run(batch, iterations):
+            x = np.random.default_rng(42).uniform(-1, 1, (batch, 160, 160, 3)).astype(np.float32)
+            return timed(lambda: sess.run("emb:0", {"x:0": x}), iterations)
+    return run
+
+
+def ort_runner(path):
+    import numpy as np
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    def run(batch, iterations):
+        x = np.random.default_rng(42).uniform(-1, 1, (batch, 160, 160, 3)).astype(np.float32)
+        return timed(lambda: sess.run(None, {name: x}), iterations)
+    return run
+
+
+def tflite_runner(path):
+    import numpy as np
+    import tensorflow as tf
+    interp = tf.lite.Interpreter(model_path=path, num_threads=THREADS)
+    index = interp.get_input_details()[0]["index"]
+    state = {"batch": None}
+    def run(batch, iterations):
+        if state["batch"] != batch:
+            interp.resize_tensor_input(index, [batch, 160, 160, 3])
+            interp.allocate_tensors()
+            state["batch"] = batch
+        x = np.random.default_rng(42).uniform(-1, 1, (batch, 160, 160, 3)).astype(np.float32)
+        def call():
+            interp.set_tensor(index, x)
+            interp.invoke()
+        return timed(call, iterations)
+    return run
+
+
+# MARK: - Measurements
+
+def gemm_rates():
+    import numpy as np
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    def best(call):
+        call()
+        return 2 * n ** 3 / min(timeit(call) for _ in range(5)) / 1e9
+    def timeit(call):
+        t = time.perf_counter()
+        call()
+        return time.perf_counter() - t
+    rates = {"fmodel (oneDNN sgemm)": json.loads(subprocess.run([FMODEL, "bench", "--gemm", "--json"], check=True,
+                                                                 capture_output=True, text=True).stdout)["gemm_gflops"]}
+    rates["numpy's OpenBLAS cblas_sgemm"] = best(lambda: a @ b)
+    lib = ctypes.util.find_library("openblas")
+    if lib:
+        ob = ctypes.CDLL(lib)
+        c = np.empty((n, n), dtype=np.float32)
+        fp = ctypes.POINTER(ctypes.c_float)
+        ob.cblas_sgemm.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, fp, ctypes.c_int, fp, ctypes.c_int, ctypes.c_float, fp, ctypes.c_int]
+        args = (101, 111, 111, n, n, n, 1.0, a.ctypes.data_as(fp), n, b.ctypes.data_as(fp), n, 0.0, c.ctypes.data_as(fp), n)
+        rates[f"Debian libopenblas cblas_sgemm (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})"] = best(lambda: ob.cblas_sgemm(*args))
+    return rates
+
+
+def latency_table(title, contenders, batches, rounds, reference="fmodel"):
+    """contenders: name → runner. Alternates them round by round; prints medians and ratios."""
+    results = {}
+    for batch in batches:
+        iterations = 20 if batch == 1 else 3
+        samples = {name: [] for name in contenders}
+        gflops = []
+        for r in range(rounds):
+            for name, runner in contenders.items():
+                res = runner(batch, iterations)
+                samples[name].append(res["median_ms"])
+                if "gflops" in res and name == reference:
+                    gflops.append(res["gflops"])
+            log(f"  {title} batch {batch} round {r + 1}/{rounds}")
+        ours = statistics.median(samples[reference])
+        print(f"\n{title}, batch {batch} ({rounds} alternating rounds; medians in ms, min-max; ratio = {reference}/peer)")
+        for name, s in samples.items():
+            m = statistics.median(s)
+            ratio = "" if name == reference else f"{ours / m:8.2f}"
+            extra = f"  {statistics.median(gflops):.0f} GFLOP/s" if name == reference and gflops else ""
+            print(f"  {name:<34}{m:9.2f} ({min(s):7.2f}-{max(s):7.2f}){ratio}{extra}")
+        results[batch] = {name: statistics.median(s) for name, s in samples.items()}
+    return results
+
+
+def loading(paths):
+    print("\nLoading a .fmodel: process start to first output (fmodel bench, 1 run)")
+    for name, path in paths:
+        start = time.monotonic()  # CLOCK_MONOTONIC, the clock fmodel reports first_output_at on
+        out = json.loads(subprocess.run([FMODEL, "bench", path, "--iterations", "3", "--json"], check=True,
+                                        capture_output=True, text=True).stdout)
+        first = out["first_output_at"] - start
+        print(f"  {name:<26} first output {first * 1000:7.1f} ms after start, of which the first run "
+              f"{out['first_run_ms']:6.1f} ms (steady {out['median_ms']:.1f}); peak RSS {out['max_rss_mb']:.0f} MB for "
+              f"{out['weight_mb']:.0f} MB of weights + {out['activation_mb']:.0f} MB of activations")
+
+
+def importing():
+    print("\nImporting (each in its own process; time and peak RSS of that process)")
+    tf_h5 = ("import os,time,resource;os.environ['TF_USE_LEGACY_KERAS']='1';os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
+             "import tf_keras as k;t=time.perf_counter();k.models.load_model(%r,compile=False,safe_mode=False);"
+             "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+    tf_pb = ("import os,time,resource;os.environ['TF_CPP_MIN_LOG_LEVEL']='3';import tensorflow as tf;"
+             "t=time.perf_counter();g=tf.compat.v1.GraphDef();g.ParseFromString(open(%r,'rb').read());"
+             "tf.compat.v1.import_graph_def(g,name='');"
+             "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+    tf_base = ("import os,resource;os.environ['TF_USE_LEGACY_KERAS']='1';os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
+               "import tf_keras;print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+    base = float(subprocess.run([sys.executable, "-c", tf_base], check=True, capture_output=True, text=True).stdout)
+    for label, src, code, extra in [("multi-task .h5", H5, tf_h5, []), ("FaceNet .pb", PB, tf_pb, ["--inputs", "input:?x160x160x3"])]:
+        out_path = os.path.join(OUT, "import-timing.fmodel")
+        cmd = ["/usr/bin/time", "-f", "%e %M", FMODEL, "import", src, "-o", out_path] + extra
+        p = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        secs, kb = p.stderr.strip().splitlines()[-1].split()
+        size = os.path.getsize(out_path) / 1e6
+        os.remove(out_path)
+        t_secs, t_mb = map(float, subprocess.run([sys.executable, "-c", code % src], check=True, capture_output=True, text=True).stdout.split())
+        print(f"  {label:<16} {os.path.getsize(src) / 1e6:6.1f} MB → {size:6.1f} MB .fmodel: fmodel {float(secs):6.2f} s, "
+              f"peak {int(kb) / 1024:5.0f} MB ({int(kb) / 1024 / size:.2f}× output) | TensorFlow {t_secs:6.2f} s, peak {t_mb:5.0f} MB "
+              f"(Python + TF alone {base:.0f} MB) | time ratio {float(secs) / t_secs:.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="batch 1 only, 3 rounds")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: gemm,latency,int8,loading,import")
+    args = ap.parse_args()
+    skip = set(args.skip.split(","))
+    if not os.path.exists(FMODEL):
+        sys.exit("build first: swift build -c release")
+    rounds, batches = (3, [1]) if args.quick else (args.rounds, [1, 32])
+    build_sources()
+    fm = build_fmodels()
+    peers = build_peers()
+    import tensorflow as tf
+    print(f"machine: {THREADS} cores; TensorFlow {tf.__version__}; threads {THREADS} everywhere")
+    if "gemm" not in skip:
+        print("\nGEMM 2048³ float32 (best of 5):")
+        for name, rate in gemm_rates().items():
+            print(f"  {name:<60}{rate:7.1f} GFLOP/s")
+    gd = facenet_inference_graph()
+    for m, title in [("multitask", "Multi-task model (.h5)"), ("facenet", "FaceNet (.pb)")]:
+        if "latency" not in skip:
+            latency_table(f"{title} fp32", {"fmodel": fmodel_runner(fm[m][0]), "TensorFlow": tensorflow_runner(m, gd),
+                                            "ONNX Runtime": ort_runner(peers[m]["onnx"]),
+                                            "TFLite": tflite_runner(peers[m]["tflite"])}, batches, rounds)
+        if "int8" not in skip:
+            latency_table(f"{title} int8", {"fmodel": fmodel_runner(fm[m][1]), "fmodel fp32": fmodel_runner(fm[m][0]),
+                                            "TFLite dynamic-range int8": tflite_runner(peers[m]["int8.tflite"]),
+                                            "ONNX Runtime dynamic int8": ort_runner(peers[m]["int8.onnx"])}, [1], rounds)
+    if "loading" not in skip:
+        loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
+                 ("FaceNet fp32", fm["facenet"][0])])
+    if "import" not in skip:
+        importing()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+#ifndef FMODEL_CDNNL_SHIM_H
+#define FMODEL_CDNNL_SHIM_H
+#include <stdint.h>
+
+/* The oneDNN (libdnnl 2.6) GEMM entry points fmodel calls, declared here rather than through
+   dnnl.h, which drags in the whole primitive API. oneDNN picks its AVX-512 / VNNI JIT kernels at
+   run time from the CPU it finds, whatever OPENBLAS_CORETYPE says, and threads with OpenMP.
+   The return value is a dnnl_status_t: 0 is success. */
+int dnnl_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+               float *c, int64_t ldc);
+int dnnl_gemm_u8s8s32(char transa, char transb, char offsetc, int64_t m, int64_t n, int64_t k,
+                      float alpha, const uint8_t *a, int64_t lda, uint8_t ao, const int8_t *b,
+                      int64_t ldb, int8_t bo, float beta, int32_t *c, int64_t ldc, const int32_t *co);
+
+/* OpenMP (libgomp, which libdnnl links): fmodel runs its own parallel loops on the same thread
+   team as oneDNN's GEMM, so that the two never compete for the cores. GOMP_parallel is the entry
+   point GCC's `#pragma omp parallel` compiles to. */
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+int omp_get_thread_num(void);
+int omp_get_num_threads(void);
+int omp_get_max_threads(void);
+#endif

@@ -1,0 +1,22 @@
+import Foundation
+
+/// The rate of the GEMM the runtime calls, measured on this machine: the ceiling that
+/// convolution and dense throughput are compared with.
+public enum GEMMRate {
+    /// Best-of-`repeats` GFLOP/s of an `n×n×n` float32 product (2n³ FLOPs per product).
+    public static func measure(n: Int = 2048, repeats: Int = 5) -> Double {
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        for i in 0..<(n * n) { (a[i], b[i]) = (Float(i % 7) * 0.1, Float(i % 5) * 0.1) }
+        sgemm(m: n, n: n, k: n, a: a, b: b, c: c)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let t = DispatchTime.now().uptimeNanoseconds
+            sgemm(m: n, n: n, k: n, a: a, b: b, c: c)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+        }
+        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+}

@@ -1,0 +1,60 @@
+import CKernels
+import Foundation
+
+/// Dynamic quantization of float activations to unsigned 8 bits for the int8 GEMM, as
+/// TFLite's dynamic-range kernels do: one asymmetric scale per tensor, from its range on this
+/// call (0 always inside it, so that zero padding is exact).
+struct ActivationQuantization {
+    let scale: Float
+    let zeroPoint: UInt8
+    private let inverse: Float
+    private let top: Float
+
+    /// The range of `count` values at `x`, measured in parallel.
+    init(_ x: UnsafePointer<Float>, count: Int) {
+        var lo: Float = 0, hi: Float = 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * teamSize) { partial in
+            partial.initialize(repeating: 0)
+            let chunks = max(1, min(teamSize, count / 65536))
+            parallelFor(chunks, grain: 1) { range in
+                for chunk in range {
+                    let start = count * chunk / chunks
+                    fm_min_max(x + start, count * (chunk + 1) / chunks - start, &partial[2 * chunk], &partial[2 * chunk + 1])
+                }
+            }
+            for chunk in 0..<chunks { (lo, hi) = (min(lo, partial[2 * chunk]), max(hi, partial[2 * chunk + 1])) }
+        }
+        top = quantizedTop
+        scale = hi > lo ? (hi - lo) / top : 1
+        inverse = 1 / scale
+        zeroPoint = UInt8((-lo * inverse).rounded(.toNearestOrEven))
+    }
+
+    /// `q = clamp(round(x / scale) + zeroPoint)`.
+    @inline(__always)
+    func quantize(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutablePointer<UInt8>) {
+        let z = Float(zeroPoint), top = top, inverse = inverse
+        parallelFor(count, grain: 65536) { range in
+            fm_quantize_u8(x + range.lowerBound, range.count, inverse, z, top, q + range.lowerBound)
+        }
+    }
+
+    /// Calls `body` with `scale · weightScale[c]` for each column: what turns an int32
+    /// accumulator back into float.
+    func columnScales<R>(_ weightScales: [Float], _ body: (UnsafePointer<Float>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: weightScales.count) { s in
+            for c in 0..<weightScales.count { s[c] = scale * weightScales[c] }
+            return body(UnsafePointer(s.baseAddress!))
+        }
+    }
+}
+
+/// The largest quantized activation. With VNNI (`vpdpbusd`) the u8·s8 products accumulate
+/// exactly in int32, so the full 0…255 range is safe. Without it oneDNN multiplies pairs with
+/// `vpmaddubsw`, whose int16 sum saturates past 2·127·255; 7 bits keep it exact.
+private let quantizedTop: Float = cpuHasVNNI ? 255 : 127
+
+private let cpuHasVNNI: Bool = {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    return info.contains(" avx512_vnni") || info.contains(" avx_vnni")
+}()

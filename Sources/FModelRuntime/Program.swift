@@ -1,0 +1,80 @@
+import FModelCore
+
+/// The graph lowered to a list of instructions, each a step with the values it reads and the
+/// value it writes. Values are numbered: the model inputs first, then one per node.
+///
+/// With `fuse`, a conv, depthwise or dense step absorbs the nodes that only transform its output
+/// (a `scale`, a residual `add`, an activation) into its epilogue, as long as nothing else reads
+/// what they replace; the absorbed nodes then have no instruction and their values don't exist.
+struct Program {
+    struct Instruction {
+        let step: Step
+        /// The node whose inputs the step reads (for a fused group, its first node).
+        let node: Node
+        /// The name of the value written (for a fused group, its last node's).
+        let outputName: String
+        let inputs: [Int]
+        let output: Int
+        /// The value a fused residual `add` adds, if any.
+        let residual: Int?
+    }
+
+    let instructions: [Instruction]
+    /// The values no instruction writes (fused away).
+    let missing: Set<Int>
+    /// For each value, the index of the last instruction that reads it (-1: none).
+    let lastUse: [Int]
+
+    init(graph: Graph, steps: [Step], valueIndex: [String: Int], shapes: [String: Shape], fuse: Bool) {
+        var consumers: [String: [Int]] = [:]
+        for (i, node) in graph.nodes.enumerated() { for name in Set(node.inputs) { consumers[name, default: []].append(i) } }
+        let outputs = Set(graph.outputs)
+        let producer = Dictionary(uniqueKeysWithValues: graph.nodes.enumerated().map { ($1.name, $0) })
+
+        var instructions: [Instruction] = []
+        var absorbed = Set<Int>()
+        var missing = Set<Int>()
+        for (i, node) in graph.nodes.enumerated() where !absorbed.contains(i) {
+            var step = steps[i], last = node, residual: Int?
+            if fuse, var epilogue = step.epilogue {
+                // Follow the chain while each link is the only reader of the one before.
+                chain: while !outputs.contains(last.name), let readers = consumers[last.name], readers.count == 1 {
+                    let j = readers[0], next = graph.nodes[j]
+                    guard shapes[next.name] == shapes[last.name] else { break chain }
+                    switch next.op {
+                    case .scale(let s) where epilogue.activation == .linear && !epilogue.addsResidual:
+                        epilogue.scale *= s
+                    case .add where next.inputs.count == 2 && epilogue.activation == .linear && !epilogue.addsResidual:
+                        let other = next.inputs[0] == last.name ? next.inputs[1] : next.inputs[0]
+                        // The residual must exist when this step runs: a model input or an
+                        // earlier node's value that was not itself fused away.
+                        let from = producer[other]
+                        guard other != last.name, shapes[other] == shapes[next.name],
+                              from.map({ $0 < i && !absorbed.contains($0) }) ?? true else { break chain }
+                        epilogue.addsResidual = true
+                        residual = valueIndex[other]
+                    case .activation(let a) where epilogue.activation == .linear:
+                        epilogue.activation = a
+                    default:
+                        break chain
+                    }
+                    absorbed.insert(j)
+                    missing.insert(valueIndex[last.name]!)
+                    last = next
+                }
+                step = step.with(epilogue)
+            }
+            instructions.append(Instruction(step: step, node: node, outputName: last.name,
+                                            inputs: node.inputs.map { valueIndex[$0]! }, output: valueIndex[last.name]!,
+                                            residual: residual))
+        }
+        self.instructions = instructions
+        self.missing = missing
+        var last = [Int](repeating: -1, count: valueIndex.count)
+        for (i, instruction) in instructions.enumerated() {
+            for v in instruction.inputs { last[v] = i }
+            if let r = instruction.residual { last[r] = i }
+        }
+        lastUse = last
+    }
+}

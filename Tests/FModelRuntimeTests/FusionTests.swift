@@ -1,0 +1,47 @@
+import FModelCompress
+import FModelCore
+import FModelImport
+@testable import FModelRuntime
+import FModelTestSupport
+import Testing
+
+/// The executor's epilogue fusion: a conv absorbs the `scale`, residual `add` and activation of
+/// an Inception-ResNet block, and the result is the unfused one.
+@Suite struct FusionTests {
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")) }
+
+    func program(_ g: Graph, fuse: Bool) throws -> Program {
+        let shapes = try g.inferShapes()
+        var index: [String: Int] = [:]
+        for (i, input) in g.inputs.enumerated() { index[input.name] = i }
+        for (i, node) in g.nodes.enumerated() { index[node.name] = g.inputs.count + i }
+        let steps = g.nodes.map { Step($0, graph: g, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0) }
+        return Program(graph: g, steps: steps, valueIndex: index, shapes: shapes, fuse: fuse)
+    }
+
+    @Test func residualTailIsAbsorbed() throws {
+        let g = try model()
+        let fused = try program(g, fuse: true), plain = try program(g, fuse: false)
+        #expect(plain.instructions.count == g.nodes.count && plain.missing.isEmpty)
+        let up = try #require(fused.instructions.first { $0.node.name == "Block35_1_Conv2d_1x1" })
+        #expect(up.outputName == "Block35_1_Activation")
+        #expect(up.residual != nil)
+        guard case .conv(let k) = up.step else { Issue.record("not a conv"); return }
+        #expect(k.epilogue.scale == 0.17 && k.epilogue.activation == .relu && k.epilogue.addsResidual)
+        #expect(fused.instructions.count < plain.instructions.count)
+    }
+
+    /// Asking for a value inside a fused group runs the unfused program; both give the outputs.
+    @Test func fusedAndUnfusedAgree() throws {
+        let g = try model()
+        let x = g.syntheticInputs(batch: 2)
+        let e = try Executor(graph: g)
+        let fused = try e.run(x)
+        let plain = try e.run(x, outputs: g.outputs + ["Block35_1_Add"])
+        #expect(plain["Block35_1_Add"] != nil)
+        for name in g.outputs {
+            let a = try #require(fused[name]).values, b = try #require(plain[name]).values
+            #expect(!a.isEmpty && Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-5, "\(name)")
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import FModelCompress
+import FModelCore
+@testable import FModelRuntime
+import FModelTestSupport
+import Testing
+
+/// The int8 path: oneDNN's u8·s8 GEMM with the activation zero point, and int8 conv and dense
+/// layers against the same layers run in float on the dequantized kernel.
+@Suite struct IntegerGEMMTests {
+    func randoms(_ n: Int, seed: UInt64, in range: ClosedRange<Float>) -> [Float] {
+        var g = SplitMix64(seed: seed)
+        return (0..<n).map { _ in range.lowerBound + Float(g.next() % 1_000_001) / 1_000_000 * (range.upperBound - range.lowerBound) }
+    }
+
+    /// Exact integer products, with a nonzero zero point on A (its sign is easy to get wrong).
+    @Test func u8s8ProductIsExact() {
+        let (m, n, k) = (5, 7, 33)
+        var g = SplitMix64(seed: 3)
+        let a = (0..<(m * k)).map { _ in UInt8(g.next() % 256) }
+        let b = (0..<(k * n)).map { _ in Int8(truncatingIfNeeded: Int(g.next() % 255) - 127) }
+        var c = [Int32](repeating: 0, count: m * n)
+        gemmU8S8(m: m, n: n, k: k, a: a, aZero: 37, b: b, c: &c)
+        for i in 0..<m {
+            for j in 0..<n {
+                let expected = (0..<k).reduce(Int32(0)) { $0 + (Int32(a[i * k + $1]) - 37) * Int32(b[$1 * n + j]) }
+                #expect(c[i * n + j] == expected, "C[\(i),\(j)]")
+            }
+        }
+    }
+
+    /// One node run twice: with the int8 kernel (integer GEMM) and with that kernel dequantized
+    /// to float32. The only difference is the activations' rounding to 8 bits, at most half a
+    /// step each, so every output moves by at most Σ|w|·step/2 over its receptive field.
+    func compare(_ op: Op, input: Shape, kernel: Shape, bias: Bool) throws {
+        let x = FloatTensor(shape: input, values: randoms(input.elementCount!, seed: 1, in: -2...3))
+        let w = Tensor(randoms(kernel.elementCount!, seed: 2, in: -1...1), shape: kernel).quantized(.int8PerChannel)
+        var params = ["kernel": "n/kernel"]
+        var tensors = ["n/kernel": w]
+        if bias {
+            params["bias"] = "n/bias"
+            tensors["n/bias"] = Tensor(randoms(kernel.last, seed: 4, in: -1...1), shape: [kernel.last])
+        }
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: input.withBatch(-1))], outputs: ["n"],
+                      nodes: [Node(name: "n", op: op, inputs: ["x"], params: params)], tensors: tensors)
+        var float = g
+        float.tensors["n/kernel"] = Tensor(w.floats(), shape: kernel)
+        let q = try Executor(graph: g).run(["x": x])["n"]!.values
+        let f = try Executor(graph: float).run(["x": x])["n"]!.values
+        let step: Float = 5.0 / 255  // the input's range (-2…3, with 0 inside) over 255 steps
+        let fanIn = kernel.dims.dropLast().reduce(1, *)
+        let columnL1 = (0..<kernel.last).map { c in (0..<fanIn).reduce(Float(0)) { $0 + abs(w.floats()[$1 * kernel.last + c]) } }
+        #expect(q.count == f.count && !q.isEmpty)
+        var moved = false
+        for i in 0..<q.count {
+            let bound = columnL1[i % kernel.last] * step / 2 * 1.01 + 1e-4
+            #expect(abs(q[i] - f[i]) <= bound, "output \(i): \(q[i]) vs \(f[i]), bound \(bound)")
+            moved = moved || q[i] != f[i]
+        }
+        #expect(moved, "the int8 path should not be the float path")
+    }
+
+    @Test func int8ConvWithPaddingMatchesFloat() throws {
+        try compare(.conv2D(ConvAttributes(padding: .same)), input: [2, 6, 5, 3], kernel: [3, 3, 3, 8], bias: true)
+    }
+
+    @Test func int8PointwiseConvMatchesFloat() throws {
+        try compare(.conv2D(ConvAttributes()), input: [1, 4, 4, 16], kernel: [1, 1, 16, 5], bias: false)
+    }
+
+    @Test func int8DenseMatchesFloat() throws {
+        try compare(.dense(activation: .linear), input: [3, 40], kernel: [40, 6], bias: true)
+    }
+}
