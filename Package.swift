@@ -29,7 +29,7 @@ let package = Package(
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
         .target(name: "CCRC32C"),
-        .target(name: "CKernels"),
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("dnnl")]),
         .target(name: "FModelFormat", dependencies: ["FModelCore", "CCRC32C"]),
         .target(
             name: "FModelImport",

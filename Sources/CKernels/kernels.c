@@ -39,6 +39,29 @@ static void quantize_avx512(const float *x, size_t n, float inverse, float zero,
     }
 }
 
+__attribute__((target("avx512f,avx512bw")))
+static void quantize_s8_avx512(const float *x, size_t n, float inverse, int8_t *q) {
+    const __m512 vi = _mm512_set1_ps(inverse), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+    }
+    for (; i < n; i++) {
+        float v = rintf(x[i] * inverse);
+        q[i] = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+    }
+}
+
+void fm_quantize_s8(const float *x, size_t n, float inverse, int8_t *q) {
+    if (has_avx512()) { quantize_s8_avx512(x, n, inverse, q); return; }
+    for (size_t i = 0; i < n; i++) {
+        float v = rintf(x[i] * inverse);
+        q[i] = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
+    }
+}
+
 void fm_min_max(const float *x, size_t n, float *lo, float *hi) {
     if (has_avx512()) { min_max_avx512(x, n, lo, hi); return; }
     float a = *lo, b = *hi;
@@ -52,5 +75,61 @@ void fm_quantize_u8(const float *x, size_t n, float inverse, float zero, float t
         float v = rintf(x[i] * inverse) + zero;
         v = v < 0 ? 0 : (v > top ? top : v);
         q[i] = (uint8_t)v;
+    }
+}
+
+static inline float activate(float v, int activation, float alpha) {
+    switch (activation) {
+    case FM_EPI_RELU: return v > 0 ? v : 0;
+    case FM_EPI_RELU6: return v < 0 ? 0 : (v > 6 ? 6 : v);
+    case FM_EPI_LEAKY: return v > 0 ? v : v * alpha;
+    default: return v;
+    }
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale,
+                            const float *bias, float scale, const float *residual, int activation, float alpha) {
+    const __m512 vs = _mm512_set1_ps(scale), va = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6);
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * stride;
+        const float *res = residual ? residual + r * channels : NULL;
+        size_t c = 0;
+        for (; c + 16 <= channels; c += 16) {
+            __m512 v = column_scale ? _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(row + c)), _mm512_loadu_ps(column_scale + c))
+                                    : _mm512_loadu_ps(row + c);
+            if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + c));
+            v = _mm512_mul_ps(v, vs);
+            if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + c));
+            switch (activation) {
+            case FM_EPI_RELU: v = _mm512_max_ps(v, zero); break;
+            case FM_EPI_RELU6: v = _mm512_min_ps(_mm512_max_ps(v, zero), six); break;
+            case FM_EPI_LEAKY: v = _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, va); break;
+            default: break;
+            }
+            _mm512_storeu_ps(row + c, v);
+        }
+        for (; c < channels; c++) {
+            float v = column_scale ? (float)((const int32_t *)row)[c] * column_scale[c] : row[c];
+            if (bias) v += bias[c];
+            v *= scale;
+            if (res) v += res[c];
+            row[c] = activate(v, activation, alpha);
+        }
+    }
+}
+
+void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
+                 float scale, const float *residual, int activation, float alpha) {
+    if (has_avx512()) { epilogue_avx512(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha); return; }
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * stride;
+        for (size_t c = 0; c < channels; c++) {
+            float v = column_scale ? (float)((const int32_t *)row)[c] * column_scale[c] : row[c];
+            if (bias) v += bias[c];
+            v *= scale;
+            if (residual) v += residual[r * channels + c];
+            row[c] = activate(v, activation, alpha);
+        }
     }
 }

@@ -24,6 +24,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
+    @Flag(help: "Also print the time per layer (fused groups under their first layer), slowest first.")
+    var profile = false
+
     @OptionGroup var options: ModelOptions
 
     func validate() throws {
@@ -45,6 +48,7 @@ struct BenchCommand: ParsableCommand {
         _ = try executor.run(feeds)
         let firstOutputAt = monotonicSeconds()
         let firstRunMs = Date().timeIntervalSince(firstStart) * 1000
+        executor.profiling = profile
         var times: [Double] = []
         for _ in 0..<iterations {
             let t = Date()
@@ -54,6 +58,7 @@ struct BenchCommand: ParsableCommand {
         times.sort()
         let median = times[times.count / 2]
         let graph = executor.graph
+        if profile { printProfile(executor) }
         let shapes = try graph.inferShapes()
         let flops = graph.nodes.reduce(0) { $0 + graph.cost(of: $1, shapes: shapes).flops }
         let gflops = Double(flops * batch) / (median / 1000) / 1e9
@@ -64,6 +69,19 @@ struct BenchCommand: ParsableCommand {
                          batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))
         }
     }
+}
+
+/// The layers' share of the timed runs, slowest first, to standard error.
+private func printProfile(_ executor: Executor) {
+    let rows = executor.profile.sorted { $0.value.seconds > $1.value.seconds }
+    let total = rows.reduce(0) { $0 + $1.value.seconds }
+    var byOp: [String: Double] = [:]
+    for (_, v) in rows { byOp[v.ops, default: 0] += v.seconds }
+    var text = "time by op (all runs):\n"
+    for (ops, t) in byOp.sorted(by: { $0.value > $1.value }) { text += String(format: "  %6.1f%%  %@\n", t / total * 100, ops) }
+    text += "slowest layers:\n"
+    for (name, v) in rows.prefix(25) { text += String(format: "  %6.1f%%  %@ (%@)\n", v.seconds / total * 100, name, v.ops) }
+    FileHandle.standardError.write(Data(text.utf8))
 }
 
 /// CLOCK_MONOTONIC in seconds: the clock Python's `time.monotonic()` reads, so a benchmark can

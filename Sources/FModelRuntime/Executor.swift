@@ -13,13 +13,21 @@ public final class Executor: @unchecked Sendable {
     /// Unfused, made on the first request for such a value.
     private var plainProgram: Program?
     private let lock = NSLock()
+    /// When set, `run` adds each instruction's wall time to `profile`.
+    public var profiling = false
+    /// Seconds spent per instruction since profiling began, by the name of the node that starts
+    /// it (a fused group under its conv's name), with the ops it covers.
+    public private(set) var profile: [String: (ops: String, seconds: Double)] = [:]
     private var pool = BufferPool()
     /// im2col scratch, kept across runs.
     private var scratch = Buffer(capacity: 1)
 
     /// Validates `graph` and prepares every node's parameters.
+    /// - Parameter nativeConvolution: run convolutions as oneDNN primitives (direct AVX-512 code,
+    ///   epilogue fused) rather than im2col + GEMM. The default is on, unless the environment
+    ///   sets `FMODEL_NATIVE_CONV=0`.
     /// - Throws: `GraphError` when the graph is not well formed.
-    public init(graph: Graph) throws(GraphError) {
+    public init(graph: Graph, nativeConvolution: Bool = Executor.nativeConvolutionDefault) throws(GraphError) {
         try graph.validate()
         let shapes = try graph.inferShapes()
         self.graph = graph
@@ -28,9 +36,14 @@ public final class Executor: @unchecked Sendable {
         for (i, node) in graph.nodes.enumerated() { index[node.name] = graph.inputs.count + i }
         valueIndex = index
         self.shapes = shapes
-        steps = graph.nodes.map { Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0) }
+        steps = graph.nodes.map {
+            Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0, nativeConvolution: nativeConvolution)
+        }
         program = Program(graph: graph, steps: steps, valueIndex: index, shapes: shapes, fuse: true)
     }
+
+    /// On unless the environment sets `FMODEL_NATIVE_CONV=0`.
+    public static let nativeConvolutionDefault = ProcessInfo.processInfo.environment["FMODEL_NATIVE_CONV"] != "0"
 
     /// Names of the model's inputs, in order.
     public var inputNames: [String] { graph.inputs.map(\.name) }
@@ -63,7 +76,12 @@ public final class Executor: @unchecked Sendable {
             run.bind(i, b)
         }
         for (i, instruction) in program.instructions.enumerated() {
+            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             execute(i, instruction, lastUse: program.lastUse, run: &run, keep: keep)
+            if profiling {
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                profile[instruction.node.name, default: (instruction.ops, 0)].seconds += seconds
+            }
         }
         var result: [String: FloatTensor] = [:]
         for name in requested {

@@ -17,6 +17,8 @@ struct Program {
         let output: Int
         /// The value a fused residual `add` adds, if any.
         let residual: Int?
+        /// The ops it runs, `+`-joined for a fused group (`conv2d+scale+add+activation`).
+        let ops: String
     }
 
     let instructions: [Instruction]
@@ -36,6 +38,7 @@ struct Program {
         var missing = Set<Int>()
         for (i, node) in graph.nodes.enumerated() where !absorbed.contains(i) {
             var step = steps[i], last = node, residual: Int?
+            var ops = [node.op.kind]
             if fuse, var epilogue = step.epilogue {
                 // Follow the chain while each link is the only reader of the one before.
                 chain: while !outputs.contains(last.name), let readers = consumers[last.name], readers.count == 1 {
@@ -48,9 +51,8 @@ struct Program {
                         let other = next.inputs[0] == last.name ? next.inputs[1] : next.inputs[0]
                         // The residual must exist when this step runs: a model input or an
                         // earlier node's value that was not itself fused away.
-                        let from = producer[other]
-                        guard other != last.name, shapes[other] == shapes[next.name],
-                              from.map({ $0 < i && !absorbed.contains($0) }) ?? true else { break chain }
+                        guard other != last.name, shapes[other] == shapes[next.name], (producer[other] ?? -1) < i,
+                              !missing.contains(valueIndex[other]!) else { break chain }
                         epilogue.addsResidual = true
                         residual = valueIndex[other]
                     case .activation(let a) where epilogue.activation == .linear:
@@ -59,6 +61,7 @@ struct Program {
                         break chain
                     }
                     absorbed.insert(j)
+                    ops.append(next.op.kind)
                     missing.insert(valueIndex[last.name]!)
                     last = next
                 }
@@ -66,7 +69,7 @@ struct Program {
             }
             instructions.append(Instruction(step: step, node: node, outputName: last.name,
                                             inputs: node.inputs.map { valueIndex[$0]! }, output: valueIndex[last.name]!,
-                                            residual: residual))
+                                            residual: residual, ops: ops.joined(separator: "+")))
         }
         self.instructions = instructions
         self.missing = missing

@@ -19,14 +19,15 @@ enum Step {
     case alias
 
     /// Lowers `node`; the graph was validated, so the parameters it names exist and fit.
-    init(_ node: Node, graph: Graph, inputRank: Int) {
+    /// `nativeConvolution`: run convolutions as oneDNN primitives (else im2col + GEMM).
+    init(_ node: Node, graph: Graph, inputRank: Int, nativeConvolution: Bool = true) {
         func floats(_ role: String) -> [Float]? { graph.param(role, of: node)?.floats() }
         let kernel = graph.param("kernel", of: node)
         switch node.op {
         case .conv2D(let a):
             let k = kernel!.shape
             self = .conv(ConvKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),
-                                    attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3]))
+                                    attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3], native: nativeConvolution))
         case .depthwiseConv2D(let a):
             let k = kernel!.shape
             self = .depthwise(DepthwiseKernel(kernel: FloatWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),

@@ -13,9 +13,10 @@ import Testing
         return try ModelLoader.load(path: Fixtures.path(e.model), options: ImportOptions(configJSON: config))
     }
 
-    static func run(_ graph: Graph, _ e: Fixtures.Entry) throws -> [String: FloatTensor] {
+    static func run(_ graph: Graph, _ e: Fixtures.Entry, nativeConvolution: Bool = true) throws -> [String: FloatTensor] {
         let x = try NPY.read(path: Fixtures.path(e.input))
-        return try Executor(graph: graph).run([graph.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
+        return try Executor(graph: graph, nativeConvolution: nativeConvolution)
+            .run([graph.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
     }
 
     /// Largest deviation from TensorFlow over all outputs (and a shape check).
@@ -36,6 +37,13 @@ import Testing
         let outputs = try Self.run(graph, e)
         #expect(Set(outputs.keys) == Set(e.outputs.keys))
         let worst = try Self.deviation(outputs, e)
+        #expect(worst <= Tolerance.tensorFlow.absolute, "\(e.name): max |Δ| \(worst)")
+    }
+
+    /// The other convolution path, im2col + GEMM, is held to the same standard.
+    @Test("matches TensorFlow within 1e-4 without oneDNN's convolution", arguments: Fixtures.all)
+    func matchesTensorFlowOnGEMM(_ e: Fixtures.Entry) throws {
+        let worst = try Self.deviation(Self.run(Self.load(e), e, nativeConvolution: false), e)
         #expect(worst <= Tolerance.tensorFlow.absolute, "\(e.name): max |Δ| \(worst)")
     }
 

@@ -4,8 +4,9 @@ import FModelCore
 import FModelTestSupport
 import Testing
 
-/// The int8 path: oneDNN's u8·s8 GEMM with the activation zero point, and int8 conv and dense
-/// layers against the same layers run in float on the dequantized kernel.
+/// The int8 paths: oneDNN's u8·s8 GEMM with the activation zero point, oneDNN's int8
+/// convolution (u8 from zero, or s8 symmetric), and int8 conv and dense layers against the same
+/// layers run in float on the dequantized kernel.
 @Suite struct IntegerGEMMTests {
     func randoms(_ n: Int, seed: UInt64, in range: ClosedRange<Float>) -> [Float] {
         var g = SplitMix64(seed: seed)
@@ -28,11 +29,13 @@ import Testing
         }
     }
 
-    /// One node run twice: with the int8 kernel (integer GEMM) and with that kernel dequantized
-    /// to float32. The only difference is the activations' rounding to 8 bits, at most half a
-    /// step each, so every output moves by at most Σ|w|·step/2 over its receptive field.
-    func compare(_ op: Op, input: Shape, kernel: Shape, bias: Bool) throws {
-        let x = FloatTensor(shape: input, values: randoms(input.elementCount!, seed: 1, in: -2...3))
+    /// One node run twice: with the int8 kernel and with that kernel dequantized to float32.
+    /// The only difference is the activations' rounding to 8 bits, at most half a step each, so
+    /// every output moves by at most Σ|w|·step/2 over its receptive field. The step is the
+    /// range over 255 (GEMM: asymmetric with a zero point; convolution from 0 when nothing is
+    /// negative) or max|x| over 127 (convolution, signed).
+    func compare(_ op: Op, input: Shape, kernel: Shape, bias: Bool, range: ClosedRange<Float> = -2...3, native: Bool) throws {
+        let x = FloatTensor(shape: input, values: randoms(input.elementCount!, seed: 1, in: range))
         let w = Tensor(randoms(kernel.elementCount!, seed: 2, in: -1...1), shape: kernel).quantized(.int8PerChannel)
         var params = ["kernel": "n/kernel"]
         var tensors = ["n/kernel": w]
@@ -44,9 +47,11 @@ import Testing
                       nodes: [Node(name: "n", op: op, inputs: ["x"], params: params)], tensors: tensors)
         var float = g
         float.tensors["n/kernel"] = Tensor(w.floats(), shape: kernel)
-        let q = try Executor(graph: g).run(["x": x])["n"]!.values
-        let f = try Executor(graph: float).run(["x": x])["n"]!.values
-        let step: Float = 5.0 / 255  // the input's range (-2…3, with 0 inside) over 255 steps
+        let q = try Executor(graph: g, nativeConvolution: native).run(["x": x])["n"]!.values
+        let f = try Executor(graph: float, nativeConvolution: native).run(["x": x])["n"]!.values
+        let (lo, hi) = (min(x.values.min()!, 0), max(x.values.max()!, 0))
+        let isConv = if case .conv2D = op { true } else { false }
+        let step = native && isConv && lo < 0 ? max(-lo, hi) / 127 : (hi - lo) / 255
         let fanIn = kernel.dims.dropLast().reduce(1, *)
         let columnL1 = (0..<kernel.last).map { c in (0..<fanIn).reduce(Float(0)) { $0 + abs(w.floats()[$1 * kernel.last + c]) } }
         #expect(q.count == f.count && !q.isEmpty)
@@ -59,15 +64,24 @@ import Testing
         #expect(moved, "the int8 path should not be the float path")
     }
 
-    @Test func int8ConvWithPaddingMatchesFloat() throws {
-        try compare(.conv2D(ConvAttributes(padding: .same)), input: [2, 6, 5, 3], kernel: [3, 3, 3, 8], bias: true)
+    @Test(arguments: [false, true])
+    func int8ConvWithPaddingMatchesFloat(native: Bool) throws {
+        try compare(.conv2D(ConvAttributes(padding: .same)), input: [2, 6, 5, 3], kernel: [3, 3, 3, 8], bias: true, native: native)
     }
 
-    @Test func int8PointwiseConvMatchesFloat() throws {
-        try compare(.conv2D(ConvAttributes()), input: [1, 4, 4, 16], kernel: [1, 1, 16, 5], bias: false)
+    /// Non-negative input (as after a ReLU): unsigned from zero on oneDNN's convolution.
+    @Test(arguments: [false, true])
+    func int8ConvOnReLUOutputMatchesFloat(native: Bool) throws {
+        try compare(.conv2D(ConvAttributes(strides: [2, 2], padding: .same, activation: .relu)), input: [1, 9, 7, 24],
+                    kernel: [3, 3, 24, 16], bias: true, range: 0...4, native: native)
+    }
+
+    @Test(arguments: [false, true])
+    func int8PointwiseConvMatchesFloat(native: Bool) throws {
+        try compare(.conv2D(ConvAttributes()), input: [1, 4, 4, 16], kernel: [1, 1, 16, 5], bias: false, native: native)
     }
 
     @Test func int8DenseMatchesFloat() throws {
-        try compare(.dense(activation: .linear), input: [3, 40], kernel: [40, 6], bias: true)
+        try compare(.dense(activation: .linear), input: [3, 40], kernel: [40, 6], bias: true, native: false)
     }
 }

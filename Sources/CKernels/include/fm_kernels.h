@@ -12,4 +12,15 @@ void fm_min_max(const float *x, size_t n, float *lo, float *hi);
 /* q[i] = clamp(rint(x[i] * inverse_scale) + zero_point, 0, top), as unsigned bytes. */
 void fm_quantize_u8(const float *x, size_t n, float inverse_scale, float zero_point, float top, uint8_t *q);
 
+/* q[i] = clamp(rint(x[i] * inverse_scale), -127, 127), as signed bytes (symmetric). */
+void fm_quantize_s8(const float *x, size_t n, float inverse_scale, int8_t *q);
+
+/* One pass over `rows` rows of `channels` values, `stride` apart, after a GEMM or convolution:
+   y = act(scale * (acc * column_scale[c] + bias[c]) + residual[r][c])
+   where acc is y itself (float) or, with column_scale, the int32 accumulator stored in its place.
+   column_scale, bias and residual may be NULL. activation: FM_EPI_* (others are left to the caller). */
+enum { FM_EPI_LINEAR = 0, FM_EPI_RELU = 1, FM_EPI_RELU6 = 2, FM_EPI_LEAKY = 3 };
+void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
+                 float scale, const float *residual, int activation, float alpha);
+
 #endif

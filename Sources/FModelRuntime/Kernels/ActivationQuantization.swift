@@ -1,17 +1,23 @@
 import CKernels
 import Foundation
 
-/// Dynamic quantization of float activations to unsigned 8 bits for the int8 GEMM, as
-/// TFLite's dynamic-range kernels do: one asymmetric scale per tensor, from its range on this
-/// call (0 always inside it, so that zero padding is exact).
+/// Dynamic quantization of float activations to 8 bits for the int8 kernels, as TFLite's
+/// dynamic-range kernels do: one scale per tensor, from its range on this call (0 always inside
+/// it, so that zero padding is exact).
+///
+/// Unsigned with a zero point (for the GEMM, which subtracts it), or, for oneDNN's convolution,
+/// which takes no zero point: unsigned from 0 when nothing is negative (after a ReLU), else
+/// signed and symmetric.
 struct ActivationQuantization {
     let scale: Float
     let zeroPoint: UInt8
+    /// Signed symmetric (`int8`, zero point 0) rather than unsigned.
+    let signed: Bool
     private let inverse: Float
     private let top: Float
 
     /// The range of `count` values at `x`, measured in parallel.
-    init(_ x: UnsafePointer<Float>, count: Int) {
+    init(_ x: UnsafePointer<Float>, count: Int, zeroPointAllowed: Bool = true) {
         var lo: Float = 0, hi: Float = 0
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * teamSize) { partial in
             partial.initialize(repeating: 0)
@@ -24,10 +30,24 @@ struct ActivationQuantization {
             }
             for chunk in 0..<chunks { (lo, hi) = (min(lo, partial[2 * chunk]), max(hi, partial[2 * chunk + 1])) }
         }
-        top = quantizedTop
-        scale = hi > lo ? (hi - lo) / top : 1
+        signed = lo < 0 && !zeroPointAllowed
+        top = signed ? 127 : quantizedTop
+        if signed {
+            scale = max(-lo, hi) / 127
+        } else {
+            scale = hi > lo ? (hi - lo) / top : 1
+        }
         inverse = 1 / scale
-        zeroPoint = UInt8((-lo * inverse).rounded(.toNearestOrEven))
+        zeroPoint = signed ? 0 : UInt8((-lo * inverse).rounded(.toNearestOrEven))
+    }
+
+    /// Quantizes into bytes, signed or unsigned as `signed` says.
+    func quantize(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutableRawPointer) {
+        guard signed else { return quantize(x, count: count, into: q.assumingMemoryBound(to: UInt8.self)) }
+        let out = q.assumingMemoryBound(to: Int8.self), inverse = inverse
+        parallelFor(count, grain: 65536) { range in
+            fm_quantize_s8(x + range.lowerBound, range.count, inverse, out + range.lowerBound)
+        }
     }
 
     /// `q = clamp(round(x / scale) + zeroPoint)`.

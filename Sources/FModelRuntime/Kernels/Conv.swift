@@ -1,4 +1,8 @@
+import CKernels
 import FModelCore
+import Foundation
+
+
 
 /// Geometry of a 2-D convolution or pooling window over an NHWC image, with TensorFlow's
 /// SAME/VALID padding arithmetic.
@@ -31,9 +35,18 @@ typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 /// kernel, then the epilogue.
 struct ConvKernel {
     let weights: GEMMWeights
-    var epilogue: Epilogue
+    /// The epilogue; a new one means new native primitives, which bake it in.
+    var epilogue: Epilogue { didSet { if native != nil { native = NativeConvolutions() } } }
     let attributes: ConvAttributes
     let kH, kW, cin, cout: Int
+    /// oneDNN's convolution primitives, or nil to run im2col + GEMM.
+    private(set) var native: NativeConvolutions?
+
+    init(weights: GEMMWeights, epilogue: Epilogue, attributes: ConvAttributes, kH: Int, kW: Int, cin: Int, cout: Int, native: Bool) {
+        (self.weights, self.epilogue, self.attributes) = (weights, epilogue, attributes)
+        (self.kH, self.kW, self.cin, self.cout) = (kH, kW, cin, cout)
+        self.native = native ? NativeConvolutions() : nil
+    }
 
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
              residual: UnsafePointer<Float>?, scratch: Scratch) {
@@ -46,6 +59,12 @@ struct ConvKernel {
         let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
         switch weights {
         case .f32(let w):
+            if let primitive = native?.primitive(batch: n, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
+                if let residual { copyValues(residual, into: output, count: rows * cout) }
+                let status = fm_conv_run(primitive, input, output)
+                precondition(status == 0, "oneDNN convolution failed")
+                return
+            }
             if win.isPointwise {
                 sgemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
             } else {
@@ -58,8 +77,19 @@ struct ConvKernel {
             }
             epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
         case .int8(let w):
-            let q = ActivationQuantization(input, count: inCount)
             let accumulators = UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self)
+            if let native {
+                let q = ActivationQuantization(input, count: inCount, zeroPointAllowed: false)
+                if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
+                    let a = scratch(inCount)
+                    q.quantize(input, count: inCount, into: a)
+                    let status = fm_conv_run(primitive, a, accumulators)
+                    precondition(status == 0, "oneDNN convolution failed")
+                    q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0) }
+                    return
+                }
+            }
+            let q = ActivationQuantization(input, count: inCount)
             if win.isPointwise {
                 let a = scratch(inCount).assumingMemoryBound(to: UInt8.self)
                 q.quantize(input, count: inCount, into: a)

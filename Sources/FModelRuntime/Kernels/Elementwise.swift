@@ -18,6 +18,11 @@ func scaleShift(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cou
     }
 }
 
+/// `y = x`, split across the team.
+func copyValues(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    parallelFor(count, grain: 4 * rowGrain) { range in (y + range.lowerBound).update(from: x + range.lowerBound, count: range.count) }
+}
+
 /// `y = x * s`.
 func scaleValues(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, by s: Float) {
     parallelFor(count, grain: rowGrain) { range in for i in range { y[i] = x[i] * s } }

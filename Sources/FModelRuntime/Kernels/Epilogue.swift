@@ -1,3 +1,4 @@
+import CKernels
 import FModelCore
 
 /// What follows a GEMM, applied row by row while the row is still in cache:
@@ -19,22 +20,20 @@ struct Epilogue {
                residual: UnsafePointer<Float>?, dequantize columnScale: UnsafePointer<Float>? = nil) {
         let plain = bias == nil && scale == 1 && residual == nil && columnScale == nil
         if plain && activation == .linear { return }
+        // ReLU-like activations go in the one C pass; the others after it, row by row.
+        let (code, alpha): (Int32, Float) = switch activation {
+        case .linear: (Int32(FM_EPI_LINEAR), 0)
+        case .relu: (Int32(FM_EPI_RELU), 0)
+        case .relu6: (Int32(FM_EPI_RELU6), 0)
+        case .leakyRelu(let a): (Int32(FM_EPI_LEAKY), a)
+        default: (Int32(FM_EPI_LINEAR), 0)
+        }
+        let rest: Activation? = code == FM_EPI_LINEAR && activation != .linear ? activation : nil
         let run: (UnsafePointer<Float>?) -> Void = { b in
             parallelFor(rows, grain: max(1, 8192 / max(channels, 1))) { range in
-                for r in range {
-                    let row = y + r * stride
-                    if let columnScale {
-                        let acc = UnsafeMutableRawPointer(row).assumingMemoryBound(to: Int32.self)
-                        for c in 0..<channels { row[c] = Float(acc[c]) * columnScale[c] }
-                    }
-                    if let b { for c in 0..<channels { row[c] += b[c] } }
-                    if scale != 1 { for c in 0..<channels { row[c] *= scale } }
-                    if let residual {
-                        let res = residual + r * channels
-                        for c in 0..<channels { row[c] += res[c] }
-                    }
-                    activation.apply(row, count: channels, channels: channels)
-                }
+                fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, columnScale, b, scale,
+                            residual.map { $0 + range.lowerBound * channels }, code, alpha)
+                if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
             }
         }
         if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }

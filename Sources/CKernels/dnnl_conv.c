@@ -1,0 +1,156 @@
+#include "fm_conv.h"
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fm_conv {
+    dnnl_primitive_t primitive;
+    dnnl_memory_t src, weights, bias, dst;
+    char implementation[64];
+    size_t weight_bytes;
+};
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static dnnl_status_t engine_status = dnnl_success;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+static void make_engine(void) {
+    engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
+    if (engine_status == dnnl_success) engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
+}
+
+#define CHECK(call, what)                                                                   \
+    do {                                                                                    \
+        dnnl_status_t s_ = (call);                                                          \
+        if (s_ != dnnl_success) {                                                           \
+            snprintf(err, err_len, "oneDNN %s failed (status %d)", what, (int)s_);          \
+            goto fail;                                                                      \
+        }                                                                                   \
+    } while (0)
+
+fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const float *bias, char *err, size_t err_len) {
+    pthread_once(&engine_once, make_engine);
+    if (engine_status != dnnl_success) {
+        snprintf(err, err_len, "oneDNN engine unavailable (status %d)", (int)engine_status);
+        return NULL;
+    }
+    fm_conv *c = calloc(1, sizeof *c);
+    if (!c) { snprintf(err, err_len, "out of memory"); return NULL; }
+    dnnl_memory_desc_t src_md, user_w_md, any_w_md, bias_md, dst_md;
+    dnnl_convolution_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t user_w = NULL;
+
+    dnnl_dims_t src_dims = {p->n, p->ic, p->ih, p->iw}, dst_dims = {p->n, p->oc, p->oh, p->ow};
+    dnnl_dims_t w_dims = {p->oc, p->ic, p->kh, p->kw}, b_dims = {p->oc};
+    dnnl_dims_t strides = {p->stride_h, p->stride_w}, dilates = {p->dilation_h - 1, p->dilation_w - 1};
+    dnnl_dims_t pad_l = {p->pad_top, p->pad_left};
+    /* Right padding as oneDNN's output-size formula wants it; never negative (VALID with a
+       stride may leave input rows unused, which the floor division absorbs). */
+    int pb = (p->oh - 1) * p->stride_h + (p->kh - 1) * p->dilation_h + 1 - p->ih - p->pad_top;
+    int pr = (p->ow - 1) * p->stride_w + (p->kw - 1) * p->dilation_w + 1 - p->iw - p->pad_left;
+    dnnl_dims_t pad_r = {pb > 0 ? pb : 0, pr > 0 ? pr : 0};
+
+    int integer = p->src_type != FM_SRC_F32;
+    if (integer) bias = NULL;
+    dnnl_data_type_t src_dt = p->src_type == FM_SRC_U8 ? dnnl_u8 : p->src_type == FM_SRC_S8 ? dnnl_s8 : dnnl_f32;
+    dnnl_data_type_t w_dt = integer ? dnnl_s8 : dnnl_f32, dst_dt = integer ? dnnl_s32 : dnnl_f32;
+    CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, src_dt, dnnl_nhwc), "source descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dst_dt, dnnl_nhwc), "destination descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&user_w_md, 4, w_dims, w_dt, dnnl_hwio), "kernel descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&any_w_md, 4, w_dims, w_dt, dnnl_format_tag_any), "kernel descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&bias_md, 1, b_dims, dnnl_f32, dnnl_x), "bias descriptor");
+    CHECK(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_md,
+                                                     &any_w_md, bias ? &bias_md : NULL, &dst_md, strides, dilates, pad_l, pad_r),
+          "convolution descriptor");
+
+    CHECK(dnnl_primitive_attr_create(&attr), "attributes");
+    CHECK(dnnl_post_ops_create(&ops), "post-ops");
+    if (!integer) {  /* the int8 path leaves the epilogue to the caller */
+        if (p->scale != 1.0f) CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_linear, p->scale, 0.0f), "scale post-op");
+        if (p->add_dst) CHECK(dnnl_post_ops_append_sum(ops, 1.0f), "sum post-op");
+        switch (p->activation) {
+        case FM_ACT_LINEAR: break;
+        case FM_ACT_RELU: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "ReLU post-op"); break;
+        case FM_ACT_LEAKY: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, p->alpha, 0.0f), "leaky ReLU post-op"); break;
+        case FM_ACT_RELU6: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f), "ReLU6 post-op"); break;
+        case FM_ACT_SIGMOID: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f), "sigmoid post-op"); break;
+        case FM_ACT_TANH: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_tanh, 0.0f, 0.0f), "tanh post-op"); break;
+        default: snprintf(err, err_len, "activation %d has no oneDNN post-op", p->activation); goto fail;
+        }
+        CHECK(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops");
+    }
+    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "convolution");
+    const char *implementation = NULL;
+    CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation), "implementation query");
+    snprintf(c->implementation, sizeof c->implementation, "%s", implementation ? implementation : "?");
+    CHECK(dnnl_primitive_create(&c->primitive, pd), "convolution primitive");
+
+    const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    c->weight_bytes = dnnl_memory_desc_get_size(w_md);
+    CHECK(dnnl_memory_create(&c->weights, w_md, engine, DNNL_MEMORY_ALLOCATE), "kernel memory");
+    CHECK(dnnl_memory_create(&user_w, &user_w_md, engine, (void *)weights), "kernel memory");
+    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &user_w_md, engine, w_md, engine, NULL), "kernel reorder");
+    CHECK(dnnl_primitive_create(&reorder, reorder_pd), "kernel reorder");
+    dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, c->weights}};
+    CHECK(dnnl_primitive_execute(reorder, stream, 2, rargs), "kernel reorder");
+    CHECK(dnnl_stream_wait(stream), "kernel reorder");
+    if (bias) {
+        CHECK(dnnl_memory_create(&c->bias, &bias_md, engine, DNNL_MEMORY_ALLOCATE), "bias memory");
+        void *handle = NULL;
+        CHECK(dnnl_memory_get_data_handle(c->bias, &handle), "bias memory");
+        memcpy(handle, bias, (size_t)p->oc * sizeof(float));
+    }
+    CHECK(dnnl_memory_create(&c->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), engine, DNNL_MEMORY_NONE), "source memory");
+    CHECK(dnnl_memory_create(&c->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine, DNNL_MEMORY_NONE), "destination memory");
+    if (!dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &src_md)
+        || !dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), &dst_md)) {
+        snprintf(err, err_len, "oneDNN chose a non-NHWC activation layout");
+        goto fail;
+    }
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(reorder_pd);
+    dnnl_memory_destroy(user_w);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_post_ops_destroy(ops);
+    dnnl_primitive_attr_destroy(attr);
+    return c;
+fail:
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
+    if (user_w) dnnl_memory_destroy(user_w);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (ops) dnnl_post_ops_destroy(ops);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    fm_conv_destroy(c);
+    return NULL;
+}
+
+int fm_conv_run(fm_conv *c, const void *src, void *dst) {
+    if (dnnl_memory_set_data_handle(c->src, (void *)src) != dnnl_success) return 1;
+    if (dnnl_memory_set_data_handle(c->dst, dst) != dnnl_success) return 1;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->src}, {DNNL_ARG_WEIGHTS, c->weights}, {DNNL_ARG_DST, c->dst}};
+    int n = 3;
+    if (c->bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, c->bias};
+    if (dnnl_primitive_execute(c->primitive, stream, n, args) != dnnl_success) return 1;
+    return dnnl_stream_wait(stream) != dnnl_success;
+}
+
+const char *fm_conv_implementation(const fm_conv *c) { return c->implementation; }
+size_t fm_conv_weight_bytes(const fm_conv *c) { return c->weight_bytes; }
+
+void fm_conv_destroy(fm_conv *c) {
+    if (!c) return;
+    if (c->primitive) dnnl_primitive_destroy(c->primitive);
+    if (c->src) dnnl_memory_destroy(c->src);
+    if (c->weights) dnnl_memory_destroy(c->weights);
+    if (c->bias) dnnl_memory_destroy(c->bias);
+    if (c->dst) dnnl_memory_destroy(c->dst);
+    free(c);
+}

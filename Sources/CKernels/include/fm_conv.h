@@ -1,0 +1,39 @@
+#ifndef FM_CONV_H
+#define FM_CONV_H
+#include <stddef.h>
+
+/* A 2-D convolution run by a oneDNN primitive: NHWC activations, the HWIO kernel of an .fmodel
+   reordered once into the layout the primitive's AVX-512 code wants. One object per batch size.
+   float32: the epilogue dst = act(scale * (conv + bias) + dst_before) is fused as post-ops.
+   int8 (src_type FM_SRC_U8 or FM_SRC_S8, an int8 kernel): dst holds the int32 accumulators,
+   and the caller applies scales, bias and the rest. */
+typedef struct fm_conv fm_conv;
+
+typedef struct {
+    int n, ih, iw, ic, oh, ow, oc, kh, kw;
+    int stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+    float scale;        /* 1: none */
+    int add_dst;        /* 1: add what dst holds before the call (a residual placed there) */
+    int activation;     /* FM_ACT_* */
+    float alpha;        /* leaky ReLU slope */
+    int src_type;       /* FM_SRC_* */
+} fm_conv_params;
+
+enum { FM_SRC_F32 = 0, FM_SRC_U8 = 1, FM_SRC_S8 = 2 };
+
+enum { FM_ACT_LINEAR = 0, FM_ACT_RELU = 1, FM_ACT_RELU6 = 2, FM_ACT_LEAKY = 3, FM_ACT_SIGMOID = 4, FM_ACT_TANH = 5 };
+
+/* NULL on failure, with a message in err. `weights` (HWIO, float or int8 as src_type says) and
+   `bias` (may be NULL; float32 only) are read during the call only. */
+fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const float *bias, char *err, size_t err_len);
+
+/* 0 on success. */
+int fm_conv_run(fm_conv *c, const void *src, void *dst);
+
+/* The primitive's implementation name (for reports), and the bytes of its reordered weights. */
+const char *fm_conv_implementation(const fm_conv *c);
+size_t fm_conv_weight_bytes(const fm_conv *c);
+
+void fm_conv_destroy(fm_conv *c);
+
+#endif

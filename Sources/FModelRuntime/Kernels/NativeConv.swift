@@ -1,0 +1,68 @@
+import CKernels
+import FModelCore
+import Foundation
+
+/// oneDNN convolution primitives for a float32 conv layer, one per batch size, made on first use.
+///
+/// oneDNN's direct AVX-512 convolution reads NHWC activations in place (no im2col) and applies
+/// the layer's epilogue as post-ops; its kernel is a copy of the `.fmodel`'s HWIO kernel in a
+/// blocked layout. Layers it cannot take (a softmax activation, a geometry it refuses) fall
+/// back to im2col + GEMM: `primitive` returns nil for them.
+final class NativeConvolutions: @unchecked Sendable {
+    private var primitives: [Int: OpaquePointer?] = [:]
+
+    deinit { for case let p?? in primitives.values { fm_conv_destroy(p) } }
+
+    /// The primitive for `batch`, made now if this is the first call with it. `signed` picks,
+    /// for an int8 kernel, signed rather than unsigned activations.
+    func primitive(batch: Int, signed: Bool = false, win: Window, kernel: ConvKernel, weights: UnsafeRawPointer) -> OpaquePointer? {
+        let key = batch * 2 + (signed ? 1 : 0)
+        if let known = primitives[key] { return known }
+        var made: OpaquePointer?
+        var message: [CChar] = [0]
+        let integer: Bool
+        if case .int8 = kernel.weights { integer = true } else { integer = false }
+        let source = integer ? (signed ? FM_SRC_S8 : FM_SRC_U8) : FM_SRC_F32
+        if let (activation, alpha) = integer ? (Int32(FM_ACT_LINEAR), 0) : kernel.epilogue.activation.nativeCode {
+            var p = fm_conv_params(
+                n: Int32(batch), ih: Int32(win.inH), iw: Int32(win.inW), ic: Int32(kernel.cin), oh: Int32(win.outH),
+                ow: Int32(win.outW), oc: Int32(kernel.cout), kh: Int32(kernel.kH), kw: Int32(kernel.kW),
+                stride_h: Int32(win.strideH), stride_w: Int32(win.strideW), dilation_h: Int32(win.dilH), dilation_w: Int32(win.dilW),
+                pad_top: Int32(win.padTop), pad_left: Int32(win.padLeft), scale: kernel.epilogue.scale,
+                add_dst: kernel.epilogue.addsResidual ? 1 : 0, activation: activation, alpha: alpha, src_type: Int32(source))
+            message = [CChar](repeating: 0, count: 256)
+            let bias = kernel.epilogue.bias
+            made = bias.withOptionalPointer { b in fm_conv_create(&p, weights, b, &message, message.count) }
+        }
+        if ProcessInfo.processInfo.environment["FMODEL_DEBUG_CONV"] != nil {
+            let what = made.map { String(cString: fm_conv_implementation($0)) } ?? String(cString: message)
+            FileHandle.standardError.write(Data("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : ""): \(what)\n".utf8))
+        }
+        primitives[key] = made
+        return made
+    }
+}
+
+extension Activation {
+    /// The `FM_ACT_*` code and slope oneDNN's post-op takes, or nil (softmax).
+    var nativeCode: (Int32, Float)? {
+        switch self {
+        case .linear: (Int32(FM_ACT_LINEAR), 0)
+        case .relu: (Int32(FM_ACT_RELU), 0)
+        case .relu6: (Int32(FM_ACT_RELU6), 0)
+        case .leakyRelu(let a): (Int32(FM_ACT_LEAKY), a)
+        case .sigmoid: (Int32(FM_ACT_SIGMOID), 0)
+        case .tanh: (Int32(FM_ACT_TANH), 0)
+        case .softmax: nil
+        }
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let a): a.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: body(nil)
+        }
+    }
+}
