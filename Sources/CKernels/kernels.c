@@ -133,3 +133,43 @@ void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const fl
         }
     }
 }
+
+__attribute__((target("avx512f,avx512bw")))
+static void gemv_s8_avx512(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, size_t c1, float *y) {
+    size_t c = c0;
+    /* 256 columns at a time: 16 accumulators of 16 floats, the kernel read row by row. */
+    for (; c + 256 <= c1; c += 256) {
+        __m512 acc[16];
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
+        for (size_t i = 0; i < k; i++) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+            const int8_t *row = w + i * n + c;
+            /* Rows are n bytes apart, usually past a page, where hardware prefetch stops. */
+            if (i + 16 < k)
+                for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(row + 16 * n + 64 * l), _MM_HINT_T0);
+            for (int j = 0; j < 16; j++)
+                acc[j] = _mm512_fmadd_ps(ai, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 16 * j)))), acc[j]);
+        }
+        for (int j = 0; j < 16; j++) _mm512_storeu_ps(y + c + 16 * j, _mm512_mul_ps(acc[j], _mm512_loadu_ps(w_scale + c + 16 * j)));
+    }
+    for (; c + 16 <= c1; c += 16) {
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t i = 0; i < k; i++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + i * n + c)))), acc);
+        _mm512_storeu_ps(y + c, _mm512_mul_ps(acc, _mm512_loadu_ps(w_scale + c)));
+    }
+    for (; c < c1; c++) {
+        float acc = 0;
+        for (size_t i = 0; i < k; i++) acc += a[i] * (float)w[i * n + c];
+        y[c] = acc * w_scale[c];
+    }
+}
+
+void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, size_t c1, float *y) {
+    if (has_avx512()) { gemv_s8_avx512(a, k, n, w, w_scale, c0, c1, y); return; }
+    for (size_t c = c0; c < c1; c++) {
+        float acc = 0;
+        for (size_t i = 0; i < k; i++) acc += a[i] * (float)w[i * n + c];
+        y[c] = acc * w_scale[c];
+    }
+}

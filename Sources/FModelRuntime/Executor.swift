@@ -91,6 +91,7 @@ public final class Executor: @unchecked Sendable {
             result[name] = FloatTensor(shape: shape, values: Array(UnsafeBufferPointer(start: run.buffers[v]!.pointer, count: n)))
         }
         for b in run.releaseAll() { pool.give(b) }
+        for (_, bytes) in run.quantized.values { pool.give(bytes) }
         return result
     }
 
@@ -135,7 +136,11 @@ public final class Executor: @unchecked Sendable {
             run.bind(instruction.output, y)
         }
         for v in Set(ins + (instruction.residual.map { [$0] } ?? [])) where lastUse[v] == i && !keep.contains(v) {
-            if let b = run.unbind(v) { pool.give(b) }
+            if let b = run.unbind(v) {
+                // Its quantized copy goes with it: the buffer will hold another value next.
+                if let (_, bytes) = run.quantized.removeValue(forKey: UnsafeRawPointer(b.pointer)) { pool.give(bytes) }
+                pool.give(b)
+            }
         }
     }
 
@@ -151,7 +156,16 @@ public final class Executor: @unchecked Sendable {
             return UnsafeMutableRawPointer(run.scratch.pointer)
         }
         switch instruction.step {
-        case .conv(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch)
+        case .conv(let k):
+            k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) { x, count in
+                let key = UnsafeRawPointer(x)
+                if let (q, bytes) = run.quantized[key] { return (q, UnsafeRawPointer(bytes.pointer)) }
+                let q = ActivationQuantization(x, count: count, zeroPointAllowed: false)
+                let bytes = take((count + 3) / 4)
+                q.quantize(x, count: count, into: UnsafeMutableRawPointer(bytes.pointer))
+                run.quantized[key] = (q, bytes)
+                return (q, UnsafeRawPointer(bytes.pointer))
+            }
         case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual)
         case .dense(let k): k.run(input: x, rows: count / k.units, output: y, residual: residual, scratch: scratch)
         case .scaleShift(let s, let t): scaleShift(x, y, count: count, scale: s, shift: t)
@@ -179,6 +193,8 @@ final class Run {
     var buffers: [Buffer?]
     var holders: [ObjectIdentifier: Int] = [:]
     var scratch: Buffer
+    /// Values quantized for int8 convolutions, by the address of their float buffer.
+    var quantized: [UnsafeRawPointer: (ActivationQuantization, Buffer)] = [:]
 
     init(shapes: [String: Shape], valueCount: Int, scratch: Buffer) {
         self.shapes = shapes

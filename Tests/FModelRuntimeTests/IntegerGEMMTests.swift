@@ -84,4 +84,23 @@ import Testing
     @Test func int8DenseMatchesFloat() throws {
         try compare(.dense(activation: .linear), input: [3, 40], kernel: [40, 6], bias: true, native: false)
     }
+
+    /// One row (batch 1) reads the int8 kernel in float arithmetic: nothing is rounded but the
+    /// kernel, so the result is the dequantized float layer's to float precision. 300 units
+    /// cover the 256-column blocks, the 16-column blocks and the tail.
+    @Test func int8DenseOnOneRowIsWeightOnly() throws {
+        let (inputs, units) = (37, 300)
+        let w = Tensor(randoms(inputs * units, seed: 7, in: -1...1), shape: [inputs, units]).quantized(.int8PerChannel)
+        let bias = Tensor(randoms(units, seed: 8, in: -1...1), shape: [units])
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, inputs])], outputs: ["n"],
+                      nodes: [Node(name: "n", op: .dense(activation: .leakyRelu(alpha: 0.2)), inputs: ["x"], params: ["kernel": "k", "bias": "b"])],
+                      tensors: ["k": w, "b": bias])
+        var float = g
+        float.tensors["k"] = Tensor(w.floats(), shape: [inputs, units])
+        let x = FloatTensor(shape: [1, inputs], values: randoms(inputs, seed: 9, in: -3...3))
+        let q = try Executor(graph: g).run(["x": x])["n"]!.values
+        let f = try Executor(graph: float).run(["x": x])["n"]!.values
+        #expect(q.count == units)
+        #expect(Difference(q, f, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+    }
 }

@@ -21,7 +21,7 @@ struct ActivationQuantization {
         var lo: Float = 0, hi: Float = 0
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * teamSize) { partial in
             partial.initialize(repeating: 0)
-            let chunks = max(1, min(teamSize, count / 65536))
+            let chunks = max(1, min(teamSize, count / (4 * rowGrain)))
             parallelFor(chunks, grain: 1) { range in
                 for chunk in range {
                     let start = count * chunk / chunks
@@ -45,7 +45,7 @@ struct ActivationQuantization {
     func quantize(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutableRawPointer) {
         guard signed else { return quantize(x, count: count, into: q.assumingMemoryBound(to: UInt8.self)) }
         let out = q.assumingMemoryBound(to: Int8.self), inverse = inverse
-        parallelFor(count, grain: 65536) { range in
+        parallelFor(count, grain: 4 * rowGrain) { range in
             fm_quantize_s8(x + range.lowerBound, range.count, inverse, out + range.lowerBound)
         }
     }
@@ -54,7 +54,7 @@ struct ActivationQuantization {
     @inline(__always)
     func quantize(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutablePointer<UInt8>) {
         let z = Float(zeroPoint), top = top, inverse = inverse
-        parallelFor(count, grain: 65536) { range in
+        parallelFor(count, grain: 4 * rowGrain) { range in
             fm_quantize_u8(x + range.lowerBound, range.count, inverse, z, top, q + range.lowerBound)
         }
     }

@@ -31,6 +31,10 @@ struct Window {
 /// Scratch memory a kernel may use during one call: `bytes` or more, 64-byte aligned.
 typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 
+/// An activation tensor quantized for oneDNN's int8 convolution (no zero point), shared by the
+/// convolutions that read the same tensor (the branches of an Inception block).
+typealias QuantizedInput = (_ x: UnsafePointer<Float>, _ count: Int) -> (ActivationQuantization, UnsafeRawPointer)
+
 /// Prepared 2-D convolution: im2col (none for 1×1), one GEMM against the `[KH·KW·Cin, Cout]`
 /// kernel, then the epilogue.
 struct ConvKernel {
@@ -49,7 +53,7 @@ struct ConvKernel {
     }
 
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
-             residual: UnsafePointer<Float>?, scratch: Scratch) {
+             residual: UnsafePointer<Float>?, scratch: Scratch, quantized: QuantizedInput) {
         let n = inShape[0]
         let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
                          strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
@@ -79,10 +83,8 @@ struct ConvKernel {
         case .int8(let w):
             let accumulators = UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self)
             if let native {
-                let q = ActivationQuantization(input, count: inCount, zeroPointAllowed: false)
+                let (q, a) = quantized(input, inCount)
                 if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
-                    let a = scratch(inCount)
-                    q.quantize(input, count: inCount, into: a)
                     let status = fm_conv_run(primitive, a, accumulators)
                     precondition(status == 0, "oneDNN convolution failed")
                     q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0) }
@@ -119,6 +121,18 @@ struct DenseKernel {
         switch weights {
         case .f32(let w):
             sgemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
+            epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
+        case .int8(let w) where rows <= 2:
+            // A row or two (batch 1): bandwidth-bound, so read the int8 kernel once per row in
+            // float arithmetic — no activation rounding at all — on both cores by column block.
+            w.scales.withUnsafeBufferPointer { scales in
+                for r in 0..<rows {
+                    parallelFor(units / 256 + 1, grain: 1) { blocks in
+                        let c1 = min(blocks.upperBound * 256, units)
+                        fm_gemv_s8(input + r * inputs, inputs, units, w.pointer, scales.baseAddress!, blocks.lowerBound * 256, c1, output + r * units)
+                    }
+                }
+            }
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .int8(let w):
             let q = ActivationQuantization(input, count: rows * inputs)

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Rows of at least this many floats per thread before a loop is split across the team.
-let rowGrain = 16384
+let rowGrain = 4096
 
 /// `y = x * scale[c] + shift[c]` over rows of `channels` (batch norm at inference).
 func scaleShift(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, scale: [Float], shift: [Float]) {

@@ -30,7 +30,7 @@ struct Epilogue {
         }
         let rest: Activation? = code == FM_EPI_LINEAR && activation != .linear ? activation : nil
         let run: (UnsafePointer<Float>?) -> Void = { b in
-            parallelFor(rows, grain: max(1, 8192 / max(channels, 1))) { range in
+            parallelFor(rows, grain: max(1, 2 * rowGrain / max(channels, 1))) { range in
                 fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, columnScale, b, scale,
                             residual.map { $0 + range.lowerBound * channels }, code, alpha)
                 if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
