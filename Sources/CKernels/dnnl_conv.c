@@ -46,6 +46,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t user_w = NULL;
+    dnnl_stream_t local = NULL;
 
     dnnl_dims_t src_dims = {p->n, p->ic, p->ih, p->iw}, dst_dims = {p->n, p->oc, p->oh, p->ow};
     dnnl_dims_t w_dims = {p->oc, p->ic, p->kh, p->kw}, b_dims = {p->oc};
@@ -98,9 +99,11 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     CHECK(dnnl_memory_create(&user_w, &user_w_md, engine, (void *)weights), "kernel memory");
     CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &user_w_md, engine, w_md, engine, NULL), "kernel reorder");
     CHECK(dnnl_primitive_create(&reorder, reorder_pd), "kernel reorder");
+    /* A stream of its own: primitives may be made on several threads at once. */
+    CHECK(dnnl_stream_create(&local, engine, dnnl_stream_default_flags), "stream");
     dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, c->weights}};
-    CHECK(dnnl_primitive_execute(reorder, stream, 2, rargs), "kernel reorder");
-    CHECK(dnnl_stream_wait(stream), "kernel reorder");
+    CHECK(dnnl_primitive_execute(reorder, local, 2, rargs), "kernel reorder");
+    CHECK(dnnl_stream_wait(local), "kernel reorder");
     if (bias) {
         CHECK(dnnl_memory_create(&c->bias, &bias_md, engine, DNNL_MEMORY_ALLOCATE), "bias memory");
         void *handle = NULL;
@@ -114,6 +117,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         snprintf(err, err_len, "oneDNN chose a non-NHWC activation layout");
         goto fail;
     }
+    dnnl_stream_destroy(local);
     dnnl_primitive_destroy(reorder);
     dnnl_primitive_desc_destroy(reorder_pd);
     dnnl_memory_destroy(user_w);
@@ -122,6 +126,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     dnnl_primitive_attr_destroy(attr);
     return c;
 fail:
+    if (local) dnnl_stream_destroy(local);
     if (reorder) dnnl_primitive_destroy(reorder);
     if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
     if (user_w) dnnl_memory_destroy(user_w);

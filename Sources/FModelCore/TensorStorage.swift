@@ -1,3 +1,9 @@
+/// An owner of borrowed bytes that can drop their pages from memory and bring them back on the
+/// next read (a read-only file mapping).
+public protocol PageReleasing: AnyObject {
+    func releasePages(_ range: UnsafeRawBufferPointer)
+}
+
 /// Immutable bytes behind a tensor: either owned by this object or a slice of a region
 /// (a memory-mapped file) that `owner` keeps alive. Never copied when shared.
 public final class TensorStorage: @unchecked Sendable {
@@ -27,6 +33,13 @@ public final class TensorStorage: @unchecked Sendable {
         self.bytes = bytes
         owner = nil
         ownsAllocation = true
+    }
+
+    /// Tells a file-backed owner that these bytes will not be read for a while: their whole
+    /// pages leave resident memory, to be read again from the file if they are needed. For a
+    /// runtime that has copied the values into a layout of its own. Owned bytes stay.
+    public func releaseResidentPages() {
+        (owner as? PageReleasing)?.releasePages(bytes)
     }
 
     deinit {

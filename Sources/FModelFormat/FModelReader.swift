@@ -31,12 +31,15 @@ public enum FModelReader {
     public static func read(_ file: MappedFile, options: FModelReadOptions = .init()) throws -> Graph {
         let (header, dataStart) = try readHeader(file, options: options)
         var tensors: [String: Tensor] = [:]
+        var structural = options
+        structural.verifyChecksums = false  // all at once below, on every core
         for entry in header.tensors {
             guard tensors[entry.name] == nil else {
                 throw FormatError.corrupt(path: file.path, offset: FModelLayout.preambleSize, reason: "tensor '\(entry.name)' is listed twice")
             }
-            tensors[entry.name] = try tensor(entry, file: file, dataStart: dataStart, options: options)
+            tensors[entry.name] = try tensor(entry, file: file, dataStart: dataStart, options: structural)
         }
+        if options.verifyChecksums { try verifyChecksums(header.tensors, file: file, dataStart: dataStart) }
         let graph = Graph(inputs: header.graph.inputs, outputs: header.graph.outputs, nodes: header.graph.nodes,
                           tensors: tensors, metadata: header.metadata)
         try graph.validate()
@@ -89,6 +92,24 @@ public enum FModelReader {
     }
 
     // MARK: - Tensors
+
+    /// Checks every region's CRC-32C (the regions were bounds-checked), largest first across
+    /// the cores; throws for the mismatch at the lowest offset.
+    static func verifyChecksums(_ entries: [TensorEntry], file: MappedFile, dataStart: Int) throws(FormatError) {
+        let regions = entries.flatMap { e in ([e.data] + (e.scales.map { [$0] } ?? [])).map { (name: e.name, region: $0) } }
+            .sorted { $0.region.length > $1.region.length }
+        nonisolated(unsafe) let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: regions.count)
+        failed.initialize(repeating: false)
+        defer { failed.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: regions.count) { i in
+            let start = dataStart + regions[i].region.offset
+            let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[start..<start + regions[i].region.length])
+            failed[i] = CRC32C.checksum(bytes) != regions[i].region.crc32c
+        }
+        if let bad = regions.indices.filter({ failed[$0] }).min(by: { regions[$0].region.offset < regions[$1].region.offset }) {
+            throw .checksumMismatch(path: file.path, tensor: regions[bad].name, offset: dataStart + regions[bad].region.offset)
+        }
+    }
 
     static func tensor(_ e: TensorEntry, file: MappedFile, dataStart: Int, options: FModelReadOptions) throws -> Tensor {
         let path = file.path

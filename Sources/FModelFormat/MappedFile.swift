@@ -1,3 +1,4 @@
+import FModelCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -37,4 +38,18 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+extension MappedFile: PageReleasing {
+    /// `madvise(MADV_DONTNEED)` on the whole pages inside `range`: the mapping is read-only and
+    /// private, so they are dropped, not lost, and fault back in from the file.
+    public func releasePages(_ range: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, let start = range.baseAddress, range.count > 0,
+              start >= base, start + range.count <= base + bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let last = (Int(bitPattern: start) + range.count) / page * page
+        guard last > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(p, last - first, MADV_DONTNEED)
+    }
 }

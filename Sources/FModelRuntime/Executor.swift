@@ -12,6 +12,8 @@ public final class Executor: @unchecked Sendable {
     private let program: Program
     /// Unfused, made on the first request for such a value.
     private var plainProgram: Program?
+    /// [batch, program size] pairs whose primitives exist.
+    private var prepared = Set<[Int]>()
     private let lock = NSLock()
     /// When set, `run` adds each instruction's wall time to `profile`.
     public var profiling = false
@@ -67,6 +69,7 @@ public final class Executor: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let program = keep.isDisjoint(with: program.missing) ? program : unfused()
+        prepare(program, batch: batch, shapes: shapes)
         var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch)
         defer { scratch = run.scratch }
         for (i, info) in graph.inputs.enumerated() {
@@ -116,6 +119,21 @@ public final class Executor: @unchecked Sendable {
             batch = b
         }
         return batch ?? 1
+    }
+
+    /// Makes the oneDNN primitives of `program`'s convolutions for `batch`, all at once on every
+    /// core, the first time that batch size runs (JIT compilation and kernel reorder).
+    private func prepare(_ program: Program, batch: Int, shapes: [String: Shape]) {
+        guard !prepared.contains([batch, program.instructions.count]) else { return }
+        prepared.insert([batch, program.instructions.count])
+        let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
+            guard case .conv(let k) = i.step, k.native != nil else { return nil }
+            return (k, shapes[i.node.inputs[0]]!, shapes[i.outputName]!)
+        }
+        // On the OpenMP team (a Dispatch thread would start a second team, which stays).
+        parallelFor(convs.count, grain: 1) { range in
+            for (k, inShape, outShape) in convs[range] { k.prepareNative(inShape: inShape, outShape: outShape) }
+        }
     }
 
     private func unfused() -> Program {

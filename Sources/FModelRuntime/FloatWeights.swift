@@ -8,6 +8,10 @@ final class FloatWeights: @unchecked Sendable {
     let count: Int
     private let owner: TensorStorage
 
+    /// Drops the file-backed pages of a kernel that a primitive has copied (see
+    /// `TensorStorage.releaseResidentPages`).
+    func releaseResidentPages() { owner.releaseResidentPages() }
+
     init(_ tensor: Tensor) {
         count = tensor.count
         let bytes = tensor.storage.bytes

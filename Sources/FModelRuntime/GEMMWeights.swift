@@ -10,6 +10,13 @@ enum GEMMWeights {
     /// integer arithmetic against dynamically quantized activations.
     case int8(Int8Weights)
 
+    func releaseResidentPages() {
+        switch self {
+        case .f32(let w): w.releaseResidentPages()
+        case .int8(let w): w.releaseResidentPages()
+        }
+    }
+
     init(_ tensor: Tensor) {
         if tensor.dtype == .int8PerChannel, let w = Int8Weights(tensor) {
             self = .int8(w)
@@ -24,6 +31,9 @@ final class Int8Weights: @unchecked Sendable {
     let pointer: UnsafePointer<Int8>
     let scales: [Float]
     private let owner: TensorStorage
+
+    /// Drops the file-backed pages of a kernel that a primitive has copied.
+    func releaseResidentPages() { owner.releaseResidentPages() }
 
     init?(_ tensor: Tensor) {
         guard let base = tensor.storage.bytes.baseAddress, let scales = tensor.scales else { return nil }

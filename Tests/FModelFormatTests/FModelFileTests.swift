@@ -50,6 +50,24 @@ import Testing
         #expect(Array(bytes.prefix(8)) == FModelLayout.magic)
     }
 
+    /// A tensor whose pages a runtime released reads the same afterwards (they fault back in
+    /// from the file), and releasing pages of owned memory is a no-op.
+    @Test func releasedPagesReadBackTheSame() throws {
+        var g = Self.sample()
+        g.tensors["big/kernel"] = Tensor((0..<100_000).map { Float($0) * 0.25 }, shape: [100_000])
+        g.nodes.append(Node(name: "unused", op: .identity, inputs: ["fc2"], params: ["kernel": "big/kernel"]))
+        let path = dir + "/pages.fmodel"
+        try FModelWriter.write(g, to: path)
+        let back = try FModelReader.read(path: path)
+        let t = try #require(back.tensors["big/kernel"])
+        let before = t.floats()
+        t.storage.releaseResidentPages()
+        #expect(t.floats() == before && before[99_999] == 24_999.75)
+        let owned = g.tensors["big/kernel"]!
+        owned.storage.releaseResidentPages()
+        #expect(owned.floats() == before)
+    }
+
     @Test func sameGraphSameBytes() throws {
         let (_, a) = try written()
         let (_, b) = try written()

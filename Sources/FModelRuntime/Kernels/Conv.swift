@@ -52,11 +52,25 @@ struct ConvKernel {
         self.native = native ? NativeConvolutions() : nil
     }
 
+    /// Makes the native primitive the common case will use: float32, or int8 on unsigned
+    /// activations (the input of every conv after a ReLU).
+    func prepareNative(inShape: Shape, outShape: Shape) {
+        let win = window(inShape, outShape)
+        switch weights {
+        case .f32(let w): _ = native?.primitive(batch: inShape[0], win: win, kernel: self, weights: UnsafeRawPointer(w.pointer))
+        case .int8(let w): _ = native?.primitive(batch: inShape[0], signed: false, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer))
+        }
+    }
+
+    func window(_ inShape: Shape, _ outShape: Shape) -> Window {
+        Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
+               strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
+    }
+
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
              residual: UnsafePointer<Float>?, scratch: Scratch, quantized: QuantizedInput) {
         let n = inShape[0]
-        let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
-                         strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
+        let win = window(inShape, outShape)
         let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
         let inCount = n * win.inH * win.inW * cin
         // Several images per GEMM (a taller matrix runs faster), within a 64 MiB scratch.

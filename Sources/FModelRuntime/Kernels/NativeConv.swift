@@ -39,6 +39,8 @@ final class NativeConvolutions: @unchecked Sendable {
             FileHandle.standardError.write(Data("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : ""): \(what)\n".utf8))
         }
         primitives[key] = made
+        // The primitive holds its own copy of the kernel: the mapped one can leave memory.
+        if made != nil { kernel.weights.releaseResidentPages() }
         return made
     }
 }
