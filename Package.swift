@@ -28,9 +28,9 @@ let package = Package(
 
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
-        .target(name: "CCRC32C"),
+        .target(name: "CChecksums"),
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("dnnl")]),
-        .target(name: "FModelFormat", dependencies: ["FModelCore", "CCRC32C"]),
+        .target(name: "FModelFormat", dependencies: ["FModelCore", "CChecksums"]),
         .target(
             name: "FModelImport",
             dependencies: ["FModelCore", "FModelFormat", "CHDF5", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

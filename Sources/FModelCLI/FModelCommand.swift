@@ -96,6 +96,11 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads `path` with these options.
     func load(_ path: String) throws -> Graph {
+        try ModelLoader.load(path: path, options: importOptions())
+    }
+
+    /// The import options these flags say.
+    func importOptions() throws -> ImportOptions {
         var options = ImportOptions(preprocess: preprocess)
         options.isolation = Helper.path.map { IsolatedImport(helper: $0) }
         options.graphCut = GraphCut(inputs: inputs.map(Self.list) ?? [], outputs: outputs.map(Self.list) ?? [], sets: sets)
@@ -106,7 +111,7 @@ struct ModelOptions: ParsableArguments {
             }
             options.configJSON = text
         }
-        return try ModelLoader.load(path: path, options: options)
+        return options
     }
 }
 

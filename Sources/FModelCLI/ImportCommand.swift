@@ -21,11 +21,19 @@ struct ImportCommand: ParsableCommand {
     @OptionGroup var model: ModelOptions
 
     func run() throws {
-        var graph = try model.load(source)
-        if optimize {
-            for pass in GraphPass.lossless { print("  " + pass.run(&graph).description) }
+        let options = try model.importOptions()
+        let graph: Graph
+        if let worker = options.isolation, try ModelLoader.usesWorker(path: source) {
+            // The worker writes the file itself; it is checked here and renamed into place.
+            graph = try worker.importFile(path: source, options: options, optimize: optimize, to: output)
+        } else {
+            var g = try ModelLoader.load(path: source, options: options)
+            if optimize {
+                for pass in GraphPass.lossless { print("  " + pass.run(&g).description) }
+            }
+            try FModelWriter.write(g, to: output)
+            graph = g
         }
-        try FModelWriter.write(graph, to: output)
         let summary = ModelSummary(graph)
         print("imported \(source) -> \(output)")
         print("  \(graph.nodes.count) nodes, \(summary.parameters) parameters, \(formatBytes(summary.bytes)) of weights")

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import FModelCompress
+import FModelCore
 import FModelFormat
 import FModelImport
 
@@ -13,10 +15,15 @@ struct ImportWorkerCommand: ParsableCommand {
     @Argument var source: String
     @Option var output: String
     @Option var config: String?
+    @Flag var optimize = false
+    @Option var preprocess: Preprocess?
 
     func run() throws {
         let text = try config.map { try String(contentsOfFile: $0, encoding: .utf8) }
-        let graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text))
+        var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess))
+        if optimize {
+            for pass in GraphPass.lossless { print("  " + pass.run(&graph).description) }
+        }
         try FModelWriter.write(graph, to: output)
     }
 }

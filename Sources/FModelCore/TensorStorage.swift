@@ -28,6 +28,21 @@ public final class TensorStorage: @unchecked Sendable {
         self.init(adopting: UnsafeRawBufferPointer(start: p.baseAddress, count: values.count * MemoryLayout<T>.stride))
     }
 
+    /// Allocates `count` float32 values (64-byte aligned, zeroed) and lets `fill` write them:
+    /// a reader fills the tensor's own memory, with no intermediate array.
+    public convenience init<E: Error>(floatCount count: Int, fill: (UnsafeMutableBufferPointer<Float>) throws(E) -> Void) throws(E) {
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count * 4, 1), alignment: 64)
+        let floats = p.bindMemory(to: Float.self)
+        floats.initialize(repeating: 0)
+        do {
+            try fill(UnsafeMutableBufferPointer(rebasing: floats[0..<count]))
+        } catch {
+            p.deallocate()
+            throw error
+        }
+        self.init(adopting: UnsafeRawBufferPointer(start: p.baseAddress, count: count * 4))
+    }
+
     /// Takes ownership of an allocation made with `UnsafeMutableRawBufferPointer.allocate`.
     private init(adopting bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes

@@ -1,4 +1,4 @@
-import CCRC32C
+import CChecksums
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every tensor in a
 /// `.fmodel` file: the SSE4.2 `crc32` instruction where the CPU has it (checking a 158 MB model

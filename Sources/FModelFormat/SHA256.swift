@@ -1,3 +1,5 @@
+import CChecksums
+
 /// SHA-256 (FIPS 180-4), used to record the source file a model was imported from.
 public struct SHA256: Sendable {
     private var h: [UInt32] = [  // swiftlint:disable:this identifier_name
@@ -17,7 +19,15 @@ public struct SHA256: Sendable {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    public init() {}
+    /// SHA-NI where the CPU has it (about 8× the portable code on 475 MB); the portable
+    /// compression otherwise, and for the buffered partial blocks.
+    static let hardwareAvailable = fm_sha256_hardware_available() != 0
+    private let hardware: Bool
+
+    public init() { hardware = Self.hardwareAvailable }
+
+    /// The portable code even where SHA-NI exists (to test one against the other).
+    init(portable: Bool) { hardware = !portable && Self.hardwareAvailable }
 
     /// Feeds more bytes.
     public mutating func update(_ data: UnsafeRawBufferPointer) {
@@ -32,6 +42,11 @@ public struct SHA256: Sendable {
                 block.withUnsafeBytes { compress($0.baseAddress!) }
                 pending.removeAll(keepingCapacity: true)
             }
+        }
+        let whole = (data.count - i) / 64
+        if whole > 0, hardware {
+            h.withUnsafeMutableBufferPointer { fm_sha256_blocks($0.baseAddress!, data.baseAddress!.assumingMemoryBound(to: UInt8.self) + i, whole) }
+            i += whole * 64
         }
         while i + 64 <= data.count {
             compress(data.baseAddress! + i)

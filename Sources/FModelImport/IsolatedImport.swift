@@ -19,10 +19,42 @@ public struct IsolatedImport: Sendable {
 
     /// Imports `path` in a worker and returns the graph it wrote.
     public func load(path: String, options: ImportOptions) throws -> Graph {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/model.fmodel"
+        try work(path: path, options: options, output: file, extra: [], dir: dir)
+        return try FModelReader.read(path: file)
+    }
+
+    /// Imports `path` straight into `output`: the worker writes the file (with the lossless
+    /// passes when `optimize`) beside `output`, this process reads it with the checked reader,
+    /// then renames it into place — one write, and no partial file if anything fails.
+    /// - Returns: the graph, read from `output`.
+    public func importFile(path: String, options: ImportOptions, optimize: Bool, to output: String) throws -> Graph {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let url = URL(fileURLWithPath: output)
+        let staged = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).import-\(UUID().uuidString)").path
+        defer { unlink(staged) }
+        var extra: [String] = optimize ? ["--optimize"] : []
+        if let p = options.preprocess { extra += ["--preprocess", p.rawValue] }
+        try work(path: path, options: options, output: staged, extra: extra, dir: dir)
+        let graph = try FModelReader.read(path: staged)
+        guard rename(staged, output) == 0 else {
+            throw FormatError.io(path: output, reason: String(cString: strerror(errno)))
+        }
+        return graph
+    }
+
+    private func temporaryDirectory() throws -> String {
         let dir = NSTemporaryDirectory() + "fmodel-import-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var arguments = [Self.workerCommand, path, "--output", dir + "/model.fmodel"]
+        return dir
+    }
+
+    /// Runs the worker on `path`, writing `output`; `dir` holds the config it reads.
+    private func work(path: String, options: ImportOptions, output: String, extra: [String], dir: String) throws {
+        var arguments = [Self.workerCommand, path, "--output", output] + extra
         if let config = options.configJSON {
             guard FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(config.utf8)) else {
                 throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker to \(dir)")
@@ -35,7 +67,6 @@ public struct IsolatedImport: Sendable {
                 ? ImportError.unknownFormat(path: path, reason: "the HDF5 library crashed reading this file (signal \(-status)): it is corrupt")
                 : ImportError.worker(message: message.isEmpty ? "\(path): import failed" : message)
         }
-        return try FModelReader.read(path: dir + "/model.fmodel")
     }
 
     /// Runs the worker; returns its exit status (negative: killed by that signal) and stderr.
@@ -45,7 +76,7 @@ public struct IsolatedImport: Sendable {
         process.arguments = arguments
         let errors = Pipe()
         process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.standardOutput  // the passes' reports
         let done = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in done.signal() }
         do { try process.run() } catch {

@@ -40,6 +40,14 @@ public enum ModelLoader {
         throw .unknownFormat(path: path, reason: "not an .fmodel, Keras HDF5 (.h5), Keras 3 (.keras) or TensorFlow GraphDef (.pb) file")
     }
 
+    /// True when importing `path` goes through the isolated worker (HDF5-based formats).
+    public static func usesWorker(path: String) throws(ImportError) -> Bool {
+        switch try detect(path: path) {
+        case .kerasH5, .keras3: true
+        case .fmodel, .tensorflowPB: false
+        }
+    }
+
     /// Loads `path`, importing it when it is not an `.fmodel`.
     /// - Throws: `ImportError`, `FormatError` or `GraphError`, each naming the file.
     public static func load(path: String, options: ImportOptions = .init()) throws -> Graph {

@@ -1,5 +1,7 @@
 @testable import FModelCLI
+import FModelCompress
 import FModelFormat
+import FModelImport
 import FModelTestSupport
 import Foundation
 import Testing
@@ -21,6 +23,22 @@ import Testing
             let a = try NPY.read(path: "\(dir)/a/\(name).npy"), b = try NPY.read(path: "\(dir)/b/\(name).npy")
             #expect(a == b)
         }
+    }
+
+    /// The worker writes the optimized file itself; it equals the passes run in this process,
+    /// and `--preprocess` is recorded.
+    @Test func workerImportWithOptimizeMatchesInProcess() throws {
+        let out = dir + "/opt.fmodel"
+        #expect(FModelCommand.main(arguments: ["import", fixture("facenet_small.h5"), "--optimize", "--preprocess", "scale01", "-o", out]) == 0)
+        let written = try FModelReader.read(path: out)
+        var local = try ModelLoader.load(path: fixture("facenet_small.h5"))
+        for pass in GraphPass.lossless { _ = pass.run(&local) }
+        #expect(written.metadata.passes == local.metadata.passes && !local.metadata.passes.isEmpty)
+        #expect(written.metadata.preprocess == .scale01)
+        #expect(written.nodes == local.nodes)
+        #expect(Set(written.tensors.keys) == Set(local.tensors.keys))
+        for (name, t) in local.tensors { #expect(written.tensors[name]?.floats() == t.floats(), "\(name)") }
+        #expect((try FileManager.default.contentsOfDirectory(atPath: dir)) == ["opt.fmodel"], "nothing staged is left")
     }
 
     @Test func weightsOnlyImportTakesAConfig() {

@@ -1,4 +1,5 @@
 import CHDF5
+import FModelCore
 import Foundation
 
 /// A read-only HDF5 file. Every call into libhdf5 goes through this file, and a negative
@@ -155,8 +156,9 @@ final class HDF5File {
         return (shape, Int(H5Dget_storage_size(d)))
     }
 
-    /// Reads a numeric dataset as float32 (`H5Dread` with `H5T_NATIVE_FLOAT`).
-    func floats(_ object: String) throws(ImportError) -> (shape: [Int], values: [Float]) {
+    /// Reads a numeric dataset as float32 (`H5Dread` with `H5T_NATIVE_FLOAT`) straight into
+    /// tensor storage: no intermediate array, so the largest tensor is never held twice.
+    func floatStorage(_ object: String) throws(ImportError) -> (shape: [Int], storage: TensorStorage) {
         let d = try check(H5Dopen2(id, object, fm_H5P_DEFAULT()), object, "H5Dopen2")
         defer { H5Dclose(d) }
         let type = try check(H5Dget_type(d), object, "H5Dget_type")
@@ -174,11 +176,12 @@ final class HDF5File {
         guard count <= max(fileSize, 1 << 16) else {
             throw .limitExceeded(path: path, object: object, reason: "declares \(count) values in a \(fileSize)-byte file")
         }
-        var values = [Float](repeating: 0, count: count)
-        if count > 0 {
-            try check(H5Dread(d, fm_H5T_NATIVE_FLOAT(), fm_H5S_ALL(), fm_H5S_ALL(), fm_H5P_DEFAULT(), &values), object, "H5Dread")
+        let storage = try TensorStorage(floatCount: count) { (values: UnsafeMutableBufferPointer<Float>) throws(ImportError) in
+            if count > 0 {
+                try check(H5Dread(d, fm_H5T_NATIVE_FLOAT(), fm_H5S_ALL(), fm_H5S_ALL(), fm_H5P_DEFAULT(), values.baseAddress), object, "H5Dread")
+            }
         }
-        return (shape, values)
+        return (shape, storage)
     }
 
     private func dims(_ d: hid_t, _ object: String) throws(ImportError) -> [Int] {

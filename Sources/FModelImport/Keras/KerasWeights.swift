@@ -50,8 +50,8 @@ struct KerasWeights: KerasWeightSource {
         guard let dataset = index[group]?["\(layer)/\(role)"], file.kind(dataset) == H5I_DATASET else {
             throw .missingWeight(path: file.path, layer: layer, weight: "\(layer)/\(role):0")
         }
-        let (shape, values) = try file.floats(dataset)
-        return Tensor(values, shape: Shape(shape))
+        let (shape, storage) = try file.floatStorage(dataset)
+        return Tensor(dtype: .f32, shape: Shape(shape), storage: storage)
     }
 }
 

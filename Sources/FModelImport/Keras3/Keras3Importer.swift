@@ -83,7 +83,7 @@ struct Keras3Weights: KerasWeightSource {
         guard let i = roles[layer]?.firstIndex(of: role), let list = vars[layer], i < list.count else {
             throw .missingWeight(path: path, layer: layer, weight: role)
         }
-        let (shape, values) = try file.floats(list[i])
-        return Tensor(values, shape: Shape(shape))
+        let (shape, storage) = try file.floatStorage(list[i])
+        return Tensor(dtype: .f32, shape: Shape(shape), storage: storage)
     }
 }
