@@ -266,21 +266,27 @@ def loading(paths):
                                         capture_output=True, text=True).stdout)
         first = out["first_output_at"] - start
         print(f"  {name:<26} first output {first * 1000:7.1f} ms after start, of which the first run "
-              f"{out['first_run_ms']:6.1f} ms (steady {out['median_ms']:.1f}); peak RSS {out['max_rss_mb']:.0f} MB for "
+              f"{out['first_run_ms']:6.1f} ms (steady {out['median_ms']:.1f}); peak RSS {out['max_rss_mb']:.0f} MB, "
+              f"{out['max_rss_mb'] - out['rss_before_load_mb']:.0f} MB above the process before loading, for "
               f"{out['weight_mb']:.0f} MB of weights + {out['activation_mb']:.0f} MB of activations")
+
+
+# Peak RSS in MB from /proc/self/status (ru_maxrss survives exec: a child of this big process
+# would report this process's size).
+HWM = "[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]/1024"
 
 
 def importing():
     print("\nImporting (each in its own process; time and peak RSS of that process)")
-    tf_h5 = ("import os,time,resource;os.environ['TF_USE_LEGACY_KERAS']='1';os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
+    tf_h5 = ("import os,time;os.environ['TF_USE_LEGACY_KERAS']='1';os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
              "import tf_keras as k;t=time.perf_counter();k.models.load_model(%r,compile=False,safe_mode=False);"
-             "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
-    tf_pb = ("import os,time,resource;os.environ['TF_CPP_MIN_LOG_LEVEL']='3';import tensorflow as tf;"
+             "print(time.perf_counter()-t, " + HWM + ")")
+    tf_pb = ("import os,time;os.environ['TF_CPP_MIN_LOG_LEVEL']='3';import tensorflow as tf;"
              "t=time.perf_counter();g=tf.compat.v1.GraphDef();g.ParseFromString(open(%r,'rb').read());"
              "tf.compat.v1.import_graph_def(g,name='');"
-             "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
-    tf_base = ("import os,resource;os.environ['TF_USE_LEGACY_KERAS']='1';os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
-               "import tf_keras;print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+             "print(time.perf_counter()-t, " + HWM + ")")
+    tf_base = ("import os;os.environ['TF_USE_LEGACY_KERAS']='1';os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
+               "import tf_keras;print(" + HWM + ")")
     base = float(subprocess.run([sys.executable, "-c", tf_base], check=True, capture_output=True, text=True).stdout)
     for label, src, code, extra in [("multi-task .h5", H5, tf_h5, []), ("FaceNet .pb", PB, tf_pb, ["--inputs", "input:?x160x160x3"])]:
         out_path = os.path.join(OUT, "import-timing.fmodel")

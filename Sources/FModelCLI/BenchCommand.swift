@@ -40,6 +40,7 @@ struct BenchCommand: ParsableCommand {
             print(json ? #"{"gemm_gflops": \#(rate)}"# : String(format: "sgemm 2048³: %.1f GFLOP/s", rate))
             return
         }
+        let baselineMB = statusMB("VmRSS")  // the process before the model: code and libraries
         let loadStart = Date()
         let executor = try Executor(graph: try options.load(model))
         let loadSeconds = Date().timeIntervalSince(loadStart)
@@ -63,7 +64,7 @@ struct BenchCommand: ParsableCommand {
         let flops = graph.nodes.reduce(0) { $0 + graph.cost(of: $1, shapes: shapes).flops }
         let gflops = Double(flops * batch) / (median / 1000) / 1e9
         if json {
-            print(#"{"batch": \#(batch), "median_ms": \#(median), "min_ms": \#(times.first!), "max_ms": \#(times.last!), "load_s": \#(loadSeconds), "gflop_per_image": \#(Double(flops) / 1e9), "gflops": \#(gflops), "first_output_at": \#(firstOutputAt), "first_run_ms": \#(firstRunMs), "max_rss_mb": \#(peakResidentMB()), "weight_mb": \#(Double(graph.tensors.values.reduce(0) { $0 + $1.byteCount }) / 1e6), "activation_mb": \#(Double(executor.workspaceBytes) / 1e6)}"#)
+            print(#"{"batch": \#(batch), "median_ms": \#(median), "min_ms": \#(times.first!), "max_ms": \#(times.last!), "load_s": \#(loadSeconds), "gflop_per_image": \#(Double(flops) / 1e9), "gflops": \#(gflops), "first_output_at": \#(firstOutputAt), "first_run_ms": \#(firstRunMs), "max_rss_mb": \#(peakResidentMB()), "rss_before_load_mb": \#(baselineMB), "weight_mb": \#(Double(graph.tensors.values.reduce(0) { $0 + $1.byteCount }) / 1e6), "activation_mb": \#(Double(executor.workspaceBytes) / 1e6)}"#)
         } else {
             print(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
                          batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))
@@ -92,9 +93,15 @@ private func monotonicSeconds() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
-/// The process's peak resident set, in MB.
-private func peakResidentMB() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_maxrss) / 1024
+/// The process's peak resident set in MB: `VmHWM` of /proc/self/status. (`getrusage`'s
+/// ru_maxrss would do, but Linux carries it across exec, so a process started by a big parent
+/// reports the parent's size.)
+private func peakResidentMB() -> Double { statusMB("VmHWM") }
+
+/// A `kB` field of /proc/self/status, in MB (0 where there is none).
+private func statusMB(_ field: String) -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
+          let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kb / 1024
 }
