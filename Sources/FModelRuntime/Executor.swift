@@ -148,6 +148,13 @@ public final class Executor: @unchecked Sendable {
         let outShape = run.shapes[instruction.outputName]!
         if case .alias = instruction.step {
             run.bind(instruction.output, run.buffers[ins[0]]!)
+        } else if let r = instruction.residual, instruction.step.addsResidualInPlace(batch: outShape[0]), lastUse[r] == i, !keep.contains(r),
+                  !ins.contains(r), run.soleHolder(r), let y = run.unbind(r) {
+            // The residual's last reader writes over it: oneDNN adds the destination's old
+            // contents (the residual) in its sum post-op, so nothing is copied.
+            if let (_, bytes) = run.quantized.removeValue(forKey: UnsafeRawPointer(y.pointer)) { pool.give(bytes) }
+            compute(instruction, y: y.pointer, outShape: outShape, run: run, residualInPlace: y)
+            run.bind(instruction.output, y)
         } else {
             let y = take(outShape.elementCount!)
             compute(instruction, y: y.pointer, outShape: outShape, run: run)
@@ -162,12 +169,13 @@ public final class Executor: @unchecked Sendable {
         }
     }
 
-    private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run) {
+    private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run,
+                         residualInPlace: Buffer? = nil) {
         let ins = instruction.inputs, node = instruction.node
         let x = UnsafePointer(run.buffers[ins[0]]!.pointer)
         let inShape = run.shapes[node.inputs[0]]!
         let count = outShape.elementCount!
-        let residual = instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
+        let residual = residualInPlace.map { UnsafePointer($0.pointer) } ?? instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
         let scratch: Scratch = { bytes in
             let floats = (bytes + 3) / 4
             if run.scratch.capacity < floats { run.scratch = Buffer(capacity: floats) }
@@ -223,6 +231,12 @@ final class Run {
     func bind(_ v: Int, _ b: Buffer) {
         buffers[v] = b
         holders[ObjectIdentifier(b), default: 0] += 1
+    }
+
+    /// True when value `v`'s buffer holds no other live value.
+    func soleHolder(_ v: Int) -> Bool {
+        guard let b = buffers[v] else { return false }
+        return holders[ObjectIdentifier(b)] == 1
     }
 
     /// Drops value `v`; returns its buffer when no other value holds it.

@@ -70,6 +70,14 @@ extension Step {
         }
     }
 
+    /// True for a float32 oneDNN convolution with a fused residual whose primitive for `batch`
+    /// exists: it may write over the residual's buffer (the sum post-op reads the destination
+    /// before writing it). The im2col + GEMM path may not: its GEMM writes first.
+    func addsResidualInPlace(batch: Int) -> Bool {
+        guard case .conv(let k) = self, k.epilogue.addsResidual, case .f32 = k.weights else { return false }
+        return k.native?.made(batch: batch) == true
+    }
+
     /// The same step with `epilogue` in place of its own.
     func with(_ epilogue: Epilogue) -> Step {
         switch self {

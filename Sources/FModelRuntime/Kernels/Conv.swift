@@ -78,7 +78,7 @@ struct ConvKernel {
         switch weights {
         case .f32(let w):
             if let primitive = native?.primitive(batch: n, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
-                if let residual { copyValues(residual, into: output, count: rows * cout) }
+                if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
                 let status = fm_conv_run(primitive, input, output)
                 precondition(status == 0, "oneDNN convolution failed")
                 return

@@ -13,6 +13,12 @@ final class NativeConvolutions: @unchecked Sendable {
 
     deinit { for case let p?? in primitives.values { fm_conv_destroy(p) } }
 
+    /// True when the float32 (or unsigned int8) primitive for `batch` was made and works.
+    func made(batch: Int) -> Bool {
+        if case .some(.some) = primitives[batch * 2] { return true }
+        return false
+    }
+
     /// The primitive for `batch`, made now if this is the first call with it. `signed` picks,
     /// for an int8 kernel, signed rather than unsigned activations.
     func primitive(batch: Int, signed: Bool = false, win: Window, kernel: ConvKernel, weights: UnsafeRawPointer) -> OpaquePointer? {
