@@ -58,13 +58,14 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     int pr = (p->ow - 1) * p->stride_w + (p->kw - 1) * p->dilation_w + 1 - p->iw - p->pad_left;
     dnnl_dims_t pad_r = {pb > 0 ? pb : 0, pr > 0 ? pr : 0};
 
-    int integer = p->src_type != FM_SRC_F32;
+    int integer = p->src_type == FM_SRC_U8 || p->src_type == FM_SRC_S8, bf16 = p->src_type == FM_SRC_BF16;
     if (integer) bias = NULL;
-    dnnl_data_type_t src_dt = p->src_type == FM_SRC_U8 ? dnnl_u8 : p->src_type == FM_SRC_S8 ? dnnl_s8 : dnnl_f32;
-    dnnl_data_type_t w_dt = integer ? dnnl_s8 : dnnl_f32, dst_dt = integer ? dnnl_s32 : dnnl_f32;
+    dnnl_data_type_t src_dt = p->src_type == FM_SRC_U8 ? dnnl_u8 : p->src_type == FM_SRC_S8 ? dnnl_s8 : bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t user_w_dt = integer ? dnnl_s8 : dnnl_f32, w_dt = integer ? dnnl_s8 : bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t dst_dt = integer ? dnnl_s32 : dnnl_f32;
     CHECK(dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, src_dt, dnnl_nhwc), "source descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dst_dt, dnnl_nhwc), "destination descriptor");
-    CHECK(dnnl_memory_desc_init_by_tag(&user_w_md, 4, w_dims, w_dt, dnnl_hwio), "kernel descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&user_w_md, 4, w_dims, user_w_dt, dnnl_hwio), "kernel descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&any_w_md, 4, w_dims, w_dt, dnnl_format_tag_any), "kernel descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&bias_md, 1, b_dims, dnnl_f32, dnnl_x), "bias descriptor");
     CHECK(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_md,

@@ -1,5 +1,6 @@
 #include "fm_kernels.h"
 #include <math.h>
+#include <string.h>
 #include <immintrin.h>
 
 static int has_avx512(void) {
@@ -172,4 +173,30 @@ void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float
         for (size_t i = 0; i < k; i++) acc += a[i] * (float)w[i * n + c];
         y[c] = acc * w_scale[c];
     }
+}
+
+static inline uint16_t bf16_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+__attribute__((target("avx512f,avx512bw")))
+static void to_bf16_avx512(const float *x, size_t n, uint16_t *y) {
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i u = _mm512_loadu_si512(x + i);
+        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+        __mmask16 nan = _mm512_cmp_ps_mask(_mm512_castsi512_ps(u), _mm512_castsi512_ps(u), _CMP_UNORD_Q);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    }
+    for (; i < n; i++) y[i] = bf16_of(x[i]);
+}
+
+void fm_to_bf16(const float *x, size_t n, uint16_t *y) {
+    if (has_avx512()) { to_bf16_avx512(x, n, y); return; }
+    for (size_t i = 0; i < n; i++) y[i] = bf16_of(x[i]);
 }

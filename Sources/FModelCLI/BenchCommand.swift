@@ -29,6 +29,8 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
+    @OptionGroup var runtime: RuntimeOptions
+
     func validate() throws {
         guard batch > 0, batch <= 4096, iterations > 0 else { throw ValidationError("--batch and --iterations must be positive") }
         guard gemm != (model != nil) else { throw ValidationError("give a model or --gemm") }
@@ -42,7 +44,7 @@ struct BenchCommand: ParsableCommand {
         }
         let baselineMB = statusMB("VmRSS")  // the process before the model: code and libraries
         let loadStart = Date()
-        let executor = try Executor(graph: try options.load(model))
+        let executor = try runtime.executor(try options.load(model))
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let feeds = executor.graph.syntheticInputs(batch: batch)
         let firstStart = Date()

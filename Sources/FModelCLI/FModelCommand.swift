@@ -120,3 +120,13 @@ extension ModelOptions {
 }
 
 extension Preprocess: ExpressibleByArgument {}
+
+/// How the runtime computes: the flags of every command that runs a model.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "What float32 convolutions multiply in: f32 (faithful to TensorFlow) or bf16 (AVX512-BF16; check with verify).")
+    var precision: ComputePrecision = .f32
+
+    func executor(_ graph: Graph) throws -> Executor { try Executor(graph: graph, precision: precision) }
+}
+
+extension ComputePrecision: ExpressibleByArgument {}

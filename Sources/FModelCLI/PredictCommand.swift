@@ -15,6 +15,8 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var heads: HeadOptions
     @OptionGroup var options: ModelOptions
 
+    @OptionGroup var runtime: RuntimeOptions
+
     struct Line: Codable {
         var image: String
         var age: Double
@@ -23,7 +25,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let face = try FaceModel(graph: options.load(model), preprocess: options.preprocess, heads: heads.explicit)
+        let face = try FaceModel(graph: options.load(model), preprocess: options.preprocess, heads: heads.explicit, precision: runtime.precision)
         var failed = 0
         for path in images {
             do {

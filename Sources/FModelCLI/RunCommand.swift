@@ -20,8 +20,10 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
+    @OptionGroup var runtime: RuntimeOptions
+
     func run() throws {
-        let executor = try Executor(graph: try options.load(model))
+        let executor = try runtime.executor(try options.load(model))
         let feeds = try bind(executor.inputNames)
         let outputs = try executor.run(feeds)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -40,10 +40,12 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var heads: HeadOptions
     @OptionGroup var options: ModelOptions
 
+    @OptionGroup var runtime: RuntimeOptions
+
     func run() throws {
         let dataset = try data.load()
         let paths = [reference, candidate].compactMap { $0 }
-        let models = try paths.map { try FaceModel(graph: options.load($0), preprocess: options.preprocess, heads: heads.explicit) }
+        let models = try paths.map { try FaceModel(graph: options.load($0), preprocess: options.preprocess, heads: heads.explicit, precision: runtime.precision) }
         let evaluation = try Evaluation(models: models, samples: dataset.samples, batchSize: data.batch, progress: Progress(label: "verify").update)
         var bounds = VerifyBounds()
         (bounds.maxAgeRMSEIncrease, bounds.maxGenderDrop, bounds.maxEthnicityDrop) = (maxAgeRmseIncrease, maxGenderDrop, maxEthnicityDrop)

@@ -1,3 +1,4 @@
+import CKernels
 import FModelCore
 import Foundation
 
@@ -29,7 +30,10 @@ public final class Executor: @unchecked Sendable {
     ///   epilogue fused) rather than im2col + GEMM. The default is on, unless the environment
     ///   sets `FMODEL_NATIVE_CONV=0`.
     /// - Throws: `GraphError` when the graph is not well formed.
-    public init(graph: Graph, nativeConvolution: Bool = Executor.nativeConvolutionDefault) throws(GraphError) {
+    /// - Parameter precision: what float32 convolutions multiply in (`bf16`: oneDNN's AVX512-BF16
+    ///   code, float32 accumulation and epilogue; needs `nativeConvolution`).
+    public init(graph: Graph, nativeConvolution: Bool = Executor.nativeConvolutionDefault,
+                precision: ComputePrecision = .f32) throws(GraphError) {
         try graph.validate()
         let shapes = try graph.inferShapes()
         self.graph = graph
@@ -39,7 +43,8 @@ public final class Executor: @unchecked Sendable {
         valueIndex = index
         self.shapes = shapes
         steps = graph.nodes.map {
-            Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0, nativeConvolution: nativeConvolution)
+            Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0, nativeConvolution: nativeConvolution,
+                 precision: precision)
         }
         program = Program(graph: graph, steps: steps, valueIndex: index, shapes: shapes, fuse: true)
     }
@@ -94,7 +99,7 @@ public final class Executor: @unchecked Sendable {
             result[name] = FloatTensor(shape: shape, values: Array(UnsafeBufferPointer(start: run.buffers[v]!.pointer, count: n)))
         }
         for b in run.releaseAll() { pool.give(b) }
-        for (_, bytes) in run.quantized.values { pool.give(bytes) }
+        for (_, bytes) in run.converted.values { pool.give(bytes) }
         return result
     }
 
@@ -152,7 +157,7 @@ public final class Executor: @unchecked Sendable {
                   !ins.contains(r), run.soleHolder(r), let y = run.unbind(r) {
             // The residual's last reader writes over it: oneDNN adds the destination's old
             // contents (the residual) in its sum post-op, so nothing is copied.
-            if let (_, bytes) = run.quantized.removeValue(forKey: UnsafeRawPointer(y.pointer)) { pool.give(bytes) }
+            for b in run.dropConverted(of: y) { pool.give(b) }
             compute(instruction, y: y.pointer, outShape: outShape, run: run, residualInPlace: y)
             run.bind(instruction.output, y)
         } else {
@@ -163,7 +168,7 @@ public final class Executor: @unchecked Sendable {
         for v in Set(ins + (instruction.residual.map { [$0] } ?? [])) where lastUse[v] == i && !keep.contains(v) {
             if let b = run.unbind(v) {
                 // Its quantized copy goes with it: the buffer will hold another value next.
-                if let (_, bytes) = run.quantized.removeValue(forKey: UnsafeRawPointer(b.pointer)) { pool.give(bytes) }
+                for c in run.dropConverted(of: b) { pool.give(c) }
                 pool.give(b)
             }
         }
@@ -183,13 +188,23 @@ public final class Executor: @unchecked Sendable {
         }
         switch instruction.step {
         case .conv(let k):
-            k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) { x, count in
-                let key = UnsafeRawPointer(x)
-                if let (q, bytes) = run.quantized[key] { return (q, UnsafeRawPointer(bytes.pointer)) }
-                let q = ActivationQuantization(x, count: count, zeroPointAllowed: false)
-                let bytes = take((count + 3) / 4)
-                q.quantize(x, count: count, into: UnsafeMutableRawPointer(bytes.pointer))
-                run.quantized[key] = (q, bytes)
+            k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) { x, count, encoding in
+                let key = Run.ConvertedKey(buffer: UnsafeRawPointer(x), encoding: encoding)
+                if let (q, bytes) = run.converted[key] { return (q, UnsafeRawPointer(bytes.pointer)) }
+                let q: ActivationQuantization?
+                let bytes: Buffer
+                switch encoding {
+                case .int8:
+                    q = ActivationQuantization(x, count: count, zeroPointAllowed: false)
+                    bytes = take((count + 3) / 4)
+                    q!.quantize(x, count: count, into: UnsafeMutableRawPointer(bytes.pointer))
+                case .bf16:
+                    q = nil
+                    bytes = take((count + 1) / 2)
+                    let out = UnsafeMutableRawPointer(bytes.pointer).assumingMemoryBound(to: UInt16.self)
+                    parallelFor(count, grain: 4 * rowGrain) { range in fm_to_bf16(x + range.lowerBound, range.count, out + range.lowerBound) }
+                }
+                run.converted[key] = (q, bytes)
                 return (q, UnsafeRawPointer(bytes.pointer))
             }
         case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual)
@@ -219,8 +234,19 @@ final class Run {
     var buffers: [Buffer?]
     var holders: [ObjectIdentifier: Int] = [:]
     var scratch: Buffer
-    /// Values quantized for int8 convolutions, by the address of their float buffer.
-    var quantized: [UnsafeRawPointer: (ActivationQuantization, Buffer)] = [:]
+    /// Values converted for oneDNN convolutions (quantized, or bfloat16), by the address of
+    /// their float buffer.
+    var converted: [ConvertedKey: (ActivationQuantization?, Buffer)] = [:]
+
+    struct ConvertedKey: Hashable {
+        let buffer: UnsafeRawPointer
+        let encoding: InputEncoding
+    }
+
+    /// Forgets the converted copies of `b`, which is about to hold another value; returns them.
+    func dropConverted(of b: Buffer) -> [Buffer] {
+        [InputEncoding.int8, .bf16].compactMap { converted.removeValue(forKey: ConvertedKey(buffer: UnsafeRawPointer(b.pointer), encoding: $0))?.1 }
+    }
 
     init(shapes: [String: Shape], valueCount: Int, scratch: Buffer) {
         self.shapes = shapes

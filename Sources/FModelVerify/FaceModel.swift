@@ -9,10 +9,10 @@ public struct FaceModel: Sendable {
     public let inputName: String
 
     /// Prepares `graph`; `preprocess` overrides what the model's metadata says.
-    public init(graph: Graph, preprocess: Preprocess? = nil, heads: FaceHeads? = nil) throws {
+    public init(graph: Graph, preprocess: Preprocess? = nil, heads: FaceHeads? = nil, precision: ComputePrecision = .f32) throws {
         preprocessor = try ImagePreprocessor(for: graph, mode: preprocess)
         self.heads = try heads ?? FaceHeads.find(in: graph)
-        executor = try Executor(graph: graph)
+        executor = try Executor(graph: graph, precision: precision)
         inputName = graph.inputs[0].name
     }
 

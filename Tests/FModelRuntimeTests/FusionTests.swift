@@ -44,4 +44,21 @@ import Testing
             #expect(!a.isEmpty && Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-5, "\(name)")
         }
     }
+
+    /// bfloat16 products keep 8 bits of mantissa: the model's outputs stay within a few
+    /// hundredths of float32 (probabilities here), and do move.
+    @Test func bf16StaysCloseToFloat() throws {
+        let g = try model()
+        let x = g.syntheticInputs(batch: 2)
+        let f = try Executor(graph: g).run(x)
+        let b = try Executor(graph: g, precision: .bf16).run(x)
+        var moved = false
+        for name in g.outputs {
+            let a = try #require(f[name]).values, c = try #require(b[name]).values
+            let d = Difference(a, c, tolerance: .tensorFlow).maxAbsolute
+            #expect(!a.isEmpty && d < 0.05, "\(name): max |Δ| \(d)")
+            moved = moved || d > 0
+        }
+        #expect(moved, "bf16 should not be the float32 path")
+    }
 }

@@ -19,11 +19,13 @@ typedef struct {
     int src_type;       /* FM_SRC_* */
 } fm_conv_params;
 
-enum { FM_SRC_F32 = 0, FM_SRC_U8 = 1, FM_SRC_S8 = 2 };
+/* FM_SRC_BF16: bfloat16 activations and kernel (converted from float32 by the reorder),
+   float32 bias, destination and post-ops, as for FM_SRC_F32. */
+enum { FM_SRC_F32 = 0, FM_SRC_U8 = 1, FM_SRC_S8 = 2, FM_SRC_BF16 = 3 };
 
 enum { FM_ACT_LINEAR = 0, FM_ACT_RELU = 1, FM_ACT_RELU6 = 2, FM_ACT_LEAKY = 3, FM_ACT_SIGMOID = 4, FM_ACT_TANH = 5 };
 
-/* NULL on failure, with a message in err. `weights` (HWIO, float or int8 as src_type says) and
+/* NULL on failure, with a message in err. `weights` (HWIO: int8 for the int8 types, else float) and
    `bias` (may be NULL; float32 only) are read during the call only. */
 fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const float *bias, char *err, size_t err_len);
 

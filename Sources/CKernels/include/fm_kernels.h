@@ -28,4 +28,7 @@ void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const fl
    (weight-only int8: the activations stay float). */
 void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, size_t c1, float *y);
 
+/* bfloat16 bits of n floats, rounded to nearest even (NaN stays NaN). */
+void fm_to_bf16(const float *x, size_t n, uint16_t *y);
+
 #endif

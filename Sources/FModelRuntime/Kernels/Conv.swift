@@ -31,9 +31,15 @@ struct Window {
 /// Scratch memory a kernel may use during one call: `bytes` or more, 64-byte aligned.
 typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 
-/// An activation tensor quantized for oneDNN's int8 convolution (no zero point), shared by the
-/// convolutions that read the same tensor (the branches of an Inception block).
-typealias QuantizedInput = (_ x: UnsafePointer<Float>, _ count: Int) -> (ActivationQuantization, UnsafeRawPointer)
+/// An activation tensor converted for a oneDNN convolution — quantized to 8 bits (no zero
+/// point), or rounded to bfloat16 — shared by the convolutions that read the same tensor (the
+/// branches of an Inception block).
+typealias ConvertedInput = (_ x: UnsafePointer<Float>, _ count: Int, _ to: InputEncoding) -> (ActivationQuantization?, UnsafeRawPointer)
+
+enum InputEncoding: Hashable {
+    case int8
+    case bf16
+}
 
 /// Prepared 2-D convolution: im2col (none for 1×1), one GEMM against the `[KH·KW·Cin, Cout]`
 /// kernel, then the epilogue.
@@ -45,11 +51,15 @@ struct ConvKernel {
     let kH, kW, cin, cout: Int
     /// oneDNN's convolution primitives, or nil to run im2col + GEMM.
     private(set) var native: NativeConvolutions?
+    /// A float32 kernel multiplies in bfloat16 (oneDNN's AVX512-BF16 code; float32 accumulation).
+    let bf16: Bool
 
-    init(weights: GEMMWeights, epilogue: Epilogue, attributes: ConvAttributes, kH: Int, kW: Int, cin: Int, cout: Int, native: Bool) {
+    init(weights: GEMMWeights, epilogue: Epilogue, attributes: ConvAttributes, kH: Int, kW: Int, cin: Int, cout: Int,
+         native: Bool, bf16: Bool = false) {
         (self.weights, self.epilogue, self.attributes) = (weights, epilogue, attributes)
         (self.kH, self.kW, self.cin, self.cout) = (kH, kW, cin, cout)
         self.native = native ? NativeConvolutions() : nil
+        self.bf16 = native && bf16
     }
 
     /// Makes the native primitive the common case will use: float32, or int8 on unsigned
@@ -68,7 +78,7 @@ struct ConvKernel {
     }
 
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
-             residual: UnsafePointer<Float>?, scratch: Scratch, quantized: QuantizedInput) {
+             residual: UnsafePointer<Float>?, scratch: Scratch, converted: ConvertedInput) {
         let n = inShape[0]
         let win = window(inShape, outShape)
         let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
@@ -79,7 +89,8 @@ struct ConvKernel {
         case .f32(let w):
             if let primitive = native?.primitive(batch: n, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
                 if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
-                let status = fm_conv_run(primitive, input, output)
+                let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)
+                let status = fm_conv_run(primitive, source, output)
                 precondition(status == 0, "oneDNN convolution failed")
                 return
             }
@@ -97,7 +108,8 @@ struct ConvKernel {
         case .int8(let w):
             let accumulators = UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self)
             if let native {
-                let (q, a) = quantized(input, inCount)
+                let (quantization, a) = converted(input, inCount, .int8)
+                let q = quantization!
                 if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
                     let status = fm_conv_run(primitive, a, accumulators)
                     precondition(status == 0, "oneDNN convolution failed")

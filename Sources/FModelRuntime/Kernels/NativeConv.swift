@@ -28,7 +28,7 @@ final class NativeConvolutions: @unchecked Sendable {
         var message: [CChar] = [0]
         let integer: Bool
         if case .int8 = kernel.weights { integer = true } else { integer = false }
-        let source = integer ? (signed ? FM_SRC_S8 : FM_SRC_U8) : FM_SRC_F32
+        let source = integer ? (signed ? FM_SRC_S8 : FM_SRC_U8) : kernel.bf16 ? FM_SRC_BF16 : FM_SRC_F32
         if let (activation, alpha) = integer ? (Int32(FM_ACT_LINEAR), 0) : kernel.epilogue.activation.nativeCode {
             var p = fm_conv_params(
                 n: Int32(batch), ih: Int32(win.inH), iw: Int32(win.inW), ic: Int32(kernel.cin), oh: Int32(win.outH),
@@ -41,8 +41,8 @@ final class NativeConvolutions: @unchecked Sendable {
             made = bias.withOptionalPointer { b in fm_conv_create(&p, weights, b, &message, message.count) }
         }
         if ProcessInfo.processInfo.environment["FMODEL_DEBUG_CONV"] != nil {
-            let what = made.map { String(cString: fm_conv_implementation($0)) } ?? String(cString: message)
-            FileHandle.standardError.write(Data("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : ""): \(what)\n".utf8))
+            let what = made.map { String(cString: fm_conv_implementation($0)) } ?? String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            FileHandle.standardError.write(Data("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : kernel.bf16 ? " bf16" : ""): \(what)\n".utf8))
         }
         primitives[key] = made
         // The primitive holds its own copy of the kernel: the mapped one can leave memory.
