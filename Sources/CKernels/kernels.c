@@ -200,3 +200,15 @@ void fm_to_bf16(const float *x, size_t n, uint16_t *y) {
     if (has_avx512()) { to_bf16_avx512(x, n, y); return; }
     for (size_t i = 0; i < n; i++) y[i] = bf16_of(x[i]);
 }
+
+__attribute__((target("avx512f")))
+static void max_into_avx512(float *out, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, _mm512_max_ps(_mm512_loadu_ps(out + i), _mm512_loadu_ps(x + i)));
+    for (; i < n; i++) out[i] = x[i] > out[i] ? x[i] : out[i];
+}
+
+void fm_max_into(float *out, const float *x, size_t n) {
+    if (has_avx512()) { max_into_avx512(out, x, n); return; }
+    for (size_t i = 0; i < n; i++) out[i] = x[i] > out[i] ? x[i] : out[i];
+}

@@ -61,17 +61,25 @@ struct BenchCommand: ParsableCommand {
         times.sort()
         let median = times[times.count / 2]
         let graph = executor.graph
-        if profile { printProfile(executor) }
+        if profile && !json { printProfile(executor) }
         let shapes = try graph.inferShapes()
         let flops = graph.nodes.reduce(0) { $0 + graph.cost(of: $1, shapes: shapes).flops }
         let gflops = Double(flops * batch) / (median / 1000) / 1e9
         if json {
-            print(#"{"batch": \#(batch), "median_ms": \#(median), "min_ms": \#(times.first!), "max_ms": \#(times.last!), "load_s": \#(loadSeconds), "gflop_per_image": \#(Double(flops) / 1e9), "gflops": \#(gflops), "first_output_at": \#(firstOutputAt), "first_run_ms": \#(firstRunMs), "max_rss_mb": \#(peakResidentMB()), "rss_before_load_mb": \#(baselineMB), "weight_mb": \#(Double(graph.tensors.values.reduce(0) { $0 + $1.byteCount }) / 1e6), "activation_mb": \#(Double(executor.workspaceBytes) / 1e6)}"#)
+            print(#"{"batch": \#(batch), "median_ms": \#(median), "min_ms": \#(times.first!), "max_ms": \#(times.last!), "load_s": \#(loadSeconds), "gflop_per_image": \#(Double(flops) / 1e9), "gflops": \#(gflops), "first_output_at": \#(firstOutputAt), "first_run_ms": \#(firstRunMs), "max_rss_mb": \#(peakResidentMB()), "rss_before_load_mb": \#(baselineMB), "weight_mb": \#(Double(graph.tensors.values.reduce(0) { $0 + $1.byteCount }) / 1e6), "activation_mb": \#(Double(executor.workspaceBytes) / 1e6)\#(profile ? ", \"layers\": " + profileJSON(executor, runs: iterations) : "")}"#)
         } else {
             print(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
                          batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))
         }
     }
+}
+
+/// Milliseconds per run of each layer (fused groups under their first layer), as a JSON array.
+private func profileJSON(_ executor: Executor, runs: Int) -> String {
+    let rows = executor.profile.sorted { $0.value.seconds > $1.value.seconds }.map { name, v in
+        #"{"layer": "\#(name)", "ops": "\#(v.ops)", "ms": \#(v.seconds * 1000 / Double(runs))}"#
+    }
+    return "[" + rows.joined(separator: ", ") + "]"
 }
 
 /// The layers' share of the timed runs, slowest first, to standard error.

@@ -87,9 +87,11 @@ import Testing
 
     /// One row (batch 1) reads the int8 kernel in float arithmetic: nothing is rounded but the
     /// kernel, so the result is the dequantized float layer's to float precision. 300 units
-    /// cover the 256-column blocks, the 16-column blocks and the tail.
-    @Test func int8DenseOnOneRowIsWeightOnly() throws {
-        let (inputs, units) = (37, 300)
+    /// split the rows between threads; 600 split the columns (256-column blocks, 16-column
+    /// blocks and a tail).
+    @Test(arguments: [300, 600])
+    func int8DenseOnOneRowIsWeightOnly(units: Int) throws {
+        let inputs = 37
         let w = Tensor(randoms(inputs * units, seed: 7, in: -1...1), shape: [inputs, units]).quantized(.int8PerChannel)
         let bias = Tensor(randoms(units, seed: 8, in: -1...1), shape: [units])
         let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, inputs])], outputs: ["n"],

@@ -31,4 +31,7 @@ void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float
 /* bfloat16 bits of n floats, rounded to nearest even (NaN stays NaN). */
 void fm_to_bf16(const float *x, size_t n, uint16_t *y);
 
+/* out[i] = max(out[i], x[i]) for n floats (pooling). */
+void fm_max_into(float *out, const float *x, size_t n);
+
 #endif

@@ -152,10 +152,25 @@ struct DenseKernel {
             // A row or two (batch 1): bandwidth-bound, so read the int8 kernel once per row in
             // float arithmetic — no activation rounding at all — on both cores by column block.
             w.scales.withUnsafeBufferPointer { scales in
+                let s = scales.baseAddress!
                 for r in 0..<rows {
-                    parallelFor(units / 256 + 1, grain: 1) { blocks in
-                        let c1 = min(blocks.upperBound * 256, units)
-                        fm_gemv_s8(input + r * inputs, inputs, units, w.pointer, scales.baseAddress!, blocks.lowerBound * 256, c1, output + r * units)
+                    let a = input + r * inputs, y = output + r * units
+                    if units >= 256 * teamSize {
+                        // Wide: each thread its own 256-column blocks.
+                        parallelFor((units + 255) / 256, grain: 1) { blocks in
+                            fm_gemv_s8(a, inputs, units, w.pointer, s, blocks.lowerBound * 256, min(blocks.upperBound * 256, units), y)
+                        }
+                    } else {
+                        // Narrow: each thread a share of the rows, the partial sums added after.
+                        let partial = scratch(teamSize * units * 4).assumingMemoryBound(to: Float.self)
+                        parallelFor(teamSize, grain: 1) { parts in
+                            for t in parts {
+                                let k0 = inputs * t / teamSize, k1 = inputs * (t + 1) / teamSize
+                                fm_gemv_s8(a + k0, k1 - k0, units, w.pointer + k0 * units, s, 0, units, partial + t * units)
+                            }
+                        }
+                        y.update(from: partial, count: units)
+                        for t in 1..<teamSize { for c in 0..<units { y[c] += partial[t * units + c] } }
                     }
                 }
             }

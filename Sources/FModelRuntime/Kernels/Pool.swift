@@ -1,3 +1,4 @@
+import CKernels
 import FModelCore
 
 /// Max or average pooling over NHWC. Average pooling with SAME padding divides by the number
@@ -8,11 +9,10 @@ func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
     let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: p.size[0], kW: p.size[1],
                      strides: p.strides, dilations: [1, 1], padding: p.padding)
     parallelFor(inShape[0] * win.outH, grain: max(1, rowGrain / (win.outW * c * win.kH * win.kW))) { lines in
-      for line in lines {
-        let b = line / win.outH, oy = line % win.outH
-        let xb = x + b * win.inH * win.inW * c
-        let yb = y + b * win.outH * win.outW * c
-        do {
+        for line in lines {
+            let b = line / win.outH, oy = line % win.outH
+            let xb = x + b * win.inH * win.inW * c
+            let yb = y + b * win.outH * win.outW * c
             let y0 = max(oy * win.strideH - win.padTop, 0), y1 = min(oy * win.strideH - win.padTop + win.kH, win.inH)
             for ox in 0..<win.outW {
                 let x0 = max(ox * win.strideW - win.padLeft, 0), x1 = min(ox * win.strideW - win.padLeft + win.kW, win.inW)
@@ -21,8 +21,7 @@ func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
                 for iy in y0..<y1 {
                     for ix in x0..<x1 {
                         let px = xb + (iy * win.inW + ix) * c
-                        if isMax { for ch in 0..<c { out[ch] = Swift.max(out[ch], px[ch]) } }
-                        else { for ch in 0..<c { out[ch] += px[ch] } }
+                        if isMax { fm_max_into(out, px, c) } else { for ch in 0..<c { out[ch] += px[ch] } }
                     }
                 }
                 if !isMax {
@@ -31,7 +30,6 @@ func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
                 }
             }
         }
-      }
     }
 }
 
@@ -43,8 +41,7 @@ func globalPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
         out.update(repeating: isMax ? -.infinity : 0, count: c)
         for p in 0..<pixels {
             let px = x + (b * pixels + p) * c
-            if isMax { for ch in 0..<c { out[ch] = Swift.max(out[ch], px[ch]) } }
-            else { for ch in 0..<c { out[ch] += px[ch] } }
+            if isMax { fm_max_into(out, px, c) } else { for ch in 0..<c { out[ch] += px[ch] } }
         }
         if !isMax {
             let inv = 1 / Float(pixels)
