@@ -1,4 +1,5 @@
 import FModelCore
+import Foundation
 
 /// A `[K, N]` kernel matrix as the GEMM reads it, used where it lies in a memory-mapped
 /// `.fmodel` whenever its encoding allows, so that resident memory stays the weights plus the
@@ -34,6 +35,36 @@ final class Int8Weights: @unchecked Sendable {
 
     /// Drops the file-backed pages of a kernel that a primitive has copied.
     func releaseResidentPages() { owner.releaseResidentPages() }
+
+    /// Columns per block of the matrix-vector layout.
+    static let blockWidth = 256
+    private var blocked: [(pointer: UnsafePointer<Int8>, width: Int)]?
+    private var blockedStorage: UnsafeMutablePointer<Int8>?
+    private let lock = NSLock()
+
+    /// The kernel as 256-column blocks, each `inputs × width` contiguous, made on first use
+    /// (the file's row-major kernel puts rows a page apart: every row a TLB miss, no prefetch).
+    /// The mapped pages are released afterwards.
+    func columnBlocks(inputs: Int) -> [(pointer: UnsafePointer<Int8>, width: Int)] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let blocked { return blocked }
+        let units = scales.count
+        let storage = UnsafeMutablePointer<Int8>.allocate(capacity: max(inputs * units, 1))
+        var blocks: [(pointer: UnsafePointer<Int8>, width: Int)] = []
+        for c0 in stride(from: 0, to: units, by: Self.blockWidth) {
+            let width = min(Self.blockWidth, units - c0)
+            let base = storage + inputs * c0
+            for k in 0..<inputs { (base + k * width).update(from: pointer + k * units + c0, count: width) }
+            blocks.append((UnsafePointer(base), width))
+        }
+        blocked = blocks
+        blockedStorage = storage
+        owner.releaseResidentPages()
+        return blocks
+    }
+
+    deinit { blockedStorage?.deallocate() }
 
     init?(_ tensor: Tensor) {
         guard let base = tensor.storage.bytes.baseAddress, let scales = tensor.scales else { return nil }

@@ -150,29 +150,28 @@ struct DenseKernel {
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .int8(let w) where rows <= 2:
             // A row or two (batch 1): bandwidth-bound, so read the int8 kernel once per row in
-            // float arithmetic — no activation rounding at all — on both cores by column block.
+            // float arithmetic — no activation rounding at all — from its column-blocked copy
+            // (each 256-column block contiguous, so the reads stream), on every core: by block
+            // when there are enough, else by block and share of the rows, partial sums added.
+            let packed = w.columnBlocks(inputs: inputs)
+            let blocks = packed.count, parts = blocks >= 2 * teamSize ? 1 : teamSize
+            let partial = parts == 1 ? output : scratch(parts * rows * units * 4).assumingMemoryBound(to: Float.self)
             w.scales.withUnsafeBufferPointer { scales in
-                let s = scales.baseAddress!
-                for r in 0..<rows {
-                    let a = input + r * inputs, y = output + r * units
-                    if units >= 256 * teamSize {
-                        // Wide: each thread its own 256-column blocks.
-                        parallelFor((units + 255) / 256, grain: 1) { blocks in
-                            fm_gemv_s8(a, inputs, units, w.pointer, s, blocks.lowerBound * 256, min(blocks.upperBound * 256, units), y)
+                parallelFor(blocks * parts, grain: 1) { tasks in
+                    for task in tasks {
+                        let (block, part) = (task / parts, task % parts)
+                        let (c0, width) = (block * Int8Weights.blockWidth, packed[block].width)
+                        let k0 = inputs * part / parts, k1 = inputs * (part + 1) / parts
+                        for r in 0..<rows {
+                            fm_gemv_s8(input + r * inputs + k0, k1 - k0, width, packed[block].pointer + k0 * width,
+                                       scales.baseAddress! + c0, 0, width, partial + (part * rows + r) * units + c0)
                         }
-                    } else {
-                        // Narrow: each thread a share of the rows, the partial sums added after.
-                        let partial = scratch(teamSize * units * 4).assumingMemoryBound(to: Float.self)
-                        parallelFor(teamSize, grain: 1) { parts in
-                            for t in parts {
-                                let k0 = inputs * t / teamSize, k1 = inputs * (t + 1) / teamSize
-                                fm_gemv_s8(a + k0, k1 - k0, units, w.pointer + k0 * units, s, 0, units, partial + t * units)
-                            }
-                        }
-                        y.update(from: partial, count: units)
-                        for t in 1..<teamSize { for c in 0..<units { y[c] += partial[t * units + c] } }
                     }
                 }
+            }
+            if parts > 1 {
+                output.update(from: partial, count: rows * units)
+                for part in 1..<parts { for i in 0..<(rows * units) { output[i] += partial[part * rows * units + i] } }
             }
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .int8(let w):
