@@ -212,3 +212,37 @@ void fm_max_into(float *out, const float *x, size_t n) {
     if (has_avx512()) { max_into_avx512(out, x, n); return; }
     for (size_t i = 0; i < n; i++) out[i] = x[i] > out[i] ? x[i] : out[i];
 }
+
+__attribute__((target("avx512f")))
+static void gemv_f32_rows_avx512(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y) {
+    for (size_t c = 0; c < n; c++) y[c] = 0;
+    size_t i = k0;
+    for (; i < k1; i += 8) {
+        const size_t rows = k1 - i < 8 ? k1 - i : 8;
+        size_t c = 0;
+        for (; c + 256 <= n; c += 256) {
+            __m512 acc[16];
+            for (int j = 0; j < 16; j++) acc[j] = _mm512_loadu_ps(y + c + 16 * j);
+            for (size_t r = 0; r < rows; r++) {
+                const __m512 ar = _mm512_set1_ps(a[i + r]);
+                const float *row = w + (i + r) * n + c;
+                for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(ar, _mm512_loadu_ps(row + 16 * j), acc[j]);
+            }
+            for (int j = 0; j < 16; j++) _mm512_storeu_ps(y + c + 16 * j, acc[j]);
+        }
+        for (; c + 16 <= n; c += 16) {
+            __m512 acc = _mm512_loadu_ps(y + c);
+            for (size_t r = 0; r < rows; r++) acc = _mm512_fmadd_ps(_mm512_set1_ps(a[i + r]), _mm512_loadu_ps(w + (i + r) * n + c), acc);
+            _mm512_storeu_ps(y + c, acc);
+        }
+        for (; c < n; c++)
+            for (size_t r = 0; r < rows; r++) y[c] += a[i + r] * w[(i + r) * n + c];
+    }
+}
+
+void fm_gemv_f32_rows(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y) {
+    if (has_avx512()) { gemv_f32_rows_avx512(a, k0, k1, n, w, y); return; }
+    for (size_t c = 0; c < n; c++) y[c] = 0;
+    for (size_t i = k0; i < k1; i++)
+        for (size_t c = 0; c < n; c++) y[c] += a[i] * w[i * n + c];
+}

@@ -105,4 +105,20 @@ import Testing
         #expect(q.count == units)
         #expect(Difference(q, f, tolerance: .tensorFlow).maxAbsolute < 1e-4)
     }
+
+    /// A large float32 dense layer on one row streams its kernel by shares of rows (a GEMV);
+    /// on three rows it is a GEMM. Both give the same products.
+    @Test func floatDenseOnOneRowMatchesTheGEMM() throws {
+        let (inputs, units) = (1037, 1030)  // past 2^20 weights; column tails of 16 and 1
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, inputs])], outputs: ["n"],
+                      nodes: [Node(name: "n", op: .dense(activation: .relu), inputs: ["x"], params: ["kernel": "k", "bias": "b"])],
+                      tensors: ["k": Tensor(randoms(inputs * units, seed: 12, in: -1...1), shape: [inputs, units]),
+                                "b": Tensor(randoms(units, seed: 13, in: -1...1), shape: [units])])
+        let row = randoms(inputs, seed: 14, in: -1...1)
+        let e = try Executor(graph: g)
+        let one = try e.run(["x": FloatTensor(shape: [1, inputs], values: row)])["n"]!.values
+        let three = try e.run(["x": FloatTensor(shape: [3, inputs], values: row + row + row)])["n"]!.values
+        #expect(one.count == units && one.contains { $0 > 0 })
+        #expect(Difference(one, Array(three[0..<units]), tolerance: .tensorFlow).maxAbsolute < 1e-4)
+    }
 }

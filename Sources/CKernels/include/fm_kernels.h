@@ -34,4 +34,10 @@ void fm_to_bf16(const float *x, size_t n, uint16_t *y);
 /* out[i] = max(out[i], x[i]) for n floats (pooling). */
 void fm_max_into(float *out, const float *x, size_t n);
 
+/* y[c] = sum over rows i in [k0, k1) of a[i] * w[i][c], for all n columns of a float32 [k, n]
+   row-major kernel: a share of a matrix-vector product. Rows are taken eight at a time and
+   the columns in 256-wide register blocks, so the kernel streams as eight sequential reads and
+   y (n floats) stays in cache. */
+void fm_gemv_f32_rows(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y);
+
 #endif

@@ -145,6 +145,19 @@ struct DenseKernel {
     func run(input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
              scratch: Scratch) {
         switch weights {
+        case .f32(let w) where rows <= 2 && inputs * units >= 1 << 20:
+            // A large layer on a row or two (batch 1) is a read of its kernel: each thread
+            // streams its share of the kernel's rows, the partial sums are added after.
+            let partial = scratch(teamSize * rows * units * 4).assumingMemoryBound(to: Float.self)
+            parallelFor(teamSize, grain: 1) { parts in
+                for t in parts {
+                    let k0 = inputs * t / teamSize, k1 = inputs * (t + 1) / teamSize
+                    for r in 0..<rows { fm_gemv_f32_rows(input + r * inputs, k0, k1, units, w.pointer, partial + (t * rows + r) * units) }
+                }
+            }
+            output.update(from: partial, count: rows * units)
+            for t in 1..<teamSize { for i in 0..<(rows * units) { output[i] += partial[t * rows * units + i] } }
+            epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w):
             sgemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
