@@ -8,26 +8,14 @@ public struct SHA256: Sendable {
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
 
-    private static let k: [UInt32] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-    ]
+    /// The compression runs in C: with SHA-NI where the CPU has it (about 8× the portable code
+    /// on 475 MB), else portable.
+    private let portable: Int32
 
-    /// SHA-NI where the CPU has it (about 8× the portable code on 475 MB); the portable
-    /// compression otherwise, and for the buffered partial blocks.
-    static let hardwareAvailable = fm_sha256_hardware_available() != 0
-    private let hardware: Bool
-
-    public init() { hardware = Self.hardwareAvailable }
+    public init() { portable = 0 }
 
     /// The portable code even where SHA-NI exists (to test one against the other).
-    init(portable: Bool) { hardware = !portable && Self.hardwareAvailable }
+    init(portable: Bool) { self.portable = portable ? 1 : 0 }
 
     /// Feeds more bytes.
     public mutating func update(_ data: UnsafeRawBufferPointer) {
@@ -39,18 +27,14 @@ public struct SHA256: Sendable {
             i = take
             if pending.count == 64 {
                 let block = pending
-                block.withUnsafeBytes { compress($0.baseAddress!) }
+                block.withUnsafeBytes { compress($0.baseAddress!, blocks: 1) }
                 pending.removeAll(keepingCapacity: true)
             }
         }
         let whole = (data.count - i) / 64
-        if whole > 0, hardware {
-            h.withUnsafeMutableBufferPointer { fm_sha256_blocks($0.baseAddress!, data.baseAddress!.assumingMemoryBound(to: UInt8.self) + i, whole) }
+        if whole > 0 {
+            compress(data.baseAddress! + i, blocks: whole)
             i += whole * 64
-        }
-        while i + 64 <= data.count {
-            compress(data.baseAddress! + i)
-            i += 64
         }
         if i < data.count { pending.append(contentsOf: data[i...]) }
     }
@@ -77,28 +61,8 @@ public struct SHA256: Sendable {
         return s.finalizeHex()
     }
 
-    private mutating func compress(_ p: UnsafeRawPointer) {
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-            Self.k.withUnsafeBufferPointer { k in compress(p, w, k) }
-        }
+    private mutating func compress(_ p: UnsafeRawPointer, blocks: Int) {
+        let portable = portable
+        h.withUnsafeMutableBufferPointer { fm_sha256_blocks($0.baseAddress!, p.assumingMemoryBound(to: UInt8.self), blocks, portable) }
     }
-
-    private mutating func compress(_ p: UnsafeRawPointer, _ w: UnsafeMutableBufferPointer<UInt32>, _ k: UnsafeBufferPointer<UInt32>) {
-        for t in 0..<16 { w[t] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: t * 4, as: UInt32.self)) }
-        for t in 16..<64 {
-            let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-            let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-        }
-        var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
-        for t in 0..<64 {
-            let t1 = hh &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ ((e & f) ^ (~e & g)) &+ k[t] &+ w[t]
-            let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) ^ (a & c) ^ (b & c))
-            (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
-        }
-        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
-        h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
-    }
-
-    @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }

@@ -19,8 +19,30 @@ int fm_sha256_hardware_available(void) {
 /* The SHA-NI form: the state as ABEF / CDGH halves; each sha256rnds2 does two rounds, and the
    message schedule for words 16..63 comes from sha256msg1/msg2 four words at a time:
    W[4i..] = msg2(msg1(W[4i-16..], W[4i-12..]) + W[4i-7..], W[4i-4..]). */
+static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+static void blocks_portable(uint32_t h[8], const uint8_t *p, size_t blocks) {
+    for (; blocks > 0; blocks--, p += 64) {
+        uint32_t w[64];
+        for (int t = 0; t < 16; t++)
+            w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 | (uint32_t)p[4 * t + 2] << 8 | p[4 * t + 3];
+        for (int t = 16; t < 64; t++) {
+            uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
+            uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
+            w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+        }
+        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+        for (int t = 0; t < 64; t++) {
+            uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t];
+            uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+        }
+        h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+    }
+}
+
 __attribute__((target("sha,sse4.1,ssse3")))
-void fm_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
+static void blocks_ni(uint32_t state[8], const uint8_t *data, size_t blocks) {
     const __m128i byteswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
     __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[0]), 0xB1);  /* CDAB */
     __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[4]), 0x1B);  /* EFGH */
@@ -54,4 +76,10 @@ void fm_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
     s1 = _mm_alignr_epi8(s1, tmp, 8);    /* HGFE */
     _mm_storeu_si128((__m128i *)&state[0], s0);
     _mm_storeu_si128((__m128i *)&state[4], s1);
+}
+
+void fm_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks, int portable) {
+    static int hardware = -1;
+    if (hardware < 0) hardware = fm_sha256_hardware_available();
+    if (hardware && !portable) blocks_ni(state, data, blocks); else blocks_portable(state, data, blocks);
 }
