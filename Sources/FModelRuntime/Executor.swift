@@ -135,9 +135,14 @@ public final class Executor: @unchecked Sendable {
             guard case .conv(let k) = i.step, k.native != nil else { return nil }
             return (k, shapes[i.node.inputs[0]]!, shapes[i.outputName]!)
         }
-        // On the OpenMP team (a Dispatch thread would start a second team, which stays).
-        parallelFor(convs.count, grain: 1) { range in
-            for (k, inShape, outShape) in convs[range] { k.prepareNative(inShape: inShape, outShape: outShape) }
+        // On the OpenMP team (a Dispatch thread would start a second team, which stays); each
+        // thread takes every teamSize-th conv, so the big kernels of the late blocks are shared.
+        parallelFor(teamSize, grain: 1) { threads in
+            for t in threads {
+                for (k, inShape, outShape) in stride(from: t, to: convs.count, by: teamSize).map({ convs[$0] }) {
+                    k.prepareNative(inShape: inShape, outShape: outShape)
+                }
+            }
         }
     }
 
