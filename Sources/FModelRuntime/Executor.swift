@@ -10,7 +10,7 @@ public final class Executor: @unchecked Sendable {
     private let valueIndex: [String: Int]
     private let shapes: [String: Shape]
     /// Fused: what `run` executes unless an intermediate value it fused away is asked for.
-    private let program: Program
+    let program: Program
     /// Unfused, made on the first request for such a value.
     private var plainProgram: Program?
     /// [batch, program size] pairs whose primitives exist.
@@ -135,13 +135,16 @@ public final class Executor: @unchecked Sendable {
             guard case .conv(let k) = i.step, k.native != nil else { return nil }
             return (k, shapes[i.node.inputs[0]]!, shapes[i.outputName]!)
         }
-        // On the OpenMP team (a Dispatch thread would start a second team, which stays); each
-        // thread takes every teamSize-th conv, so the big kernels of the late blocks are shared.
+        // The primitives one after another, outside any OpenMP region: oneDNN sizes a
+        // primitive's per-thread buffers for the threads it sees when it is made (inside a
+        // region, one: a Winograd primitive made there crashed when run on two), and making
+        // them on several threads at once crashed in its JIT here. Their kernels' reorders,
+        // the memory work, then run on the OpenMP team: each thread takes every
+        // teamSize-th conv, so the late blocks' big kernels are shared.
+        for (k, inShape, outShape) in convs { k.prepareNative(inShape: inShape, outShape: outShape) }
         parallelFor(teamSize, grain: 1) { threads in
             for t in threads {
-                for (k, inShape, outShape) in stride(from: t, to: convs.count, by: teamSize).map({ convs[$0] }) {
-                    k.prepareNative(inShape: inShape, outShape: outShape)
-                }
+                for i in stride(from: t, to: convs.count, by: teamSize) { convs[i].0.loadNative() }
             }
         }
     }

@@ -61,4 +61,22 @@ import Testing
         }
         #expect(moved, "bf16 should not be the float32 path")
     }
+
+    /// A wide 3×3 stride-1 float32 convolution may run as Winograd F(4×4, 3×3) in oneDNN
+    /// (fewer multiplications, different rounding); it still gives the im2col + GEMM result.
+    @Test func wideThreeByThreeConvMatchesGEMM() throws {
+        var g = SplitMix64(seed: 21)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 12, 12, 64])], outputs: ["n"],
+                          nodes: [Node(name: "n", op: .conv2D(ConvAttributes(padding: .same, activation: .relu)), inputs: ["x"],
+                                       params: ["kernel": "k", "bias": "b"])],
+                          tensors: ["k": Tensor(randoms(9 * 64 * 96).map { $0 * 0.1 }, shape: [3, 3, 64, 96]), "b": Tensor(randoms(96), shape: [96])])
+        let x = ["x": FloatTensor(shape: [2, 12, 12, 64], values: randoms(2 * 12 * 12 * 64))]
+        let native = try Executor(graph: graph), gemm = try Executor(graph: graph, nativeConvolution: false)
+        let a = try native.run(x)["n"]!.values, b = try gemm.run(x)["n"]!.values
+        #expect(a.count == b.count && a.contains { $0 > 0 })
+        #expect(Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+        guard case .conv(let k) = native.program.instructions[0].step else { Issue.record("not a conv"); return }
+        #expect(k.native?.implementation(batch: 2) != nil)
+    }
 }

@@ -25,9 +25,16 @@ enum { FM_SRC_F32 = 0, FM_SRC_U8 = 1, FM_SRC_S8 = 2, FM_SRC_BF16 = 3 };
 
 enum { FM_ACT_LINEAR = 0, FM_ACT_RELU = 1, FM_ACT_RELU6 = 2, FM_ACT_LEAKY = 3, FM_ACT_SIGMOID = 4, FM_ACT_TANH = 5 };
 
-/* NULL on failure, with a message in err. `weights` (HWIO: int8 for the int8 types, else float) and
-   `bias` (may be NULL; float32 only) are read during the call only. */
+/* NULL on failure, with a message in err. `bias` (may be NULL; float32 only) is read during the
+   call; `weights` (HWIO: int8 for the int8 types, else float) must stay until the kernel is
+   loaded. Make primitives outside any OpenMP parallel region: oneDNN sizes a primitive's
+   per-thread buffers for the threads it sees when it is made (inside a region, one), and a
+   Winograd primitive made there crashes when run on two. */
 fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const float *bias, char *err, size_t err_len);
+
+/* Reorders the kernel into the primitive's layout (the bulk of the memory work): safe on any
+   thread, several at once. fm_conv_run does it first if it has not been done. 0 on success. */
+int fm_conv_load_weights(fm_conv *c);
 
 /* 0 on success. */
 int fm_conv_run(fm_conv *c, const void *src, void *dst);

@@ -64,13 +64,17 @@ struct ConvKernel {
 
     /// Makes the native primitive the common case will use: float32, or int8 on unsigned
     /// activations (the input of every conv after a ReLU).
+    /// The kernel is not loaded yet: `loadNative` does that, on any thread.
     func prepareNative(inShape: Shape, outShape: Shape) {
         let win = window(inShape, outShape)
         switch weights {
-        case .f32(let w): _ = native?.primitive(batch: inShape[0], win: win, kernel: self, weights: UnsafeRawPointer(w.pointer))
-        case .int8(let w): _ = native?.primitive(batch: inShape[0], signed: false, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer))
+        case .f32(let w): _ = native?.primitive(batch: inShape[0], win: win, kernel: self, weights: UnsafeRawPointer(w.pointer), load: false)
+        case .int8(let w):
+            _ = native?.primitive(batch: inShape[0], signed: false, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer), load: false)
         }
     }
+
+    func loadNative() { native?.loadKernels(self) }
 
     func window(_ inShape: Shape, _ outShape: Shape) -> Window {
         Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,

@@ -19,9 +19,11 @@ final class NativeConvolutions: @unchecked Sendable {
         return false
     }
 
-    /// The primitive for `batch`, made now if this is the first call with it. `signed` picks,
-    /// for an int8 kernel, signed rather than unsigned activations.
-    func primitive(batch: Int, signed: Bool = false, win: Window, kernel: ConvKernel, weights: UnsafeRawPointer) -> OpaquePointer? {
+    /// The primitive for `batch`, made now if this is the first call with it (with its kernel
+    /// loaded unless `load` is false: see `loadKernels`). `signed` picks, for an int8 kernel,
+    /// signed rather than unsigned activations. Call it outside OpenMP parallel regions.
+    func primitive(batch: Int, signed: Bool = false, win: Window, kernel: ConvKernel, weights: UnsafeRawPointer,
+                   load: Bool = true) -> OpaquePointer? {
         let key = batch * 2 + (signed ? 1 : 0)
         if let known = primitives[key] { return known }
         var made: OpaquePointer?
@@ -45,9 +47,30 @@ final class NativeConvolutions: @unchecked Sendable {
             FileHandle.standardError.write(Data("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : kernel.bf16 ? " bf16" : ""): \(what)\n".utf8))
         }
         primitives[key] = made
-        // The primitive holds its own copy of the kernel: the mapped one can leave memory.
-        if made != nil { kernel.weights.releaseResidentPages() }
+        if let made {
+            if load { loadKernel(made, kernel) } else { unloaded.append(made) }
+        }
         return made
+    }
+
+    /// The oneDNN implementation running the float32 (or unsigned int8) primitive for `batch`.
+    func implementation(batch: Int) -> String? {
+        guard case .some(.some(let p)) = primitives[batch * 2] else { return nil }
+        return String(cString: fm_conv_implementation(p))
+    }
+
+    /// Loads the kernels of primitives made with `load: false`; any thread may call it.
+    func loadKernels(_ kernel: ConvKernel) {
+        for p in unloaded { loadKernel(p, kernel) }
+        unloaded.removeAll()
+    }
+
+    private var unloaded: [OpaquePointer] = []
+
+    private func loadKernel(_ p: OpaquePointer, _ kernel: ConvKernel) {
+        precondition(fm_conv_load_weights(p) == 0, "oneDNN kernel reorder failed")
+        // The primitive holds its own copy of the kernel: the mapped one can leave memory.
+        kernel.weights.releaseResidentPages()
     }
 }
 
