@@ -3,6 +3,7 @@ import FModelCore
 import FModelImport
 @testable import FModelRuntime
 import FModelTestSupport
+import Foundation
 import Testing
 
 /// The executor's epilogue fusion: a conv absorbs the `scale`, residual `add` and activation of
@@ -79,4 +80,31 @@ import Testing
         guard case .conv(let k) = native.program.instructions[0].step else { Issue.record("not a conv"); return }
         #expect(k.native?.implementation(batch: 2) != nil)
     }
+
+    /// Executors made and run on several threads at once (their oneDNN primitives are made one
+    /// at a time in the process) give what one executor gives.
+    @Test func executorsOnSeveralThreadsAgree() throws {
+        let g = try model()
+        let x = g.syntheticInputs(batch: 3)
+        let expected = try Executor(graph: g).run(x)
+        let results = ResultSlots(count: 4)
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            results.set(i, (try? Executor(graph: g).run(x)) ?? [:])
+        }
+        for i in 0..<4 {
+            for name in g.outputs {
+                let got = try #require(results.get(i)[name], "thread \(i) gave no \(name)")
+                #expect(Difference(got.values, expected[name]!.values, tolerance: .tensorFlow).maxAbsolute < 1e-6)
+            }
+        }
+    }
+}
+
+/// Outputs written by concurrent test workers, each at its own index.
+final class ResultSlots: @unchecked Sendable {
+    private var values: [[String: FloatTensor]]
+    private let lock = NSLock()
+    init(count: Int) { values = Array(repeating: [:], count: count) }
+    func set(_ i: Int, _ v: [String: FloatTensor]) { lock.lock(); values[i] = v; lock.unlock() }
+    func get(_ i: Int) -> [String: FloatTensor] { lock.lock(); defer { lock.unlock() }; return values[i] }
 }

@@ -10,6 +10,7 @@ import Foundation
 /// back to im2col + GEMM: `primitive` returns nil for them.
 final class NativeConvolutions: @unchecked Sendable {
     private var primitives: [Int: OpaquePointer?] = [:]
+    private static let creation = NSLock()
 
     deinit { for case let p?? in primitives.values { fm_conv_destroy(p) } }
 
@@ -32,6 +33,10 @@ final class NativeConvolutions: @unchecked Sendable {
         if case .int8 = kernel.weights { integer = true } else { integer = false }
         let source = integer ? (signed ? FM_SRC_S8 : FM_SRC_U8) : kernel.bf16 ? FM_SRC_BF16 : FM_SRC_F32
         if let (activation, alpha) = integer ? (Int32(FM_ACT_LINEAR), 0) : kernel.epilogue.activation.nativeCode {
+            // One primitive at a time in the whole process: oneDNN's JIT crashed here when
+            // several threads made primitives at once (two executors on two threads would).
+            Self.creation.lock()
+            defer { Self.creation.unlock() }
             var p = fm_conv_params(
                 n: Int32(batch), ih: Int32(win.inH), iw: Int32(win.inW), ic: Int32(kernel.cin), oh: Int32(win.outH),
                 ow: Int32(win.outW), oc: Int32(kernel.cout), kh: Int32(kernel.kH), kw: Int32(kernel.kW),
