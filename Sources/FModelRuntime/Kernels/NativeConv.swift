@@ -2,12 +2,14 @@ import CKernels
 import FModelCore
 import Foundation
 
-/// oneDNN convolution primitives for a float32 conv layer, one per batch size, made on first use.
+/// oneDNN convolution primitives for one conv layer, one per batch size (and, for an int8
+/// kernel, per activation signedness), made on first use.
 ///
-/// oneDNN's direct AVX-512 convolution reads NHWC activations in place (no im2col) and applies
-/// the layer's epilogue as post-ops; its kernel is a copy of the `.fmodel`'s HWIO kernel in a
-/// blocked layout. Layers it cannot take (a softmax activation, a geometry it refuses) fall
-/// back to im2col + GEMM: `primitive` returns nil for them.
+/// oneDNN's AVX-512 convolution (direct `brgconv`, or Winograd for wide 3×3 layers) reads NHWC
+/// activations in place (no im2col) and, in float32 or bf16, applies the layer's epilogue as
+/// post-ops; in int8 it returns int32 accumulators for the runtime's own epilogue. Its kernel is
+/// a copy of the `.fmodel`'s HWIO kernel in a blocked layout. Layers it cannot take (a softmax
+/// activation, a geometry it refuses) fall back to im2col + GEMM: `primitive` returns nil.
 final class NativeConvolutions: @unchecked Sendable {
     private var primitives: [Int: OpaquePointer?] = [:]
     private static let creation = NSLock()
