@@ -159,8 +159,7 @@ struct DenseKernel {
                     for r in 0..<rows { fm_gemv_f32_rows(input + r * inputs, k0, k1, units, w.pointer, partial + (t * rows + r) * units) }
                 }
             }
-            output.update(from: partial, count: rows * units)
-            for t in 1..<teamSize { for i in 0..<(rows * units) { output[i] += partial[t * rows * units + i] } }
+            addPartials(partial, parts: teamSize, count: rows * units, into: output)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w):
             sgemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
@@ -186,10 +185,7 @@ struct DenseKernel {
                     }
                 }
             }
-            if parts > 1 {
-                output.update(from: partial, count: rows * units)
-                for part in 1..<parts { for i in 0..<(rows * units) { output[i] += partial[part * rows * units + i] } }
-            }
+            if parts > 1 { addPartials(partial, parts: parts, count: rows * units, into: output) }
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .int8(let w):
             let q = ActivationQuantization(input, count: rows * inputs)
@@ -200,6 +196,12 @@ struct DenseKernel {
             q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual, dequantize: $0) }
         }
     }
+}
+
+/// `y = Σ partial[p]` over `parts` consecutive arrays of `count` floats (threads' shares of a sum).
+private func addPartials(_ partial: UnsafePointer<Float>, parts: Int, count: Int, into y: UnsafeMutablePointer<Float>) {
+    y.update(from: partial, count: count)
+    for p in 1..<max(parts, 1) { for i in 0..<count { y[i] += partial[p * count + i] } }
 }
 
 /// Lays out every receptive field of `rows` output pixels (whole images, in order) as a row
