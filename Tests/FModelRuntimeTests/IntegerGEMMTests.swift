@@ -121,4 +121,27 @@ import Testing
         #expect(one.count == units && one.contains { $0 > 0 })
         #expect(Difference(one, Array(three[0..<units]), tolerance: .tensorFlow).maxAbsolute < 1e-4)
     }
+
+    /// NaN and infinities in the input of an int8 layer (a bad input file) give numbers, not a
+    /// trap in the quantizer, on every int8 path.
+    @Test(arguments: [false, true])
+    func int8LayersSurviveNonFiniteInputs(native: Bool) throws {
+        let conv = Tensor(randoms(9 * 4 * 6, seed: 30, in: -1...1), shape: [3, 3, 4, 6]).quantized(.int8PerChannel)
+        let dense = Tensor(randoms(6 * 5, seed: 31, in: -1...1), shape: [6, 5]).quantized(.int8PerChannel)
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 5, 5, 4])], outputs: ["fc"],
+                      nodes: [Node(name: "c", op: .conv2D(ConvAttributes(padding: .same)), inputs: ["x"], params: ["kernel": "ck"]),
+                              Node(name: "p", op: .globalAvgPool(keepDims: false), inputs: ["c"]),
+                              Node(name: "fc", op: .dense(activation: .linear), inputs: ["p"], params: ["kernel": "dk"])],
+                      tensors: ["ck": conv, "dk": dense])
+        var values = randoms(3 * 5 * 5 * 4, seed: 32, in: -1...1)
+        values[3] = .nan
+        values[40] = .infinity
+        values[77] = -.infinity
+        values[90] = 3e38
+        let y = try Executor(graph: g, nativeConvolution: native).run(["x": FloatTensor(shape: [3, 5, 5, 4], values: values)])
+        #expect(y["fc"]?.values.count == 15)
+        // A range of denormals only: the scale would underflow to 0.
+        let tiny = FloatTensor(shape: [1, 5, 5, 4], values: (0..<100).map { Float($0 % 3) * Float.leastNonzeroMagnitude })
+        #expect(try Executor(graph: g, nativeConvolution: native).run(["x": tiny])["fc"]?.values.count == 5)
+    }
 }

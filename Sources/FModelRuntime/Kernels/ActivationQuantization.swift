@@ -30,15 +30,17 @@ struct ActivationQuantization {
             }
             for chunk in 0..<chunks { (lo, hi) = (min(lo, partial[2 * chunk]), max(hi, partial[2 * chunk + 1])) }
         }
+        // A bad input (NaN, ±inf, or near the float limit) must not make the scale non-finite:
+        // NaN counts as 0 and the range stops at ±1e30. Its outputs are meaningless, not a crash.
+        let limit: Float = 1e30
+        lo = lo.isNaN ? 0 : Swift.max(lo, -limit)
+        hi = hi.isNaN ? 0 : Swift.min(hi, limit)
         signed = lo < 0 && !zeroPointAllowed
         top = signed ? 127 : quantizedTop
-        if signed {
-            scale = max(-lo, hi) / 127
-        } else {
-            scale = hi > lo ? (hi - lo) / top : 1
-        }
+        let step = signed ? max(-lo, hi) / 127 : (hi - lo) / top
+        scale = step.isNormal ? step : 1  // a range of zero (or of denormals): any scale will do
         inverse = 1 / scale
-        zeroPoint = signed ? 0 : UInt8((-lo * inverse).rounded(.toNearestOrEven))
+        zeroPoint = signed ? 0 : UInt8(clamping: Int((-lo * inverse).rounded(.toNearestOrEven)))
     }
 
     /// Quantizes into bytes, signed or unsigned as `signed` says.
