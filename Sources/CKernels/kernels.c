@@ -90,8 +90,10 @@ static inline float activate(float v, int activation, float alpha) {
 
 __attribute__((target("avx512f,avx512bw")))
 static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale,
-                            const float *bias, float scale, const float *residual, int activation, float alpha) {
+                            const float *bias, float scale, const float *residual, int activation, float alpha, float range[2]) {
     const __m512 vs = _mm512_set1_ps(scale), va = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6);
+    __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY);
+    float slo = INFINITY, shi = -INFINITY;
     for (size_t r = 0; r < rows; r++) {
         float *row = y + r * stride;
         const float *res = residual ? residual + r * channels : NULL;
@@ -109,6 +111,7 @@ static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t strid
             default: break;
             }
             _mm512_storeu_ps(row + c, v);
+            if (range) { lo = _mm512_min_ps(v, lo); hi = _mm512_max_ps(v, hi); }  /* NaN in v: lo/hi kept */
         }
         for (; c < channels; c++) {
             float v = column_scale ? (float)((const int32_t *)row)[c] * column_scale[c] : row[c];
@@ -116,13 +119,21 @@ static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t strid
             v *= scale;
             if (res) v += res[c];
             row[c] = activate(v, activation, alpha);
+            if (row[c] < slo) slo = row[c];
+            if (row[c] > shi) shi = row[c];
         }
+    }
+    if (range) {
+        float a = _mm512_reduce_min_ps(lo), b = _mm512_reduce_max_ps(hi);
+        range[0] = a < slo ? a : slo;
+        range[1] = b > shi ? b : shi;
     }
 }
 
 void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
-                 float scale, const float *residual, int activation, float alpha) {
-    if (has_avx512()) { epilogue_avx512(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha); return; }
+                 float scale, const float *residual, int activation, float alpha, float range[2]) {
+    if (has_avx512()) { epilogue_avx512(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
+    float lo = INFINITY, hi = -INFINITY;
     for (size_t r = 0; r < rows; r++) {
         float *row = y + r * stride;
         for (size_t c = 0; c < channels; c++) {
@@ -131,8 +142,11 @@ void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const fl
             v *= scale;
             if (residual) v += residual[r * channels + c];
             row[c] = activate(v, activation, alpha);
+            if (row[c] < lo) lo = row[c];
+            if (row[c] > hi) hi = row[c];
         }
     }
+    if (range) { range[0] = lo; range[1] = hi; }
 }
 
 __attribute__((target("avx512f,avx512bw")))

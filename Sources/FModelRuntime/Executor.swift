@@ -16,6 +16,9 @@ public final class Executor: @unchecked Sendable {
     /// [batch, program size] pairs whose primitives exist.
     private var prepared = Set<[Int]>()
     private let lock = NSLock()
+    /// When set (the default), an int8 convolution takes its input's range from the epilogue
+    /// that wrote it instead of measuring it again; the two agree exactly (a test holds them).
+    var trackRanges = true
     /// When set, `run` adds each instruction's wall time to `profile`.
     public var profiling = false
     /// Seconds spent per instruction since profiling began, by the name of the node that starts
@@ -196,14 +199,16 @@ public final class Executor: @unchecked Sendable {
         }
         switch instruction.step {
         case .conv(let k):
-            k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) { x, count, encoding in
+            let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) { x, count, encoding in
                 let key = Run.ConvertedKey(buffer: UnsafeRawPointer(x), encoding: encoding)
                 if let (q, bytes) = run.converted[key] { return (q, UnsafeRawPointer(bytes.pointer)) }
                 let q: ActivationQuantization?
                 let bytes: Buffer
                 switch encoding {
                 case .int8:
-                    q = ActivationQuantization(x, count: count, zeroPointAllowed: false)
+                    // The producer's epilogue measured the range, else a pass measures it.
+                    q = run.ranges[UnsafeRawPointer(x)].map { ActivationQuantization(lo: $0.lo, hi: $0.hi, zeroPointAllowed: false) }
+                        ?? ActivationQuantization(x, count: count, zeroPointAllowed: false)
                     bytes = take((count + 3) / 4)
                     q!.quantize(x, count: count, into: UnsafeMutableRawPointer(bytes.pointer))
                 case .bf16:
@@ -215,6 +220,7 @@ public final class Executor: @unchecked Sendable {
                 run.converted[key] = (q, bytes)
                 return (q, UnsafeRawPointer(bytes.pointer))
             }
+            if trackRanges, let range { run.ranges[UnsafeRawPointer(y)] = range }
         case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual)
         case .dense(let k): k.run(input: x, rows: count / k.units, output: y, residual: residual, scratch: scratch)
         case .scaleShift(let s, let t): scaleShift(x, y, count: count, scale: s, shift: t)
@@ -224,6 +230,11 @@ public final class Executor: @unchecked Sendable {
         case .concat(let axis):
             let parts = ins.enumerated().map { (UnsafePointer(run.buffers[$1]!.pointer), run.shapes[node.inputs[$0]]!) }
             concat(parts, axis: axis, into: y, outShape: outShape)
+            // Its range is its parts' when each is known.
+            let ranges = parts.compactMap { run.ranges[UnsafeRawPointer($0.0)] }
+            if trackRanges, ranges.count == parts.count {
+                run.ranges[UnsafeRawPointer(y)] = (ranges.map(\.lo).min()!, ranges.map(\.hi).max()!)
+            }
         case .combine(let multiply):
             let parts = ins.enumerated().map { (UnsafePointer(run.buffers[$1]!.pointer), run.shapes[node.inputs[$0]]!.elementCount!) }
             combine(parts, into: y, count: count, channels: outShape.last, batch: outShape[0], multiply: multiply)
@@ -251,9 +262,14 @@ final class Run {
         let encoding: InputEncoding
     }
 
-    /// Forgets the converted copies of `b`, which is about to hold another value; returns them.
+    /// Ranges of values written by an epilogue that measured them, by buffer address.
+    var ranges: [UnsafeRawPointer: (lo: Float, hi: Float)] = [:]
+
+    /// Forgets the converted copies and the range of `b`, which is about to hold another
+    /// value; returns the copies.
     func dropConverted(of b: Buffer) -> [Buffer] {
-        [InputEncoding.int8, .bf16].compactMap { converted.removeValue(forKey: ConvertedKey(buffer: UnsafeRawPointer(b.pointer), encoding: $0))?.1 }
+        ranges[UnsafeRawPointer(b.pointer)] = nil
+        return [InputEncoding.int8, .bf16].compactMap { converted.removeValue(forKey: ConvertedKey(buffer: UnsafeRawPointer(b.pointer), encoding: $0))?.1 }
     }
 
     init(shapes: [String: Shape], valueCount: Int, scratch: Buffer) {

@@ -1,5 +1,6 @@
 import FModelCompress
 import FModelCore
+import FModelImport
 @testable import FModelRuntime
 import FModelTestSupport
 import Testing
@@ -143,5 +144,21 @@ import Testing
         // A range of denormals only: the scale would underflow to 0.
         let tiny = FloatTensor(shape: [1, 5, 5, 4], values: (0..<100).map { Float($0 % 3) * Float.leastNonzeroMagnitude })
         #expect(try Executor(graph: g, nativeConvolution: native).run(["x": tiny])["fc"]?.values.count == 5)
+    }
+
+    /// An int8 convolution takes its input's range from the epilogue that wrote it (or from
+    /// the parts of a concat) instead of measuring it: the same numbers exactly, on a whole
+    /// int8 model with Inception blocks.
+    @Test func rangesFromEpiloguesChangeNothing() throws {
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")).quantizing(LayerSelection(), .int8PerChannel)
+        var seed = SplitMix64(seed: 40)
+        let shape = g.inputs[0].shape.withBatch(2)
+        let x = [g.inputs[0].name: FloatTensor(shape: shape, values: (0..<shape.elementCount!).map { _ in Float(seed.next() % 2001) / 1000 - 1 })]
+        let tracked = try Executor(graph: g), measured = try Executor(graph: g)
+        measured.trackRanges = false
+        let a = try tracked.run(x), b = try measured.run(x)
+        for name in g.outputs {
+            #expect(a[name] == b[name] && a[name] != nil, "\(name)")
+        }
     }
 }

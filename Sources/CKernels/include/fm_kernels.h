@@ -18,10 +18,11 @@ void fm_quantize_s8(const float *x, size_t n, float inverse_scale, int8_t *q);
 /* One pass over `rows` rows of `channels` values, `stride` apart, after a GEMM or convolution:
    y = act(scale * (acc * column_scale[c] + bias[c]) + residual[r][c])
    where acc is y itself (float) or, with column_scale, the int32 accumulator stored in its place.
-   column_scale, bias and residual may be NULL. activation: FM_EPI_* (others are left to the caller). */
+   column_scale, bias and residual may be NULL. activation: FM_EPI_* (others are left to the caller).
+   With range, also the smallest and largest value written (NaN ignored), for quantizing y next. */
 enum { FM_EPI_LINEAR = 0, FM_EPI_RELU = 1, FM_EPI_RELU6 = 2, FM_EPI_LEAKY = 3 };
 void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
-                 float scale, const float *residual, int activation, float alpha);
+                 float scale, const float *residual, int activation, float alpha, float range[2]);
 
 /* y[c] = w_scale[c] * sum_k a[k] * w[k][c] for columns c in [c0, c1) of an int8 [k, n] kernel:
    a matrix-vector product for one row of float activations, reading the int8 kernel once

@@ -30,6 +30,12 @@ struct ActivationQuantization {
             }
             for chunk in 0..<chunks { (lo, hi) = (min(lo, partial[2 * chunk]), max(hi, partial[2 * chunk + 1])) }
         }
+        self.init(lo: lo, hi: hi, zeroPointAllowed: zeroPointAllowed)
+    }
+
+    /// For values known to lie in `lo...hi` (0 is added to the range).
+    init(lo: Float, hi: Float, zeroPointAllowed: Bool) {
+        var lo = min(lo, 0), hi = max(hi, 0)
         // A bad input (NaN, ±inf, or near the float limit) must not make the scale non-finite:
         // NaN counts as 0 and the range stops at ±1e30. Its outputs are meaningless, not a crash.
         let limit: Float = 1e30

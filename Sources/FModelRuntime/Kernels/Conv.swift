@@ -81,8 +81,11 @@ struct ConvKernel {
                strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
     }
 
+    /// - Returns: the range of the output when the epilogue measured it (int8 layers, whose
+    ///   readers are int8 layers too), else nil.
+    @discardableResult
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
-             residual: UnsafePointer<Float>?, scratch: Scratch, converted: ConvertedInput) {
+             residual: UnsafePointer<Float>?, scratch: Scratch, converted: ConvertedInput) -> (lo: Float, hi: Float)? {
         let n = inShape[0]
         let win = window(inShape, outShape)
         let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
@@ -96,7 +99,7 @@ struct ConvKernel {
                 let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)
                 let status = fm_conv_run(primitive, source, output)
                 precondition(status == 0, "oneDNN convolution failed")
-                return
+                return nil
             }
             if win.isPointwise {
                 sgemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
@@ -109,6 +112,7 @@ struct ConvKernel {
                 }
             }
             epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
+            return nil
         case .int8(let w):
             let accumulators = UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self)
             if let native {
@@ -117,8 +121,9 @@ struct ConvKernel {
                 if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
                     let status = fm_conv_run(primitive, a, accumulators)
                     precondition(status == 0, "oneDNN convolution failed")
-                    q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0) }
-                    return
+                    return q.columnScales(w.scales) {
+                        epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0, measureRange: true)
+                    }
                 }
             }
             let q = ActivationQuantization(input, count: inCount)
@@ -135,7 +140,9 @@ struct ConvKernel {
                              c: accumulators + first * pixels * cout)
                 }
             }
-            q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0) }
+            return q.columnScales(w.scales) {
+                epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0, measureRange: true)
+            }
         }
     }
 }

@@ -16,10 +16,14 @@ struct Epilogue {
 
     /// Applies the epilogue to `rows` rows of `channels` floats, `stride` apart. With `dequantize`,
     /// `y` holds int32 accumulators that become floats times `columnScale[c]` first.
+    /// - Returns: with `measureRange`, the smallest and largest value written (what an int8 layer
+    ///   reading `y` would otherwise measure in a pass of its own); nil when not measured.
+    @discardableResult
     func apply(_ y: UnsafeMutablePointer<Float>, rows: Int, channels: Int, stride: Int,
-               residual: UnsafePointer<Float>?, dequantize columnScale: UnsafePointer<Float>? = nil) {
+               residual: UnsafePointer<Float>?, dequantize columnScale: UnsafePointer<Float>? = nil,
+               measureRange: Bool = false) -> (lo: Float, hi: Float)? {
         let plain = bias == nil && scale == 1 && residual == nil && columnScale == nil
-        if plain && activation == .linear { return }
+        if plain && activation == .linear { return nil }
         // ReLU-like activations go in the one C pass; the others after it, row by row.
         let (code, alpha): (Int32, Float) = switch activation {
         case .linear: (Int32(FM_EPI_LINEAR), 0)
@@ -29,13 +33,22 @@ struct Epilogue {
         default: (Int32(FM_EPI_LINEAR), 0)
         }
         let rest: Activation? = code == FM_EPI_LINEAR && activation != .linear ? activation : nil
-        let run: (UnsafePointer<Float>?) -> Void = { b in
-            parallelFor(rows, grain: max(1, 2 * rowGrain / max(channels, 1))) { range in
-                fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, columnScale, b, scale,
-                            residual.map { $0 + range.lowerBound * channels }, code, alpha)
-                if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
+        let measure = measureRange && rest == nil
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * teamSize) { ranges in
+            ranges.initialize(repeating: .nan)
+            let run: (UnsafePointer<Float>?) -> Void = { b in
+                parallelFor(rows, grain: max(1, 2 * rowGrain / max(channels, 1))) { range in
+                    let slot = measure ? ranges.baseAddress! + 2 * threadNumber() : nil
+                    fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, columnScale, b, scale,
+                                residual.map { $0 + range.lowerBound * channels }, code, alpha, slot)
+                    if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
+                }
             }
+            if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+            guard measure else { return nil }
+            var lo = Float.infinity, hi = -Float.infinity
+            for t in 0..<teamSize where !ranges[2 * t].isNaN { (lo, hi) = (min(lo, ranges[2 * t]), max(hi, ranges[2 * t + 1])) }
+            return lo <= hi ? (lo, hi) : nil
         }
-        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
     }
 }

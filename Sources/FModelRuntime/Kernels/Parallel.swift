@@ -3,6 +3,9 @@ import CDNNL
 /// The OpenMP thread team's size: oneDNN's, and fmodel's own loops'.
 let teamSize = Int(omp_get_max_threads())
 
+/// The calling thread's number in the OpenMP team (0 outside a parallel region).
+func threadNumber() -> Int { Int(omp_get_thread_num()) }
+
 /// Splits `0..<count` into one contiguous range per thread and runs `body` on each, on the
 /// OpenMP team oneDNN uses for GEMM. Sharing that team (rather than Dispatch) matters on a small
 /// machine: OpenMP's threads spin for a while after each GEMM, and a second pool would fight
