@@ -60,13 +60,21 @@ struct BenchCommand: ParsableCommand {
         }
         times.sort()
         let median = times[times.count / 2]
-        let graph = executor.graph
         if profile && !json { printProfile(executor) }
-        let shapes = try graph.inferShapes()
-        let flops = graph.nodes.reduce(0) { $0 + graph.cost(of: $1, shapes: shapes).flops }
-        let gflops = Double(flops * batch) / (median / 1000) / 1e9
+        let summary = ModelSummary(executor.graph)
+        let gflops = Double(summary.flops * batch) / (median / 1000) / 1e9
         if json {
-            print(#"{"batch": \#(batch), "median_ms": \#(median), "min_ms": \#(times.first!), "max_ms": \#(times.last!), "load_s": \#(loadSeconds), "gflop_per_image": \#(Double(flops) / 1e9), "gflops": \#(gflops), "first_output_at": \#(firstOutputAt), "first_run_ms": \#(firstRunMs), "max_rss_mb": \#(peakResidentMB()), "rss_before_load_mb": \#(baselineMB), "weight_mb": \#(Double(graph.tensors.values.reduce(0) { $0 + $1.byteCount }) / 1e6), "activation_mb": \#(Double(executor.workspaceBytes) / 1e6)\#(profile ? ", \"layers\": " + profileJSON(executor, runs: iterations) : "")}"#)
+            let layers = profile ? executor.profile.sorted { $0.value.seconds > $1.value.seconds }.map { name, v in
+                BenchReport.Layer(layer: name, ops: v.ops, ms: v.seconds * 1000 / Double(iterations))
+            } : nil
+            let report = BenchReport(
+                batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
+                gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
+                first_run_ms: firstRunMs, max_rss_mb: statusMB("VmHWM"), rss_before_load_mb: baselineMB,
+                weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6, layers: layers)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
                          batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))
@@ -74,12 +82,28 @@ struct BenchCommand: ParsableCommand {
     }
 }
 
-/// Milliseconds per run of each layer (fused groups under their first layer), as a JSON array.
-private func profileJSON(_ executor: Executor, runs: Int) -> String {
-    let rows = executor.profile.sorted { $0.value.seconds > $1.value.seconds }.map { name, v in
-        #"{"layer": "\#(name)", "ops": "\#(v.ops)", "ms": \#(v.seconds * 1000 / Double(runs))}"#
+/// What `fmodel bench --json` prints (the benchmarks read these names).
+private struct BenchReport: Encodable {
+    struct Layer: Encodable {
+        var layer: String
+        var ops: String
+        var ms: Double
     }
-    return "[" + rows.joined(separator: ", ") + "]"
+
+    // swiftlint:disable identifier_name
+    var batch: Int
+    var median_ms, min_ms, max_ms, load_s: Double
+    var gflop_per_image, gflops: Double
+    /// CLOCK_MONOTONIC seconds at the first output: the clock Python's `time.monotonic()` reads,
+    /// so a benchmark can time this process from before it started.
+    var first_output_at: Double
+    var first_run_ms: Double
+    /// Peak resident set (`VmHWM`) and the resident set before loading (code and libraries), MB.
+    var max_rss_mb, rss_before_load_mb: Double
+    var weight_mb, activation_mb: Double
+    /// Milliseconds per run of each layer (fused groups under their first layer), with --profile.
+    var layers: [Layer]?
+    // swiftlint:enable identifier_name
 }
 
 /// The layers' share of the timed runs, slowest first, to standard error.
@@ -103,12 +127,9 @@ private func monotonicSeconds() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
-/// The process's peak resident set in MB: `VmHWM` of /proc/self/status. (`getrusage`'s
-/// ru_maxrss would do, but Linux carries it across exec, so a process started by a big parent
-/// reports the parent's size.)
-private func peakResidentMB() -> Double { statusMB("VmHWM") }
-
-/// A `kB` field of /proc/self/status, in MB (0 where there is none).
+/// A `kB` field of /proc/self/status, in MB (0 where there is none). For the peak, `VmHWM`:
+/// `getrusage`'s ru_maxrss would do, but Linux carries it across exec, so a process started by
+/// a big parent reports the parent's size.
 private func statusMB(_ field: String) -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),

@@ -2,7 +2,8 @@ import CKernels
 import FModelCore
 import Foundation
 
-/// Runs a graph on the CPU in float32, NHWC. Prepared once; `run` may be called from any thread.
+/// Runs a graph on the CPU, NHWC: float32 (or bf16 products, with `precision`), and int8 layers
+/// in integer arithmetic. Prepared once; `run` may be called from any thread.
 public final class Executor: @unchecked Sendable {
     /// The graph as loaded (parameters still in their stored encoding).
     public let graph: Graph
@@ -13,8 +14,8 @@ public final class Executor: @unchecked Sendable {
     let program: Program
     /// Unfused, made on the first request for such a value.
     private var plainProgram: Program?
-    /// [batch, program size] pairs whose primitives exist.
-    private var prepared = Set<[Int]>()
+    /// Batch sizes whose primitives exist, for the fused and the unfused program.
+    private var prepared: [Bool: Set<Int>] = [:]
     private let lock = NSLock()
     /// When set (the default), an int8 convolution takes its input's range from the epilogue
     /// that wrote it instead of measuring it again; the two agree exactly (a test holds them).
@@ -29,12 +30,13 @@ public final class Executor: @unchecked Sendable {
     private var scratch = Buffer(capacity: 1)
 
     /// Validates `graph` and prepares every node's parameters.
-    /// - Parameter nativeConvolution: run convolutions as oneDNN primitives (direct AVX-512 code,
-    ///   epilogue fused) rather than im2col + GEMM. The default is on, unless the environment
-    ///   sets `FMODEL_NATIVE_CONV=0`.
+    /// - Parameters:
+    ///   - nativeConvolution: run convolutions as oneDNN primitives (AVX-512 code, epilogue
+    ///     fused) rather than im2col + GEMM. The default is on, unless the environment sets
+    ///     `FMODEL_NATIVE_CONV=0`.
+    ///   - precision: what float32 convolutions multiply in (`bf16`: oneDNN's AVX512-BF16 code,
+    ///     float32 accumulation and epilogue; needs `nativeConvolution`).
     /// - Throws: `GraphError` when the graph is not well formed.
-    /// - Parameter precision: what float32 convolutions multiply in (`bf16`: oneDNN's AVX512-BF16
-    ///   code, float32 accumulation and epilogue; needs `nativeConvolution`).
     public init(graph: Graph, nativeConvolution: Bool = Executor.nativeConvolutionDefault,
                 precision: ComputePrecision = .f32) throws(GraphError) {
         try graph.validate()
@@ -129,11 +131,10 @@ public final class Executor: @unchecked Sendable {
         return batch ?? 1
     }
 
-    /// Makes the oneDNN primitives of `program`'s convolutions for `batch`, all at once on every
-    /// core, the first time that batch size runs (JIT compilation and kernel reorder).
+    /// Makes the oneDNN primitives of `program`'s convolutions for `batch` the first time that
+    /// batch size runs (JIT compilation, then the kernel reorders on every core).
     private func prepare(_ program: Program, batch: Int, shapes: [String: Shape]) {
-        guard !prepared.contains([batch, program.instructions.count]) else { return }
-        prepared.insert([batch, program.instructions.count])
+        guard prepared[program.fused, default: []].insert(batch).inserted else { return }
         let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
             guard case .conv(let k) = i.step, k.native != nil else { return nil }
             return (k, shapes[i.node.inputs[0]]!, shapes[i.outputName]!)
@@ -168,7 +169,7 @@ public final class Executor: @unchecked Sendable {
                   !ins.contains(r), run.soleHolder(r), let y = run.unbind(r) {
             // The residual's last reader writes over it: oneDNN adds the destination's old
             // contents (the residual) in its sum post-op, so nothing is copied.
-            for b in run.dropConverted(of: y) { pool.give(b) }
+            run.forget(y).forEach { pool.give($0) }
             compute(instruction, y: y.pointer, outShape: outShape, run: run, residualInPlace: y)
             run.bind(instruction.output, y)
         } else {
@@ -178,8 +179,8 @@ public final class Executor: @unchecked Sendable {
         }
         for v in Set(ins + (instruction.residual.map { [$0] } ?? [])) where lastUse[v] == i && !keep.contains(v) {
             if let b = run.unbind(v) {
-                // Its quantized copy goes with it: the buffer will hold another value next.
-                for c in run.dropConverted(of: b) { pool.give(c) }
+                // Its converted copies go with it: the buffer will hold another value next.
+                run.forget(b).forEach { pool.give($0) }
                 pool.give(b)
             }
         }
@@ -199,26 +200,8 @@ public final class Executor: @unchecked Sendable {
         }
         switch instruction.step {
         case .conv(let k):
-            let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) { x, count, encoding in
-                let key = Run.ConvertedKey(buffer: UnsafeRawPointer(x), encoding: encoding)
-                if let (q, bytes) = run.converted[key] { return (q, UnsafeRawPointer(bytes.pointer)) }
-                let q: ActivationQuantization?
-                let bytes: Buffer
-                switch encoding {
-                case .int8:
-                    // The producer's epilogue measured the range, else a pass measures it.
-                    q = run.ranges[UnsafeRawPointer(x)].map { ActivationQuantization(lo: $0.lo, hi: $0.hi, zeroPointAllowed: false) }
-                        ?? ActivationQuantization(x, count: count, zeroPointAllowed: false)
-                    bytes = take((count + 3) / 4)
-                    q!.quantize(x, count: count, into: UnsafeMutableRawPointer(bytes.pointer))
-                case .bf16:
-                    q = nil
-                    bytes = take((count + 1) / 2)
-                    let out = UnsafeMutableRawPointer(bytes.pointer).assumingMemoryBound(to: UInt16.self)
-                    parallelFor(count, grain: 4 * rowGrain) { range in fm_to_bf16(x + range.lowerBound, range.count, out + range.lowerBound) }
-                }
-                run.converted[key] = (q, bytes)
-                return (q, UnsafeRawPointer(bytes.pointer))
+            let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) {
+                run.convert($0, count: $1, to: $2, trackRanges: trackRanges) { self.take($0) }
             }
             if trackRanges, let range { run.ranges[UnsafeRawPointer(y)] = range }
         case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual)
@@ -265,9 +248,36 @@ final class Run {
     /// Ranges of values written by an epilogue that measured them, by buffer address.
     var ranges: [UnsafeRawPointer: (lo: Float, hi: Float)] = [:]
 
+    /// The value at `x` (`count` floats) as a oneDNN convolution reads it, converted on the
+    /// first request and kept until its buffer is forgotten; `take` gives memory for the copy.
+    func convert(_ x: UnsafePointer<Float>, count: Int, to encoding: InputEncoding, trackRanges: Bool,
+                 take: (Int) -> Buffer) -> (ActivationQuantization?, UnsafeRawPointer) {
+        let key = ConvertedKey(buffer: UnsafeRawPointer(x), encoding: encoding)
+        if let (q, bytes) = converted[key] { return (q, UnsafeRawPointer(bytes.pointer)) }
+        let q: ActivationQuantization?
+        let bytes: Buffer
+        switch encoding {
+        case .int8:
+            // The producer's epilogue measured the range, else a pass measures it.
+            let known = trackRanges ? ranges[UnsafeRawPointer(x)] : nil
+            let quantization = known.map { ActivationQuantization(lo: $0.lo, hi: $0.hi, zeroPointAllowed: false) }
+                ?? ActivationQuantization(x, count: count, zeroPointAllowed: false)
+            bytes = take((count + 3) / 4)
+            quantization.quantize(x, count: count, into: UnsafeMutableRawPointer(bytes.pointer))
+            q = quantization
+        case .bf16:
+            q = nil
+            bytes = take((count + 1) / 2)
+            let out = UnsafeMutableRawPointer(bytes.pointer).assumingMemoryBound(to: UInt16.self)
+            parallelFor(count, grain: 4 * rowGrain) { range in fm_to_bf16(x + range.lowerBound, range.count, out + range.lowerBound) }
+        }
+        converted[key] = (q, bytes)
+        return (q, UnsafeRawPointer(bytes.pointer))
+    }
+
     /// Forgets the converted copies and the range of `b`, which is about to hold another
     /// value; returns the copies.
-    func dropConverted(of b: Buffer) -> [Buffer] {
+    func forget(_ b: Buffer) -> [Buffer] {
         ranges[UnsafeRawPointer(b.pointer)] = nil
         return [InputEncoding.int8, .bf16].compactMap { converted.removeValue(forKey: ConvertedKey(buffer: UnsafeRawPointer(b.pointer), encoding: $0))?.1 }
     }

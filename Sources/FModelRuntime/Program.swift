@@ -22,6 +22,8 @@ struct Program {
     }
 
     let instructions: [Instruction]
+    /// Made with fusion.
+    let fused: Bool
     /// The values no instruction writes (fused away).
     let missing: Set<Int>
     /// For each value, the index of the last instruction that reads it (-1: none).
@@ -65,13 +67,16 @@ struct Program {
                     missing.insert(valueIndex[last.name]!)
                     last = next
                 }
-                step = step.with(epilogue)
+                // Only a step that absorbed something gets a new epilogue (and new primitives):
+                // the others share theirs with the unfused program.
+                if last.name != node.name { step = step.with(epilogue) }
             }
             instructions.append(Instruction(step: step, node: node, outputName: last.name,
                                             inputs: node.inputs.map { valueIndex[$0]! }, output: valueIndex[last.name]!,
                                             residual: residual, ops: ops.joined(separator: "+")))
         }
         self.instructions = instructions
+        self.fused = fuse
         self.missing = missing
         var last = [Int](repeating: -1, count: valueIndex.count)
         for (i, instruction) in instructions.enumerated() {

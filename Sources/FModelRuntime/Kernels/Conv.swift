@@ -2,8 +2,6 @@ import CKernels
 import FModelCore
 import Foundation
 
-
-
 /// Geometry of a 2-D convolution or pooling window over an NHWC image, with TensorFlow's
 /// SAME/VALID padding arithmetic.
 struct Window {
@@ -41,8 +39,8 @@ enum InputEncoding: Hashable {
     case bf16
 }
 
-/// Prepared 2-D convolution: im2col (none for 1×1), one GEMM against the `[KH·KW·Cin, Cout]`
-/// kernel, then the epilogue.
+/// Prepared 2-D convolution: a oneDNN primitive (`native`), or im2col (none for 1×1) and one GEMM
+/// against the `[KH·KW·Cin, Cout]` kernel; then the epilogue.
 struct ConvKernel {
     let weights: GEMMWeights
     /// The epilogue; a new one means new native primitives, which bake it in.
@@ -66,12 +64,7 @@ struct ConvKernel {
     /// activations (the input of every conv after a ReLU).
     /// The kernel is not loaded yet: `loadNative` does that, on any thread.
     func prepareNative(inShape: Shape, outShape: Shape) {
-        let win = window(inShape, outShape)
-        switch weights {
-        case .f32(let w): _ = native?.primitive(batch: inShape[0], win: win, kernel: self, weights: UnsafeRawPointer(w.pointer), load: false)
-        case .int8(let w):
-            _ = native?.primitive(batch: inShape[0], signed: false, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer), load: false)
-        }
+        _ = native?.primitive(batch: inShape[0], win: window(inShape, outShape), kernel: self, load: false)
     }
 
     func loadNative() { native?.loadKernels(self) }
@@ -94,7 +87,7 @@ struct ConvKernel {
         let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
         switch weights {
         case .f32(let w):
-            if let primitive = native?.primitive(batch: n, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
+            if let primitive = native?.primitive(batch: n, win: win, kernel: self) {
                 if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
                 let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)
                 let status = fm_conv_run(primitive, source, output)
@@ -118,7 +111,7 @@ struct ConvKernel {
             if let native {
                 let (quantization, a) = converted(input, inCount, .int8)
                 let q = quantization!
-                if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self, weights: UnsafeRawPointer(w.pointer)) {
+                if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self) {
                     let status = fm_conv_run(primitive, a, accumulators)
                     precondition(status == 0, "oneDNN convolution failed")
                     return q.columnScales(w.scales) {

@@ -4,7 +4,7 @@ import CDNNL
 ///
 /// oneDNN rather than BLIS or OpenBLAS: it dispatches to its AVX-512 kernels on this CPU, while
 /// Debian's OpenBLAS 0.3.21 follows `OPENBLAS_CORETYPE` (SSE3 when unset). Measured on 2 cores
-/// (`Benchmarks/gemm.c`): 2048³ at 323 GFLOP/s against BLIS 166 and OpenBLAS 65.
+/// (`Benchmarks/gemm_libraries.c`): 2048³ at 323 GFLOP/s against BLIS 166 and OpenBLAS 65.
 @inline(__always)
 func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
     let status = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(m), Int64(n), Int64(k), 1,

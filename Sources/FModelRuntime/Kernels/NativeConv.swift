@@ -13,6 +13,8 @@ import Foundation
 final class NativeConvolutions: @unchecked Sendable {
     private var primitives: [Int: OpaquePointer?] = [:]
     private static let creation = NSLock()
+    /// `FMODEL_DEBUG_CONV=1`: say which implementation each primitive got.
+    private static let debug = ProcessInfo.processInfo.environment["FMODEL_DEBUG_CONV"] != nil
 
     deinit { for case let p?? in primitives.values { fm_conv_destroy(p) } }
 
@@ -25,14 +27,16 @@ final class NativeConvolutions: @unchecked Sendable {
     /// The primitive for `batch`, made now if this is the first call with it (with its kernel
     /// loaded unless `load` is false: see `loadKernels`). `signed` picks, for an int8 kernel,
     /// signed rather than unsigned activations. Call it outside OpenMP parallel regions.
-    func primitive(batch: Int, signed: Bool = false, win: Window, kernel: ConvKernel, weights: UnsafeRawPointer,
-                   load: Bool = true) -> OpaquePointer? {
+    func primitive(batch: Int, signed: Bool = false, win: Window, kernel: ConvKernel, load: Bool = true) -> OpaquePointer? {
         let key = batch * 2 + (signed ? 1 : 0)
         if let known = primitives[key] { return known }
         var made: OpaquePointer?
-        var message: [CChar] = [0]
-        let integer: Bool
-        if case .int8 = kernel.weights { integer = true } else { integer = false }
+        var message = [CChar](repeating: 0, count: 256)
+        let integer: Bool, weights: UnsafeRawPointer
+        switch kernel.weights {
+        case .f32(let w): (integer, weights) = (false, UnsafeRawPointer(w.pointer))
+        case .int8(let w): (integer, weights) = (true, UnsafeRawPointer(w.pointer))
+        }
         let source = integer ? (signed ? FM_SRC_S8 : FM_SRC_U8) : kernel.bf16 ? FM_SRC_BF16 : FM_SRC_F32
         if let (activation, alpha) = integer ? (Int32(FM_ACT_LINEAR), 0) : kernel.epilogue.activation.nativeCode {
             // One primitive at a time in the whole process: oneDNN's JIT crashed here when
@@ -45,11 +49,10 @@ final class NativeConvolutions: @unchecked Sendable {
                 stride_h: Int32(win.strideH), stride_w: Int32(win.strideW), dilation_h: Int32(win.dilH), dilation_w: Int32(win.dilW),
                 pad_top: Int32(win.padTop), pad_left: Int32(win.padLeft), scale: kernel.epilogue.scale,
                 add_dst: kernel.epilogue.addsResidual ? 1 : 0, activation: activation, alpha: alpha, src_type: Int32(source))
-            message = [CChar](repeating: 0, count: 256)
             let bias = kernel.epilogue.bias
             made = bias.withOptionalPointer { b in fm_conv_create(&p, weights, b, &message, message.count) }
         }
-        if ProcessInfo.processInfo.environment["FMODEL_DEBUG_CONV"] != nil {
+        if Self.debug {
             let what = made.map { String(cString: fm_conv_implementation($0)) } ?? String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             FileHandle.standardError.write(Data("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : kernel.bf16 ? " bf16" : ""): \(what)\n".utf8))
         }
