@@ -3,15 +3,22 @@ import FModelTestSupport
 import Foundation
 import Testing
 
-@Suite struct IsolatedImportTests {
+@Suite final class IsolatedImportTests {
+    let dir = Fixtures.temporaryDirectory()
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// A stand-in worker: a shell script with this body.
+    func worker(_ body: String) throws -> String {
+        let script = dir + "/worker.sh"
+        try ("#!/bin/sh\n" + body).write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        return script
+    }
+
     /// A worker that hangs (keeping its stderr open) is killed at the time limit.
     @Test func hungWorkerHitsTheTimeLimit() throws {
-        let dir = Fixtures.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let script = dir + "/hang.sh"
-        try "#!/bin/sh\nexec sleep 30\n".write(toFile: script, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        var isolation = IsolatedImport(helper: script)
+        var isolation = IsolatedImport(helper: try worker("exec sleep 30\n"))
         isolation.timeLimit = 1
         let start = Date()
         #expect {
@@ -25,11 +32,7 @@ import Testing
 
     /// A worker that fails passes on its message.
     @Test func failingWorkerMessageIsKept() throws {
-        let dir = Fixtures.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let script = dir + "/fail.sh"
-        try "#!/bin/sh\necho 'error: x.h5: something specific' >&2\nexit 2\n".write(toFile: script, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        let script = try worker("echo 'error: x.h5: something specific' >&2\nexit 2\n")
         #expect(throws: ImportError.worker(message: "x.h5: something specific")) {
             try IsolatedImport(helper: script).load(path: Fixtures.path("tiny_residual.h5"), options: ImportOptions())
         }
