@@ -14,8 +14,10 @@ public final class Executor: @unchecked Sendable {
     let program: Program
     /// Unfused, made on the first request for such a value.
     private var plainProgram: Program?
-    /// Batch sizes whose primitives exist, for the fused and the unfused program.
-    private var prepared: [Bool: Set<Int>] = [:]
+    /// How convolutions run.
+    public let engine: ConvolutionEngine
+    /// Batch sizes that have run once, for the fused and the unfused program (`tiered`).
+    private var ranOnce: [Bool: Set<Int>] = [:]
     private let lock = NSLock()
     /// When set (the default), an int8 convolution takes its input's range from the epilogue
     /// that wrote it instead of measuring it again; the two agree exactly (a test holds them).
@@ -31,14 +33,12 @@ public final class Executor: @unchecked Sendable {
 
     /// Validates `graph` and prepares every node's parameters.
     /// - Parameters:
-    ///   - nativeConvolution: run convolutions as oneDNN primitives (AVX-512 code, epilogue
-    ///     fused) rather than im2col + GEMM. The default is on, unless the environment sets
-    ///     `FMODEL_NATIVE_CONV=0`.
+    ///   - engine: how convolutions run (see `ConvolutionEngine`; the default is `tiered`, unless
+    ///     the environment sets `FMODEL_NATIVE_CONV`).
     ///   - precision: what float32 convolutions multiply in (`bf16`: oneDNN's AVX512-BF16 code,
-    ///     float32 accumulation and epilogue; needs `nativeConvolution`).
+    ///     float32 accumulation and epilogue; needs oneDNN, so `tiered` becomes `native`).
     /// - Throws: `GraphError` when the graph is not well formed.
-    public init(graph: Graph, nativeConvolution: Bool = Executor.nativeConvolutionDefault,
-                precision: ComputePrecision = .f32) throws(GraphError) {
+    public init(graph: Graph, engine: ConvolutionEngine = .default, precision: ComputePrecision = .f32) throws(GraphError) {
         try graph.validate()
         let shapes = try graph.inferShapes()
         self.graph = graph
@@ -48,14 +48,12 @@ public final class Executor: @unchecked Sendable {
         valueIndex = index
         self.shapes = shapes
         steps = graph.nodes.map {
-            Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0, nativeConvolution: nativeConvolution,
+            Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0, nativeConvolution: engine != .gemm,
                  precision: precision)
         }
         program = Program(graph: graph, steps: steps, valueIndex: index, shapes: shapes, fuse: true)
+        self.engine = precision == .bf16 && engine == .tiered ? .native : engine
     }
-
-    /// On unless the environment sets `FMODEL_NATIVE_CONV=0`.
-    public static let nativeConvolutionDefault = ProcessInfo.processInfo.environment["FMODEL_NATIVE_CONV"] != "0"
 
     /// Names of the model's inputs, in order.
     public var inputNames: [String] { graph.inputs.map(\.name) }
@@ -79,8 +77,9 @@ public final class Executor: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let program = keep.isDisjoint(with: program.missing) ? program : unfused()
-        prepare(program, batch: batch, shapes: shapes)
-        var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch)
+        let warm = engine != .tiered || !ranOnce[program.fused, default: []].insert(batch).inserted
+        prepare(program, batch: batch, shapes: shapes, float: warm)
+        var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch, nativeFloat: warm)
         defer { scratch = run.scratch }
         for (i, info) in graph.inputs.enumerated() {
             let t = inputs[info.name]!
@@ -131,14 +130,28 @@ public final class Executor: @unchecked Sendable {
         return batch ?? 1
     }
 
-    /// Makes the oneDNN primitives of `program`'s convolutions for `batch` the first time that
-    /// batch size runs (JIT compilation, then the kernel reorders on every core).
-    private func prepare(_ program: Program, batch: Int, shapes: [String: Shape]) {
-        guard prepared[program.fused, default: []].insert(batch).inserted else { return }
+    /// Makes the oneDNN primitives `batch` needs now, rather than on its next run: a server
+    /// calls it before its first request, `bench` before timing. Does nothing for `gemm`.
+    /// - Throws: `GraphError` when the graph does not take that batch size.
+    public func prepare(batch: Int) throws(GraphError) {
+        let shapes = try graph.inferShapes(batch: batch)
+        lock.lock()
+        defer { lock.unlock() }
+        guard engine != .gemm else { return }
+        ranOnce[program.fused, default: []].insert(batch)
+        prepare(program, batch: batch, shapes: shapes, float: true)
+    }
+
+    /// Makes the oneDNN primitives of `program`'s convolutions for `batch` that do not exist
+    /// yet (JIT compilation, then the kernel reorders on every core): the int8 ones, and the
+    /// float32 ones when `float` is set.
+    private func prepare(_ program: Program, batch: Int, shapes: [String: Shape], float: Bool) {
         let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
-            guard case .conv(let k) = i.step, k.native != nil else { return nil }
+            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch),
+                  float || k.weights.isInteger else { return nil }
             return (k, shapes[i.node.inputs[0]]!, shapes[i.outputName]!)
         }
+        guard !convs.isEmpty else { return }
         // The primitives one after another, outside any OpenMP region: oneDNN sizes a
         // primitive's per-thread buffers for the threads it sees when it is made (inside a
         // region, one: a Winograd primitive made there crashed when run on two), and making
@@ -165,7 +178,7 @@ public final class Executor: @unchecked Sendable {
         let outShape = run.shapes[instruction.outputName]!
         if case .alias = instruction.step {
             run.bind(instruction.output, run.buffers[ins[0]]!)
-        } else if let r = instruction.residual, instruction.step.addsResidualInPlace(batch: outShape[0]), lastUse[r] == i, !keep.contains(r),
+        } else if let r = instruction.residual, run.nativeFloat, instruction.step.addsResidualInPlace(batch: outShape[0]), lastUse[r] == i, !keep.contains(r),
                   !ins.contains(r), run.soleHolder(r), let y = run.unbind(r) {
             // The residual's last reader writes over it: oneDNN adds the destination's old
             // contents (the residual) in its sum post-op, so nothing is copied.
@@ -200,7 +213,8 @@ public final class Executor: @unchecked Sendable {
         }
         switch instruction.step {
         case .conv(let k):
-            let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch) {
+            let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch,
+                              nativeFloat: run.nativeFloat) {
                 run.convert($0, count: $1, to: $2, trackRanges: trackRanges) { self.take($0) }
             }
             if trackRanges, let range { run.ranges[UnsafeRawPointer(y)] = range }
@@ -229,6 +243,32 @@ public final class Executor: @unchecked Sendable {
     }
 }
 
+/// How an executor runs convolutions.
+public enum ConvolutionEngine: Sendable {
+    /// im2col + GEMM: nothing to compile, slower per run (about 19 against 16 ms for the
+    /// full model at batch 1).
+    case gemm
+    /// oneDNN primitives (AVX-512 code, epilogue fused), made on the first run of each batch
+    /// size: that run pays the JIT compilation and kernel reorders (about 70 ms for the full
+    /// model).
+    case native
+    /// A batch size's first run takes im2col + GEMM for its float32 convolutions and its
+    /// second makes the primitives: a process that runs once answers sooner, one that runs
+    /// often pays the compilation once. The two paths agree to float rounding (the golden
+    /// tests hold both to TensorFlow). int8 convolutions are native from the start, as their
+    /// GEMM path quantizes differently and a model should give one answer twice.
+    case tiered
+
+    /// `tiered`, unless the environment sets `FMODEL_NATIVE_CONV`: `0` for `gemm`, `1` for
+    /// `native`.
+    public static let `default`: ConvolutionEngine =
+        switch ProcessInfo.processInfo.environment["FMODEL_NATIVE_CONV"] {
+        case "0": .gemm
+        case "1": .native
+        default: .tiered
+        }
+}
+
 /// The values alive during one run, and which buffer holds each. A buffer shared by aliases is
 /// released when the last value holding it is.
 final class Run {
@@ -247,6 +287,8 @@ final class Run {
 
     /// Ranges of values written by an epilogue that measured them, by buffer address.
     var ranges: [UnsafeRawPointer: (lo: Float, hi: Float)] = [:]
+    /// Float32 convolutions run as oneDNN primitives (false on a `tiered` first run).
+    let nativeFloat: Bool
 
     /// The value at `x` (`count` floats) as a oneDNN convolution reads it, converted on the
     /// first request and kept until its buffer is forgotten; `take` gives memory for the copy.
@@ -282,9 +324,10 @@ final class Run {
         return [InputEncoding.int8, .bf16].compactMap { converted.removeValue(forKey: ConvertedKey(buffer: UnsafeRawPointer(b.pointer), encoding: $0))?.1 }
     }
 
-    init(shapes: [String: Shape], valueCount: Int, scratch: Buffer) {
+    init(shapes: [String: Shape], valueCount: Int, scratch: Buffer, nativeFloat: Bool) {
         self.shapes = shapes
         self.scratch = scratch
+        self.nativeFloat = nativeFloat
         buffers = [Buffer?](repeating: nil, count: valueCount)
     }
 

@@ -11,6 +11,11 @@ enum GEMMWeights {
     /// integer arithmetic against dynamically quantized activations.
     case int8(Int8Weights)
 
+    var isInteger: Bool {
+        if case .int8 = self { return true }
+        return false
+    }
+
     func releaseResidentPages() {
         switch self {
         case .f32(let w): w.releaseResidentPages()

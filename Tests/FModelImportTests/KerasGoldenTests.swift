@@ -13,9 +13,9 @@ import Testing
         return try ModelLoader.load(path: Fixtures.path(e.model), options: ImportOptions(configJSON: config))
     }
 
-    static func run(_ graph: Graph, _ e: Fixtures.Entry, nativeConvolution: Bool = true) throws -> [String: FloatTensor] {
+    static func run(_ graph: Graph, _ e: Fixtures.Entry, engine: ConvolutionEngine = .native) throws -> [String: FloatTensor] {
         let x = try NPY.read(path: Fixtures.path(e.input))
-        return try Executor(graph: graph, nativeConvolution: nativeConvolution)
+        return try Executor(graph: graph, engine: engine)
             .run([graph.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
     }
 
@@ -43,7 +43,7 @@ import Testing
     /// The other convolution path, im2col + GEMM, is held to the same standard.
     @Test("matches TensorFlow within 1e-4 without oneDNN's convolution", arguments: Fixtures.all)
     func matchesTensorFlowOnGEMM(_ e: Fixtures.Entry) throws {
-        let worst = try Self.deviation(Self.run(Self.load(e), e, nativeConvolution: false), e)
+        let worst = try Self.deviation(Self.run(Self.load(e), e, engine: .gemm), e)
         #expect(worst <= Tolerance.tensorFlow.absolute, "\(e.name): max |Δ| \(worst)")
     }
 

@@ -36,7 +36,7 @@ import Testing
     @Test func fusedAndUnfusedAgree() throws {
         let g = try model()
         let x = g.syntheticInputs(batch: 2)
-        let e = try Executor(graph: g)
+        let e = try Executor(graph: g, engine: .native)
         let fused = try e.run(x)
         let plain = try e.run(x, outputs: g.outputs + ["Block35_1_Add"])
         #expect(plain["Block35_1_Add"] != nil)
@@ -73,7 +73,7 @@ import Testing
                                        params: ["kernel": "k", "bias": "b"])],
                           tensors: ["k": Tensor(randoms(9 * 64 * 96).map { $0 * 0.1 }, shape: [3, 3, 64, 96]), "b": Tensor(randoms(96), shape: [96])])
         let x = ["x": FloatTensor(shape: [2, 12, 12, 64], values: randoms(2 * 12 * 12 * 64))]
-        let native = try Executor(graph: graph), gemm = try Executor(graph: graph, nativeConvolution: false)
+        let native = try Executor(graph: graph, engine: .native), gemm = try Executor(graph: graph, engine: .gemm)
         let a = try native.run(x)["n"]!.values, b = try gemm.run(x)["n"]!.values
         #expect(a.count == b.count && a.contains { $0 > 0 })
         #expect(Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-4)
@@ -89,7 +89,7 @@ import Testing
         let expected = try Executor(graph: g).run(x)
         let results = ResultSlots(count: 4)
         DispatchQueue.concurrentPerform(iterations: 4) { i in
-            results.set(i, (try? Executor(graph: g).run(x)) ?? [:])
+            results.set(i, (try? Executor(graph: g, engine: .native).run(x)) ?? [:])
         }
         for i in 0..<4 {
             for name in g.outputs {

@@ -48,8 +48,8 @@ import Testing
                       nodes: [Node(name: "n", op: op, inputs: ["x"], params: params)], tensors: tensors)
         var float = g
         float.tensors["n/kernel"] = Tensor(w.floats(), shape: kernel)
-        let q = try Executor(graph: g, nativeConvolution: native).run(["x": x])["n"]!.values
-        let f = try Executor(graph: float, nativeConvolution: native).run(["x": x])["n"]!.values
+        let q = try Executor(graph: g, engine: native ? .native : .gemm).run(["x": x])["n"]!.values
+        let f = try Executor(graph: float, engine: native ? .native : .gemm).run(["x": x])["n"]!.values
         let (lo, hi) = (min(x.values.min()!, 0), max(x.values.max()!, 0))
         let isConv = if case .conv2D = op { true } else { false }
         let step = native && isConv && lo < 0 ? max(-lo, hi) / 127 : (hi - lo) / 255
@@ -139,11 +139,11 @@ import Testing
         values[40] = .infinity
         values[77] = -.infinity
         values[90] = 3e38
-        let y = try Executor(graph: g, nativeConvolution: native).run(["x": FloatTensor(shape: [3, 5, 5, 4], values: values)])
+        let y = try Executor(graph: g, engine: native ? .native : .gemm).run(["x": FloatTensor(shape: [3, 5, 5, 4], values: values)])
         #expect(y["fc"]?.values.count == 15)
         // A range of denormals only: the scale would underflow to 0.
         let tiny = FloatTensor(shape: [1, 5, 5, 4], values: (0..<100).map { Float($0 % 3) * Float.leastNonzeroMagnitude })
-        #expect(try Executor(graph: g, nativeConvolution: native).run(["x": tiny])["fc"]?.values.count == 5)
+        #expect(try Executor(graph: g, engine: native ? .native : .gemm).run(["x": tiny])["fc"]?.values.count == 5)
     }
 
     /// An int8 convolution takes its input's range from the epilogue that wrote it (or from
@@ -154,7 +154,7 @@ import Testing
         var seed = SplitMix64(seed: 40)
         let shape = g.inputs[0].shape.withBatch(2)
         let x = [g.inputs[0].name: FloatTensor(shape: shape, values: (0..<shape.elementCount!).map { _ in Float(seed.next() % 2001) / 1000 - 1 })]
-        let tracked = try Executor(graph: g), measured = try Executor(graph: g)
+        let tracked = try Executor(graph: g, engine: .native), measured = try Executor(graph: g, engine: .native)
         measured.trackRanges = false
         let a = try tracked.run(x), b = try measured.run(x)
         for name in g.outputs {

@@ -74,11 +74,13 @@ struct ConvKernel {
                strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
     }
 
+    /// `nativeFloat` false keeps a float32 kernel on im2col + GEMM (a `tiered` first run).
     /// - Returns: the range of the output when the epilogue measured it (int8 layers, whose
     ///   readers are int8 layers too), else nil.
     @discardableResult
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
-             residual: UnsafePointer<Float>?, scratch: Scratch, converted: ConvertedInput) -> (lo: Float, hi: Float)? {
+             residual: UnsafePointer<Float>?, scratch: Scratch, nativeFloat: Bool,
+             converted: ConvertedInput) -> (lo: Float, hi: Float)? {
         let n = inShape[0]
         let win = window(inShape, outShape)
         let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
@@ -87,7 +89,7 @@ struct ConvKernel {
         let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
         switch weights {
         case .f32(let w):
-            if let primitive = native?.primitive(batch: n, win: win, kernel: self) {
+            if nativeFloat, let primitive = native?.primitive(batch: n, win: win, kernel: self) {
                 if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
                 let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)
                 let status = fm_conv_run(primitive, source, output)
@@ -193,7 +195,7 @@ struct DenseKernel {
             q.quantize(input, count: rows * inputs, into: a)
             gemmU8S8(m: rows, n: units, k: inputs, a: a, aZero: q.zeroPoint, b: w.pointer,
                      c: UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self))
-            q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual, dequantize: $0) }
+            _ = q.columnScales(w.scales) { epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual, dequantize: $0) }
         }
     }
 }

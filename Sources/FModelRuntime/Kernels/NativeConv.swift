@@ -24,6 +24,9 @@ final class NativeConvolutions: @unchecked Sendable {
         return false
     }
 
+    /// True when the float32 (or unsigned int8) primitive for `batch` was made or refused.
+    func tried(batch: Int) -> Bool { primitives[batch * 2] != nil }
+
     /// The primitive for `batch`, made now if this is the first call with it (with its kernel
     /// loaded unless `load` is false: see `loadKernels`). `signed` picks, for an int8 kernel,
     /// signed rather than unsigned activations. Call it outside OpenMP parallel regions.

@@ -1,0 +1,63 @@
+import FModelCompress
+import FModelCore
+import FModelImport
+@testable import FModelRuntime
+import FModelTestSupport
+import Testing
+
+/// The `tiered` engine: a batch size's first run takes im2col + GEMM for float32 convolutions,
+/// and its second makes and runs the oneDNN primitives.
+@Suite struct TieredEngineTests {
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")) }
+
+    /// The convolutions of `e`'s fused program: whether each has tried to make its
+    /// primitive for `batch`.
+    func tried(_ e: Executor, batch: Int) -> [Bool] {
+        e.program.instructions.compactMap {
+            guard case .conv(let k) = $0.step else { return nil }
+            return k.native?.tried(batch: batch) ?? false
+        }
+    }
+
+    @Test func firstRunCompilesNothingAndTheSecondAgrees() throws {
+        let g = try model()
+        let x = g.syntheticInputs(batch: 2)
+        let e = try Executor(graph: g)
+        #expect(e.engine == .tiered)
+        let first = try e.run(x)
+        #expect(!tried(e, batch: 2).isEmpty && !tried(e, batch: 2).contains(true))
+        let second = try e.run(x)
+        #expect(!tried(e, batch: 2).contains(false))
+        #expect(!tried(e, batch: 1).contains(true), "only the batch size that ran twice")
+        for name in g.outputs {
+            let a = try #require(first[name]).values, b = try #require(second[name]).values
+            #expect(!a.isEmpty && Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-5, "\(name)")
+        }
+        #expect(try e.run(x) == second)
+    }
+
+    @Test func prepareMakesThePrimitivesBeforeAnyRun() throws {
+        let e = try Executor(graph: try model())
+        try e.prepare(batch: 3)
+        #expect(!tried(e, batch: 3).contains(false))
+        let gemm = try Executor(graph: try model(), engine: .gemm)
+        try gemm.prepare(batch: 3)
+        #expect(!tried(gemm, batch: 3).contains(true))
+    }
+
+    /// int8 convolutions are native from the first run: their GEMM path quantizes activations
+    /// differently, and a model gives one answer twice.
+    @Test func int8RunsTheSameFromTheFirstRun() throws {
+        let g = try model().quantizing(LayerSelection(), .int8PerChannel)
+        let x = g.syntheticInputs(batch: 1)
+        let e = try Executor(graph: g)
+        let first = try e.run(x)
+        #expect(!tried(e, batch: 1).contains(false))
+        #expect(try e.run(x) == first)
+    }
+
+    /// bf16 products exist only in oneDNN's code: a tiered bf16 executor is native.
+    @Test func bf16IsNative() throws {
+        #expect(try Executor(graph: try model(), precision: .bf16).engine == .native)
+    }
+}
