@@ -16,6 +16,8 @@ public final class Executor: @unchecked Sendable {
     private var plainProgram: Program?
     /// How convolutions run.
     public let engine: ConvolutionEngine
+    /// Each value's shape, by value number, per batch size.
+    private var shapesByBatch: [Int: [Shape]] = [:]
     /// Batch sizes that have run once, for the fused and the unfused program (`tiered`).
     private var ranOnce: [Bool: Set<Int>] = [:]
     private let lock = NSLock()
@@ -73,9 +75,9 @@ public final class Executor: @unchecked Sendable {
         for name in requested where valueIndex[name] == nil { throw RuntimeError.unknownValue(name) }
         let keep = Set(requested.map { valueIndex[$0]! })
         let batch = try checkInputs(inputs)
-        let shapes = try graph.inferShapes(batch: batch)
         lock.lock()
         defer { lock.unlock() }
+        let shapes = try shapes(batch: batch)
         let program = keep.isDisjoint(with: program.missing) ? program : unfused()
         let warm = engine != .tiered || !ranOnce[program.fused, default: []].insert(batch).inserted
         prepare(program, batch: batch, shapes: shapes, float: warm)
@@ -98,7 +100,7 @@ public final class Executor: @unchecked Sendable {
         var result: [String: FloatTensor] = [:]
         for name in requested {
             let v = valueIndex[name]!
-            let shape = shapes[name]!
+            let shape = shapes[v]
             let n = shape.elementCount!
             result[name] = FloatTensor(shape: shape, values: Array(UnsafeBufferPointer(start: run.buffers[v]!.pointer, count: n)))
         }
@@ -134,9 +136,9 @@ public final class Executor: @unchecked Sendable {
     /// calls it before its first request, `bench` before timing. Does nothing for `gemm`.
     /// - Throws: `GraphError` when the graph does not take that batch size.
     public func prepare(batch: Int) throws(GraphError) {
-        let shapes = try graph.inferShapes(batch: batch)
         lock.lock()
         defer { lock.unlock() }
+        let shapes = try shapes(batch: batch)
         guard engine != .gemm else { return }
         ranOnce[program.fused, default: []].insert(batch)
         prepare(program, batch: batch, shapes: shapes, float: true)
@@ -145,11 +147,11 @@ public final class Executor: @unchecked Sendable {
     /// Makes the oneDNN primitives of `program`'s convolutions for `batch` that do not exist
     /// yet (JIT compilation, then the kernel reorders on every core): the int8 ones, and the
     /// float32 ones when `float` is set.
-    private func prepare(_ program: Program, batch: Int, shapes: [String: Shape], float: Bool) {
+    private func prepare(_ program: Program, batch: Int, shapes: [Shape], float: Bool) {
         let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
             guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch),
                   float || k.weights.isInteger else { return nil }
-            return (k, shapes[i.node.inputs[0]]!, shapes[i.outputName]!)
+            return (k, shapes[i.inputs[0]], shapes[i.output])
         }
         guard !convs.isEmpty else { return }
         // The primitives one after another, outside any OpenMP region: oneDNN sizes a
@@ -166,6 +168,17 @@ public final class Executor: @unchecked Sendable {
         }
     }
 
+    /// Every value's shape at `batch`, inferred once per batch size (inference over the
+    /// whole graph was 8% of a batch-1 int8 run).
+    private func shapes(batch: Int) throws(GraphError) -> [Shape] {
+        if let known = shapesByBatch[batch] { return known }
+        let inferred = try graph.inferShapes(batch: batch)
+        var byValue = [Shape](repeating: Shape([]), count: valueIndex.count)
+        for (name, v) in valueIndex { byValue[v] = inferred[name]! }
+        shapesByBatch[batch] = byValue
+        return byValue
+    }
+
     private func unfused() -> Program {
         if let plainProgram { return plainProgram }
         let p = Program(graph: graph, steps: steps, valueIndex: valueIndex, shapes: shapes, fuse: false)
@@ -175,7 +188,7 @@ public final class Executor: @unchecked Sendable {
 
     private func execute(_ i: Int, _ instruction: Program.Instruction, lastUse: [Int], run: inout Run, keep: Set<Int>) {
         let ins = instruction.inputs
-        let outShape = run.shapes[instruction.outputName]!
+        let outShape = run.shapes[instruction.output]
         if case .alias = instruction.step {
             run.bind(instruction.output, run.buffers[ins[0]]!)
         } else if let r = instruction.residual, run.nativeFloat, instruction.step.addsResidualInPlace(batch: outShape[0]), lastUse[r] == i, !keep.contains(r),
@@ -190,7 +203,8 @@ public final class Executor: @unchecked Sendable {
             compute(instruction, y: y.pointer, outShape: outShape, run: run)
             run.bind(instruction.output, y)
         }
-        for v in Set(ins + (instruction.residual.map { [$0] } ?? [])) where lastUse[v] == i && !keep.contains(v) {
+        let read = ins + (instruction.residual.map { [$0] } ?? [])
+        for (j, v) in read.enumerated() where lastUse[v] == i && !read[..<j].contains(v) && !keep.contains(v) {
             if let b = run.unbind(v) {
                 // Its converted copies go with it: the buffer will hold another value next.
                 run.forget(b).forEach { pool.give($0) }
@@ -201,9 +215,9 @@ public final class Executor: @unchecked Sendable {
 
     private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run,
                          residualInPlace: Buffer? = nil) {
-        let ins = instruction.inputs, node = instruction.node
+        let ins = instruction.inputs
         let x = UnsafePointer(run.buffers[ins[0]]!.pointer)
-        let inShape = run.shapes[node.inputs[0]]!
+        let inShape = run.shapes[ins[0]]
         let count = outShape.elementCount!
         let residual = residualInPlace.map { UnsafePointer($0.pointer) } ?? instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
         let scratch: Scratch = { bytes in
@@ -225,7 +239,7 @@ public final class Executor: @unchecked Sendable {
         case .pool(let p, let isMax): windowPool(x, inShape: inShape, y, outShape: outShape, p, max: isMax)
         case .globalPool(let isMax): globalPool(x, inShape: inShape, y, max: isMax)
         case .concat(let axis):
-            let parts = ins.enumerated().map { (UnsafePointer(run.buffers[$1]!.pointer), run.shapes[node.inputs[$0]]!) }
+            let parts = ins.map { (UnsafePointer(run.buffers[$0]!.pointer), run.shapes[$0]) }
             concat(parts, axis: axis, into: y, outShape: outShape)
             // Its range is its parts' when each is known.
             let ranges = parts.compactMap { run.ranges[UnsafeRawPointer($0.0)] }
@@ -233,7 +247,7 @@ public final class Executor: @unchecked Sendable {
                 run.ranges[UnsafeRawPointer(y)] = (ranges.map(\.lo).min()!, ranges.map(\.hi).max()!)
             }
         case .combine(let multiply):
-            let parts = ins.enumerated().map { (UnsafePointer(run.buffers[$1]!.pointer), run.shapes[node.inputs[$0]]!.elementCount!) }
+            let parts = ins.map { (UnsafePointer(run.buffers[$0]!.pointer), run.shapes[$0].elementCount!) }
             combine(parts, into: y, count: count, channels: outShape.last, batch: outShape[0], multiply: multiply)
         case .scale(let s): scaleValues(x, y, count: count, by: s)
         case .zeroPad(let top, let left): zeroPad(x, inShape: inShape, y, outShape: outShape, top: top, left: left)
@@ -272,7 +286,8 @@ public enum ConvolutionEngine: Sendable {
 /// The values alive during one run, and which buffer holds each. A buffer shared by aliases is
 /// released when the last value holding it is.
 final class Run {
-    let shapes: [String: Shape]
+    /// Each value's shape, by value number.
+    let shapes: [Shape]
     var buffers: [Buffer?]
     var holders: [ObjectIdentifier: Int] = [:]
     var scratch: Buffer
@@ -324,7 +339,7 @@ final class Run {
         return [InputEncoding.int8, .bf16].compactMap { converted.removeValue(forKey: ConvertedKey(buffer: UnsafeRawPointer(b.pointer), encoding: $0))?.1 }
     }
 
-    init(shapes: [String: Shape], valueCount: Int, scratch: Buffer, nativeFloat: Bool) {
+    init(shapes: [Shape], valueCount: Int, scratch: Buffer, nativeFloat: Bool) {
         self.shapes = shapes
         self.scratch = scratch
         self.nativeFloat = nativeFloat
