@@ -20,6 +20,8 @@ public final class Executor: @unchecked Sendable {
     private var shapesByBatch: [Int: [Shape]] = [:]
     /// Batch sizes that have run once, for the fused and the unfused program (`tiered`).
     private var ranOnce: [Bool: Set<Int>] = [:]
+    /// Batch sizes whose primitives, all of them, exist, for the fused and the unfused program.
+    private var prepared: [Bool: Set<Int>] = [:]
     private let lock = NSLock()
     /// When set (the default), an int8 convolution takes its input's range from the epilogue
     /// that wrote it instead of measuring it again; the two agree exactly (a test holds them).
@@ -148,6 +150,8 @@ public final class Executor: @unchecked Sendable {
     /// yet (JIT compilation, then the kernel reorders on every core): the int8 ones, and the
     /// float32 ones when `float` is set.
     private func prepare(_ program: Program, batch: Int, shapes: [Shape], float: Bool) {
+        guard !prepared[program.fused, default: []].contains(batch) else { return }
+        if float { prepared[program.fused, default: []].insert(batch) }
         let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
             guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch),
                   float || k.weights.isInteger else { return nil }
