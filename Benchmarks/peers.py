@@ -258,17 +258,26 @@ def latency_table(title, contenders, batches, rounds, reference="fmodel"):
     return results
 
 
-def loading(paths):
-    print("\nLoading a .fmodel: process start to first output (fmodel bench, 1 run)")
-    for name, path in paths:
-        start = time.monotonic()  # CLOCK_MONOTONIC, the clock fmodel reports first_output_at on
-        out = json.loads(subprocess.run([FMODEL, "bench", path, "--iterations", "3", "--json"], check=True,
-                                        capture_output=True, text=True).stdout)
-        first = out["first_output_at"] - start
-        print(f"  {name:<26} first output {first * 1000:7.1f} ms after start, of which the first run "
-              f"{out['first_run_ms']:6.1f} ms (steady {out['median_ms']:.1f}); peak RSS {out['max_rss_mb']:.0f} MB, "
-              f"{out['max_rss_mb'] - out['rss_before_load_mb']:.0f} MB above the process before loading, for "
-              f"{out['weight_mb']:.0f} MB of weights + {out['activation_mb']:.0f} MB of activations")
+def loading(paths, rounds):
+    print(f"\nLoading a .fmodel: process start to first output (fmodel bench; medians of {rounds} processes, "
+          "the models alternating)")
+    runs = {name: [] for name, _ in paths}
+    for _ in range(rounds):
+        for name, path in paths:
+            start = time.monotonic()  # CLOCK_MONOTONIC, the clock fmodel reports first_output_at on
+            out = json.loads(subprocess.run([FMODEL, "bench", path, "--iterations", "3", "--json"], check=True,
+                                            capture_output=True, text=True).stdout)
+            out["first_ms"] = (out["first_output_at"] - start) * 1000
+            runs[name].append(out)
+    for name, outs in runs.items():
+        def med(key):
+            return statistics.median(o[key] for o in outs)
+        first, steady = med("first_ms"), med("median_ms")
+        print(f"  {name:<26} first output {first:7.1f} ms after start ({min(o['first_ms'] for o in outs):.1f}-"
+              f"{max(o['first_ms'] for o in outs):.1f}; {first - steady:6.1f} without one steady inference), of which the "
+              f"first run {med('first_run_ms'):6.1f} ms (steady {steady:.1f}); peak RSS {med('max_rss_mb'):.0f} MB, "
+              f"{statistics.median(o['max_rss_mb'] - o['rss_before_load_mb'] for o in outs):.0f} MB above the process "
+              f"before loading, for {outs[0]['weight_mb']:.0f} MB of weights + {outs[0]['activation_mb']:.0f} MB of activations")
 
 
 # Peak RSS in MB from /proc/self/status (ru_maxrss survives exec: a child of this big process
@@ -332,7 +341,7 @@ def main():
                                             "ONNX Runtime dynamic int8": ort_runner(peers[m]["int8.onnx"])}, [1], rounds)
     if "loading" not in skip:
         loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
-                 ("FaceNet fp32", fm["facenet"][0])])
+                 ("FaceNet fp32", fm["facenet"][0])], rounds)
     if "import" not in skip:
         importing()
 
