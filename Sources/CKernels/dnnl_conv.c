@@ -15,7 +15,6 @@ struct fm_conv {
     dnnl_primitive_t src_reorder, dst_reorder;
     dnnl_memory_t user_src, user_dst;
     char implementation[64];
-    size_t weight_bytes;
 };
 
 static dnnl_engine_t engine;
@@ -112,7 +111,6 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     CHECK(dnnl_primitive_create(&c->primitive, pd), "convolution primitive");
 
     const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    c->weight_bytes = dnnl_memory_desc_get_size(w_md);
     CHECK(dnnl_memory_create(&c->weights, w_md, engine, DNNL_MEMORY_ALLOCATE), "kernel memory");
     CHECK(dnnl_memory_create(&c->user_weights, &user_w_md, engine, (void *)weights), "kernel memory");
     CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &user_w_md, engine, w_md, engine, NULL), "kernel reorder");
@@ -199,7 +197,6 @@ int fm_conv_run(fm_conv *c, const void *src, void *dst) {
 }
 
 const char *fm_conv_implementation(const fm_conv *c) { return c->implementation; }
-size_t fm_conv_weight_bytes(const fm_conv *c) { return c->weight_bytes; }
 
 void fm_conv_destroy(fm_conv *c) {
     if (!c) return;

@@ -29,7 +29,7 @@ struct ImportCommand: ParsableCommand {
         } else {
             var g = try ModelLoader.load(path: source, options: options)
             if optimize {
-                for pass in GraphPass.lossless { print("  " + pass.run(&g).description) }
+                for report in GraphPass.runLossless(&g) { print("  " + report.description) }
             }
             try FModelWriter.write(g, to: output)
             graph = g

@@ -22,7 +22,7 @@ struct ImportWorkerCommand: ParsableCommand {
         let text = try config.map { try String(contentsOfFile: $0, encoding: .utf8) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess))
         if optimize {
-            for pass in GraphPass.lossless { print("  " + pass.run(&graph).description) }
+            for report in GraphPass.runLossless(&graph) { print("  " + report.description) }
         }
         try FModelWriter.write(graph, to: output)
     }

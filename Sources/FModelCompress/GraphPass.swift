@@ -29,6 +29,11 @@ public struct GraphPass: Sendable {
 
     /// The lossless passes, in the order they work best.
     public static let lossless: [GraphPass] = [.removeDeadNodes, .removeIdentities, .foldBatchNorm, .fuseActivations]
+
+    /// Runs the lossless passes in order on `graph` (`import --optimize`, the start of shrink).
+    public static func runLossless(_ graph: inout Graph) -> [PassReport] {
+        lossless.map { $0.run(&graph) }
+    }
 }
 
 extension Graph {

@@ -65,12 +65,12 @@ public struct ShrinkPlanner {
     public func shrink(_ original: Graph, inputs: [String: FloatTensor], sizeOf: (Graph) throws -> Int) throws -> ShrinkResult {
         var graph = original
         var steps: [ShrinkStep] = []
-        for pass in GraphPass.lossless {
-            let before = graph.parameterBytes
-            let r = pass.run(&graph)
+        var before = graph.parameterBytes
+        for r in GraphPass.runLossless(&graph) {
             if r.nodesRemoved > 0 || r.bytesSaved > 0 {
-                steps.append(ShrinkStep(layer: "*", action: "\(r.pass) (\(r.nodesRemoved) nodes)", bytesBefore: before, bytesAfter: graph.parameterBytes))
+                steps.append(ShrinkStep(layer: "*", action: "\(r.pass) (\(r.nodesRemoved) nodes)", bytesBefore: before, bytesAfter: before - r.bytesSaved))
             }
+            before -= r.bytesSaved
         }
         let float = graph
         var size = try sizeOf(graph)

@@ -31,14 +31,13 @@ public enum FModelReader {
     public static func read(_ file: MappedFile, options: FModelReadOptions = .init()) throws -> Graph {
         let (header, dataStart) = try readHeader(file, options: options)
         var tensors: [String: Tensor] = [:]
-        var structural = options
-        structural.verifyChecksums = false  // all at once below, on every core
         for entry in header.tensors {
             guard tensors[entry.name] == nil else {
                 throw FormatError.corrupt(path: file.path, offset: FModelLayout.preambleSize, reason: "tensor '\(entry.name)' is listed twice")
             }
-            tensors[entry.name] = try tensor(entry, file: file, dataStart: dataStart, options: structural)
+            tensors[entry.name] = try tensor(entry, file: file, dataStart: dataStart, options: options)
         }
+        // The regions are in bounds; their checksums all at once, on every core.
         if options.verifyChecksums { try verifyChecksums(header.tensors, file: file, dataStart: dataStart) }
         let graph = Graph(inputs: header.graph.inputs, outputs: header.graph.outputs, nodes: header.graph.nodes,
                           tensors: tensors, metadata: header.metadata)
@@ -116,14 +115,16 @@ public enum FModelReader {
         guard e.shape.rank <= options.maxRank, e.shape.dims.allSatisfy({ $0 >= 0 }) else {
             throw FormatError.corrupt(path: path, offset: FModelLayout.preambleSize, reason: "tensor '\(e.name)' has shape \(e.shape)")
         }
-        let values = try slice(e.data, of: e.name, file: file, dataStart: dataStart, options: options)
-        let scales = try e.scales.map { try slice($0, of: e.name, file: file, dataStart: dataStart, options: options) }
+        let values = try slice(e.data, of: e.name, file: file, dataStart: dataStart)
+        let scales = try e.scales.map { try slice($0, of: e.name, file: file, dataStart: dataStart) }
         let t = Tensor(dtype: e.dtype, shape: e.shape, storage: values, scales: scales, groupSize: e.groupSize)
         try t.validate(name: e.name)
         return t
     }
 
-    static func slice(_ r: Region, of name: String, file: MappedFile, dataStart: Int, options: FModelReadOptions) throws(FormatError) -> TensorStorage {
+    /// The bytes of region `r`, checked to lie inside the file (`verifyChecksums` checks their
+    /// contents).
+    static func slice(_ r: Region, of name: String, file: MappedFile, dataStart: Int) throws(FormatError) -> TensorStorage {
         let path = file.path
         guard r.offset >= 0, r.length >= 0, r.offset % FModelLayout.alignment == 0 else {
             throw .corrupt(path: path, offset: FModelLayout.preambleSize, reason: "tensor '\(name)' has region offset \(r.offset), length \(r.length)")
@@ -133,11 +134,7 @@ public enum FModelReader {
         guard !o1, !o2, end <= file.bytes.count else {
             throw .truncated(path: path, offset: o1 ? Int.max : start, needed: r.length)
         }
-        let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[start..<end])
-        if options.verifyChecksums, CRC32C.checksum(bytes) != r.crc32c {
-            throw .checksumMismatch(path: path, tensor: name, offset: start)
-        }
-        return TensorStorage(borrowing: bytes, owner: file)
+        return TensorStorage(borrowing: UnsafeRawBufferPointer(rebasing: file.bytes[start..<end]), owner: file)
     }
 }
 

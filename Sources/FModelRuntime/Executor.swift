@@ -20,12 +20,12 @@ public final class Executor: @unchecked Sendable {
     private var shapesByBatch: [Int: [Shape]] = [:]
     /// Batch sizes that have run once, for the fused and the unfused program (`tiered`).
     private var ranOnce: [Bool: Set<Int>] = [:]
-    /// Batch sizes whose primitives, all of them, exist, for the fused and the unfused program.
-    private var prepared: [Bool: Set<Int>] = [:]
     private let lock = NSLock()
     /// When set (the default), an int8 convolution takes its input's range from the epilogue
     /// that wrote it instead of measuring it again; the two agree exactly (a test holds them).
     var trackRanges = true
+    /// int8 inputs quantized with a range taken from their producer, over all runs (for tests).
+    private(set) var rangesReused = 0
     /// When set, `run` adds each instruction's wall time to `profile`.
     public var profiling = false
     /// Seconds spent per instruction since profiling began, by the name of the node that starts
@@ -106,6 +106,7 @@ public final class Executor: @unchecked Sendable {
             let n = shape.elementCount!
             result[name] = FloatTensor(shape: shape, values: Array(UnsafeBufferPointer(start: run.buffers[v]!.pointer, count: n)))
         }
+        rangesReused += run.rangesReused
         for b in run.releaseAll() { pool.give(b) }
         for (_, bytes) in run.converted.values { pool.give(bytes) }
         return result
@@ -150,8 +151,6 @@ public final class Executor: @unchecked Sendable {
     /// yet (JIT compilation, then the kernel reorders on every core): the int8 ones, and the
     /// float32 ones when `float` is set.
     private func prepare(_ program: Program, batch: Int, shapes: [Shape], float: Bool) {
-        guard !prepared[program.fused, default: []].contains(batch) else { return }
-        if float { prepared[program.fused, default: []].insert(batch) }
         let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
             guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch),
                   float || k.weights.isInteger else { return nil }
@@ -308,6 +307,8 @@ final class Run {
     var ranges: [UnsafeRawPointer: (lo: Float, hi: Float)] = [:]
     /// Float32 convolutions run as oneDNN primitives (false on a `tiered` first run).
     let nativeFloat: Bool
+    /// Inputs quantized with a known range instead of a measuring pass.
+    var rangesReused = 0
 
     /// The value at `x` (`count` floats) as a oneDNN convolution reads it, converted on the
     /// first request and kept until its buffer is forgotten; `take` gives memory for the copy.
@@ -321,6 +322,7 @@ final class Run {
         case .int8:
             // The producer's epilogue measured the range, else a pass measures it.
             let known = trackRanges ? ranges[UnsafeRawPointer(x)] : nil
+            if known != nil { rangesReused += 1 }
             let quantization = known.map { ActivationQuantization(lo: $0.lo, hi: $0.hi, zeroPointAllowed: false) }
                 ?? ActivationQuantization(x, count: count, zeroPointAllowed: false)
             bytes = take((count + 3) / 4)

@@ -30,10 +30,10 @@ import Testing
             let decoded = try ImageDecoder.decode(bytes, path: "made")
             let p = try model.predict([model.preprocessor(decoded)])[0]
             let name = "\(min(max(Int(p.age.rounded()), 0), 116))_\(p.genderClass)_\(p.ethnicityClass)_2017010\(i).\(i % 2 == 0 ? "jpg" : "png")"
-            _ = FileManager.default.createFile(atPath: faces + "/" + name, contents: Data(bytes))
+            try #require(FileManager.default.createFile(atPath: faces + "/" + name, contents: Data(bytes)), "the test could not write its input")
         }
-        _ = FileManager.default.createFile(atPath: faces + "/not_a_face_name.jpg", contents: Data([0xFF, 0xD8]))
-        _ = FileManager.default.createFile(atPath: faces + "/30_1_2_20170199.jpg", contents: Data("not an image".utf8))
+        try #require(FileManager.default.createFile(atPath: faces + "/not_a_face_name.jpg", contents: Data([0xFF, 0xD8])), "the test could not write its input")
+        try #require(FileManager.default.createFile(atPath: faces + "/30_1_2_20170199.jpg", contents: Data("not an image".utf8)), "the test could not write its input")
         return faces
     }
 

@@ -28,7 +28,7 @@ import Testing
     func allLosslessPassesKeepTensorFlowsOutputs(_ e: Fixtures.Entry) throws {
         var g = try load(e)
         let before = g.nodes.count
-        let reports = GraphPass.lossless.map { $0.run(&g) }
+        let reports = GraphPass.runLossless(&g)
         try g.validate()
         #expect(try maxDeviation(g, e) <= Tolerance.tensorFlow.absolute)
         #expect(g.nodes.count == before - reports.reduce(0) { $0 + $1.nodesRemoved })

@@ -51,7 +51,7 @@ import Testing
     @Test func pruneMovesAreMeasuredAndApplied() throws {
         let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
         var folded = g
-        for pass in GraphPass.lossless { _ = pass.run(&folded) }
+        _ = GraphPass.runLossless(&folded)
         let planner = ShrinkPlanner(targetBytes: 1, maxOutputChange: 1)
         let moves = try planner.measurePruning(folded, inputs: folded.syntheticInputs(batch: 4))
         let fc1 = try #require(moves["prune:fc1_leaky"] ?? moves["prune:fc1"])

@@ -82,9 +82,9 @@ import Testing
         #expect(throws: FormatError.self) { try FModelWriter.write(Self.sample(), to: "/nonexistent-dir/x.fmodel") }
     }
 
-    func readError(_ bytes: [UInt8]) -> (any Error)? {
+    func readError(_ bytes: [UInt8]) throws -> (any Error)? {
         let p = dir + "/bad.fmodel"
-        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        try #require(FileManager.default.createFile(atPath: p, contents: Data(bytes)), "the test could not write its input")
         do { _ = try FModelReader.read(path: p); return nil } catch { return error }
     }
 
@@ -92,7 +92,7 @@ import Testing
     @Test func everyTruncationIsAnError() throws {
         let (_, bytes) = try written()
         for cut in 0..<bytes.count where cut % 7 == 0 || cut < 64 {
-            #expect(readError(Array(bytes.prefix(cut))) != nil, "prefix \(cut)")
+            #expect(try readError(Array(bytes.prefix(cut))) != nil, "prefix \(cut)")
         }
     }
 
@@ -103,7 +103,7 @@ import Testing
         for i in 0..<bytes.count where i < headerEnd || (i - headerEnd) % 5 == 0 {
             var b = bytes
             b[i] ^= 0x5A
-            let error = readError(b)
+            let error = try readError(b)
             // Padding bytes between regions carry no meaning; every other change must fail.
             let isPadding = bytes[i] == 0 && i >= FModelLayout.aligned(headerEnd) && error == nil
             #expect(error != nil || isPadding, "flip at \(i)")
@@ -114,10 +114,10 @@ import Testing
         let (_, bytes) = try written()
         var huge = bytes
         huge.replaceSubrange(16..<24, with: withUnsafeBytes(of: UInt64.max.littleEndian, Array.init))
-        #expect(readError(huge) as? FormatError == .limitExceeded(path: dir + "/bad.fmodel", what: "header length at byte offset 16", value: Int.max, limit: 64 << 20))
+        #expect(try readError(huge) as? FormatError == .limitExceeded(path: dir + "/bad.fmodel", what: "header length at byte offset 16", value: Int.max, limit: 64 << 20))
         var version = bytes
         version[8] = 2
-        #expect(readError(version) as? FormatError == .unsupportedVersion(path: dir + "/bad.fmodel", version: 2))
+        #expect(try readError(version) as? FormatError == .unsupportedVersion(path: dir + "/bad.fmodel", version: 2))
     }
 
     /// A header that lies about a tensor (offset past the end, size of another shape) is
@@ -125,10 +125,10 @@ import Testing
     @Test func lyingTensorTableIsRejected() throws {
         var header = FModelWriter.layout(Self.sample()).0
         header.tensors[0].data.offset = 1 << 40
-        #expect(readError(try file(with: header)) is FormatError)
+        #expect(try readError(try file(with: header)) is FormatError)
         header = FModelWriter.layout(Self.sample()).0
         header.tensors[0].shape = [1 << 30, 1 << 30]
-        #expect(readError(try file(with: header)) != nil)
+        #expect(try readError(try file(with: header)) != nil)
     }
 
     func file(with header: FileHeader) throws -> [UInt8] {

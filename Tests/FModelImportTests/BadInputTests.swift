@@ -51,7 +51,7 @@ import Testing
     @Test func emptyAndMissingFiles() throws {
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/empty.h5", contents: Data())
+        try #require(FileManager.default.createFile(atPath: dir + "/empty.h5", contents: Data()), "the test could not write its input")
         #expect(throws: ImportError.self) { try ModelLoader.load(path: dir + "/empty.h5") }
         #expect(throws: ImportError.self) { try ModelLoader.load(path: dir + "/absent.h5") }
     }
@@ -64,7 +64,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for cut in stride(from: 0, to: original.count, by: max(original.count / 10, 1)) {
             let p = dir + "/cut\(cut).h5"
-            FileManager.default.createFile(atPath: p, contents: original.prefix(cut))
+            try #require(FileManager.default.createFile(atPath: p, contents: original.prefix(cut)), "the test could not write its input")
             #expect(throws: ImportError.self) { try ModelLoader.load(path: p) }
         }
     }

@@ -38,7 +38,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for (i, data) in [original.prefix(4), original.prefix(original.count / 2), original.prefix(original.count - 10)].enumerated() {
             let p = "\(dir)/cut\(i).keras"
-            FileManager.default.createFile(atPath: p, contents: Data(data))
+            try #require(FileManager.default.createFile(atPath: p, contents: Data(data)), "the test could not write its input")
             #expect(throws: ImportError.self) { try ModelLoader.load(path: p) }
         }
     }

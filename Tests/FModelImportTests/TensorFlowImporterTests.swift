@@ -73,7 +73,7 @@ import Testing
         g.node = [x, node("a", "Erf", ["x"]), node("b", "Erf", ["x"]), node("c", "Cumsum", ["x"]), node("out", "AddN", ["a", "b", "c"])]
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/u.pb", contents: try g.serializedData())
+        try #require(FileManager.default.createFile(atPath: dir + "/u.pb", contents: try g.serializedData()), "the test could not write its input")
         var notes: [String] = []
         do {
             _ = try TensorFlowImporter.importModel(path: dir + "/u.pb", notes: &notes)
@@ -127,7 +127,7 @@ import Testing
                 }
             }
             let p = "\(dir)/g\(i).pb"
-            _ = FileManager.default.createFile(atPath: p, contents: try g.serializedData())
+            try #require(FileManager.default.createFile(atPath: p, contents: try g.serializedData()), "the test could not write its input")
             var notes: [String] = []
             _ = try? TensorFlowImporter.importModel(path: p, cut: GraphCut(inputs: ["input:?x64x64x3"]), notes: &notes)
         }

@@ -78,7 +78,10 @@ import Testing
         #expect(a.count == b.count && a.contains { $0 > 0 })
         #expect(Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-4)
         guard case .conv(let k) = native.program.instructions[0].step else { Issue.record("not a conv"); return }
-        #expect(k.native?.implementation(batch: 2) != nil)
+        // oneDNN 2.6 has Winograd for AVX-512 CPUs (this test compares it only where it runs).
+        let avx512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f") == true
+        let implementation = try #require(k.native?.implementation(batch: 2))
+        #expect(implementation.contains("wino") || !avx512, "\(implementation)")
     }
 
     /// Executors made and run on several threads at once (their oneDNN primitives are made one

@@ -16,18 +16,18 @@ import Testing
         #expect(throws: SkippedName.self) { try FaceDataset.parse(name: name).get() }
     }
 
-    func folder(_ names: [String]) -> String {
+    func folder(_ names: [String]) throws -> String {
         let dir = Fixtures.temporaryDirectory()
         for n in names {
             let path = dir + "/" + n
             try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xD8]))
+            try #require(FileManager.default.createFile(atPath: path, contents: Data([0xFF, 0xD8])), "the test could not write its input")
         }
         return dir
     }
 
     @Test func scansRecursivelyInOrderAndCountsBadNames() throws {
-        let dir = folder(["b/30_0_1_2017.jpg", "a/20_1_0_2017.jpg.chip.jpg", "bad_name.jpg", "notes.txt", "40_0_2_2017.png"])
+        let dir = try folder(["b/30_0_1_2017.jpg", "a/20_1_0_2017.jpg.chip.jpg", "bad_name.jpg", "notes.txt", "40_0_2_2017.png"])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let d = try FaceDataset(folder: dir)
         #expect(d.samples.map { ($0.path as NSString).lastPathComponent } == ["40_0_2_2017.png", "20_1_0_2017.jpg.chip.jpg", "30_0_1_2017.jpg"])
@@ -36,15 +36,15 @@ import Testing
         #expect(throws: DatasetError.self) { try FaceDataset(folder: dir, strict: true) }
     }
 
-    @Test func emptyOrMissingFolderIsAnError() {
-        let dir = folder(["readme.txt"])
+    @Test func emptyOrMissingFolderIsAnError() throws {
+        let dir = try folder(["readme.txt"])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(throws: DatasetError.empty(dir)) { try FaceDataset(folder: dir) }
         #expect(throws: DatasetError.notAFolder(dir + "/nope")) { try FaceDataset(folder: dir + "/nope") }
     }
 
     @Test func labelsFromCSV() throws {
-        let dir = folder(["img1.jpg", "img2.jpg"])
+        let dir = try folder(["img1.jpg", "img2.jpg"])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let csv = dir + "/labels.csv"
         try "file,age,gender,race\nimg1.jpg,30,1,2\nimg2.jpg,5,0,4\n".write(toFile: csv, atomically: true, encoding: .utf8)

@@ -39,9 +39,8 @@ int fm_conv_load_weights(fm_conv *c);
 /* 0 on success. */
 int fm_conv_run(fm_conv *c, const void *src, void *dst);
 
-/* The primitive's implementation name (for reports), and the bytes of its reordered weights. */
+/* The primitive's implementation name (for reports). */
 const char *fm_conv_implementation(const fm_conv *c);
-size_t fm_conv_weight_bytes(const fm_conv *c);
 
 void fm_conv_destroy(fm_conv *c);
 

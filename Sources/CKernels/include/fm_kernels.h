@@ -24,10 +24,10 @@ enum { FM_EPI_LINEAR = 0, FM_EPI_RELU = 1, FM_EPI_RELU6 = 2, FM_EPI_LEAKY = 3 };
 void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
                  float scale, const float *residual, int activation, float alpha, float range[2]);
 
-/* y[c] = w_scale[c] * sum_k a[k] * w[k][c] for columns c in [c0, c1) of an int8 [k, n] kernel:
-   a matrix-vector product for one row of float activations, reading the int8 kernel once
-   (weight-only int8: the activations stay float). */
-void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, size_t c1, float *y);
+/* y[c] = w_scale[c] * sum_k a[k] * w[k][c] for the n columns of an int8 [k, n] kernel (a
+   column block of a layer's kernel, contiguous): a matrix-vector product for one row of float
+   activations, reading the int8 kernel once (weight-only int8: the activations stay float). */
+void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y);
 
 /* bfloat16 bits of n floats, rounded to nearest even (NaN stays NaN). */
 void fm_to_bf16(const float *x, size_t n, uint16_t *y);

@@ -22,6 +22,12 @@ struct Window {
         }
     }
 
+    /// A `kH×kW` convolution's window from `inShape` to `outShape` (NHWC).
+    init(_ inShape: Shape, _ outShape: Shape, kH: Int, kW: Int, _ a: ConvAttributes) {
+        self.init(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
+                  strides: a.strides, dilations: a.dilations, padding: a.padding)
+    }
+
     /// True when the window is a 1×1, stride-1 identity map of the pixels.
     var isPointwise: Bool { kH == 1 && kW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 }
 }
@@ -69,10 +75,7 @@ struct ConvKernel {
 
     func loadNative() { native?.loadKernels(self) }
 
-    func window(_ inShape: Shape, _ outShape: Shape) -> Window {
-        Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
-               strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
-    }
+    func window(_ inShape: Shape, _ outShape: Shape) -> Window { Window(inShape, outShape, kH: kH, kW: kW, attributes) }
 
     /// `nativeFloat` false keeps a float32 kernel on im2col + GEMM (a `tiered` first run).
     /// - Returns: the range of the output when the epilogue measured it (int8 layers, whose
@@ -182,7 +185,7 @@ struct DenseKernel {
                         let k0 = inputs * part / parts, k1 = inputs * (part + 1) / parts
                         for r in 0..<rows {
                             fm_gemv_s8(input + r * inputs + k0, k1 - k0, width, packed[block].pointer + k0 * width,
-                                       scales.baseAddress! + c0, 0, width, partial + (part * rows + r) * units + c0)
+                                       scales.baseAddress! + c0, partial + (part * rows + r) * units + c0)
                         }
                     }
                 }
@@ -255,8 +258,7 @@ struct DepthwiseKernel {
 
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
              residual: UnsafePointer<Float>?) {
-        let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: kH, kW: kW,
-                         strides: attributes.strides, dilations: attributes.dilations, padding: attributes.padding)
+        let win = Window(inShape, outShape, kH: kH, kW: kW, attributes)
         let cout = cin * multiplier
         let w = kernel.pointer
         let pixels = win.outH * win.outW
