@@ -107,6 +107,14 @@ import Testing
             // Padding bytes between regions carry no meaning; every other change must fail.
             let isPadding = bytes[i] == 0 && i >= FModelLayout.aligned(headerEnd) && error == nil
             #expect(error != nil || isPadding, "flip at \(i)")
+            // In the tensor data it is the checksum of the region holding the byte that fails.
+            if i >= FModelLayout.aligned(headerEnd), let error {
+                guard case .checksumMismatch(_, _, let offset) = error as? FormatError else {
+                    Issue.record("flip at \(i): \(error)")
+                    continue
+                }
+                #expect(offset <= i && offset >= FModelLayout.aligned(headerEnd), "flip at \(i): region at \(offset)")
+            }
         }
     }
 
