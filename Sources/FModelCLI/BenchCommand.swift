@@ -75,6 +75,7 @@ struct BenchCommand: ParsableCommand {
                 batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
                 first_run_ms: firstRunMs, max_rss_mb: statusMB("VmHWM"), rss_before_load_mb: baselineMB,
+                rss_file_mb: statusMB("RssFile"), rss_anon_mb: statusMB("RssAnon"),
                 weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6, layers: layers)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -104,6 +105,9 @@ private struct BenchReport: Encodable {
     var first_run_ms: Double
     /// Peak resident set (`VmHWM`) and the resident set before loading (code and libraries), MB.
     var max_rss_mb, rss_before_load_mb: Double
+    /// The resident set after the timed runs: file pages (mapped weights, libraries' code) and
+    /// anonymous memory (copied kernels, activations, oneDNN's JIT code and scratchpads), MB.
+    var rss_file_mb, rss_anon_mb: Double
     var weight_mb, activation_mb: Double
     /// Milliseconds per run of each layer (fused groups under their first layer), with --profile.
     var layers: [Layer]?

@@ -14,6 +14,21 @@ struct KerasLayer {
     var inbound: [[KerasRef]]
     /// The model config, when this layer is itself a model.
     var nested: KerasModel?
+
+    /// The weights this layer creates, by Keras name in the order it creates them (the order
+    /// of a Keras 3 file's `vars/0, 1, …`), with the IR parameter each becomes.
+    var weights: [(keras: String, role: String)] {
+        func flag(_ key: String) -> Bool { config[key]?.bool ?? true }
+        let bias = flag("use_bias") ? [(keras: "bias", role: "bias")] : []
+        switch className {
+        case "Conv2D", "Dense": return [("kernel", "kernel")] + bias
+        case "DepthwiseConv2D": return [("depthwise_kernel", "kernel")] + bias
+        case "BatchNormalization":
+            return (flag("scale") ? [("gamma", "gamma")] : []) + (flag("center") ? [("beta", "beta")] : [])
+                + [("moving_mean", "mean"), ("moving_variance", "variance")]
+        default: return []
+        }
+    }
 }
 
 /// A Keras 2 model config (`model_config` attribute or `model.to_json()`), Functional or Sequential,

@@ -17,33 +17,20 @@ extension KerasLowering {
     private func lowering(_ layer: KerasLayer, _ c: LayerConfig, inputs: [String], group: String) throws(ImportError) -> (Op, [String: Tensor]) {
         // The layer's weights by IR role, read under their Keras names.
         var p: [String: Tensor] = [:]
-        func take(_ role: String, _ kerasName: String, if enabled: Bool = true) throws(ImportError) {
-            if enabled { p[role] = try weights.tensor(kerasName, layer: layer.name, group: group) }
-        }
-        let useBias = c.bool("use_bias", default: true)
+        for w in layer.weights { p[w.role] = try weights.tensor(w.keras, layer: layer.name, group: group) }
         switch layer.className {
         case "Conv2D":
             try c.require("groups", 1, default: 1)
-            try take("kernel", "kernel")
-            try take("bias", "bias", if: useBias)
             try c.checkShape(p["kernel"]!, "kernel", c.pair("kernel_size") + [-1, c.int("filters")])
             return (.conv2D(try c.conv()), p)
         case "DepthwiseConv2D":
-            try take("kernel", "depthwise_kernel")
-            try take("bias", "bias", if: useBias)
             try c.checkShape(p["kernel"]!, "depthwise_kernel", c.pair("kernel_size") + [-1, c.int("depth_multiplier", default: 1)])
             return (.depthwiseConv2D(try c.conv()), p)
         case "Dense":
-            try take("kernel", "kernel")
-            try take("bias", "bias", if: useBias)
             try c.checkShape(p["kernel"]!, "kernel", [-1, c.int("units")])
             return (.dense(activation: try c.activation()), p)
         case "BatchNormalization":
             try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
-            try take("mean", "moving_mean")
-            try take("variance", "moving_variance")
-            try take("gamma", "gamma", if: c.bool("scale", default: true))
-            try take("beta", "beta", if: c.bool("center", default: true))
             return (.batchNorm(epsilon: Float(c.double("epsilon", default: 0.001))), p)
         case "Activation": return (.activation(try c.activation()), [:])
         case "ReLU": return (.activation(try c.relu()), [:])

@@ -61,20 +61,13 @@ struct Keras3Weights: KerasWeightSource {
         }
     }
 
-    /// The order in which each layer class creates its weights.
+    /// Each layer's weights by Keras name, in the order it creates them (nested models too).
     static func roleOrders(_ model: KerasModel) -> [String: [String]] {
         var out: [String: [String]] = [:]
         for layer in model.layers {
             if let nested = layer.nested { out.merge(roleOrders(nested)) { a, _ in a } }
-            let c = layer.config
-            let bias = c["use_bias"]?.bool ?? true
-            switch layer.className {
-            case "Conv2D", "Dense": out[layer.name] = ["kernel"] + (bias ? ["bias"] : [])
-            case "DepthwiseConv2D": out[layer.name] = ["depthwise_kernel"] + (bias ? ["bias"] : [])
-            case "BatchNormalization":
-                out[layer.name] = ((c["scale"]?.bool ?? true) ? ["gamma"] : []) + ((c["center"]?.bool ?? true) ? ["beta"] : []) + ["moving_mean", "moving_variance"]
-            default: break
-            }
+            let names = layer.weights.map(\.keras)
+            if !names.isEmpty { out[layer.name] = names }
         }
         return out
     }
