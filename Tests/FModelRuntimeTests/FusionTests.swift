@@ -63,16 +63,18 @@ import Testing
         #expect(moved, "bf16 should not be the float32 path")
     }
 
-    /// A wide 3×3 stride-1 float32 convolution may run as Winograd F(4×4, 3×3) in oneDNN
-    /// (fewer multiplications, different rounding); it still gives the im2col + GEMM result.
-    @Test func wideThreeByThreeConvMatchesGEMM() throws {
+    /// A wide 3×3 stride-1 float32 convolution (32+ inputs, 64+ outputs, as FaceNet's
+    /// Conv2d_2b and Conv2d_4a) may run as Winograd F(4×4, 3×3) in oneDNN (fewer
+    /// multiplications, different rounding); it still gives the im2col + GEMM result.
+    @Test(arguments: [(32, 64), (64, 96)]) func wideThreeByThreeConvMatchesGEMM(cin: Int, cout: Int) throws {
         var g = SplitMix64(seed: 21)
         func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
-        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 12, 12, 64])], outputs: ["n"],
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 12, 12, cin])], outputs: ["n"],
                           nodes: [Node(name: "n", op: .conv2D(ConvAttributes(padding: .same, activation: .relu)), inputs: ["x"],
                                        params: ["kernel": "k", "bias": "b"])],
-                          tensors: ["k": Tensor(randoms(9 * 64 * 96).map { $0 * 0.1 }, shape: [3, 3, 64, 96]), "b": Tensor(randoms(96), shape: [96])])
-        let x = ["x": FloatTensor(shape: [2, 12, 12, 64], values: randoms(2 * 12 * 12 * 64))]
+                          tensors: ["k": Tensor(randoms(9 * cin * cout).map { $0 * 0.1 }, shape: [3, 3, cin, cout]),
+                                    "b": Tensor(randoms(cout), shape: [cout])])
+        let x = ["x": FloatTensor(shape: [2, 12, 12, cin], values: randoms(2 * 12 * 12 * cin))]
         let native = try Executor(graph: graph, engine: .native), gemm = try Executor(graph: graph, engine: .gemm)
         let a = try native.run(x)["n"]!.values, b = try gemm.run(x)["n"]!.values
         #expect(a.count == b.count && a.contains { $0 > 0 })
