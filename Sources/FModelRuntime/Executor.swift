@@ -198,7 +198,7 @@ public final class Executor: @unchecked Sendable {
                   !ins.contains(r), run.soleHolder(r), let y = run.unbind(r) {
             // The residual's last reader writes over it: oneDNN adds the destination's old
             // contents (the residual) in its sum post-op, so nothing is copied.
-            run.forget(y).forEach { pool.give($0) }
+            run.forget(y) { pool.give($0) }
             compute(instruction, y: y.pointer, outShape: outShape, run: run, residualInPlace: y)
             run.bind(instruction.output, y)
         } else {
@@ -206,14 +206,15 @@ public final class Executor: @unchecked Sendable {
             compute(instruction, y: y.pointer, outShape: outShape, run: run)
             run.bind(instruction.output, y)
         }
-        let read = ins + (instruction.residual.map { [$0] } ?? [])
-        for (j, v) in read.enumerated() where lastUse[v] == i && !read[..<j].contains(v) && !keep.contains(v) {
-            if let b = run.unbind(v) {
-                // Its converted copies go with it: the buffer will hold another value next.
-                run.forget(b).forEach { pool.give($0) }
-                pool.give(b)
-            }
+        // The values read here for the last time give their buffers back (each once).
+        func release(_ v: Int) {
+            guard lastUse[v] == i, !keep.contains(v), let b = run.unbind(v) else { return }
+            // Its converted copies go with it: the buffer will hold another value next.
+            run.forget(b) { pool.give($0) }
+            pool.give(b)
         }
+        for (j, v) in ins.enumerated() where !ins[..<j].contains(v) { release(v) }
+        if let r = instruction.residual, !ins.contains(r) { release(r) }
     }
 
     private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run,
@@ -223,7 +224,8 @@ public final class Executor: @unchecked Sendable {
         let inShape = run.shapes[ins[0]]
         let count = outShape.elementCount!
         let residual = residualInPlace.map { UnsafePointer($0.pointer) } ?? instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
-        let scratch: Scratch = { bytes in
+        // A local function, not a closure value: passed down without escaping, it is not boxed.
+        func scratch(_ bytes: Int) -> UnsafeMutableRawPointer {
             let floats = (bytes + 3) / 4
             if run.scratch.capacity < floats { run.scratch = Buffer(capacity: floats) }
             return UnsafeMutableRawPointer(run.scratch.pointer)
@@ -242,12 +244,16 @@ public final class Executor: @unchecked Sendable {
         case .pool(let p, let isMax): windowPool(x, inShape: inShape, y, outShape: outShape, p, max: isMax)
         case .globalPool(let isMax): globalPool(x, inShape: inShape, y, max: isMax)
         case .concat(let axis):
-            let parts = ins.map { (UnsafePointer(run.buffers[$0]!.pointer), run.shapes[$0]) }
-            concat(parts, axis: axis, into: y, outShape: outShape)
+            concat(count: ins.count, { (UnsafePointer(run.buffers[ins[$0]]!.pointer), run.shapes[ins[$0]]) }, axis: axis,
+                   into: y, outShape: outShape)
             // Its range is its parts' when each is known.
-            let ranges = parts.compactMap { run.ranges[UnsafeRawPointer($0.0)] }
-            if trackRanges, ranges.count == parts.count {
-                run.ranges[UnsafeRawPointer(y)] = (ranges.map(\.lo).min()!, ranges.map(\.hi).max()!)
+            if trackRanges {
+                var lo = Float.infinity, hi = -Float.infinity, known = true
+                for v in ins {
+                    guard let r = run.ranges[UnsafeRawPointer(run.buffers[v]!.pointer)] else { known = false; break }
+                    (lo, hi) = (min(lo, r.lo), max(hi, r.hi))
+                }
+                if known { run.ranges[UnsafeRawPointer(y)] = (lo, hi) }
             }
         case .combine(let multiply):
             let parts = ins.map { (UnsafePointer(run.buffers[$0]!.pointer), run.shapes[$0].elementCount!) }
@@ -340,9 +346,13 @@ final class Run {
 
     /// Forgets the converted copies and the range of `b`, which is about to hold another
     /// value; returns the copies.
-    func forget(_ b: Buffer) -> [Buffer] {
-        ranges[UnsafeRawPointer(b.pointer)] = nil
-        return [InputEncoding.int8, .bf16].compactMap { converted.removeValue(forKey: ConvertedKey(buffer: UnsafeRawPointer(b.pointer), encoding: $0))?.1 }
+    func forget(_ b: Buffer, giving give: (Buffer) -> Void) {
+        let address = UnsafeRawPointer(b.pointer)
+        if !ranges.isEmpty { ranges[address] = nil }
+        guard !converted.isEmpty else { return }
+        for encoding in [InputEncoding.int8, .bf16] {
+            if let (_, copy) = converted.removeValue(forKey: ConvertedKey(buffer: address, encoding: encoding)) { give(copy) }
+        }
     }
 
     init(shapes: [Shape], valueCount: Int, scratch: Buffer, nativeFloat: Bool) {

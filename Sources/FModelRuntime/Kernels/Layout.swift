@@ -1,13 +1,16 @@
 import FModelCore
 
-/// Concatenates inputs along `axis` (non-negative, not the batch).
-func concat(_ inputs: [(UnsafePointer<Float>, Shape)], axis: Int, into y: UnsafeMutablePointer<Float>, outShape: Shape) {
+/// Concatenates `count` inputs along `axis` (non-negative, not the batch); `input(i)` gives the
+/// i-th one's values and shape (a function rather than an array, so nothing is allocated).
+func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>, Shape), axis: Int, into y: UnsafeMutablePointer<Float>,
+            outShape: Shape) {
     let outer = outShape.dims[..<axis].reduce(1, *)
     let innerOut = outShape.dims[axis...].reduce(1, *)
-    let chunks = inputs.map { $0.1.dims[axis...].reduce(1, *) }
     parallelFor(outer, grain: max(1, rowGrain / innerOut)) { rows in
         var offset = 0
-        for ((x, _), chunk) in zip(inputs, chunks) {
+        for i in 0..<count {
+            let (x, shape) = input(i)
+            let chunk = shape.dims[axis...].reduce(1, *)
             for o in rows { (y + o * innerOut + offset).update(from: x + o * chunk, count: chunk) }
             offset += chunk
         }
