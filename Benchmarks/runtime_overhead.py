@@ -27,30 +27,23 @@ COUNTED = {
     "retain": r"swift_(unknownObject|bridgeObject)?[Rr]etain(_n)?",
     "release": r"swift_(unknownObject|bridgeObject)?[Rr]elease(_n)?",
     "Swift objects allocated": r"swift_allocObject",
-    "malloc": r"malloc|calloc|realloc|posix_memalign|aligned_alloc|operator new\(unsigned long.*\)",
-    "free": r"free|operator delete\(void\*.*\)",
+    "malloc": r"malloc|calloc|realloc|posix_memalign|aligned_alloc|operator new(\[\])?\(unsigned long.*\)",
+    "free": r"free|operator delete(\[\])?\(void\*.*\)",
 }
 
 
 def parse(path):
     """Calls per (caller, callee), the inclusive instructions of those calls, and the total."""
-    names, objects, edges, inclusive = {}, {}, collections.Counter(), collections.Counter()
+    names, edges, inclusive = {}, collections.Counter(), collections.Counter()
     fn = callee = None
-    obj = ""
     total = 0
     for line in open(path, errors="replace"):
-        o = re.match(r"^c?ob=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
-        if o:
-            if o.group(2):
-                objects[o.group(1)] = os.path.basename(o.group(2))
-            obj = objects.get(o.group(1), "")
-            continue
         m = re.match(r"^(c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
         if m:
             kind, ident, name = m.groups()
             if name:
-                # A stripped library's functions are addresses: say whose.
-                names[ident] = f"{name} in {obj}" if name.startswith("0x") else name
+                # A function in a call cycle gets a suffix ('2) that differs from run to run.
+                names[ident] = re.sub(r"'\d+$", "", name)
             if kind == "fn":
                 fn = names.get(ident, ident)
             else:
@@ -106,17 +99,19 @@ def main():
     any_counted = "|".join(f"(?:{p})" for p in COUNTED.values())
     for label, pattern in COUNTED.items():
         # Calls from outside the allocator and the reference counting, with all they run.
-        keys = [e for e in set(ea) | set(eb) if e[1] and re.fullmatch(pattern, e[1]) and not re.fullmatch(any_counted, e[0] or "")]
+        keys = [e for e in set(ea) | set(eb)
+                if e[1] and re.fullmatch(pattern, e[1]) and not re.fullmatch(any_counted, e[0] or "")]
         count = sum(eb[e] - ea[e] for e in keys) / n
         cost = sum(ib[e] - ia[e] for e in keys) / n
         print(f"  {label:24s} {count:7.0f} calls per run, {cost / 1e3:6.0f} k instructions ({cost / total:.3%})")
-    by = collections.Counter()
-    for (caller, callee), count in eb.items():
-        if callee in ("malloc", "posix_memalign", "calloc", "realloc"):
-            kind = ("from Swift (swift_slowAlloc)" if caller == "swift_slowAlloc" else
-                    "from C++ operator new (oneDNN's per-call state)" if (caller or "").startswith("operator new") else "from C")
-            by[kind] += (count - ea.get((caller, callee), 0)) / n
-    print("  libc allocations per run: " + ", ".join(f"{v:.0f} {k}" for k, v in by.most_common()))
+    def calls(callee_test, caller_test):
+        return sum(count - ea.get(edge, 0) for edge, count in eb.items()
+                   if callee_test(edge[1] or "") and caller_test(edge[0] or "")) / n
+    outside = lambda caller: not re.fullmatch(any_counted, caller)
+    is_new = lambda c: c.startswith("operator new")
+    from_swift = calls(lambda c: c == "malloc", lambda c: c == "swift_slowAlloc")
+    print(f"  of the malloc-family calls: {calls(is_new, outside):.0f} to C++ operator new "
+          f"(oneDNN's state for each primitive run), {from_swift:.0f} from Swift")
     print("  Swift objects allocated, by calling function (through the standard library's own), per run:")
     for name, count in demangle_top(callers(ea, eb, COUNTED["Swift objects allocated"], n)):
         print(f"    {count:6.0f}  {name[:110]}")

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Layer by layer: fmodel's `bench --profile` beside ONNX Runtime's own profiler, on the same
+model at one batch size, largest differences first. Where `peers.py` says how far apart the two
+are, this says where.
+
+    Tools/.venv/bin/python Benchmarks/profile_vs_ort.py [--batch 1] [--iterations 60]
+
+Reads the models `peers.sh` made: Benchmarks/out/multitask.fmodel and its tf2onnx conversion
+Benchmarks/out/peers/multitask.onnx (Keras layer names survive both). ONNX Runtime's node times
+come from its profiler (per node, median over the iterations after the first five); a fused ORT
+node is named after the layer whose output it writes, and a Block's "ScaleSum" node holds the
+1×1 convolution fmodel fuses with the scale and the residual add. Both profilers add their own
+overhead, so the sums exceed the plain medians."""
+import argparse
+import collections
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+THREADS = 2
+
+
+def ort_layers(path, batch, iterations):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = os.path.join(tmp, "ort")
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        x = np.random.default_rng(0).standard_normal((batch, 160, 160, 3)).astype(np.float32)
+        for _ in range(iterations):
+            session.run(None, {name: x})
+        events = json.load(open(session.end_profiling()))
+    runs = collections.defaultdict(list)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            runs[e["name"][: -len("_kernel_time")]].append(e["dur"] / 1000)
+    layers = collections.Counter()
+    for node, times in runs.items():
+        layers[layer_of(node)] += statistics.median(times[5:] if len(times) > 10 else times)
+    return layers
+
+
+def layer_of(node):
+    """The Keras layer an ORT node computes: its output tensor's first path component."""
+    name = node.replace("fused ", "")
+    name = re.sub(r"^[^/]*/", "", name) if "/" in name else name
+    name = name.split("/")[0].split(":")[0]
+    return name.replace("_ScaleSum", "_Conv2d_1x1")
+
+
+def fmodel_layers(path, batch, iterations):
+    out = subprocess.run([os.path.join(ROOT, ".build/release/fmodel"), "bench", path, "--batch", str(batch),
+                          "--iterations", str(iterations), "--profile", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    report = json.loads(out)
+    return report["median_ms"], collections.Counter({re.sub(r"_leaky$", "", l["layer"]): l["ms"] for l in report["layers"]})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--rows", type=int, default=15)
+    args = ap.parse_args()
+    fm_path = os.path.join(ROOT, "Benchmarks/out/multitask.fmodel")
+    ort_path = os.path.join(ROOT, "Benchmarks/out/peers/multitask.onnx")
+    for p in (fm_path, ort_path):
+        if not os.path.exists(p):
+            raise SystemExit(f"{p}: not found (Benchmarks/peers.sh makes it)")
+    median, fm = fmodel_layers(fm_path, args.batch, args.iterations)
+    on = ort_layers(ort_path, args.batch, args.iterations)
+    print(f"multi-task model, batch {args.batch}: fmodel median {median:.2f} ms; layer sums: fmodel {sum(fm.values()):.2f} ms, "
+          f"ONNX Runtime {sum(on.values()):.2f} ms (profiled)")
+    rows = sorted(((fm[k] - on[k], k) for k in set(fm) | set(on)), reverse=True)
+    print(f"  {'fmodel − ORT':>12s} {'fmodel':>8s} {'ORT':>8s}  layer (ms)")
+    for d, k in rows[: args.rows] + [(None, "…")] + rows[-args.rows:]:
+        if d is None:
+            print("  …")
+        else:
+            print(f"  {d:+12.3f} {fm[k]:8.3f} {on[k]:8.3f}  {k}")
+
+
+if __name__ == "__main__":
+    main()
