@@ -345,7 +345,7 @@ final class Run {
     }
 
     /// Forgets the converted copies and the range of `b`, which is about to hold another
-    /// value; returns the copies.
+    /// value; hands each copy to `give`.
     func forget(_ b: Buffer, giving give: (Buffer) -> Void) {
         let address = UnsafeRawPointer(b.pointer)
         if !ranges.isEmpty { ranges[address] = nil }
