@@ -350,7 +350,7 @@ final class Run {
         let address = UnsafeRawPointer(b.pointer)
         if !ranges.isEmpty { ranges[address] = nil }
         guard !converted.isEmpty else { return }
-        for encoding in [InputEncoding.int8, .bf16] {
+        for encoding in InputEncoding.allCases {
             if let (_, copy) = converted.removeValue(forKey: ConvertedKey(buffer: address, encoding: encoding)) { give(copy) }
         }
     }

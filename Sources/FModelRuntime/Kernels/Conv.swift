@@ -40,7 +40,7 @@ typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 /// branches of an Inception block).
 typealias ConvertedInput = (_ x: UnsafePointer<Float>, _ count: Int, _ to: InputEncoding) -> (ActivationQuantization?, UnsafeRawPointer)
 
-enum InputEncoding: Hashable {
+enum InputEncoding: Hashable, CaseIterable {
     case int8
     case bf16
 }
