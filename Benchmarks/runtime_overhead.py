@@ -94,24 +94,27 @@ def main():
         b = callgrind(binary, args.model, 1 + args.runs, args.batch, os.path.join(tmp, "b.out"))
     n = args.runs
     (ea, ia, ta), (eb, ib, tb) = a, b
+
+    def per_run(before, after, callee_test, caller_test):
+        """The growth from 1 to 1+n runs over the matching (caller, callee) edges, per run."""
+        return sum(v - before.get(e, 0) for e, v in after.items() if callee_test(e[1] or "") and caller_test(e[0] or "")) / n
+
     total = (tb - ta) / n
     print(f"instructions per run: {total / 1e6:.1f} M")
     any_counted = "|".join(f"(?:{p})" for p in COUNTED.values())
+
+    def outside(caller):  # calls from outside the allocator and the reference counting
+        return not re.fullmatch(any_counted, caller)
+
     for label, pattern in COUNTED.items():
-        # Calls from outside the allocator and the reference counting, with all they run.
-        keys = [e for e in set(ea) | set(eb)
-                if e[1] and re.fullmatch(pattern, e[1]) and not re.fullmatch(any_counted, e[0] or "")]
-        count = sum(eb[e] - ea[e] for e in keys) / n
-        cost = sum(ib[e] - ia[e] for e in keys) / n
+        def matches(callee, pattern=pattern):
+            return re.fullmatch(pattern, callee) is not None
+        count, cost = per_run(ea, eb, matches, outside), per_run(ia, ib, matches, outside)
         print(f"  {label:24s} {count:7.0f} calls per run, {cost / 1e3:6.0f} k instructions ({cost / total:.3%})")
-    def calls(callee_test, caller_test):
-        return sum(count - ea.get(edge, 0) for edge, count in eb.items()
-                   if callee_test(edge[1] or "") and caller_test(edge[0] or "")) / n
-    outside = lambda caller: not re.fullmatch(any_counted, caller)
-    is_new = lambda c: c.startswith("operator new")
-    from_swift = calls(lambda c: c == "malloc", lambda c: c == "swift_slowAlloc")
-    print(f"  of the malloc-family calls: {calls(is_new, outside):.0f} to C++ operator new "
-          f"(oneDNN's state for each primitive run), {from_swift:.0f} from Swift")
+    new = per_run(ea, eb, lambda c: c.startswith("operator new"), outside)
+    swift = per_run(ea, eb, lambda c: c == "malloc", lambda c: c == "swift_slowAlloc")
+    print(f"  of the malloc-family calls: {new:.0f} to C++ operator new (oneDNN's state for each primitive run), "
+          f"{swift:.0f} from Swift")
     print("  Swift objects allocated, by calling function (through the standard library's own), per run:")
     for name, count in demangle_top(callers(ea, eb, COUNTED["Swift objects allocated"], n)):
         print(f"    {count:6.0f}  {name[:110]}")
