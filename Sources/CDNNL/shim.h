@@ -17,6 +17,8 @@ int dnnl_gemm_u8s8s32(char transa, char transb, char offsetc, int64_t m, int64_t
    team as oneDNN's GEMM, so that the two never compete for the cores. GOMP_parallel is the entry
    point GCC's `#pragma omp parallel` compiles to. */
 void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+/* `#pragma omp barrier`: waits for the whole team (returns at once outside a parallel region). */
+void GOMP_barrier(void);
 int omp_get_thread_num(void);
 int omp_get_num_threads(void);
 int omp_get_max_threads(void);

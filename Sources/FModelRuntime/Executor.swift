@@ -152,9 +152,10 @@ public final class Executor: @unchecked Sendable {
     /// float32 ones when `float` is set.
     private func prepare(_ program: Program, batch: Int, shapes: [Shape], float: Bool) {
         let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
+            let outShape = shapes[i.output]
             guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch),
-                  float || k.weights.isInteger else { return nil }
-            return (k, shapes[i.inputs[0]], shapes[i.output])
+                  float || k.weights.isInteger, !k.streams(rows: outShape[0] * outShape[1] * outShape[2]) else { return nil }
+            return (k, shapes[i.inputs[0]], outShape)
         }
         guard !convs.isEmpty else { return }
         // The primitives one after another, outside any OpenMP region: oneDNN sizes a

@@ -41,4 +41,11 @@ void fm_max_into(float *out, const float *x, size_t n);
    y (n floats) stays in cache. */
 void fm_gemv_f32_rows(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y);
 
+/* A product with few rows, where reading the kernel is the work: y[r][c] = sum over i < k of
+   x[r][i] * w[i][c] for r < m and all n columns of a float32 [k, n] row-major kernel; x has m
+   rows ldx floats apart (a slice of longer rows: a thread's share of the sum), y m rows of n.
+   The kernel is read eight rows at a time across all columns, prefetched 16 KB ahead, and each
+   element feeds every row of x (register blocks of up to twelve rows) while loaded. */
+void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y);
+
 #endif

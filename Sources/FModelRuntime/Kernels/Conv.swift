@@ -46,7 +46,8 @@ enum InputEncoding: Hashable, CaseIterable {
 }
 
 /// Prepared 2-D convolution: a oneDNN primitive (`native`), or im2col (none for 1×1) and one GEMM
-/// against the `[KH·KW·Cin, Cout]` kernel; then the epilogue.
+/// against the `[KH·KW·Cin, Cout]` kernel — streamed, read in place, when the output has few
+/// rows (`streams`); then the epilogue.
 struct ConvKernel {
     let weights: GEMMWeights
     /// The epilogue; a new one means new native primitives, which bake it in.
@@ -77,6 +78,14 @@ struct ConvKernel {
 
     func window(_ inShape: Shape, _ outShape: Shape) -> Window { Window(inShape, outShape, kH: kH, kW: kW, attributes) }
 
+    /// True when a float32 kernel at `rows` output pixels (all images) is read once, in place,
+    /// by `streamedGEMM` rather than run by oneDNN (which would make a primitive and a copy of
+    /// the kernel for it): few rows, a kernel of 256 KB or more.
+    func streams(rows: Int) -> Bool {
+        guard case .f32 = weights, !bf16 else { return false }
+        return rows <= streamedRowLimit && kH * kW * cin * cout >= 1 << 16
+    }
+
     /// `nativeFloat` false keeps a float32 kernel on im2col + GEMM (a `tiered` first run).
     /// - Returns: the range of the output when the epilogue measured it (int8 layers, whose
     ///   readers are int8 layers too), else nil.
@@ -92,6 +101,15 @@ struct ConvKernel {
         let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
         switch weights {
         case .f32(let w):
+            if streams(rows: rows) {
+                let columns = win.isPointwise ? 0 : rows * k
+                let space = scratch((columns + (teamSize - 1) * rows * cout) * 4).assumingMemoryBound(to: Float.self)
+                if !win.isPointwise { im2col(input, win, cin: cin, rows: rows, into: space) }
+                streamedGEMM(m: rows, n: cout, k: k, a: win.isPointwise ? input : UnsafePointer(space), b: w.pointer, c: output,
+                             partial: space + columns)
+                epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
+                return nil
+            }
             if nativeFloat, let primitive = native?.primitive(batch: n, win: win, kernel: self) {
                 if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
                 let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)

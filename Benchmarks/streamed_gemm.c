@@ -1,0 +1,90 @@
+/* Few-row products with large kernels, as FaceNet's Block8 has them at batch 1 (nine pixels):
+   oneDNN's convolution primitive (its copy of the kernel, its blocked layout) against
+   fm_gemm_rows_f32 reading the row-major kernel in place, each thread a contiguous share of the
+   kernel's rows, partial sums added after a barrier (fmodel's streamedGEMM). Six blocks of three
+   1×1 layers (38 MB of kernels with the 3-tap ones left out, so they do not stay in the cache
+   between rounds, and 120 MB read between rounds besides); the two alternate round by round;
+   medians per layer, GB/s of kernel read, and the ratio.
+
+     gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/streamed_gemm.c -o /tmp/streamed_gemm -ldnnl -lm
+     OMP_NUM_THREADS=2 /tmp/streamed_gemm [ROUNDS=40] */
+#include "../Sources/CKernels/kernels.c"
+#include "../Sources/CKernels/dnnl_conv.c"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+enum { BLOCKS = 6, SHAPES = 3, ROWS = 9, MAX_ROUNDS = 200 };
+static const int inputs[SHAPES] = {1792, 1792, 384}, units[SHAPES] = {192, 192, 1792};
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int ascending(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void streamed(const float *x, int k, int n, const float *w, float *y, float *partial) {
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), team = omp_get_num_threads();
+        size_t k0 = (size_t)k * t / team, k1 = (size_t)k * (t + 1) / team, count = (size_t)ROWS * n;
+        fm_gemm_rows_f32(x + k0, k, ROWS, k1 - k0, w + k0 * n, n, t == 0 ? y : partial + (t - 1) * count);
+#pragma omp barrier
+        for (size_t i = count * t / team; i < count * (t + 1) / team; i++)
+            for (int p = 0; p < team - 1; p++) y[i] += partial[p * count + i];
+    }
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 40;
+    rounds = rounds < 1 ? 1 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
+    float *w[BLOCKS][SHAPES];
+    fm_conv *conv[BLOCKS][SHAPES];
+    for (int b = 0; b < BLOCKS; b++)
+        for (int s = 0; s < SHAPES; s++) {
+            size_t count = (size_t)inputs[s] * units[s];
+            w[b][s] = aligned_alloc(64, count * 4);
+            for (size_t i = 0; i < count; i++) w[b][s][i] = (float)((i * 2654435761u + b) % 1000) / 1000.0f - 0.5f;
+            fm_conv_params p = {1, 3, 3, inputs[s], 3, 3, units[s], 1, 1, 1, 1, 1, 1, 0, 0, 1.0f, 0, FM_ACT_LINEAR, 0, FM_SRC_F32};
+            char err[256];
+            conv[b][s] = fm_conv_create(&p, w[b][s], NULL, err, sizeof err);
+            if (!conv[b][s] || fm_conv_load_weights(conv[b][s])) { fprintf(stderr, "oneDNN: %s\n", err); return 1; }
+        }
+    size_t evict = (size_t)120 << 20;
+    float *e = aligned_alloc(64, evict), *x = aligned_alloc(64, ROWS * 1792 * 4);
+    float *y = aligned_alloc(64, ROWS * 1792 * 4), *partial = aligned_alloc(64, (size_t)omp_get_max_threads() * ROWS * 1792 * 4);
+    memset(e, 1, evict);
+    for (int i = 0; i < ROWS * 1792; i++) x[i] = 0.01f * (i % 37);
+    static double t[2][SHAPES][MAX_ROUNDS];
+    volatile float sink = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int way = 0; way < 2; way++) {
+            for (size_t i = 0; i < evict / 4; i += 16) sink += e[i];
+            for (int s = 0; s < SHAPES; s++) t[way][s][r] = 0;
+            for (int b = 0; b < BLOCKS; b++)
+                for (int s = 0; s < SHAPES; s++) {
+                    double t0 = now();
+                    if (way == 0) fm_conv_run(conv[b][s], x, y);
+                    else streamed(x, inputs[s], units[s], w[b][s], y, partial);
+                    t[way][s][r] += now() - t0;
+                }
+        }
+    printf("%d rows, %d threads, medians of %d rounds (%s for oneDNN)\n", ROWS, omp_get_max_threads(), rounds,
+           fm_conv_implementation(conv[0][0]));
+    for (int s = 0; s < SHAPES; s++) {
+        double mb = 4.0 * inputs[s] * units[s] / 1e6, ms[2];
+        for (int way = 0; way < 2; way++) {
+            qsort(t[way][s], rounds, sizeof(double), ascending);
+            ms[way] = t[way][s][rounds / 2] / BLOCKS * 1e3;
+        }
+        printf("  1x1 %4d->%-4d  oneDNN %.3f ms (%4.1f GB/s)  streamed %.3f ms (%4.1f GB/s)  streamed/oneDNN %.2f\n", inputs[s],
+               units[s], ms[0], mb / ms[0], ms[1], mb / ms[1], ms[1] / ms[0]);
+    }
+    return 0;
+}

@@ -1,0 +1,82 @@
+import FModelCore
+@testable import FModelRuntime
+import FModelTestSupport
+import Testing
+
+/// Layers with few output rows and a large kernel read the kernel once (`streamedGEMM`), in
+/// place, without a oneDNN primitive; they give the convolution a direct sum in Double gives.
+@Suite struct StreamedGEMMTests {
+    /// `y[r][c] = Σ x-patch · kernel + bias` in Double, straight from the definition (NHWC,
+    /// HWIO, TensorFlow's SAME padding), as the oracle.
+    func directConv(_ x: [Float], _ inShape: [Int], _ kernel: [Float], kH: Int, kW: Int, cout: Int, stride: Int,
+                    bias: [Float]) -> [Float] {
+        let (n, h, w, cin) = (inShape[0], inShape[1], inShape[2], inShape[3])
+        let (oh, ow) = ((h + stride - 1) / stride, (w + stride - 1) / stride)
+        let padTop = max((oh - 1) * stride + kH - h, 0) / 2, padLeft = max((ow - 1) * stride + kW - w, 0) / 2
+        var y = [Float](repeating: 0, count: n * oh * ow * cout)
+        for b in 0..<n {
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    for c in 0..<cout {
+                        var acc = Double(bias[c])
+                        for di in 0..<kH {
+                            for dj in 0..<kW {
+                                let (r, s) = (i * stride + di - padTop, j * stride + dj - padLeft)
+                                guard r >= 0, r < h, s >= 0, s < w else { continue }
+                                for ci in 0..<cin {
+                                    acc += Double(x[((b * h + r) * w + s) * cin + ci]) * Double(kernel[((di * kW + dj) * cin + ci) * cout + c])
+                                }
+                            }
+                        }
+                        y[((b * oh + i) * ow + j) * cout + c] = Float(acc)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Pointwise and strided 3×3 convs with 1 to 16 output rows: one and two register blocks
+    /// of rows, column counts that are not a multiple of 16, an odd kernel depth (uneven
+    /// shares between the threads).
+    @Test(arguments: [
+        ([1, 3, 3, 384], 1, 1, 200),  // Block8's 1×1 shape: nine rows
+        ([1, 1, 13, 257], 1, 1, 300),  // thirteen rows: a block of twelve and one
+        ([2, 2, 4, 256], 1, 1, 260),  // two images, sixteen rows
+        ([1, 1, 1, 600], 1, 1, 130),  // one row
+        ([1, 6, 6, 130], 3, 2, 70),  // 3×3 stride 2 (Mixed_7a's shape): im2col, nine rows
+    ])
+    func convMatchesDirectSum(inShape: [Int], kernelSize: Int, stride: Int, cout: Int) throws {
+        var g = SplitMix64(seed: 5)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let cin = inShape[3], k = kernelSize
+        let kernel = randoms(k * k * cin * cout).map { $0 * 0.1 }, bias = randoms(cout)
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: Shape([-1] + inShape.dropFirst()))], outputs: ["n"],
+                          nodes: [Node(name: "n", op: .conv2D(ConvAttributes(strides: [stride, stride], padding: .same)),
+                                       inputs: ["x"], params: ["kernel": "k", "bias": "b"])],
+                          tensors: ["k": Tensor(kernel, shape: [k, k, cin, cout]), "b": Tensor(bias, shape: [cout])])
+        let x = randoms(inShape.reduce(1, *))
+        let e = try Executor(graph: graph, engine: .native)
+        let y = try e.run(["x": FloatTensor(shape: Shape(inShape), values: x)])["n"]!.values
+        let expected = directConv(x, inShape, kernel, kH: k, kW: k, cout: cout, stride: stride, bias: bias)
+        #expect(y.count == expected.count)
+        #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+        guard case .conv(let kernelStep) = e.program.instructions[0].step else { Issue.record("not a conv"); return }
+        #expect(kernelStep.streams(rows: y.count / cout), "the streamed path should take \(inShape)")
+        #expect(kernelStep.native?.tried(batch: inShape[0]) == false, "no oneDNN primitive (nor its kernel copy) for a streamed layer")
+    }
+
+    /// Seventeen rows is past the limit: oneDNN runs it.
+    @Test func manyRowsGoToOneDNN() throws {
+        var g = SplitMix64(seed: 6)
+        let kernel = (0..<(256 * 256)).map { _ in Float(g.next() % 201) / 1000 - 0.1 }
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 1, 17, 256])], outputs: ["n"],
+                          nodes: [Node(name: "n", op: .conv2D(ConvAttributes()), inputs: ["x"], params: ["kernel": "k"])],
+                          tensors: ["k": Tensor(kernel, shape: [1, 1, 256, 256])])
+        let e = try Executor(graph: graph, engine: .native)
+        _ = try e.run(["x": FloatTensor(shape: [1, 1, 17, 256], values: [Float](repeating: 0.5, count: 17 * 256))])
+        guard case .conv(let k) = e.program.instructions[0].step else { Issue.record("not a conv"); return }
+        #expect(!k.streams(rows: 17))
+        #expect(k.native?.tried(batch: 1) == true)
+    }
+}
