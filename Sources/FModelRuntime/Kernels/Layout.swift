@@ -6,7 +6,7 @@ func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>, Shape), axis: I
             outShape: Shape) {
     let outer = outShape.dims[..<axis].reduce(1, *)
     let innerOut = outShape.dims[axis...].reduce(1, *)
-    parallelFor(outer, grain: max(1, rowGrain / innerOut)) { rows in
+    parallelFor(outer, grain: max(1, 6 * rowGrain / innerOut)) { rows in
         var offset = 0
         for i in 0..<count {
             let (x, shape) = input(i)
