@@ -234,6 +234,27 @@ void fm_max_into(float *out, const float *x, size_t n) {
 }
 
 __attribute__((target("avx512f")))
+static void window_max_avx512(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols) {
+    for (size_t ch = 0; ch < n; ch += 16) {
+        const __mmask16 m = n - ch >= 16 ? 0xFFFF : (__mmask16)((1u << (n - ch)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + ch);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) v = _mm512_max_ps(v, _mm512_maskz_loadu_ps(m, x + i * row_stride + j * n + ch));
+        _mm512_mask_storeu_ps(out + ch, m, v);
+    }
+}
+
+void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols) {
+    if (has_avx512()) { window_max_avx512(out, x, n, row_stride, rows, cols); return; }
+    for (size_t ch = 0; ch < n; ch++) {
+        float v = x[ch];
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) v = x[i * row_stride + j * n + ch] > v ? x[i * row_stride + j * n + ch] : v;
+        out[ch] = v;
+    }
+}
+
+__attribute__((target("avx512f")))
 static void gemv_f32_rows_avx512(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y) {
     for (size_t c = 0; c < n; c++) y[c] = 0;
     size_t i = k0;

@@ -64,6 +64,29 @@ import Testing
         #expect(m.values == [-1])
     }
 
+    /// A max pool (3×3, stride 2, SAME: windows clipped at the edges, one pixel of padding on
+    /// the left of the odd width) over 20 channels (a full vector and a partial one) takes
+    /// each window's largest value, channel by channel.
+    @Test func maxPoolTakesEachWindowsLargest() throws {
+        let (h, w, c) = (6, 5, 20)
+        let x = FloatTensor(shape: [2, h, w, c], values: (0..<(2 * h * w * c)).map { Float(($0 * 7919) % 1009) - 500 })
+        let y = try run(.maxPool(PoolAttributes(size: [3, 3], strides: [2, 2], padding: .same)), x)
+        #expect(y.shape == [2, 3, 3, c])
+        for b in 0..<2 {
+            for oy in 0..<3 {
+                for ox in 0..<3 {
+                    for ch in 0..<c {
+                        var best = -Float.infinity
+                        for iy in (2 * oy)..<min(2 * oy + 3, h) {
+                            for ix in max(2 * ox - 1, 0)..<min(2 * ox + 2, w) { best = max(best, x.values[((b * h + iy) * w + ix) * c + ch]) }
+                        }
+                        #expect(y.values[((b * 3 + oy) * 3 + ox) * c + ch] == best)
+                    }
+                }
+            }
+        }
+    }
+
     @Test func batchNormUsesEpsilon() throws {
         let y = try run(.batchNorm(epsilon: 1), FloatTensor(shape: [1, 2], values: [5, 5]),
                         params: ["mean": Tensor([1, 1], shape: [2]), "variance": Tensor([3, 15], shape: [2]), "gamma": Tensor([2, 2], shape: [2])])

@@ -35,6 +35,11 @@ void fm_to_bf16(const float *x, size_t n, uint16_t *y);
 /* out[i] = max(out[i], x[i]) for n floats (pooling). */
 void fm_max_into(float *out, const float *x, size_t n);
 
+/* out[ch] = the largest x[(i * row_stride) + (j * n) + ch] over a window of rows by cols pixels
+   (rows, cols >= 1): one output pixel of a max pool, each channel loaded once per window pixel
+   and stored once. */
+void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols);
+
 /* y[c] = sum over rows i in [k0, k1) of a[i] * w[i][c], for all n columns of a float32 [k, n]
    row-major kernel: a share of a matrix-vector product. Rows are taken eight at a time and
    the columns in 256-wide register blocks, so the kernel streams as eight sequential reads and

@@ -17,17 +17,23 @@ func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
             for ox in 0..<win.outW {
                 let x0 = max(ox * win.strideW - win.padLeft, 0), x1 = min(ox * win.strideW - win.padLeft + win.kW, win.inW)
                 let out = yb + (oy * win.outW + ox) * c
-                out.update(repeating: isMax ? -.infinity : 0, count: c)
+                if isMax {
+                    if y0 < y1 && x0 < x1 {
+                        fm_window_max(out, xb + (y0 * win.inW + x0) * c, c, win.inW * c, y1 - y0, x1 - x0)
+                    } else {
+                        out.update(repeating: -.infinity, count: c)
+                    }
+                    continue
+                }
+                out.update(repeating: 0, count: c)
                 for iy in y0..<y1 {
                     for ix in x0..<x1 {
                         let px = xb + (iy * win.inW + ix) * c
-                        if isMax { fm_max_into(out, px, c) } else { for ch in 0..<c { out[ch] += px[ch] } }
+                        for ch in 0..<c { out[ch] += px[ch] }
                     }
                 }
-                if !isMax {
-                    let inv = 1 / Float((y1 - y0) * (x1 - x0))
-                    for ch in 0..<c { out[ch] *= inv }
-                }
+                let inv = 1 / Float((y1 - y0) * (x1 - x0))
+                for ch in 0..<c { out[ch] *= inv }
             }
         }
     }
