@@ -11,9 +11,12 @@ struct fm_conv {
     /* Until fm_conv_load_weights: the caller's kernel and the reorder into `weights`. */
     dnnl_primitive_t weight_reorder;
     dnnl_memory_t user_weights;
-    /* Winograd only: its blocked activations, and the reorders from and to the caller's NHWC. */
+    /* Where the primitive's activations are not NHWC (Winograd's blocked layout) and the side
+       is not linked: the caller's NHWC memory and the reorder from or to it. */
     dnnl_primitive_t src_reorder, dst_reorder;
     dnnl_memory_t user_src, user_dst;
+    int linked_src, linked_dst;
+    int winograd;
     char implementation[64];
 };
 
@@ -35,6 +38,20 @@ static void make_engine(void) {
             goto fail;                                                                      \
         }                                                                                   \
     } while (0)
+
+/* Winograd F(4×4, 3×3) does 2.25× fewer multiplications: for float32 3×3 stride-1
+   convolutions with 32+ inputs and 64+ outputs, if oneDNN has it here (on blocked activations,
+   reordered in and out). Measured on FaceNet: its 32→64 layer gains at batch 32 (whole model
+   282 → 277 ms) and breaks even at batch 1; its 32→32 layers do not pay for the reorders
+   (Conv2d_2a: +0.7 ms at batch 1, nothing at batch 32). Inside a chain (blocked on both sides,
+   no reorders) Conv2d_2a gains from batch 8 on: a trial build that gave it Winograd at every
+   batch size ran the stem (Benchmarks/stem_chain.c) in 66.8 instead of 69.5 ms at batch 32,
+   2.7 instead of 2.4 at batch 1. */
+static int winograd_candidate(const fm_conv_params *p) {
+    return p->src_type == FM_SRC_F32 && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1
+        && p->dilation_h == 1 && p->dilation_w == 1 && !p->add_dst && p->ic >= 32
+        && (p->oc >= 64 || (p->linked_src && p->linked_dst && p->n >= 8)) && !getenv("FMODEL_NO_WINOGRAD");
+}
 
 fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const float *bias, char *err, size_t err_len) {
     pthread_once(&engine_once, make_engine);
@@ -85,14 +102,8 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         }
         CHECK(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops");
     }
-    /* Winograd F(4×4, 3×3) does 2.25× fewer multiplications: for float32 3×3 stride-1
-       convolutions with 32+ inputs and 64+ outputs, if oneDNN has it here (on blocked
-       activations, reordered in and out). Measured on FaceNet: its 32→64 layer gains at batch 32
-       (whole model 282 → 277 ms) and breaks even at batch 1; its 32→32 layers do not pay for the
-       reorders (Conv2d_2a: +0.7 ms at batch 1, nothing at batch 32). */
     int winograd = 0;
-    if (p->src_type == FM_SRC_F32 && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && p->dilation_h == 1
-        && p->dilation_w == 1 && !p->add_dst && p->ic >= 32 && p->oc >= 64 && !getenv("FMODEL_NO_WINOGRAD")) {
+    if (winograd_candidate(p)) {
         dnnl_memory_desc_t src_any, dst_any;
         if (dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success
             && dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any) == dnnl_success
@@ -102,11 +113,24 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
             winograd = 1;
     }
     if (!winograd) {
-        CHECK(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_md,
-                                                         &any_w_md, bias ? &bias_md : NULL, &dst_md, strides, dilates, pad_l, pad_r),
+        /* Inside a chain (a linked source) a convolution works in oneDNN's blocked layout,
+           nChw16c, on both sides (its output reordered to NHWC if it is the chain's last):
+           left to choose, brgconv takes NHWC, and every Winograd layer would pay its reorders
+           again. The chain's first reads the caller's NHWC and writes what it prefers. */
+        dnnl_memory_desc_t src_direct = src_md, dst_direct = dst_md;
+        if (p->linked_src)
+            CHECK(dnnl_memory_desc_init_by_tag(&src_direct, 4, src_dims, src_dt, p->ic % 16 ? dnnl_format_tag_any : dnnl_nChw16c),
+                  "source descriptor");
+        if (p->linked_src && p->oc % 16 == 0)
+            CHECK(dnnl_memory_desc_init_by_tag(&dst_direct, 4, dst_dims, dst_dt, dnnl_nChw16c), "destination descriptor");
+        else if (p->linked_dst)
+            CHECK(dnnl_memory_desc_init_by_tag(&dst_direct, 4, dst_dims, dst_dt, dnnl_format_tag_any), "destination descriptor");
+        CHECK(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_direct,
+                                                         &any_w_md, bias ? &bias_md : NULL, &dst_direct, strides, dilates, pad_l, pad_r),
               "convolution descriptor");
         CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "convolution");
     }
+    c->winograd = winograd;
     const char *implementation = NULL;
     CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation), "implementation query");
     snprintf(c->implementation, sizeof c->implementation, "%s", implementation ? implementation : "?");
@@ -132,27 +156,29 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     }
     const dnnl_memory_desc_t *conv_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *conv_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    if (winograd) {
+    /* Each side: linked (memory a chain hands over), NHWC in place (the caller's pointer at
+       each run), or the primitive's own layout reordered from or to the caller's NHWC. */
+    c->linked_src = p->linked_src;
+    c->linked_dst = p->linked_dst;
+    int reorder_src = !p->linked_src && !dnnl_memory_desc_equal(conv_src, &src_md);
+    int reorder_dst = !p->linked_dst && !dnnl_memory_desc_equal(conv_dst, &dst_md);
+    CHECK(dnnl_memory_create(&c->src, conv_src, engine, reorder_src ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE), "source memory");
+    CHECK(dnnl_memory_create(&c->dst, conv_dst, engine, reorder_dst ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE), "destination memory");
+    if (reorder_src) {
         dnnl_primitive_desc_t rpd = NULL;
-        CHECK(dnnl_memory_create(&c->src, conv_src, engine, DNNL_MEMORY_ALLOCATE), "blocked source memory");
-        CHECK(dnnl_memory_create(&c->dst, conv_dst, engine, DNNL_MEMORY_ALLOCATE), "blocked destination memory");
         CHECK(dnnl_memory_create(&c->user_src, &src_md, engine, DNNL_MEMORY_NONE), "source memory");
-        CHECK(dnnl_memory_create(&c->user_dst, &dst_md, engine, DNNL_MEMORY_NONE), "destination memory");
         CHECK(dnnl_reorder_primitive_desc_create(&rpd, &src_md, engine, conv_src, engine, NULL), "source reorder");
         dnnl_status_t made = dnnl_primitive_create(&c->src_reorder, rpd);
         dnnl_primitive_desc_destroy(rpd);
         CHECK(made, "source reorder");
+    }
+    if (reorder_dst) {
+        dnnl_primitive_desc_t rpd = NULL;
+        CHECK(dnnl_memory_create(&c->user_dst, &dst_md, engine, DNNL_MEMORY_NONE), "destination memory");
         CHECK(dnnl_reorder_primitive_desc_create(&rpd, conv_dst, engine, &dst_md, engine, NULL), "destination reorder");
-        made = dnnl_primitive_create(&c->dst_reorder, rpd);
+        dnnl_status_t made = dnnl_primitive_create(&c->dst_reorder, rpd);
         dnnl_primitive_desc_destroy(rpd);
         CHECK(made, "destination reorder");
-    } else {
-        CHECK(dnnl_memory_create(&c->src, conv_src, engine, DNNL_MEMORY_NONE), "source memory");
-        CHECK(dnnl_memory_create(&c->dst, conv_dst, engine, DNNL_MEMORY_NONE), "destination memory");
-        if (!dnnl_memory_desc_equal(conv_src, &src_md) || !dnnl_memory_desc_equal(conv_dst, &dst_md)) {
-            snprintf(err, err_len, "oneDNN chose a non-NHWC activation layout");
-            goto fail;
-        }
     }
     dnnl_primitive_desc_destroy(reorder_pd);
     dnnl_primitive_desc_destroy(pd);
@@ -185,16 +211,20 @@ int fm_conv_load_weights(fm_conv *c) {
     return failed;
 }
 
-int fm_conv_run(fm_conv *c, const void *src, void *dst) {
+/* The primitive and its reorders, on the caller's src and dst (ignored on a linked side). */
+static int conv_execute(fm_conv *c, const void *src, void *dst) {
     if (c->weight_reorder && fm_conv_load_weights(c)) return 1;
     if (c->src_reorder) {
         if (dnnl_memory_set_data_handle(c->user_src, (void *)src) != dnnl_success) return 1;
-        if (dnnl_memory_set_data_handle(c->user_dst, dst) != dnnl_success) return 1;
         dnnl_exec_arg_t in[2] = {{DNNL_ARG_FROM, c->user_src}, {DNNL_ARG_TO, c->src}};
         if (dnnl_primitive_execute(c->src_reorder, stream, 2, in) != dnnl_success) return 1;
-    } else {
-        if (dnnl_memory_set_data_handle(c->src, (void *)src) != dnnl_success) return 1;
-        if (dnnl_memory_set_data_handle(c->dst, dst) != dnnl_success) return 1;
+    } else if (!c->linked_src && dnnl_memory_set_data_handle(c->src, (void *)src) != dnnl_success) {
+        return 1;
+    }
+    if (c->dst_reorder) {
+        if (dnnl_memory_set_data_handle(c->user_dst, dst) != dnnl_success) return 1;
+    } else if (!c->linked_dst && dnnl_memory_set_data_handle(c->dst, dst) != dnnl_success) {
+        return 1;
     }
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->src}, {DNNL_ARG_WEIGHTS, c->weights}, {DNNL_ARG_DST, c->dst}};
     int n = 3;
@@ -204,7 +234,12 @@ int fm_conv_run(fm_conv *c, const void *src, void *dst) {
         dnnl_exec_arg_t out[2] = {{DNNL_ARG_FROM, c->dst}, {DNNL_ARG_TO, c->user_dst}};
         if (dnnl_primitive_execute(c->dst_reorder, stream, 2, out) != dnnl_success) return 1;
     }
-    return dnnl_stream_wait(stream) != dnnl_success;
+    return 0;
+}
+
+int fm_conv_run(fm_conv *c, const void *src, void *dst) {
+    if (c->linked_src || c->linked_dst) return 1;
+    return conv_execute(c, src, dst) || dnnl_stream_wait(stream) != dnnl_success;
 }
 
 const char *fm_conv_implementation(const fm_conv *c) { return c->implementation; }
@@ -224,3 +259,203 @@ void fm_conv_destroy(fm_conv *c) {
     if (c->user_dst) dnnl_memory_destroy(c->user_dst);
     free(c);
 }
+
+struct fm_chain {
+    int count;
+    fm_conv **convs;                 /* per layer; NULL for a pool */
+    dnnl_primitive_t *pools;         /* per layer; NULL for a convolution */
+    dnnl_memory_t *in, *out;         /* per layer: what it reads and writes (pools' own; the convolutions') */
+    dnnl_primitive_t *links;         /* per layer after the first: the reorder into its input, or NULL (shared) */
+    void *buffers[2];
+    char implementation[512];
+};
+
+void fm_chain_destroy(fm_chain *c) {
+    if (!c) return;
+    for (int i = 0; i < c->count; i++) {
+        if (c->convs && c->convs[i]) fm_conv_destroy(c->convs[i]);
+        if (c->pools && c->pools[i]) {
+            dnnl_primitive_destroy(c->pools[i]);
+            if (c->in[i]) dnnl_memory_destroy(c->in[i]);
+            if (c->out[i]) dnnl_memory_destroy(c->out[i]);
+        }
+        if (c->links && c->links[i]) dnnl_primitive_destroy(c->links[i]);
+    }
+    free(c->convs);
+    free(c->pools);
+    free(c->in);
+    free(c->out);
+    free(c->links);
+    free(c->buffers[0]);
+    free(c->buffers[1]);
+    free(c);
+}
+
+#undef CHECK
+#define CHECK(call, what)                                                                   \
+    do {                                                                                    \
+        dnnl_status_t s_ = (call);                                                          \
+        if (s_ != dnnl_success) {                                                           \
+            snprintf(err, err_len, "oneDNN %s of chain layer %d failed (status %d)", what, i, (int)s_); \
+            goto fail;                                                                      \
+        }                                                                                   \
+    } while (0)
+
+static void append(char *to, size_t size, const char *what) {
+    size_t used = strlen(to);
+    snprintf(to + used, size - used, "%s%s", used ? " > " : "", what);
+}
+
+fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, size_t err_len) {
+    int i = 0;
+    if (count < 2 || layers[0].max_pool || layers[count - 1].max_pool) {
+        snprintf(err, err_len, "a chain needs two layers or more, from a convolution to a convolution");
+        return NULL;
+    }
+    /* Worth it for a layer that would take Winograd on its own (then the 32→32 ones beside
+       it may too): a chain of FaceNet's Block35 branch, whose only candidate is 32→32, ran
+       slower than its layers at batch 32 (2.07 against 1.87 ms, `fmodel bench --profile`). */
+    int candidates = 0;
+    for (int j = 0; j < count; j++) {
+        fm_conv_params p = layers[j].conv;
+        p.linked_src = p.linked_dst = 0;
+        candidates += !layers[j].max_pool && winograd_candidate(&p);
+    }
+    if (!candidates) {
+        snprintf(err, err_len, "no Winograd layer: nothing to gain over running the layers one by one");
+        return NULL;
+    }
+    fm_chain *c = calloc(1, sizeof *c);
+    if (!c) { snprintf(err, err_len, "out of memory"); return NULL; }
+    c->count = count;
+    c->convs = calloc(count, sizeof *c->convs);
+    c->pools = calloc(count, sizeof *c->pools);
+    c->in = calloc(count, sizeof *c->in);
+    c->out = calloc(count, sizeof *c->out);
+    c->links = calloc(count, sizeof *c->links);
+    size_t *buffer_of = calloc(2 * count, sizeof *buffer_of);  /* per memory: which buffer, 1-based (0: none) */
+    if (!c->convs || !c->pools || !c->in || !c->out || !c->links || !buffer_of) {
+        free(buffer_of);
+        snprintf(err, err_len, "out of memory");
+        fm_chain_destroy(c);
+        return NULL;
+    }
+    size_t largest = 0;
+    int next = 0;  /* the buffer the next tensor goes to */
+    for (i = 0; i < count; i++) {
+        const fm_chain_layer *l = &layers[i];
+        if (!l->max_pool) {
+            fm_conv_params p = l->conv;
+            p.linked_src = i > 0;
+            p.linked_dst = i < count - 1;
+            char inner[256] = "";
+            c->convs[i] = fm_conv_create(&p, l->weights, l->bias, inner, sizeof inner);
+            if (!c->convs[i]) {
+                snprintf(err, err_len, "chain layer %d: %s", i, inner);
+                goto fail;
+            }
+            c->in[i] = c->convs[i]->src;
+            c->out[i] = c->convs[i]->dst;
+            append(c->implementation, sizeof c->implementation, c->convs[i]->implementation);
+        } else {
+            const fm_conv_params *p = &l->conv;
+            const dnnl_memory_desc_t *src_md = NULL;
+            CHECK(dnnl_memory_get_memory_desc(c->out[i - 1], &src_md), "source descriptor");
+            dnnl_memory_desc_t dst_md;
+            dnnl_dims_t dst_dims = {p->n, p->ic, p->oh, p->ow}, strides = {p->stride_h, p->stride_w}, kernel = {p->kh, p->kw};
+            dnnl_dims_t dilation = {0, 0}, pad_l = {p->pad_top, p->pad_left};
+            int pb = (p->oh - 1) * p->stride_h + p->kh - p->ih - p->pad_top, pr = (p->ow - 1) * p->stride_w + p->kw - p->iw - p->pad_left;
+            dnnl_dims_t pad_r = {pb > 0 ? pb : 0, pr > 0 ? pr : 0};
+            CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_format_tag_any), "destination descriptor");
+            dnnl_pooling_v2_desc_t desc;
+            CHECK(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, src_md, &dst_md, strides, kernel,
+                                                    dilation, pad_l, pad_r), "max pool descriptor");
+            dnnl_primitive_desc_t pd = NULL;
+            CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL), "max pool");
+            const char *implementation = NULL;
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation);
+            append(c->implementation, sizeof c->implementation, implementation ? implementation : "?");
+            dnnl_status_t made = dnnl_primitive_create(&c->pools[i], pd);
+            if (made == dnnl_success) made = dnnl_memory_create(&c->in[i], src_md, engine, DNNL_MEMORY_NONE);
+            if (made == dnnl_success)
+                made = dnnl_memory_create(&c->out[i], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine, DNNL_MEMORY_NONE);
+            dnnl_primitive_desc_destroy(pd);
+            CHECK(made, "max pool");
+        }
+        /* Between this layer and the one before: one buffer, or a reorder into a second. */
+        if (i > 0) {
+            const dnnl_memory_desc_t *from = NULL, *to = NULL;
+            CHECK(dnnl_memory_get_memory_desc(c->out[i - 1], &from), "source descriptor");
+            CHECK(dnnl_memory_get_memory_desc(c->in[i], &to), "source descriptor");
+            if (dnnl_memory_desc_equal(from, to)) {
+                buffer_of[2 * i] = buffer_of[2 * i - 1];
+            } else {
+                dnnl_primitive_desc_t rpd = NULL;
+                CHECK(dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, NULL), "reorder");
+                dnnl_status_t made = dnnl_primitive_create(&c->links[i], rpd);
+                dnnl_primitive_desc_destroy(rpd);
+                CHECK(made, "reorder");
+                buffer_of[2 * i] = 1 + next;
+                next = 1 - next;
+                size_t size = dnnl_memory_desc_get_size(to);
+                largest = size > largest ? size : largest;
+                append(c->implementation, sizeof c->implementation, "reorder");
+            }
+        }
+        if (i < count - 1) {
+            const dnnl_memory_desc_t *md = NULL;
+            CHECK(dnnl_memory_get_memory_desc(c->out[i], &md), "destination descriptor");
+            buffer_of[2 * i + 1] = 1 + next;
+            next = 1 - next;
+            size_t size = dnnl_memory_desc_get_size(md);
+            largest = size > largest ? size : largest;
+        }
+    }
+    int winograd = 0;
+    for (i = 0; i < count; i++) winograd |= c->convs[i] && c->convs[i]->winograd;
+    if (!winograd) {
+        snprintf(err, err_len, "no Winograd layer: nothing to gain over running the layers one by one");
+        goto fail;
+    }
+    for (int b = 0; b < 2; b++) {
+        if (posix_memalign(&c->buffers[b], 64, largest ? largest : 64)) {
+            c->buffers[b] = NULL;
+            snprintf(err, err_len, "out of memory for the chain's activations");
+            goto fail;
+        }
+    }
+    for (i = 0; i < count; i++) {
+        if (i > 0) CHECK(dnnl_memory_set_data_handle(c->in[i], c->buffers[buffer_of[2 * i] - 1]), "source memory");
+        if (i < count - 1) CHECK(dnnl_memory_set_data_handle(c->out[i], c->buffers[buffer_of[2 * i + 1] - 1]), "destination memory");
+    }
+    free(buffer_of);
+    return c;
+fail:
+    free(buffer_of);
+    fm_chain_destroy(c);
+    return NULL;
+}
+
+int fm_chain_load_weights(fm_chain *c) {
+    for (int i = 0; i < c->count; i++)
+        if (c->convs[i] && fm_conv_load_weights(c->convs[i])) return 1;
+    return 0;
+}
+
+int fm_chain_run(fm_chain *c, const float *src, float *dst) {
+    for (int i = 0; i < c->count; i++) {
+        if (c->links[i]) {
+            dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, c->out[i - 1]}, {DNNL_ARG_TO, c->in[i]}};
+            if (dnnl_primitive_execute(c->links[i], stream, 2, args) != dnnl_success) return 1;
+        }
+        if (c->convs[i]) {
+            if (conv_execute(c->convs[i], src, dst)) return 1;
+        } else {
+            dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, c->in[i]}, {DNNL_ARG_DST, c->out[i]}};
+            if (dnnl_primitive_execute(c->pools[i], stream, 2, args) != dnnl_success) return 1;
+        }
+    }
+    return dnnl_stream_wait(stream) != dnnl_success;
+}
+
+const char *fm_chain_implementation(const fm_chain *c) { return c->implementation; }

@@ -20,6 +20,8 @@ public final class Executor: @unchecked Sendable {
     private var shapesByBatch: [Int: [Shape]] = [:]
     /// Batch sizes that have run once, for the fused and the unfused program (`tiered`).
     private var ranOnce: [Bool: Set<Int>] = [:]
+    /// oneDNN chains of the fused program per batch size, by their first instruction.
+    private var chainsByBatch: [Int: [Int: NativeChain]] = [:]
     private let lock = NSLock()
     /// When set (the default), an int8 convolution takes its input's range from the epilogue
     /// that wrote it instead of measuring it again; the two agree exactly (a test holds them).
@@ -91,12 +93,21 @@ public final class Executor: @unchecked Sendable {
             t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: t.values.count) }
             run.bind(i, b)
         }
-        for (i, instruction) in program.instructions.enumerated() {
+        let chains = warm && program.fused ? chainsByBatch[batch] ?? [:] : [:]
+        var chained = Set<Int>()  // instructions a chain has run
+        for (i, instruction) in program.instructions.enumerated() where !chained.contains(i) {
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            execute(i, instruction, lastUse: program.lastUse, run: &run, keep: keep)
+            var ops = instruction.ops
+            if let chain = chains[i], keep.isDisjoint(with: chain.inner) {
+                execute(chain, program: program, run: &run, keep: keep)
+                chained.formUnion(chain.layers)
+                if profiling { ops = "chain: " + chain.layers.map { program.instructions[$0].ops }.joined(separator: " > ") }
+            } else {
+                execute(i, instruction, lastUse: program.lastUse, run: &run, keep: keep)
+            }
             if profiling {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                profile[instruction.node.name, default: (instruction.ops, 0)].seconds += seconds
+                profile[instruction.node.name, default: (ops, 0)].seconds += seconds
             }
         }
         var result: [String: FloatTensor] = [:]
@@ -151,13 +162,20 @@ public final class Executor: @unchecked Sendable {
     /// yet (JIT compilation, then the kernel reorders on every core): the int8 ones, and the
     /// float32 ones when `float` is set.
     private func prepare(_ program: Program, batch: Int, shapes: [Shape], float: Bool) {
-        let convs = program.instructions.compactMap { i -> (ConvKernel, Shape, Shape)? in
+        var chains: [NativeChain] = []
+        if float && program.fused && chainsByBatch[batch] == nil {
+            chains = makeChains(program, shapes: shapes)
+            chainsByBatch[batch] = Dictionary(uniqueKeysWithValues: chains.map { ($0.layers[0], $0) })
+        }
+        // A chain's convolutions need no primitives of their own.
+        let chained = program.fused ? Set((chainsByBatch[batch] ?? [:]).values.flatMap(\.layers)) : []
+        let convs = program.instructions.enumerated().compactMap { n, i -> (ConvKernel, Shape, Shape)? in
             let outShape = shapes[i.output]
-            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch),
+            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), !chained.contains(n),
                   float || k.weights.isInteger, !k.streams(rows: outShape[0] * outShape[1] * outShape[2]) else { return nil }
             return (k, shapes[i.inputs[0]], outShape)
         }
-        guard !convs.isEmpty else { return }
+        guard !convs.isEmpty || !chains.isEmpty else { return }
         // The primitives one after another, outside any OpenMP region: oneDNN sizes a
         // primitive's per-thread buffers for the threads it sees when it is made (inside a
         // region, one: a Winograd primitive made there crashed when run on two), and making
@@ -167,9 +185,42 @@ public final class Executor: @unchecked Sendable {
         for (k, inShape, outShape) in convs { k.prepareNative(inShape: inShape, outShape: outShape) }
         parallelFor(teamSize, grain: 1) { threads in
             for t in threads {
-                for i in stride(from: t, to: convs.count, by: teamSize) { convs[i].0.loadNative() }
+                for i in stride(from: t, to: convs.count + chains.count, by: teamSize) {
+                    if i < convs.count { convs[i].0.loadNative() } else { chains[i - convs.count].load() }
+                }
             }
         }
+    }
+
+    /// The oneDNN chains of `program`'s linear runs at the batch size of `shapes` (kernels not
+    /// loaded): each run without its streamed convolutions (`ConvKernel.streams`), which break
+    /// it, and without pools at its ends; oneDNN takes those with a Winograd layer.
+    private func makeChains(_ program: Program, shapes: [Shape]) -> [NativeChain] {
+        var chains: [NativeChain] = []
+        for run in program.linearRuns {
+            var pieces: [[Int]] = [[]]
+            for i in run {
+                let outShape = shapes[program.instructions[i].output]
+                if case .conv(let k) = program.instructions[i].step, k.streams(rows: outShape[0] * outShape[1] * outShape[2]) {
+                    pieces.append([])
+                } else {
+                    pieces[pieces.count - 1].append(i)
+                }
+            }
+            for piece in pieces {
+                func isConv(_ i: Int) -> Bool { if case .conv = program.instructions[i].step { true } else { false } }
+                let layers = piece.drop { !isConv($0) }.reversed().drop { !isConv($0) }.reversed()
+                if layers.count >= 2, let chain = NativeChain(program, layers: Array(layers), shapes: shapes) { chains.append(chain) }
+            }
+        }
+        return chains
+    }
+
+    /// How many oneDNN chains run the fused program at `batch` (for tests and reports).
+    func chainCount(batch: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return chainsByBatch[batch]?.count ?? 0
     }
 
     /// Every value's shape at `batch`, inferred once per batch size (inference over the
@@ -208,14 +259,27 @@ public final class Executor: @unchecked Sendable {
             run.bind(instruction.output, y)
         }
         // The values read here for the last time give their buffers back (each once).
-        func release(_ v: Int) {
-            guard lastUse[v] == i, !keep.contains(v), let b = run.unbind(v) else { return }
-            // Its converted copies go with it: the buffer will hold another value next.
-            run.forget(b) { pool.give($0) }
-            pool.give(b)
-        }
-        for (j, v) in ins.enumerated() where !ins[..<j].contains(v) { release(v) }
-        if let r = instruction.residual, !ins.contains(r) { release(r) }
+        for (j, v) in ins.enumerated() where !ins[..<j].contains(v) { release(v, readAt: i, lastUse: lastUse, run: &run, keep: keep) }
+        if let r = instruction.residual, !ins.contains(r) { release(r, readAt: i, lastUse: lastUse, run: &run, keep: keep) }
+    }
+
+    /// Gives value `v`'s buffer back if instruction `i` was its last reader.
+    private func release(_ v: Int, readAt i: Int, lastUse: [Int], run: inout Run, keep: Set<Int>) {
+        guard lastUse[v] == i, !keep.contains(v), let b = run.unbind(v) else { return }
+        // Its converted copies go with it: the buffer will hold another value next.
+        run.forget(b) { pool.give($0) }
+        pool.give(b)
+    }
+
+    /// Runs a chain's instructions in one oneDNN call: its input is its first instruction's,
+    /// its output its last one's; the values between are never materialized.
+    private func execute(_ chain: NativeChain, program: Program, run: inout Run, keep: Set<Int>) {
+        let first = chain.layers[0], last = program.instructions[chain.layers[chain.layers.count - 1]]
+        let x = program.instructions[first].inputs[0]
+        let y = take(run.shapes[last.output].elementCount!)
+        chain.run(input: run.buffers[x]!.pointer, output: y.pointer)
+        run.bind(last.output, y)
+        release(x, readAt: first, lastUse: program.lastUse, run: &run, keep: keep)
     }
 
     private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run,

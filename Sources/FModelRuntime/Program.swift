@@ -28,6 +28,12 @@ struct Program {
     let missing: Set<Int>
     /// For each value, the index of the last instruction that reads it (-1: none).
     let lastUse: [Int]
+    /// Maximal sequences of two or more instructions (indices, in order; not always adjacent)
+    /// that oneDNN could run as one chain (`NativeChain`): float32 native convolutions without
+    /// a residual, and max pools, each reading only what the one before wrote, which nothing
+    /// else reads and is no model output. All but the first depend on nothing else, so the
+    /// sequence can run where its first instruction stands.
+    let linearRuns: [[Int]]
 
     init(graph: Graph, steps: [Step], valueIndex: [String: Int], shapes: [String: Shape], fuse: Bool) {
         var consumers: [String: [Int]] = [:]
@@ -84,5 +90,35 @@ struct Program {
             if let r = instruction.residual { last[r] = i }
         }
         lastUse = last
+        var readers = [[Int]](repeating: [], count: valueIndex.count)
+        for (i, instruction) in instructions.enumerated() {
+            for v in Set(instruction.inputs + (instruction.residual.map { [$0] } ?? [])) { readers[v].append(i) }
+        }
+        let outputValues = Set(graph.outputs.compactMap { valueIndex[$0] })
+        func chainable(_ i: Int) -> Bool {
+            switch instructions[i].step {
+            case .conv(let k):
+                k.native != nil && !k.weights.isInteger && !k.bf16 && instructions[i].residual == nil
+                    && k.epilogue.activation.nativeCode != nil
+            case .pool(_, let isMax): isMax
+            default: false
+            }
+        }
+        /// The instruction that alone reads what `i` writes, if it can follow `i` in a chain.
+        func follower(_ i: Int) -> Int? {
+            let v = instructions[i].output
+            guard readers[v].count == 1, !outputValues.contains(v), let j = readers[v].first, chainable(j),
+                  instructions[j].inputs == [v] else { return nil }
+            return j
+        }
+        var followed = Set<Int>()
+        for i in instructions.indices where chainable(i) { if let j = follower(i) { followed.insert(j) } }
+        var runs: [[Int]] = []
+        for i in instructions.indices where chainable(i) && !followed.contains(i) {
+            var run = [i]
+            while let j = follower(run.last!) { run.append(j) }
+            if run.count >= 2 { runs.append(run) }
+        }
+        linearRuns = runs
     }
 }

@@ -17,6 +17,8 @@ typedef struct {
     int activation;     /* FM_ACT_* */
     float alpha;        /* leaky ReLU slope */
     int src_type;       /* FM_SRC_* */
+    int linked_src;     /* 1: a chain's inner side (float32): the layout the primitive prefers, */
+    int linked_dst;     /*    memory the chain hands over; 0: the caller's NHWC */
 } fm_conv_params;
 
 /* FM_SRC_BF16: bfloat16 activations and kernel (converted from float32 by the reorder),
@@ -43,5 +45,38 @@ int fm_conv_run(fm_conv *c, const void *src, void *dst);
 const char *fm_conv_implementation(const fm_conv *c);
 
 void fm_conv_destroy(fm_conv *c);
+
+/* A chain of float32 layers, each reading only what the one before wrote (FaceNet's stem:
+   convolutions and a max pool), run inside oneDNN: between them the activations stay in the
+   layout the primitives prefer (Winograd's blocked one) instead of going through NHWC, with a
+   reorder only where two neighbours want different layouts. The input of the first layer and
+   the output of the last are the caller's NHWC. The layers' activations alternate between two
+   buffers of the chain's own. */
+typedef struct fm_chain fm_chain;
+
+typedef struct {
+    int max_pool;          /* 0: a convolution; 1: a max pool (uses n, ih, iw, ic, oh, ow, kh, kw, */
+    fm_conv_params conv;   /*    the strides and the padding of `conv`, with oc = ic) */
+    const void *weights;   /* convolution: as for fm_conv_create */
+    const float *bias;
+} fm_chain_layer;
+
+/* NULL on failure, with a message in err; the first and the last layer must be convolutions.
+   A chain pays through its Winograd layers (their reorders to and from NHWC go): without one,
+   it is refused.
+   The linked_* fields of the layers' parameters are set here. Make chains outside any OpenMP
+   parallel region, as primitives. */
+fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, size_t err_len);
+
+/* Reorders every convolution's kernel (see fm_conv_load_weights). 0 on success. */
+int fm_chain_load_weights(fm_chain *c);
+
+/* 0 on success. */
+int fm_chain_run(fm_chain *c, const float *src, float *dst);
+
+/* The layers' implementations, and the reorders between them (for reports). */
+const char *fm_chain_implementation(const fm_chain *c);
+
+void fm_chain_destroy(fm_chain *c);
 
 #endif

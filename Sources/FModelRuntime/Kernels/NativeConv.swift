@@ -12,9 +12,9 @@ import Foundation
 /// activation, a geometry it refuses) fall back to im2col + GEMM: `primitive` returns nil.
 final class NativeConvolutions: @unchecked Sendable {
     private var primitives: [Int: OpaquePointer?] = [:]
-    private static let creation = NSLock()
+    static let creation = NSLock()
     /// `FMODEL_DEBUG_CONV=1`: say which implementation each primitive got.
-    private static let debug = ProcessInfo.processInfo.environment["FMODEL_DEBUG_CONV"] != nil
+    static let debug = ProcessInfo.processInfo.environment["FMODEL_DEBUG_CONV"] != nil
 
     deinit { for case let p?? in primitives.values { fm_conv_destroy(p) } }
 
@@ -46,12 +46,7 @@ final class NativeConvolutions: @unchecked Sendable {
             // several threads made primitives at once (two executors on two threads would).
             Self.creation.lock()
             defer { Self.creation.unlock() }
-            var p = fm_conv_params(
-                n: Int32(batch), ih: Int32(win.inH), iw: Int32(win.inW), ic: Int32(kernel.cin), oh: Int32(win.outH),
-                ow: Int32(win.outW), oc: Int32(kernel.cout), kh: Int32(kernel.kH), kw: Int32(kernel.kW),
-                stride_h: Int32(win.strideH), stride_w: Int32(win.strideW), dilation_h: Int32(win.dilH), dilation_w: Int32(win.dilW),
-                pad_top: Int32(win.padTop), pad_left: Int32(win.padLeft), scale: kernel.epilogue.scale,
-                add_dst: kernel.epilogue.addsResidual ? 1 : 0, activation: activation, alpha: alpha, src_type: Int32(source))
+            var p = kernel.nativeParameters(batch: batch, win: win, source: Int32(source), activation: activation, alpha: alpha)
             let bias = kernel.epilogue.bias
             made = bias.withOptionalPointer { b in fm_conv_create(&p, weights, b, &message, message.count) }
         }
@@ -84,6 +79,19 @@ final class NativeConvolutions: @unchecked Sendable {
         precondition(fm_conv_load_weights(p) == 0, "oneDNN kernel reorder failed")
         // The primitive holds its own copy of the kernel: the mapped one can leave memory.
         kernel.weights.releaseResidentPages()
+    }
+}
+
+extension ConvKernel {
+    /// What `fm_conv_create` (and `fm_chain_create`, for a layer) takes for this kernel at
+    /// `batch` over `win`: activations of type `source`, the epilogue as post-ops.
+    func nativeParameters(batch: Int, win: Window, source: Int32, activation: Int32, alpha: Float) -> fm_conv_params {
+        fm_conv_params(
+            n: Int32(batch), ih: Int32(win.inH), iw: Int32(win.inW), ic: Int32(cin), oh: Int32(win.outH),
+            ow: Int32(win.outW), oc: Int32(cout), kh: Int32(kH), kw: Int32(kW),
+            stride_h: Int32(win.strideH), stride_w: Int32(win.strideW), dilation_h: Int32(win.dilH), dilation_w: Int32(win.dilW),
+            pad_top: Int32(win.padTop), pad_left: Int32(win.padLeft), scale: epilogue.scale,
+            add_dst: epilogue.addsResidual ? 1 : 0, activation: activation, alpha: alpha, src_type: source, linked_src: 0, linked_dst: 0)
     }
 }
 
