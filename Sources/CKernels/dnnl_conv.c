@@ -129,19 +129,21 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
                                                          &any_w_md, bias ? &bias_md : NULL, &dst_direct, strides, dilates, pad_l, pad_r),
               "convolution descriptor");
         CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "convolution");
-        if (p->src_type == FM_SRC_F32 && p->ow <= 4 && p->kh * p->kw > 1) {
+        if (p->src_type == FM_SRC_F32 && p->ow <= 4) {
+            const char *wanted = p->kh * p->kw > 1 ? "jit:avx512_core" : "jit_1x1:avx512_core";
             /* Outputs three pixels wide (Mixed_7a's stride-2 layers, Block8's 1×3 and 3×1 at
                batch 32): oneDNN's first choice, brgconv, blocks along the width and runs them
                at 230-275 GFLOP/s, its direct jit:avx512_core at 340-425
                (Benchmarks/conv_implementations.c); the multi-task model at batch 32, ab.sh
-               0.985. 1×1 layers run as fast either way. At batch 1 such layers stream. */
+               0.985. Block8's 1×1 layers likewise take jit_1x1 (344 → 358-371 GFLOP/s in
+               cache; the model 0.989). At batch 1 such layers stream. */
             dnnl_primitive_desc_iterator_t it = NULL;
             if (dnnl_primitive_desc_iterator_create(&it, &desc, attr, engine, NULL) == dnnl_success) {
                 do {
                     dnnl_primitive_desc_t candidate = dnnl_primitive_desc_iterator_fetch(it);
                     const char *name = NULL;
                     dnnl_primitive_desc_query(candidate, dnnl_query_impl_info_str, 0, &name);
-                    if (name && strcmp(name, "jit:avx512_core") == 0) {
+                    if (name && strcmp(name, wanted) == 0) {
                         dnnl_primitive_desc_destroy(pd);
                         pd = candidate;
                         break;
