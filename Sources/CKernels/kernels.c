@@ -358,3 +358,20 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
             y[r * n + c] = acc;
         }
 }
+
+__attribute__((target("avx512f")))
+static void copy_rows_avx512(float *dst, size_t dst_stride, const float *src, size_t src_stride, size_t width, size_t rows) {
+    const __mmask16 tail = (__mmask16)((1u << (width % 16)) - 1);
+    for (size_t r = 0; r < rows; r++) {
+        const float *s = src + r * src_stride;
+        float *d = dst + r * dst_stride;
+        size_t c = 0;
+        for (; c + 16 <= width; c += 16) _mm512_storeu_ps(d + c, _mm512_loadu_ps(s + c));
+        if (tail) _mm512_mask_storeu_ps(d + c, tail, _mm512_maskz_loadu_ps(tail, s + c));
+    }
+}
+
+void fm_copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_stride, size_t width, size_t rows) {
+    if (has_avx512()) { copy_rows_avx512(dst, dst_stride, src, src_stride, width, rows); return; }
+    for (size_t r = 0; r < rows; r++) memcpy(dst + r * dst_stride, src + r * src_stride, width * sizeof(float));
+}

@@ -35,6 +35,10 @@ void fm_to_bf16(const float *x, size_t n, uint16_t *y);
 /* out[i] = max(out[i], x[i]) for n floats (pooling). */
 void fm_max_into(float *out, const float *x, size_t n);
 
+/* Copies rows of `width` floats, `src_stride` apart, into rows `dst_stride` apart: one input of a
+   concatenation along the last axis, without a call per row. */
+void fm_copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_stride, size_t width, size_t rows);
+
 /* out[ch] = the largest x[(i * row_stride) + (j * n) + ch] over a window of rows by cols pixels
    (rows, cols >= 1): one output pixel of a max pool, each channel loaded once per window pixel
    and stored once. */

@@ -1,3 +1,4 @@
+import CKernels
 import FModelCore
 
 /// Concatenates `count` inputs along `axis` (non-negative, not the batch); `input(i)` gives the
@@ -11,7 +12,7 @@ func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>, Shape), axis: I
         for i in 0..<count {
             let (x, shape) = input(i)
             let chunk = shape.dims[axis...].reduce(1, *)
-            for o in rows { (y + o * innerOut + offset).update(from: x + o * chunk, count: chunk) }
+            fm_copy_rows(y + rows.lowerBound * innerOut + offset, innerOut, x + rows.lowerBound * chunk, chunk, chunk, rows.count)
             offset += chunk
         }
     }
