@@ -62,7 +62,20 @@ def fmodel_layers(path, batch, iterations):
                           "--iterations", str(iterations), "--profile", "--json"],
                          check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
-    return report["median_ms"], collections.Counter({re.sub(r"_leaky$", "", l["layer"]): l["ms"] for l in report["layers"]})
+    layers = collections.Counter({re.sub(r"_leaky$", "", l["layer"]): l["ms"] for l in report["layers"]})
+    chains = {l["layer"]: l["chain"] for l in report["layers"] if l.get("chain")}
+    return report["median_ms"], layers, chains
+
+
+def merge_chains(fm, on, chains):
+    """One row per oneDNN chain: fmodel lists it under its first layer; ORT's nodes of its layers
+    (named after a layer, or after its conv before the activation) are summed into that row."""
+    for first, members in chains.items():
+        name = f"{first} … {members[-1]} (chain of {len(members)})"
+        fm[name] = fm.pop(first)
+        for k in list(on):
+            if k in members or k + "_Activation" in members:
+                on[name] += on.pop(k)
 
 
 def main():
@@ -76,8 +89,9 @@ def main():
     for p in (fm_path, ort_path):
         if not os.path.exists(p):
             raise SystemExit(f"{p}: not found (Benchmarks/peers.sh makes it)")
-    median, fm = fmodel_layers(fm_path, args.batch, args.iterations)
+    median, fm, chains = fmodel_layers(fm_path, args.batch, args.iterations)
     on = ort_layers(ort_path, args.batch, args.iterations)
+    merge_chains(fm, on, chains)
     print(f"multi-task model, batch {args.batch}: fmodel median {median:.2f} ms; layer sums: fmodel {sum(fm.values()):.2f} ms, "
           f"ONNX Runtime {sum(on.values()):.2f} ms (profiled)")
     rows = sorted(((fm[k] - on[k], k) for k in set(fm) | set(on)), reverse=True)

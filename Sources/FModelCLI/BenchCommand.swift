@@ -69,7 +69,7 @@ struct BenchCommand: ParsableCommand {
         let gflops = Double(summary.flops * batch) / (median / 1000) / 1e9
         if json {
             let layers = profile ? executor.profile.sorted { $0.value.seconds > $1.value.seconds }.map { name, v in
-                BenchReport.Layer(layer: name, ops: v.ops, ms: v.seconds * 1000 / Double(iterations))
+                BenchReport.Layer(layer: name, ops: v.ops, ms: v.seconds * 1000 / Double(iterations), chain: executor.profiledChains[name])
             } : nil
             let report = BenchReport(
                 batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
@@ -93,6 +93,8 @@ private struct BenchReport: Encodable {
         var layer: String
         var ops: String
         var ms: Double
+        /// A oneDNN chain's layers (it is listed under the first).
+        var chain: [String]?
     }
 
     // swiftlint:disable identifier_name

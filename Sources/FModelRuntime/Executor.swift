@@ -33,6 +33,8 @@ public final class Executor: @unchecked Sendable {
     /// Seconds spent per instruction since profiling began, by the name of the node that starts
     /// it (a fused group under its conv's name), with the ops it covers.
     public private(set) var profile: [String: (ops: String, seconds: Double)] = [:]
+    /// The layers of each oneDNN chain in `profile`, under the name of its first.
+    public private(set) var profiledChains: [String: [String]] = [:]
     private var pool = BufferPool()
     /// im2col scratch, kept across runs.
     private var scratch = Buffer(capacity: 1)
@@ -101,7 +103,10 @@ public final class Executor: @unchecked Sendable {
             if let chain = chains[i], keep.isDisjoint(with: chain.inner) {
                 execute(chain, program: program, run: &run, keep: keep)
                 chained.formUnion(chain.layers)
-                if profiling { ops = "chain: " + chain.layers.map { program.instructions[$0].ops }.joined(separator: " > ") }
+                if profiling {
+                    ops = "chain: " + chain.layers.map { program.instructions[$0].ops }.joined(separator: " > ")
+                    profiledChains[instruction.node.name] = chain.layers.map { program.instructions[$0].node.name }
+                }
             } else {
                 execute(i, instruction, lastUse: program.lastUse, run: &run, keep: keep)
             }
