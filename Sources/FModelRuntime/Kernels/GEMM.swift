@@ -35,6 +35,8 @@ let streamedRowLimit = 16
 func streamedGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
                   partial: UnsafeMutablePointer<Float>) {
     let count = m * n
+    // As many shares as threads asked for: every thread of the team gets one or more, so
+    // every one reaches the barrier.
     parallelFor(teamSize, grain: 1) { shares in
         for t in shares {
             let k0 = k * t / teamSize, k1 = k * (t + 1) / teamSize
