@@ -254,12 +254,13 @@ void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size
     }
 }
 
+/* fm_gemm_rows_f32 for one row: y[c] = sum over i < k of a[i] * w[i][c], 256 columns of
+   accumulators, eight kernel rows at a time. */
 __attribute__((target("avx512f")))
-static void gemv_f32_rows_avx512(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y) {
+static void gemv_f32_avx512(const float *a, size_t k, size_t n, const float *w, float *y) {
     for (size_t c = 0; c < n; c++) y[c] = 0;
-    size_t i = k0;
-    for (; i < k1; i += 8) {
-        const size_t rows = k1 - i < 8 ? k1 - i : 8;
+    for (size_t i = 0; i < k; i += 8) {
+        const size_t rows = k - i < 8 ? k - i : 8;
         size_t c = 0;
         for (; c + 256 <= n; c += 256) {
             __m512 acc[16];
@@ -279,13 +280,6 @@ static void gemv_f32_rows_avx512(const float *a, size_t k0, size_t k1, size_t n,
         for (; c < n; c++)
             for (size_t r = 0; r < rows; r++) y[c] += a[i + r] * w[(i + r) * n + c];
     }
-}
-
-void fm_gemv_f32_rows(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y) {
-    if (has_avx512()) { gemv_f32_rows_avx512(a, k0, k1, n, w, y); return; }
-    for (size_t c = 0; c < n; c++) y[c] = 0;
-    for (size_t i = k0; i < k1; i++)
-        for (size_t c = 0; c < n; c++) y[c] += a[i] * w[i * n + c];
 }
 
 /* fm_gemm_rows_f32 for rows [0, R) of x and kernel rows [k0, k0 + kb): R rows by 32 columns of
@@ -350,6 +344,9 @@ static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, con
 }
 
 void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y) {
+    /* One row (a dense layer at batch 1): 256 columns of accumulators, eight kernel rows at a
+       time, no software prefetch — the hardware prefetcher follows its 1 KB row pieces. */
+    if (has_avx512() && m == 1) { gemv_f32_avx512(x, k, n, w, y); return; }
     if (has_avx512()) { gemm_rows_avx512(x, ldx, m, k, w, n, y); return; }
     for (size_t r = 0; r < m; r++)
         for (size_t c = 0; c < n; c++) {

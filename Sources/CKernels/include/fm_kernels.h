@@ -44,17 +44,12 @@ void fm_copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_st
    and stored once. */
 void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols);
 
-/* y[c] = sum over rows i in [k0, k1) of a[i] * w[i][c], for all n columns of a float32 [k, n]
-   row-major kernel: a share of a matrix-vector product. Rows are taken eight at a time and
-   the columns in 256-wide register blocks, so the kernel streams as eight sequential reads and
-   y (n floats) stays in cache. */
-void fm_gemv_f32_rows(const float *a, size_t k0, size_t k1, size_t n, const float *w, float *y);
-
 /* A product with few rows, where reading the kernel is the work: y[r][c] = sum over i < k of
    x[r][i] * w[i][c] for r < m and all n columns of a float32 [k, n] row-major kernel; x has m
    rows ldx floats apart (a slice of longer rows: a thread's share of the sum), y m rows of n.
-   The kernel is read eight rows at a time across all columns, prefetched 16 KB ahead, and each
-   element feeds every row of x (register blocks of up to twelve rows) while loaded. */
+   The kernel is read eight rows at a time across all columns (eight sequential reads), each
+   element feeding every row of x while loaded: one row in 256-column register blocks, more in
+   blocks of up to twelve rows by 32 columns, prefetched 16 KB ahead. */
 void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y);
 
 #endif

@@ -173,16 +173,9 @@ struct DenseKernel {
              scratch: Scratch) {
         switch weights {
         case .f32(let w) where rows <= 2 && inputs * units >= 1 << 20:
-            // A large layer on a row or two (batch 1) is a read of its kernel: each thread
-            // streams its share of the kernel's rows, the partial sums are added after.
-            let partial = scratch(teamSize * rows * units * 4).assumingMemoryBound(to: Float.self)
-            parallelFor(teamSize, grain: 1) { parts in
-                for t in parts {
-                    let k0 = inputs * t / teamSize, k1 = inputs * (t + 1) / teamSize
-                    for r in 0..<rows { fm_gemv_f32_rows(input + r * inputs, k0, k1, units, w.pointer, partial + (t * rows + r) * units) }
-                }
-            }
-            addPartials(partial, parts: teamSize, count: rows * units, into: output)
+            // A large layer on a row or two (batch 1) is a read of its kernel.
+            let partial = scratch((teamSize - 1) * rows * units * 4).assumingMemoryBound(to: Float.self)
+            streamedGEMM(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output, partial: partial)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w):
             sgemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
