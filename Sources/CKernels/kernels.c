@@ -65,10 +65,6 @@ static void gemv_s8_scalar(const float *a, size_t k, size_t n, const int8_t *w, 
     }
 }
 
-static void max_into_scalar(float *out, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = x[i] > out[i] ? x[i] : out[i];
-}
-
 __attribute__((target("avx512f,avx512bw")))
 static void min_max_avx512(const float *x, size_t n, float *lo, float *hi) {
     __m512 vlo = _mm512_set1_ps(*lo), vhi = _mm512_set1_ps(*hi);
@@ -220,17 +216,6 @@ static void to_bf16_avx512(const float *x, size_t n, uint16_t *y) {
 void fm_to_bf16(const float *x, size_t n, uint16_t *y) {
     if (has_avx512()) { to_bf16_avx512(x, n, y); return; }
     for (size_t i = 0; i < n; i++) y[i] = bf16_of(x[i]);
-}
-
-__attribute__((target("avx512f")))
-static void max_into_avx512(float *out, const float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, _mm512_max_ps(_mm512_loadu_ps(out + i), _mm512_loadu_ps(x + i)));
-    max_into_scalar(out + i, x + i, n - i);
-}
-
-void fm_max_into(float *out, const float *x, size_t n) {
-    if (has_avx512()) max_into_avx512(out, x, n); else max_into_scalar(out, x, n);
 }
 
 __attribute__((target("avx512f")))

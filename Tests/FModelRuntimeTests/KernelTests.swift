@@ -87,6 +87,21 @@ import Testing
         }
     }
 
+    /// A global max pool takes each image's largest value per channel (20 channels: a full
+    /// vector and a partial one).
+    @Test func globalMaxPoolTakesEachImagesLargest() throws {
+        let (h, w, c) = (3, 2, 20)
+        let x = FloatTensor(shape: [2, h, w, c], values: (0..<(2 * h * w * c)).map { Float(($0 * 7919) % 1009) - 500 })
+        let y = try run(.globalMaxPool(keepDims: false), x)
+        #expect(y.shape == [2, c])
+        for b in 0..<2 {
+            for ch in 0..<c {
+                let best = (0..<(h * w)).map { x.values[(b * h * w + $0) * c + ch] }.max()!
+                #expect(y.values[b * c + ch] == best)
+            }
+        }
+    }
+
     @Test func batchNormUsesEpsilon() throws {
         let y = try run(.batchNorm(epsilon: 1), FloatTensor(shape: [1, 2], values: [5, 5]),
                         params: ["mean": Tensor([1, 1], shape: [2]), "variance": Tensor([3, 15], shape: [2]), "gamma": Tensor([2, 2], shape: [2])])

@@ -32,16 +32,13 @@ void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float
 /* bfloat16 bits of n floats, rounded to nearest even (NaN stays NaN). */
 void fm_to_bf16(const float *x, size_t n, uint16_t *y);
 
-/* out[i] = max(out[i], x[i]) for n floats (pooling). */
-void fm_max_into(float *out, const float *x, size_t n);
-
 /* Copies rows of `width` floats, `src_stride` apart, into rows `dst_stride` apart: one input of a
    concatenation along the last axis, without a call per row. */
 void fm_copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_stride, size_t width, size_t rows);
 
 /* out[ch] = the largest x[(i * row_stride) + (j * n) + ch] over a window of rows by cols pixels
-   (rows, cols >= 1): one output pixel of a max pool, each channel loaded once per window pixel
-   and stored once. */
+   (rows, cols >= 1): one output pixel of a max pool (a global one: the image as one row of
+   pixels), each channel loaded once per window pixel and stored once. */
 void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols);
 
 /* A product with few rows, where reading the kernel is the work: y[r][c] = sum over i < k of

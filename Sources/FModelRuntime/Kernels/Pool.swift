@@ -43,15 +43,15 @@ func windowPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePoi
 func globalPool(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, max isMax: Bool) {
     let pixels = inShape[1] * inShape[2], c = inShape[3]
     for b in 0..<inShape[0] {
-        let out = y + b * c
-        out.update(repeating: isMax ? -.infinity : 0, count: c)
-        for p in 0..<pixels {
-            let px = x + (b * pixels + p) * c
-            if isMax { fm_max_into(out, px, c) } else { for ch in 0..<c { out[ch] += px[ch] } }
+        let out = y + b * c, image = x + b * pixels * c
+        if isMax {
+            // The image is one window: a row of `pixels` pixels.
+            if pixels > 0 { fm_window_max(out, image, c, pixels * c, 1, pixels) } else { out.update(repeating: -.infinity, count: c) }
+            continue
         }
-        if !isMax {
-            let inv = 1 / Float(pixels)
-            for ch in 0..<c { out[ch] *= inv }
-        }
+        out.update(repeating: 0, count: c)
+        for p in 0..<pixels { for ch in 0..<c { out[ch] += image[p * c + ch] } }
+        let inv = 1 / Float(pixels)
+        for ch in 0..<c { out[ch] *= inv }
     }
 }
