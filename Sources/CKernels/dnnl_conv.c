@@ -315,16 +315,6 @@ void fm_chain_destroy(fm_chain *c) {
     free(c);
 }
 
-#undef CHECK
-#define CHECK(call, what)                                                                   \
-    do {                                                                                    \
-        dnnl_status_t s_ = (call);                                                          \
-        if (s_ != dnnl_success) {                                                           \
-            snprintf(err, err_len, "oneDNN %s of chain layer %d failed (status %d)", what, i, (int)s_); \
-            goto fail;                                                                      \
-        }                                                                                   \
-    } while (0)
-
 static void append(char *to, size_t size, const char *what) {
     size_t used = strlen(to);
     snprintf(to + used, size - used, "%s%s", used ? " > " : "", what);
@@ -372,12 +362,8 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
             fm_conv_params p = l->conv;
             p.linked_src = i > 0;
             p.linked_dst = i < count - 1;
-            char inner[256] = "";
-            c->convs[i] = fm_conv_create(&p, l->weights, l->bias, inner, sizeof inner);
-            if (!c->convs[i]) {
-                snprintf(err, err_len, "chain layer %d: %s", i, inner);
-                goto fail;
-            }
+            c->convs[i] = fm_conv_create(&p, l->weights, l->bias, err, err_len);
+            if (!c->convs[i]) goto fail;
             c->in[i] = c->convs[i]->src;
             c->out[i] = c->convs[i]->dst;
             append(c->implementation, sizeof c->implementation, c->convs[i]->implementation);
@@ -455,6 +441,11 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
     free(buffer_of);
     return c;
 fail:
+    if (i < count) {  /* which layer it was */
+        char inner[256];
+        snprintf(inner, sizeof inner, "%s", err);
+        snprintf(err, err_len, "chain layer %d: %s", i, inner);
+    }
     free(buffer_of);
     fm_chain_destroy(c);
     return NULL;

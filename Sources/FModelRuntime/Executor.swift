@@ -20,8 +20,8 @@ public final class Executor: @unchecked Sendable {
     private var shapesByBatch: [Int: [Shape]] = [:]
     /// Batch sizes that have run once, for the fused and the unfused program (`tiered`).
     private var ranOnce: [Bool: Set<Int>] = [:]
-    /// oneDNN chains of the fused program per batch size, by their first instruction.
-    private var chainsByBatch: [Int: [Int: NativeChain]] = [:]
+    /// oneDNN chains of the fused program per batch size.
+    private var chainsByBatch: [Int: ChainPlan] = [:]
     private let lock = NSLock()
     /// When set (the default), an int8 convolution takes its input's range from the epilogue
     /// that wrote it instead of measuring it again; the two agree exactly (a test holds them).
@@ -95,14 +95,14 @@ public final class Executor: @unchecked Sendable {
             t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: t.values.count) }
             run.bind(i, b)
         }
-        let chains = warm && program.fused ? chainsByBatch[batch] ?? [:] : [:]
-        var chained = Set<Int>()  // instructions a chain has run
-        for (i, instruction) in program.instructions.enumerated() where !chained.contains(i) {
+        let chains = warm && program.fused ? chainsByBatch[batch] : nil
+        for (i, instruction) in program.instructions.enumerated() {
+            // A chain runs where its first instruction stands, unless a value inside it is asked for.
+            if let chain = chains?.covering[i], keep.isDisjoint(with: chain.inner) { continue }
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             var ops = instruction.ops
-            if let chain = chains[i], keep.isDisjoint(with: chain.inner) {
+            if let chain = chains?.starting[i], keep.isDisjoint(with: chain.inner) {
                 execute(chain, program: program, run: &run, keep: keep)
-                chained.formUnion(chain.layers)
                 if profiling {
                     ops = "chain: " + chain.layers.map { program.instructions[$0].ops }.joined(separator: " > ")
                     profiledChains[instruction.node.name] = chain.layers.map { program.instructions[$0].node.name }
@@ -170,15 +170,14 @@ public final class Executor: @unchecked Sendable {
         var chains: [NativeChain] = []
         if float && program.fused && chainsByBatch[batch] == nil {
             chains = makeChains(program, shapes: shapes)
-            chainsByBatch[batch] = Dictionary(uniqueKeysWithValues: chains.map { ($0.layers[0], $0) })
+            chainsByBatch[batch] = ChainPlan(chains)
         }
-        // A chain's convolutions need no primitives of their own.
-        let chained = program.fused ? Set((chainsByBatch[batch] ?? [:]).values.flatMap(\.layers)) : []
+        let plan = program.fused ? chainsByBatch[batch] : nil
         let convs = program.instructions.enumerated().compactMap { n, i -> (ConvKernel, Shape, Shape)? in
-            let outShape = shapes[i.output]
-            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), !chained.contains(n),
-                  float || k.weights.isInteger, !k.streams(rows: outShape[0] * outShape[1] * outShape[2]) else { return nil }
-            return (k, shapes[i.inputs[0]], outShape)
+            // A chain's convolutions need no primitives of their own, nor do streamed ones.
+            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.runs(n) != true,
+                  float || k.weights.isInteger, !streams(i, shapes) else { return nil }
+            return (k, shapes[i.inputs[0]], shapes[i.output])
         }
         guard !convs.isEmpty || !chains.isEmpty else { return }
         // The primitives one after another, outside any OpenMP region: oneDNN sizes a
@@ -205,8 +204,7 @@ public final class Executor: @unchecked Sendable {
         for run in program.linearRuns {
             var pieces: [[Int]] = [[]]
             for i in run {
-                let outShape = shapes[program.instructions[i].output]
-                if case .conv(let k) = program.instructions[i].step, k.streams(rows: outShape[0] * outShape[1] * outShape[2]) {
+                if streams(program.instructions[i], shapes) {
                     pieces.append([])
                 } else {
                     pieces[pieces.count - 1].append(i)
@@ -221,11 +219,18 @@ public final class Executor: @unchecked Sendable {
         return chains
     }
 
+    /// True when `instruction` is a convolution that streams its kernel at these shapes.
+    private func streams(_ instruction: Program.Instruction, _ shapes: [Shape]) -> Bool {
+        guard case .conv(let k) = instruction.step else { return false }
+        let outShape = shapes[instruction.output]
+        return k.streams(rows: outShape[0] * outShape[1] * outShape[2])
+    }
+
     /// How many oneDNN chains run the fused program at `batch` (for tests and reports).
     func chainCount(batch: Int) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        return chainsByBatch[batch]?.count ?? 0
+        return chainsByBatch[batch]?.starting.count ?? 0
     }
 
     /// Every value's shape at `batch`, inferred once per batch size (inference over the

@@ -53,9 +53,8 @@ final class NativeChain: @unchecked Sendable {
         }
         if NativeConvolutions.debug {
             let names = layers.map { program.instructions[$0].node.name }.joined(separator: ", ")
-            let what = made.map { String(cString: fm_chain_implementation($0)) }
-                ?? String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            FileHandle.standardError.write(Data("chain \(names) batch \(shapes[program.instructions[layers[0]].inputs[0]][0]): \(what)\n".utf8))
+            NativeConvolutions.report("chain \(names) batch \(shapes[program.instructions[layers[0]].inputs[0]][0])",
+                                      made.map { String(cString: fm_chain_implementation($0)) }, message: message)
         }
         guard let made else { return nil }
         handle = made
@@ -75,6 +74,22 @@ final class NativeChain: @unchecked Sendable {
     func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(fm_chain_run(handle, input, output) == 0, "oneDNN chain failed")
     }
+}
+
+/// The chains of a program at one batch size, as the executor's loop looks them up.
+struct ChainPlan {
+    /// Each chain by its first instruction, where it runs.
+    let starting: [Int: NativeChain]
+    /// Each chain by its other instructions, which it runs too.
+    let covering: [Int: NativeChain]
+
+    init(_ chains: [NativeChain]) {
+        starting = Dictionary(uniqueKeysWithValues: chains.map { ($0.layers[0], $0) })
+        covering = Dictionary(uniqueKeysWithValues: chains.flatMap { c in c.layers.dropFirst().map { ($0, c) } })
+    }
+
+    /// True when a chain runs instruction `i`.
+    func runs(_ i: Int) -> Bool { starting[i] != nil || covering[i] != nil }
 }
 
 /// Calls `body` with `specs`, the convolution layers' `bias` pointing into `biases` (one per

@@ -18,6 +18,13 @@ final class NativeConvolutions: @unchecked Sendable {
 
     deinit { for case let p?? in primitives.values { fm_conv_destroy(p) } }
 
+    /// Says on standard error what `subject` got: its `implementation`, else the C side's
+    /// error in `message` (for `FMODEL_DEBUG_CONV`).
+    static func report(_ subject: String, _ implementation: String?, message: [CChar]) {
+        let what = implementation ?? String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        FileHandle.standardError.write(Data("\(subject): \(what)\n".utf8))
+    }
+
     /// True when the float32 (or unsigned int8) primitive for `batch` was made and works.
     func made(batch: Int) -> Bool {
         if case .some(.some) = primitives[batch * 2] { return true }
@@ -51,8 +58,8 @@ final class NativeConvolutions: @unchecked Sendable {
             made = bias.withOptionalPointer { b in fm_conv_create(&p, weights, b, &message, message.count) }
         }
         if Self.debug {
-            let what = made.map { String(cString: fm_conv_implementation($0)) } ?? String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            FileHandle.standardError.write(Data("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : kernel.bf16 ? " bf16" : ""): \(what)\n".utf8))
+            Self.report("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : kernel.bf16 ? " bf16" : "")",
+                        made.map { String(cString: fm_conv_implementation($0)) }, message: message)
         }
         primitives[key] = made
         if let made {
