@@ -133,7 +133,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
             const char *wanted = p->kh * p->kw > 1 ? "jit:avx512_core" : "jit_1x1:avx512_core";
             /* Outputs three pixels wide (Mixed_7a's stride-2 layers, Block8's 1×3 and 3×1 at
                batch 32): oneDNN's first choice, brgconv, blocks along the width and runs them
-               at 230-275 GFLOP/s, its direct jit:avx512_core at 340-425
+               at 233-275 GFLOP/s, its direct jit:avx512_core at 255-426
                (Benchmarks/conv_implementations.c); the multi-task model at batch 32, ab.sh
                0.985. Block8's 1×1 layers likewise take jit_1x1 (344 → 358-371 GFLOP/s in
                cache; the model 0.989). At batch 1 such layers stream. */

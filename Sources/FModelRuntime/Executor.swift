@@ -95,13 +95,18 @@ public final class Executor: @unchecked Sendable {
             t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: t.values.count) }
             run.bind(i, b)
         }
-        let chains = warm && program.fused ? chainsByBatch[batch] : nil
+        let plan = warm && program.fused ? chainsByBatch[batch] : nil
         for (i, instruction) in program.instructions.enumerated() {
             // A chain runs where its first instruction stands, unless a value inside it is asked for.
-            if let chain = chains?.covering[i], keep.isDisjoint(with: chain.inner) { continue }
+            var chain: NativeChain?
+            switch plan?.roles[i] ?? .none {
+            case .none: break
+            case .first(let c): chain = plan!.chains[c]
+            case .covered(let c): if keep.isDisjoint(with: plan!.chains[c].inner) { continue }
+            }
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             var ops = instruction.ops
-            if let chain = chains?.starting[i], keep.isDisjoint(with: chain.inner) {
+            if let chain, keep.isDisjoint(with: chain.inner) {
                 execute(chain, program: program, run: &run, keep: keep)
                 if profiling {
                     ops = "chain: " + chain.layers.map { program.instructions[$0].ops }.joined(separator: " > ")
@@ -170,12 +175,12 @@ public final class Executor: @unchecked Sendable {
         var chains: [NativeChain] = []
         if float && program.fused && chainsByBatch[batch] == nil {
             chains = makeChains(program, shapes: shapes)
-            chainsByBatch[batch] = ChainPlan(chains)
+            chainsByBatch[batch] = ChainPlan(chains, instructions: program.instructions.count)
         }
         let plan = program.fused ? chainsByBatch[batch] : nil
         let convs = program.instructions.enumerated().compactMap { n, i -> (ConvKernel, Shape, Shape)? in
             // A chain's convolutions need no primitives of their own, nor do streamed ones.
-            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.runs(n) != true,
+            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.covers(n) != true,
                   float || k.weights.isInteger, !streams(i, shapes) else { return nil }
             return (k, shapes[i.inputs[0]], shapes[i.output])
         }
@@ -230,7 +235,7 @@ public final class Executor: @unchecked Sendable {
     func chainCount(batch: Int) -> Int {
         lock.lock()
         defer { lock.unlock() }
-        return chainsByBatch[batch]?.starting.count ?? 0
+        return chainsByBatch[batch]?.chains.count ?? 0
     }
 
     /// Every value's shape at `batch`, inferred once per batch size (inference over the

@@ -76,20 +76,35 @@ final class NativeChain: @unchecked Sendable {
     }
 }
 
-/// The chains of a program at one batch size, as the executor's loop looks them up.
+/// The chains of a program at one batch size, as the executor's loop looks them up: each
+/// instruction's part in them, by index (plain values: reading them retains nothing).
 struct ChainPlan {
-    /// Each chain by its first instruction, where it runs.
-    let starting: [Int: NativeChain]
-    /// Each chain by its other instructions, which it runs too.
-    let covering: [Int: NativeChain]
+    enum Role {
+        case none
+        /// The chain runs here, where its first instruction stands.
+        case first(chain: Int)
+        /// A later instruction of the chain, which the chain has run.
+        case covered(chain: Int)
+    }
 
-    init(_ chains: [NativeChain]) {
-        starting = Dictionary(uniqueKeysWithValues: chains.map { ($0.layers[0], $0) })
-        covering = Dictionary(uniqueKeysWithValues: chains.flatMap { c in c.layers.dropFirst().map { ($0, c) } })
+    let chains: [NativeChain]
+    let roles: [Role]
+
+    init(_ chains: [NativeChain], instructions: Int) {
+        self.chains = chains
+        var roles = [Role](repeating: .none, count: instructions)
+        for (c, chain) in chains.enumerated() {
+            roles[chain.layers[0]] = .first(chain: c)
+            for i in chain.layers.dropFirst() { roles[i] = .covered(chain: c) }
+        }
+        self.roles = roles
     }
 
     /// True when a chain runs instruction `i`.
-    func runs(_ i: Int) -> Bool { starting[i] != nil || covering[i] != nil }
+    func covers(_ i: Int) -> Bool {
+        if case .none = roles[i] { return false }
+        return true
+    }
 }
 
 /// Calls `body` with `specs`, the convolution layers' `bias` pointing into `biases` (one per
