@@ -80,10 +80,10 @@ struct ConvKernel {
 
     /// True when a float32 kernel at `rows` output pixels (all images) is read once, in place,
     /// by `streamedGEMM` rather than run by oneDNN (which would make a primitive and a copy of
-    /// the kernel for it): few rows, a kernel of 256 KB or more.
+    /// the kernel for it): `streamsKernel`.
     func streams(rows: Int) -> Bool {
         guard case .f32 = weights, !bf16 else { return false }
-        return rows <= streamedRowLimit && kH * kW * cin * cout >= 1 << 16
+        return streamsKernel(rows: rows, weights: kH * kW * cin * cout)
     }
 
     /// `nativeFloat` false keeps a float32 kernel on im2col + GEMM (a `tiered` first run).
@@ -172,8 +172,8 @@ struct DenseKernel {
     func run(input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
              scratch: Scratch) {
         switch weights {
-        case .f32(let w) where rows <= 2 && inputs * units >= 1 << 20:
-            // A large layer on a row or two (batch 1) is a read of its kernel.
+        case .f32(let w) where streamsKernel(rows: rows, weights: inputs * units):
+            // A large layer on few rows (batch 1 to 16) is a read of its kernel.
             let partial = scratch((teamSize - 1) * rows * units * 4).assumingMemoryBound(to: Float.self)
             streamedGEMM(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output, partial: partial)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
