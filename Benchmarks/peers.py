@@ -277,14 +277,15 @@ def loading(paths, rounds):
               f"{max(o['first_ms'] for o in outs):.1f}; {first - steady:6.1f} without one steady inference), of which the "
               f"first run {med('first_run_ms'):6.1f} ms (steady {steady:.1f}); peak RSS {med('max_rss_mb'):.0f} MB, "
               f"{statistics.median(o['max_rss_mb'] - o['rss_before_load_mb'] for o in outs):.0f} MB above the process "
-              f"before loading, for {outs[0]['weight_mb']:.0f} MB of weights + {outs[0]['activation_mb']:.0f} MB of activations; "
+              f"before loading ({statistics.median(o['rss_first_output_mb'] - o['rss_before_load_mb'] for o in outs):.0f} "
+              f"at the first output), for {outs[0]['weight_mb']:.0f} MB of weights + {outs[0]['activation_mb']:.0f} MB of activations; "
               f"at the end {med('rss_file_mb'):.0f} MB of file pages + {med('rss_anon_mb'):.0f} MB anonymous "
               f"(before loading {med('rss_before_load_mb'):.0f} MB in all)")
 
 
-# Peak RSS in MB from /proc/self/status (ru_maxrss survives exec: a child of this big process
-# would report this process's size).
-HWM = "[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]/1024"
+# Peak RSS in MB (10^6 bytes, as the file sizes) from /proc/self/status (ru_maxrss survives
+# exec: a child of this big process would report this process's size).
+HWM = "[int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]*1024/1e6"
 
 
 def importing():
@@ -308,7 +309,7 @@ def importing():
         os.remove(out_path)
         t_secs, t_mb = map(float, subprocess.run([sys.executable, "-c", code % src], check=True, capture_output=True, text=True).stdout.split())
         print(f"  {label:<16} {os.path.getsize(src) / 1e6:6.1f} MB → {size:6.1f} MB .fmodel: fmodel {float(secs):6.2f} s, "
-              f"peak {int(kb) / 1024:5.0f} MB ({int(kb) / 1024 / size:.2f}× output) | TensorFlow {t_secs:6.2f} s, peak {t_mb:5.0f} MB "
+              f"peak {int(kb) * 1024 / 1e6:5.0f} MB ({int(kb) * 1024 / 1e6 / size:.2f}× output) | TensorFlow {t_secs:6.2f} s, peak {t_mb:5.0f} MB "
               f"(Python + TF alone {base:.0f} MB) | time ratio {float(secs) / t_secs:.2f}")
 
 

@@ -23,5 +23,5 @@ for target in 182 60; do
   read -r seconds kb < Benchmarks/out/time.txt
   size=$(stat -c %s "$out")
   awk -v t="$target" -v s="$size" -v e="$seconds" -v k="$kb" -v i="$input" \
-    'BEGIN { printf "%-10s %10.2f %10.2f %12.1f %14.2f\n", t, s/1e6, e, k/1024, k*1024/i }'
+    'BEGIN { printf "%-10s %10.2f %10.2f %12.1f %14.2f\n", t, s/1e6, e, k*1024/1e6, k*1024/i }'
 done

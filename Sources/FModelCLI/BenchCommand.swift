@@ -51,6 +51,7 @@ struct BenchCommand: ParsableCommand {
         _ = try executor.run(feeds)
         let firstOutputAt = monotonicSeconds()
         let firstRunMs = Date().timeIntervalSince(firstStart) * 1000
+        let firstOutputRSS = statusMB("VmRSS")
         // A tiered executor makes its oneDNN primitives on the second run: make them now, and
         // run once with them, so that the timed runs are the steady state.
         try executor.prepare(batch: batch)
@@ -74,7 +75,7 @@ struct BenchCommand: ParsableCommand {
             let report = BenchReport(
                 batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
-                first_run_ms: firstRunMs, max_rss_mb: statusMB("VmHWM"), rss_before_load_mb: baselineMB,
+                first_run_ms: firstRunMs, max_rss_mb: statusMB("VmHWM"), rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
                 rss_file_mb: statusMB("RssFile"), rss_anon_mb: statusMB("RssAnon"),
                 weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6, layers: layers)
             let encoder = JSONEncoder()
@@ -105,8 +106,9 @@ private struct BenchReport: Encodable {
     /// so a benchmark can time this process from before it started.
     var first_output_at: Double
     var first_run_ms: Double
-    /// Peak resident set (`VmHWM`) and the resident set before loading (code and libraries), MB.
-    var max_rss_mb, rss_before_load_mb: Double
+    /// Peak resident set (`VmHWM`), the resident set before loading (code and libraries) and
+    /// right after the first output (before the primitives of later runs are made), MB.
+    var max_rss_mb, rss_before_load_mb, rss_first_output_mb: Double
     /// The resident set after the timed runs: file pages (mapped weights, libraries' code) and
     /// anonymous memory (copied kernels, activations, oneDNN's JIT code and scratchpads), MB.
     var rss_file_mb, rss_anon_mb: Double
@@ -137,12 +139,13 @@ private func monotonicSeconds() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
-/// A `kB` field of /proc/self/status, in MB (0 where there is none). For the peak, `VmHWM`:
+/// A `kB` field (KiB) of /proc/self/status, in MB of 10⁶ bytes as the weights are counted (0
+/// where there is none). For the peak, `VmHWM`:
 /// `getrusage`'s ru_maxrss would do, but Linux carries it across exec, so a process started by
 /// a big parent reports the parent's size.
 private func statusMB(_ field: String) -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
           let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-    return kb / 1024
+    return kb * 1024 / 1e6
 }
