@@ -111,6 +111,20 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
                                                   bias ? &bias_md : NULL, &dst_any, strides, pad_l, pad_r) == dnnl_success
             && dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL) == dnnl_success)
             winograd = 1;
+        /* At batch 1 not oneDNN's F(4×4) kernel, jit_wino_4x3 (FaceNet's Mixed_6a 192→192): its
+           buffers are sized for large batches (the kernel 5.31 MB for 1.33 MB of weights and
+           12.98 MB besides, Benchmarks/conv_implementations.c), three times the batch's
+           activations, for no gain in the model (the multi-task model without it: ab.sh 1.004,
+           peak RSS 176.5 against 181-187 MB). Its F(2×2) kernel, where oneDNN has it, stays. */
+        if (winograd && p->n == 1) {
+            const char *name = NULL;
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
+            if (name && strstr(name, "wino_4x3")) {
+                dnnl_primitive_desc_destroy(pd);
+                pd = NULL;
+                winograd = 0;
+            }
+        }
     }
     if (!winograd) {
         /* Inside a chain (a linked source) a convolution works in oneDNN's blocked layout,
@@ -290,7 +304,8 @@ struct fm_chain {
     dnnl_primitive_t *pools;         /* per layer; NULL for a convolution */
     dnnl_memory_t *in, *out;         /* per layer: what it reads and writes (pools' own; the convolutions') */
     dnnl_primitive_t *links;         /* per layer after the first: the reorder into its input, or NULL (shared) */
-    void *buffers[2];
+    int *buffer_of;                  /* per memory (2 a layer: in, out): which of the run's two buffers, 1-based (0: none) */
+    size_t buffer_size;              /* bytes each of the two buffers needs */
     char implementation[512];
 };
 
@@ -310,8 +325,7 @@ void fm_chain_destroy(fm_chain *c) {
     free(c->in);
     free(c->out);
     free(c->links);
-    free(c->buffers[0]);
-    free(c->buffers[1]);
+    free(c->buffer_of);
     free(c);
 }
 
@@ -347,9 +361,9 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
     c->in = calloc(count, sizeof *c->in);
     c->out = calloc(count, sizeof *c->out);
     c->links = calloc(count, sizeof *c->links);
-    size_t *buffer_of = calloc(2 * count, sizeof *buffer_of);  /* per memory: which buffer, 1-based (0: none) */
+    c->buffer_of = calloc(2 * count, sizeof *c->buffer_of);
+    int *buffer_of = c->buffer_of;
     if (!c->convs || !c->pools || !c->in || !c->out || !c->links || !buffer_of) {
-        free(buffer_of);
         snprintf(err, err_len, "out of memory");
         fm_chain_destroy(c);
         return NULL;
@@ -427,18 +441,7 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
         snprintf(err, err_len, "no Winograd layer: nothing to gain over running the layers one by one");
         goto fail;
     }
-    for (int b = 0; b < 2; b++) {
-        if (posix_memalign(&c->buffers[b], 64, largest ? largest : 64)) {
-            c->buffers[b] = NULL;
-            snprintf(err, err_len, "out of memory for the chain's activations");
-            goto fail;
-        }
-    }
-    for (i = 0; i < count; i++) {
-        if (i > 0) CHECK(dnnl_memory_set_data_handle(c->in[i], c->buffers[buffer_of[2 * i] - 1]), "source memory");
-        if (i < count - 1) CHECK(dnnl_memory_set_data_handle(c->out[i], c->buffers[buffer_of[2 * i + 1] - 1]), "destination memory");
-    }
-    free(buffer_of);
+    c->buffer_size = largest;
     return c;
 fail:
     if (i < count) {  /* which layer it was */
@@ -446,7 +449,6 @@ fail:
         snprintf(inner, sizeof inner, "%s", err);
         snprintf(err, err_len, "chain layer %d: %s", i, inner);
     }
-    free(buffer_of);
     fm_chain_destroy(c);
     return NULL;
 }
@@ -457,7 +459,14 @@ int fm_chain_load_weights(fm_chain *c) {
     return 0;
 }
 
-int fm_chain_run(fm_chain *c, const float *src, float *dst) {
+size_t fm_chain_buffer_size(const fm_chain *c) { return c->buffer_size; }
+
+int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1) {
+    void *buffers[2] = {buffer0, buffer1};
+    for (int i = 0; i < c->count; i++) {
+        if (i > 0 && dnnl_memory_set_data_handle(c->in[i], buffers[c->buffer_of[2 * i] - 1]) != dnnl_success) return 1;
+        if (i < c->count - 1 && dnnl_memory_set_data_handle(c->out[i], buffers[c->buffer_of[2 * i + 1] - 1]) != dnnl_success) return 1;
+    }
     for (int i = 0; i < c->count; i++) {
         if (c->links[i]) {
             dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, c->out[i - 1]}, {DNNL_ARG_TO, c->in[i]}};

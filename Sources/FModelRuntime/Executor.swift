@@ -185,6 +185,13 @@ public final class Executor: @unchecked Sendable {
             return (k, shapes[i.inputs[0]], shapes[i.output])
         }
         guard !convs.isEmpty || !chains.isEmpty else { return }
+        // What the GEMM path's runs held (their im2col scratch, the buffers of the values the
+        // chains now keep inside) is not what the primitives need: it goes before the kernels
+        // are copied, and the next run takes its own.
+        if float {
+            scratch = Buffer(capacity: 1)
+            pool = BufferPool()
+        }
         // The primitives one after another, outside any OpenMP region: oneDNN sizes a
         // primitive's per-thread buffers for the threads it sees when it is made (inside a
         // region, one: a Winograd primitive made there crashed when run on two), and making
@@ -292,7 +299,12 @@ public final class Executor: @unchecked Sendable {
         let first = chain.layers[0], last = program.instructions[chain.layers[chain.layers.count - 1]]
         let x = program.instructions[first].inputs[0]
         let y = take(run.shapes[last.output].elementCount!)
-        chain.run(input: run.buffers[x]!.pointer, output: y.pointer)
+        // Its inner activations go through two free buffers of the pool, which the layers it
+        // replaces would have used.
+        let inner = (take(chain.bufferFloats), take(chain.bufferFloats))
+        chain.run(input: run.buffers[x]!.pointer, output: y.pointer, buffers: inner)
+        pool.give(inner.0)
+        pool.give(inner.1)
         run.bind(last.output, y)
         release(x, readAt: first, lastUse: program.lastUse, run: &run, keep: keep)
     }

@@ -46,6 +46,11 @@ import Testing
         let inner = try native.run(x, outputs: ["p", "d"])
         #expect(inner["p"]?.shape == [batch, 7, 7, 64])
         #expect(Difference(inner["d"]!.values, a, tolerance: .tensorFlow).maxAbsolute < 1e-5)
+        // Its inner activations live in the executor's free buffers, which other values have
+        // used in between: another input still gives what the layers give.
+        let x2 = ["x": FloatTensor(shape: x["x"]!.shape, values: x["x"]!.values.map { 0.5 - $0 })]
+        let a2 = try native.run(x2)["d"]!.values, b2 = try gemm.run(x2)["d"]!.values
+        #expect(Difference(a2, b2, tolerance: .tensorFlow).maxAbsolute < 1e-4 && a2 != a)
     }
 
     /// Without a Winograd-sized layer a run stays layer by layer (nothing to gain).

@@ -25,9 +25,12 @@ import Testing
         let e = try Executor(graph: g)
         #expect(e.engine == .tiered)
         let first = try e.run(x)
+        let firstWorkspace = e.workspaceBytes
         #expect(!tried(e, batch: 2).isEmpty && !tried(e, batch: 2).contains(true))
         let second = try e.run(x)
         #expect(!tried(e, batch: 2).contains(false))
+        // The GEMM path's im2col scratch goes with it: the native run holds only its own.
+        #expect(e.workspaceBytes < firstWorkspace, "\(e.workspaceBytes) of \(firstWorkspace) bytes")
         #expect(!tried(e, batch: 1).contains(true), "only the batch size that ran twice")
         for name in g.outputs {
             let a = try #require(first[name]).values, b = try #require(second[name]).values

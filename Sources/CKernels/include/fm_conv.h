@@ -51,7 +51,7 @@ void fm_conv_destroy(fm_conv *c);
    layout the primitives prefer (Winograd's blocked one) instead of going through NHWC, with a
    reorder only where two neighbours want different layouts. The input of the first layer and
    the output of the last are the caller's NHWC. The layers' activations alternate between two
-   buffers of the chain's own. */
+   buffers the caller hands to each run (its free activation memory: the chain keeps none). */
 typedef struct fm_chain fm_chain;
 
 typedef struct {
@@ -71,8 +71,12 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
 /* Reorders every convolution's kernel (see fm_conv_load_weights). 0 on success. */
 int fm_chain_load_weights(fm_chain *c);
 
-/* 0 on success. */
-int fm_chain_run(fm_chain *c, const float *src, float *dst);
+/* Bytes each of a run's two buffers must hold. */
+size_t fm_chain_buffer_size(const fm_chain *c);
+
+/* Runs the chain with its inner activations in buffer0 and buffer1 (fm_chain_buffer_size bytes
+   each, 64-byte aligned, apart from src and dst). 0 on success. */
+int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1);
 
 /* The layers' implementations, and the reorders between them (for reports). */
 const char *fm_chain_implementation(const fm_chain *c);

@@ -71,8 +71,13 @@ final class NativeChain: @unchecked Sendable {
         for k in kernels { k.weights.releaseResidentPages() }
     }
 
-    func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        precondition(fm_chain_run(handle, input, output) == 0, "oneDNN chain failed")
+    /// Floats each of a run's two inner buffers holds.
+    var bufferFloats: Int { (fm_chain_buffer_size(handle) + 3) / 4 }
+
+    /// Runs the chain with its inner activations in `buffers` (two of `bufferFloats` each,
+    /// free activation memory of the executor's).
+    func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, buffers: (Buffer, Buffer)) {
+        precondition(fm_chain_run(handle, input, output, buffers.0.pointer, buffers.1.pointer) == 0, "oneDNN chain failed")
     }
 }
 
