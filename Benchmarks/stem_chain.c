@@ -78,6 +78,9 @@ int main(int argc, char **argv) {
     float *x = malloc(in * 4), *y1 = malloc(out * 4), *y2 = malloc(out * 4), *a = malloc(largest), *b = malloc(largest);
     size_t inner = (fm_chain_buffer_size(chain) + 63) / 64 * 64;  /* the chain's two inner buffers */
     void *c0 = aligned_alloc(64, inner), *c1 = aligned_alloc(64, inner);
+    size_t space = fm_chain_workspace_size(chain);  /* and the workspace of its layers and of the single ones */
+    for (int i = 0; i < LAYERS; i++) space = single[i] && fm_conv_workspace_size(single[i]) > space ? fm_conv_workspace_size(single[i]) : space;
+    void *workspace = aligned_alloc(64, (space + 63) / 64 * 64 + 64);
     for (size_t j = 0; j < in; j++) x[j] = (float)((j * 7919) % 1000) / 500.0f - 1.0f;
     double one_by_one = 1e9, chained = 1e9;
     for (int r = 0; r < rounds; r++) {
@@ -92,7 +95,7 @@ int main(int argc, char **argv) {
                 dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, pool_src}, {DNNL_ARG_DST, pool_dst}};
                 dnnl_primitive_execute(pool, stream, 2, args);
                 dnnl_stream_wait(stream);
-            } else if (fm_conv_run(single[i], cur, o)) {
+            } else if (fm_conv_run(single[i], cur, o, workspace)) {
                 fprintf(stderr, "layer %d failed\n", i);
                 return 1;
             }
@@ -101,7 +104,7 @@ int main(int argc, char **argv) {
         t = now() - t;
         one_by_one = t < one_by_one ? t : one_by_one;
         t = now();
-        if (fm_chain_run(chain, x, y2, c0, c1)) { fprintf(stderr, "chain failed\n"); return 1; }
+        if (fm_chain_run(chain, x, y2, c0, c1, workspace)) { fprintf(stderr, "chain failed\n"); return 1; }
         t = now() - t;
         chained = t < chained ? t : chained;
     }

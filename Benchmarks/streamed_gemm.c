@@ -60,6 +60,10 @@ int main(int argc, char **argv) {
     float *e = aligned_alloc(64, evict), *x = aligned_alloc(64, ROWS * 1792 * 4);
     float *y = aligned_alloc(64, ROWS * 1792 * 4), *partial = aligned_alloc(64, (size_t)omp_get_max_threads() * ROWS * 1792 * 4);
     memset(e, 1, evict);
+    size_t space = 64;  /* the largest oneDNN workspace (scratchpads) */
+    for (int b = 0; b < BLOCKS; b++)
+        for (int s = 0; s < SHAPES; s++) space = fm_conv_workspace_size(conv[b][s]) > space ? fm_conv_workspace_size(conv[b][s]) : space;
+    void *workspace = aligned_alloc(64, (space + 63) / 64 * 64);
     for (int i = 0; i < ROWS * 1792; i++) x[i] = 0.01f * (i % 37);
     static double t[2][SHAPES][MAX_ROUNDS];
     volatile float sink = 0;
@@ -70,7 +74,7 @@ int main(int argc, char **argv) {
             for (int b = 0; b < BLOCKS; b++)
                 for (int s = 0; s < SHAPES; s++) {
                     double t0 = now();
-                    if (way == 0) fm_conv_run(conv[b][s], x, y);
+                    if (way == 0) fm_conv_run(conv[b][s], x, y, workspace);
                     else streamed(x, inputs[s], units[s], w[b][s], y, partial);
                     t[way][s][r] += now() - t0;
                 }

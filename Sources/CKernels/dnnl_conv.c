@@ -15,6 +15,11 @@ struct fm_conv {
        is not linked: the caller's NHWC memory and the reorder from or to it. */
     dnnl_primitive_t src_reorder, dst_reorder;
     dnnl_memory_t user_src, user_dst;
+    /* The caller's workspace at each run holds what the primitives would otherwise keep: their
+       scratchpads (one region at offset 0, as they run one after another; NULL memories where
+       one needs none) and, where the side is reordered, the blocked source and destination. */
+    dnnl_memory_t pad, src_pad, dst_pad;
+    size_t pad_size, src_offset, dst_offset, workspace_size;
     int linked_src, linked_dst;
     int winograd;
     char implementation[64];
@@ -28,6 +33,25 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static void make_engine(void) {
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
     if (engine_status == dnnl_success) engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
+}
+
+static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* The memory (no buffer) for the user-managed scratchpad primitive descriptor `pd` asks for,
+   NULL when it asks for none; `region` grows to cover it. */
+static dnnl_status_t scratchpad_of(const_dnnl_primitive_desc_t pd, dnnl_memory_t *m, size_t *region) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+    *m = NULL;
+    if (!bytes) return dnnl_success;
+    *region = bytes > *region ? bytes : *region;
+    return dnnl_memory_create(m, md, engine, DNNL_MEMORY_NONE);
+}
+
+/* Attributes asking for a user-managed scratchpad (the caller's workspace). */
+static dnnl_status_t user_scratchpad(dnnl_primitive_attr_t *attr) {
+    dnnl_status_t s = dnnl_primitive_attr_create(attr);
+    return s == dnnl_success ? dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user) : s;
 }
 
 #define CHECK(call, what)                                                                   \
@@ -63,7 +87,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     if (!c) { snprintf(err, err_len, "out of memory"); return NULL; }
     dnnl_memory_desc_t src_md, user_w_md, any_w_md, bias_md, dst_md;
     dnnl_convolution_desc_t desc;
-    dnnl_primitive_attr_t attr = NULL, reorder_attr = NULL;
+    dnnl_primitive_attr_t attr = NULL, reorder_attr = NULL, pad_attr = NULL;
     dnnl_post_ops_t ops = NULL;
     dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
 
@@ -87,7 +111,8 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     CHECK(dnnl_memory_desc_init_by_tag(&user_w_md, 4, w_dims, user_w_dt, dnnl_hwio), "kernel descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&any_w_md, 4, w_dims, w_dt, dnnl_format_tag_any), "kernel descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&bias_md, 1, b_dims, dnnl_f32, dnnl_x), "bias descriptor");
-    CHECK(dnnl_primitive_attr_create(&attr), "attributes");
+    CHECK(user_scratchpad(&attr), "attributes");
+    CHECK(user_scratchpad(&pad_attr), "attributes");
     CHECK(dnnl_post_ops_create(&ops), "post-ops");
     if (!integer) {  /* the int8 path leaves the epilogue to the caller */
         if (p->add_dst) CHECK(dnnl_post_ops_append_sum(ops, 1.0f), "sum post-op");
@@ -173,6 +198,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation), "implementation query");
     snprintf(c->implementation, sizeof c->implementation, "%s", implementation ? implementation : "?");
     CHECK(dnnl_primitive_create(&c->primitive, pd), "convolution primitive");
+    CHECK(scratchpad_of(pd, &c->pad, &c->pad_size), "scratchpad memory");
 
     const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     CHECK(dnnl_memory_create(&c->weights, w_md, engine, DNNL_MEMORY_ALLOCATE), "kernel memory");
@@ -200,28 +226,34 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     c->linked_dst = p->linked_dst;
     int reorder_src = !p->linked_src && !dnnl_memory_desc_equal(conv_src, &src_md);
     int reorder_dst = !p->linked_dst && !dnnl_memory_desc_equal(conv_dst, &dst_md);
-    CHECK(dnnl_memory_create(&c->src, conv_src, engine, reorder_src ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE), "source memory");
-    CHECK(dnnl_memory_create(&c->dst, conv_dst, engine, reorder_dst ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE), "destination memory");
+    CHECK(dnnl_memory_create(&c->src, conv_src, engine, DNNL_MEMORY_NONE), "source memory");
+    CHECK(dnnl_memory_create(&c->dst, conv_dst, engine, DNNL_MEMORY_NONE), "destination memory");
     if (reorder_src) {
         dnnl_primitive_desc_t rpd = NULL;
         CHECK(dnnl_memory_create(&c->user_src, &src_md, engine, DNNL_MEMORY_NONE), "source memory");
-        CHECK(dnnl_reorder_primitive_desc_create(&rpd, &src_md, engine, conv_src, engine, NULL), "source reorder");
+        CHECK(dnnl_reorder_primitive_desc_create(&rpd, &src_md, engine, conv_src, engine, pad_attr), "source reorder");
         dnnl_status_t made = dnnl_primitive_create(&c->src_reorder, rpd);
+        if (made == dnnl_success) made = scratchpad_of(rpd, &c->src_pad, &c->pad_size);
         dnnl_primitive_desc_destroy(rpd);
         CHECK(made, "source reorder");
     }
     if (reorder_dst) {
         dnnl_primitive_desc_t rpd = NULL;
         CHECK(dnnl_memory_create(&c->user_dst, &dst_md, engine, DNNL_MEMORY_NONE), "destination memory");
-        CHECK(dnnl_reorder_primitive_desc_create(&rpd, conv_dst, engine, &dst_md, engine, NULL), "destination reorder");
+        CHECK(dnnl_reorder_primitive_desc_create(&rpd, conv_dst, engine, &dst_md, engine, pad_attr), "destination reorder");
         dnnl_status_t made = dnnl_primitive_create(&c->dst_reorder, rpd);
+        if (made == dnnl_success) made = scratchpad_of(rpd, &c->dst_pad, &c->pad_size);
         dnnl_primitive_desc_destroy(rpd);
         CHECK(made, "destination reorder");
     }
+    c->src_offset = align64(c->pad_size);
+    c->dst_offset = c->src_offset + align64(reorder_src ? dnnl_memory_desc_get_size(conv_src) : 0);
+    c->workspace_size = c->dst_offset + align64(reorder_dst ? dnnl_memory_desc_get_size(conv_dst) : 0);
     dnnl_primitive_desc_destroy(reorder_pd);
     dnnl_primitive_desc_destroy(pd);
     dnnl_post_ops_destroy(ops);
     dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_attr_destroy(pad_attr);
     if (reorder_attr) dnnl_primitive_attr_destroy(reorder_attr);
     return c;
 fail:
@@ -229,6 +261,7 @@ fail:
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (ops) dnnl_post_ops_destroy(ops);
     if (attr) dnnl_primitive_attr_destroy(attr);
+    if (pad_attr) dnnl_primitive_attr_destroy(pad_attr);
     if (reorder_attr) dnnl_primitive_attr_destroy(reorder_attr);
     fm_conv_destroy(c);
     return NULL;
@@ -249,13 +282,21 @@ int fm_conv_load_weights(fm_conv *c) {
     return failed;
 }
 
-/* The primitive and its reorders, on the caller's src and dst (ignored on a linked side). */
-static int conv_execute(fm_conv *c, const void *src, void *dst) {
+/* Points `m` (if any) at `at`: 0 on success. */
+static int place(dnnl_memory_t m, void *at) { return m && dnnl_memory_set_data_handle(m, at) != dnnl_success; }
+
+/* The primitive and its reorders, on the caller's src and dst (ignored on a linked side) and
+   workspace (fm_conv_workspace_size bytes). */
+static int conv_execute(fm_conv *c, const void *src, void *dst, void *workspace) {
     if (c->weight_reorder && fm_conv_load_weights(c)) return 1;
+    char *w = workspace;
+    if (place(c->pad, w) || place(c->src_pad, w) || place(c->dst_pad, w)) return 1;
+    if (c->src_reorder && place(c->src, w + c->src_offset)) return 1;
+    if (c->dst_reorder && place(c->dst, w + c->dst_offset)) return 1;
     if (c->src_reorder) {
         if (dnnl_memory_set_data_handle(c->user_src, (void *)src) != dnnl_success) return 1;
-        dnnl_exec_arg_t in[2] = {{DNNL_ARG_FROM, c->user_src}, {DNNL_ARG_TO, c->src}};
-        if (dnnl_primitive_execute(c->src_reorder, stream, 2, in) != dnnl_success) return 1;
+        dnnl_exec_arg_t in[3] = {{DNNL_ARG_FROM, c->user_src}, {DNNL_ARG_TO, c->src}, {DNNL_ARG_SCRATCHPAD, c->src_pad}};
+        if (dnnl_primitive_execute(c->src_reorder, stream, c->src_pad ? 3 : 2, in) != dnnl_success) return 1;
     } else if (!c->linked_src && dnnl_memory_set_data_handle(c->src, (void *)src) != dnnl_success) {
         return 1;
     }
@@ -264,20 +305,23 @@ static int conv_execute(fm_conv *c, const void *src, void *dst) {
     } else if (!c->linked_dst && dnnl_memory_set_data_handle(c->dst, dst) != dnnl_success) {
         return 1;
     }
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->src}, {DNNL_ARG_WEIGHTS, c->weights}, {DNNL_ARG_DST, c->dst}};
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, c->src}, {DNNL_ARG_WEIGHTS, c->weights}, {DNNL_ARG_DST, c->dst}};
     int n = 3;
     if (c->bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, c->bias};
+    if (c->pad) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, c->pad};
     if (dnnl_primitive_execute(c->primitive, stream, n, args) != dnnl_success) return 1;
     if (c->dst_reorder) {
-        dnnl_exec_arg_t out[2] = {{DNNL_ARG_FROM, c->dst}, {DNNL_ARG_TO, c->user_dst}};
-        if (dnnl_primitive_execute(c->dst_reorder, stream, 2, out) != dnnl_success) return 1;
+        dnnl_exec_arg_t out[3] = {{DNNL_ARG_FROM, c->dst}, {DNNL_ARG_TO, c->user_dst}, {DNNL_ARG_SCRATCHPAD, c->dst_pad}};
+        if (dnnl_primitive_execute(c->dst_reorder, stream, c->dst_pad ? 3 : 2, out) != dnnl_success) return 1;
     }
     return 0;
 }
 
-int fm_conv_run(fm_conv *c, const void *src, void *dst) {
+size_t fm_conv_workspace_size(const fm_conv *c) { return c->workspace_size; }
+
+int fm_conv_run(fm_conv *c, const void *src, void *dst, void *workspace) {
     if (c->linked_src || c->linked_dst) return 1;
-    return conv_execute(c, src, dst) || dnnl_stream_wait(stream) != dnnl_success;
+    return conv_execute(c, src, dst, workspace) || dnnl_stream_wait(stream) != dnnl_success;
 }
 
 const char *fm_conv_implementation(const fm_conv *c) { return c->implementation; }
@@ -295,6 +339,9 @@ void fm_conv_destroy(fm_conv *c) {
     if (c->dst_reorder) dnnl_primitive_destroy(c->dst_reorder);
     if (c->user_src) dnnl_memory_destroy(c->user_src);
     if (c->user_dst) dnnl_memory_destroy(c->user_dst);
+    if (c->pad) dnnl_memory_destroy(c->pad);
+    if (c->src_pad) dnnl_memory_destroy(c->src_pad);
+    if (c->dst_pad) dnnl_memory_destroy(c->dst_pad);
     free(c);
 }
 
@@ -304,6 +351,8 @@ struct fm_chain {
     dnnl_primitive_t *pools;         /* per layer; NULL for a convolution */
     dnnl_memory_t *in, *out;         /* per layer: what it reads and writes (pools' own; the convolutions') */
     dnnl_primitive_t *links;         /* per layer after the first: the reorder into its input, or NULL (shared) */
+    dnnl_memory_t *pads;             /* per layer, 2 each: the pool's (or NULL) and the link's scratchpad, or NULL */
+    size_t workspace_size;           /* the largest of its layers' workspaces and scratchpads */
     int *buffer_of;                  /* per memory (2 a layer: in, out): which of the run's two buffers, 1-based (0: none) */
     size_t buffer_size;              /* bytes each of the two buffers needs */
     char implementation[512];
@@ -319,12 +368,15 @@ void fm_chain_destroy(fm_chain *c) {
             if (c->out[i]) dnnl_memory_destroy(c->out[i]);
         }
         if (c->links && c->links[i]) dnnl_primitive_destroy(c->links[i]);
+        for (int j = 2 * i; c->pads && j < 2 * i + 2; j++)
+            if (c->pads[j]) dnnl_memory_destroy(c->pads[j]);
     }
     free(c->convs);
     free(c->pools);
     free(c->in);
     free(c->out);
     free(c->links);
+    free(c->pads);
     free(c->buffer_of);
     free(c);
 }
@@ -361,13 +413,16 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
     c->in = calloc(count, sizeof *c->in);
     c->out = calloc(count, sizeof *c->out);
     c->links = calloc(count, sizeof *c->links);
+    c->pads = calloc(2 * count, sizeof *c->pads);
+    dnnl_primitive_attr_t pad_attr = NULL;
     c->buffer_of = calloc(2 * count, sizeof *c->buffer_of);
     int *buffer_of = c->buffer_of;
-    if (!c->convs || !c->pools || !c->in || !c->out || !c->links || !buffer_of) {
+    if (!c->convs || !c->pools || !c->in || !c->out || !c->links || !c->pads || !buffer_of) {
         snprintf(err, err_len, "out of memory");
         fm_chain_destroy(c);
         return NULL;
     }
+    CHECK(user_scratchpad(&pad_attr), "attributes");
     size_t largest = 0;
     int next = 0;  /* the buffer the next tensor goes to */
     for (i = 0; i < count; i++) {
@@ -378,6 +433,7 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
             p.linked_dst = i < count - 1;
             c->convs[i] = fm_conv_create(&p, l->weights, l->bias, err, err_len);
             if (!c->convs[i]) goto fail;
+            c->workspace_size = c->convs[i]->workspace_size > c->workspace_size ? c->convs[i]->workspace_size : c->workspace_size;
             c->in[i] = c->convs[i]->src;
             c->out[i] = c->convs[i]->dst;
             append(c->implementation, sizeof c->implementation, c->convs[i]->implementation);
@@ -395,11 +451,12 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
             CHECK(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, src_md, &dst_md, strides, kernel,
                                                     dilation, pad_l, pad_r), "max pool descriptor");
             dnnl_primitive_desc_t pd = NULL;
-            CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL), "max pool");
+            CHECK(dnnl_primitive_desc_create(&pd, &desc, pad_attr, engine, NULL), "max pool");
             const char *implementation = NULL;
             dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation);
             append(c->implementation, sizeof c->implementation, implementation ? implementation : "?");
             dnnl_status_t made = dnnl_primitive_create(&c->pools[i], pd);
+            if (made == dnnl_success) made = scratchpad_of(pd, &c->pads[2 * i], &c->workspace_size);
             if (made == dnnl_success) made = dnnl_memory_create(&c->in[i], src_md, engine, DNNL_MEMORY_NONE);
             if (made == dnnl_success)
                 made = dnnl_memory_create(&c->out[i], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine, DNNL_MEMORY_NONE);
@@ -415,8 +472,9 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
                 buffer_of[2 * i] = buffer_of[2 * i - 1];
             } else {
                 dnnl_primitive_desc_t rpd = NULL;
-                CHECK(dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, NULL), "reorder");
+                CHECK(dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, pad_attr), "reorder");
                 dnnl_status_t made = dnnl_primitive_create(&c->links[i], rpd);
+                if (made == dnnl_success) made = scratchpad_of(rpd, &c->pads[2 * i + 1], &c->workspace_size);
                 dnnl_primitive_desc_destroy(rpd);
                 CHECK(made, "reorder");
                 buffer_of[2 * i] = 1 + next;
@@ -442,6 +500,7 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
         goto fail;
     }
     c->buffer_size = largest;
+    dnnl_primitive_attr_destroy(pad_attr);
     return c;
 fail:
     if (i < count) {  /* which layer it was */
@@ -449,6 +508,7 @@ fail:
         snprintf(inner, sizeof inner, "%s", err);
         snprintf(err, err_len, "chain layer %d: %s", i, inner);
     }
+    if (pad_attr) dnnl_primitive_attr_destroy(pad_attr);
     fm_chain_destroy(c);
     return NULL;
 }
@@ -461,22 +521,28 @@ int fm_chain_load_weights(fm_chain *c) {
 
 size_t fm_chain_buffer_size(const fm_chain *c) { return c->buffer_size; }
 
-int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1) {
+size_t fm_chain_workspace_size(const fm_chain *c) { return c->workspace_size; }
+
+int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1, void *workspace) {
     void *buffers[2] = {buffer0, buffer1};
     for (int i = 0; i < c->count; i++) {
         if (i > 0 && dnnl_memory_set_data_handle(c->in[i], buffers[c->buffer_of[2 * i] - 1]) != dnnl_success) return 1;
         if (i < c->count - 1 && dnnl_memory_set_data_handle(c->out[i], buffers[c->buffer_of[2 * i + 1] - 1]) != dnnl_success) return 1;
     }
+    for (int i = 0; i < 2 * c->count; i++)
+        if (place(c->pads[i], workspace)) return 1;
     for (int i = 0; i < c->count; i++) {
         if (c->links[i]) {
-            dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, c->out[i - 1]}, {DNNL_ARG_TO, c->in[i]}};
-            if (dnnl_primitive_execute(c->links[i], stream, 2, args) != dnnl_success) return 1;
+            dnnl_memory_t pad = c->pads[2 * i + 1];
+            dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, c->out[i - 1]}, {DNNL_ARG_TO, c->in[i]}, {DNNL_ARG_SCRATCHPAD, pad}};
+            if (dnnl_primitive_execute(c->links[i], stream, pad ? 3 : 2, args) != dnnl_success) return 1;
         }
         if (c->convs[i]) {
-            if (conv_execute(c->convs[i], src, dst)) return 1;
+            if (conv_execute(c->convs[i], src, dst, workspace)) return 1;
         } else {
-            dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, c->in[i]}, {DNNL_ARG_DST, c->out[i]}};
-            if (dnnl_primitive_execute(c->pools[i], stream, 2, args) != dnnl_success) return 1;
+            dnnl_memory_t pad = c->pads[2 * i];
+            dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, c->in[i]}, {DNNL_ARG_DST, c->out[i]}, {DNNL_ARG_SCRATCHPAD, pad}};
+            if (dnnl_primitive_execute(c->pools[i], stream, pad ? 3 : 2, args) != dnnl_success) return 1;
         }
     }
     return dnnl_stream_wait(stream) != dnnl_success;

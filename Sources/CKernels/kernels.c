@@ -1,4 +1,5 @@
 #include "fm_kernels.h"
+#include <malloc.h>
 #include <math.h>
 #include <string.h>
 #include <immintrin.h>
@@ -358,3 +359,5 @@ void fm_copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_st
     if (has_avx512()) { copy_rows_avx512(dst, dst_stride, src, src_stride, width, rows); return; }
     for (size_t r = 0; r < rows; r++) memcpy(dst + r * dst_stride, src + r * src_stride, width * sizeof(float));
 }
+
+void fm_release_free_heap(void) { malloc_trim(0); }

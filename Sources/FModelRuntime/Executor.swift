@@ -206,6 +206,7 @@ public final class Executor: @unchecked Sendable {
                 }
             }
         }
+        if float { fm_release_free_heap() }
     }
 
     /// The oneDNN chains of `program`'s linear runs at the batch size of `shapes` (kernels not
@@ -302,7 +303,7 @@ public final class Executor: @unchecked Sendable {
         // Its inner activations go through two free buffers of the pool, which the layers it
         // replaces would have used.
         let inner = (take(chain.bufferFloats), take(chain.bufferFloats))
-        chain.run(input: run.buffers[x]!.pointer, output: y.pointer, buffers: inner)
+        chain.run(input: run.buffers[x]!.pointer, output: y.pointer, buffers: inner, scratch: run.scratch(bytes:))
         pool.give(inner.0)
         pool.give(inner.1)
         run.bind(last.output, y)
@@ -317,11 +318,7 @@ public final class Executor: @unchecked Sendable {
         let count = outShape.elementCount!
         let residual = residualInPlace.map { UnsafePointer($0.pointer) } ?? instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
         // A local function, not a closure value: passed down without escaping, it is not boxed.
-        func scratch(_ bytes: Int) -> UnsafeMutableRawPointer {
-            let floats = (bytes + 3) / 4
-            if run.scratch.capacity < floats { run.scratch = Buffer(capacity: floats) }
-            return UnsafeMutableRawPointer(run.scratch.pointer)
-        }
+        func scratch(_ bytes: Int) -> UnsafeMutableRawPointer { run.scratch(bytes: bytes) }
         switch instruction.step {
         case .conv(let k):
             let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch,
@@ -445,6 +442,13 @@ final class Run {
         for encoding in InputEncoding.allCases {
             if let (_, copy) = converted.removeValue(forKey: ConvertedKey(buffer: address, encoding: encoding)) { give(copy) }
         }
+    }
+
+    /// `bytes` of scratch memory (im2col, a oneDNN layer's workspace), valid until the next call.
+    func scratch(bytes: Int) -> UnsafeMutableRawPointer {
+        let floats = (bytes + 3) / 4
+        if scratch.capacity < floats { scratch = Buffer(capacity: floats) }
+        return UnsafeMutableRawPointer(scratch.pointer)
     }
 
     init(shapes: [Shape], valueCount: Int, scratch: Buffer, nativeFloat: Bool) {

@@ -38,8 +38,13 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
    thread, several at once. fm_conv_run does it first if it has not been done. 0 on success. */
 int fm_conv_load_weights(fm_conv *c);
 
-/* 0 on success. */
-int fm_conv_run(fm_conv *c, const void *src, void *dst);
+/* Bytes of workspace each run needs (64-byte aligned): what the primitive and its reorders
+   would otherwise keep for good, their scratchpads and Winograd's blocked activations, so
+   that the caller's activation memory holds them only while a layer runs. May be 0. */
+size_t fm_conv_workspace_size(const fm_conv *c);
+
+/* 0 on success; `workspace` holds fm_conv_workspace_size bytes (NULL if 0). */
+int fm_conv_run(fm_conv *c, const void *src, void *dst, void *workspace);
 
 /* The primitive's implementation name (for reports). */
 const char *fm_conv_implementation(const fm_conv *c);
@@ -74,9 +79,13 @@ int fm_chain_load_weights(fm_chain *c);
 /* Bytes each of a run's two buffers must hold. */
 size_t fm_chain_buffer_size(const fm_chain *c);
 
+/* Bytes of workspace a run needs besides (as fm_conv_workspace_size; the largest layer's). */
+size_t fm_chain_workspace_size(const fm_chain *c);
+
 /* Runs the chain with its inner activations in buffer0 and buffer1 (fm_chain_buffer_size bytes
-   each, 64-byte aligned, apart from src and dst). 0 on success. */
-int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1);
+   each, 64-byte aligned, apart from src and dst) and its layers' workspace in `workspace`.
+   0 on success. */
+int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1, void *workspace);
 
 /* The layers' implementations, and the reorders between them (for reports). */
 const char *fm_chain_implementation(const fm_chain *c);

@@ -36,6 +36,10 @@ void fm_to_bf16(const float *x, size_t n, uint16_t *y);
    concatenation along the last axis, without a call per row. */
 void fm_copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_stride, size_t width, size_t rows);
 
+/* Gives the heap's free pages back to the system (glibc's malloc_trim): after a batch size's
+   first run, whose im2col and GEMM buffers are freed when the oneDNN primitives take over. */
+void fm_release_free_heap(void);
+
 /* out[ch] = the largest x[(i * row_stride) + (j * n) + ch] over a window of rows by cols pixels
    (rows, cols >= 1): one output pixel of a max pool (a global one: the image as one row of
    pixels), each channel loaded once per window pixel and stored once. */

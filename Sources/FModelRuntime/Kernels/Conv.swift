@@ -97,8 +97,8 @@ struct ConvKernel {
         let win = window(inShape, outShape)
         let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
         let inCount = n * win.inH * win.inW * cin
-        // Several images per GEMM (a taller matrix runs faster), within a 64 MiB scratch.
-        let perChunk = max(1, min(n, (16 << 20) / max(pixels * k, 1)))
+        // Several images per GEMM (a taller matrix runs faster), within a 16 MiB scratch.
+        let perChunk = max(1, min(n, (4 << 20) / max(pixels * k, 1)))
         switch weights {
         case .f32(let w):
             if streams(rows: rows) {
@@ -113,7 +113,7 @@ struct ConvKernel {
             if nativeFloat, let primitive = native?.primitive(batch: n, win: win, kernel: self) {
                 if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
                 let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)
-                let status = fm_conv_run(primitive, source, output)
+                let status = fm_conv_run(primitive, source, output, workspace(primitive, scratch))
                 precondition(status == 0, "oneDNN convolution failed")
                 return nil
             }
@@ -135,7 +135,7 @@ struct ConvKernel {
                 let (quantization, a) = converted(input, inCount, .int8)
                 let q = quantization!
                 if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self) {
-                    let status = fm_conv_run(primitive, a, accumulators)
+                    let status = fm_conv_run(primitive, a, accumulators, workspace(primitive, scratch))
                     precondition(status == 0, "oneDNN convolution failed")
                     return q.columnScales(w.scales) {
                         epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0, measureRange: true)
@@ -161,6 +161,13 @@ struct ConvKernel {
             }
         }
     }
+}
+
+/// What a oneDNN convolution holds only while it runs (its scratchpads, Winograd's blocked
+/// activations), in `scratch`: nil where it needs none.
+private func workspace(_ primitive: OpaquePointer, _ scratch: Scratch) -> UnsafeMutableRawPointer? {
+    let bytes = fm_conv_workspace_size(primitive)
+    return bytes > 0 ? scratch(bytes) : nil
 }
 
 /// Prepared dense layer: one GEMM of `[rows, inputs]` by `[inputs, units]`, then the epilogue.

@@ -75,9 +75,11 @@ final class NativeChain: @unchecked Sendable {
     var bufferFloats: Int { (fm_chain_buffer_size(handle) + 3) / 4 }
 
     /// Runs the chain with its inner activations in `buffers` (two of `bufferFloats` each,
-    /// free activation memory of the executor's).
-    func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, buffers: (Buffer, Buffer)) {
-        precondition(fm_chain_run(handle, input, output, buffers.0.pointer, buffers.1.pointer) == 0, "oneDNN chain failed")
+    /// free activation memory of the executor's) and its layers' workspace in `scratch`.
+    func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, buffers: (Buffer, Buffer), scratch: Scratch) {
+        let bytes = fm_chain_workspace_size(handle)
+        let status = fm_chain_run(handle, input, output, buffers.0.pointer, buffers.1.pointer, bytes > 0 ? scratch(bytes) : nil)
+        precondition(status == 0, "oneDNN chain failed")
     }
 }
 
