@@ -76,8 +76,9 @@ int main(int argc, char **argv) {
     if (!chain || fm_chain_load_weights(chain)) { fprintf(stderr, "chain: %s\n", err); return 1; }
     size_t in = (size_t)n * 160 * 160 * 3, out = (size_t)n * 17 * 17 * 256;
     float *x = malloc(in * 4), *y1 = malloc(out * 4), *y2 = malloc(out * 4), *a = malloc(largest), *b = malloc(largest);
-    size_t inner = (fm_chain_buffer_size(chain) + 63) / 64 * 64;  /* the chain's two inner buffers */
-    void *c0 = aligned_alloc(64, inner), *c1 = aligned_alloc(64, inner);
+    /* the chain's two inner buffers */
+    void *c0 = aligned_alloc(64, (fm_chain_buffer_size(chain, 0) + 63) / 64 * 64);
+    void *c1 = aligned_alloc(64, (fm_chain_buffer_size(chain, 1) + 63) / 64 * 64);
     size_t space = fm_chain_workspace_size(chain);  /* and the workspace of its layers and of the single ones */
     for (int i = 0; i < LAYERS; i++) space = single[i] && fm_conv_workspace_size(single[i]) > space ? fm_conv_workspace_size(single[i]) : space;
     void *workspace = aligned_alloc(64, (space + 63) / 64 * 64 + 64);

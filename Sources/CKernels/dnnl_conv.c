@@ -354,7 +354,7 @@ struct fm_chain {
     dnnl_memory_t *pads;             /* per layer, 2 each: the pool's (or NULL) and the link's scratchpad, or NULL */
     size_t workspace_size;           /* the largest of its layers' workspaces and scratchpads */
     int *buffer_of;                  /* per memory (2 a layer: in, out): which of the run's two buffers, 1-based (0: none) */
-    size_t buffer_size;              /* bytes each of the two buffers needs */
+    size_t buffer_size[2];           /* bytes each of the two buffers needs (its largest tensor) */
     char implementation[512];
 };
 
@@ -423,7 +423,7 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
         return NULL;
     }
     CHECK(user_scratchpad(&pad_attr), "attributes");
-    size_t largest = 0;
+    size_t *largest = c->buffer_size;
     int next = 0;  /* the buffer the next tensor goes to */
     for (i = 0; i < count; i++) {
         const fm_chain_layer *l = &layers[i];
@@ -478,9 +478,9 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
                 dnnl_primitive_desc_destroy(rpd);
                 CHECK(made, "reorder");
                 buffer_of[2 * i] = 1 + next;
-                next = 1 - next;
                 size_t size = dnnl_memory_desc_get_size(to);
-                largest = size > largest ? size : largest;
+                largest[next] = size > largest[next] ? size : largest[next];
+                next = 1 - next;
                 append(c->implementation, sizeof c->implementation, "reorder");
             }
         }
@@ -488,9 +488,9 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
             const dnnl_memory_desc_t *md = NULL;
             CHECK(dnnl_memory_get_memory_desc(c->out[i], &md), "destination descriptor");
             buffer_of[2 * i + 1] = 1 + next;
-            next = 1 - next;
             size_t size = dnnl_memory_desc_get_size(md);
-            largest = size > largest ? size : largest;
+            largest[next] = size > largest[next] ? size : largest[next];
+            next = 1 - next;
         }
     }
     int winograd = 0;
@@ -499,7 +499,6 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
         snprintf(err, err_len, "no Winograd layer: nothing to gain over running the layers one by one");
         goto fail;
     }
-    c->buffer_size = largest;
     dnnl_primitive_attr_destroy(pad_attr);
     return c;
 fail:
@@ -519,7 +518,7 @@ int fm_chain_load_weights(fm_chain *c) {
     return 0;
 }
 
-size_t fm_chain_buffer_size(const fm_chain *c) { return c->buffer_size; }
+size_t fm_chain_buffer_size(const fm_chain *c, int buffer) { return c->buffer_size[buffer]; }
 
 size_t fm_chain_workspace_size(const fm_chain *c) { return c->workspace_size; }
 

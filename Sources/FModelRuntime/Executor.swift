@@ -302,7 +302,8 @@ public final class Executor: @unchecked Sendable {
         let y = take(run.shapes[last.output].elementCount!)
         // Its inner activations go through two free buffers of the pool, which the layers it
         // replaces would have used.
-        let inner = (take(chain.bufferFloats), take(chain.bufferFloats))
+        let floats = chain.bufferFloats
+        let inner = (take(floats.0), take(floats.1))
         chain.run(input: run.buffers[x]!.pointer, output: y.pointer, buffers: inner, scratch: run.scratch(bytes:))
         pool.give(inner.0)
         pool.give(inner.1)

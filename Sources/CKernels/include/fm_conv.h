@@ -76,14 +76,14 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
 /* Reorders every convolution's kernel (see fm_conv_load_weights). 0 on success. */
 int fm_chain_load_weights(fm_chain *c);
 
-/* Bytes each of a run's two buffers must hold. */
-size_t fm_chain_buffer_size(const fm_chain *c);
+/* Bytes buffer 0 or 1 of a run must hold: the largest tensor the chain places there. */
+size_t fm_chain_buffer_size(const fm_chain *c, int buffer);
 
 /* Bytes of workspace a run needs besides (as fm_conv_workspace_size; the largest layer's). */
 size_t fm_chain_workspace_size(const fm_chain *c);
 
-/* Runs the chain with its inner activations in buffer0 and buffer1 (fm_chain_buffer_size bytes
-   each, 64-byte aligned, apart from src and dst) and its layers' workspace in `workspace`.
+/* Runs the chain with its inner activations in buffer0 and buffer1 (fm_chain_buffer_size bytes,
+   64-byte aligned, apart from src and dst) and its layers' workspace in `workspace`.
    0 on success. */
 int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1, void *workspace);
 

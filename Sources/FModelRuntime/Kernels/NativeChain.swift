@@ -72,9 +72,9 @@ final class NativeChain: @unchecked Sendable {
     }
 
     /// Floats each of a run's two inner buffers holds.
-    var bufferFloats: Int { (fm_chain_buffer_size(handle) + 3) / 4 }
+    var bufferFloats: (Int, Int) { ((fm_chain_buffer_size(handle, 0) + 3) / 4, (fm_chain_buffer_size(handle, 1) + 3) / 4) }
 
-    /// Runs the chain with its inner activations in `buffers` (two of `bufferFloats` each,
+    /// Runs the chain with its inner activations in `buffers` (of `bufferFloats`,
     /// free activation memory of the executor's) and its layers' workspace in `scratch`.
     func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, buffers: (Buffer, Buffer), scratch: Scratch) {
         let bytes = fm_chain_workspace_size(handle)
