@@ -140,7 +140,8 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
            buffers are sized for large batches (the kernel 5.31 MB for 1.33 MB of weights and
            12.98 MB besides, Benchmarks/conv_implementations.c), three times the batch's
            activations, for no gain in the model (the multi-task model without it: ab.sh 1.004,
-           peak RSS 176.5 against 181-187 MB). Its F(2×2) kernel, where oneDNN has it, stays. */
+           peak RSS 185 against 190-196 MB above the baseline). Its F(2×2) kernel, where oneDNN
+           has it, stays. */
         if (winograd && p->n == 1) {
             const char *name = NULL;
             dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
