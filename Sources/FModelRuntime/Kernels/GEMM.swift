@@ -55,3 +55,24 @@ func streamedGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePoin
         }
     }
 }
+
+/// True when a float32 dense product over 17 to 32 rows reads its kernel in place, in column
+/// panels (`columnGEMM`), instead of through `dnnl_sgemm`, which packs the kernel on every
+/// call: a kernel of 16 MB or more, which no cache keeps between runs. fc1 (1792 × 8192) at 32
+/// rows: 5.09 against 6.51 ms, at 24: 4.07 against 5.70; a kernel that stays in the cache gains
+/// nothing (8192 × 256 at 32 rows: 0.76 against 0.50 ms), nor do 48 rows of a shallow one
+/// (512 × 8192: 2.02 against 1.77 ms) (`Benchmarks/dense_rows.c`).
+func readsKernelInPanels(rows: Int, weights: Int) -> Bool { rows > streamedRowLimit && rows <= 32 && weights >= 1 << 22 }
+
+/// `C[m×n] = A[m×k] · B[k×n]`, row-major, each thread a contiguous share of the columns
+/// (`fm_gemm_columns_f32`: panels of 512 columns down the kernel's whole depth, so that every
+/// piece of `B` read feeds all rows from the cache). No partial sums, no packing.
+func columnGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    let blocks = (n + 15) / 16
+    parallelFor(teamSize, grain: 1) { shares in
+        for t in shares {
+            let c0 = blocks * t / teamSize * 16, c1 = min(n, blocks * (t + 1) / teamSize * 16)
+            if c0 < c1 { fm_gemm_columns_f32(a, k, m, k, b, n, c, c0, c1) }
+        }
+    }
+}
