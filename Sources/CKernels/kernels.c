@@ -341,9 +341,10 @@ static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, con
 /* fm_gemm_columns_f32: panels of 512 columns, each through the whole depth 32 kernel rows at a
    time (the panel's 32 × 2 KB, from the cache for the second and third block of rows), the
    first block of rows prefetching the next 32. fc1's 1792 × 8192 kernel at 32 rows on both
-   threads (`Benchmarks/dense_rows.c`): 5.09 ms against dnnl_sgemm's 6.51; in a trial harness,
-   256-column panels or 64 rows at a time ran 5.6 ms, one prefetch burst per panel instead of
-   the first block's running prefetch 6.3, 32-column blocks outside the rows' loop 5.4. */
+   threads (`Benchmarks/dense_rows.c`): 5.09 ms against dnnl_sgemm's 6.51. In a trial harness
+   (best of 13, 4.85 ms for this layout): 64 rows at a time 5.6, 16 rows 5.1-5.4, 256-column
+   panels 5.05, a prefetch burst per block of rows instead of the running prefetch 6.3, the
+   32-column blocks outside the loop over blocks of rows 5.4. */
 #define PANEL_WIDTH 512
 #define PANEL_DEPTH 32
 __attribute__((target("avx512f")))
