@@ -10,6 +10,7 @@
      OMP_NUM_THREADS=2 /tmp/dense_rows [KxN] [ROWS...]   (default 1792x8192, rows 8 16 24 32 48 64;
                                                      fc2 is 8192x256) */
 #include "../Sources/CKernels/kernels.c"
+#include "bench_util.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <math.h>
@@ -20,29 +21,6 @@
 
 enum { COPIES = 6, ROUNDS = 15 };
 static int K = 1792, N = 8192;
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int ascending(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void rows_split(const float *x, int m, const float *w, float *y, float *partial) {
-#pragma omp parallel
-    {
-        int t = omp_get_thread_num(), team = omp_get_num_threads();
-        size_t k0 = (size_t)K * t / team, k1 = (size_t)K * (t + 1) / team, count = (size_t)m * N;
-        fm_gemm_rows_f32(x + k0, K, m, k1 - k0, w + k0 * N, N, t == 0 ? y : partial + (t - 1) * count);
-#pragma omp barrier
-        for (size_t i = count * t / team; i < count * (t + 1) / team; i++)
-            for (int p = 0; p < team - 1; p++) y[i] += partial[p * count + i];
-    }
-}
 
 static void columns_split(const float *x, int m, const float *w, float *y) {
 #pragma omp parallel
@@ -74,7 +52,7 @@ int main(int argc, char **argv) {
         if (m < 1 || m > 64) { fprintf(stderr, "rows: 1 to 64\n"); return 2; }
         /* The three on one copy first: the largest difference to sgemm's product. */
         dnnl_sgemm('N', 'N', m, N, K, 1, x, K, w[0], N, 0, y[0], N);
-        rows_split(x, m, w[0], y[1], partial);
+        streamed_product(x, m, K, N, w[0], y[1], partial);
         columns_split(x, m, w[0], y[2]);
         double most = 0;
         for (size_t i = 0; i < (size_t)m * N; i++) most = fmax(most, fmax(fabs(y[1][i] - y[0][i]), fabs(y[2][i] - y[0][i])));
@@ -84,7 +62,7 @@ int main(int argc, char **argv) {
                 const float *ww = w[turn % COPIES];
                 double t0 = now();
                 if (v == 0) dnnl_sgemm('N', 'N', m, N, K, 1, x, K, ww, N, 0, y[0], N);
-                else if (v == 1) rows_split(x, m, ww, y[1], partial);
+                else if (v == 1) streamed_product(x, m, K, N, ww, y[1], partial);
                 else columns_split(x, m, ww, y[2]);
                 t[v][r] = now() - t0;
             }

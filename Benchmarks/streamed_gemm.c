@@ -10,6 +10,7 @@
      OMP_NUM_THREADS=2 /tmp/streamed_gemm [ROUNDS=40] */
 #include "../Sources/CKernels/kernels.c"
 #include "../Sources/CKernels/dnnl_conv.c"
+#include "bench_util.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,29 +18,6 @@
 
 enum { BLOCKS = 6, SHAPES = 3, ROWS = 9, MAX_ROUNDS = 200 };
 static const int inputs[SHAPES] = {1792, 1792, 384}, units[SHAPES] = {192, 192, 1792};
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int ascending(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void streamed(const float *x, int k, int n, const float *w, float *y, float *partial) {
-#pragma omp parallel
-    {
-        int t = omp_get_thread_num(), team = omp_get_num_threads();
-        size_t k0 = (size_t)k * t / team, k1 = (size_t)k * (t + 1) / team, count = (size_t)ROWS * n;
-        fm_gemm_rows_f32(x + k0, k, ROWS, k1 - k0, w + k0 * n, n, t == 0 ? y : partial + (t - 1) * count);
-#pragma omp barrier
-        for (size_t i = count * t / team; i < count * (t + 1) / team; i++)
-            for (int p = 0; p < team - 1; p++) y[i] += partial[p * count + i];
-    }
-}
 
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 40;
@@ -75,7 +53,7 @@ int main(int argc, char **argv) {
                 for (int s = 0; s < SHAPES; s++) {
                     double t0 = now();
                     if (way == 0) fm_conv_run(conv[b][s], x, y, workspace);
-                    else streamed(x, inputs[s], units[s], w[b][s], y, partial);
+                    else streamed_product(x, ROWS, inputs[s], units[s], w[b][s], y, partial);
                     t[way][s][r] += now() - t0;
                 }
         }
