@@ -57,6 +57,13 @@ public final class TensorStorage: @unchecked Sendable {
         (owner as? PageReleasing)?.releasePages(bytes)
     }
 
+    /// The same for the whole pages inside `range` (byte offsets into `bytes`): a copy made in
+    /// the file's order can let go of what it has read as it goes.
+    public func releaseResidentPages(_ range: Range<Int>) {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { return }
+        (owner as? PageReleasing)?.releasePages(UnsafeRawBufferPointer(rebasing: bytes[range]))
+    }
+
     deinit {
         if ownsAllocation, let base = bytes.baseAddress {
             UnsafeMutableRawPointer(mutating: base).deallocate()

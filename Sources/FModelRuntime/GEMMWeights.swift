@@ -49,19 +49,28 @@ final class Int8Weights: @unchecked Sendable {
 
     /// The kernel as 256-column blocks, each `inputs × width` contiguous, made on first use
     /// (the file's row-major kernel puts rows a page apart: every row a TLB miss, no prefetch).
-    /// The mapped pages are released afterwards.
+    /// Made in the file's order, each row's pieces to their blocks, the mapped rows released
+    /// about every megabyte: the copy and the file's pages are not both resident.
     func columnBlocks(inputs: Int) -> [(pointer: UnsafePointer<Int8>, width: Int)] {
         lock.lock()
         defer { lock.unlock() }
         if let blocked { return blocked }
         let units = scales.count
         let storage = UnsafeMutablePointer<Int8>.allocate(capacity: max(inputs * units, 1))
-        var blocks: [(pointer: UnsafePointer<Int8>, width: Int)] = []
-        for c0 in stride(from: 0, to: units, by: Self.blockWidth) {
-            let width = min(Self.blockWidth, units - c0)
-            let base = storage + inputs * c0
-            for k in 0..<inputs { (base + k * width).update(from: pointer + k * units + c0, count: width) }
-            blocks.append((UnsafePointer(base), width))
+        let blocks = stride(from: 0, to: units, by: Self.blockWidth).map { c0 in
+            (pointer: UnsafePointer(storage + inputs * c0), width: min(Self.blockWidth, units - c0))
+        }
+        let rowsPerRelease = max(1, (1 << 20) / max(units, 1))
+        var released = 0
+        for k in 0..<inputs {
+            for (b, block) in blocks.enumerated() {
+                UnsafeMutablePointer(mutating: block.pointer + k * block.width)
+                    .update(from: pointer + k * units + b * Self.blockWidth, count: block.width)
+            }
+            if (k + 1) % rowsPerRelease == 0 {
+                owner.releaseResidentPages(released..<((k + 1) * units))
+                released = (k + 1) * units
+            }
         }
         blocked = blocks
         blockedStorage = storage
