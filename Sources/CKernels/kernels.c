@@ -269,14 +269,14 @@ static void gemv_f32_avx512(const float *a, size_t k, size_t n, const float *w, 
 }
 
 /* The register block of fm_gemm_rows_f32 and fm_gemm_columns_f32: rows [0, R) of x, kernel rows
-   [k0, k0 + kb) and columns [0, width) of w (rows ldw apart), into y (rows ldy apart): R rows by
+   [k0, k0 + kb) and columns [0, width) of w into y (both with rows n floats apart): R rows by
    32 columns of accumulators at a time, loaded from y unless k0 is 0; prefetching the kernel
    `ahead` rows on (0: not). */
 #define STREAM_DEPTH 8
 #define STREAM_ROWS 12
 __attribute__((target("avx512f"), always_inline))
 static inline void gemm_rows_block_avx512(const int R, const float *x, size_t ldx, size_t k0, size_t kb, const float *w,
-                                          size_t ldw, size_t width, float *y, size_t ldy, size_t ahead) {
+                                          size_t n, size_t width, float *y, size_t ahead) {
     for (size_t c = 0; c < width; c += 32) {
         const size_t left = width - c;
         const __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
@@ -284,14 +284,14 @@ static inline void gemm_rows_block_avx512(const int R, const float *x, size_t ld
         __m512 acc[STREAM_ROWS][2];
 #pragma GCC unroll 12
         for (int r = 0; r < R; r++) {
-            acc[r][0] = k0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m0, y + r * ldy + c);
-            acc[r][1] = k0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m1, y + r * ldy + c + 16);
+            acc[r][0] = k0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m0, y + r * n + c);
+            acc[r][1] = k0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m1, y + r * n + c + 16);
         }
         for (size_t i = k0; i < k0 + kb; i++) {
-            const __m512 w0 = _mm512_maskz_loadu_ps(m0, w + i * ldw + c), w1 = _mm512_maskz_loadu_ps(m1, w + i * ldw + c + 16);
+            const __m512 w0 = _mm512_maskz_loadu_ps(m0, w + i * n + c), w1 = _mm512_maskz_loadu_ps(m1, w + i * n + c + 16);
             if (ahead) {
-                _mm_prefetch((const char *)(w + (i + ahead) * ldw + c), _MM_HINT_T1);
-                _mm_prefetch((const char *)(w + (i + ahead) * ldw + c + 16), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w + (i + ahead) * n + c), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w + (i + ahead) * n + c + 16), _MM_HINT_T1);
             }
 #pragma GCC unroll 12
             for (int r = 0; r < R; r++) {
@@ -302,8 +302,8 @@ static inline void gemm_rows_block_avx512(const int R, const float *x, size_t ld
         }
 #pragma GCC unroll 12
         for (int r = 0; r < R; r++) {
-            _mm512_mask_storeu_ps(y + r * ldy + c, m0, acc[r][0]);
-            _mm512_mask_storeu_ps(y + r * ldy + c + 16, m1, acc[r][1]);
+            _mm512_mask_storeu_ps(y + r * n + c, m0, acc[r][0]);
+            _mm512_mask_storeu_ps(y + r * n + c + 16, m1, acc[r][1]);
         }
     }
 }
@@ -313,13 +313,13 @@ static inline void gemm_rows_block_avx512(const int R, const float *x, size_t ld
    block of kernel rows (in cache after the first block of rows) feeds all of x. */
 __attribute__((target("avx512f")))
 static void gemm_rows_blocks_avx512(const float *x, size_t ldx, size_t m, size_t k, size_t k0, size_t kb, const float *w,
-                                    size_t ldw, size_t width, float *y, size_t ldy, size_t ahead) {
+                                    size_t n, size_t width, float *y, size_t ahead) {
     for (size_t r0 = 0; r0 < m; r0 += STREAM_ROWS) {
         const float *xr = x + r0 * ldx;
-        float *yr = y + r0 * ldy;
+        float *yr = y + r0 * n;
         const size_t pre = r0 == 0 && k0 + ahead < k ? ahead : 0;
         switch (m - r0 < STREAM_ROWS ? m - r0 : STREAM_ROWS) {
-#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, ldw, width, yr, ldy, pre); break;
+#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, n, width, yr, pre); break;
         ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
         ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11) ROWS_CASE(12)
 #undef ROWS_CASE
@@ -335,16 +335,15 @@ static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, con
     size_t ahead = 16384 / (n * 4);
     ahead = ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
     for (size_t k0 = 0; k0 < k; k0 += STREAM_DEPTH)
-        gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < STREAM_DEPTH ? k - k0 : STREAM_DEPTH, w, n, n, y, n, ahead);
+        gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < STREAM_DEPTH ? k - k0 : STREAM_DEPTH, w, n, n, y, ahead);
 }
 
 /* fm_gemm_columns_f32: panels of 512 columns, each through the whole depth 32 kernel rows at a
    time (the panel's 32 × 2 KB, from the cache for the second and third block of rows), the
    first block of rows prefetching the next 32. fc1's 1792 × 8192 kernel at 32 rows on both
-   threads (`Benchmarks/dense_rows.c`): 5.09 ms against dnnl_sgemm's 6.51. In a trial harness
-   (best of 13, 4.85 ms for this layout): 64 rows at a time 5.6, 16 rows 5.1-5.4, 256-column
-   panels 5.05, a prefetch burst per block of rows instead of the running prefetch 6.3, the
-   32-column blocks outside the loop over blocks of rows 5.4. */
+   threads (`Benchmarks/dense_rows.c`): 5.09 ms against dnnl_sgemm's 6.51. Other depths and
+   widths, a prefetch burst per block of rows and the column blocks outside the loop over
+   blocks of rows were slower in a trial (figures in the issue #6 note). */
 #define PANEL_WIDTH 512
 #define PANEL_DEPTH 32
 __attribute__((target("avx512f")))
@@ -353,9 +352,20 @@ static void gemm_columns_avx512(const float *x, size_t ldx, size_t m, size_t k, 
     for (size_t p = c0; p < c1; p += PANEL_WIDTH) {
         const size_t width = c1 - p < PANEL_WIDTH ? c1 - p : PANEL_WIDTH;
         for (size_t k0 = 0; k0 < k; k0 += PANEL_DEPTH)
-            gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < PANEL_DEPTH ? k - k0 : PANEL_DEPTH, w + p, n, width, y + p, n,
+            gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < PANEL_DEPTH ? k - k0 : PANEL_DEPTH, w + p, n, width, y + p,
                                     PANEL_DEPTH);
     }
+}
+
+/* Both products without AVX-512: columns [c0, c1) of y, one dot product at a time. */
+static void gemm_scalar(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
+                        size_t c1) {
+    for (size_t r = 0; r < m; r++)
+        for (size_t c = c0; c < c1; c++) {
+            float acc = 0;
+            for (size_t i = 0; i < k; i++) acc += x[r * ldx + i] * w[i * n + c];
+            y[r * n + c] = acc;
+        }
 }
 
 void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y) {
@@ -363,23 +373,13 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
        time, no software prefetch — the hardware prefetcher follows its 1 KB row pieces. */
     if (has_avx512() && m == 1) { gemv_f32_avx512(x, k, n, w, y); return; }
     if (has_avx512()) { gemm_rows_avx512(x, ldx, m, k, w, n, y); return; }
-    for (size_t r = 0; r < m; r++)
-        for (size_t c = 0; c < n; c++) {
-            float acc = 0;
-            for (size_t i = 0; i < k; i++) acc += x[r * ldx + i] * w[i * n + c];
-            y[r * n + c] = acc;
-        }
+    gemm_scalar(x, ldx, m, k, w, n, y, 0, n);
 }
 
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                          size_t c1) {
     if (has_avx512()) { gemm_columns_avx512(x, ldx, m, k, w, n, y, c0, c1); return; }
-    for (size_t r = 0; r < m; r++)
-        for (size_t c = c0; c < c1; c++) {
-            float acc = 0;
-            for (size_t i = 0; i < k; i++) acc += x[r * ldx + i] * w[i * n + c];
-            y[r * n + c] = acc;
-        }
+    gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
 }
 
 __attribute__((target("avx512f")))

@@ -53,9 +53,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// Tells a file-backed owner that these bytes will not be read for a while: their whole
     /// pages leave resident memory, to be read again from the file if they are needed. For a
     /// runtime that has copied the values into a layout of its own. Owned bytes stay.
-    public func releaseResidentPages() {
-        (owner as? PageReleasing)?.releasePages(bytes)
-    }
+    public func releaseResidentPages() { releaseResidentPages(0..<bytes.count) }
 
     /// The same for the whole pages inside `range` (byte offsets into `bytes`): a copy made in
     /// the file's order can let go of what it has read as it goes.
