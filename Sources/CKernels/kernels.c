@@ -357,6 +357,27 @@ static void gemm_columns_avx512(const float *x, size_t ldx, size_t m, size_t k, 
     }
 }
 
+/* fm_gemm_f32: column panels whose kernel slice fits half the L2 cache (at least 32 columns),
+   each down all rows twelve at a time, the depth in pieces of GEMM_DEPTH so that the twelve
+   rows' piece of x stays in L1 while the panel's piece of the kernel comes from L2. */
+#define GEMM_DEPTH 256
+#define GEMM_PANEL_BYTES (1 << 20)
+#ifndef GEMM_AHEAD
+#define GEMM_AHEAD 32
+#endif
+__attribute__((target("avx512f")))
+static void gemm_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
+                        size_t c1) {
+    size_t panel = GEMM_PANEL_BYTES / (k * sizeof(float)) / 32 * 32;
+    panel = panel < 32 ? 32 : panel;
+    for (size_t p = c0; p < c1; p += panel) {
+        const size_t width = c1 - p < panel ? c1 - p : panel;
+        for (size_t k0 = 0; k0 < k; k0 += GEMM_DEPTH)
+            gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < GEMM_DEPTH ? k - k0 : GEMM_DEPTH, w + p, n, width, y + p,
+                                    GEMM_AHEAD);
+    }
+}
+
 /* Both products without AVX-512: columns [c0, c1) of y, one dot product at a time. */
 static void gemm_scalar(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                         size_t c1) {
@@ -374,6 +395,11 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
     if (has_avx512() && m == 1) { gemv_f32_avx512(x, k, n, w, y); return; }
     if (has_avx512()) { gemm_rows_avx512(x, ldx, m, k, w, n, y); return; }
     gemm_scalar(x, ldx, m, k, w, n, y, 0, n);
+}
+
+void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1) {
+    if (has_avx512()) { gemm_avx512(x, ldx, m, k, w, n, y, c0, c1); return; }
+    gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
 }
 
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,

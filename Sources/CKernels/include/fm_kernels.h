@@ -53,6 +53,12 @@ void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size
    blocks of up to twelve rows by 32 columns, prefetched 16 KB ahead. */
 void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y);
 
+/* The same product for any number of rows, columns [c0, c1) of y (m rows of n), on one
+   thread (callers split the rows or the columns): no JIT and no packing, so nothing to make
+   before the first call (oneDNN's dnnl_sgemm generates 3.3 MB of kernels in about 30 ms at its
+   first). */
+void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1);
+
 /* The same product for a few dozen rows, columns [c0, c1) of y only (a thread's share; c0 a
    multiple of 16): the kernel read in panels of 512 columns down its whole depth, 32 rows at
    a time, so that each piece read feeds every row of x from the cache. y has m rows of n. */

@@ -97,7 +97,7 @@ struct ConvKernel {
         let win = window(inShape, outShape)
         let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
         let inCount = n * win.inH * win.inW * cin
-        // Several images per GEMM (a taller matrix runs faster), within a 16 MiB scratch.
+        // int8: several images per GEMM (a taller matrix runs faster), within a 4 MiB im2col.
         let perChunk = max(1, min(n, (4 << 20) / max(pixels * k, 1)))
         switch weights {
         case .f32(let w):
@@ -118,14 +118,9 @@ struct ConvKernel {
                 return nil
             }
             if win.isPointwise {
-                sgemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
+                gemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
             } else {
-                let col = scratch(perChunk * pixels * k * 4).assumingMemoryBound(to: Float.self)
-                for first in stride(from: 0, to: n, by: perChunk) {
-                    let images = min(perChunk, n - first)
-                    im2col(input + first * win.inH * win.inW * cin, win, cin: cin, rows: images * pixels, into: col)
-                    sgemm(m: images * pixels, n: cout, k: k, a: col, b: w.pointer, c: output + first * pixels * cout)
-                }
+                im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch)
             }
             epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
             return nil
@@ -188,6 +183,10 @@ struct DenseKernel {
             // fc1 at batch 17 to 32: the kernel read once, in place.
             columnGEMM(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
+        case .f32(let w) where rows <= streamedRowLimit:
+            // The heads at batch 1 to 16: no call to dnnl_sgemm, which would compile its kernels.
+            gemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
+            epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w):
             sgemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
@@ -239,6 +238,37 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into co
     }
 }
 
+/// `output = im2col(x) · kernel` for `rows` output pixels, each thread taking a contiguous
+/// share of the rows a chunk at a time: the chunk's receptive fields laid out in the thread's
+/// own slice of the scratch (about 512 KB, so it is still in L2 when the product reads it),
+/// then multiplied (`fm_gemm_f32`). The whole im2col matrix never exists: Conv2d_2a's at batch
+/// 1 would be 6.8 MB. Below `columnSplitRows` rows it does (at most 1.8 MB here), and the
+/// threads share its product's columns (`gemm`).
+func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, kernel: UnsafePointer<Float>, cout: Int,
+                output: UnsafeMutablePointer<Float>, scratch: Scratch) {
+    let k = w.kH * w.kW * cin
+    if rows < columnSplitRows {
+        // Few rows (the later blocks at batch 1): the threads share the columns of one product.
+        let col = scratch(rows * k * 4).assumingMemoryBound(to: Float.self)
+        im2col(x, w, cin: cin, rows: rows, into: col)
+        gemm(m: rows, n: cout, k: k, a: col, b: kernel, c: output)
+        return
+    }
+    let share = ((rows + teamSize - 1) / teamSize + 11) / 12 * 12
+    let chunk = max(12, min(share, (512 << 10) / (k * 4) / 12 * 12))
+    let col = scratch(teamSize * chunk * k * 4).assumingMemoryBound(to: Float.self)
+    parallelFor((rows + chunk - 1) / chunk, grain: 1) { chunks in
+        let mine = col + threadNumber() * chunk * k
+        for c in chunks {
+            let r0 = c * chunk, r1 = min(rows, r0 + chunk)
+            patches(w, cin: cin, rows: r0..<r1) { dst, src in
+                if let src { (mine + dst).update(from: x + src, count: cin) } else { (mine + dst).update(repeating: 0, count: cin) }
+            }
+            fm_gemm_f32(mine, k, r1 - r0, k, kernel, cout, output + r0 * cout, 0, cout)
+        }
+    }
+}
+
 /// im2col into unsigned 8-bit values quantized with `q`; padding becomes `q`'s zero point.
 func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into col: UnsafeMutablePointer<UInt8>,
             quantization q: ActivationQuantization) {
@@ -251,21 +281,29 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into co
 /// of the im2col matrix, in parallel over output rows.
 @inline(__always)
 private func forEachPatch(_ w: Window, cin: Int, rows: Int, _ copy: (Int, Int?) -> Void) {
-    let pixels = w.outH * w.outW, k = w.kH * w.kW * cin
+    parallelFor(rows, grain: max(1, 16384 / (w.kH * w.kW * cin))) { range in
+        patches(w, cin: cin, rows: range) { dst, src in copy(dst + range.lowerBound * w.kH * w.kW * cin, src) }
+    }
+}
+
+/// Calls `copy(destinationOffset, sourceOffset or nil for padding)` for each `cin`-long patch
+/// of the im2col matrix's `rows`, on this thread; offsets into the destination count from the
+/// first of `rows`.
+@inline(__always)
+private func patches(_ w: Window, cin: Int, rows: Range<Int>, _ copy: (Int, Int?) -> Void) {
+    let pixels = w.outH * w.outW
     let imageSize = w.inH * w.inW * cin
-    parallelFor(rows, grain: max(1, 16384 / k)) { range in
-        for r in range {
-            let image = r / pixels, p = r % pixels
-            let oy = p / w.outW, ox = p % w.outW
-            var dst = r * k
-            for ky in 0..<w.kH {
-                let iy = oy * w.strideH + ky * w.dilH - w.padTop
-                for kx in 0..<w.kW {
-                    let ix = ox * w.strideW + kx * w.dilW - w.padLeft
-                    let inside = iy >= 0 && iy < w.inH && ix >= 0 && ix < w.inW
-                    copy(dst, inside ? image * imageSize + (iy * w.inW + ix) * cin : nil)
-                    dst += cin
-                }
+    var dst = 0
+    for r in rows {
+        let image = r / pixels, p = r % pixels
+        let oy = p / w.outW, ox = p % w.outW
+        for ky in 0..<w.kH {
+            let iy = oy * w.strideH + ky * w.dilH - w.padTop
+            for kx in 0..<w.kW {
+                let ix = ox * w.strideW + kx * w.dilW - w.padLeft
+                let inside = iy >= 0 && iy < w.inH && ix >= 0 && ix < w.inW
+                copy(dst, inside ? image * imageSize + (iy * w.inW + ix) * cin : nil)
+                dst += cin
             }
         }
     }

@@ -13,6 +13,32 @@ func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Flo
     precondition(status == 0, "dnnl_sgemm failed (status \(status)) for \(m)×\(n)×\(k)")
 }
 
+/// `C[m×n] = A[m×k] · B[k×n]`, row-major, through `fm_gemm_f32` on the thread team: each
+/// thread a contiguous share of the rows (in blocks of twelve, the kernel's register block) or,
+/// below `columnSplitRows` rows, of the columns, so that each reads only its part of a kernel
+/// that few rows cannot amortise. Made for the GEMM path — a `tiered` executor's first run, the
+/// `gemm` engine — where nothing is to be compiled: `dnnl_sgemm` generates 3.3 MB of kernels in
+/// about 30 ms at its first call, which a process that answers once would pay before its first
+/// output (44 ms for the first call in `Benchmarks/gemm_path.c`). Over the full model's im2col
+/// products at batch 1, kernels out of L2, it runs at 80% of `dnnl_sgemm`'s rate (244 against
+/// 305 GFLOP/s, same benchmark).
+func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    if m < columnSplitRows {
+        let blocks = (n + 31) / 32
+        parallelFor(blocks, grain: max(1, 8192 / max(m * k * 32, 1))) { range in
+            fm_gemm_f32(a, k, m, k, b, n, c, range.lowerBound * 32, min(n, range.upperBound * 32))
+        }
+        return
+    }
+    parallelFor((m + 11) / 12, grain: 1) { range in
+        let r0 = range.lowerBound * 12, r1 = min(m, range.upperBound * 12)
+        fm_gemm_f32(a + r0 * k, k, r1 - r0, k, b, n, c + r0 * n, 0, n)
+    }
+}
+
+/// Rows below which `gemm` splits the columns between the threads rather than the rows.
+let columnSplitRows = 192
+
 /// `C[m×n] = (A[m×k] − aZero) · B[k×n]` in exact integer arithmetic, row-major, through oneDNN's
 /// `dnnl_gemm_u8s8s32` (AVX-512 VNNI where the CPU has it).
 @inline(__always)

@@ -1,0 +1,66 @@
+import FModelCore
+@testable import FModelRuntime
+import FModelTestSupport
+import Testing
+
+/// The GEMM path's own product (`gemm`, `fm_gemm_f32`) and its im2col fed a chunk of rows at a
+/// time (`im2colGEMM`): what a `tiered` executor's first run and the `gemm` engine compute
+/// with, instead of oneDNN's `dnnl_sgemm`, which compiles its kernels at its first call.
+@Suite struct GEMMPathTests {
+    func randoms(_ n: Int, _ g: inout SplitMix64) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+
+    /// Row counts with and without a tail of the twelve-row register block, the threads sharing
+    /// the columns (below `columnSplitRows`) or the rows, column counts that are not a multiple
+    /// of 32, depths not a multiple of the 256-deep pieces, and a kernel wide and deep enough to
+    /// be cut into column panels (2000 deep: panels of 128 columns).
+    @Test(arguments: [(1, 128, 117), (13, 7, 5), (25, 300, 33), (100, 256, 64), (37, 2000, 300), (200, 70, 40),
+                      (250, 300, 50)])
+    func productMatchesDirectSum(m: Int, k: Int, n: Int) {
+        var g = SplitMix64(seed: 11)
+        let a = randoms(m * k, &g), b = randoms(k * n, &g).map { $0 * 0.05 }  // sums of a size float32 keeps to 1e-4
+        var c = [Float](repeating: .nan, count: m * n)
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { gemm(m: m, n: n, k: k, a: a.baseAddress!, b: b.baseAddress!, c: $0.baseAddress!) }
+            }
+        }
+        let expected = (0..<(m * n)).map { i in
+            Float((0..<k).reduce(0.0) { $0 + Double(a[(i / n) * k + $1]) * Double(b[$1 * n + i % n]) })
+        }
+        #expect(Difference(c, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+    }
+
+    /// A 3×3 SAME convolution on the `gemm` engine whose im2col chunks (48 rows at a depth of
+    /// 2,700) cross image boundaries (81 rows an image) and split unevenly between the threads,
+    /// against the sum in Double.
+    @Test func chunkedIm2colMatchesDirectSum() throws {
+        var g = SplitMix64(seed: 12)
+        let (n, h, cin, cout) = (3, 9, 300, 20)
+        let kernel = randoms(9 * cin * cout, &g).map { $0 * 0.05 }, x = randoms(n * h * h * cin, &g)
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, h, h, cin])], outputs: ["y"],
+                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(padding: .same)), inputs: ["x"], params: ["kernel": "k"])],
+                          tensors: ["k": Tensor(kernel, shape: [3, 3, cin, cout])])
+        let y = try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: [n, h, h, cin], values: x)])["y"]!.values
+        var expected = [Float](repeating: 0, count: n * h * h * cout)
+        for b in 0..<n {
+            for i in 0..<h {
+                for j in 0..<h {
+                    for c in 0..<cout {
+                        var acc = 0.0
+                        for di in 0..<3 {
+                            for dj in 0..<3 {
+                                let (r, s) = (i + di - 1, j + dj - 1)
+                                guard r >= 0, r < h, s >= 0, s < h else { continue }
+                                for ci in 0..<cin {
+                                    acc += Double(x[((b * h + r) * h + s) * cin + ci]) * Double(kernel[((di * 3 + dj) * cin + ci) * cout + c])
+                                }
+                            }
+                        }
+                        expected[((b * h + i) * h + j) * cout + c] = Float(acc)
+                    }
+                }
+            }
+        }
+        #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+    }
+}
