@@ -277,8 +277,9 @@ def loading(paths, rounds):
               f"{max(o['first_ms'] for o in outs):.1f}; {first - steady:6.1f} without one steady inference), of which the "
               f"first run {med('first_run_ms'):6.1f} ms (steady {steady:.1f}); peak RSS {med('max_rss_mb'):.0f} MB, "
               f"{statistics.median(o['max_rss_mb'] - o['rss_before_load_mb'] for o in outs):.0f} MB above the process "
-              f"before loading ({statistics.median(o['rss_first_output_mb'] - o['rss_before_load_mb'] for o in outs):.0f} "
-              f"at the first output), for {outs[0]['weight_mb']:.0f} MB of weights + {outs[0]['activation_mb']:.0f} MB of activations; "
+              f"before loading, for {outs[0]['weight_mb']:.1f} MB of weights + {outs[0]['activation_mb']:.1f} MB of activations; "
+              f"at the first output {statistics.median(o['rss_first_output_mb'] - o['rss_before_load_mb'] for o in outs):.1f} MB "
+              f"above, for the weights + {outs[0]['activation_first_output_mb']:.1f} MB of activations; "
               f"at the end {med('rss_file_mb'):.0f} MB of file pages + {med('rss_anon_mb'):.0f} MB anonymous "
               f"(before loading {med('rss_before_load_mb'):.0f} MB in all)")
 

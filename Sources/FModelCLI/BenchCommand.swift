@@ -52,6 +52,7 @@ struct BenchCommand: ParsableCommand {
         let firstOutputAt = monotonicSeconds()
         let firstRunMs = Date().timeIntervalSince(firstStart) * 1000
         let firstOutputRSS = statusMB("VmRSS")
+        let firstActivationMB = Double(executor.workspaceBytes) / 1e6
         // A tiered executor makes its oneDNN primitives on the second run: make them now, and
         // run once with them, so that the timed runs are the steady state.
         try executor.prepare(batch: batch)
@@ -77,7 +78,8 @@ struct BenchCommand: ParsableCommand {
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
                 first_run_ms: firstRunMs, max_rss_mb: statusMB("VmHWM"), rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
                 rss_file_mb: statusMB("RssFile"), rss_anon_mb: statusMB("RssAnon"),
-                weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6, layers: layers)
+                weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6,
+                activation_first_output_mb: firstActivationMB, layers: layers)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -113,6 +115,8 @@ private struct BenchReport: Encodable {
     /// anonymous memory (copied kernels, activations, oneDNN's JIT code and scratchpads), MB.
     var rss_file_mb, rss_anon_mb: Double
     var weight_mb, activation_mb: Double
+    /// The activation buffers and scratch held after the first run (a tiered executor's GEMM path).
+    var activation_first_output_mb: Double
     /// Milliseconds per run of each layer (fused groups under their first layer), with --profile.
     var layers: [Layer]?
     // swiftlint:enable identifier_name
