@@ -1,7 +1,9 @@
 import CDNNL
 import CKernels
 
-/// `C[m×n] = A[m×k] · B[k×n]`, row-major, through oneDNN's `dnnl_sgemm`.
+/// `C[m×n] = A[m×k] · B[k×n]`, row-major, through oneDNN's `dnnl_sgemm`: dense layers on more
+/// than 16 rows whose kernel the cache keeps, and `bench --gemm`. Its first call compiles its
+/// kernels (see `gemm`), so the GEMM path does not take it.
 ///
 /// oneDNN rather than BLIS or OpenBLAS: it dispatches to its AVX-512 kernels on this CPU, while
 /// Debian's OpenBLAS 0.3.21 follows `OPENBLAS_CORETYPE` (SSE3 when unset). Measured on 2 cores
