@@ -26,8 +26,10 @@ func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Flo
 /// 305 GFLOP/s, same benchmark).
 func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
     if m < columnSplitRows {
+        // On one thread below 64K multiply-adds a thread (the heads at batch 1: 32K in all),
+        // where starting the team would cost more than it saves.
         let blocks = (n + 31) / 32
-        parallelFor(blocks, grain: max(1, 8192 / max(m * k * 32, 1))) { range in
+        parallelFor(blocks, grain: max(1, 65536 / max(m * k * 32, 1))) { range in
             fm_gemm_f32(a, k, m, k, b, n, c, range.lowerBound * 32, min(n, range.upperBound * 32))
         }
         return
