@@ -358,13 +358,15 @@ static void gemm_columns_avx512(const float *x, size_t ldx, size_t m, size_t k, 
 }
 
 /* fm_gemm_f32: column panels whose kernel slice fits half the L2 cache (at least 32 columns),
-   each down all rows twelve at a time, the depth in pieces of GEMM_DEPTH so that the twelve
-   rows' piece of x stays in L1 while the panel's piece of the kernel comes from L2. */
+   each through the depth in pieces of GEMM_DEPTH rows, each piece down all rows of x twelve at
+   a time (accumulating in y), so that the piece of the kernel is read from memory once, by the
+   first block of rows, and from L2 by the others. That first block prefetches the kernel
+   GEMM_AHEAD rows on: without it, the model's 289 × 1728 × 384 product with its kernel out of
+   L2 took 2.48 ms instead of 1.83 (8, 32 and 64 rows ahead within 3%; depths of 128 to 4096
+   and panels of 0.5 to 2 MB within the noise, /tmp harness). */
 #define GEMM_DEPTH 256
 #define GEMM_PANEL_BYTES (1 << 20)
-#ifndef GEMM_AHEAD
 #define GEMM_AHEAD 32
-#endif
 __attribute__((target("avx512f")))
 static void gemm_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                         size_t c1) {

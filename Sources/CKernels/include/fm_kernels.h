@@ -55,7 +55,7 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
 
 /* The same product for any number of rows, columns [c0, c1) of y (m rows of n), on one
    thread (callers split the rows or the columns): no JIT and no packing, so nothing to make
-   before the first call (oneDNN's dnnl_sgemm generates 3.3 MB of kernels in about 30 ms at its
+   before the first call (oneDNN's dnnl_sgemm generates 3.3 MB of kernels in 30-44 ms at its
    first). */
 void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1);
 

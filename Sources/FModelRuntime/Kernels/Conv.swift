@@ -97,8 +97,6 @@ struct ConvKernel {
         let win = window(inShape, outShape)
         let pixels = win.outH * win.outW, k = kH * kW * cin, rows = n * pixels
         let inCount = n * win.inH * win.inW * cin
-        // int8: several images per GEMM (a taller matrix runs faster), within a 4 MiB im2col.
-        let perChunk = max(1, min(n, (4 << 20) / max(pixels * k, 1)))
         switch weights {
         case .f32(let w):
             if streams(rows: rows) {
@@ -143,6 +141,8 @@ struct ConvKernel {
                 q.quantize(input, count: inCount, into: a)
                 gemmU8S8(m: rows, n: cout, k: cin, a: a, aZero: q.zeroPoint, b: w.pointer, c: accumulators)
             } else {
+                // Several images per GEMM (a taller matrix runs faster), within a 4 MiB im2col.
+                let perChunk = max(1, min(n, (4 << 20) / max(pixels * k, 1)))
                 let col = scratch(perChunk * pixels * k).assumingMemoryBound(to: UInt8.self)
                 for first in stride(from: 0, to: n, by: perChunk) {
                     let images = min(perChunk, n - first)

@@ -20,8 +20,8 @@ func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Flo
 /// below `columnSplitRows` rows, of the columns, so that each reads only its part of a kernel
 /// that few rows cannot amortise. Made for the GEMM path — a `tiered` executor's first run, the
 /// `gemm` engine — where nothing is to be compiled: `dnnl_sgemm` generates 3.3 MB of kernels in
-/// about 30 ms at its first call, which a process that answers once would pay before its first
-/// output (44 ms for the first call in `Benchmarks/gemm_path.c`). Over the full model's im2col
+/// 30-44 ms at its first call (`Benchmarks/gemm_path.c`), which a process that answers once
+/// would pay before its first output. Over the full model's im2col
 /// products at batch 1, kernels out of L2, it runs at 80% of `dnnl_sgemm`'s rate (244 against
 /// 305 GFLOP/s, same benchmark).
 func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
