@@ -327,15 +327,29 @@ static void gemm_rows_blocks_avx512(const float *x, size_t ldx, size_t m, size_t
     }
 }
 
+/* The loop all three products share: columns [c0, c1) of y in panels `panel` columns wide,
+   each through the kernel's depth `depth` rows at a time, each piece down all rows of x
+   (accumulating in y), the first block of rows prefetching `ahead` kernel rows on. They differ
+   in those three numbers only. */
+__attribute__((target("avx512f")))
+static void gemm_panels_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
+                               size_t c1, size_t panel, size_t depth, size_t ahead) {
+    for (size_t p = c0; p < c1; p += panel) {
+        const size_t width = c1 - p < panel ? c1 - p : panel;
+        for (size_t k0 = 0; k0 < k; k0 += depth)
+            gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < depth ? k - k0 : depth, w + p, n, width, y + p, ahead);
+    }
+}
+
+/* fm_gemm_rows_f32: all columns at once, eight kernel rows at a time, prefetching 16 KB ahead
+   and at least a block of rows: the nine-row products read their kernels at 19-23 GB/s
+   (`Benchmarks/streamed_gemm.c`); a trial build without the prefetch read about 12 GB/s,
+   slower than oneDNN. */
 __attribute__((target("avx512f")))
 static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y) {
-    /* Prefetch 16 KB ahead, and at least a block of rows: the nine-row products read their
-       kernels at 19-23 GB/s (`Benchmarks/streamed_gemm.c`); a trial build without the
-       prefetch read about 12 GB/s, slower than oneDNN. */
     size_t ahead = 16384 / (n * 4);
     ahead = ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
-    for (size_t k0 = 0; k0 < k; k0 += STREAM_DEPTH)
-        gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < STREAM_DEPTH ? k - k0 : STREAM_DEPTH, w, n, n, y, ahead);
+    gemm_panels_avx512(x, ldx, m, k, w, n, y, 0, n, n, STREAM_DEPTH, ahead);
 }
 
 /* fm_gemm_columns_f32: panels of 512 columns, each through the whole depth 32 kernel rows at a
@@ -346,16 +360,6 @@ static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, con
    blocks of rows were slower in a trial (figures in the issue #6 note). */
 #define PANEL_WIDTH 512
 #define PANEL_DEPTH 32
-__attribute__((target("avx512f")))
-static void gemm_columns_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y,
-                                size_t c0, size_t c1) {
-    for (size_t p = c0; p < c1; p += PANEL_WIDTH) {
-        const size_t width = c1 - p < PANEL_WIDTH ? c1 - p : PANEL_WIDTH;
-        for (size_t k0 = 0; k0 < k; k0 += PANEL_DEPTH)
-            gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < PANEL_DEPTH ? k - k0 : PANEL_DEPTH, w + p, n, width, y + p,
-                                    PANEL_DEPTH);
-    }
-}
 
 /* fm_gemm_f32: column panels whose kernel slice fits half the L2 cache (at least 32 columns),
    each through the depth in pieces of GEMM_DEPTH rows, each piece down all rows of x twelve at
@@ -363,22 +367,13 @@ static void gemm_columns_avx512(const float *x, size_t ldx, size_t m, size_t k, 
    first block of rows, and from L2 by the others. That first block prefetches the kernel
    GEMM_AHEAD rows on: without it, the model's 289 × 1728 × 384 product with its kernel out of
    L2 took 2.48 ms instead of 1.83 (8, 32 and 64 rows ahead within 3%; depths of 128 to 4096
-   and panels of 0.5 to 2 MB within the noise, /tmp harness). */
+   and panels of 0.5 to 2 MB within the noise, /tmp harness). Its depth and panels are not
+   fm_gemm_columns_f32's: with 512-column panels 32 rows deep the model's conv products would
+   not keep their panel in L2, and with these fc1 at 32 rows takes 6.6 ms instead of 5.0
+   (`Benchmarks/dense_rows.c` with the one call swapped). */
 #define GEMM_DEPTH 256
 #define GEMM_PANEL_BYTES (1 << 20)
 #define GEMM_AHEAD 32
-__attribute__((target("avx512f")))
-static void gemm_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
-                        size_t c1) {
-    size_t panel = GEMM_PANEL_BYTES / (k * sizeof(float)) / 32 * 32;
-    panel = panel < 32 ? 32 : panel;
-    for (size_t p = c0; p < c1; p += panel) {
-        const size_t width = c1 - p < panel ? c1 - p : panel;
-        for (size_t k0 = 0; k0 < k; k0 += GEMM_DEPTH)
-            gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < GEMM_DEPTH ? k - k0 : GEMM_DEPTH, w + p, n, width, y + p,
-                                    GEMM_AHEAD);
-    }
-}
 
 /* Both products without AVX-512: columns [c0, c1) of y, one dot product at a time. */
 static void gemm_scalar(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
@@ -400,13 +395,17 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
 }
 
 void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1) {
-    if (has_avx512()) { gemm_avx512(x, ldx, m, k, w, n, y, c0, c1); return; }
+    if (has_avx512()) {
+        size_t panel = GEMM_PANEL_BYTES / (k * sizeof(float)) / 32 * 32;
+        gemm_panels_avx512(x, ldx, m, k, w, n, y, c0, c1, panel < 32 ? 32 : panel, GEMM_DEPTH, GEMM_AHEAD);
+        return;
+    }
     gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
 }
 
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                          size_t c1) {
-    if (has_avx512()) { gemm_columns_avx512(x, ldx, m, k, w, n, y, c0, c1); return; }
+    if (has_avx512()) { gemm_panels_avx512(x, ldx, m, k, w, n, y, c0, c1, PANEL_WIDTH, PANEL_DEPTH, PANEL_DEPTH); return; }
     gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
 }
 

@@ -304,8 +304,7 @@ public final class Executor: @unchecked Sendable {
         // replaces would have used.
         let floats = chain.bufferFloats
         let inner = (take(floats.0), take(floats.1))
-        let holder = run
-        func scratch(_ bytes: Int) -> UnsafeMutableRawPointer { holder.scratch(bytes: bytes) }
+        func scratch(_ bytes: Int) -> UnsafeMutableRawPointer { run.scratch(bytes: bytes) }
         chain.run(input: run.buffers[x]!.pointer, output: y.pointer, buffers: inner, scratch: scratch)
         pool.give(inner.0)
         pool.give(inner.1)

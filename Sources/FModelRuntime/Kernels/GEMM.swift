@@ -28,10 +28,7 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Floa
     if m < columnSplitRows {
         // On one thread below 64K multiply-adds a thread (the heads at batch 1: 32K in all),
         // where starting the team would cost more than it saves.
-        let blocks = (n + 31) / 32
-        parallelFor(blocks, grain: max(1, 65536 / max(m * k * 32, 1))) { range in
-            fm_gemm_f32(a, k, m, k, b, n, c, range.lowerBound * 32, min(n, range.upperBound * 32))
-        }
+        columnShares(n, grain: max(1, 65536 / max(m * k * 32, 1))) { fm_gemm_f32(a, k, m, k, b, n, c, $0, $1) }
         return
     }
     parallelFor((m + 11) / 12, grain: 1) { range in
@@ -42,6 +39,13 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Floa
 
 /// Rows below which `gemm` splits the columns between the threads rather than the rows.
 let columnSplitRows = 192
+
+/// Calls `product(c0, c1)` on each thread of the team for a contiguous share of `n` columns,
+/// in blocks of 32 (the register block's width); inline when there are fewer than `grain`
+/// blocks a thread.
+private func columnShares(_ n: Int, grain: Int, _ product: (Int, Int) -> Void) {
+    parallelFor((n + 31) / 32, grain: grain) { blocks in product(blocks.lowerBound * 32, min(n, blocks.upperBound * 32)) }
+}
 
 /// `C[m×n] = (A[m×k] − aZero) · B[k×n]` in exact integer arithmetic, row-major, through oneDNN's
 /// `dnnl_gemm_u8s8s32` (AVX-512 VNNI where the CPU has it).
@@ -98,11 +102,5 @@ func readsKernelInPanels(rows: Int, weights: Int) -> Bool { rows > streamedRowLi
 /// (`fm_gemm_columns_f32`: panels of 512 columns down the kernel's whole depth, so that every
 /// piece of `B` read feeds all rows from the cache). No partial sums, no packing.
 func columnGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-    let blocks = (n + 15) / 16
-    parallelFor(teamSize, grain: 1) { shares in
-        for t in shares {
-            let c0 = blocks * t / teamSize * 16, c1 = min(n, blocks * (t + 1) / teamSize * 16)
-            if c0 < c1 { fm_gemm_columns_f32(a, k, m, k, b, n, c, c0, c1) }
-        }
-    }
+    columnShares(n, grain: 1) { fm_gemm_columns_f32(a, k, m, k, b, n, c, $0, $1) }
 }
