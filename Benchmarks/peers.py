@@ -282,6 +282,12 @@ def loading(paths, rounds):
               f"above, for the weights + {outs[0]['activation_first_output_mb']:.1f} MB of activations; "
               f"at the end {med('rss_file_mb'):.0f} MB of file pages + {med('rss_anon_mb'):.0f} MB anonymous "
               f"(before loading {med('rss_before_load_mb'):.0f} MB in all)")
+        # What loading and the first run added, by kind of mapping (medians over the processes).
+        kinds = sorted({k for o in outs for k in o["rss_added_by_first_output_mb"]},
+                       key=lambda k: -statistics.median(o["rss_added_by_first_output_mb"].get(k, 0) for o in outs))
+        added = {k: statistics.median(o["rss_added_by_first_output_mb"].get(k, 0) for o in outs) for k in kinds}
+        print(f"  {'':<26} added by the first output, MB: "
+              + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in added.items() if abs(v) >= 0.005))
 
 
 # Peak RSS in MB (10^6 bytes, as the file sizes) from /proc/self/status (ru_maxrss survives

@@ -43,6 +43,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         let baselineMB = statusMB("VmRSS")  // the process before the model: code and libraries
+        let baseline = json ? ResidentSet.sample(modelPath: model) : [:]
         let loadStart = Date()
         let executor = try runtime.executor(try options.load(model))
         let loadSeconds = Date().timeIntervalSince(loadStart)
@@ -52,6 +53,7 @@ struct BenchCommand: ParsableCommand {
         let firstOutputAt = monotonicSeconds()
         let firstRunMs = Date().timeIntervalSince(firstStart) * 1000
         let firstOutputRSS = statusMB("VmRSS")
+        let firstOutput = json ? ResidentSet.sample(modelPath: model) : [:]
         let firstActivationMB = Double(executor.workspaceBytes) / 1e6
         // A tiered executor makes its oneDNN primitives on the second run: make them now, and
         // run once with them, so that the timed runs are the steady state.
@@ -79,7 +81,9 @@ struct BenchCommand: ParsableCommand {
                 first_run_ms: firstRunMs, max_rss_mb: statusMB("VmHWM"), rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
                 rss_file_mb: statusMB("RssFile"), rss_anon_mb: statusMB("RssAnon"),
                 weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6,
-                activation_first_output_mb: firstActivationMB, layers: layers)
+                activation_first_output_mb: firstActivationMB,
+                rss_added_by_first_output_mb: firstOutput.merging(baseline.mapValues { -$0 }, uniquingKeysWith: +),
+                layers: layers)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -117,6 +121,10 @@ private struct BenchReport: Encodable {
     var weight_mb, activation_mb: Double
     /// The activation buffers and scratch held after the first run (a tiered executor's GEMM path).
     var activation_first_output_mb: Double
+    /// What loading and the first run added to the resident set, MB by kind of mapping (the
+    /// model file, heap and anonymous memory, fmodel's code, Foundation's, libdnnl's, other
+    /// libraries', JIT code, stacks), from `/proc/self/smaps`.
+    var rss_added_by_first_output_mb: [String: Double]
     /// Milliseconds per run of each layer (fused groups under their first layer), with --profile.
     var layers: [Layer]?
     // swiftlint:enable identifier_name

@@ -128,4 +128,19 @@ import Testing
         #expect(RunCommand.fileName(for: "age") == "age.npy")
         #expect(RunCommand.fileName(for: "Bottleneck/BatchNorm:0 x") == "Bottleneck_BatchNorm_0_x.npy")
     }
+
+    /// `bench`'s resident-set breakdown finds a mapped file's pages under `model_file` (all of
+    /// them once read; smaps is read to its end, past the first mappings) and the rest elsewhere.
+    @Test func residentSetCountsTheModelFile() throws {
+        let path = fixture("multitask_nested.h5")
+        let file = try MappedFile(path: path)
+        var sum: UInt8 = 0
+        for i in stride(from: 0, to: file.bytes.count, by: 4096) { sum &+= file.bytes[i] }
+        let sample = ResidentSet.sample(modelPath: path)
+        let size = Double(file.bytes.count) / 1e6
+        #expect(abs(sample["model_file", default: 0] - size) < 0.005, "\(sample) for \(size) MB, \(sum)")
+        #expect(sample["heap_anonymous", default: 0] > 0 && sample["other_libraries", default: 0] > 0)
+        #expect(ResidentSet.kind("/x/libdnnl.so.2", perms: "r-xp", model: path) == "libdnnl")
+        #expect(ResidentSet.kind("", perms: "rwxp", model: path) == "jit_code")
+    }
 }
