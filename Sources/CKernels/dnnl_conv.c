@@ -327,6 +327,10 @@ int fm_conv_run(fm_conv *c, const void *src, void *dst, void *workspace) {
 
 const char *fm_conv_implementation(const fm_conv *c) { return c->implementation; }
 
+int fm_dnnl_has_avx512(void) {
+    return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
+
 void fm_conv_destroy(fm_conv *c) {
     if (!c) return;
     if (c->primitive) dnnl_primitive_destroy(c->primitive);

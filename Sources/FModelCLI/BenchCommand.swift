@@ -42,17 +42,20 @@ struct BenchCommand: ParsableCommand {
             print(json ? #"{"gemm_gflops": \#(rate)}"# : String(format: "sgemm 2048³: %.1f GFLOP/s", rate))
             return
         }
-        let baselineMB = statusMB("VmRSS")  // the process before the model: code and libraries
+        // The process before the model: code and libraries.
         let baseline = json ? ResidentSet.sample(modelPath: model) : [:]
-        let loadStart = Date()
+        let baselineMB = ResidentSet.status("VmRSS")
+        // Times from the monotonic clock, not `Date`, whose code (Foundation's) would be paged in
+        // after the baseline.
+        let loadStart = monotonicSeconds()
         let executor = try runtime.executor(try options.load(model))
-        let loadSeconds = Date().timeIntervalSince(loadStart)
+        let loadSeconds = monotonicSeconds() - loadStart
         let feeds = executor.graph.syntheticInputs(batch: batch)
-        let firstStart = Date()
+        let firstStart = monotonicSeconds()
         _ = try executor.run(feeds)
         let firstOutputAt = monotonicSeconds()
-        let firstRunMs = Date().timeIntervalSince(firstStart) * 1000
-        let firstOutputRSS = statusMB("VmRSS")
+        let firstRunMs = (firstOutputAt - firstStart) * 1000
+        let firstOutputRSS = ResidentSet.status("VmRSS")
         let firstOutput = json ? ResidentSet.sample(modelPath: model) : [:]
         let firstActivationMB = Double(executor.workspaceBytes) / 1e6
         // A tiered executor makes its oneDNN primitives on the second run: make them now, and
@@ -78,8 +81,8 @@ struct BenchCommand: ParsableCommand {
             let report = BenchReport(
                 batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
-                first_run_ms: firstRunMs, max_rss_mb: statusMB("VmHWM"), rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
-                rss_file_mb: statusMB("RssFile"), rss_anon_mb: statusMB("RssAnon"),
+                first_run_ms: firstRunMs, max_rss_mb: ResidentSet.status("VmHWM"), rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
+                rss_file_mb: ResidentSet.status("RssFile"), rss_anon_mb: ResidentSet.status("RssAnon"),
                 weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6,
                 activation_first_output_mb: firstActivationMB,
                 rss_added_by_first_output_mb: firstOutput.merging(baseline.mapValues { -$0 }, uniquingKeysWith: +),
@@ -151,13 +154,3 @@ private func monotonicSeconds() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
-/// A `kB` field (KiB) of /proc/self/status, in MB of 10⁶ bytes as the weights are counted (0
-/// where there is none). For the peak, `VmHWM`:
-/// `getrusage`'s ru_maxrss would do, but Linux carries it across exec, so a process started by
-/// a big parent reports the parent's size.
-private func statusMB(_ field: String) -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
-          let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-    return kb * 1024 / 1e6
-}

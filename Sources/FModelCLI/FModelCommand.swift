@@ -126,7 +126,15 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: "What float32 convolutions multiply in: f32 (faithful to TensorFlow) or bf16 (AVX512-BF16; check with verify).")
     var precision: ComputePrecision = .f32
 
-    func executor(_ graph: Graph) throws -> Executor { try Executor(graph: graph, precision: precision) }
+    func executor(_ graph: Graph) throws -> Executor { try Executor(graph: graph, precision: checkedPrecision()) }
+
+    /// `precision`, with a note when this CPU cannot do it (bf16 without AVX-512 runs float32).
+    func checkedPrecision() -> ComputePrecision {
+        if precision == .bf16 && !ComputePrecision.bf16Available {
+            printError("note: this CPU has no AVX-512, so oneDNN has no bf16 convolutions here: running float32")
+        }
+        return precision
+    }
 }
 
 extension ComputePrecision: ExpressibleByArgument {}

@@ -1,3 +1,5 @@
+import CKernels
+
 /// What the runtime's float32 convolutions multiply in.
 public enum ComputePrecision: String, Sendable, CaseIterable {
     /// float32 throughout: faithful to TensorFlow within 1e-4.
@@ -5,4 +7,9 @@ public enum ComputePrecision: String, Sendable, CaseIterable {
     /// bfloat16 products (8 bits of mantissa) with float32 accumulation, on CPUs with
     /// AVX512-BF16 (oneDNN emulates it, slowly, elsewhere). Its accuracy cost is for `verify`.
     case bf16
+
+    /// True when oneDNN runs bf16 convolutions on this CPU (AVX-512 at least: natively with
+    /// AVX512-BF16, emulated on plain AVX512). Elsewhere every layer of a `bf16` executor falls
+    /// back to float32, and its outputs are float32's.
+    public static let bf16Available = fm_dnnl_has_avx512() != 0
 }

@@ -49,6 +49,9 @@ int fm_conv_run(fm_conv *c, const void *src, void *dst, void *workspace);
 /* The primitive's implementation name (for reports). */
 const char *fm_conv_implementation(const fm_conv *c);
 
+/* 1 when oneDNN runs on at least AVX512 (avx512_core) here: what its bf16 convolutions need. */
+int fm_dnnl_has_avx512(void);
+
 void fm_conv_destroy(fm_conv *c);
 
 /* A chain of float32 layers, each reading only what the one before wrote (FaceNet's stem:

@@ -80,9 +80,10 @@ struct ActivationQuantization {
 /// The largest quantized activation. With VNNI (`vpdpbusd`) the u8·s8 products accumulate
 /// exactly in int32, so the full 0…255 range is safe. Without it oneDNN multiplies pairs with
 /// `vpmaddubsw`, whose int16 sum saturates past 2·127·255; 7 bits keep it exact.
-private let quantizedTop: Float = cpuHasVNNI ? 255 : 127
+let quantizedTop: Float = cpuHasVNNI ? 255 : 127
 
-private let cpuHasVNNI: Bool = {
+/// True when the CPU multiplies u8·s8 pairs into int32 exactly (AVX512-VNNI or AVX-VNNI).
+let cpuHasVNNI: Bool = {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
     return info.contains(" avx512_vnni") || info.contains(" avx_vnni")
 }()

@@ -48,7 +48,12 @@ final class NativeConvolutions: @unchecked Sendable {
         case .int8(let w): (integer, weights) = (true, UnsafeRawPointer(w.pointer))
         }
         let source = integer ? (signed ? FM_SRC_S8 : FM_SRC_U8) : kernel.bf16 ? FM_SRC_BF16 : FM_SRC_F32
-        if let (activation, alpha) = integer ? (Int32(FM_ACT_LINEAR), 0) : kernel.epilogue.activation.nativeCode {
+        // Without VNNI, oneDNN's convolution on signed int8 input halves the weights (to keep
+        // vpmaddubsw's int16 sums from saturating once it adds 128 to the input): a bit of every
+        // weight lost, off by up to a whole weight step. Such layers take the im2col + u8·s8
+        // GEMM path with a zero point instead, which is exact (IntegerGEMMTests).
+        let halvesWeights = integer && signed && !cpuHasVNNI
+        if !halvesWeights, let (activation, alpha) = integer ? (Int32(FM_ACT_LINEAR), 0) : kernel.epilogue.activation.nativeCode {
             // One primitive at a time in the whole process: oneDNN's JIT crashed here when
             // several threads made primitives at once (two executors on two threads would).
             Self.creation.lock()
