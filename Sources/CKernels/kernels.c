@@ -1,7 +1,9 @@
 #include "fm_kernels.h"
+#include "kernels_internal.h"
 #include <malloc.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 #include <immintrin.h>
 
 static int has_avx512(void) {
@@ -10,15 +12,22 @@ static int has_avx512(void) {
     return cached;
 }
 
-/* The portable loops: the fallbacks, and the tails of the AVX-512 loops. */
+/* Without AVX-512: kernels_avx2.c. */
+static int has_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cached;
+}
 
-static void min_max_scalar(const float *x, size_t n, float *lo, float *hi) {
+/* The portable loops: the fallbacks, and the tails of the vector loops. */
+
+void fm_min_max_scalar(const float *x, size_t n, float *lo, float *hi) {
     float a = *lo, b = *hi;
     for (size_t i = 0; i < n; i++) { a = x[i] < a ? x[i] : a; b = x[i] > b ? x[i] : b; }
     *lo = a; *hi = b;
 }
 
-static void quantize_u8_scalar(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q) {
+void fm_quantize_u8_scalar(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q) {
     for (size_t i = 0; i < n; i++) {
         float v = rintf(x[i] * inverse) + zero;
         v = v < 0 ? 0 : (v > top ? top : v);
@@ -26,7 +35,7 @@ static void quantize_u8_scalar(const float *x, size_t n, float inverse, float ze
     }
 }
 
-static void quantize_s8_scalar(const float *x, size_t n, float inverse, int8_t *q) {
+void fm_quantize_s8_scalar(const float *x, size_t n, float inverse, int8_t *q) {
     for (size_t i = 0; i < n; i++) {
         float v = rintf(x[i] * inverse);
         q[i] = (int8_t)(v < -127 ? -127 : (v > 127 ? 127 : v));
@@ -44,7 +53,7 @@ static inline float activate(float v, int activation, float alpha) {
 
 /* Columns [c0, channels) of one epilogue row (res: that row of the residual, or NULL); what it
    writes is folded into *lo and *hi. */
-static void epilogue_row_scalar(float *row, size_t c0, size_t channels, const float *column_scale, const float *bias,
+void fm_epilogue_row_scalar(float *row, size_t c0, size_t channels, const float *column_scale, const float *bias,
                                 float scale, const float *res, int activation, float alpha, float *lo, float *hi) {
     for (size_t c = c0; c < channels; c++) {
         float v = column_scale ? (float)((const int32_t *)row)[c] * column_scale[c] : row[c];
@@ -58,7 +67,7 @@ static void epilogue_row_scalar(float *row, size_t c0, size_t channels, const fl
 }
 
 /* y[c] for columns [c0, n) of the int8 GEMV (see fm_gemv_s8). */
-static void gemv_s8_scalar(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, float *y) {
+void fm_gemv_s8_scalar(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, float *y) {
     for (size_t c = c0; c < n; c++) {
         float acc = 0;
         for (size_t i = 0; i < k; i++) acc += a[i] * (float)w[i * n + c];
@@ -77,7 +86,7 @@ static void min_max_avx512(const float *x, size_t n, float *lo, float *hi) {
     }
     *lo = _mm512_reduce_min_ps(vlo);
     *hi = _mm512_reduce_max_ps(vhi);
-    min_max_scalar(x + i, n - i, lo, hi);
+    fm_min_max_scalar(x + i, n - i, lo, hi);
 }
 
 __attribute__((target("avx512f,avx512bw")))
@@ -90,7 +99,7 @@ static void quantize_avx512(const float *x, size_t n, float inverse, float zero,
         v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), v0), vt);
         _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
     }
-    quantize_u8_scalar(x + i, n - i, inverse, zero, top, q + i);
+    fm_quantize_u8_scalar(x + i, n - i, inverse, zero, top, q + i);
 }
 
 __attribute__((target("avx512f,avx512bw")))
@@ -102,19 +111,25 @@ static void quantize_s8_avx512(const float *x, size_t n, float inverse, int8_t *
         v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
         _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
     }
-    quantize_s8_scalar(x + i, n - i, inverse, q + i);
+    fm_quantize_s8_scalar(x + i, n - i, inverse, q + i);
 }
 
 void fm_quantize_s8(const float *x, size_t n, float inverse, int8_t *q) {
-    if (has_avx512()) quantize_s8_avx512(x, n, inverse, q); else quantize_s8_scalar(x, n, inverse, q);
+    if (has_avx512()) quantize_s8_avx512(x, n, inverse, q);
+    else if (has_avx2()) fm_avx2_quantize_s8(x, n, inverse, q);
+    else fm_quantize_s8_scalar(x, n, inverse, q);
 }
 
 void fm_min_max(const float *x, size_t n, float *lo, float *hi) {
-    if (has_avx512()) min_max_avx512(x, n, lo, hi); else min_max_scalar(x, n, lo, hi);
+    if (has_avx512()) min_max_avx512(x, n, lo, hi);
+    else if (has_avx2()) fm_avx2_min_max(x, n, lo, hi);
+    else fm_min_max_scalar(x, n, lo, hi);
 }
 
 void fm_quantize_u8(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q) {
-    if (has_avx512()) quantize_avx512(x, n, inverse, zero, top, q); else quantize_u8_scalar(x, n, inverse, zero, top, q);
+    if (has_avx512()) quantize_avx512(x, n, inverse, zero, top, q);
+    else if (has_avx2()) fm_avx2_quantize_u8(x, n, inverse, zero, top, q);
+    else fm_quantize_u8_scalar(x, n, inverse, zero, top, q);
 }
 
 __attribute__((target("avx512f,avx512bw")))
@@ -142,7 +157,7 @@ static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t strid
             _mm512_storeu_ps(row + c, v);
             if (range) { lo = _mm512_min_ps(v, lo); hi = _mm512_max_ps(v, hi); }  /* NaN in v: lo/hi kept */
         }
-        epilogue_row_scalar(row, c, channels, column_scale, bias, scale, res, activation, alpha, &slo, &shi);
+        fm_epilogue_row_scalar(row, c, channels, column_scale, bias, scale, res, activation, alpha, &slo, &shi);
     }
     if (range) {
         float a = _mm512_reduce_min_ps(lo), b = _mm512_reduce_max_ps(hi);
@@ -154,9 +169,10 @@ static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t strid
 void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
                  float scale, const float *residual, int activation, float alpha, float range[2]) {
     if (has_avx512()) { epilogue_avx512(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
+    if (has_avx2()) { fm_avx2_epilogue(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
     float lo = INFINITY, hi = -INFINITY;
     for (size_t r = 0; r < rows; r++)
-        epilogue_row_scalar(y + r * stride, 0, channels, column_scale, bias, scale, residual ? residual + r * channels : NULL,
+        fm_epilogue_row_scalar(y + r * stride, 0, channels, column_scale, bias, scale, residual ? residual + r * channels : NULL,
                             activation, alpha, &lo, &hi);
     if (range) { range[0] = lo; range[1] = hi; }
 }
@@ -186,11 +202,13 @@ static void gemv_s8_avx512(const float *a, size_t k, size_t n, const int8_t *w, 
             acc = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + i * n + c)))), acc);
         _mm512_storeu_ps(y + c, _mm512_mul_ps(acc, _mm512_loadu_ps(w_scale + c)));
     }
-    gemv_s8_scalar(a, k, n, w, w_scale, c, y);
+    fm_gemv_s8_scalar(a, k, n, w, w_scale, c, y);
 }
 
 void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y) {
-    if (has_avx512()) gemv_s8_avx512(a, k, n, w, w_scale, y); else gemv_s8_scalar(a, k, n, w, w_scale, 0, y);
+    if (has_avx512()) gemv_s8_avx512(a, k, n, w, w_scale, y);
+    else if (has_avx2()) fm_avx2_gemv_s8(a, k, n, w, w_scale, y);
+    else fm_gemv_s8_scalar(a, k, n, w, w_scale, 0, y);
 }
 
 static inline uint16_t bf16_of(float f) {
@@ -232,6 +250,7 @@ static void window_max_avx512(float *out, const float *x, size_t n, size_t row_s
 
 void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols) {
     if (has_avx512()) { window_max_avx512(out, x, n, row_stride, rows, cols); return; }
+    if (has_avx2()) { fm_avx2_window_max(out, x, n, row_stride, rows, cols); return; }
     for (size_t ch = 0; ch < n; ch++) {
         float v = x[ch];
         for (size_t i = 0; i < rows; i++)
@@ -327,29 +346,31 @@ static void gemm_rows_blocks_avx512(const float *x, size_t ldx, size_t m, size_t
     }
 }
 
-/* The loop all three products share: columns [c0, c1) of y in panels `panel` columns wide,
-   each through the kernel's depth `depth` rows at a time, each piece down all rows of x
-   (accumulating in y), the first block of rows prefetching `ahead` kernel rows on. They differ
-   in those three numbers only. */
-__attribute__((target("avx512f")))
-static void gemm_panels_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
-                               size_t c1, size_t panel, size_t depth, size_t ahead) {
+/* The loop all three products share, in either instruction set (`blocks`: the AVX-512 or the
+   AVX2 register blocks): columns [c0, c1) of y in panels `panel` columns wide, each through the
+   kernel's depth `depth` rows at a time, each piece down all rows of x (accumulating in y), the
+   first block of rows prefetching `ahead` kernel rows on. They differ in those three numbers only. */
+static void gemm_panels(fm_rows_blocks_fn *blocks, const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n,
+                        float *y, size_t c0, size_t c1, size_t panel, size_t depth, size_t ahead) {
     for (size_t p = c0; p < c1; p += panel) {
         const size_t width = c1 - p < panel ? c1 - p : panel;
         for (size_t k0 = 0; k0 < k; k0 += depth)
-            gemm_rows_blocks_avx512(x, ldx, m, k, k0, k - k0 < depth ? k - k0 : depth, w + p, n, width, y + p, ahead);
+            blocks(x, ldx, m, k, k0, k - k0 < depth ? k - k0 : depth, w + p, n, width, y + p, ahead);
     }
+}
+
+/* The register blocks of this CPU, or NULL for the portable loop. */
+static fm_rows_blocks_fn *rows_blocks(void) {
+    return has_avx512() ? gemm_rows_blocks_avx512 : has_avx2() ? fm_avx2_rows_blocks : NULL;
 }
 
 /* fm_gemm_rows_f32: all columns at once, eight kernel rows at a time, prefetching 16 KB ahead
    and at least a block of rows: the nine-row products read their kernels at 19-23 GB/s
-   (`Benchmarks/streamed_gemm.c`); a trial build without the prefetch read about 12 GB/s,
+   (`Benchmarks/streamed_gemm.c`, AVX-512); a trial build without the prefetch read about 12 GB/s,
    slower than oneDNN. */
-__attribute__((target("avx512f")))
-static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y) {
+static size_t stream_ahead(size_t n) {
     size_t ahead = 16384 / (n * 4);
-    ahead = ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
-    gemm_panels_avx512(x, ldx, m, k, w, n, y, 0, n, n, STREAM_DEPTH, ahead);
+    return ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
 }
 
 /* fm_gemm_columns_f32: panels of 512 columns, each through the whole depth 32 kernel rows at a
@@ -361,7 +382,8 @@ static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, con
 #define PANEL_WIDTH 512
 #define PANEL_DEPTH 32
 
-/* fm_gemm_f32: column panels whose kernel slice fits half the L2 cache (at least 32 columns),
+/* fm_gemm_f32: column panels whose kernel slice fits half the L2 cache (at least 32 columns; 1 MB
+   on the AVX-512 machine these figures come from, its L2 2 MB; half of what sysconf says elsewhere),
    each through the depth in pieces of GEMM_DEPTH rows, each piece down all rows of x twelve at
    a time (accumulating in y), so that the piece of the kernel is read from memory once, by the
    first block of rows, and from L2 by the others. That first block prefetches the kernel
@@ -372,10 +394,19 @@ static void gemm_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, con
    not keep their panel in L2, and with these fc1 at 32 rows takes 6.6 ms instead of 5.0
    (`Benchmarks/dense_rows.c` with the one call swapped). */
 #define GEMM_DEPTH 256
-#define GEMM_PANEL_BYTES (1 << 20)
 #define GEMM_AHEAD 32
 
-/* Both products without AVX-512: columns [c0, c1) of y, one dot product at a time. */
+static size_t gemm_panel_bytes(void) {
+    static long cached = 0;
+    if (cached == 0) {
+        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        cached = l2 > 0 ? l2 / 2 : 1 << 20;
+    }
+    return (size_t)cached;
+}
+
+/* The products on a CPU with neither AVX-512 nor AVX2: columns [c0, c1) of y, one dot product
+   at a time. */
 static void gemm_scalar(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                         size_t c1) {
     for (size_t r = 0; r < m; r++)
@@ -390,14 +421,16 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
     /* One row (a dense layer at batch 1): 256 columns of accumulators, eight kernel rows at a
        time, no software prefetch — the hardware prefetcher follows its 1 KB row pieces. */
     if (has_avx512() && m == 1) { gemv_f32_avx512(x, k, n, w, y); return; }
-    if (has_avx512()) { gemm_rows_avx512(x, ldx, m, k, w, n, y); return; }
+    fm_rows_blocks_fn *blocks = rows_blocks();
+    if (blocks) { gemm_panels(blocks, x, ldx, m, k, w, n, y, 0, n, n, STREAM_DEPTH, stream_ahead(n)); return; }
     gemm_scalar(x, ldx, m, k, w, n, y, 0, n);
 }
 
 void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1) {
-    if (has_avx512()) {
-        size_t panel = GEMM_PANEL_BYTES / (k * sizeof(float)) / 32 * 32;
-        gemm_panels_avx512(x, ldx, m, k, w, n, y, c0, c1, panel < 32 ? 32 : panel, GEMM_DEPTH, GEMM_AHEAD);
+    fm_rows_blocks_fn *blocks = rows_blocks();
+    if (blocks) {
+        size_t panel = gemm_panel_bytes() / (k * sizeof(float)) / 32 * 32;
+        gemm_panels(blocks, x, ldx, m, k, w, n, y, c0, c1, panel < 32 ? 32 : panel, GEMM_DEPTH, GEMM_AHEAD);
         return;
     }
     gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
@@ -405,7 +438,8 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
 
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                          size_t c1) {
-    if (has_avx512()) { gemm_panels_avx512(x, ldx, m, k, w, n, y, c0, c1, PANEL_WIDTH, PANEL_DEPTH, PANEL_DEPTH); return; }
+    fm_rows_blocks_fn *blocks = rows_blocks();
+    if (blocks) { gemm_panels(blocks, x, ldx, m, k, w, n, y, c0, c1, PANEL_WIDTH, PANEL_DEPTH, PANEL_DEPTH); return; }
     gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
 }
 

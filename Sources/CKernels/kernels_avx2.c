@@ -1,0 +1,204 @@
+/* The runtime's own kernels in AVX2 + FMA, for CPUs without AVX-512 (AMD's Zen 3, Intel before
+   Skylake-SP): the same loops as kernels.c's AVX-512 ones, 8 floats a vector, masked loads and
+   stores for column tails. Without them those CPUs ran the portable loops: the multi-task
+   model took 166 ms at batch 1 on a 2-core Zen 3 (`fmodel bench --profile`), fc1's kernel read
+   one float at a time. */
+#include "fm_kernels.h"
+#include "kernels_internal.h"
+#include <immintrin.h>
+#include <math.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Lanes [0, left) set (all eight from 8 on). */
+AVX2 static inline __m256i lanes(size_t left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left > 8 ? 8 : (int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+AVX2 static inline float reduce_min(__m256 v) {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_min_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+AVX2 static inline float reduce_max(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+AVX2 void fm_avx2_min_max(const float *x, size_t n, float *lo, float *hi) {
+    __m256 vlo = _mm256_set1_ps(*lo), vhi = _mm256_set1_ps(*hi);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        vlo = _mm256_min_ps(vlo, v);
+        vhi = _mm256_max_ps(vhi, v);
+    }
+    *lo = reduce_min(vlo);
+    *hi = reduce_max(vhi);
+    fm_min_max_scalar(x + i, n - i, lo, hi);
+}
+
+/* Eight rounded floats, already clamped to a byte's range, as 32-bit integers. */
+AVX2 static inline __m256i rounded(__m256 v) { return _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+
+AVX2 void fm_avx2_quantize_u8(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q) {
+    const __m256 vi = _mm256_set1_ps(inverse), vz = _mm256_set1_ps(zero), vt = _mm256_set1_ps(top), v0 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i r = rounded(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, vz), v0), vt));
+        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packus_epi16(w, w));
+    }
+    fm_quantize_u8_scalar(x + i, n - i, inverse, zero, top, q + i);
+}
+
+AVX2 void fm_avx2_quantize_s8(const float *x, size_t n, float inverse, int8_t *q) {
+    const __m256 vi = _mm256_set1_ps(inverse), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i r = rounded(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi), lo), hi));
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(w, w));
+    }
+    fm_quantize_s8_scalar(x + i, n - i, inverse, q + i);
+}
+
+AVX2 void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale,
+                           const float *bias, float scale, const float *residual, int activation, float alpha, float range[2]) {
+    const __m256 vs = _mm256_set1_ps(scale), va = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6);
+    __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
+    float slo = INFINITY, shi = -INFINITY;
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * stride;
+        const float *res = residual ? residual + r * channels : NULL;
+        size_t c = 0;
+        for (; c + 8 <= channels; c += 8) {
+            __m256 v = column_scale ? _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(row + c))),
+                                                    _mm256_loadu_ps(column_scale + c))
+                                    : _mm256_loadu_ps(row + c);
+            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
+            v = _mm256_mul_ps(v, vs);
+            if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + c));
+            switch (activation) {
+            case FM_EPI_RELU: v = _mm256_max_ps(v, zero); break;
+            case FM_EPI_RELU6: v = _mm256_min_ps(_mm256_max_ps(v, zero), six); break;
+            case FM_EPI_LEAKY: v = _mm256_blendv_ps(v, _mm256_mul_ps(v, va), _mm256_cmp_ps(v, zero, _CMP_LT_OQ)); break;
+            default: break;
+            }
+            _mm256_storeu_ps(row + c, v);
+            if (range) { lo = _mm256_min_ps(v, lo); hi = _mm256_max_ps(v, hi); }  /* NaN in v: lo/hi kept */
+        }
+        fm_epilogue_row_scalar(row, c, channels, column_scale, bias, scale, res, activation, alpha, &slo, &shi);
+    }
+    if (range) {
+        float a = reduce_min(lo), b = reduce_max(hi);
+        range[0] = a < slo ? a : slo;
+        range[1] = b > shi ? b : shi;
+    }
+}
+
+/* Eight int8 weights as floats. */
+AVX2 static inline __m256 weights8(const int8_t *w) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w))); }
+
+AVX2 void fm_avx2_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y) {
+    size_t c = 0;
+    /* 96 columns at a time: 12 accumulators of 8 floats, the kernel read row by row, 16 rows ahead
+       in the cache (as the AVX-512 loop). */
+    for (; c + 96 <= n; c += 96) {
+        __m256 acc[12];
+        for (int j = 0; j < 12; j++) acc[j] = _mm256_setzero_ps();
+        for (size_t i = 0; i < k; i++) {
+            const __m256 ai = _mm256_set1_ps(a[i]);
+            const int8_t *row = w + i * n + c;
+            if (i + 16 < k) { _mm_prefetch((const char *)(row + 16 * n), _MM_HINT_T0); _mm_prefetch((const char *)(row + 16 * n + 64), _MM_HINT_T0); }
+            for (int j = 0; j < 12; j++) acc[j] = _mm256_fmadd_ps(ai, weights8(row + 8 * j), acc[j]);
+        }
+        for (int j = 0; j < 12; j++) _mm256_storeu_ps(y + c + 8 * j, _mm256_mul_ps(acc[j], _mm256_loadu_ps(w_scale + c + 8 * j)));
+    }
+    for (; c + 8 <= n; c += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (size_t i = 0; i < k; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i]), weights8(w + i * n + c), acc);
+        _mm256_storeu_ps(y + c, _mm256_mul_ps(acc, _mm256_loadu_ps(w_scale + c)));
+    }
+    fm_gemv_s8_scalar(a, k, n, w, w_scale, c, y);
+}
+
+AVX2 void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols) {
+    for (size_t ch = 0; ch < n; ch += 8) {
+        const __m256i m = lanes(n - ch);
+        __m256 v = _mm256_maskload_ps(x + ch, m);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) v = _mm256_max_ps(v, _mm256_maskload_ps(x + i * row_stride + j * n + ch, m));
+        _mm256_maskstore_ps(out + ch, m, v);
+    }
+}
+
+/* The register block: R (at most 6) rows by 16 columns of accumulators (12 of the 16 ymm
+   registers), through kernel rows [k0, k0 + kb). `masked`: the last, partial block of columns
+   (a constant where it is inlined, so the full blocks use plain loads). */
+#define AVX2_ROWS 6
+AVX2 __attribute__((always_inline)) static inline void block(const int R, const int masked, const float *x, size_t ldx, size_t k0,
+                                                             size_t kb, const float *w, size_t n, size_t c, size_t width, float *y,
+                                                             size_t ahead) {
+    const __m256i m0 = masked ? lanes(width - c) : _mm256_set1_epi32(-1);
+    const __m256i m1 = masked ? lanes(width - c > 8 ? width - c - 8 : 0) : _mm256_set1_epi32(-1);
+    __m256 acc[AVX2_ROWS][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        if (k0 == 0) {
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        } else {
+            acc[r][0] = masked ? _mm256_maskload_ps(y + r * n + c, m0) : _mm256_loadu_ps(y + r * n + c);
+            acc[r][1] = masked ? _mm256_maskload_ps(y + r * n + c + 8, m1) : _mm256_loadu_ps(y + r * n + c + 8);
+        }
+    }
+    for (size_t i = k0; i < k0 + kb; i++) {
+        const float *wi = w + i * n + c;
+        const __m256 w0 = masked ? _mm256_maskload_ps(wi, m0) : _mm256_loadu_ps(wi);
+        const __m256 w1 = masked ? _mm256_maskload_ps(wi + 8, m1) : _mm256_loadu_ps(wi + 8);
+        if (ahead) _mm_prefetch((const char *)(wi + ahead * n), _MM_HINT_T1);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_broadcast_ss(x + r * ldx + i);
+            acc[r][0] = _mm256_fmadd_ps(a, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, w1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        if (masked) {
+            _mm256_maskstore_ps(y + r * n + c, m0, acc[r][0]);
+            _mm256_maskstore_ps(y + r * n + c + 8, m1, acc[r][1]);
+        } else {
+            _mm256_storeu_ps(y + r * n + c, acc[r][0]);
+            _mm256_storeu_ps(y + r * n + c + 8, acc[r][1]);
+        }
+    }
+}
+
+AVX2 __attribute__((always_inline)) static inline void rows_block(const int R, const float *x, size_t ldx, size_t k0, size_t kb,
+                                                                  const float *w, size_t n, size_t width, float *y, size_t ahead) {
+    size_t c = 0;
+    for (; c + 16 <= width; c += 16) block(R, 0, x, ldx, k0, kb, w, n, c, width, y, ahead);
+    if (c < width) block(R, 1, x, ldx, k0, kb, w, n, c, width, y, ahead);
+}
+
+AVX2 void fm_avx2_rows_blocks(const float *x, size_t ldx, size_t m, size_t k, size_t k0, size_t kb, const float *w, size_t n,
+                              size_t width, float *y, size_t ahead) {
+    for (size_t r0 = 0; r0 < m; r0 += AVX2_ROWS) {
+        const float *xr = x + r0 * ldx;
+        float *yr = y + r0 * n;
+        const size_t pre = r0 == 0 && k0 + ahead < k ? ahead : 0;
+        switch (m - r0 < AVX2_ROWS ? m - r0 : AVX2_ROWS) {
+        case 1: rows_block(1, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+        case 2: rows_block(2, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+        case 3: rows_block(3, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+        case 4: rows_block(4, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+        case 5: rows_block(5, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+        default: rows_block(6, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+        }
+    }
+}

@@ -1,0 +1,31 @@
+#ifndef FMODEL_KERNELS_INTERNAL_H
+#define FMODEL_KERNELS_INTERNAL_H
+/* What kernels.c (dispatch, the portable loops, AVX-512) and kernels_avx2.c (AVX2 + FMA, for
+   CPUs without AVX-512, such as AMD's Zen 3) share. Not part of the module's interface. */
+#include <stddef.h>
+#include <stdint.h>
+
+/* The portable loops: the fallbacks, and the tails of the vector loops. */
+void fm_min_max_scalar(const float *x, size_t n, float *lo, float *hi);
+void fm_quantize_u8_scalar(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q);
+void fm_quantize_s8_scalar(const float *x, size_t n, float inverse, int8_t *q);
+void fm_epilogue_row_scalar(float *row, size_t c0, size_t channels, const float *column_scale, const float *bias,
+                            float scale, const float *res, int activation, float alpha, float *lo, float *hi);
+void fm_gemv_s8_scalar(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, float *y);
+
+/* Kernel rows [k0, k0 + kb) and columns [0, width) of w (rows n floats apart) times all m rows
+   of x (rows ldx apart), into y (rows n apart; accumulated unless k0 is 0), register block by
+   register block; the first block of rows prefetches the kernel `ahead` rows on (0: not). */
+typedef void fm_rows_blocks_fn(const float *x, size_t ldx, size_t m, size_t k, size_t k0, size_t kb, const float *w,
+                               size_t n, size_t width, float *y, size_t ahead);
+
+/* AVX2 + FMA versions of the public kernels (same arguments). */
+void fm_avx2_min_max(const float *x, size_t n, float *lo, float *hi);
+void fm_avx2_quantize_u8(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q);
+void fm_avx2_quantize_s8(const float *x, size_t n, float inverse, int8_t *q);
+void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
+                      float scale, const float *residual, int activation, float alpha, float range[2]);
+void fm_avx2_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y);
+void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols);
+fm_rows_blocks_fn fm_avx2_rows_blocks;
+#endif
