@@ -6,7 +6,7 @@
    copies of the kernel (353 MB, more than this machine's 260 MB L3) taken in turn, so that none
    is in the cache when it is read; the three ways alternate; medians, GFLOP/s, ratios to sgemm.
 
-     gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/dense_rows.c -o /tmp/dense_rows -ldnnl -lm
+     gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/dense_rows.c Sources/CKernels/kernels_avx2.c -o /tmp/dense_rows -ldnnl -lm
      OMP_NUM_THREADS=2 /tmp/dense_rows [KxN] [ROWS...]   (default 1792x8192, rows 8 16 24 32 48 64;
                                                      fc2 is 8192x256) */
 #include "../Sources/CKernels/kernels.c"

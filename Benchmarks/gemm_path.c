@@ -5,7 +5,7 @@
    kernels then), then each shape with 16 copies of the kernel taken in turn, so that none is
    in L2 when it is read; the two alternate; medians of 7, GFLOP/s, ratio fm_gemm_f32/sgemm.
 
-     gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/gemm_path.c -o /tmp/gemm_path -ldnnl -lm
+     gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/gemm_path.c Sources/CKernels/kernels_avx2.c -o /tmp/gemm_path -ldnnl -lm
      OMP_NUM_THREADS=2 /tmp/gemm_path */
 #include "../Sources/CKernels/kernels.c"
 #include "bench_util.h"

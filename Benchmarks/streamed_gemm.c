@@ -6,7 +6,7 @@
    between rounds, and 120 MB read between rounds besides); the two alternate round by round;
    medians per layer, GB/s of kernel read, and the ratio.
 
-     gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/streamed_gemm.c -o /tmp/streamed_gemm -ldnnl -lm
+     gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/streamed_gemm.c Sources/CKernels/kernels_avx2.c -o /tmp/streamed_gemm -ldnnl -lm
      OMP_NUM_THREADS=2 /tmp/streamed_gemm [ROUNDS=40] */
 #include "../Sources/CKernels/kernels.c"
 #include "../Sources/CKernels/dnnl_conv.c"
