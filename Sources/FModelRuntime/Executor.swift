@@ -36,6 +36,8 @@ public final class Executor: @unchecked Sendable {
     /// The layers of each oneDNN chain in `profile`, under the name of its first.
     public private(set) var profiledChains: [String: [String]] = [:]
     private var pool = BufferPool()
+    /// Batch sizes whose first native run (the convolutions' trials) has been.
+    private var measuredBatches: Set<Int> = []
     /// im2col scratch, kept across runs.
     private var scratch = Buffer(capacity: 1)
 
@@ -57,10 +59,17 @@ public final class Executor: @unchecked Sendable {
         self.shapes = shapes
         steps = graph.nodes.map {
             Step($0, graph: graph, inputRank: shapes[$0.inputs.first ?? ""]?.rank ?? 0, nativeConvolution: engine != .gemm,
-                 precision: precision)
+                 measuresNative: engine == .tiered, precision: precision)
         }
         program = Program(graph: graph, steps: steps, valueIndex: index, shapes: shapes, fuse: true)
         self.engine = precision == .bf16 && engine == .tiered ? .native : engine
+    }
+
+    /// For tests: makes every float32 layer's trial (`NativeConvolutions.trial`) return
+    /// `gemmWins` instead of timing the two.
+    func forceTrialVerdict(_ gemmWins: Bool) {
+        for case .conv(let k) in steps { k.native?.forcedVerdict = gemmWins }
+        for case .conv(let k) in program.instructions.map(\.step) { k.native?.forcedVerdict = gemmWins }
     }
 
     /// Names of the model's inputs, in order.
@@ -86,6 +95,9 @@ public final class Executor: @unchecked Sendable {
         let shapes = try shapes(batch: batch)
         let program = keep.isDisjoint(with: program.missing) ? program : unfused()
         let warm = engine != .tiered || !ranOnce[program.fused, default: []].insert(batch).inserted
+        // A tiered executor's first native run for a batch size times its float32 convolutions
+        // both ways (`NativeConvolutions.trial`); what the losing GEMM runs held goes after it.
+        let measuring = engine == .tiered && warm && measuredBatches.insert(batch).inserted
         prepare(program, batch: batch, shapes: shapes, float: warm)
         var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch, nativeFloat: warm)
         defer { scratch = run.scratch }
@@ -130,6 +142,11 @@ public final class Executor: @unchecked Sendable {
         rangesReused += run.rangesReused
         for b in run.releaseAll() { pool.give(b) }
         for (_, bytes) in run.converted.values { pool.give(bytes) }
+        if measuring {
+            run.scratch = Buffer(capacity: 1)
+            pool = BufferPool()
+            fm_release_free_heap()
+        }
         return result
     }
 

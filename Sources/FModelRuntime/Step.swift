@@ -19,8 +19,10 @@ enum Step {
     case alias
 
     /// Lowers `node`; the graph was validated, so the parameters it names exist and fit.
-    /// `nativeConvolution`: run convolutions as oneDNN primitives (else im2col + GEMM).
-    init(_ node: Node, graph: Graph, inputRank: Int, nativeConvolution: Bool = true, precision: ComputePrecision = .f32) {
+    /// `nativeConvolution`: run convolutions as oneDNN primitives (else im2col + GEMM);
+    /// `measuresNative`: time each float32 one against im2col + GEMM first (`ConvKernel`).
+    init(_ node: Node, graph: Graph, inputRank: Int, nativeConvolution: Bool = true, measuresNative: Bool = false,
+         precision: ComputePrecision = .f32) {
         func floats(_ role: String) -> [Float]? { graph.param(role, of: node)?.floats() }
         let kernel = graph.param("kernel", of: node)
         switch node.op {
@@ -28,7 +30,7 @@ enum Step {
             let k = kernel!.shape
             self = .conv(ConvKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),
                                     attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3], native: nativeConvolution,
-                                    bf16: precision == .bf16))
+                                    bf16: precision == .bf16, measuresNative: measuresNative))
         case .depthwiseConv2D(let a):
             let k = kernel!.shape
             self = .depthwise(DepthwiseKernel(kernel: FloatWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),

@@ -39,6 +39,29 @@ import Testing
         #expect(try e.run(x) == second)
     }
 
+    /// The second run times each float32 conv without a residual both ways and keeps the
+    /// faster (forced here): the losers' primitives are gone, the residual convs keep theirs,
+    /// the outputs stay the GEMM engine's, and the third run gives the second's answer.
+    @Test(arguments: [true, false]) func trialKeepsTheFasterPath(gemmWins: Bool) throws {
+        let g = try model()
+        let x = g.syntheticInputs(batch: 2)
+        let e = try Executor(graph: g)
+        e.forceTrialVerdict(gemmWins)
+        _ = try e.run(x)
+        let second = try e.run(x)
+        let convs = e.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
+        let plain = convs.filter { !$0.epilogue.addsResidual }, residual = convs.filter(\.epilogue.addsResidual)
+        #expect(!plain.isEmpty && !residual.isEmpty)
+        #expect(plain.allSatisfy { $0.native!.decided(batch: 2) && $0.native!.made(batch: 2) == !gemmWins })
+        #expect(residual.allSatisfy { !$0.native!.decided(batch: 2) && $0.native!.made(batch: 2) })
+        let reference = try Executor(graph: g, engine: .gemm).run(x)
+        for name in g.outputs {
+            let a = try #require(reference[name]).values, b = try #require(second[name]).values
+            #expect(!a.isEmpty && Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-5, "\(name)")
+        }
+        #expect(try e.run(x) == second)
+    }
+
     @Test func prepareMakesThePrimitivesBeforeAnyRun() throws {
         let e = try Executor(graph: try model())
         try e.prepare(batch: 3)

@@ -59,12 +59,17 @@ struct ConvKernel {
     /// A float32 kernel multiplies in bfloat16 (oneDNN's AVX512-BF16 code; float32 accumulation).
     let bf16: Bool
 
+    /// Whether a float32 layer's first native run times oneDNN's primitive against im2col + GEMM
+    /// and keeps the faster (`NativeConvolutions.trial`): a `tiered` executor's layers.
+    let measuresNative: Bool
+
     init(weights: GEMMWeights, epilogue: Epilogue, attributes: ConvAttributes, kH: Int, kW: Int, cin: Int, cout: Int,
-         native: Bool, bf16: Bool = false) {
+         native: Bool, bf16: Bool = false, measuresNative: Bool = false) {
         (self.weights, self.epilogue, self.attributes) = (weights, epilogue, attributes)
         (self.kH, self.kW, self.cin, self.cout) = (kH, kW, cin, cout)
         self.native = native ? NativeConvolutions() : nil
         self.bf16 = native && bf16
+        self.measuresNative = native && !bf16 && measuresNative
     }
 
     /// Makes the native primitive the common case will use: float32, or int8 on unsigned
@@ -108,19 +113,31 @@ struct ConvKernel {
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
                 return nil
             }
-            if nativeFloat, let primitive = native?.primitive(batch: n, win: win, kernel: self) {
-                if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
-                let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)
-                let status = fm_conv_run(primitive, source, output, workspace(primitive, scratch))
-                precondition(status == 0, "oneDNN convolution failed")
+            func runGEMM() {
+                if win.isPointwise {
+                    gemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
+                } else {
+                    im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch)
+                }
+                epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
+            }
+            if nativeFloat, let native, let primitive = native.primitive(batch: n, win: win, kernel: self) {
+                func runNative() {
+                    if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
+                    let source = bf16 ? converted(input, inCount, .bf16).1 : UnsafeRawPointer(input)
+                    let status = fm_conv_run(primitive, source, output, workspace(primitive, scratch))
+                    precondition(status == 0, "oneDNN convolution failed")
+                }
+                // Without a residual (which a native run may add in place) the two can be run
+                // one after the other on the same output.
+                if measuresNative && !epilogue.addsResidual && !native.decided(batch: n) {
+                    native.trial(batch: n, native: runNative, gemm: runGEMM)
+                } else {
+                    runNative()
+                }
                 return nil
             }
-            if win.isPointwise {
-                gemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
-            } else {
-                im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch)
-            }
-            epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
+            runGEMM()
             return nil
         case .int8(let w):
             let accumulators = UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self)

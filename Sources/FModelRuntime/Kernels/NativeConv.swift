@@ -34,6 +34,41 @@ final class NativeConvolutions: @unchecked Sendable {
     /// True when the float32 (or unsigned int8) primitive for `batch` was made or refused.
     func tried(batch: Int) -> Bool { primitives[batch * 2] != nil }
 
+    /// Batch sizes whose float32 primitive was timed against im2col + GEMM (`trial`).
+    private var trialled: Set<Int> = []
+
+    /// True when `trial` ran for `batch`.
+    func decided(batch: Int) -> Bool { trialled.contains(batch) }
+
+    /// For tests: the verdict this layer's trials return (true: im2col + GEMM), not the clock's.
+    var forcedVerdict: Bool?
+
+    /// Times the layer's float32 primitive (`native`) against im2col + GEMM (`gemm`), each run
+    /// twice (the faster of the two counts), and drops the primitive, with its copy of the
+    /// kernel, unless it is at least 10% faster. oneDNN's kernels differ by CPU: on an AVX2-only
+    /// Zen 3 its direct `jit:avx2` convolutions were slower than the GEMM path for FaceNet's
+    /// strided 3×3 and 1×7 layers and faster for its stem and 1×1 layers (`bench --profile`
+    /// with each engine), on AVX-512 `brgconv` is ahead almost everywhere. The winner runs last,
+    /// so that the output is what later runs compute.
+    func trial(batch: Int, native: () -> Void, gemm: () -> Void) {
+        func seconds(_ body: () -> Void) -> UInt64 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return DispatchTime.now().uptimeNanoseconds - start
+        }
+        let n = min(seconds(native), seconds(native)), g = min(seconds(gemm), seconds(gemm))
+        trialled.insert(batch)
+        let gemmWins = forcedVerdict ?? (Double(g) < 0.9 * Double(n))
+        if Self.debug {
+            FileHandle.standardError.write(Data(String(format: "trial batch %d: native %.3f ms, GEMM %.3f ms: %@\n", batch, Double(n) / 1e6,
+                                                       Double(g) / 1e6, gemmWins ? "GEMM" : "native").utf8))
+        }
+        // The output is the winner's: this run and the next give the same answer.
+        guard gemmWins else { return native() }
+        if case .some(.some(let p)) = primitives[batch * 2] { fm_conv_destroy(p) }
+        primitives[batch * 2] = .some(nil)
+    }
+
     /// The primitive for `batch`, made now if this is the first call with it (with its kernel
     /// loaded unless `load` is false: see `loadKernels`). `signed` picks, for an int8 kernel,
     /// signed rather than unsigned activations. Call it outside OpenMP parallel regions.
