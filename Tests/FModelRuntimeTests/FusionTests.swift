@@ -47,21 +47,22 @@ import Testing
     }
 
     /// bfloat16 products keep 8 bits of mantissa: the model's outputs stay within a few
-    /// hundredths of float32 (probabilities here), and do move. On a CPU without AVX-512
-    /// oneDNN has no bf16 convolutions: every layer falls back, and the outputs are float32's.
+    /// hundredths of float32 (probabilities here), and move by more than float32's rounding. On
+    /// a CPU without AVX-512 oneDNN has no bf16 convolutions: every layer falls back to float32
+    /// (on the GEMM path), and the outputs stay within float32's rounding.
     @Test func bf16StaysCloseToFloat() throws {
         let g = try model()
         let x = g.syntheticInputs(batch: 2)
         let f = try Executor(graph: g).run(x)
         let b = try Executor(graph: g, precision: .bf16).run(x)
-        var moved = false
+        var largest: Float = 0
         for name in g.outputs {
             let a = try #require(f[name]).values, c = try #require(b[name]).values
             let d = Difference(a, c, tolerance: .tensorFlow).maxAbsolute
             #expect(!a.isEmpty && d < 0.05, "\(name): max |Δ| \(d)")
-            moved = moved || d > 0
+            largest = max(largest, d)
         }
-        #expect(moved == ComputePrecision.bf16Available, "bf16 should be the float32 path exactly when it is not available")
+        #expect((largest > 1e-5) == ComputePrecision.bf16Available, "max |Δ| \(largest)")
     }
 
     /// A wide 3×3 stride-1 float32 convolution (32+ inputs, 64+ outputs, as FaceNet's
