@@ -140,6 +140,8 @@ struct ConvKernel {
                 // one after the other on the same output.
                 if measuresNative && !epilogue.addsResidual && !native.decided(batch: n) {
                     native.trial(batch: n, native: runNative, gemm: runGEMM)
+                    // The GEMM runs read the mapped kernel back in: a kept primitive has its copy.
+                    if native.made(batch: n) { weights.releaseResidentPages() }
                 } else {
                     runNative()
                 }
