@@ -12,9 +12,11 @@ import Testing
     /// Row counts with and without a tail of the twelve-row register block, the threads sharing
     /// the columns (below `columnSplitRows`) or the rows, column counts that are not a multiple
     /// of 32, depths not a multiple of the 256-deep pieces, and a kernel wide and deep enough to
-    /// be cut into column panels (2000 deep: panels of 128 columns).
+    /// be cut into column panels (2000 deep: panels of 128 columns with AVX-512's 2 MB of L2;
+    /// with AVX2 a panel is one 256-deep piece in half the L2: 600 columns are three panels
+    /// with 512 KB).
     @Test(arguments: [(1, 128, 117), (13, 7, 5), (25, 300, 33), (100, 256, 64), (37, 2000, 300), (200, 70, 40),
-                      (250, 300, 50)])
+                      (250, 300, 50), (200, 300, 600)])
     func productMatchesDirectSum(m: Int, k: Int, n: Int) {
         var g = SplitMix64(seed: 11)
         let a = randoms(m * k, &g), b = randoms(k * n, &g).map { $0 * 0.05 }  // sums of a size float32 keeps to 1e-4
