@@ -271,6 +271,8 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into co
 /// then multiplied (`fm_gemm_f32`). The whole im2col matrix never exists: Conv2d_2a's at batch
 /// 1 would be 6.8 MB. Below `columnSplitRows` rows it does (at most 1.8 MB here), and the
 /// threads share its product's columns (`gemm`).
+/// `library` (past a tiered executor's first run): oneDNN's `dnnl_sgemm` instead, on about
+/// 4 MB of im2col rows at a time, laid out by all threads.
 func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, kernel: UnsafePointer<Float>, cout: Int,
                 output: UnsafeMutablePointer<Float>, scratch: Scratch, library: Bool = false) {
     let k = w.kH * w.kW * cin
@@ -281,10 +283,7 @@ func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, ker
         for r0 in stride(from: 0, to: rows, by: chunk) {
             let r1 = min(rows, r0 + chunk)
             parallelFor(r1 - r0, grain: max(1, 16384 / k)) { range in
-                patches(w, cin: cin, rows: (r0 + range.lowerBound)..<(r0 + range.upperBound)) { dst, src in
-                    let d = col + range.lowerBound * k + dst
-                    if let src { d.update(from: x + src, count: cin) } else { d.update(repeating: 0, count: cin) }
-                }
+                layOut(x, w, cin: cin, rows: (r0 + range.lowerBound)..<(r0 + range.upperBound), into: col + range.lowerBound * k)
             }
             sgemm(m: r1 - r0, n: cout, k: k, a: col, b: kernel, c: output + r0 * cout)
         }
@@ -304,11 +303,17 @@ func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, ker
         let mine = col + threadNumber() * chunk * k
         for c in chunks {
             let r0 = c * chunk, r1 = min(rows, r0 + chunk)
-            patches(w, cin: cin, rows: r0..<r1) { dst, src in
-                if let src { (mine + dst).update(from: x + src, count: cin) } else { (mine + dst).update(repeating: 0, count: cin) }
-            }
+            layOut(x, w, cin: cin, rows: r0..<r1, into: mine)
             fm_gemm_f32(mine, k, r1 - r0, k, kernel, cout, output + r0 * cout, 0, cout)
         }
+    }
+}
+
+/// The receptive fields of output `rows` into `col` (its first row: the first of `rows`), on
+/// this thread.
+private func layOut(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
+    patches(w, cin: cin, rows: rows) { dst, src in
+        if let src { (col + dst).update(from: x + src, count: cin) } else { (col + dst).update(repeating: 0, count: cin) }
     }
 }
 
