@@ -127,7 +127,15 @@ AVX2 void fm_avx2_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, c
 }
 
 AVX2 void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols) {
-    for (size_t ch = 0; ch < n; ch += 8) {
+    size_t ch = 0;
+    /* Whole vectors with plain loads (masked ones are slower on Zen 3), then the masked tail. */
+    for (; ch + 8 <= n; ch += 8) {
+        __m256 v = _mm256_loadu_ps(x + ch);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i * row_stride + j * n + ch));
+        _mm256_storeu_ps(out + ch, v);
+    }
+    for (; ch < n; ch += 8) {
         const __m256i m = lanes(n - ch);
         __m256 v = _mm256_maskload_ps(x + ch, m);
         for (size_t i = 0; i < rows; i++)
