@@ -327,9 +327,12 @@ int fm_conv_run(fm_conv *c, const void *src, void *dst, void *workspace) {
 
 const char *fm_conv_implementation(const fm_conv *c) { return c->implementation; }
 
-int fm_dnnl_has_avx512(void) {
-    return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
-}
+/* The ISA values are nested bit sets: an ISA's bits include those of the ones it extends. */
+static int dnnl_isa_has(dnnl_cpu_isa_t isa) { return (dnnl_get_effective_cpu_isa() & isa) == isa; }
+
+int fm_dnnl_has_avx512(void) { return dnnl_isa_has(dnnl_cpu_isa_avx512_core); }
+
+int fm_dnnl_has_vnni(void) { return dnnl_isa_has(dnnl_cpu_isa_avx512_core_vnni) || dnnl_isa_has(dnnl_cpu_isa_avx2_vnni); }
 
 void fm_conv_destroy(fm_conv *c) {
     if (!c) return;

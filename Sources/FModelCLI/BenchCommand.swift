@@ -44,7 +44,7 @@ struct BenchCommand: ParsableCommand {
         }
         // The process before the model: code and libraries.
         let baseline = json ? ResidentSet.sample(modelPath: model) : [:]
-        let baselineMB = ResidentSet.status("VmRSS")
+        let baselineMB = ResidentSet.status()["VmRSS"] ?? 0
         // Times from the monotonic clock, not `Date`, whose code (Foundation's) would be paged in
         // after the baseline.
         let loadStart = monotonicSeconds()
@@ -55,7 +55,7 @@ struct BenchCommand: ParsableCommand {
         _ = try executor.run(feeds)
         let firstOutputAt = monotonicSeconds()
         let firstRunMs = (firstOutputAt - firstStart) * 1000
-        let firstOutputRSS = ResidentSet.status("VmRSS")
+        let firstOutputRSS = ResidentSet.status()["VmRSS"] ?? 0
         let firstOutput = json ? ResidentSet.sample(modelPath: model) : [:]
         let firstActivationMB = Double(executor.workspaceBytes) / 1e6
         // A tiered executor makes its oneDNN primitives on the second run: make them now, and
@@ -78,11 +78,12 @@ struct BenchCommand: ParsableCommand {
             let layers = profile ? executor.profile.sorted { $0.value.seconds > $1.value.seconds }.map { name, v in
                 BenchReport.Layer(layer: name, ops: v.ops, ms: v.seconds * 1000 / Double(iterations), chain: executor.profiledChains[name])
             } : nil
+            let end = ResidentSet.status()
             let report = BenchReport(
                 batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
-                first_run_ms: firstRunMs, max_rss_mb: ResidentSet.status("VmHWM"), rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
-                rss_file_mb: ResidentSet.status("RssFile"), rss_anon_mb: ResidentSet.status("RssAnon"),
+                first_run_ms: firstRunMs, max_rss_mb: end["VmHWM"] ?? 0, rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
+                rss_file_mb: end["RssFile"] ?? 0, rss_anon_mb: end["RssAnon"] ?? 0,
                 weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6,
                 activation_first_output_mb: firstActivationMB,
                 rss_added_by_first_output_mb: firstOutput.merging(baseline.mapValues { -$0 }, uniquingKeysWith: +),

@@ -30,15 +30,19 @@ enum ResidentSet {
         return parts
     }
 
-    /// A `kB` field of `/proc/self/status` in MB (0 where there is none). For the peak,
-    /// `VmHWM`: `getrusage`'s ru_maxrss would do, but Linux carries it across exec, so a process
-    /// started by a big parent reports the parent's size.
-    static func status(_ field: String) -> Double {
-        for line in procFile("/proc/self/status").split(separator: UInt8(ascii: "\n")) where line.starts(with: (field + ":").utf8) {
-            let kb = line.split(separator: UInt8(ascii: " ")).dropFirst().first.flatMap { Double(String(decoding: $0, as: UTF8.self)) }
-            return (kb ?? 0) * 1024 / 1e6
+    /// The `kB` fields of `/proc/self/status` in MB, by name (`VmRSS`, `RssFile`, …), from one
+    /// read. For the peak, `VmHWM`: `getrusage`'s ru_maxrss would do, but Linux carries it
+    /// across exec, so a process started by a big parent reports the parent's size.
+    static func status() -> [String: Double] {
+        var fields: [String: Double] = [:]
+        for line in procFile("/proc/self/status").split(separator: UInt8(ascii: "\n")) {
+            // "VmRSS:\t    2060 kB": a tab after the name, spaces before the number.
+            let parts = line.split { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard parts.count == 3, parts[2].elementsEqual("kB".utf8), parts[0].last == UInt8(ascii: ":"),
+                  let kb = Double(String(decoding: parts[1], as: UTF8.self)) else { continue }
+            fields[String(decoding: parts[0].dropLast(), as: UTF8.self)] = kb * 1024 / 1e6
         }
-        return 0
+        return fields
     }
 
     /// The whole of a /proc file (they report a size of 0, so read to the end).

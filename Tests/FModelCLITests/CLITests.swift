@@ -140,6 +140,9 @@ import Testing
         let size = Double(file.bytes.count) / 1e6
         #expect(abs(sample["model_file", default: 0] - size) < 0.005, "\(sample) for \(size) MB, \(sum)")
         #expect(sample["heap_anonymous", default: 0] > 0 && sample["other_libraries", default: 0] > 0)
+        // /proc/self/status agrees: the resident set holds at least the file.
+        let status = ResidentSet.status()
+        #expect((status["VmRSS"] ?? 0) >= size && (status["VmHWM"] ?? 0) >= (status["VmRSS"] ?? 0), "\(status)")
         #expect(ResidentSet.kind("/x/libdnnl.so.2", perms: "r-xp", model: path) == "libdnnl")
         #expect(ResidentSet.kind("", perms: "rwxp", model: path) == "jit_code")
     }

@@ -49,8 +49,11 @@ int fm_conv_run(fm_conv *c, const void *src, void *dst, void *workspace);
 /* The primitive's implementation name (for reports). */
 const char *fm_conv_implementation(const fm_conv *c);
 
-/* 1 when oneDNN runs on at least AVX512 (avx512_core) here: what its bf16 convolutions need. */
+/* What oneDNN runs here (the CPU, capped by ONEDNN_MAX_CPU_ISA if set): 1 when it has at least
+   AVX512 (avx512_core), what its bf16 convolutions need; 1 when it has VNNI (AVX512 or AVX),
+   without which its u8·s8 products go through vpmaddubsw's saturating int16 sums. */
 int fm_dnnl_has_avx512(void);
+int fm_dnnl_has_vnni(void);
 
 void fm_conv_destroy(fm_conv *c);
 

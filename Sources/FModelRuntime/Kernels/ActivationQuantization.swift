@@ -82,8 +82,7 @@ struct ActivationQuantization {
 /// `vpmaddubsw`, whose int16 sum saturates past 2·127·255; 7 bits keep it exact.
 let quantizedTop: Float = cpuHasVNNI ? 255 : 127
 
-/// True when the CPU multiplies u8·s8 pairs into int32 exactly (AVX512-VNNI or AVX-VNNI).
-let cpuHasVNNI: Bool = {
-    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
-    return info.contains(" avx512_vnni") || info.contains(" avx_vnni")
-}()
+/// True when oneDNN multiplies u8·s8 pairs into int32 exactly (AVX512-VNNI or AVX-VNNI): asked
+/// of oneDNN, whose kernels these are (it honours `ONEDNN_MAX_CPU_ISA`; `/proc/cpuinfo` did not
+/// know of that cap, and was read through Foundation at each process's first int8 layer).
+let cpuHasVNNI = fm_dnnl_has_vnni() != 0

@@ -113,19 +113,15 @@ struct ConvKernel {
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
                 return nil
             }
+            // oneDNN's sgemm (which compiles its kernels at its first call) only where oneDNN
+            // runs anyway: not on the `gemm` engine, nor on a tiered executor's first run.
+            let library = nativeFloat && native != nil
             func runGEMM() {
-                // Past a tiered executor's first run (`nativeFloat`), oneDNN's sgemm, which
-                // compiles its kernels at its first call: on the Zen 3, multi-task model, `ab.sh`
-                // 0.939 at batch 32 and 0.977 at batch 1 against `fm_gemm_f32` there.
                 if win.isPointwise {
-                    if nativeFloat && rows >= columnSplitRows {
-                        sgemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
-                    } else {
-                        gemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output)
-                    }
+                    gemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output, library: library)
                 } else {
                     im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch,
-                               library: nativeFloat)
+                               library: library)
                 }
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
             }
@@ -271,13 +267,12 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into co
 /// then multiplied (`fm_gemm_f32`). The whole im2col matrix never exists: Conv2d_2a's at batch
 /// 1 would be 6.8 MB. Below `columnSplitRows` rows it does (at most 1.8 MB here), and the
 /// threads share its product's columns (`gemm`).
-/// `library` (past a tiered executor's first run): oneDNN's `dnnl_sgemm` instead, on about
-/// 4 MB of im2col rows at a time, laid out by all threads.
+/// `library` (see `gemm`): about 4 MB of im2col rows at a time, laid out by all threads, each
+/// chunk one `gemm`.
 func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, kernel: UnsafePointer<Float>, cout: Int,
                 output: UnsafeMutablePointer<Float>, scratch: Scratch, library: Bool = false) {
     let k = w.kH * w.kW * cin
     if library && rows >= columnSplitRows {
-        // oneDNN's sgemm on a few MB of im2col rows at a time, laid out on all threads.
         let chunk = max(columnSplitRows, (4 << 20) / (k * 4))
         let col = scratch(min(rows, chunk) * k * 4).assumingMemoryBound(to: Float.self)
         for r0 in stride(from: 0, to: rows, by: chunk) {
@@ -285,7 +280,7 @@ func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, ker
             parallelFor(r1 - r0, grain: max(1, 16384 / k)) { range in
                 layOut(x, w, cin: cin, rows: (r0 + range.lowerBound)..<(r0 + range.upperBound), into: col + range.lowerBound * k)
             }
-            sgemm(m: r1 - r0, n: cout, k: k, a: col, b: kernel, c: output + r0 * cout)
+            gemm(m: r1 - r0, n: cout, k: k, a: col, b: kernel, c: output + r0 * cout, library: true)
         }
         return
     }

@@ -23,8 +23,13 @@ func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Flo
 /// 30-44 ms at its first call (`Benchmarks/gemm_path.c`), which a process that answers once
 /// would pay before its first output. Over the full model's im2col
 /// products at batch 1, kernels out of L2, it runs at 80% of `dnnl_sgemm`'s rate (244 against
-/// 305 GFLOP/s, same benchmark).
-func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+/// 305 GFLOP/s, same benchmark; 102 against 123 on the AVX2 Zen 3).
+/// `library`: where oneDNN is compiled anyway (a tiered executor past its first run, the
+/// native engine), products from `columnSplitRows` rows go to `dnnl_sgemm` instead (on the
+/// Zen 3, multi-task model, `ab.sh` 0.939 and 0.987 at batch 32, 0.977 at batch 1).
+func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+          library: Bool = false) {
+    if library && m >= columnSplitRows { return sgemm(m: m, n: n, k: k, a: a, b: b, c: c) }
     if m < columnSplitRows {
         // On one thread below 64K multiply-adds a thread (the heads at batch 1: 32K in all),
         // where starting the team would cost more than it saves.
