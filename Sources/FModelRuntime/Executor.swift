@@ -66,10 +66,10 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// For tests: makes every float32 layer's trial (`NativeConvolutions.trial`) return
-    /// `gemmWins` instead of timing the two.
-    func forceTrialVerdict(_ gemmWins: Bool) {
-        for case .conv(let k) in steps { k.native?.forcedVerdict = gemmWins }
-        for case .conv(let k) in program.instructions.map(\.step) { k.native?.forcedVerdict = gemmWins }
+    /// `verdict` instead of timing the contenders.
+    func forceTrialVerdict(_ verdict: ConvPath) {
+        for case .conv(let k) in steps { k.native?.forcedVerdict = verdict }
+        for case .conv(let k) in program.instructions.map(\.step) { k.native?.forcedVerdict = verdict }
     }
 
     /// Names of the model's inputs, in order.

@@ -39,20 +39,23 @@ import Testing
         #expect(try e.run(x) == second)
     }
 
-    /// The second run times each float32 conv without a residual both ways and keeps the
-    /// faster (forced here): the losers' primitives are gone, the residual convs keep theirs,
-    /// the outputs stay the GEMM engine's, and the third run gives the second's answer.
-    @Test(arguments: [true, false]) func trialKeepsTheFasterPath(gemmWins: Bool) throws {
+    /// The second run times each float32 conv without a residual every way it has and keeps
+    /// the fastest (forced here): the losers' primitives are gone, the residual convs keep
+    /// theirs, the outputs stay the GEMM engine's, and the third run gives the second's answer.
+    @Test(arguments: [ConvPath.gemm, .native, .winograd]) func trialKeepsTheFasterPath(verdict: ConvPath) throws {
         let g = try model()
         let x = g.syntheticInputs(batch: 2)
         let e = try Executor(graph: g)
-        e.forceTrialVerdict(gemmWins)
+        e.forceTrialVerdict(verdict)
         _ = try e.run(x)
         let second = try e.run(x)
         let convs = e.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
         let plain = convs.filter { !$0.epilogue.addsResidual }, residual = convs.filter(\.epilogue.addsResidual)
         #expect(!plain.isEmpty && !residual.isEmpty)
-        #expect(plain.allSatisfy { $0.native!.decided(batch: 2) && $0.native!.made(batch: 2) == !gemmWins })
+        let winograd = plain.filter { $0.native!.winograd(batch: 2) != nil }
+        #expect(plain.allSatisfy { $0.native!.decided(batch: 2) })
+        #expect(plain.allSatisfy { $0.native!.made(batch: 2) == (verdict == .native || verdict == .winograd && $0.native!.winograd(batch: 2) == nil) })
+        #expect(winograd.isEmpty == (verdict != .winograd), "\(winograd.count) of \(plain.count) layers as Winograd")
         #expect(residual.allSatisfy { !$0.native!.decided(batch: 2) && $0.native!.made(batch: 2) })
         let reference = try Executor(graph: g, engine: .gemm).run(x)
         for name in g.outputs {
@@ -60,6 +63,41 @@ import Testing
             #expect(!a.isEmpty && Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-5, "\(name)")
         }
         #expect(try e.run(x) == second)
+    }
+
+    /// Winograd F(4×4, 3×3) against the GEMM path on layers whose output is no multiple of
+    /// the 4×4 tile nor their channels of the 8-float vector (SAME and VALID padding, three
+    /// images, a bias and each fused activation);
+    /// the strided 3×3 and the 1×1 have no Winograd form and stay native.
+    @Test func winogradMatchesTheGEMMEngine() throws {
+        var g = SplitMix64(seed: 47)
+        func randoms(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
+        func conv(_ name: String, _ input: String, _ a: ConvAttributes, bias: Bool = true) -> Node {
+            Node(name: name, op: .conv2D(a), inputs: [input], params: bias ? ["kernel": "k" + name, "bias": "b" + name] : ["kernel": "k" + name])
+        }
+        let graph = Graph(
+            inputs: [ValueInfo(name: "x", shape: [-1, 13, 11, 5])], outputs: ["e"],
+            nodes: [conv("a", "x", ConvAttributes(padding: .same, activation: .relu)),
+                    conv("b", "a", ConvAttributes(padding: .valid, activation: .leakyRelu(alpha: 0.2))),
+                    conv("c", "b", ConvAttributes(strides: [2, 2], padding: .same, activation: .relu6)),
+                    conv("d", "c", ConvAttributes(padding: .same), bias: false),
+                    conv("e", "d", ConvAttributes(padding: .valid))],
+            tensors: ["ka": Tensor(randoms(3 * 3 * 5 * 12, 0.3), shape: [3, 3, 5, 12]), "ba": Tensor(randoms(12), shape: [12]),
+                      "kb": Tensor(randoms(3 * 3 * 12 * 24, 0.3), shape: [3, 3, 12, 24]), "bb": Tensor(randoms(24), shape: [24]),
+                      "kc": Tensor(randoms(3 * 3 * 24 * 16, 0.3), shape: [3, 3, 24, 16]), "bc": Tensor(randoms(16), shape: [16]),
+                      "kd": Tensor(randoms(3 * 3 * 16 * 6, 0.3), shape: [3, 3, 16, 6]),
+                      "ke": Tensor(randoms(6 * 6, 0.3), shape: [1, 1, 6, 6]), "be": Tensor(randoms(6), shape: [6])])
+        let x = ["x": FloatTensor(shape: [3, 13, 11, 5], values: randoms(3 * 13 * 11 * 5))]
+        let e = try Executor(graph: graph)
+        e.forceTrialVerdict(.winograd)
+        _ = try e.run(x)
+        let second = try e.run(x)["e"]!.values, third = try e.run(x)["e"]!.values
+        let reference = try Executor(graph: graph, engine: .gemm).run(x)["e"]!.values
+        let convs = e.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
+        #expect(convs.map { $0.native!.winograd(batch: 3) != nil } == [true, true, false, true, false])
+        let off = Difference(second, reference, tolerance: .tensorFlow).maxAbsolute, largest = reference.map(abs).max() ?? 0
+        #expect(reference.count == 3 * 6 * 5 * 6 && largest > 1 && off < 1e-5 * largest, "max |Δ| \(off) of \(largest)")
+        #expect(third == second, "the third run differs from the second")
     }
 
     /// Where the GEMM path wins the trial on products of `columnSplitRows` rows or more (here a
@@ -76,7 +114,7 @@ import Testing
                       "kb": Tensor(randoms(16 * 8).map { $0 * 0.2 }, shape: [1, 1, 16, 8])])
         let x = ["x": FloatTensor(shape: [2, 16, 16, 8], values: randoms(2 * 16 * 16 * 8))]
         let e = try Executor(graph: graph)
-        e.forceTrialVerdict(true)
+        e.forceTrialVerdict(.gemm)
         _ = try e.run(x)
         let second = try e.run(x)["b"]!.values, third = try e.run(x)["b"]!.values
         let reference = try Executor(graph: graph, engine: .gemm).run(x)["b"]!.values

@@ -65,4 +65,24 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                          size_t c1);
 
+/* Winograd F(4×4, 3×3) for a float32 3×3 stride-1 convolution (winograd.c): the geometry, NHWC. */
+typedef struct {
+    size_t n, ih, iw, c, oh, ow, k;
+    long pad_top, pad_left;
+} fm_winograd_shape;
+
+/* True when the CPU has AVX2 and FMA, which the transforms are written in. */
+int fm_winograd_available(void);
+
+/* The number of 4×4 output tiles, all images. */
+size_t fm_winograd_tiles(const fm_winograd_shape *s);
+
+/* The transformed kernel, 36 × c × k floats, of an HWIO [3, 3, c, k] one. */
+void fm_winograd_kernel(const float *w, size_t c, size_t k, float *u);
+
+/* Output tiles [t0, t1) on this thread: y = act(scale · (conv(x) + bias)) (activation FM_EPI_*,
+   bias may be NULL), with 36 × (t1 − t0) × (c + k) floats of scratch. */
+void fm_winograd_run(const fm_winograd_shape *s, const float *x, const float *u, size_t t0, size_t t1, float *scratch, float *y,
+                     const float *bias, float scale, int activation, float alpha);
+
 #endif

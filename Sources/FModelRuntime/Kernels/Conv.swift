@@ -125,6 +125,10 @@ struct ConvKernel {
                 }
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
             }
+            if nativeFloat, let winograd = native?.winograd(batch: n) {
+                winograd.run(input: input, n: n, win: win, output: output, epilogue: epilogue, scratch: scratch)
+                return nil
+            }
             if nativeFloat, let native, let primitive = native.primitive(batch: n, win: win, kernel: self) {
                 func runNative() {
                     if let residual, residual != UnsafePointer(output) { copyValues(residual, into: output, count: rows * cout) }
@@ -135,9 +139,15 @@ struct ConvKernel {
                 // Without a residual (which a native run may add in place) the two can be run
                 // one after the other on the same output.
                 if measuresNative && !epilogue.addsResidual && !native.decided(batch: n) {
-                    native.trial(batch: n, native: runNative, gemm: runGEMM)
-                    // The GEMM runs read the mapped kernel back in: a kept primitive has its copy.
-                    if native.made(batch: n) { weights.releaseResidentPages() }
+                    let winograd = epilogue.fusedCode != nil && WinogradKernel.applies(kH: kH, kW: kW, win: win)
+                        ? native.winogradCandidate { WinogradKernel(kernel: w.pointer, cin: cin, cout: cout) } : nil
+                    func runWinograd() { winograd?.run(input: input, n: n, win: win, output: output, epilogue: epilogue, scratch: scratch) }
+                    let verdict = withoutActuallyEscaping(runWinograd) { runWinograd in
+                        native.trial(batch: n, native: runNative, gemm: runGEMM, winograd: winograd == nil ? nil : runWinograd)
+                    }
+                    // The GEMM runs read the mapped kernel back in: a kept primitive, or Winograd,
+                    // has its own copy.
+                    if verdict != .gemm { weights.releaseResidentPages() }
                 } else {
                     runNative()
                 }

@@ -14,6 +14,18 @@ struct Epilogue {
     /// True when a residual input is added (the executor passes its buffer).
     var addsResidual = false
 
+    /// The `FM_EPI_*` code and slope of a ReLU-like activation, which `fm_epilogue` applies in
+    /// its pass; nil for the others.
+    var fusedCode: (Int32, Float)? {
+        switch activation {
+        case .linear: (Int32(FM_EPI_LINEAR), 0)
+        case .relu: (Int32(FM_EPI_RELU), 0)
+        case .relu6: (Int32(FM_EPI_RELU6), 0)
+        case .leakyRelu(let a): (Int32(FM_EPI_LEAKY), a)
+        default: nil
+        }
+    }
+
     /// Applies the epilogue to `rows` rows of `channels` floats, `stride` apart. With `dequantize`,
     /// `y` holds int32 accumulators that become floats times `columnScale[c]` first.
     /// - Returns: with `measureRange`, the smallest and largest value written (what an int8 layer
@@ -25,14 +37,8 @@ struct Epilogue {
         let plain = bias == nil && scale == 1 && residual == nil && columnScale == nil
         if plain && activation == .linear { return nil }
         // ReLU-like activations go in the one C pass; the others after it, row by row.
-        let (code, alpha): (Int32, Float) = switch activation {
-        case .linear: (Int32(FM_EPI_LINEAR), 0)
-        case .relu: (Int32(FM_EPI_RELU), 0)
-        case .relu6: (Int32(FM_EPI_RELU6), 0)
-        case .leakyRelu(let a): (Int32(FM_EPI_LEAKY), a)
-        default: (Int32(FM_EPI_LINEAR), 0)
-        }
-        let rest: Activation? = code == FM_EPI_LINEAR && activation != .linear ? activation : nil
+        let (code, alpha) = fusedCode ?? (Int32(FM_EPI_LINEAR), 0)
+        let rest: Activation? = fusedCode == nil ? activation : nil
         let measure = measureRange && rest == nil
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * teamSize) { ranges in
             ranges.initialize(repeating: .nan)

@@ -40,33 +40,69 @@ final class NativeConvolutions: @unchecked Sendable {
     /// True when `trial` ran for `batch`.
     func decided(batch: Int) -> Bool { trialled.contains(batch) }
 
-    /// For tests: the verdict this layer's trials return (true: im2col + GEMM), not the clock's.
-    var forcedVerdict: Bool?
+    /// For tests: the verdict this layer's trials return, not the clock's (`.winograd` where
+    /// the layer has no Winograd form is `.native`).
+    var forcedVerdict: ConvPath?
 
-    /// Times the layer's float32 primitive (`native`) against im2col + GEMM (`gemm`), each run
-    /// twice (the faster of the two counts), and drops the primitive, with its copy of the
-    /// kernel, unless it is at least 10% faster. oneDNN's kernels differ by CPU: on an AVX2-only
-    /// Zen 3 its direct `jit:avx2` convolutions were slower than the GEMM path for FaceNet's
-    /// strided 3×3 and 1×7 layers and faster for its stem and 1×1 layers (`bench --profile`
-    /// with each engine), on AVX-512 `brgconv` is ahead almost everywhere. The winner runs last,
-    /// so that the output is what later runs compute.
-    func trial(batch: Int, native: () -> Void, gemm: () -> Void) {
+    /// The layer as Winograd, while a batch size runs it so (or a trial weighs it).
+    private var winogradKernel: WinogradKernel?
+    /// Batch sizes whose trial Winograd won.
+    private var winogradBatches: Set<Int> = []
+
+    /// The Winograd form `batch` runs in, if its trial chose it.
+    func winograd(batch: Int) -> WinogradKernel? { winogradBatches.contains(batch) ? winogradKernel : nil }
+
+    /// The layer's Winograd form, made by `make` unless a trial for another batch size made it.
+    func winogradCandidate(_ make: () -> WinogradKernel) -> WinogradKernel {
+        if let winogradKernel { return winogradKernel }
+        let made = make()
+        winogradKernel = made
+        return made
+    }
+
+    /// Times the layer's float32 primitive (`native`) against im2col + GEMM (`gemm`) and, for a
+    /// 3×3 stride-1 layer, Winograd (`winograd`, from `winogradCandidate`), each run twice (the
+    /// faster of the two counts), and keeps the fastest; the primitive, with its copy of the
+    /// kernel, is dropped unless it is at least 10% faster than the best other. oneDNN's kernels
+    /// differ by CPU: on an AVX2-only Zen 3 its direct `jit:avx2` convolutions were slower than
+    /// the GEMM path for FaceNet's strided 3×3 and 1×7 layers and faster for its stem and 1×1
+    /// layers (`bench --profile` with each engine), on AVX-512 `brgconv` is ahead almost
+    /// everywhere. The winner runs last, so that the output is what later runs compute.
+    /// - Returns: the verdict.
+    @discardableResult
+    func trial(batch: Int, native: () -> Void, gemm: () -> Void, winograd: (() -> Void)?) -> ConvPath {
         func seconds(_ body: () -> Void) -> UInt64 {
             let start = DispatchTime.now().uptimeNanoseconds
             body()
             return DispatchTime.now().uptimeNanoseconds - start
         }
-        let n = min(seconds(native), seconds(native)), g = min(seconds(gemm), seconds(gemm))
+        func best(_ body: () -> Void) -> UInt64 { min(seconds(body), seconds(body)) }
+        let n = best(native), g = best(gemm), w = winograd.map(best)
         trialled.insert(batch)
-        let gemmWins = forcedVerdict ?? (Double(g) < 0.9 * Double(n))
-        if Self.debug {
-            FileHandle.standardError.write(Data(String(format: "trial batch %d: native %.3f ms, GEMM %.3f ms: %@\n", batch, Double(n) / 1e6,
-                                                       Double(g) / 1e6, gemmWins ? "GEMM" : "native").utf8))
+        let verdict: ConvPath
+        if let forcedVerdict {
+            verdict = forcedVerdict == .winograd && winograd == nil ? .native : forcedVerdict
+        } else {
+            let (other, time): (ConvPath, UInt64) = if let w, w < g { (.winograd, w) } else { (.gemm, g) }
+            verdict = Double(time) < 0.9 * Double(n) ? other : .native
         }
+        if Self.debug {
+            let wino = w.map { String(format: ", Winograd %.3f ms", Double($0) / 1e6) } ?? ""
+            FileHandle.standardError.write(Data(String(format: "trial batch %d: native %.3f ms, GEMM %.3f ms%@: %@\n", batch,
+                                                       Double(n) / 1e6, Double(g) / 1e6, wino, "\(verdict)").utf8))
+        }
+        if verdict == .winograd { winogradBatches.insert(batch) } else if winogradBatches.isEmpty { winogradKernel = nil }
         // The output is the winner's: this run and the next give the same answer.
-        guard gemmWins else { return native() }
-        if case .some(.some(let p)) = primitives[batch * 2] { fm_conv_destroy(p) }
-        primitives[batch * 2] = .some(nil)
+        switch verdict {
+        case .native: native()
+        case .gemm: if winograd != nil { gemm() }
+        case .winograd: break
+        }
+        if verdict != .native {
+            if case .some(.some(let p)) = primitives[batch * 2] { fm_conv_destroy(p) }
+            primitives[batch * 2] = .some(nil)
+        }
+        return verdict
     }
 
     /// The primitive for `batch`, made now if this is the first call with it (with its kernel
@@ -127,6 +163,16 @@ final class NativeConvolutions: @unchecked Sendable {
         // The primitive holds its own copy of the kernel: the mapped one can leave memory.
         kernel.weights.releaseResidentPages()
     }
+}
+
+/// How a float32 convolution runs once its trial is over.
+enum ConvPath: Sendable {
+    /// oneDNN's primitive.
+    case native
+    /// im2col (none for 1×1) and a GEMM.
+    case gemm
+    /// Winograd F(4×4, 3×3) (`WinogradKernel`).
+    case winograd
 }
 
 extension ConvKernel {

@@ -1,0 +1,60 @@
+import CKernels
+import Glibc
+
+/// A float32 3×3 stride-1 convolution as Winograd F(4×4, 3×3) (`winograd.c`): 36
+/// multiplications per input and output channel for each 4×4 block of output pixels instead of
+/// 144, through fmodel's own GEMM. Its transformed kernel is 4× the layer's, in memory of its own.
+///
+/// One of the contenders a tiered executor's trial weighs (`NativeConvolutions.trial`): oneDNN
+/// 2.6 has Winograd only for AVX-512, so on an AVX2 CPU the alternatives are its direct
+/// `jit:avx2` kernels and im2col + GEMM.
+final class WinogradKernel: @unchecked Sendable {
+    private let transformed: UnsafeMutablePointer<Float>
+    let cin, cout: Int
+
+    /// True when a `kH×kW` layer over `win` can run as Winograd here (unless
+    /// `FMODEL_NO_WINOGRAD` is set, which turns oneDNN's off too).
+    static func applies(kH: Int, kW: Int, win: Window) -> Bool {
+        kH == 3 && kW == 3 && win.strideH == 1 && win.strideW == 1 && win.dilH == 1 && win.dilW == 1 && available
+    }
+
+    private static let available = fm_winograd_available() != 0 && getenv("FMODEL_NO_WINOGRAD") == nil
+
+    /// Transforms an HWIO `[3, 3, cin, cout]` kernel.
+    init(kernel: UnsafePointer<Float>, cin: Int, cout: Int) {
+        (self.cin, self.cout) = (cin, cout)
+        transformed = .allocate(capacity: 36 * cin * cout)
+        fm_winograd_kernel(kernel, cin, cout, transformed)
+    }
+
+    deinit { transformed.deallocate() }
+
+    /// Tiles a thread transforms and multiplies at a time: their transformed inputs and
+    /// products, `36 × tiles × (cin + cout)` floats, in about 1 MB.
+    private var tilesAtATime: Int { max(8, (1 << 20) / (36 * (cin + cout) * 4)) }
+
+    /// `output = epilogue(conv(input))` for the `n` images over `win`; the epilogue has no residual
+    /// and a ReLU-like activation (`Epilogue.fusedCode`).
+    func run(input: UnsafePointer<Float>, n: Int, win: Window, output: UnsafeMutablePointer<Float>, epilogue: Epilogue,
+             scratch: Scratch) {
+        let (code, alpha) = epilogue.fusedCode!
+        var shape = fm_winograd_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout,
+                                      pad_top: win.padTop, pad_left: win.padLeft)
+        let tiles = fm_winograd_tiles(&shape)
+        let block = min(tilesAtATime, (tiles + teamSize - 1) / teamSize)
+        let perThread = 36 * block * (cin + cout)
+        let space = scratch(teamSize * perThread * 4).assumingMemoryBound(to: Float.self)
+        let (transformed, scale) = (transformed, epilogue.scale)
+        epilogue.bias.withOptionalPointer { bias in
+            withUnsafePointer(to: &shape) { shape in
+                parallelFor(tiles, grain: 4) { range in
+                    let mine = space + threadNumber() * perThread
+                    for t0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                        fm_winograd_run(shape, input, transformed, t0, min(range.upperBound, t0 + block), mine, output, bias, scale,
+                                        code, alpha)
+                    }
+                }
+            }
+        }
+    }
+}
