@@ -76,6 +76,18 @@ AVX2 static inline void output_points(const __m256 *in, size_t si, __m256 *out, 
     out[3 * so] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), d34, d12), m5);
 }
 
+/* The epilogue, act(scale · (v + bias)), as fm_epilogue computes it. */
+AVX2 static inline __m256 finish(__m256 v, __m256 bias, float scale, int activation, float alpha) {
+    v = _mm256_add_ps(v, bias);
+    if (scale != 1) v = _mm256_mul_ps(v, _mm256_set1_ps(scale));
+    switch (activation) {
+    case FM_EPI_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case FM_EPI_RELU6: return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6));
+    case FM_EPI_LEAKY: return _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+    default: return v;
+    }
+}
+
 /* Tile t of the output: its image and its top-left output pixel. */
 static inline void tile_origin(const fm_winograd_shape *s, size_t t, size_t *image, long *oy, long *ox) {
     const size_t tw = (s->ow + 3) / 4, th = (s->oh + 3) / 4;
@@ -111,8 +123,7 @@ AVX2 static void transform_input(const fm_winograd_shape *s, const float *x, siz
     }
 }
 
-/* Aᵀ m A of tiles [t0, t1) from m[point][t − t0][k] into the output's pixels, then the epilogue
-   on each tile row while it is in L1. */
+/* Aᵀ m A of tiles [t0, t1) from m[point][t − t0][k], with the epilogue, into the output's pixels. */
 AVX2 static void transform_output(const fm_winograd_shape *s, const float *m, size_t t0, size_t t1, size_t rows, float *y,
                                   const float *bias, float scale, int activation, float alpha) {
     const size_t k = s->k;
@@ -130,11 +141,11 @@ AVX2 static void transform_output(const fm_winograd_shape *s, const float *m, si
             for (int p = 0; p < ALPHA * ALPHA; p++) d[p] = load(src + (size_t)p * rows * k + ch, whole, mask);
             for (int j = 0; j < ALPHA; j++) output_points(d + j, ALPHA, r + j, ALPHA);
             for (int i = 0; i < 4; i++) output_points(r + i * ALPHA, 1, o + i * 4, 1);
+            const __m256 b = bias ? load(bias + ch, whole, mask) : _mm256_setzero_ps();
             for (size_t i = 0; i < height; i++)
-                for (size_t j = 0; j < width; j++) store(out + (i * s->ow + j) * k + ch, o[i * 4 + j], whole, mask);
+                for (size_t j = 0; j < width; j++)
+                    store(out + (i * s->ow + j) * k + ch, finish(o[i * 4 + j], b, scale, activation, alpha), whole, mask);
         }
-        for (size_t i = 0; i < height; i++)
-            fm_epilogue(out + i * s->ow * k, width, k, k, NULL, bias, scale, NULL, activation, alpha, NULL);
     }
 }
 
