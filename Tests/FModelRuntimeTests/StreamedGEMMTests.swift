@@ -26,14 +26,46 @@ import Testing
                                        inputs: ["x"], params: ["kernel": "k", "bias": "b"])],
                           tensors: ["k": Tensor(kernel, shape: [k, k, cin, cout]), "b": Tensor(bias, shape: [cout])])
         let x = randoms(inShape.reduce(1, *))
-        let e = try Executor(graph: graph, engine: .native)
-        let y = try e.run(["x": FloatTensor(shape: Shape(inShape), values: x)])["n"]!.values
         let expected = directConv(x, inShape, kernel, kH: k, kW: k, cout: cout, stride: stride, bias: bias)
-        #expect(y.count == expected.count)
-        #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
-        guard case .conv(let kernelStep) = e.program.instructions[0].step else { Issue.record("not a conv"); return }
-        #expect(kernelStep.streams(rows: y.count / cout), "the streamed path should take \(inShape)")
-        #expect(kernelStep.native?.tried(batch: inShape[0]) == false, "no oneDNN primitive (nor its kernel copy) for a streamed layer")
+        // Streamed on the GEMM path always, and past it where oneDNN's kernels are AVX-512 ones
+        // (on AVX2 oneDNN reads such kernels faster: `ConvKernel.streams`).
+        for engine in [ConvolutionEngine.gemm, .native] {
+            let e = try Executor(graph: graph, engine: engine)
+            let y = try e.run(["x": FloatTensor(shape: Shape(inShape), values: x)])["n"]!.values
+            #expect(y.count == expected.count)
+            #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4, "\(engine)")
+            guard case .conv(let kernelStep) = e.program.instructions[0].step else { Issue.record("not a conv"); return }
+            let streamed = engine == .gemm || streamingBeatsOneDNN
+            #expect(kernelStep.streams(rows: y.count / cout) == streamed, "\(engine): streamed \(streamed) for \(inShape)")
+            #expect(kernelStep.native?.tried(batch: inShape[0]) ?? false == !streamed,
+                    "\(engine): a oneDNN primitive (and its kernel copy) only for a layer that does not stream")
+        }
+    }
+
+    /// On a tiered executor a streamed-size layer streams on the first run; past it, where
+    /// oneDNN's kernels are AVX2 ones, its trial weighs streaming against oneDNN (forced here):
+    /// the loser's primitive goes, and both give the direct sum.
+    @Test(arguments: [ConvPath.gemm, .native]) func trialWeighsStreamingAgainstOneDNN(verdict: ConvPath) throws {
+        var g = SplitMix64(seed: 9)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let (cin, cout) = (384, 200)
+        let kernel = randoms(cin * cout).map { $0 * 0.1 }, bias = randoms(cout), x = randoms(9 * cin)
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 3, 3, cin])], outputs: ["n"],
+                          nodes: [Node(name: "n", op: .conv2D(ConvAttributes(padding: .same)), inputs: ["x"], params: ["kernel": "k", "bias": "b"])],
+                          tensors: ["k": Tensor(kernel, shape: [1, 1, cin, cout]), "b": Tensor(bias, shape: [cout])])
+        let e = try Executor(graph: graph)
+        e.forceTrialVerdict(verdict)
+        let input = ["x": FloatTensor(shape: [1, 3, 3, cin], values: x)]
+        let first = try e.run(input)["n"]!.values, second = try e.run(input)["n"]!.values, third = try e.run(input)["n"]!.values
+        let expected = directConv(x, [1, 3, 3, cin], kernel, kH: 1, kW: 1, cout: cout, stride: 1, bias: bias)
+        for y in [first, second] { #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4) }
+        #expect(third == second)
+        guard case .conv(let k) = e.program.instructions[0].step, let native = k.native else { Issue.record("not a native conv"); return }
+        if streamingBeatsOneDNN {
+            #expect(!native.decided(batch: 1) && !native.tried(batch: 1), "streamed on every run, no primitive")
+        } else {
+            #expect(native.decided(batch: 1) && native.made(batch: 1) == (verdict == .native))
+        }
     }
 
     /// A large dense layer on few rows (fc1 at batch 1 to 16) streams too: the one-row GEMV and

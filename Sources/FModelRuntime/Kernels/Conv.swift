@@ -32,6 +32,9 @@ struct Window {
     var isPointwise: Bool { kH == 1 && kW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 }
 }
 
+/// True where oneDNN's convolutions are its AVX-512 ones (see `ConvKernel.streams`).
+let streamingBeatsOneDNN = fm_dnnl_has_avx512() != 0
+
 /// Scratch memory a kernel may use during one call: `bytes` or more, 64-byte aligned.
 typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 
@@ -84,9 +87,16 @@ struct ConvKernel {
     func window(_ inShape: Shape, _ outShape: Shape) -> Window { Window(inShape, outShape, kH: kH, kW: kW, attributes) }
 
     /// True when a float32 kernel at `rows` output pixels (all images) is read once, in place,
-    /// by `streamedGEMM` rather than run by oneDNN (which would make a primitive and a copy of
-    /// the kernel for it): `streamsKernel`.
-    func streams(rows: Int) -> Bool {
+    /// by `streamedGEMM` on every run rather than run by oneDNN (which would make a primitive
+    /// and a copy of the kernel for it): where the GEMM path streams it and oneDNN's kernels are
+    /// AVX-512 ones, which read such kernels about 20% slower. On AVX2 oneDNN's `jit_1x1:avx2`
+    /// read them 17-31% faster (`Benchmarks/streamed_gemm.c`, Block8's 1×1 shapes at nine
+    /// rows), so there the layer streams on the first run only; later the trial weighs the two
+    /// (a layer with a residual, which is not trialled, takes oneDNN).
+    func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || streamingBeatsOneDNN) }
+
+    /// True when the GEMM path reads the kernel once, in place (`streamsKernel`).
+    func streamsOnGEMMPath(rows: Int) -> Bool {
         guard case .f32 = weights, !bf16 else { return false }
         return streamsKernel(rows: rows, weights: kH * kW * cin * cout)
     }
@@ -104,19 +114,26 @@ struct ConvKernel {
         let inCount = n * win.inH * win.inW * cin
         switch weights {
         case .f32(let w):
-            if streams(rows: rows) {
+            func runStreamed() {
                 let columns = win.isPointwise ? 0 : rows * k
                 let space = scratch((columns + (teamSize - 1) * rows * cout) * 4).assumingMemoryBound(to: Float.self)
                 if !win.isPointwise { im2col(input, win, cin: cin, rows: rows, into: space) }
                 streamedGEMM(m: rows, n: cout, k: k, a: win.isPointwise ? input : UnsafePointer(space), b: w.pointer, c: output,
                              partial: space + columns)
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
+            }
+            if streams(rows: rows) {
+                runStreamed()
                 return nil
             }
             // oneDNN's sgemm (which compiles its kernels at its first call) only where oneDNN
             // runs anyway: not on the `gemm` engine, nor on a tiered executor's first run.
             let library = nativeFloat && native != nil
             func runGEMM() {
+                if streamsOnGEMMPath(rows: rows) {
+                    runStreamed()
+                    return
+                }
                 if win.isPointwise {
                     gemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output, library: library)
                 } else {
