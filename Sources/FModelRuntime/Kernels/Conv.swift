@@ -299,7 +299,7 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into co
 func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, kernel: UnsafePointer<Float>, cout: Int,
                 output: UnsafeMutablePointer<Float>, scratch: Scratch, library: Bool = false) {
     let k = w.kH * w.kW * cin
-    if library && rows >= columnSplitRows {
+    if library && rows >= libraryRows {
         let chunk = max(columnSplitRows, (4 << 20) / (k * 4))
         let col = scratch(min(rows, chunk) * k * 4).assumingMemoryBound(to: Float.self)
         for r0 in stride(from: 0, to: rows, by: chunk) {

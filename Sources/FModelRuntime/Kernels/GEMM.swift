@@ -25,11 +25,11 @@ func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Flo
 /// products at batch 1, kernels out of L2, it runs at 80% of `dnnl_sgemm`'s rate (244 against
 /// 305 GFLOP/s, same benchmark; 102 against 123 on the AVX2 Zen 3).
 /// `library`: where oneDNN is compiled anyway (a tiered executor past its first run, the
-/// native engine), products from `columnSplitRows` rows go to `dnnl_sgemm` instead (on the
+/// native engine), products from `libraryRows` rows go to `dnnl_sgemm` instead (on the
 /// Zen 3, multi-task model, `ab.sh` 0.939 and 0.987 at batch 32, 0.977 at batch 1).
 func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
           library: Bool = false) {
-    if library && m >= columnSplitRows { return sgemm(m: m, n: n, k: k, a: a, b: b, c: c) }
+    if library && m >= libraryRows { return sgemm(m: m, n: n, k: k, a: a, b: b, c: c) }
     if m < columnSplitRows {
         // On one thread below 64K multiply-adds a thread (the heads at batch 1: 32K in all),
         // where starting the team would cost more than it saves.
@@ -44,6 +44,11 @@ func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Floa
 
 /// Rows below which `gemm` splits the columns between the threads rather than the rows.
 let columnSplitRows = 192
+
+/// Rows from which `gemm(…, library: true)` calls `dnnl_sgemm`: the model's 64-row products
+/// (Mixed_6a's strided 3×3 and Block17 at batch 1) ran 1.15-1.35× faster there than on the
+/// threads' shares of the columns (`Benchmarks/gemm_path.c`, the Zen 3), fewer rows stream.
+let libraryRows = 32
 
 /// Calls `product(c0, c1)` on each thread of the team for a contiguous share of `n` columns,
 /// in blocks of 32 (the register block's width); inline when there are fewer than `grain`
