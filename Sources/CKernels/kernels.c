@@ -12,8 +12,8 @@ static int has_avx512(void) {
     return cached;
 }
 
-/* Without AVX-512: kernels_avx2.c. */
-static int has_avx2(void) {
+/* Without AVX-512: kernels_avx2.c (and winograd.c's transforms on any CPU that has it). */
+int fm_has_avx2(void) {
     static int cached = -1;
     if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     return cached;
@@ -116,19 +116,19 @@ static void quantize_s8_avx512(const float *x, size_t n, float inverse, int8_t *
 
 void fm_quantize_s8(const float *x, size_t n, float inverse, int8_t *q) {
     if (has_avx512()) quantize_s8_avx512(x, n, inverse, q);
-    else if (has_avx2()) fm_avx2_quantize_s8(x, n, inverse, q);
+    else if (fm_has_avx2()) fm_avx2_quantize_s8(x, n, inverse, q);
     else fm_quantize_s8_scalar(x, n, inverse, q);
 }
 
 void fm_min_max(const float *x, size_t n, float *lo, float *hi) {
     if (has_avx512()) min_max_avx512(x, n, lo, hi);
-    else if (has_avx2()) fm_avx2_min_max(x, n, lo, hi);
+    else if (fm_has_avx2()) fm_avx2_min_max(x, n, lo, hi);
     else fm_min_max_scalar(x, n, lo, hi);
 }
 
 void fm_quantize_u8(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q) {
     if (has_avx512()) quantize_avx512(x, n, inverse, zero, top, q);
-    else if (has_avx2()) fm_avx2_quantize_u8(x, n, inverse, zero, top, q);
+    else if (fm_has_avx2()) fm_avx2_quantize_u8(x, n, inverse, zero, top, q);
     else fm_quantize_u8_scalar(x, n, inverse, zero, top, q);
 }
 
@@ -169,7 +169,7 @@ static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t strid
 void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
                  float scale, const float *residual, int activation, float alpha, float range[2]) {
     if (has_avx512()) { epilogue_avx512(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
-    if (has_avx2()) { fm_avx2_epilogue(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
+    if (fm_has_avx2()) { fm_avx2_epilogue(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
     float lo = INFINITY, hi = -INFINITY;
     for (size_t r = 0; r < rows; r++)
         fm_epilogue_row_scalar(y + r * stride, 0, channels, column_scale, bias, scale, residual ? residual + r * channels : NULL,
@@ -207,7 +207,7 @@ static void gemv_s8_avx512(const float *a, size_t k, size_t n, const int8_t *w, 
 
 void fm_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y) {
     if (has_avx512()) gemv_s8_avx512(a, k, n, w, w_scale, y);
-    else if (has_avx2()) fm_avx2_gemv_s8(a, k, n, w, w_scale, y);
+    else if (fm_has_avx2()) fm_avx2_gemv_s8(a, k, n, w, w_scale, y);
     else fm_gemv_s8_scalar(a, k, n, w, w_scale, 0, y);
 }
 
@@ -250,7 +250,7 @@ static void window_max_avx512(float *out, const float *x, size_t n, size_t row_s
 
 void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols) {
     if (has_avx512()) { window_max_avx512(out, x, n, row_stride, rows, cols); return; }
-    if (has_avx2()) { fm_avx2_window_max(out, x, n, row_stride, rows, cols); return; }
+    if (fm_has_avx2()) { fm_avx2_window_max(out, x, n, row_stride, rows, cols); return; }
     for (size_t ch = 0; ch < n; ch++) {
         float v = x[ch];
         for (size_t i = 0; i < rows; i++)
@@ -361,7 +361,7 @@ static void gemm_panels(fm_rows_blocks_fn *blocks, const float *x, size_t ldx, s
 
 /* The register blocks of this CPU, or NULL for the portable loop. */
 static fm_rows_blocks_fn *rows_blocks(void) {
-    return has_avx512() ? gemm_rows_blocks_avx512 : has_avx2() ? fm_avx2_rows_blocks : NULL;
+    return has_avx512() ? gemm_rows_blocks_avx512 : fm_has_avx2() ? fm_avx2_rows_blocks : NULL;
 }
 
 /* fm_gemm_rows_f32: all columns at once, eight kernel rows at a time, prefetching 16 KB ahead

@@ -4,16 +4,9 @@
    model took 166 ms at batch 1 on a 2-core Zen 3 (`fmodel bench --profile`), fc1's kernel read
    one float at a time. */
 #include "fm_kernels.h"
+#include "kernels_avx2.h"
 #include "kernels_internal.h"
-#include <immintrin.h>
 #include <math.h>
-
-#define AVX2 __attribute__((target("avx2,fma")))
-
-/* Lanes [0, left) set (all eight from 8 on). */
-AVX2 static inline __m256i lanes(size_t left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left > 8 ? 8 : (int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 AVX2 static inline float reduce_min(__m256 v) {
     __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -68,7 +61,7 @@ AVX2 void fm_avx2_quantize_s8(const float *x, size_t n, float inverse, int8_t *q
 
 AVX2 void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale,
                            const float *bias, float scale, const float *residual, int activation, float alpha, float range[2]) {
-    const __m256 vs = _mm256_set1_ps(scale), va = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6);
+    const __m256 vs = _mm256_set1_ps(scale);
     __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
     float slo = INFINITY, shi = -INFINITY;
     for (size_t r = 0; r < rows; r++) {
@@ -82,12 +75,7 @@ AVX2 void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride
             if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
             v = _mm256_mul_ps(v, vs);
             if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + c));
-            switch (activation) {
-            case FM_EPI_RELU: v = _mm256_max_ps(v, zero); break;
-            case FM_EPI_RELU6: v = _mm256_min_ps(_mm256_max_ps(v, zero), six); break;
-            case FM_EPI_LEAKY: v = _mm256_blendv_ps(v, _mm256_mul_ps(v, va), _mm256_cmp_ps(v, zero, _CMP_LT_OQ)); break;
-            default: break;
-            }
+            v = activate(v, activation, alpha);
             _mm256_storeu_ps(row + c, v);
             if (range) { lo = _mm256_min_ps(v, lo); hi = _mm256_max_ps(v, hi); }  /* NaN in v: lo/hi kept */
         }

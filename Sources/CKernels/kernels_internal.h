@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* True when the CPU has AVX2 and FMA (checked once). */
+int fm_has_avx2(void);
+
 /* The portable loops: the fallbacks, and the tails of the vector loops. */
 void fm_min_max_scalar(const float *x, size_t n, float *lo, float *hi);
 void fm_quantize_u8_scalar(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q);

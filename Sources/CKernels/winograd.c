@@ -6,19 +6,19 @@
    per input and output channel instead of 144. Summed over the input channels, each of the 36
    points is a product of the tiles' transformed inputs [tiles × C] by that point's kernel
    [C × K]: 36 GEMMs (`fm_gemm_f32`), with the transforms vectorised along the channels, which
-   NHWC keeps contiguous (a partial last vector masked). The float32 rounding of the transforms costs about 3e-6 of the output's
-   magnitude (a 192-channel sum of unit inputs, numpy against float64).
+   NHWC keeps contiguous (a partial last vector masked). The transforms' float32 rounding keeps
+   the outputs within 1e-5 of their largest of the GEMM path's (TieredEngineTests).
 
    oneDNN 2.6 has Winograd only for AVX-512; on an AVX2-only Zen 3 its direct `jit:avx2`
    convolutions run FaceNet's stride-1 3×3 layers at 107-134 GFLOP/s at batch 32, which the
    runtime's trial weighs this against layer by layer. */
 #include "fm_kernels.h"
-#include <immintrin.h>
+#include "kernels_avx2.h"
+#include "kernels_internal.h"
 
-#define AVX2 __attribute__((target("avx2,fma")))
 #define ALPHA 6 /* input tile side: 4 outputs + 3 taps − 1 */
 
-int fm_winograd_available(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+int fm_winograd_available(void) { return fm_has_avx2(); }
 
 size_t fm_winograd_tiles(const fm_winograd_shape *s) { return s->n * ((s->oh + 3) / 4) * ((s->ow + 3) / 4); }
 
@@ -38,11 +38,6 @@ void fm_winograd_kernel(const float *w, size_t c, size_t k, float *u) {
                 for (int j = 0; j < ALPHA; j++)
                     u[((size_t)(i * ALPHA + j) * c + ci) * k + ko] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
         }
-}
-
-/* Lanes [0, left) set (all eight from 8 on): a channel count's last, partial vector. */
-AVX2 static inline __m256i lanes(size_t left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left > 8 ? 8 : (int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 AVX2 static inline __m256 load(const float *p, int whole, __m256i mask) { return whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask); }
@@ -78,14 +73,7 @@ AVX2 static inline void output_points(const __m256 *in, size_t si, __m256 *out, 
 
 /* The epilogue, act(scale · (v + bias)), as fm_epilogue computes it. */
 AVX2 static inline __m256 finish(__m256 v, __m256 bias, float scale, int activation, float alpha) {
-    v = _mm256_add_ps(v, bias);
-    if (scale != 1) v = _mm256_mul_ps(v, _mm256_set1_ps(scale));
-    switch (activation) {
-    case FM_EPI_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
-    case FM_EPI_RELU6: return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6));
-    case FM_EPI_LEAKY: return _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha)), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
-    default: return v;
-    }
+    return activate(_mm256_mul_ps(_mm256_add_ps(v, bias), _mm256_set1_ps(scale)), activation, alpha);
 }
 
 /* Tile t of the output: its image and its top-left output pixel. */

@@ -11,5 +11,5 @@ public enum ComputePrecision: String, Sendable, CaseIterable {
     /// True when oneDNN runs bf16 convolutions on this CPU (AVX-512 at least: natively with
     /// AVX512-BF16, emulated on plain AVX512). Elsewhere every layer of a `bf16` executor falls
     /// back to float32, and its outputs are float32's.
-    public static let bf16Available = fm_dnnl_has_avx512() != 0
+    public static let bf16Available = oneDNNIsAVX512
 }

@@ -35,7 +35,7 @@ import Testing
             #expect(y.count == expected.count)
             #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4, "\(engine)")
             guard case .conv(let kernelStep) = e.program.instructions[0].step else { Issue.record("not a conv"); return }
-            let streamed = engine == .gemm || streamingBeatsOneDNN
+            let streamed = engine == .gemm || oneDNNIsAVX512
             #expect(kernelStep.streams(rows: y.count / cout) == streamed, "\(engine): streamed \(streamed) for \(inShape)")
             #expect(kernelStep.native?.tried(batch: inShape[0]) ?? false == !streamed,
                     "\(engine): a oneDNN primitive (and its kernel copy) only for a layer that does not stream")
@@ -61,7 +61,7 @@ import Testing
         for y in [first, second] { #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4) }
         #expect(third == second)
         guard case .conv(let k) = e.program.instructions[0].step, let native = k.native else { Issue.record("not a native conv"); return }
-        if streamingBeatsOneDNN {
+        if oneDNNIsAVX512 {
             #expect(!native.decided(batch: 1) && !native.tried(batch: 1), "streamed on every run, no primitive")
         } else {
             #expect(native.decided(batch: 1) && native.made(batch: 1) == (verdict == .native))

@@ -32,9 +32,6 @@ struct Window {
     var isPointwise: Bool { kH == 1 && kW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 }
 }
 
-/// True where oneDNN's convolutions are its AVX-512 ones (see `ConvKernel.streams`).
-let streamingBeatsOneDNN = fm_dnnl_has_avx512() != 0
-
 /// Scratch memory a kernel may use during one call: `bytes` or more, 64-byte aligned.
 typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 
@@ -93,7 +90,7 @@ struct ConvKernel {
     /// read them 17-31% faster (`Benchmarks/streamed_gemm.c`, Block8's 1×1 shapes at nine
     /// rows), so there the layer streams on the first run only; later the trial weighs the two
     /// (a layer with a residual, which is not trialled, takes oneDNN).
-    func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || streamingBeatsOneDNN) }
+    func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || oneDNNIsAVX512) }
 
     /// True when the GEMM path reads the kernel once, in place (`streamsKernel`).
     func streamsOnGEMMPath(rows: Int) -> Bool {
@@ -156,7 +153,7 @@ struct ConvKernel {
                 // Without a residual (which a native run may add in place) the two can be run
                 // one after the other on the same output.
                 if measuresNative && !epilogue.addsResidual && !native.decided(batch: n) {
-                    let winograd = epilogue.fusedCode != nil && WinogradKernel.applies(kH: kH, kW: kW, win: win)
+                    let winograd = WinogradKernel.applies(kH: kH, kW: kW, win: win, epilogue: epilogue)
                         ? native.winogradCandidate { WinogradKernel(kernel: w.pointer, cin: cin, cout: cout) } : nil
                     func runWinograd() { winograd?.run(input: input, n: n, win: win, output: output, epilogue: epilogue, scratch: scratch) }
                     let verdict = withoutActuallyEscaping(runWinograd) { runWinograd in

@@ -165,6 +165,10 @@ final class NativeConvolutions: @unchecked Sendable {
     }
 }
 
+/// True when oneDNN's convolutions are its AVX-512 ones (`ONEDNN_MAX_CPU_ISA` may cap them):
+/// what bf16 needs, and where streaming a few-row layer's kernel beats them (`ConvKernel.streams`).
+let oneDNNIsAVX512 = fm_dnnl_has_avx512() != 0
+
 /// How a float32 convolution runs once its trial is over.
 enum ConvPath: Sendable {
     /// oneDNN's primitive.

@@ -12,13 +12,17 @@ final class WinogradKernel: @unchecked Sendable {
     private let transformed: UnsafeMutablePointer<Float>
     let cin, cout: Int
 
-    /// True when a `kH×kW` layer over `win` can run as Winograd here (unless
-    /// `FMODEL_NO_WINOGRAD` is set, which turns oneDNN's off too).
-    static func applies(kH: Int, kW: Int, win: Window) -> Bool {
-        kH == 3 && kW == 3 && win.strideH == 1 && win.strideW == 1 && win.dilH == 1 && win.dilW == 1 && available
+    /// True when a `kH×kW` layer over `win` with `epilogue` can run as Winograd here: a 3×3
+    /// stride-1 window, no residual and a ReLU-like activation (which the output transform
+    /// applies), on a CPU with AVX2 + FMA, unless `FMODEL_NO_WINOGRAD` is set (which turns
+    /// oneDNN's off too).
+    static func applies(kH: Int, kW: Int, win: Window, epilogue: Epilogue) -> Bool {
+        kH == 3 && kW == 3 && win.strideH == 1 && win.strideW == 1 && win.dilH == 1 && win.dilW == 1
+            && !epilogue.addsResidual && epilogue.fusedCode != nil && available
     }
 
-    private static let available = fm_winograd_available() != 0 && getenv("FMODEL_NO_WINOGRAD") == nil
+    /// True when this CPU and the environment allow Winograd at all.
+    static let available = fm_winograd_available() != 0 && getenv("FMODEL_NO_WINOGRAD") == nil
 
     /// Transforms an HWIO `[3, 3, cin, cout]` kernel.
     init(kernel: UnsafePointer<Float>, cin: Int, cout: Int) {
@@ -33,8 +37,8 @@ final class WinogradKernel: @unchecked Sendable {
     /// products, `36 × tiles × (cin + cout)` floats, in about 1 MB.
     private var tilesAtATime: Int { max(8, (1 << 20) / (36 * (cin + cout) * 4)) }
 
-    /// `output = epilogue(conv(input))` for the `n` images over `win`; the epilogue has no residual
-    /// and a ReLU-like activation (`Epilogue.fusedCode`).
+    /// `output = epilogue(conv(input))` for the `n` images over `win`, an epilogue `applies`
+    /// accepted.
     func run(input: UnsafePointer<Float>, n: Int, win: Window, output: UnsafeMutablePointer<Float>, epilogue: Epilogue,
              scratch: Scratch) {
         let (code, alpha) = epilogue.fusedCode!
