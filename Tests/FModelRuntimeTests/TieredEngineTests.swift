@@ -105,8 +105,8 @@ import Testing
         #expect(third == second, "the third run differs from the second")
     }
 
-    /// Where the GEMM path wins the trial on products of `columnSplitRows` rows or more (here a
-    /// 3×3 and a 1×1 on 512 output pixels), the runs after the first take oneDNN's sgemm: the
+    /// Where the GEMM path wins the trial on products of `libraryRows` rows or more (here a 3×3
+    /// and a 1×1 on 512 output pixels), the runs after the first take oneDNN's sgemm: the
     /// outputs stay the `gemm` engine's (its own product) to float rounding.
     @Test func trialWinnersOnTallProductsMatchTheGEMMEngine() throws {
         var g = SplitMix64(seed: 31)
