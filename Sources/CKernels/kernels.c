@@ -367,10 +367,18 @@ static fm_rows_blocks_fn *rows_blocks(void) {
 /* fm_gemm_rows_f32: all columns at once, eight kernel rows at a time, prefetching 16 KB ahead
    and at least a block of rows: the nine-row products read their kernels at 19-23 GB/s
    (`Benchmarks/streamed_gemm.c`, AVX-512); a trial build without the prefetch read about 12 GB/s,
-   slower than oneDNN. */
+   slower than oneDNN. Not where a block of rows ahead is more than a quarter of the L2 (defined
+   below): the lines fetched a block ahead are used only once the block in hand has been read
+   across its width, and what the two hold no longer fits. fc1's 8192-column rows on the Zen 3
+   (512 KB of L2; a block ahead is 256 KB) read at 0.87x a plain read with it, at a plain read's
+   rate without (`Benchmarks/dense_rows.c 1792x8192 1`); Block8's 768-byte and 7 KB rows still
+   gain from it (`Benchmarks/streamed_gemm.c`: 1.34-1.39x oneDNN's time with it, 1.69-1.88x
+   without, 1792 -> 192). */
+static size_t gemm_panel_bytes(void);
 static size_t stream_ahead(size_t n) {
     size_t ahead = 16384 / (n * 4);
-    return ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
+    ahead = ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
+    return ahead * n * sizeof(float) > gemm_panel_bytes() / 2 ? 0 : ahead;
 }
 
 /* fm_gemm_columns_f32: panels of 512 columns, each through the whole depth 32 kernel rows at a
