@@ -62,8 +62,13 @@ final class NativeConvolutions: @unchecked Sendable {
 
     /// Times the layer's float32 primitive (`native`) against im2col + GEMM (`gemm`) and, for a
     /// 3×3 stride-1 layer, Winograd (`winograd`, from `winogradCandidate`), each run twice (the
-    /// faster of the two counts), and keeps the fastest; the primitive, with its copy of the
-    /// kernel, is dropped unless it is at least 10% faster than the best other. oneDNN's kernels
+    /// faster of the two counts), and keeps the primitive unless the faster of the others takes
+    /// at most 0.9× its time, in which case the primitive and its copy of the kernel are
+    /// dropped (the margin keeps near-ties, which the warm, back-to-back timing decides by
+    /// noise, from flipping). With no margin, or the margin the other way (the primitive kept
+    /// only if 10% faster), the multi-task model was within the noise of this rule on the Zen 3
+    /// (`ab.sh`, trial builds: batch 1 0.906 and 1.009 without a margin, 7 and 11 rounds, 0.950
+    /// the other way; batch 32 0.986 and 1.029, 5 rounds). oneDNN's kernels
     /// differ by CPU: on an AVX2-only Zen 3 its direct `jit:avx2` convolutions were slower than
     /// the GEMM path for FaceNet's strided 3×3 and 1×7 layers and faster for its stem and 1×1
     /// layers (`bench --profile` with each engine), on AVX-512 `brgconv` is ahead almost
