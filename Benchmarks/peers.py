@@ -272,9 +272,10 @@ def loading(paths, rounds):
     for name, outs in runs.items():
         def med(key):
             return statistics.median(o[key] for o in outs)
-        first, steady = med("first_ms"), med("median_ms")
+        first, steady, sampling = med("first_ms"), med("median_ms"), med("baseline_sample_ms")
         print(f"  {name:<26} first output {first:7.1f} ms after start ({min(o['first_ms'] for o in outs):.1f}-"
-              f"{max(o['first_ms'] for o in outs):.1f}; {first - steady:6.1f} without one steady inference), of which the "
+              f"{max(o['first_ms'] for o in outs):.1f}; {first - steady:6.1f} without one steady inference, "
+              f"{first - steady - sampling:6.1f} without the benchmark's own /proc sampling, {sampling:.1f} ms), of which the "
               f"first run {med('first_run_ms'):6.1f} ms (steady {steady:.1f}); peak RSS {med('max_rss_mb'):.0f} MB, "
               f"{statistics.median(o['max_rss_mb'] - o['rss_before_load_mb'] for o in outs):.0f} MB above the process "
               f"before loading, for {outs[0]['weight_mb']:.1f} MB of weights + {outs[0]['activation_mb']:.1f} MB of activations; "

@@ -42,8 +42,11 @@ struct BenchCommand: ParsableCommand {
             print(json ? #"{"gemm_gflops": \#(rate)}"# : String(format: "sgemm 2048³: %.1f GFLOP/s", rate))
             return
         }
-        // The process before the model: code and libraries.
+        // The process before the model: code and libraries. Sampling it is the benchmark's own
+        // work, between process start and the first output: its time is reported apart.
+        let sampleStart = monotonicSeconds()
         let baseline = json ? ResidentSet.sample(modelPath: model) : [:]
+        let baselineSampleMs = (monotonicSeconds() - sampleStart) * 1000
         let baselineMB = ResidentSet.status()["VmRSS"] ?? 0
         // Times from the monotonic clock, not `Date`, whose code (Foundation's) would be paged in
         // after the baseline.
@@ -82,7 +85,7 @@ struct BenchCommand: ParsableCommand {
             let report = BenchReport(
                 batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
-                first_run_ms: firstRunMs, max_rss_mb: end["VmHWM"] ?? 0, rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
+                baseline_sample_ms: baselineSampleMs, first_run_ms: firstRunMs, max_rss_mb: end["VmHWM"] ?? 0, rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
                 rss_file_mb: end["RssFile"] ?? 0, rss_anon_mb: end["RssAnon"] ?? 0,
                 weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6,
                 activation_first_output_mb: firstActivationMB,
@@ -115,6 +118,9 @@ private struct BenchReport: Encodable {
     /// CLOCK_MONOTONIC seconds at the first output: the clock Python's `time.monotonic()` reads,
     /// so a benchmark can time this process from before it started.
     var first_output_at: Double
+    /// Of the time to the first output, the benchmark's own sampling of `/proc/self/smaps`
+    /// before loading (for `rss_added_by_first_output_mb`), which `fmodel run` does not do.
+    var baseline_sample_ms: Double
     var first_run_ms: Double
     /// Peak resident set (`VmHWM`), the resident set before loading (code and libraries) and
     /// right after the first output (before the primitives of later runs are made), MB.

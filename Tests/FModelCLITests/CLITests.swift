@@ -143,6 +143,9 @@ import Testing
         // /proc/self/status agrees: the resident set holds at least the file.
         let status = ResidentSet.status()
         #expect((status["VmRSS"] ?? 0) >= size && (status["VmHWM"] ?? 0) >= (status["VmRSS"] ?? 0), "\(status)")
+        // Every mapping's Rss line is counted: the kinds add up to the resident set (read a
+        // moment apart, so within a megabyte).
+        #expect(abs(sample.values.reduce(0, +) - (status["VmRSS"] ?? 0)) < 1, "\(sample) against \(status)")
         #expect(ResidentSet.kind("/x/libdnnl.so.2", perms: "r-xp", model: path) == "libdnnl")
         #expect(ResidentSet.kind("", perms: "rwxp", model: path) == "jit_code")
     }
