@@ -12,9 +12,10 @@ int fm_crc32c_hardware_available(void) {
    stream of it runs at a third of its rate: three streams of STREAM bytes are run side by side
    and joined. The CRC register is linear over GF(2): crc(s, A‖B) = crc(s, A)·x^(8|B|) mod P ⊕
    crc(0, B), and multiplying by the constant x^(8·STREAM) is four table lookups (`shift`, one
-   table per byte of the register, made once). On the Zen 3 one core checksums 160 MB out of
-   memory at 13.6 GB/s so, 7.4 with one stream; `fmodel bench`'s load of the 158 MB multi-task
-   model (both cores, page faults included) 28.9 -> 23.3 ms, medians of 11 processes. */
+   table per byte of the register, made once). On the Zen 3 one core checksummed 160 MB out of
+   memory at 13.6 GB/s with three streams, 7.4 with one (a /tmp harness); `fmodel bench`'s load
+   of the 158 MB multi-task model (both cores, page faults included) went from 28.9 to 23.3 ms,
+   medians of 11 processes. */
 #define POLY 0x82F63B78u
 #define STREAM 8192
 

@@ -370,10 +370,10 @@ static fm_rows_blocks_fn *rows_blocks(void) {
    slower than oneDNN. Not where a block of rows ahead is more than a quarter of the L2 (defined
    below): the lines fetched a block ahead are used only once the block in hand has been read
    across its width, and what the two hold no longer fits. fc1's 8192-column rows on the Zen 3
-   (512 KB of L2; a block ahead is 256 KB) read at 0.87x a plain read with it, at a plain read's
-   rate without (`Benchmarks/dense_rows.c 1792x8192 1`); Block8's 768-byte and 7 KB rows still
-   gain from it (`Benchmarks/streamed_gemm.c`: 1.34-1.39x oneDNN's time with it, 1.69-1.88x
-   without, 1792 -> 192). */
+   (512 KB of L2; a block ahead is 256 KB): one row in 1.09-1.14x dnnl_sgemm's time with it,
+   0.98-1.00x without (`Benchmarks/dense_rows.c 1792x8192 1`, three runs each); Block8's 768-byte
+   and 7 KB rows still gain from it (`Benchmarks/streamed_gemm.c`, 1792 -> 192: 1.34-1.39x
+   oneDNN's time with it, 1.69-1.88x in a trial build without). */
 static size_t gemm_panel_bytes(void);
 static size_t stream_ahead(size_t n) {
     size_t ahead = 16384 / (n * 4);

@@ -14,8 +14,12 @@ enum ResidentSet {
     /// the baseline is sampled between process start and the first output, so its time counts
     /// in `first_output_at` (splitting the text into lines and fields took 6-9 ms of it).
     static func sample(modelPath: String) -> [String: Double] {
-        let bytes = procFile("/proc/self/smaps")
         let model = realpath(modelPath, nil).map { p in defer { free(p) }; return String(cString: p) } ?? modelPath
+        return parse(smaps: procFile("/proc/self/smaps"), model: model)
+    }
+
+    /// The `Rss:` lines of an smaps text summed by the kind of their mapping, MB.
+    static func parse(smaps bytes: [UInt8], model: String) -> [String: Double] {
         var kB: [String: Int] = [:]
         var current = ""
         bytes.withUnsafeBufferPointer { b in
