@@ -68,6 +68,31 @@ import Testing
         }
     }
 
+    /// A streamed-size layer with a residual (Block8's 384→1792 at batch 1), which no trial
+    /// weighs, streams on every run on any CPU: no primitive, no kernel copy, and the direct
+    /// sum plus the residual on the first, second and third run.
+    @Test func residualLayerStreamsOnEveryRun() throws {
+        var g = SplitMix64(seed: 11)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let (cin, cout) = (200, 384)
+        let kernel = randoms(cin * cout).map { $0 * 0.1 }, bias = randoms(cout), x = randoms(9 * cin), r = randoms(9 * cout)
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 3, 3, cin]), ValueInfo(name: "r", shape: [-1, 3, 3, cout])],
+                          outputs: ["sum"],
+                          nodes: [Node(name: "n", op: .conv2D(ConvAttributes(padding: .same)), inputs: ["x"], params: ["kernel": "k", "bias": "b"]),
+                                  Node(name: "sum", op: .add, inputs: ["r", "n"])],
+                          tensors: ["k": Tensor(kernel, shape: [1, 1, cin, cout]), "b": Tensor(bias, shape: [cout])])
+        let e = try Executor(graph: graph)
+        let input = ["x": FloatTensor(shape: [1, 3, 3, cin], values: x), "r": FloatTensor(shape: [1, 3, 3, cout], values: r)]
+        let expected = zip(directConv(x, [1, 3, 3, cin], kernel, kH: 1, kW: 1, cout: cout, stride: 1, bias: bias), r).map { Float($0) + $1 }
+        for run in 1...3 {
+            let y = try e.run(input)["sum"]!.values
+            #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4, "run \(run)")
+        }
+        guard case .conv(let k) = e.program.instructions.first(where: { $0.node.name == "n" })?.step else { Issue.record("not a conv"); return }
+        #expect(k.epilogue.addsResidual && k.streams(rows: 9))
+        #expect(!(k.native?.tried(batch: 1) ?? false), "no oneDNN primitive for it")
+    }
+
     /// A large dense layer on few rows (fc1 at batch 1 to 16) streams too: the one-row GEMV and
     /// the register blocks of several rows give the direct sum.
     @Test(arguments: [1, 2, 13]) func largeDenseMatchesDirectSum(rows: Int) throws {

@@ -88,9 +88,12 @@ struct ConvKernel {
     /// and a copy of the kernel for it): where the GEMM path streams it and oneDNN's kernels are
     /// AVX-512 ones, which read such kernels about 20% slower. On AVX2 oneDNN's `jit_1x1:avx2`
     /// read them 17-31% faster (`Benchmarks/streamed_gemm.c`, Block8's 1×1 shapes at nine
-    /// rows), so there the layer streams on the first run only; later the trial weighs the two
-    /// (a layer with a residual, which is not trialled, takes oneDNN).
-    func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || oneDNNIsAVX512) }
+    /// rows), so there the layer streams on the first run only; later the trial weighs the two.
+    /// A layer with a residual, which is not trialled, streams everywhere: in the model, with
+    /// its kernel out of cache, Block8's residual 384→1792 layers at batch 1 took 0.81–1.02 ms
+    /// for the six streamed against 0.91–1.00 through oneDNN (`bench --profile`, six alternating
+    /// processes each), and their 16.5 MB of kernel copies go.
+    func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || oneDNNIsAVX512 || epilogue.addsResidual) }
 
     /// True when the GEMM path reads the kernel once, in place (`streamsKernel`).
     func streamsOnGEMMPath(rows: Int) -> Bool {
