@@ -364,17 +364,27 @@ static fm_rows_blocks_fn *rows_blocks(void) {
     return has_avx512() ? gemm_rows_blocks_avx512 : fm_has_avx2() ? fm_avx2_rows_blocks : NULL;
 }
 
+/* Half the L2 cache that sysconf reports (1 MB if it says nothing): fm_gemm_f32's panel of
+   kernel, and twice the farthest fm_gemm_rows_f32 prefetches ahead. */
+static size_t gemm_panel_bytes(void) {
+    static long cached = 0;
+    if (cached == 0) {
+        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        cached = l2 > 0 ? l2 / 2 : 1 << 20;
+    }
+    return (size_t)cached;
+}
+
 /* fm_gemm_rows_f32: all columns at once, eight kernel rows at a time, prefetching 16 KB ahead
    and at least a block of rows: the nine-row products read their kernels at 19-23 GB/s
    (`Benchmarks/streamed_gemm.c`, AVX-512); a trial build without the prefetch read about 12 GB/s,
-   slower than oneDNN. Not where a block of rows ahead is more than a quarter of the L2 (defined
-   below): the lines fetched a block ahead are used only once the block in hand has been read
-   across its width, and what the two hold no longer fits. fc1's 8192-column rows on the Zen 3
+   slower than oneDNN. Not where a block of rows ahead is more than a quarter of the L2: the
+   lines fetched a block ahead are used only once the block in hand has been read across its
+   width, and what the two hold no longer fits. fc1's 8192-column rows on the Zen 3
    (512 KB of L2; a block ahead is 256 KB): one row in 1.09-1.14x dnnl_sgemm's time with it,
    0.98-1.00x without (`Benchmarks/dense_rows.c 1792x8192 1`, three runs each); Block8's 768-byte
    and 7 KB rows still gain from it (`Benchmarks/streamed_gemm.c`, 1792 -> 192: 1.34-1.39x
    oneDNN's time with it, 1.69-1.88x in a trial build without). */
-static size_t gemm_panel_bytes(void);
 static size_t stream_ahead(size_t n) {
     size_t ahead = 16384 / (n * 4);
     ahead = ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
@@ -403,15 +413,6 @@ static size_t stream_ahead(size_t n) {
    (`Benchmarks/dense_rows.c` with the one call swapped). */
 #define GEMM_DEPTH 256
 #define GEMM_AHEAD 32
-
-static size_t gemm_panel_bytes(void) {
-    static long cached = 0;
-    if (cached == 0) {
-        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-        cached = l2 > 0 ? l2 / 2 : 1 << 20;
-    }
-    return (size_t)cached;
-}
 
 /* The products on a CPU with neither AVX-512 nor AVX2: columns [c0, c1) of y, one dot product
    at a time. */

@@ -12,7 +12,8 @@ import Glibc
 enum ResidentSet {
     /// MB resident per kind; `modelPath` is the mapped model file. One pass over the bytes:
     /// the baseline is sampled between process start and the first output, so its time counts
-    /// in `first_output_at` (splitting the text into lines and fields took 6-9 ms of it).
+    /// in `first_output_at` (6-9 ms with the text split into lines and fields, 4-6 now, most of
+    /// it the kernel's reading of /proc).
     static func sample(modelPath: String) -> [String: Double] {
         let model = realpath(modelPath, nil).map { p in defer { free(p) }; return String(cString: p) } ?? modelPath
         return parse(smaps: procFile("/proc/self/smaps"), model: model)

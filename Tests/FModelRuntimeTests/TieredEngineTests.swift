@@ -106,25 +106,27 @@ import Testing
     }
 
     /// Where the GEMM path wins the trial on products of `libraryRows` rows or more (here a 3×3
-    /// and a 1×1 on 512 output pixels), the runs after the first take oneDNN's sgemm: the
-    /// outputs stay the `gemm` engine's (its own product) to float rounding.
-    @Test func trialWinnersOnTallProductsMatchTheGEMMEngine() throws {
+    /// and a 1×1 on 512 output pixels, two 16×16 images, and on 64, one 8×8 image: below
+    /// `columnSplitRows`, where only the library's product runs them), the runs after the first
+    /// take oneDNN's sgemm: the outputs stay the `gemm` engine's (its own product) to float
+    /// rounding.
+    @Test(arguments: [(2, 16), (1, 8)]) func trialWinnersOnTallProductsMatchTheGEMMEngine(batch: Int, side: Int) throws {
         var g = SplitMix64(seed: 31)
         func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
         let graph = Graph(
-            inputs: [ValueInfo(name: "x", shape: [-1, 16, 16, 8])], outputs: ["b"],
+            inputs: [ValueInfo(name: "x", shape: [-1, side, side, 8])], outputs: ["b"],
             nodes: [Node(name: "a", op: .conv2D(ConvAttributes(padding: .same, activation: .relu)), inputs: ["x"], params: ["kernel": "ka"]),
                     Node(name: "b", op: .conv2D(ConvAttributes()), inputs: ["a"], params: ["kernel": "kb"])],
             tensors: ["ka": Tensor(randoms(3 * 3 * 8 * 16).map { $0 * 0.2 }, shape: [3, 3, 8, 16]),
                       "kb": Tensor(randoms(16 * 8).map { $0 * 0.2 }, shape: [1, 1, 16, 8])])
-        let x = ["x": FloatTensor(shape: [2, 16, 16, 8], values: randoms(2 * 16 * 16 * 8))]
+        let x = ["x": FloatTensor(shape: [batch, side, side, 8], values: randoms(batch * side * side * 8))]
         let e = try Executor(graph: graph)
         e.forceTrialVerdict(.gemm)
         _ = try e.run(x)
         let second = try e.run(x)["b"]!.values, third = try e.run(x)["b"]!.values
         let reference = try Executor(graph: graph, engine: .gemm).run(x)["b"]!.values
         let off = Difference(second, reference, tolerance: .tensorFlow).maxAbsolute, repeats = third == second
-        #expect(reference.count == 2 * 16 * 16 * 8 && off < 1e-5, "max |Δ| \(off)")
+        #expect(reference.count == batch * side * side * 8 && off < 1e-5, "max |Δ| \(off)")
         #expect(repeats, "the third run differs from the second")
     }
 
