@@ -39,3 +39,35 @@ import Testing
         #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
     }
 }
+
+/// Convolutions whose window is one line of taps (1×k, k×1), which the GEMM path runs without
+/// im2col and skipping the taps on the padding (`LineConvolution`): SAME and VALID, rows and
+/// columns, output channels not a multiple of the 16-column block, groups of pixels that are
+/// not a multiple of the six-row block, fewer pixels than `columnSplitRows` (the threads share
+/// the channels) and more (they share the pixels), more than 128 input channels (a piece of the
+/// depth a tap: the later taps add to the output), against `directConv`.
+@Suite struct LineConvolutionTests {
+    @Test(arguments: [(1, 7, true, 1, 8, 8, 24, 40), (7, 1, true, 1, 8, 8, 24, 40), (1, 7, true, 4, 8, 8, 33, 21),
+                      (7, 1, true, 4, 8, 7, 33, 21), (1, 3, true, 5, 3, 3, 48, 19), (3, 1, true, 2, 5, 3, 16, 16),
+                      (1, 5, false, 3, 6, 9, 10, 35), (4, 1, false, 2, 9, 5, 8, 17), (1, 2, true, 2, 4, 5, 7, 9),
+                      (1, 7, true, 4, 8, 8, 140, 18), (7, 1, true, 2, 6, 6, 200, 24)])
+    func matchesDirectSum(kH: Int, kW: Int, same: Bool, n: Int, h: Int, w: Int, cin: Int, cout: Int) throws {
+        var g = SplitMix64(seed: 13)
+        func randoms(_ count: Int, _ scale: Float = 1) -> [Float] { (0..<count).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
+        let kernel = randoms(kH * kW * cin * cout, 0.05), x = randoms(n * h * w * cin)
+        let padding: Padding = same ? .same : .valid
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, h, w, cin])], outputs: ["y"],
+                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(padding: padding)), inputs: ["x"], params: ["kernel": "k"])],
+                          tensors: ["k": Tensor(kernel, shape: [kH, kW, cin, cout])])
+        let (oh, ow) = same ? (h, w) : (h - kH + 1, w - kW + 1)
+        if LineConvolution.available {
+            let win = Window(inH: h, inW: w, outH: oh, outW: ow, kH: kH, kW: kW, strides: [1, 1], dilations: [1, 1], padding: padding)
+            #expect(LineConvolution(win, n: n, cin: cin, cout: cout) != nil)
+        }
+        let y = try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: [n, h, w, cin], values: x)])["y"]!.values
+        let expected = directConv(x, [n, h, w, cin], kernel, kH: kH, kW: kW, cout: cout, stride: 1,
+                                  bias: [Float](repeating: 0, count: cout), same: same)
+        #expect(y.count == n * oh * ow * cout)
+        #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+    }
+}

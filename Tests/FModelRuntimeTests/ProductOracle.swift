@@ -17,12 +17,12 @@ func productError(m: Int, k: Int, n: Int, a: [Float], b: [Float],
 }
 
 /// `y[r][c] = Σ x-patch · kernel + bias` in Double, straight from the definition (NHWC,
-/// HWIO, TensorFlow's SAME padding), as the oracle.
+/// HWIO, TensorFlow's SAME padding or, with `same` false, VALID), as the oracle.
 func directConv(_ x: [Float], _ inShape: [Int], _ kernel: [Float], kH: Int, kW: Int, cout: Int, stride: Int,
-                bias: [Float]) -> [Float] {
+                bias: [Float], same: Bool = true) -> [Float] {
     let (n, h, w, cin) = (inShape[0], inShape[1], inShape[2], inShape[3])
-    let (oh, ow) = ((h + stride - 1) / stride, (w + stride - 1) / stride)
-    let padTop = max((oh - 1) * stride + kH - h, 0) / 2, padLeft = max((ow - 1) * stride + kW - w, 0) / 2
+    let (oh, ow) = same ? ((h + stride - 1) / stride, (w + stride - 1) / stride) : ((h - kH) / stride + 1, (w - kW) / stride + 1)
+    let padTop = same ? max((oh - 1) * stride + kH - h, 0) / 2 : 0, padLeft = same ? max((ow - 1) * stride + kW - w, 0) / 2 : 0
     var y = [Float](repeating: 0, count: n * oh * ow * cout)
     for b in 0..<n {
         for i in 0..<oh {

@@ -85,4 +85,24 @@ void fm_winograd_kernel(const float *w, size_t c, size_t k, float *u);
 void fm_winograd_run(const fm_winograd_shape *s, const float *x, const float *u, size_t t0, size_t t1, float *scratch, float *y,
                      const float *bias, float scale, int activation, float alpha);
 
+/* A float32 convolution whose window is one line of taps, 1×k or k×1, stride 1, no dilation
+   (line_conv.c): the geometry, NHWC; pad is the padding before the line's first pixel. */
+typedef struct {
+    size_t n, ih, iw, c, oh, ow, k, taps;
+    int vertical; /* 1: a k×1 window (taps down a column), 0: 1×k (along a row) */
+    long pad;
+} fm_line_shape;
+
+/* True when the CPU has AVX2 and FMA, which the kernel is written in. */
+int fm_line_conv_available(void);
+
+/* The number of tasks (register blocks of output pixels sharing their taps inside the image). */
+size_t fm_line_conv_tasks(const fm_line_shape *s);
+
+/* Tasks [t0, t1) of y = conv(x, w), output channels [c0, c1) (c0 a multiple of 16), on this
+   thread; w HWIO ([taps, c, k]); no bias, no activation (the caller's epilogue follows). Taps
+   on the padding are skipped. */
+void fm_line_conv_f32(const fm_line_shape *s, const float *x, const float *w, float *y, size_t t0, size_t t1, size_t c0,
+                      size_t c1);
+
 #endif
