@@ -365,8 +365,8 @@ static fm_rows_blocks_fn *rows_blocks(void) {
 }
 
 /* Half the L2 cache that sysconf reports (1 MB if it says nothing): fm_gemm_f32's panel of
-   kernel, and twice the farthest fm_gemm_rows_f32 prefetches ahead. */
-static size_t gemm_panel_bytes(void) {
+   kernel (and line_conv.c's), and twice the farthest fm_gemm_rows_f32 prefetches ahead. */
+size_t fm_gemm_panel_bytes(void) {
     static long cached = 0;
     if (cached == 0) {
         long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
@@ -388,7 +388,7 @@ static size_t gemm_panel_bytes(void) {
 static size_t stream_ahead(size_t n) {
     size_t ahead = 16384 / (n * 4);
     ahead = ahead < STREAM_DEPTH ? STREAM_DEPTH : ahead;
-    return ahead * n * sizeof(float) > gemm_panel_bytes() / 2 ? 0 : ahead;
+    return ahead * n * sizeof(float) > fm_gemm_panel_bytes() / 2 ? 0 : ahead;
 }
 
 /* fm_gemm_columns_f32: panels of 512 columns, each through the whole depth 32 kernel rows at a
@@ -444,7 +444,7 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
            1.46-1.48× dnnl_sgemm's time instead of 1.53-1.70×, 289 × 1728 × 256 1.13-1.33×
            instead of 1.20-1.40×). */
         const size_t depth = has_avx512() || k < GEMM_DEPTH ? k : GEMM_DEPTH;
-        size_t panel = gemm_panel_bytes() / (depth * sizeof(float)) / 32 * 32;
+        size_t panel = fm_gemm_panel_bytes() / (depth * sizeof(float)) / 32 * 32;
         gemm_panels(blocks, x, ldx, m, k, w, n, y, c0, c1, panel < 32 ? 32 : panel, GEMM_DEPTH, GEMM_AHEAD);
         return;
     }

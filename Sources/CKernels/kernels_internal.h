@@ -8,6 +8,10 @@
 /* True when the CPU has AVX2 and FMA (checked once). */
 int fm_has_avx2(void);
 
+/* Half the L2 cache (1 MB where sysconf does not say): the bytes of kernel a product keeps
+   there while its blocks of rows pass over it. */
+size_t fm_gemm_panel_bytes(void);
+
 /* The portable loops: the fallbacks, and the tails of the vector loops. */
 void fm_min_max_scalar(const float *x, size_t n, float *lo, float *hi);
 void fm_quantize_u8_scalar(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q);

@@ -8,12 +8,18 @@
    The output pixels at one position along the line (a column of output pixels for 1×k, a row
    for k×1) share their taps inside the image: they are cut into register blocks of up to six,
    and a block runs like fm_gemm_f32's (six rows by 16 columns of accumulators, one kernel row
-   at a time), its six rows read through a pointer each. Column panels of the kernel sized to
-   half the L2 cache keep the panel there while a thread's blocks pass over it. */
+   at a time), its six rows read through a pointer each. The depth goes in pieces of whole
+   taps, about 256 kernel rows (a 16-column block of them, 16 KB, stays in L1 while the blocks
+   of pixels pass over it; the later pieces add to the output), the columns in panels whose
+   piece fits half the L2. Without the pieces (each block through all its taps at once) the
+   1×7 at batch 32 ran at 118 GFLOP/s of its real multiplications, with them 132; the 7×1 at
+   115 and 110, within the noise (/tmp harness, kernel and activations in cache, one process
+   each, medians of 60 runs). In the model at batch 32 (`bench
+   --profile`, five alternating processes): Block17's ten 1×7s 37.5 → 28.8 ms against im2col +
+   dnnl_sgemm (the trial keeps this over oneDNN's jit:avx2 now), the 7×1s 35.4 → 31.1. */
 #include "fm_kernels.h"
 #include "kernels_avx2.h"
 #include "kernels_internal.h"
-#include <unistd.h>
 
 #define LINE_ROWS 6
 
@@ -120,16 +126,11 @@ AVX2 static void task_piece(const fm_line_shape *s, const float *x, const float 
 
 void fm_line_conv_f32(const fm_line_shape *s, const float *x, const float *w, float *y, size_t t0, size_t t1, size_t c0,
                       size_t c1) {
-    static long half_l2 = 0;
-    if (half_l2 == 0) {
-        long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-        half_l2 = l2 > 0 ? l2 / 2 : 1 << 20;
-    }
     /* Taps a piece: a 16-column block of the kernel through them in 16 KB (the L1 keeps it
        while the blocks of pixels pass over it); columns a panel: the piece in half the L2. */
     size_t piece = 256 / s->c;
     if (piece < 1) piece = 1;
-    size_t panel = (size_t)half_l2 / (piece * s->c * sizeof(float)) / 16 * 16;
+    size_t panel = fm_gemm_panel_bytes() / (piece * s->c * sizeof(float)) / 16 * 16;
     if (panel < 16) panel = 16;
     for (size_t p0 = c0; p0 < c1; p0 += panel) {
         const size_t p1 = p0 + panel < c1 ? p0 + panel : c1;
