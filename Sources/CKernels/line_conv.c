@@ -37,7 +37,7 @@ size_t fm_line_conv_tasks(const fm_line_shape *s) { return positions(s) * blocks
    first kernel row. */
 AVX2 __attribute__((always_inline)) static inline void block(const int R, const int masked, const float *const *x, size_t step,
                                                              size_t taps, size_t channels, const float *w, size_t n, size_t c,
-                                                             size_t width, float *const *y, int accumulate) {
+                                                             size_t width, float *const *y, int accumulate, const fm_line_finish *f) {
     const __m256i m0 = masked ? lanes(width - c) : _mm256_set1_epi32(-1);
     const __m256i m1 = masked ? lanes(width - c > 8 ? width - c - 8 : 0) : _mm256_set1_epi32(-1);
     __m256 acc[LINE_ROWS][2];
@@ -66,6 +66,16 @@ AVX2 __attribute__((always_inline)) static inline void block(const int R, const 
             }
         }
     }
+    if (f) {
+        const __m256 b0 = f->bias ? (masked ? _mm256_maskload_ps(f->bias + c, m0) : _mm256_loadu_ps(f->bias + c)) : _mm256_setzero_ps();
+        const __m256 b1 = f->bias ? (masked ? _mm256_maskload_ps(f->bias + c + 8, m1) : _mm256_loadu_ps(f->bias + c + 8)) : _mm256_setzero_ps();
+        const __m256 scale = _mm256_set1_ps(f->scale);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            acc[r][0] = activate(_mm256_mul_ps(_mm256_add_ps(acc[r][0], b0), scale), f->activation, f->alpha);
+            acc[r][1] = activate(_mm256_mul_ps(_mm256_add_ps(acc[r][1], b1), scale), f->activation, f->alpha);
+        }
+    }
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
         if (masked) {
@@ -80,17 +90,17 @@ AVX2 __attribute__((always_inline)) static inline void block(const int R, const 
 
 AVX2 __attribute__((always_inline)) static inline void columns(const int R, const float *const *x, size_t step, size_t taps,
                                                                size_t channels, const float *w, size_t n, size_t c0, size_t c1,
-                                                               float *const *y, int accumulate) {
+                                                               float *const *y, int accumulate, const fm_line_finish *f) {
     size_t c = c0;
-    for (; c + 16 <= c1; c += 16) block(R, 0, x, step, taps, channels, w, n, c, c1, y, accumulate);
-    if (c < c1) block(R, 1, x, step, taps, channels, w, n, c, c1, y, accumulate);
+    for (; c + 16 <= c1; c += 16) block(R, 0, x, step, taps, channels, w, n, c, c1, y, accumulate, f);
+    if (c < c1) block(R, 1, x, step, taps, channels, w, n, c, c1, y, accumulate, f);
 }
 
 /* Task `task`'s pixels (a block of a group, the groups' blocks near equal) through taps
    [a, b) of the window (those of them inside the image), columns [c0, c1); the first of
-   them inside the image sets y, the others add to it. */
+   them inside the image sets y, the others add to it, the last finishes it with `f`. */
 AVX2 static void task_piece(const fm_line_shape *s, const float *x, const float *w, float *y, size_t task, size_t a, size_t b,
-                            size_t c0, size_t c1) {
+                            size_t c0, size_t c1, const fm_line_finish *f) {
     const size_t per = blocks_per_group(s), group = group_size(s), other = group / s->n, p = task / per, blk = task % per;
     const size_t first = group * blk / per, last = group * (blk + 1) / per;
     const size_t length = s->vertical ? s->ih : s->iw;
@@ -114,18 +124,19 @@ AVX2 static void task_piece(const fm_line_shape *s, const float *x, const float 
     }
     const float *wt = w + from * s->c * s->k;
     const int accumulate = from > t0;
+    if (to < t1) f = NULL;
     switch (last - first) {
-    case 1: columns(1, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate); break;
-    case 2: columns(2, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate); break;
-    case 3: columns(3, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate); break;
-    case 4: columns(4, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate); break;
-    case 5: columns(5, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate); break;
-    default: columns(6, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate); break;
+    case 1: columns(1, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate, f); break;
+    case 2: columns(2, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate, f); break;
+    case 3: columns(3, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate, f); break;
+    case 4: columns(4, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate, f); break;
+    case 5: columns(5, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate, f); break;
+    default: columns(6, rows, step, to - from, s->c, wt, s->k, c0, c1, outs, accumulate, f); break;
     }
 }
 
 void fm_line_conv_f32(const fm_line_shape *s, const float *x, const float *w, float *y, size_t t0, size_t t1, size_t c0,
-                      size_t c1) {
+                      size_t c1, const fm_line_finish *finish) {
     /* Taps a piece: a 16-column block of the kernel through them in 16 KB (the L1 keeps it
        while the blocks of pixels pass over it); columns a panel: the piece in half the L2. */
     size_t piece = 256 / s->c;
@@ -135,6 +146,7 @@ void fm_line_conv_f32(const fm_line_shape *s, const float *x, const float *w, fl
     for (size_t p0 = c0; p0 < c1; p0 += panel) {
         const size_t p1 = p0 + panel < c1 ? p0 + panel : c1;
         for (size_t a = 0; a < s->taps; a += piece)
-            for (size_t task = t0; task < t1; task++) task_piece(s, x, w, y, task, a, a + piece < s->taps ? a + piece : s->taps, p0, p1);
+            for (size_t task = t0; task < t1; task++) task_piece(s, x, w, y, task, a, a + piece < s->taps ? a + piece : s->taps, p0, p1,
+                                                         finish);
     }
 }

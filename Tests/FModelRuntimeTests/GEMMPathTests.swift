@@ -41,32 +41,35 @@ import Testing
 }
 
 /// Convolutions whose window is one line of taps (1×k, k×1), which the GEMM path runs without
-/// im2col and skipping the taps on the padding (`LineConvolution`): SAME and VALID, rows and
-/// columns, output channels not a multiple of the 16-column block, groups of pixels that are
-/// not a multiple of the six-row block, fewer pixels than `columnSplitRows` (the threads share
-/// the channels) and more (they share the pixels), more than 128 input channels (a piece of the
-/// depth a tap: the later taps add to the output), against `directConv`.
+/// im2col, skipping the taps on the padding and finishing with the bias and activation in the
+/// last store (`LineConvolution`): SAME and VALID, rows and columns, output channels not a
+/// multiple of the 16-column block, groups of pixels that are not a multiple of the six-row
+/// block, fewer pixels than `columnSplitRows` (the threads share the channels) and more (they
+/// share the pixels), more than 128 input channels (a piece of the depth a tap: the later taps
+/// add to the output, the last finishes it), ReLU, leaky ReLU and none, against `directConv`.
 @Suite struct LineConvolutionTests {
-    @Test(arguments: [(1, 7, true, 1, 8, 8, 24, 40), (7, 1, true, 1, 8, 8, 24, 40), (1, 7, true, 4, 8, 8, 33, 21),
-                      (7, 1, true, 4, 8, 7, 33, 21), (1, 3, true, 5, 3, 3, 48, 19), (3, 1, true, 2, 5, 3, 16, 16),
-                      (1, 5, false, 3, 6, 9, 10, 35), (4, 1, false, 2, 9, 5, 8, 17), (1, 2, true, 2, 4, 5, 7, 9),
-                      (1, 7, true, 4, 8, 8, 140, 18), (7, 1, true, 2, 6, 6, 200, 24)])
-    func matchesDirectSum(kH: Int, kW: Int, same: Bool, n: Int, h: Int, w: Int, cin: Int, cout: Int) throws {
+    @Test(arguments: [(1, 7, true, 1, 8, 8, 24, 40, 1), (7, 1, true, 1, 8, 8, 24, 40, 2), (1, 7, true, 4, 8, 8, 33, 21, 0),
+                      (7, 1, true, 4, 8, 7, 33, 21, 1), (1, 3, true, 5, 3, 3, 48, 19, 2), (3, 1, true, 2, 5, 3, 16, 16, 0),
+                      (1, 5, false, 3, 6, 9, 10, 35, 1), (4, 1, false, 2, 9, 5, 8, 17, 0), (1, 2, true, 2, 4, 5, 7, 9, 2),
+                      (1, 7, true, 4, 8, 8, 140, 18, 1), (7, 1, true, 2, 6, 6, 200, 24, 2)])
+    func matchesDirectSum(kH: Int, kW: Int, same: Bool, n: Int, h: Int, w: Int, cin: Int, cout: Int, activation: Int) throws {
         var g = SplitMix64(seed: 13)
         func randoms(_ count: Int, _ scale: Float = 1) -> [Float] { (0..<count).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
-        let kernel = randoms(kH * kW * cin * cout, 0.05), x = randoms(n * h * w * cin)
+        let kernel = randoms(kH * kW * cin * cout, 0.05), bias = randoms(cout, 0.5), x = randoms(n * h * w * cin)
         let padding: Padding = same ? .same : .valid
+        let act: Activation = [.linear, .relu, .leakyRelu(alpha: 0.2)][activation]
         let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, h, w, cin])], outputs: ["y"],
-                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(padding: padding)), inputs: ["x"], params: ["kernel": "k"])],
-                          tensors: ["k": Tensor(kernel, shape: [kH, kW, cin, cout])])
+                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(padding: padding, activation: act)), inputs: ["x"],
+                                       params: ["kernel": "k", "bias": "b"])],
+                          tensors: ["k": Tensor(kernel, shape: [kH, kW, cin, cout]), "b": Tensor(bias, shape: [cout])])
         let (oh, ow) = same ? (h, w) : (h - kH + 1, w - kW + 1)
         if LineConvolution.available {
             let win = Window(inH: h, inW: w, outH: oh, outW: ow, kH: kH, kW: kW, strides: [1, 1], dilations: [1, 1], padding: padding)
             #expect(LineConvolution(win, n: n, cin: cin, cout: cout) != nil)
         }
         let y = try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: [n, h, w, cin], values: x)])["y"]!.values
-        let expected = directConv(x, [n, h, w, cin], kernel, kH: kH, kW: kW, cout: cout, stride: 1,
-                                  bias: [Float](repeating: 0, count: cout), same: same)
+        let expected = directConv(x, [n, h, w, cin], kernel, kH: kH, kW: kW, cout: cout, stride: 1, bias: bias, same: same)
+            .map { activation == 0 ? $0 : $0 > 0 ? $0 : activation == 1 ? 0 : 0.2 * $0 }
         #expect(y.count == n * oh * ow * cout)
         #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
     }

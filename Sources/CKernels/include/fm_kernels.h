@@ -99,10 +99,19 @@ int fm_line_conv_available(void);
 /* The number of tasks (register blocks of output pixels sharing their taps inside the image). */
 size_t fm_line_conv_tasks(const fm_line_shape *s);
 
+/* What the last tap's store applies: y = act(scale · (sum + bias)) (activation FM_EPI_*, bias
+   may be NULL). */
+typedef struct {
+    const float *bias;
+    float scale;
+    int activation;
+    float alpha;
+} fm_line_finish;
+
 /* Tasks [t0, t1) of y = conv(x, w), output channels [c0, c1) (c0 a multiple of 16), on this
-   thread; w HWIO ([taps, c, k]); no bias, no activation (the caller's epilogue follows). Taps
-   on the padding are skipped. */
+   thread; w HWIO ([taps, c, k]). Taps on the padding are skipped. finish NULL: the plain sums
+   (the caller's epilogue follows). */
 void fm_line_conv_f32(const fm_line_shape *s, const float *x, const float *w, float *y, size_t t0, size_t t1, size_t c0,
-                      size_t c1);
+                      size_t c1, const fm_line_finish *finish);
 
 #endif

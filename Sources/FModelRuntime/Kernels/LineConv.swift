@@ -22,19 +22,34 @@ struct LineConvolution {
 
     static let available = fm_line_conv_available() != 0 && getenv("FMODEL_NO_LINE_CONV") == nil
 
-    /// `output = conv(input, kernel)` (HWIO), no epilogue: the threads share the register blocks
-    /// of pixels or, below `columnSplitRows` output pixels (Block17 at batch 1: 64), the
-    /// output channels, so that each reads only its part of the kernel.
-    func run(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+    /// `output = conv(input, kernel)` (HWIO), finished with `epilogue` in the last store where it
+    /// has no residual and a ReLU-like activation (or none): then true; else the plain sums, false.
+    /// The threads share the register blocks of pixels or, below `columnSplitRows` output pixels
+    /// (Block17 at batch 1: 64), the output channels, so that each reads only its part of the kernel.
+    func run(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+             epilogue: Epilogue?) -> Bool {
+        guard let epilogue, !epilogue.addsResidual, let (code, alpha) = epilogue.fusedCode else {
+            run(input: input, kernel: kernel, output: output, finish: nil)
+            return false
+        }
+        epilogue.bias.withOptionalPointer { bias in
+            var finish = fm_line_finish(bias: bias, scale: epilogue.scale, activation: code, alpha: alpha)
+            run(input: input, kernel: kernel, output: output, finish: &finish)
+        }
+        return true
+    }
+
+    private func run(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                     finish: UnsafePointer<fm_line_finish>?) {
         withUnsafePointer(to: shape) { s in
             let tasks = fm_line_conv_tasks(s), cout = s.pointee.k
             if s.pointee.n * s.pointee.oh * s.pointee.ow < columnSplitRows {
                 parallelFor((cout + 15) / 16, grain: 1) { blocks in
-                    fm_line_conv_f32(s, input, kernel, output, 0, tasks, blocks.lowerBound * 16, min(cout, blocks.upperBound * 16))
+                    fm_line_conv_f32(s, input, kernel, output, 0, tasks, blocks.lowerBound * 16, min(cout, blocks.upperBound * 16), finish)
                 }
             } else {
                 parallelFor(tasks, grain: 1) { range in
-                    fm_line_conv_f32(s, input, kernel, output, range.lowerBound, range.upperBound, 0, cout)
+                    fm_line_conv_f32(s, input, kernel, output, range.lowerBound, range.upperBound, 0, cout, finish)
                 }
             }
         }
