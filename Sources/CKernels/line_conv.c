@@ -10,8 +10,9 @@
    and a block runs like fm_gemm_f32's (six rows by 16 columns of accumulators, one kernel row
    at a time), its six rows read through a pointer each. The depth goes in pieces of whole
    taps, about 256 kernel rows (a 16-column block of them, 16 KB, stays in L1 while the blocks
-   of pixels pass over it; the later pieces add to the output), the columns in panels whose
-   piece fits half the L2. Without the pieces (each block through all its taps at once) the
+   of pixels pass over it; the later pieces add to the output, and the last a pixel has adds
+   the bias and applies the activation in its store), the columns in panels whose piece fits
+   half the L2. Without the pieces (each block through all its taps at once) the
    1×7 at batch 32 ran at 118 GFLOP/s of its real multiplications, with them 132; the 7×1 at
    115 and 110, within the noise (/tmp harness, kernel and activations in cache, one process
    each, medians of 60 runs). In the model at batch 32 (`bench
@@ -34,7 +35,7 @@ size_t fm_line_conv_tasks(const fm_line_shape *s) { return positions(s) * blocks
 
 /* R rows (pointers to the first valid tap's input pixel) by the 16 columns from c (masked past
    width), through `taps` taps `step` floats apart and their c channels each; w at that tap's
-   first kernel row. */
+   first kernel row. accumulate: add to y instead of setting it; f: finish the sums with it. */
 AVX2 __attribute__((always_inline)) static inline void block(const int R, const int masked, const float *const *x, size_t step,
                                                              size_t taps, size_t channels, const float *w, size_t n, size_t c,
                                                              size_t width, float *const *y, int accumulate, const fm_line_finish *f) {
