@@ -21,4 +21,10 @@ AVX2 static inline __m256 activate(__m256 v, int activation, float alpha) {
     default: return v;
     }
 }
+
+/* The epilogue without a residual, act(scale · (v + bias)), as fm_epilogue computes it: what
+   Winograd's output transform and the line windows' last store apply in registers. */
+AVX2 static inline __m256 finish(__m256 v, __m256 bias, float scale, int activation, float alpha) {
+    return activate(_mm256_mul_ps(_mm256_add_ps(v, bias), _mm256_set1_ps(scale)), activation, alpha);
+}
 #endif

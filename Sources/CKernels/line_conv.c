@@ -70,11 +70,10 @@ AVX2 __attribute__((always_inline)) static inline void block(const int R, const 
     if (f) {
         const __m256 b0 = f->bias ? (masked ? _mm256_maskload_ps(f->bias + c, m0) : _mm256_loadu_ps(f->bias + c)) : _mm256_setzero_ps();
         const __m256 b1 = f->bias ? (masked ? _mm256_maskload_ps(f->bias + c + 8, m1) : _mm256_loadu_ps(f->bias + c + 8)) : _mm256_setzero_ps();
-        const __m256 scale = _mm256_set1_ps(f->scale);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            acc[r][0] = activate(_mm256_mul_ps(_mm256_add_ps(acc[r][0], b0), scale), f->activation, f->alpha);
-            acc[r][1] = activate(_mm256_mul_ps(_mm256_add_ps(acc[r][1], b1), scale), f->activation, f->alpha);
+            acc[r][0] = finish(acc[r][0], b0, f->scale, f->activation, f->alpha);
+            acc[r][1] = finish(acc[r][1], b1, f->scale, f->activation, f->alpha);
         }
     }
 #pragma GCC unroll 6

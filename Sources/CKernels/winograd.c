@@ -71,11 +71,6 @@ AVX2 static inline void output_points(const __m256 *in, size_t si, __m256 *out, 
     out[3 * so] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), d34, d12), m5);
 }
 
-/* The epilogue, act(scale · (v + bias)), as fm_epilogue computes it. */
-AVX2 static inline __m256 finish(__m256 v, __m256 bias, float scale, int activation, float alpha) {
-    return activate(_mm256_mul_ps(_mm256_add_ps(v, bias), _mm256_set1_ps(scale)), activation, alpha);
-}
-
 /* Tile t of the output: its image and its top-left output pixel. */
 static inline void tile_origin(const fm_winograd_shape *s, size_t t, size_t *image, long *oy, long *ox) {
     const size_t tw = (s->ow + 3) / 4, th = (s->oh + 3) / 4;

@@ -138,7 +138,7 @@ struct ConvKernel {
                     gemm(m: rows, n: cout, k: cin, a: input, b: w.pointer, c: output, library: library)
                 } else if let line = LineConvolution(win, n: n, cin: cin, cout: cout) {
                     // With the epilogue in its last store where it can (no residual, a ReLU-like activation).
-                    if line.run(input: input, kernel: w.pointer, output: output, epilogue: residual == nil ? epilogue : nil) { return }
+                    if line.run(input: input, kernel: w.pointer, output: output, epilogue: epilogue) { return }
                 } else {
                     im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch,
                                library: library)

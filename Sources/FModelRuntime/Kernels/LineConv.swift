@@ -27,8 +27,8 @@ struct LineConvolution {
     /// The threads share the register blocks of pixels or, below `columnSplitRows` output pixels
     /// (Block17 at batch 1: 64), the output channels, so that each reads only its part of the kernel.
     func run(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-             epilogue: Epilogue?) -> Bool {
-        guard let epilogue, !epilogue.addsResidual, let (code, alpha) = epilogue.fusedCode else {
+             epilogue: Epilogue) -> Bool {
+        guard !epilogue.addsResidual, let (code, alpha) = epilogue.fusedCode else {
             run(input: input, kernel: kernel, output: output, finish: nil)
             return false
         }
