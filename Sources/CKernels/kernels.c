@@ -435,12 +435,50 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
     gemm_scalar(x, ldx, m, k, w, n, y, 0, n);
 }
 
+/* Columns of kernel fm_gemm_f32 packs at a time on AVX2: with FM_PACK_DEPTH rows, 128 KB a
+   thread, kept (thread-local) from its first call. */
+#define PACK_WIDTH 128
+
+/* Rows from which fm_gemm_f32 packs on AVX2: each packed strip then feeds at least four
+   blocks of six rows. */
+#define PACK_MIN_ROWS 24
+
+/* The thread's packing buffer (NULL if it cannot be had: the caller multiplies unpacked). */
+static float *pack_buffer(void) {
+    static _Thread_local float *buffer;
+    if (!buffer) buffer = aligned_alloc(64, FM_PACK_DEPTH * PACK_WIDTH * sizeof(float));
+    return buffer;
+}
+
+/* fm_gemm_f32 on AVX2: panels of PACK_WIDTH columns, each through the depth FM_PACK_DEPTH rows
+   at a time, each piece packed (fm_avx2_pack) and multiplied by all rows of x. On the Zen 3
+   over the model's im2col products at batch 1, kernels out of L2 (`Benchmarks/gemm_path.c`,
+   two runs): 1.02-1.06× dnnl_sgemm's time, the unpacked loop 1.20-1.28× (its 16 columns of
+   256 kernel rows 512 bytes to 1.5 KB apart fall into a few of L1's sets; a packed strip is
+   16 KB in order). */
+static void gemm_packed_avx2(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
+                             size_t c1, float *buffer) {
+    for (size_t p = c0; p < c1; p += PACK_WIDTH) {
+        const size_t width = c1 - p < PACK_WIDTH ? c1 - p : PACK_WIDTH;
+        for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH) {
+            const size_t kb = k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH;
+            fm_avx2_pack(w + k0 * n + p, n, kb, width, buffer);
+            fm_avx2_packed_piece(x + k0, ldx, m, kb, buffer, width, y + p, n, k0 > 0);
+        }
+    }
+}
+
 void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1) {
     fm_rows_blocks_fn *blocks = rows_blocks();
+    float *buffer;
+    if (blocks == fm_avx2_rows_blocks && m >= PACK_MIN_ROWS && (buffer = pack_buffer())) {
+        gemm_packed_avx2(x, ldx, m, k, w, n, y, c0, c1, buffer);
+        return;
+    }
     if (blocks) {
         /* AVX-512 (2 MB of L2 where measured): the panel's whole depth in half the L2. AVX2 (the
-           Zen 3's 512 KB): one depth piece of it, so that a deep product's rows are not read
-           again for every 32 columns (`gemm_path.c`, three runs each: 64 × 2304 × 384 at
+           Zen 3's 512 KB) below PACK_MIN_ROWS: one depth piece of it, so that a deep product's
+           rows are not read again for every 32 columns (`gemm_path.c`, three runs each: 64 × 2304 × 384 at
            1.46-1.48× dnnl_sgemm's time instead of 1.53-1.70×, 289 × 1728 × 256 1.13-1.33×
            instead of 1.20-1.40×). */
         const size_t depth = has_avx512() || k < GEMM_DEPTH ? k : GEMM_DEPTH;
@@ -449,6 +487,23 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
         return;
     }
     gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
+}
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+int fm_packed_available(void) { return fm_has_avx2(); }
+
+size_t fm_packed_floats(size_t k, size_t n) { return k * round16(n); }
+
+void fm_pack_kernel(const float *w, size_t k, size_t n, float *packed) {
+    for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH)
+        fm_avx2_pack(w + k0 * n, n, k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH, n, packed + k0 * round16(n));
+}
+
+void fm_gemm_packed_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y) {
+    for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH)
+        fm_avx2_packed_piece(x + k0, ldx, m, k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH, packed + k0 * round16(n), n, y, n,
+                             k0 > 0);
 }
 
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,

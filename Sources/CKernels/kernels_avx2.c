@@ -132,6 +132,36 @@ AVX2 void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_st
     }
 }
 
+/* A register block's accumulators, R rows by 16 columns of y (rows n apart; m0 and m1 mask the
+   two vectors of a partial block): zero, or what y holds (`accumulate`: a later piece of the
+   depth); and their store. */
+AVX2 __attribute__((always_inline)) static inline void load_sums(const int R, const int masked, __m256 acc[][2], const float *y,
+                                                                 size_t n, __m256i m0, __m256i m1, int accumulate) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        if (!accumulate) {
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        } else {
+            acc[r][0] = masked ? _mm256_maskload_ps(y + r * n, m0) : _mm256_loadu_ps(y + r * n);
+            acc[r][1] = masked ? _mm256_maskload_ps(y + r * n + 8, m1) : _mm256_loadu_ps(y + r * n + 8);
+        }
+    }
+}
+
+AVX2 __attribute__((always_inline)) static inline void store_sums(const int R, const int masked, __m256 acc[][2], float *y, size_t n,
+                                                                  __m256i m0, __m256i m1) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        if (masked) {
+            _mm256_maskstore_ps(y + r * n, m0, acc[r][0]);
+            _mm256_maskstore_ps(y + r * n + 8, m1, acc[r][1]);
+        } else {
+            _mm256_storeu_ps(y + r * n, acc[r][0]);
+            _mm256_storeu_ps(y + r * n + 8, acc[r][1]);
+        }
+    }
+}
+
 /* The register block: R (at most 6) rows by 16 columns of accumulators (12 of the 16 ymm
    registers), through kernel rows [k0, k0 + kb). `masked`: the last, partial block of columns
    (a constant where it is inlined, so the full blocks use plain loads). */
@@ -142,15 +172,7 @@ AVX2 __attribute__((always_inline)) static inline void block(const int R, const 
     const __m256i m0 = masked ? lanes(width - c) : _mm256_set1_epi32(-1);
     const __m256i m1 = masked ? lanes(width - c > 8 ? width - c - 8 : 0) : _mm256_set1_epi32(-1);
     __m256 acc[AVX2_ROWS][2];
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++) {
-        if (k0 == 0) {
-            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        } else {
-            acc[r][0] = masked ? _mm256_maskload_ps(y + r * n + c, m0) : _mm256_loadu_ps(y + r * n + c);
-            acc[r][1] = masked ? _mm256_maskload_ps(y + r * n + c + 8, m1) : _mm256_loadu_ps(y + r * n + c + 8);
-        }
-    }
+    load_sums(R, masked, acc, y + c, n, m0, m1, k0 > 0);
     for (size_t i = k0; i < k0 + kb; i++) {
         const float *wi = w + i * n + c;
         const __m256 w0 = masked ? _mm256_maskload_ps(wi, m0) : _mm256_loadu_ps(wi);
@@ -163,16 +185,7 @@ AVX2 __attribute__((always_inline)) static inline void block(const int R, const 
             acc[r][1] = _mm256_fmadd_ps(a, w1, acc[r][1]);
         }
     }
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++) {
-        if (masked) {
-            _mm256_maskstore_ps(y + r * n + c, m0, acc[r][0]);
-            _mm256_maskstore_ps(y + r * n + c + 8, m1, acc[r][1]);
-        } else {
-            _mm256_storeu_ps(y + r * n + c, acc[r][0]);
-            _mm256_storeu_ps(y + r * n + c + 8, acc[r][1]);
-        }
-    }
+    store_sums(R, masked, acc, y + c, n, m0, m1);
 }
 
 AVX2 __attribute__((always_inline)) static inline void rows_block(const int R, const float *x, size_t ldx, size_t k0, size_t kb,
@@ -195,6 +208,82 @@ AVX2 void fm_avx2_rows_blocks(const float *x, size_t ldx, size_t m, size_t k, si
         case 4: rows_block(4, xr, ldx, k0, kb, w, n, width, yr, pre); break;
         case 5: rows_block(5, xr, ldx, k0, kb, w, n, width, yr, pre); break;
         default: rows_block(6, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+        }
+    }
+}
+
+/* The packed register block: R (at most 6) rows by 16 columns through kb kernel rows that
+   fm_avx2_pack laid out as one strip (16 floats a row, contiguous, zero past the kernel's last
+   column), so that the strip streams through L1 in order instead of 16 columns of rows a
+   kernel row apart, which on 512-byte to 1.5 KB rows land in a few of L1's sets. `cols`: the
+   columns of y this strip covers (all 16 unless it is the last, `masked`); `accumulate`: add
+   to y (a depth piece after the first). */
+AVX2 __attribute__((always_inline)) static inline void packed_block(const int R, const int masked, const float *x, size_t ldx,
+                                                                    size_t kb, const float *strip, float *y, size_t n,
+                                                                    size_t cols, int accumulate) {
+    const __m256i m0 = masked ? lanes(cols) : _mm256_set1_epi32(-1);
+    const __m256i m1 = masked ? lanes(cols > 8 ? cols - 8 : 0) : _mm256_set1_epi32(-1);
+    __m256 acc[AVX2_ROWS][2];
+    load_sums(R, masked, acc, y, n, m0, m1, accumulate);
+#pragma GCC unroll 4
+    for (size_t i = 0; i < kb; i++) {
+        const __m256 w0 = _mm256_load_ps(strip + 16 * i), w1 = _mm256_load_ps(strip + 16 * i + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_broadcast_ss(x + r * ldx + i);
+            acc[r][0] = _mm256_fmadd_ps(a, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, w1, acc[r][1]);
+        }
+    }
+    store_sums(R, masked, acc, y, n, m0, m1);
+}
+
+AVX2 __attribute__((always_inline)) static inline void packed_rows(const int masked, size_t R, const float *x, size_t ldx, size_t kb,
+                                                                   const float *strip, float *y, size_t n, size_t cols,
+                                                                   int accumulate) {
+    switch (R) {
+    case 1: packed_block(1, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
+    case 2: packed_block(2, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
+    case 3: packed_block(3, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
+    case 4: packed_block(4, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
+    case 5: packed_block(5, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
+    default: packed_block(6, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
+    }
+}
+
+/* Rows of x in chunks of FM_PACK_ROWS (their kb floats each, 144 KB at 256 deep, stay in L2),
+   each chunk strip by strip (a strip, 16 KB at 256 deep, stays in L1 while the chunk's blocks
+   of six rows pass over it). */
+AVX2 void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y,
+                               size_t n, int accumulate) {
+    for (size_t r0 = 0; r0 < m; r0 += FM_PACK_ROWS) {
+        const size_t r1 = r0 + FM_PACK_ROWS < m ? r0 + FM_PACK_ROWS : m;
+        for (size_t c = 0; c < width; c += 16) {
+            const float *strip = strips + c * kb;
+            for (size_t r = r0; r < r1; r += AVX2_ROWS) {
+                const size_t R = r1 - r < AVX2_ROWS ? r1 - r : AVX2_ROWS;
+                if (c + 16 <= width) packed_rows(0, R, x + r * ldx, ldx, kb, strip, y + r * n + c, n, 16, accumulate);
+                else packed_rows(1, R, x + r * ldx, ldx, kb, strip, y + r * n + c, n, width - c, accumulate);
+            }
+        }
+    }
+}
+
+AVX2 void fm_avx2_pack(const float *w, size_t n, size_t kb, size_t width, float *strips) {
+    for (size_t c = 0; c < width; c += 16) {
+        float *d = strips + c * kb;
+        const float *s = w + c;
+        if (c + 16 <= width) {
+            for (size_t i = 0; i < kb; i++) {
+                _mm256_store_ps(d + 16 * i, _mm256_loadu_ps(s + i * n));
+                _mm256_store_ps(d + 16 * i + 8, _mm256_loadu_ps(s + i * n + 8));
+            }
+        } else {
+            const __m256i m0 = lanes(width - c), m1 = lanes(width - c > 8 ? width - c - 8 : 0);
+            for (size_t i = 0; i < kb; i++) {
+                _mm256_store_ps(d + 16 * i, _mm256_maskload_ps(s + i * n, m0));
+                _mm256_store_ps(d + 16 * i + 8, _mm256_maskload_ps(s + i * n + 8, m1));
+            }
         }
     }
 }

@@ -35,4 +35,16 @@ void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, con
 void fm_avx2_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y);
 void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols);
 fm_rows_blocks_fn fm_avx2_rows_blocks;
+
+/* The packed kernel (kernels_avx2.c): a [k, n] kernel as depth pieces of FM_PACK_DEPTH rows
+   (the last may be shorter), each piece as strips of 16 columns, kb × 16 floats a strip, in
+   order, the last strip's columns past n zero; a piece of kb rows is kb × round16(n) floats,
+   32-byte aligned. fm_avx2_pack lays out kernel rows [0, kb) and columns [0, width) of w (rows
+   n floats apart) so; fm_avx2_packed_piece multiplies them by m rows of x (kb floats each,
+   rows ldx apart) into columns [0, width) of y (rows n apart; added to y if `accumulate`). */
+#define FM_PACK_DEPTH 256
+#define FM_PACK_ROWS 144
+void fm_avx2_pack(const float *w, size_t n, size_t kb, size_t width, float *strips);
+void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y,
+                          size_t n, int accumulate);
 #endif

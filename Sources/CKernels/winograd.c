@@ -5,7 +5,7 @@
    by point and transformed back (Aᵀ m A), is a 4×4 block of the output: 36 multiplications
    per input and output channel instead of 144. Summed over the input channels, each of the 36
    points is a product of the tiles' transformed inputs [tiles × C] by that point's kernel
-   [C × K]: 36 GEMMs (`fm_gemm_f32`), with the transforms vectorised along the channels, which
+   [C × K]: 36 GEMMs (`fm_gemm_packed_f32`, each point's kernel packed once), with the transforms vectorised along the channels, which
    NHWC keeps contiguous (a partial last vector masked). The transforms' float32 rounding keeps
    the outputs within 1e-5 of their largest of the GEMM path's (TieredEngineTests).
 
@@ -137,6 +137,7 @@ void fm_winograd_run(const fm_winograd_shape *s, const float *x, const float *u,
     const size_t rows = t1 - t0, c = s->c, k = s->k;
     float *v = scratch, *m = scratch + ALPHA * ALPHA * rows * c;
     transform_input(s, x, t0, t1, rows, v);
-    for (size_t p = 0; p < ALPHA * ALPHA; p++) fm_gemm_f32(v + p * rows * c, c, rows, c, u + p * c * k, k, m + p * rows * k, 0, k);
+    const size_t point = fm_packed_floats(c, k);
+    for (size_t p = 0; p < ALPHA * ALPHA; p++) fm_gemm_packed_f32(v + p * rows * c, c, rows, c, u + p * point, k, m + p * rows * k);
     transform_output(s, m, t0, t1, rows, y, bias, scale, activation, alpha);
 }

@@ -1,3 +1,4 @@
+import CKernels
 import FModelCore
 @testable import FModelRuntime
 import FModelTestSupport
@@ -12,15 +13,32 @@ import Testing
     /// Row counts with and without a tail of the twelve-row register block, the threads sharing
     /// the columns (below `columnSplitRows`) or the rows, column counts that are not a multiple
     /// of 32, depths not a multiple of the 256-deep pieces, and a kernel wide and deep enough to
-    /// be cut into column panels (2000 deep: panels of 128 columns with AVX-512's 2 MB of L2;
-    /// with AVX2 a panel is one 256-deep piece in half the L2: 600 columns are three panels
-    /// with 512 KB).
+    /// be cut into column panels (2000 deep: panels of 128 columns with AVX-512's 2 MB of L2).
+    /// With AVX2, from 24 rows, each 256-deep piece of a 128-column panel is packed: 300 and
+    /// 600 columns are three and five panels, the last short; 400 rows give each of two
+    /// threads more than the 144 rows that pass over a packed piece at a time.
     @Test(arguments: [(1, 128, 117), (13, 7, 5), (25, 300, 33), (100, 256, 64), (37, 2000, 300), (200, 70, 40),
-                      (250, 300, 50), (200, 300, 600)])
+                      (250, 300, 50), (200, 300, 600), (400, 300, 50)])
     func productMatchesDirectSum(m: Int, k: Int, n: Int) {
         var g = SplitMix64(seed: 11)
         let a = randoms(m * k, &g), b = randoms(k * n, &g).map { $0 * 0.05 }  // sums of a size float32 keeps to 1e-4
         #expect(productError(m: m, k: k, n: n, a: a, b: b) { gemm(m: m, n: n, k: k, a: $0, b: $1, c: $2) } < 1e-4)
+    }
+
+    /// A kernel packed once (`fm_pack_kernel`, as Winograd's transformed kernels are) times rows
+    /// on one thread (`fm_gemm_packed_f32`): depths of one and of three 256-deep pieces, the
+    /// last short; columns that end inside a 16-column strip and that fill their last one; more
+    /// rows than pass over a piece at a time (144).
+    @Test(arguments: [(7, 20, 9), (30, 300, 33), (150, 600, 48)])
+    func packedKernelProductMatchesDirectSum(m: Int, k: Int, n: Int) throws {
+        try #require(fm_packed_available() != 0, "packed products need AVX2 + FMA")
+        var g = SplitMix64(seed: 14)
+        let a = randoms(m * k, &g), b = randoms(k * n, &g).map { $0 * 0.05 }
+        let floats = fm_packed_floats(k, n)
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
+        defer { packed.deallocate() }
+        b.withUnsafeBufferPointer { fm_pack_kernel($0.baseAddress!, k, n, packed) }
+        #expect(productError(m: m, k: k, n: n, a: a, b: b) { a, _, c in fm_gemm_packed_f32(a, k, m, k, packed, n, c) } < 1e-4)
     }
 
     /// A 3×3 SAME convolution on the `gemm` engine whose im2col chunks (48 rows at a depth of

@@ -54,9 +54,10 @@ void fm_window_max(float *out, const float *x, size_t n, size_t row_stride, size
 void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y);
 
 /* The same product for any number of rows, columns [c0, c1) of y (m rows of n), on one
-   thread (callers split the rows or the columns): no JIT and no packing, so nothing to make
-   before the first call (oneDNN's dnnl_sgemm generates 3.3 MB of kernels in 30-44 ms at its
-   first). */
+   thread (callers split the rows or the columns): no JIT, so nothing to make before the first
+   call (oneDNN's dnnl_sgemm generates 3.3 MB of kernels in 30-44 ms at its first). On AVX2
+   from 24 rows it packs each piece of the kernel it multiplies (128 columns by 256 rows) into
+   a buffer of the thread's, kept from its first call. */
 void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1);
 
 /* The same product for a few dozen rows, columns [c0, c1) of y only (a thread's share; c0 a
@@ -64,6 +65,20 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
    a time, so that each piece read feeds every row of x from the cache. y has m rows of n. */
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,
                          size_t c1);
+
+/* A kernel laid out once for fm_gemm_packed_f32 (the layout fm_gemm_f32 packs each call into on
+   AVX2; kernels_internal.h): for kernels the runtime owns a copy of anyway, Winograd's
+   transformed ones. Needs AVX2 + FMA (fm_packed_available). */
+int fm_packed_available(void);
+
+/* The floats of a packed [k, n] kernel: k × n rounded up to 16 columns. */
+size_t fm_packed_floats(size_t k, size_t n);
+
+/* Packs a row-major [k, n] kernel into `packed` (fm_packed_floats(k, n) floats, 32-byte aligned). */
+void fm_pack_kernel(const float *w, size_t k, size_t n, float *packed);
+
+/* y[m×n] = x[m×k] · w[k×n] on this thread, w packed by fm_pack_kernel, x rows ldx apart. */
+void fm_gemm_packed_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y);
 
 /* Winograd F(4×4, 3×3) for a float32 3×3 stride-1 convolution (winograd.c): the geometry, NHWC. */
 typedef struct {
@@ -81,7 +96,8 @@ size_t fm_winograd_tiles(const fm_winograd_shape *s);
 void fm_winograd_kernel(const float *w, size_t c, size_t k, float *u);
 
 /* Output tiles [t0, t1) on this thread: y = act(scale · (conv(x) + bias)) (activation FM_EPI_*,
-   bias may be NULL), with 36 × (t1 − t0) × (c + k) floats of scratch. */
+   bias may be NULL), with 36 × (t1 − t0) × (c + k) floats of scratch; u is the transformed
+   kernel with each point's [c, k] packed by fm_pack_kernel, fm_packed_floats(c, k) floats apart. */
 void fm_winograd_run(const fm_winograd_shape *s, const float *x, const float *u, size_t t0, size_t t1, float *scratch, float *y,
                      const float *bias, float scale, int activation, float alpha);
 

@@ -23,7 +23,8 @@ func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Flo
 /// 30-44 ms at its first call (`Benchmarks/gemm_path.c`), which a process that answers once
 /// would pay before its first output. Over the full model's im2col
 /// products at batch 1, kernels out of L2, it runs at 80% of `dnnl_sgemm`'s rate (244 against
-/// 305 GFLOP/s, same benchmark; 102 against 123 on the AVX2 Zen 3).
+/// 305 GFLOP/s, same benchmark); on the AVX2 Zen 3, packing the kernel as it goes, at 94-98%
+/// (154 against 157, 128 against 136; 104 against 125 before it packed).
 /// `library`: where oneDNN is compiled anyway (a tiered executor past its first run, the
 /// native engine), products from `libraryRows` rows go to `dnnl_sgemm` instead (on the
 /// Zen 3, multi-task model, `ab.sh` 0.939 and 0.987 at batch 32, 0.977 at batch 1).

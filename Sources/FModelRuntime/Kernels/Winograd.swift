@@ -3,7 +3,8 @@ import Glibc
 
 /// A float32 3×3 stride-1 convolution as Winograd F(4×4, 3×3) (`winograd.c`): 36
 /// multiplications per input and output channel for each 4×4 block of output pixels instead of
-/// 144, through fmodel's own GEMM. Its transformed kernel is 4× the layer's, in memory of its own.
+/// 144, through fmodel's own GEMM. Its transformed kernel is 4× the layer's (the columns
+/// rounded up to 16 where packed), in memory of its own.
 ///
 /// One of the contenders a tiered executor's trial weighs (`NativeConvolutions.trial`): oneDNN
 /// 2.6 has Winograd only for AVX-512, so on an AVX2 CPU the alternatives are its direct
@@ -24,11 +25,17 @@ final class WinogradKernel: @unchecked Sendable {
     /// True when this CPU and the environment allow Winograd at all.
     static let available = fm_winograd_available() != 0 && getenv("FMODEL_NO_WINOGRAD") == nil
 
-    /// Transforms an HWIO `[3, 3, cin, cout]` kernel.
+    /// Transforms an HWIO `[3, 3, cin, cout]` kernel, and packs each of the 36 points' `[cin,
+    /// cout]` products for `fm_gemm_packed_f32`.
     init(kernel: UnsafePointer<Float>, cin: Int, cout: Int) {
         (self.cin, self.cout) = (cin, cout)
-        transformed = .allocate(capacity: 36 * cin * cout)
-        fm_winograd_kernel(kernel, cin, cout, transformed)
+        let point = fm_packed_floats(cin, cout)
+        transformed = UnsafeMutableRawPointer.allocate(byteCount: 36 * point * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: 36 * point)
+        let plain = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cin * cout)
+        defer { plain.deallocate() }
+        fm_winograd_kernel(kernel, cin, cout, plain)
+        for p in 0..<36 { fm_pack_kernel(plain + p * cin * cout, cin, cout, transformed + p * point) }
     }
 
     deinit { transformed.deallocate() }
