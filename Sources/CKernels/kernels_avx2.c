@@ -218,7 +218,7 @@ AVX2 void fm_avx2_rows_blocks(const float *x, size_t ldx, size_t m, size_t k, si
    kernel row apart, which on 512-byte to 1.5 KB rows land in a few of L1's sets. `cols`: the
    columns of y this strip covers (all 16 unless it is the last, `masked`); `accumulate`: add
    to y (a depth piece after the first). */
-AVX2 __attribute__((always_inline)) static inline void packed_block(const int R, const int masked, const float *x, size_t ldx,
+AVX2 __attribute__((always_inline)) static inline void packed_block(const int R, const int masked, const float *const *x,
                                                                     size_t kb, const float *strip, float *y, size_t n,
                                                                     size_t cols, int accumulate) {
     const __m256i m0 = masked ? lanes(cols) : _mm256_set1_epi32(-1);
@@ -230,7 +230,7 @@ AVX2 __attribute__((always_inline)) static inline void packed_block(const int R,
         const __m256 w0 = _mm256_load_ps(strip + 16 * i), w1 = _mm256_load_ps(strip + 16 * i + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            const __m256 a = _mm256_broadcast_ss(x + r * ldx + i);
+            const __m256 a = _mm256_broadcast_ss(x[r] + i);
             acc[r][0] = _mm256_fmadd_ps(a, w0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(a, w1, acc[r][1]);
         }
@@ -238,34 +238,41 @@ AVX2 __attribute__((always_inline)) static inline void packed_block(const int R,
     store_sums(R, masked, acc, y, n, m0, m1);
 }
 
-AVX2 __attribute__((always_inline)) static inline void packed_rows(const int masked, size_t R, const float *x, size_t ldx, size_t kb,
+AVX2 __attribute__((always_inline)) static inline void packed_rows(const int masked, size_t R, const float *const *x, size_t kb,
                                                                    const float *strip, float *y, size_t n, size_t cols,
                                                                    int accumulate) {
     switch (R) {
-    case 1: packed_block(1, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
-    case 2: packed_block(2, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
-    case 3: packed_block(3, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
-    case 4: packed_block(4, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
-    case 5: packed_block(5, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
-    default: packed_block(6, masked, x, ldx, kb, strip, y, n, cols, accumulate); break;
+    case 1: packed_block(1, masked, x, kb, strip, y, n, cols, accumulate); break;
+    case 2: packed_block(2, masked, x, kb, strip, y, n, cols, accumulate); break;
+    case 3: packed_block(3, masked, x, kb, strip, y, n, cols, accumulate); break;
+    case 4: packed_block(4, masked, x, kb, strip, y, n, cols, accumulate); break;
+    case 5: packed_block(5, masked, x, kb, strip, y, n, cols, accumulate); break;
+    default: packed_block(6, masked, x, kb, strip, y, n, cols, accumulate); break;
     }
 }
 
-/* Rows of x in chunks of FM_PACK_ROWS (their kb floats each, 144 KB at 256 deep, stay in L2),
-   each chunk strip by strip (a strip, 16 KB at 256 deep, stays in L1 while the chunk's blocks
-   of six rows pass over it). */
+/* At most FM_PACK_ROWS rows (their kb floats each, 144 KB at 256 deep, stay in L2), strip by
+   strip (a strip, 16 KB at 256 deep, stays in L1 while the blocks of six rows pass over it). */
+AVX2 void fm_avx2_packed_rows(const float *const *rows, size_t m, size_t kb, const float *strips, size_t width, float *y, size_t n,
+                              int accumulate) {
+    for (size_t c = 0; c < width; c += 16) {
+        const float *strip = strips + c * kb;
+        for (size_t r = 0; r < m; r += AVX2_ROWS) {
+            const size_t R = m - r < AVX2_ROWS ? m - r : AVX2_ROWS;
+            if (c + 16 <= width) packed_rows(0, R, rows + r, kb, strip, y + r * n + c, n, 16, accumulate);
+            else packed_rows(1, R, rows + r, kb, strip, y + r * n + c, n, width - c, accumulate);
+        }
+    }
+}
+
+/* Rows of x in chunks of FM_PACK_ROWS. */
 AVX2 void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y,
                                size_t n, int accumulate) {
+    const float *rows[FM_PACK_ROWS];
     for (size_t r0 = 0; r0 < m; r0 += FM_PACK_ROWS) {
-        const size_t r1 = r0 + FM_PACK_ROWS < m ? r0 + FM_PACK_ROWS : m;
-        for (size_t c = 0; c < width; c += 16) {
-            const float *strip = strips + c * kb;
-            for (size_t r = r0; r < r1; r += AVX2_ROWS) {
-                const size_t R = r1 - r < AVX2_ROWS ? r1 - r : AVX2_ROWS;
-                if (c + 16 <= width) packed_rows(0, R, x + r * ldx, ldx, kb, strip, y + r * n + c, n, 16, accumulate);
-                else packed_rows(1, R, x + r * ldx, ldx, kb, strip, y + r * n + c, n, width - c, accumulate);
-            }
-        }
+        const size_t count = m - r0 < FM_PACK_ROWS ? m - r0 : FM_PACK_ROWS;
+        for (size_t r = 0; r < count; r++) rows[r] = x + (r0 + r) * ldx;
+        fm_avx2_packed_rows(rows, count, kb, strips, width, y + r0 * n, n, accumulate);
     }
 }
 

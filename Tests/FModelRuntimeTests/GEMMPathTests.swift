@@ -94,3 +94,44 @@ import Testing
         #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
     }
 }
+
+/// Convolutions without padding, which the GEMM path runs without im2col, each pixel's inputs
+/// under a window row read in place (`WindowConvolution`): stride 2 and 1, a non-square window,
+/// fewer pixels than `columnSplitRows` (the threads share the channels) and more (they share
+/// the pixels, more than the 144 a packed piece takes at a time), window rows of more than 256
+/// floats (two pieces of the depth a row), more output channels than a packed panel holds (300:
+/// 256 and 44), several images; against `directConv`. A SAME window that pads, and a window row
+/// shorter than 64 floats (three input channels), stay on im2col.
+@Suite struct WindowConvolutionTests {
+    @Test(arguments: [(3, 3, 2, 1, 9, 11, 40, 20), (3, 3, 2, 3, 21, 19, 100, 300), (3, 3, 1, 2, 20, 20, 32, 24),
+                      (2, 3, 1, 1, 7, 9, 30, 17)])
+    func matchesDirectSum(kH: Int, kW: Int, stride: Int, n: Int, h: Int, w: Int, cin: Int, cout: Int) throws {
+        var g = SplitMix64(seed: 15)
+        func randoms(_ count: Int, _ scale: Float = 1) -> [Float] { (0..<count).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
+        let kernel = randoms(kH * kW * cin * cout, 0.05), bias = randoms(cout, 0.5), x = randoms(n * h * w * cin)
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, h, w, cin])], outputs: ["y"],
+                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(strides: [stride, stride], padding: .valid)), inputs: ["x"],
+                                       params: ["kernel": "k", "bias": "b"])],
+                          tensors: ["k": Tensor(kernel, shape: [kH, kW, cin, cout]), "b": Tensor(bias, shape: [cout])])
+        let (oh, ow) = ((h - kH) / stride + 1, (w - kW) / stride + 1)
+        if WindowConvolution.available {
+            let win = Window(inH: h, inW: w, outH: oh, outW: ow, kH: kH, kW: kW, strides: [stride, stride], dilations: [1, 1],
+                             padding: .valid)
+            #expect(WindowConvolution(win, n: n, cin: cin, cout: cout) != nil)
+        }
+        let y = try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: [n, h, w, cin], values: x)])["y"]!.values
+        let expected = directConv(x, [n, h, w, cin], kernel, kH: kH, kW: kW, cout: cout, stride: stride, bias: bias, same: false)
+        #expect(y.count == n * oh * ow * cout)
+        #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+    }
+
+    @Test func paddedOrShallowWindowsStayOnIm2col() {
+        let padded = Window(inH: 9, inW: 9, outH: 9, outW: 9, kH: 3, kW: 3, strides: [1, 1], dilations: [1, 1], padding: .same)
+        #expect(WindowConvolution(padded, n: 1, cin: 64, cout: 8) == nil)
+        let shallow = Window(inH: 9, inW: 9, outH: 4, outW: 4, kH: 3, kW: 3, strides: [2, 2], dilations: [1, 1], padding: .valid)
+        #expect(WindowConvolution(shallow, n: 1, cin: 3, cout: 8) == nil)
+        // Stride 2 over an even size under SAME pads only after the last pixel: still padded.
+        let after = Window(inH: 8, inW: 8, outH: 4, outW: 4, kH: 3, kW: 3, strides: [2, 2], dilations: [1, 1], padding: .same)
+        #expect(after.padTop == 0 && WindowConvolution(after, n: 1, cin: 64, cout: 8) == nil)
+    }
+}

@@ -101,6 +101,24 @@ void fm_winograd_kernel(const float *w, size_t c, size_t k, float *u);
 void fm_winograd_run(const fm_winograd_shape *s, const float *x, const float *u, size_t t0, size_t t1, float *scratch, float *y,
                      const float *bias, float scale, int activation, float alpha);
 
+/* A float32 convolution without padding (VALID), any window and stride, no dilation
+   (window_conv.c): the geometry, NHWC. */
+typedef struct {
+    size_t n, ih, iw, c, oh, ow, k, kh, kw, sh, sw;
+} fm_window_shape;
+
+/* True when the CPU has AVX2 and FMA, which the kernel is written in. */
+int fm_window_conv_available(void);
+
+/* Floats of the packing buffer fm_window_conv_f32 takes (128 KB). */
+size_t fm_window_conv_buffer_floats(void);
+
+/* Output pixels [p0, p1) (all images, in order) and channels [c0, c1) of y = conv(x, w), w
+   HWIO, on this thread, with `buffer` (fm_window_conv_buffer_floats, 32-byte aligned) of its
+   own: the plain sums, im2col's product without im2col (the caller's epilogue follows). */
+void fm_window_conv_f32(const fm_window_shape *s, const float *x, const float *w, float *y, size_t p0, size_t p1, size_t c0, size_t c1,
+                        float *buffer);
+
 /* A float32 convolution whose window is one line of taps, 1×k or k×1, stride 1, no dilation
    (line_conv.c): the geometry, NHWC; pad is the padding before the line's first pixel. */
 typedef struct {

@@ -139,6 +139,8 @@ struct ConvKernel {
                 } else if let line = LineConvolution(win, n: n, cin: cin, cout: cout) {
                     // With the epilogue in its last store where it can (no residual, a ReLU-like activation).
                     if line.run(input: input, kernel: w.pointer, output: output, epilogue: epilogue) { return }
+                } else if let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
+                    window.run(input: input, kernel: w.pointer, output: output, scratch: scratch)
                 } else {
                     im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch,
                                library: library)

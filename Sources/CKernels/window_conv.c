@@ -1,0 +1,41 @@
+/* Float32 convolutions without padding (VALID), any window and stride, no dilation, over NHWC
+   activations, in AVX2 + FMA, without im2col: FaceNet's strided 3×3 reductions (Conv2d_4b,
+   Mixed_6a's and Mixed_7a's) and, on a first run, its VALID stride-1 3×3s.
+
+   With no padding every tap of every output pixel is inside the image, and under one row of
+   the window (dy) a pixel's taps are one contiguous run of kW·C floats of NHWC input (its kW
+   input pixels side by side along the row). So the product over kernel rows [dy·kW·C + o,
+   dy·kW·C + o + kb) reads each output pixel's inputs in place, through a pointer a row, as
+   fm_gemm_f32 reads im2col's rows: the kernel's piece packed into 16-column strips
+   (fm_avx2_pack), up to FM_PACK_ROWS pixels at a time over each strip (fm_avx2_packed_rows).
+   im2col wrote every input value kH·kW/(sH·sW) times (2.25 for 3×3 stride 2) and the product
+   read it back; here the reads come from the input itself. */
+#include "fm_kernels.h"
+#include "kernels_internal.h"
+
+int fm_window_conv_available(void) { return fm_has_avx2(); }
+
+size_t fm_window_conv_buffer_floats(void) { return FM_PACK_DEPTH * FM_WINDOW_PANEL; }
+
+void fm_window_conv_f32(const fm_window_shape *s, const float *x, const float *w, float *y, size_t p0, size_t p1, size_t c0, size_t c1,
+                        float *buffer) {
+    const size_t run = s->kw * s->c, pieces = (run + FM_PACK_DEPTH - 1) / FM_PACK_DEPTH, pixels = s->oh * s->ow;
+    const float *rows[FM_PACK_ROWS];
+    for (size_t panel = c0; panel < c1; panel += FM_WINDOW_PANEL) {
+        const size_t width = c1 - panel < FM_WINDOW_PANEL ? c1 - panel : FM_WINDOW_PANEL;
+        for (size_t dy = 0; dy < s->kh; dy++)
+            for (size_t piece = 0; piece < pieces; piece++) {
+                /* Pieces of near-equal depth within the run of dy's kernel rows. */
+                const size_t o0 = run * piece / pieces, o1 = run * (piece + 1) / pieces, kb = o1 - o0;
+                fm_avx2_pack(w + (dy * run + o0) * s->k + panel, s->k, kb, width, buffer);
+                for (size_t q0 = p0; q0 < p1; q0 += FM_PACK_ROWS) {
+                    const size_t count = p1 - q0 < FM_PACK_ROWS ? p1 - q0 : FM_PACK_ROWS;
+                    for (size_t r = 0; r < count; r++) {
+                        const size_t p = q0 + r, image = p / pixels, oy = p % pixels / s->ow, ox = p % s->ow;
+                        rows[r] = x + ((image * s->ih + oy * s->sh + dy) * s->iw + ox * s->sw) * s->c + o0;
+                    }
+                    fm_avx2_packed_rows(rows, count, kb, buffer, width, y + q0 * s->k + panel, s->k, dy > 0 || piece > 0);
+                }
+            }
+    }
+}
