@@ -139,7 +139,9 @@ struct ConvKernel {
                 } else if let line = LineConvolution(win, n: n, cin: cin, cout: cout) {
                     // With the epilogue in its last store where it can (no residual, a ReLU-like activation).
                     if line.run(input: input, kernel: w.pointer, output: output, epilogue: epilogue) { return }
-                } else if let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
+                } else if !(library && rows < columnSplitRows), let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
+                    // Not on fewer rows past the first run (Mixed_6a at batch 1: 64), where
+                    // im2col + `dnnl_sgemm` is faster than the threads' shares of the columns.
                     window.run(input: input, kernel: w.pointer, output: output, scratch: scratch)
                 } else {
                     im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch,
