@@ -163,7 +163,7 @@ struct ConvKernel {
                 // Without a residual (which a native run may add in place) the two can be run
                 // one after the other on the same output.
                 if measuresNative && !epilogue.addsResidual && !native.decided(batch: n) {
-                    let winograd = WinogradKernel.applies(kH: kH, kW: kW, win: win, epilogue: epilogue)
+                    let winograd = WinogradKernel.applies(kH: kH, kW: kW, n: n, win: win, epilogue: epilogue)
                         ? native.winogradCandidate { WinogradKernel(kernel: w.pointer, cin: cin, cout: cout) } : nil
                     func runWinograd() { winograd?.run(input: input, n: n, win: win, output: output, epilogue: epilogue, scratch: scratch) }
                     let verdict = withoutActuallyEscaping(runWinograd) { runWinograd in

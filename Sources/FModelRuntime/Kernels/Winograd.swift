@@ -13,13 +13,19 @@ final class WinogradKernel: @unchecked Sendable {
     private let transformed: UnsafeMutablePointer<Float>
     let cin, cout: Int
 
-    /// True when a `kH×kW` layer over `win` with `epilogue` can run as Winograd here: a 3×3
-    /// stride-1 window, no residual and a ReLU-like activation (which the output transform
-    /// applies), on a CPU with AVX2 + FMA, unless `FMODEL_NO_WINOGRAD` is set (which turns
-    /// oneDNN's off too).
-    static func applies(kH: Int, kW: Int, win: Window, epilogue: Epilogue) -> Bool {
+    /// True when a `kH×kW` layer over `win` with `epilogue` can run as Winograd here on `n`
+    /// images: a 3×3 stride-1 window, no residual and a ReLU-like activation (which the output
+    /// transform applies), more 4×4 tiles than a streamed product has rows, on a CPU with AVX2 +
+    /// FMA, unless `FMODEL_NO_WINOGRAD` is set (which turns oneDNN's off too). On fewer tiles
+    /// the 36 products are a read of the transformed kernel (4× the layer's), which the trial,
+    /// timing the contenders back to back, finds warm in the cache and inference does not:
+    /// Mixed_7a's 256→288 on four tiles at batch 1 (a 10.6 MB transformed kernel) won 3 of 6
+    /// trials at 0.73-0.85 ms and then took 1.7 ms a run, against 0.64-0.84 on the GEMM path
+    /// (`profile_vs_ort.py`, five runs).
+    static func applies(kH: Int, kW: Int, n: Int, win: Window, epilogue: Epilogue) -> Bool {
         kH == 3 && kW == 3 && win.strideH == 1 && win.strideW == 1 && win.dilH == 1 && win.dilW == 1
             && !epilogue.addsResidual && epilogue.fusedCode != nil && available
+            && n * ((win.outH + 3) / 4) * ((win.outW + 3) / 4) > streamedRowLimit
     }
 
     /// True when this CPU and the environment allow Winograd at all.
