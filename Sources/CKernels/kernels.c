@@ -478,9 +478,9 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
     if (blocks) {
         /* AVX-512 (2 MB of L2 where measured): the panel's whole depth in half the L2. AVX2 (the
            Zen 3's 512 KB) below PACK_MIN_ROWS: one depth piece of it, so that a deep product's
-           rows are not read again for every 32 columns (`gemm_path.c`, three runs each: 64 × 2304 × 384 at
-           1.46-1.48× dnnl_sgemm's time instead of 1.53-1.70×, 289 × 1728 × 256 1.13-1.33×
-           instead of 1.20-1.40×). */
+           rows are not read again for every 32 columns (`gemm_path.c` before the packing, three
+           runs each: 64 × 2304 × 384 at 1.46-1.48× dnnl_sgemm's time instead of 1.53-1.70×,
+           289 × 1728 × 256 1.13-1.33× instead of 1.20-1.40×). */
         const size_t depth = has_avx512() || k < GEMM_DEPTH ? k : GEMM_DEPTH;
         size_t panel = fm_gemm_panel_bytes() / (depth * sizeof(float)) / 32 * 32;
         gemm_panels(blocks, x, ldx, m, k, w, n, y, c0, c1, panel < 32 ? 32 : panel, GEMM_DEPTH, GEMM_AHEAD);

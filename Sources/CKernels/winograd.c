@@ -5,8 +5,9 @@
    by point and transformed back (Aᵀ m A), is a 4×4 block of the output: 36 multiplications
    per input and output channel instead of 144. Summed over the input channels, each of the 36
    points is a product of the tiles' transformed inputs [tiles × C] by that point's kernel
-   [C × K]: 36 GEMMs (`fm_gemm_packed_f32`, each point's kernel packed once), with the transforms vectorised along the channels, which
-   NHWC keeps contiguous (a partial last vector masked). The transforms' float32 rounding keeps
+   [C × K]: 36 GEMMs (`fm_gemm_packed_f32`, each point's kernel packed once), with the
+   transforms vectorised along the channels, which NHWC keeps contiguous (a partial last vector
+   masked). The transforms' float32 rounding keeps
    the outputs within 1e-5 of their largest of the GEMM path's (TieredEngineTests).
 
    oneDNN 2.6 has Winograd only for AVX-512; on an AVX2-only Zen 3 its direct `jit:avx2`

@@ -110,7 +110,7 @@ typedef struct {
 /* True when the CPU has AVX2 and FMA, which the kernel is written in. */
 int fm_window_conv_available(void);
 
-/* Floats of the packing buffer fm_window_conv_f32 takes (128 KB). */
+/* Floats of the packing buffer fm_window_conv_f32 takes (256 KB). */
 size_t fm_window_conv_buffer_floats(void);
 
 /* Output pixels [p0, p1) (all images, in order) and channels [c0, c1) of y = conv(x, w), w

@@ -25,7 +25,7 @@ struct WindowConvolution {
 
     /// `output = conv(input, kernel)` (HWIO), the plain sums. The threads share the output
     /// pixels or, below `columnSplitRows` of them, the output channels, so that each packs
-    /// only its part of the kernel; each packs into 128 KB of `scratch`.
+    /// only its part of the kernel; each packs into 256 KB of `scratch`.
     func run(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, scratch: Scratch) {
         let floats = fm_window_conv_buffer_floats()
         let buffers = scratch(teamSize * floats * 4).assumingMemoryBound(to: Float.self)

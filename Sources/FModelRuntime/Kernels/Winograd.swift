@@ -44,7 +44,7 @@ final class WinogradKernel: @unchecked Sendable {
         for p in 0..<36 { fm_pack_kernel(plain + p * cin * cout, cin, cout, transformed + p * point) }
     }
 
-    deinit { transformed.deallocate() }
+    deinit { UnsafeMutableRawPointer(transformed).deallocate() }
 
     /// Tiles a thread transforms and multiplies at a time: their transformed inputs and
     /// products, `36 × tiles × (cin + cout)` floats, in about 1 MB.
