@@ -469,12 +469,12 @@ static void gemm_packed_avx2(const float *x, size_t ldx, size_t m, size_t k, con
 }
 
 void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0, size_t c1) {
-    fm_rows_blocks_fn *blocks = rows_blocks();
     float *buffer;
-    if (blocks == fm_avx2_rows_blocks && m >= PACK_MIN_ROWS && (buffer = pack_buffer())) {
+    if (!has_avx512() && fm_has_avx2() && m >= PACK_MIN_ROWS && (buffer = pack_buffer())) {
         gemm_packed_avx2(x, ldx, m, k, w, n, y, c0, c1, buffer);
         return;
     }
+    fm_rows_blocks_fn *blocks = rows_blocks();
     if (blocks) {
         /* AVX-512 (2 MB of L2 where measured): the panel's whole depth in half the L2. AVX2 (the
            Zen 3's 512 KB) below PACK_MIN_ROWS: one depth piece of it, so that a deep product's

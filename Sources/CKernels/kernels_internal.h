@@ -44,8 +44,6 @@ fm_rows_blocks_fn fm_avx2_rows_blocks;
    rows ldx apart) into columns [0, width) of y (rows n apart; added to y if `accumulate`). */
 #define FM_PACK_DEPTH 256
 #define FM_PACK_ROWS 144
-/* Columns window_conv.c packs at a time (its buffer: FM_PACK_DEPTH × this, 256 KB). */
-#define FM_WINDOW_PANEL 256
 void fm_avx2_pack(const float *w, size_t n, size_t kb, size_t width, float *strips);
 void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y,
                           size_t n, int accumulate);

@@ -13,16 +13,20 @@
 #include "fm_kernels.h"
 #include "kernels_internal.h"
 
+/* Columns packed at a time (the buffer: FM_PACK_DEPTH × this, 256 KB): every layer of the
+   model in one panel, so that the input is read once a piece of the depth. */
+#define PANEL 256
+
 int fm_window_conv_available(void) { return fm_has_avx2(); }
 
-size_t fm_window_conv_buffer_floats(void) { return FM_PACK_DEPTH * FM_WINDOW_PANEL; }
+size_t fm_window_conv_buffer_floats(void) { return FM_PACK_DEPTH * PANEL; }
 
 void fm_window_conv_f32(const fm_window_shape *s, const float *x, const float *w, float *y, size_t p0, size_t p1, size_t c0, size_t c1,
                         float *buffer) {
     const size_t run = s->kw * s->c, pieces = (run + FM_PACK_DEPTH - 1) / FM_PACK_DEPTH, pixels = s->oh * s->ow;
     const float *rows[FM_PACK_ROWS];
-    for (size_t panel = c0; panel < c1; panel += FM_WINDOW_PANEL) {
-        const size_t width = c1 - panel < FM_WINDOW_PANEL ? c1 - panel : FM_WINDOW_PANEL;
+    for (size_t panel = c0; panel < c1; panel += PANEL) {
+        const size_t width = c1 - panel < PANEL ? c1 - panel : PANEL;
         for (size_t dy = 0; dy < s->kh; dy++)
             for (size_t piece = 0; piece < pieces; piece++) {
                 /* Pieces of near-equal depth within the run of dy's kernel rows. */

@@ -4,12 +4,26 @@ import FModelCore
 import FModelTestSupport
 import Testing
 
+/// `count` values in [−1, 1] (times `scale`) from `g`.
+private func randoms(_ count: Int, _ g: inout SplitMix64, scale: Float = 1) -> [Float] {
+    (0..<count).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale }
+}
+
+/// One conv2D layer (HWIO `kernel`, `bias` if given) over `x` of shape `inShape`, on the `gemm`
+/// engine: what the GEMM path's convolution tests run against `directConv`.
+private func gemmEngineConv(_ x: [Float], _ inShape: [Int], kernel: [Float], kH: Int, kW: Int, cout: Int, bias: [Float]?,
+                            _ attributes: ConvAttributes) throws -> [Float] {
+    var params = ["kernel": "k"], tensors = ["k": Tensor(kernel, shape: [kH, kW, inShape[3], cout])]
+    if let bias { (params["bias"], tensors["b"]) = ("b", Tensor(bias, shape: [cout])) }
+    let graph = Graph(inputs: [ValueInfo(name: "x", shape: Shape([-1] + inShape.dropFirst()))], outputs: ["y"],
+                      nodes: [Node(name: "y", op: .conv2D(attributes), inputs: ["x"], params: params)], tensors: tensors)
+    return try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: Shape(inShape), values: x)])["y"]!.values
+}
+
 /// The GEMM path's own product (`gemm`, `fm_gemm_f32`) and its im2col fed a chunk of rows at a
 /// time (`im2colGEMM`): what a `tiered` executor's first run and the `gemm` engine compute
 /// with, instead of oneDNN's `dnnl_sgemm`, which compiles its kernels at its first call.
 @Suite struct GEMMPathTests {
-    func randoms(_ n: Int, _ g: inout SplitMix64) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
-
     /// Row counts with and without a tail of the twelve-row register block, the threads sharing
     /// the columns (below `columnSplitRows`) or the rows, column counts that are not a multiple
     /// of 32, depths not a multiple of the 256-deep pieces, and a kernel wide and deep enough to
@@ -21,7 +35,7 @@ import Testing
                       (250, 300, 50), (200, 300, 600), (400, 300, 50)])
     func productMatchesDirectSum(m: Int, k: Int, n: Int) {
         var g = SplitMix64(seed: 11)
-        let a = randoms(m * k, &g), b = randoms(k * n, &g).map { $0 * 0.05 }  // sums of a size float32 keeps to 1e-4
+        let a = randoms(m * k, &g), b = randoms(k * n, &g, scale: 0.05)  // sums of a size float32 keeps to 1e-4
         #expect(productError(m: m, k: k, n: n, a: a, b: b) { gemm(m: m, n: n, k: k, a: $0, b: $1, c: $2) } < 1e-4)
     }
 
@@ -29,11 +43,11 @@ import Testing
     /// on one thread (`fm_gemm_packed_f32`): depths of one and of three 256-deep pieces, the
     /// last short; columns that end inside a 16-column strip and that fill their last one; more
     /// rows than pass over a piece at a time (144).
-    @Test(arguments: [(7, 20, 9), (30, 300, 33), (150, 600, 48)])
-    func packedKernelProductMatchesDirectSum(m: Int, k: Int, n: Int) throws {
-        try #require(fm_packed_available() != 0, "packed products need AVX2 + FMA")
+    @Test(.enabled(if: fm_packed_available() != 0, "packed products need AVX2 + FMA"),
+          arguments: [(7, 20, 9), (30, 300, 33), (150, 600, 48)])
+    func packedKernelProductMatchesDirectSum(m: Int, k: Int, n: Int) {
         var g = SplitMix64(seed: 14)
-        let a = randoms(m * k, &g), b = randoms(k * n, &g).map { $0 * 0.05 }
+        let a = randoms(m * k, &g), b = randoms(k * n, &g, scale: 0.05)
         let floats = fm_packed_floats(k, n)
         let packed = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
         defer { packed.deallocate() }
@@ -47,11 +61,8 @@ import Testing
     @Test func chunkedIm2colMatchesDirectSum() throws {
         var g = SplitMix64(seed: 12)
         let (n, h, cin, cout) = (3, 9, 300, 20)
-        let kernel = randoms(9 * cin * cout, &g).map { $0 * 0.05 }, x = randoms(n * h * h * cin, &g)
-        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, h, h, cin])], outputs: ["y"],
-                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(padding: .same)), inputs: ["x"], params: ["kernel": "k"])],
-                          tensors: ["k": Tensor(kernel, shape: [3, 3, cin, cout])])
-        let y = try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: [n, h, h, cin], values: x)])["y"]!.values
+        let kernel = randoms(9 * cin * cout, &g, scale: 0.05), x = randoms(n * h * h * cin, &g)
+        let y = try gemmEngineConv(x, [n, h, h, cin], kernel: kernel, kH: 3, kW: 3, cout: cout, bias: nil, ConvAttributes(padding: .same))
         let expected = directConv(x, [n, h, h, cin], kernel, kH: 3, kW: 3, cout: cout, stride: 1,
                                   bias: [Float](repeating: 0, count: cout))
         #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
@@ -74,20 +85,16 @@ import Testing
                       (1, 7, true, 4, 8, 8, 140, 18, 1), (7, 1, true, 8, 6, 4, 200, 330, 2)])
     func matchesDirectSum(kH: Int, kW: Int, same: Bool, n: Int, h: Int, w: Int, cin: Int, cout: Int, activation: Int) throws {
         var g = SplitMix64(seed: 13)
-        func randoms(_ count: Int, _ scale: Float = 1) -> [Float] { (0..<count).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
-        let kernel = randoms(kH * kW * cin * cout, 0.05), bias = randoms(cout, 0.5), x = randoms(n * h * w * cin)
+        let kernel = randoms(kH * kW * cin * cout, &g, scale: 0.05), bias = randoms(cout, &g, scale: 0.5), x = randoms(n * h * w * cin, &g)
         let padding: Padding = same ? .same : .valid
         let act: Activation = [.linear, .relu, .leakyRelu(alpha: 0.2)][activation]
-        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, h, w, cin])], outputs: ["y"],
-                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(padding: padding, activation: act)), inputs: ["x"],
-                                       params: ["kernel": "k", "bias": "b"])],
-                          tensors: ["k": Tensor(kernel, shape: [kH, kW, cin, cout]), "b": Tensor(bias, shape: [cout])])
         let (oh, ow) = same ? (h, w) : (h - kH + 1, w - kW + 1)
         if LineConvolution.available {
             let win = Window(inH: h, inW: w, outH: oh, outW: ow, kH: kH, kW: kW, strides: [1, 1], dilations: [1, 1], padding: padding)
             #expect(LineConvolution(win, n: n, cin: cin, cout: cout) != nil)
         }
-        let y = try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: [n, h, w, cin], values: x)])["y"]!.values
+        let y = try gemmEngineConv(x, [n, h, w, cin], kernel: kernel, kH: kH, kW: kW, cout: cout, bias: bias,
+                                   ConvAttributes(padding: padding, activation: act))
         let expected = directConv(x, [n, h, w, cin], kernel, kH: kH, kW: kW, cout: cout, stride: 1, bias: bias, same: same)
             .map { activation == 0 ? $0 : $0 > 0 ? $0 : activation == 1 ? 0 : 0.2 * $0 }
         #expect(y.count == n * oh * ow * cout)
@@ -107,19 +114,15 @@ import Testing
                       (2, 3, 1, 1, 7, 9, 30, 17)])
     func matchesDirectSum(kH: Int, kW: Int, stride: Int, n: Int, h: Int, w: Int, cin: Int, cout: Int) throws {
         var g = SplitMix64(seed: 15)
-        func randoms(_ count: Int, _ scale: Float = 1) -> [Float] { (0..<count).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
-        let kernel = randoms(kH * kW * cin * cout, 0.05), bias = randoms(cout, 0.5), x = randoms(n * h * w * cin)
-        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, h, w, cin])], outputs: ["y"],
-                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(strides: [stride, stride], padding: .valid)), inputs: ["x"],
-                                       params: ["kernel": "k", "bias": "b"])],
-                          tensors: ["k": Tensor(kernel, shape: [kH, kW, cin, cout]), "b": Tensor(bias, shape: [cout])])
+        let kernel = randoms(kH * kW * cin * cout, &g, scale: 0.05), bias = randoms(cout, &g, scale: 0.5), x = randoms(n * h * w * cin, &g)
         let (oh, ow) = ((h - kH) / stride + 1, (w - kW) / stride + 1)
         if WindowConvolution.available {
             let win = Window(inH: h, inW: w, outH: oh, outW: ow, kH: kH, kW: kW, strides: [stride, stride], dilations: [1, 1],
                              padding: .valid)
             #expect(WindowConvolution(win, n: n, cin: cin, cout: cout) != nil)
         }
-        let y = try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: [n, h, w, cin], values: x)])["y"]!.values
+        let y = try gemmEngineConv(x, [n, h, w, cin], kernel: kernel, kH: kH, kW: kW, cout: cout, bias: bias,
+                                   ConvAttributes(strides: [stride, stride], padding: .valid))
         let expected = directConv(x, [n, h, w, cin], kernel, kH: kH, kW: kW, cout: cout, stride: stride, bias: bias, same: false)
         #expect(y.count == n * oh * ow * cout)
         #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)

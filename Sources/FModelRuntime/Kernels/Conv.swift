@@ -139,9 +139,10 @@ struct ConvKernel {
                 } else if let line = LineConvolution(win, n: n, cin: cin, cout: cout) {
                     // With the epilogue in its last store where it can (no residual, a ReLU-like activation).
                     if line.run(input: input, kernel: w.pointer, output: output, epilogue: epilogue) { return }
-                } else if !(library && rows < columnSplitRows), let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
-                    // Not on fewer rows past the first run (Mixed_6a at batch 1: 64), where
-                    // im2col + `dnnl_sgemm` is faster than the threads' shares of the columns.
+                } else if !(takesLibrary(rows: rows, library: library) && rows < columnSplitRows),
+                          let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
+                    // Not where `dnnl_sgemm` takes fewer rows than `columnSplitRows` (Mixed_6a at
+                    // batch 1: 64): im2col + it is faster there than the threads' shares of the columns.
                     window.run(input: input, kernel: w.pointer, output: output, scratch: scratch)
                 } else {
                     im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch,
@@ -306,7 +307,7 @@ func im2col(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, into co
 func im2colGEMM(_ x: UnsafePointer<Float>, _ w: Window, cin: Int, rows: Int, kernel: UnsafePointer<Float>, cout: Int,
                 output: UnsafeMutablePointer<Float>, scratch: Scratch, library: Bool = false) {
     let k = w.kH * w.kW * cin
-    if library && rows >= libraryRows {
+    if takesLibrary(rows: rows, library: library) {
         let chunk = max(columnSplitRows, (4 << 20) / (k * 4))
         let col = scratch(min(rows, chunk) * k * 4).assumingMemoryBound(to: Float.self)
         for r0 in stride(from: 0, to: rows, by: chunk) {

@@ -30,7 +30,7 @@ func sgemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Flo
 /// Zen 3, multi-task model, `ab.sh` 0.939 and 0.987 at batch 32, 0.977 at batch 1).
 func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
           library: Bool = false) {
-    if library && m >= libraryRows { return sgemm(m: m, n: n, k: k, a: a, b: b, c: c) }
+    if takesLibrary(rows: m, library: library) { return sgemm(m: m, n: n, k: k, a: a, b: b, c: c) }
     if m < columnSplitRows {
         // On one thread below 64K multiply-adds a thread (the heads at batch 1: 32K in all),
         // where starting the team would cost more than it saves.
@@ -51,10 +51,13 @@ let columnSplitRows = 192
 /// threads' shares of the columns (`Benchmarks/gemm_path.c`, the Zen 3), fewer rows stream.
 let libraryRows = 32
 
+/// True when a product of `rows` rows goes to `dnnl_sgemm` (`gemm`'s `library`).
+func takesLibrary(rows: Int, library: Bool) -> Bool { library && rows >= libraryRows }
+
 /// Calls `product(c0, c1)` on each thread of the team for a contiguous share of `n` columns,
 /// in blocks of 32 (the register block's width); inline when there are fewer than `grain`
 /// blocks a thread.
-private func columnShares(_ n: Int, grain: Int, _ product: (Int, Int) -> Void) {
+func columnShares(_ n: Int, grain: Int, _ product: (Int, Int) -> Void) {
     parallelFor((n + 31) / 32, grain: grain) { blocks in product(blocks.lowerBound * 32, min(n, blocks.upperBound * 32)) }
 }
 

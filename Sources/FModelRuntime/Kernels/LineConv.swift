@@ -44,9 +44,7 @@ struct LineConvolution {
         withUnsafePointer(to: shape) { s in
             let tasks = fm_line_conv_tasks(s), cout = s.pointee.k
             if s.pointee.n * s.pointee.oh * s.pointee.ow < columnSplitRows {
-                parallelFor((cout + 15) / 16, grain: 1) { blocks in
-                    fm_line_conv_f32(s, input, kernel, output, 0, tasks, blocks.lowerBound * 16, min(cout, blocks.upperBound * 16), finish)
-                }
+                columnShares(cout, grain: 1) { fm_line_conv_f32(s, input, kernel, output, 0, tasks, $0, $1, finish) }
             } else {
                 parallelFor(tasks, grain: 1) { range in
                     fm_line_conv_f32(s, input, kernel, output, range.lowerBound, range.upperBound, 0, cout, finish)

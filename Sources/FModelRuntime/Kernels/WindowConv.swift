@@ -32,10 +32,7 @@ struct WindowConvolution {
         withUnsafePointer(to: shape) { s in
             let rows = s.pointee.n * s.pointee.oh * s.pointee.ow, cout = s.pointee.k
             if rows < columnSplitRows {
-                parallelFor((cout + 15) / 16, grain: 1) { blocks in
-                    fm_window_conv_f32(s, input, kernel, output, 0, rows, blocks.lowerBound * 16, min(cout, blocks.upperBound * 16),
-                                       buffers + threadNumber() * floats)
-                }
+                columnShares(cout, grain: 1) { fm_window_conv_f32(s, input, kernel, output, 0, rows, $0, $1, buffers + threadNumber() * floats) }
             } else {
                 parallelFor((rows + 5) / 6, grain: 1) { blocks in
                     fm_window_conv_f32(s, input, kernel, output, blocks.lowerBound * 6, min(rows, blocks.upperBound * 6), 0, cout,

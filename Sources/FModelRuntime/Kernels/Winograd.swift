@@ -25,7 +25,13 @@ final class WinogradKernel: @unchecked Sendable {
     static func applies(kH: Int, kW: Int, n: Int, win: Window, epilogue: Epilogue) -> Bool {
         kH == 3 && kW == 3 && win.strideH == 1 && win.strideW == 1 && win.dilH == 1 && win.dilW == 1
             && !epilogue.addsResidual && epilogue.fusedCode != nil && available
-            && n * ((win.outH + 3) / 4) * ((win.outW + 3) / 4) > streamedRowLimit
+            && withUnsafePointer(to: shape(n: n, win: win, cin: 0, cout: 0)) { fm_winograd_tiles($0) } > streamedRowLimit
+    }
+
+    /// The C side's geometry of `n` images over `win`.
+    private static func shape(n: Int, win: Window, cin: Int, cout: Int) -> fm_winograd_shape {
+        fm_winograd_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout, pad_top: win.padTop,
+                          pad_left: win.padLeft)
     }
 
     /// True when this CPU and the environment allow Winograd at all.
@@ -55,8 +61,7 @@ final class WinogradKernel: @unchecked Sendable {
     func run(input: UnsafePointer<Float>, n: Int, win: Window, output: UnsafeMutablePointer<Float>, epilogue: Epilogue,
              scratch: Scratch) {
         let (code, alpha) = epilogue.fusedCode!
-        var shape = fm_winograd_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout,
-                                      pad_top: win.padTop, pad_left: win.padLeft)
+        var shape = Self.shape(n: n, win: win, cin: cin, cout: cout)
         let tiles = fm_winograd_tiles(&shape)
         let block = min(tilesAtATime, (tiles + teamSize - 1) / teamSize)
         let perThread = 36 * block * (cin + cout)
