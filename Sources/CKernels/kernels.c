@@ -489,7 +489,6 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
     gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
 }
 
-static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 int fm_packed_available(void) { return fm_has_avx2(); }
 

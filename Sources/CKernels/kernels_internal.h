@@ -43,6 +43,8 @@ fm_rows_blocks_fn fm_avx2_rows_blocks;
    n floats apart) so; fm_avx2_packed_piece multiplies them by m rows of x (kb floats each,
    rows ldx apart) into columns [0, width) of y (rows n apart; added to y if `accumulate`). */
 #define FM_PACK_DEPTH 256
+/* n rounded up to whole strips. */
+static inline size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 #define FM_PACK_ROWS 144
 void fm_avx2_pack(const float *w, size_t n, size_t kb, size_t width, float *strips);
 void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y,

@@ -9,14 +9,21 @@ private func randoms(_ count: Int, _ g: inout SplitMix64, scale: Float = 1) -> [
     (0..<count).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale }
 }
 
-/// One conv2D layer (HWIO `kernel`, `bias` if given) over `x` of shape `inShape`, on the `gemm`
-/// engine: what the GEMM path's convolution tests run against `directConv`.
-private func gemmEngineConv(_ x: [Float], _ inShape: [Int], kernel: [Float], kH: Int, kW: Int, cout: Int, bias: [Float]?,
-                            _ attributes: ConvAttributes) throws -> [Float] {
+/// A graph of one conv2D layer `y` (HWIO `kernel`, `bias` if given) over `x` of shape `inShape`
+/// (any batch size).
+private func convGraph(_ inShape: [Int], kernel: [Float], kH: Int, kW: Int, cout: Int, bias: [Float]?,
+                       _ attributes: ConvAttributes) -> Graph {
     var params = ["kernel": "k"], tensors = ["k": Tensor(kernel, shape: [kH, kW, inShape[3], cout])]
     if let bias { (params["bias"], tensors["b"]) = ("b", Tensor(bias, shape: [cout])) }
-    let graph = Graph(inputs: [ValueInfo(name: "x", shape: Shape([-1] + inShape.dropFirst()))], outputs: ["y"],
-                      nodes: [Node(name: "y", op: .conv2D(attributes), inputs: ["x"], params: params)], tensors: tensors)
+    return Graph(inputs: [ValueInfo(name: "x", shape: Shape([-1] + inShape.dropFirst()))], outputs: ["y"],
+                 nodes: [Node(name: "y", op: .conv2D(attributes), inputs: ["x"], params: params)], tensors: tensors)
+}
+
+/// One conv2D layer (`convGraph`) over `x` on the `gemm` engine: what the GEMM path's
+/// convolution tests run against `directConv`.
+private func gemmEngineConv(_ x: [Float], _ inShape: [Int], kernel: [Float], kH: Int, kW: Int, cout: Int, bias: [Float]?,
+                            _ attributes: ConvAttributes) throws -> [Float] {
+    let graph = convGraph(inShape, kernel: kernel, kH: kH, kW: kW, cout: cout, bias: bias, attributes)
     return try Executor(graph: graph, engine: .gemm).run(["x": FloatTensor(shape: Shape(inShape), values: x)])["y"]!.values
 }
 
@@ -126,6 +133,26 @@ private func gemmEngineConv(_ x: [Float], _ inShape: [Int], kernel: [Float], kH:
         let expected = directConv(x, [n, h, w, cin], kernel, kH: kH, kW: kW, cout: cout, stride: stride, bias: bias, same: false)
         #expect(y.count == n * oh * ow * cout)
         #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+    }
+
+    /// Past a tiered executor's first run, where its trial keeps the GEMM path (forced here),
+    /// the kernel is packed once (`PackedWindowKernel`) and the later runs read it: the threads
+    /// sharing the pixels (two pieces a window row, two panels) or the channels (the second
+    /// share starting at channel 64 of the packed strips); where oneDNN wins, the packed copy
+    /// goes. Every run gives the direct sum.
+    @Test(arguments: [(ConvPath.gemm, 3, 21, 19, 100, 300), (.gemm, 1, 15, 15, 64, 100), (.native, 1, 15, 15, 64, 100)])
+    func packedOnceWhereTheGEMMPathWins(verdict: ConvPath, n: Int, h: Int, w: Int, cin: Int, cout: Int) throws {
+        var g = SplitMix64(seed: 16)
+        let kernel = randoms(9 * cin * cout, &g, scale: 0.05), bias = randoms(cout, &g, scale: 0.5), x = randoms(n * h * w * cin, &g)
+        let attributes = ConvAttributes(strides: [2, 2], padding: .valid)
+        let e = try Executor(graph: convGraph([n, h, w, cin], kernel: kernel, kH: 3, kW: 3, cout: cout, bias: bias, attributes))
+        e.forceTrialVerdict(verdict)
+        let input = ["x": FloatTensor(shape: [n, h, w, cin], values: x)]
+        let runs = try (0..<3).map { _ in try e.run(input)["y"]!.values }
+        let expected = directConv(x, [n, h, w, cin], kernel, kH: 3, kW: 3, cout: cout, stride: 2, bias: bias, same: false)
+        for y in runs { #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4) }
+        guard case .conv(let k) = e.program.instructions[0].step, let native = k.native else { Issue.record("not a native conv"); return }
+        #expect(native.holdsPackedWindowKernel == (verdict == .gemm && WindowConvolution.available))
     }
 
     @Test func paddedOrShallowWindowsStayOnIm2col() {

@@ -113,11 +113,22 @@ int fm_window_conv_available(void);
 /* Floats of the packing buffer fm_window_conv_f32 takes (256 KB). */
 size_t fm_window_conv_buffer_floats(void);
 
-/* Output pixels [p0, p1) (all images, in order) and channels [c0, c1) of y = conv(x, w), w
-   HWIO, on this thread, with `buffer` (fm_window_conv_buffer_floats, 32-byte aligned) of its
-   own: the plain sums, im2col's product without im2col (the caller's epilogue follows). */
-void fm_window_conv_f32(const fm_window_shape *s, const float *x, const float *w, float *y, size_t p0, size_t p1, size_t c0, size_t c1,
-                        float *buffer);
+/* Floats of the kernel laid out once for the convolution (fm_window_pack_kernel): the HWIO
+   kernel's kh·kw·c rows, the columns rounded up to 16. */
+size_t fm_window_packed_floats(const fm_window_shape *s);
+
+/* Lays out the HWIO kernel w as fm_window_conv_f32 multiplies it (its pieces of each window
+   row's kernel rows, packed in 16-column strips), into `packed` (fm_window_packed_floats,
+   32-byte aligned): what every call would otherwise pack on each thread. */
+void fm_window_pack_kernel(const fm_window_shape *s, const float *w, float *packed);
+
+/* Output pixels [p0, p1) (all images, in order) and channels [c0, c1) (c0 a multiple of 16)
+   of y = conv(x, w), w HWIO, on this thread: the plain sums, im2col's product without im2col
+   (the caller's epilogue follows). The kernel is `packed` (fm_window_pack_kernel) or, where
+   that is NULL, w, packed as it goes into `buffer` (fm_window_conv_buffer_floats, 32-byte
+   aligned) of the thread's own. */
+void fm_window_conv_f32(const fm_window_shape *s, const float *x, const float *w, const float *packed, float *y, size_t p0, size_t p1,
+                        size_t c0, size_t c1, float *buffer);
 
 /* A float32 convolution whose window is one line of taps, 1×k or k×1, stride 1, no dilation
    (line_conv.c): the geometry, NHWC; pad is the padding before the line's first pixel. */

@@ -139,11 +139,10 @@ struct ConvKernel {
                 } else if let line = LineConvolution(win, n: n, cin: cin, cout: cout) {
                     // With the epilogue in its last store where it can (no residual, a ReLU-like activation).
                     if line.run(input: input, kernel: w.pointer, output: output, epilogue: epilogue) { return }
-                } else if !(takesLibrary(rows: rows, library: library) && rows < columnSplitRows),
-                          let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
-                    // Not where `dnnl_sgemm` takes fewer rows than `columnSplitRows` (Mixed_6a at
-                    // batch 1: 64): im2col + it is faster there than the threads' shares of the columns.
-                    window.run(input: input, kernel: w.pointer, output: output, scratch: scratch)
+                } else if let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
+                    // Its kernel packed once where oneDNN runs anyway (`PackedWindowKernel`).
+                    let packed = library ? native?.packedWindowKernel(weights) { window.pack(w.pointer) } : nil
+                    window.run(input: input, kernel: w.pointer, packed: packed, output: output, scratch: scratch)
                 } else {
                     im2colGEMM(input, win, cin: cin, rows: rows, kernel: w.pointer, cout: cout, output: output, scratch: scratch,
                                library: library)

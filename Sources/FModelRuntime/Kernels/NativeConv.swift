@@ -60,6 +60,26 @@ final class NativeConvolutions: @unchecked Sendable {
         return made
     }
 
+    /// The layer's kernel packed for its window convolution, made at its first run on the GEMM
+    /// path where oneDNN runs anyway (`ConvKernel.run`), kept while a batch size runs it so.
+    private var windowKernel: PackedWindowKernel?
+    /// For tests: whether the layer holds a packed window kernel.
+    var holdsPackedWindowKernel: Bool { windowKernel != nil }
+    /// Batch sizes whose trial the GEMM path won.
+    private var gemmBatches: Set<Int> = []
+
+    /// The layer's packed window kernel, made by `make` (which releases nothing) on first use;
+    /// the mapped kernel's pages then leave memory.
+    func packedWindowKernel(_ weights: GEMMWeights, _ make: () -> PackedWindowKernel) -> PackedWindowKernel {
+        Self.creation.lock()
+        defer { Self.creation.unlock() }
+        if let windowKernel { return windowKernel }
+        let made = make()
+        windowKernel = made
+        weights.releaseResidentPages()
+        return made
+    }
+
     /// Times the layer's float32 primitive (`native`) against im2col + GEMM (`gemm`) and, for a
     /// 3×3 stride-1 layer, Winograd (`winograd`, from `winogradCandidate`), each run twice (the
     /// faster of the two counts), and keeps the primitive unless the faster of the others takes
@@ -97,6 +117,7 @@ final class NativeConvolutions: @unchecked Sendable {
                                                        Double(n) / 1e6, Double(g) / 1e6, wino, "\(verdict)").utf8))
         }
         if verdict == .winograd { winogradBatches.insert(batch) } else if winogradBatches.isEmpty { winogradKernel = nil }
+        if verdict == .gemm { gemmBatches.insert(batch) } else if gemmBatches.isEmpty { windowKernel = nil }
         // The output is the winner's: this run and the next give the same answer.
         switch verdict {
         case .native: native()
