@@ -3,7 +3,11 @@
 model at one batch size, largest differences first. Where `peers.py` says how far apart the two
 are, this says where.
 
-    Tools/.venv/bin/python Benchmarks/profile_vs_ort.py [--batch 1] [--iterations 60]
+    Tools/.venv/bin/python Benchmarks/profile_vs_ort.py [--batch 1] [--iterations 60] [--rounds 3] [--groups]
+
+With --rounds R the two alternate R times (per-layer medians over the rounds), so that a phase
+of the machine weighs on both; --groups sums the repeated blocks' layers (Block17's 1×7s of all
+ten blocks as one row).
 
 Reads the models `peers.sh` made: Benchmarks/out/multitask.fmodel and its tf2onnx conversion
 Benchmarks/out/peers/multitask.onnx (Keras layer names survive both). ONNX Runtime's node times
@@ -78,25 +82,47 @@ def merge_chains(fm, on, chains):
                 on[name] += on.pop(k)
 
 
+def grouped(layers):
+    """The layers of the repeated blocks summed over the blocks: `Block17_3_Branch_1_…` counts
+    as `Block17 Branch_1_…`."""
+    out = collections.Counter()
+    for name, ms in layers.items():
+        out[re.sub(r"^(Block\d+)_\d+_", r"\1 ", name)] += ms
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--rows", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--groups", action="store_true")
     args = ap.parse_args()
     fm_path = os.path.join(ROOT, "Benchmarks/out/multitask.fmodel")
     ort_path = os.path.join(ROOT, "Benchmarks/out/peers/multitask.onnx")
     for p in (fm_path, ort_path):
         if not os.path.exists(p):
             raise SystemExit(f"{p}: not found (Benchmarks/peers.sh makes it)")
-    median, fm, chains = fmodel_layers(fm_path, args.batch, args.iterations)
-    on = ort_layers(ort_path, args.batch, args.iterations)
-    merge_chains(fm, on, chains)
+    medians, fms, ons = [], [], []
+    for _ in range(args.rounds):
+        median, fm, chains = fmodel_layers(fm_path, args.batch, args.iterations)
+        on = ort_layers(ort_path, args.batch, args.iterations)
+        merge_chains(fm, on, chains)
+        if args.groups:
+            fm, on = grouped(fm), grouped(on)
+        medians.append(median)
+        fms.append(fm)
+        ons.append(on)
+    median = statistics.median(medians)
+    fm = collections.Counter({k: statistics.median(r[k] for r in fms) for k in set().union(*fms)})
+    on = collections.Counter({k: statistics.median(r[k] for r in ons) for k in set().union(*ons)})
     print(f"multi-task model, batch {args.batch}: fmodel median {median:.2f} ms; layer sums: fmodel {sum(fm.values()):.2f} ms, "
           f"ONNX Runtime {sum(on.values()):.2f} ms (profiled)")
     rows = sorted(((fm[k] - on[k], k) for k in set(fm) | set(on)), reverse=True)
     print(f"  {'fmodel − ORT':>12s} {'fmodel':>8s} {'ORT':>8s}  layer (ms)")
-    for d, k in rows[: args.rows] + [(None, "…")] + rows[-args.rows:]:
+    shown = rows if len(rows) <= 2 * args.rows else rows[: args.rows] + [(None, "…")] + rows[-args.rows:]
+    for d, k in shown:
         if d is None:
             print("  …")
         else:

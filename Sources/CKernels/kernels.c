@@ -427,9 +427,11 @@ static void gemm_scalar(const float *x, size_t ldx, size_t m, size_t k, const fl
 }
 
 void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y) {
-    /* One row (a dense layer at batch 1): 256 columns of accumulators, eight kernel rows at a
-       time, no software prefetch — the hardware prefetcher follows its 1 KB row pieces. */
+    /* One row (a dense layer at batch 1): on AVX-512 256 columns of accumulators, eight kernel
+       rows at a time, no software prefetch — the hardware prefetcher follows its 1 KB row
+       pieces; on AVX2 four kernel rows at a time into y in L1 (fm_avx2_gemv_f32). */
     if (has_avx512() && m == 1) { gemv_f32_avx512(x, k, n, w, y); return; }
+    if (fm_has_avx2() && m == 1) { fm_avx2_gemv_f32(x, k, n, w, y); return; }
     fm_rows_blocks_fn *blocks = rows_blocks();
     if (blocks) { gemm_panels(blocks, x, ldx, m, k, w, n, y, 0, n, n, STREAM_DEPTH, stream_ahead(n)); return; }
     gemm_scalar(x, ldx, m, k, w, n, y, 0, n);

@@ -34,6 +34,8 @@ void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, con
                       float scale, const float *residual, int activation, float alpha, float range[2]);
 void fm_avx2_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y);
 void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols);
+/* fm_gemm_rows_f32 for one row: y[c] = sum over i < k of a[i] * w[i][c]. */
+void fm_avx2_gemv_f32(const float *a, size_t k, size_t n, const float *w, float *y);
 fm_rows_blocks_fn fm_avx2_rows_blocks;
 
 /* The packed kernel (kernels_avx2.c): a [k, n] kernel as depth pieces of FM_PACK_DEPTH rows

@@ -8,12 +8,14 @@ import Testing
 @Suite struct StreamedGEMMTests {
     /// Pointwise and strided 3×3 convs with 1 to 16 output rows: one and two register blocks
     /// of rows, column counts that are not a multiple of 16, an odd kernel depth (uneven
-    /// shares between the threads).
+    /// shares between the threads; for one row, the four kernel rows at a time of AVX2's
+    /// `fm_avx2_gemv_f32` with a remainder).
     @Test(arguments: [
         ([1, 3, 3, 384], 1, 1, 200),  // Block8's 1×1 shape: nine rows
         ([1, 1, 13, 257], 1, 1, 300),  // thirteen rows: a block of twelve and one
         ([2, 2, 4, 256], 1, 1, 260),  // two images, sixteen rows
         ([1, 1, 1, 600], 1, 1, 130),  // one row
+        ([1, 1, 1, 601], 1, 1, 256),  // one row: depth shares not a multiple of four, 1 KB kernel rows (prefetched)
         ([1, 6, 6, 130], 3, 2, 70),  // 3×3 stride 2 (Mixed_7a's shape): im2col, nine rows
     ])
     func convMatchesDirectSum(inShape: [Int], kernelSize: Int, stride: Int, cout: Int) throws {

@@ -95,7 +95,7 @@ final class NativeConvolutions: @unchecked Sendable {
     /// everywhere. The winner runs last, so that the output is what later runs compute.
     /// - Returns: the verdict.
     @discardableResult
-    func trial(batch: Int, native: () -> Void, gemm: () -> Void, winograd: (() -> Void)?) -> ConvPath {
+    func trial(_ subject: @autoclosure () -> String, batch: Int, native: () -> Void, gemm: () -> Void, winograd: (() -> Void)?) -> ConvPath {
         func seconds(_ body: () -> Void) -> UInt64 {
             let start = DispatchTime.now().uptimeNanoseconds
             body()
@@ -113,7 +113,7 @@ final class NativeConvolutions: @unchecked Sendable {
         }
         if Self.debug {
             let wino = w.map { String(format: ", Winograd %.3f ms", Double($0) / 1e6) } ?? ""
-            FileHandle.standardError.write(Data(String(format: "trial batch %d: native %.3f ms, GEMM %.3f ms%@: %@\n", batch,
+            FileHandle.standardError.write(Data(String(format: "trial %@ batch %d: native %.3f ms, GEMM %.3f ms%@: %@\n", subject(), batch,
                                                        Double(n) / 1e6, Double(g) / 1e6, wino, "\(verdict)").utf8))
         }
         if verdict == .winograd { winogradBatches.insert(batch) } else if winogradBatches.isEmpty { winogradKernel = nil }
