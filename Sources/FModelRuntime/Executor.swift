@@ -88,8 +88,51 @@ public final class Executor: @unchecked Sendable {
     /// - Throws: `RuntimeError` when inputs are missing or misshapen or a value is unknown.
     public func run(_ inputs: [String: FloatTensor], outputs requested: [String]) throws -> [String: FloatTensor] {
         for name in requested where valueIndex[name] == nil { throw RuntimeError.unknownValue(name) }
-        let keep = Set(requested.map { valueIndex[$0]! })
         let batch = try checkInputs(inputs)
+        // A batch larger than a pass runs pass by pass (`BatchPasses`), the values joined.
+        guard let limit = try passLimit(), batch > limit else { return try runPass(inputs, batch: batch, outputs: requested) }
+        let parts = try BatchPasses.passes(batch: batch, limit: limit).map { range in
+            try runPass(inputs.mapValues { $0.images(range) }, batch: range.count, outputs: requested)
+        }
+        var result: [String: FloatTensor] = [:]
+        for name in requested { result[name] = FloatTensor.joiningImages(parts.map { $0[name]! }) }
+        return result
+    }
+
+    /// Images per pass (`BatchPasses`), found once: nil where a batch runs in one pass, or
+    /// where some value's first dimension is not the batch (a pass could not be joined).
+    private func passLimit() throws(GraphError) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let knownPassLimit { return knownPassLimit }
+        let one = try shapes(batch: 1), two = try shapes(batch: 2)
+        let perImage = zip(one, two).allSatisfy { $0.rank > 0 && $0[0] == 1 && $1[0] == 2 }
+        let largest = one.map { $0.elementCount ?? 0 }.max() ?? 0
+        let limit = perImage ? BatchPasses.limit(largestImageBytes: largest * MemoryLayout<Float>.stride, budget: passActivationBytes) : nil
+        knownPassLimit = .some(limit)
+        return limit
+    }
+
+    private var knownPassLimit: Int??
+
+    /// For tests: images per pass.
+    func passLimitForTests() throws -> Int? { try passLimit() }
+
+    /// The largest activation a pass keeps within (`BatchPasses.passActivationBytes`; tests
+    /// make passes of small graphs with less).
+    var passActivationBytes = BatchPasses.passActivationBytes {
+        didSet { knownPassLimit = nil }
+    }
+
+    /// The batch sizes a batch of `batch` images runs at (`BatchPasses`).
+    private func passBatches(_ batch: Int) throws(GraphError) -> Set<Int> {
+        guard let limit = try passLimit(), batch > limit else { return [batch] }
+        return Set(BatchPasses.passes(batch: batch, limit: limit).map(\.count))
+    }
+
+    /// One pass: `batch` images through the program.
+    private func runPass(_ inputs: [String: FloatTensor], batch: Int, outputs requested: [String]) throws -> [String: FloatTensor] {
+        let keep = Set(requested.map { valueIndex[$0]! })
         lock.lock()
         defer { lock.unlock() }
         let shapes = try shapes(batch: batch)
@@ -177,12 +220,14 @@ public final class Executor: @unchecked Sendable {
     /// calls it before its first request, `bench` before timing. Does nothing for `gemm`.
     /// - Throws: `GraphError` when the graph does not take that batch size.
     public func prepare(batch: Int) throws(GraphError) {
-        lock.lock()
-        defer { lock.unlock() }
-        let shapes = try shapes(batch: batch)
-        guard engine != .gemm else { return }
-        ranOnce[program.fused, default: []].insert(batch)
-        prepare(program, batch: batch, shapes: shapes, float: true)
+        for pass in try passBatches(batch) {
+            lock.lock()
+            defer { lock.unlock() }
+            let shapes = try shapes(batch: pass)
+            guard engine != .gemm else { return }
+            ranOnce[program.fused, default: []].insert(pass)
+            prepare(program, batch: pass, shapes: shapes, float: true)
+        }
     }
 
     /// Makes the oneDNN primitives of `program`'s convolutions for `batch` that do not exist
