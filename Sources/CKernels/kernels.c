@@ -491,7 +491,6 @@ void fm_gemm_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w,
     gemm_scalar(x, ldx, m, k, w, n, y, c0, c1);
 }
 
-
 int fm_packed_available(void) { return fm_has_avx2(); }
 
 size_t fm_packed_floats(size_t k, size_t n) { return k * round16(n); }

@@ -224,7 +224,7 @@ public final class Executor: @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             let shapes = try shapes(batch: pass)
-            guard engine != .gemm else { return }
+            if engine == .gemm { continue }
             ranOnce[program.fused, default: []].insert(pass)
             prepare(program, batch: pass, shapes: shapes, float: true)
         }

@@ -68,8 +68,8 @@ final class NativeConvolutions: @unchecked Sendable {
     /// Batch sizes whose trial the GEMM path won.
     private var gemmBatches: Set<Int> = []
 
-    /// The layer's packed window kernel, made by `make` (which releases nothing) on first use;
-    /// the mapped kernel's pages then leave memory.
+    /// The layer's packed window kernel, made by `make` on first use, after which the mapped
+    /// kernel's pages leave memory (the copy replaces them, as a primitive's does).
     func packedWindowKernel(_ weights: GEMMWeights, _ make: () -> PackedWindowKernel) -> PackedWindowKernel {
         Self.creation.lock()
         defer { Self.creation.unlock() }
@@ -93,6 +93,7 @@ final class NativeConvolutions: @unchecked Sendable {
     /// the GEMM path for FaceNet's strided 3×3 and 1×7 layers and faster for its stem and 1×1
     /// layers (`bench --profile` with each engine), on AVX-512 `brgconv` is ahead almost
     /// everywhere. The winner runs last, so that the output is what later runs compute.
+    /// `subject` names the layer in `FMODEL_DEBUG_CONV`'s line.
     /// - Returns: the verdict.
     @discardableResult
     func trial(_ subject: @autoclosure () -> String, batch: Int, native: () -> Void, gemm: () -> Void, winograd: (() -> Void)?) -> ConvPath {
