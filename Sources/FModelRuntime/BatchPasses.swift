@@ -35,14 +35,6 @@ struct BatchPasses {
 }
 
 extension FloatTensor {
-    /// Images `range` of a tensor whose first dimension is the batch.
-    func images(_ range: Range<Int>) -> FloatTensor {
-        let per = values.count / max(shape[0], 1)
-        var dims = shape.dims
-        dims[0] = range.count
-        return FloatTensor(shape: Shape(dims), values: Array(values[range.lowerBound * per..<range.upperBound * per]))
-    }
-
     /// The tensors' images one after the other (the batch dimension joined).
     static func joiningImages(_ parts: [FloatTensor]) -> FloatTensor {
         var dims = parts[0].shape.dims

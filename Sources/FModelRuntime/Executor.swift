@@ -90,10 +90,8 @@ public final class Executor: @unchecked Sendable {
         for name in requested where valueIndex[name] == nil { throw RuntimeError.unknownValue(name) }
         let batch = try checkInputs(inputs)
         // A batch larger than a pass runs pass by pass (`BatchPasses`), the values joined.
-        guard let limit = try passLimit(), batch > limit else { return try runPass(inputs, batch: batch, outputs: requested) }
-        let parts = try BatchPasses.passes(batch: batch, limit: limit).map { range in
-            try runPass(inputs.mapValues { $0.images(range) }, batch: range.count, outputs: requested)
-        }
+        guard let limit = try passLimit(), batch > limit else { return try runPass(inputs, images: 0..<batch, outputs: requested) }
+        let parts = try BatchPasses.passes(batch: batch, limit: limit).map { try runPass(inputs, images: $0, outputs: requested) }
         var result: [String: FloatTensor] = [:]
         for name in requested { result[name] = FloatTensor.joiningImages(parts.map { $0[name]! }) }
         return result
@@ -130,9 +128,10 @@ public final class Executor: @unchecked Sendable {
         return Set(BatchPasses.passes(batch: batch, limit: limit).map(\.count))
     }
 
-    /// One pass: `batch` images through the program.
-    private func runPass(_ inputs: [String: FloatTensor], batch: Int, outputs requested: [String]) throws -> [String: FloatTensor] {
+    /// One pass: images `images` of the inputs through the program.
+    private func runPass(_ inputs: [String: FloatTensor], images: Range<Int>, outputs requested: [String]) throws -> [String: FloatTensor] {
         let keep = Set(requested.map { valueIndex[$0]! })
+        let batch = images.count
         lock.lock()
         defer { lock.unlock() }
         let shapes = try shapes(batch: batch)
@@ -146,8 +145,9 @@ public final class Executor: @unchecked Sendable {
         defer { scratch = run.scratch }
         for (i, info) in graph.inputs.enumerated() {
             let t = inputs[info.name]!
-            let b = take(t.values.count)
-            t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: t.values.count) }
+            let per = t.values.count / t.shape[0], count = per * batch
+            let b = take(count)
+            t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress! + images.lowerBound * per, count: count) }
             run.bind(i, b)
         }
         let plan = warm && program.fused ? chainsByBatch[batch] : nil
