@@ -1,8 +1,9 @@
 import FModelCore
 
-/// How many images one pass of a large batch runs: a batch larger than that runs as equal
-/// passes, one after the other, so that each layer's input and output stay in the cache
-/// between layers.
+/// How many images one pass of a large batch runs: a batch larger than that runs its early
+/// layers, where the activations are large, as equal passes one after the other, so that each
+/// layer's input and output stay in the cache between layers, and the rest at the full batch
+/// (`Executor.passCut`).
 ///
 /// At batch 32 FaceNet's stem writes activations of 24-49 MB a layer (Conv2d_2b's output is
 /// 1.5 MB an image), more than a core's share of the last-level cache (32 MB a CCD on the Zen

@@ -89,12 +89,51 @@ public final class Executor: @unchecked Sendable {
     public func run(_ inputs: [String: FloatTensor], outputs requested: [String]) throws -> [String: FloatTensor] {
         for name in requested where valueIndex[name] == nil { throw RuntimeError.unknownValue(name) }
         let batch = try checkInputs(inputs)
-        // A batch larger than a pass runs pass by pass (`BatchPasses`), the values joined.
-        guard let limit = try passLimit(), batch > limit else { return try runPass(inputs, images: 0..<batch, outputs: requested) }
-        let parts = try BatchPasses.passes(batch: batch, limit: limit).map { try runPass(inputs, images: $0, outputs: requested) }
-        var result: [String: FloatTensor] = [:]
-        for name in requested { result[name] = FloatTensor.joiningImages(parts.map { $0[name]! }) }
-        return result
+        let keep = Set(requested.map { valueIndex[$0]! })
+        let program = try lockedProgram(keep: keep)
+        func bindInputs(_ images: Range<Int>) -> (Run) -> Void {
+            { run in
+                for (i, info) in self.graph.inputs.enumerated() {
+                    let t = inputs[info.name]!
+                    let per = t.values.count / t.shape[0], count = per * images.count
+                    let b = self.take(count)
+                    t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress! + images.lowerBound * per, count: count) }
+                    run.bind(i, b)
+                }
+            }
+        }
+        func values(_ names: [String]) -> (Run) -> [String: FloatTensor] {
+            { run in
+                var result: [String: FloatTensor] = [:]
+                for name in names {
+                    let v = self.valueIndex[name]!, shape = run.shapes[v]
+                    result[name] = FloatTensor(shape: shape, values: Array(UnsafeBufferPointer(start: run.buffers[v]!.pointer, count: shape.elementCount!)))
+                }
+                return result
+            }
+        }
+        let whole = 0..<program.instructions.count
+        guard let limit = try passLimit(), batch > limit else {
+            return try runSegment(program, whole, batch: batch, keep: keep, bind: bindInputs(0..<batch), collect: values(requested))
+        }
+        // A batch larger than a pass runs pass by pass (`BatchPasses`): up to `cut`, where the
+        // activations are large, or through the whole program, the values joined.
+        let passes = BatchPasses.passes(batch: batch, limit: limit)
+        guard let cut = try passCut(program, batch: batch, keep: keep) else {
+            let parts = try passes.map { try runSegment(program, whole, batch: $0.count, keep: keep, bind: bindInputs($0), collect: values(requested)) }
+            var result: [String: FloatTensor] = [:]
+            for name in requested { result[name] = FloatTensor.joiningImages(parts.map { $0[name]! }) }
+            return result
+        }
+        let perImage = try lockedShapes(batch: 1)[cut.value].elementCount!
+        let joined = lockedTake(perImage * batch)
+        for images in passes {
+            try runSegment(program, 0..<cut.end, batch: images.count, keep: [cut.value], bind: bindInputs(images)) { run in
+                (joined.pointer + images.lowerBound * perImage).update(from: run.buffers[cut.value]!.pointer, count: perImage * images.count)
+            }
+        }
+        return try runSegment(program, cut.end..<whole.upperBound, batch: batch, keep: keep, bind: { $0.bind(cut.value, joined) },
+                              collect: values(requested))
     }
 
     /// Images per pass (`BatchPasses`), found once: nil where a batch runs in one pass, or
@@ -116,48 +155,95 @@ public final class Executor: @unchecked Sendable {
     /// For tests: images per pass.
     func passLimitForTests() throws -> Int? { try passLimit() }
 
+    /// For tests: where the passes of a run asking for `outputs` end (`passCut`).
+    func passCutForTests(batch: Int, outputs: [String]) throws -> (end: Int, value: Int)? {
+        let keep = Set(outputs.map { valueIndex[$0]! })
+        return try passCut(try lockedProgram(keep: keep), batch: batch, keep: keep)
+    }
+
     /// The largest activation a pass keeps within (`BatchPasses.passActivationBytes`; tests
     /// make passes of small graphs with less).
     var passActivationBytes = BatchPasses.passActivationBytes {
         didSet { knownPassLimit = nil }
     }
 
-    /// The batch sizes a batch of `batch` images runs at (`BatchPasses`).
-    private func passBatches(_ batch: Int) throws(GraphError) -> Set<Int> {
-        guard let limit = try passLimit(), batch > limit else { return [batch] }
-        return Set(BatchPasses.passes(batch: batch, limit: limit).map(\.count))
+    /// The program a run asking for the values `keep` executes: the fused one, unless it fused
+    /// one of them away.
+    private func lockedProgram(keep: Set<Int>) throws -> Program {
+        lock.lock()
+        defer { lock.unlock() }
+        return keep.isDisjoint(with: program.missing) ? program : unfused()
     }
 
-    /// One pass: images `images` of the inputs through the program.
-    private func runPass(_ inputs: [String: FloatTensor], images: Range<Int>, outputs requested: [String]) throws -> [String: FloatTensor] {
-        let keep = Set(requested.map { valueIndex[$0]! })
-        let batch = images.count
+    private func lockedTake(_ n: Int) -> Buffer {
+        lock.lock()
+        defer { lock.unlock() }
+        return take(n)
+    }
+
+    private func lockedShapes(batch: Int) throws(GraphError) -> [Shape] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try shapes(batch: batch)
+    }
+
+    /// Where the passes of a `batch`-image run of `program` end: the instructions before
+    /// `end` run pass by pass and leave one value, `value`, which the rest read at the full
+    /// batch. The passes cover every instruction whose output at the full batch is larger than
+    /// half of `passActivationBytes` (FaceNet at 32: through Block35, 9.5 MB a value; Mixed_6a's
+    /// output is 7.3 MB), then end at the first point that one value crosses. Nil (passes
+    /// through the whole program) where no such point is, or where a value asked for is made
+    /// before it.
+    private func passCut(_ program: Program, batch: Int, keep: Set<Int>) throws(GraphError) -> (end: Int, value: Int)? {
+        let shapes = try lockedShapes(batch: batch)
+        let instructions = program.instructions
+        guard let lastLarge = instructions.lastIndex(where: { (shapes[$0.output].elementCount ?? 0) * 4 > passActivationBytes / 2 })
+        else { return nil }
+        // Values made before each point that later instructions still read.
+        var madeAt = [Int: Int]()
+        for info in graph.inputs { madeAt[valueIndex[info.name]!] = -1 }
+        for (i, instruction) in instructions.enumerated() { madeAt[instruction.output] = i }
+        for end in (lastLarge + 1)..<instructions.count {
+            var crossing = Set<Int>()
+            for instruction in instructions[end...] {
+                for v in instruction.inputs + (instruction.residual.map { [$0] } ?? []) where (madeAt[v] ?? Int.max) < end { crossing.insert(v) }
+            }
+            guard crossing.count == 1, let value = crossing.first else { continue }
+            if keep.contains(where: { (madeAt[$0] ?? Int.max) < end }) { return nil }
+            return (end, value)
+        }
+        return nil
+    }
+
+    /// Instructions `segment` of `program` on `batch` images: `bind` binds the values they
+    /// start from, `collect` reads what they made before the run's buffers go back. Values in
+    /// `keep` are never released. A tiered executor's first and second runs (GEMM path, then
+    /// the trials) count per batch size, whatever the segment.
+    @discardableResult
+    private func runSegment<T>(_ program: Program, _ segment: Range<Int>, batch: Int, keep: Set<Int>, bind: (Run) -> Void,
+                               collect: (Run) -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
         let shapes = try shapes(batch: batch)
-        let program = keep.isDisjoint(with: program.missing) ? program : unfused()
         let warm = engine != .tiered || !ranOnce[program.fused, default: []].insert(batch).inserted
         // A tiered executor's first native run for a batch size times its float32 convolutions
         // both ways (`NativeConvolutions.trial`); what the losing GEMM runs held goes after it.
         let measuring = engine == .tiered && warm && measuredBatches.insert(batch).inserted
-        prepare(program, batch: batch, shapes: shapes, float: warm)
+        prepare(program, batch: batch, shapes: shapes, float: warm, segment: segment)
         var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch, nativeFloat: warm)
         defer { scratch = run.scratch }
-        for (i, info) in graph.inputs.enumerated() {
-            let t = inputs[info.name]!
-            let per = t.values.count / t.shape[0], count = per * batch
-            let b = take(count)
-            t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress! + images.lowerBound * per, count: count) }
-            run.bind(i, b)
-        }
+        bind(run)
         let plan = warm && program.fused ? chainsByBatch[batch] : nil
-        for (i, instruction) in program.instructions.enumerated() {
-            // A chain runs where its first instruction stands, unless a value inside it is asked for.
+        for i in segment {
+            let instruction = program.instructions[i]
+            // A chain runs where its first instruction stands, unless a value inside it is asked
+            // for, or it reaches past the segment.
             var chain: NativeChain?
             switch plan?.roles[i] ?? .none {
             case .none: break
-            case .first(let c): chain = plan!.chains[c]
-            case .covered(let c): if keep.isDisjoint(with: plan!.chains[c].inner) { continue }
+            case .first(let c): chain = plan!.chains[c].layers.last! < segment.upperBound ? plan!.chains[c] : nil
+            case .covered(let c): if keep.isDisjoint(with: plan!.chains[c].inner) && plan!.chains[c].layers.first! >= segment.lowerBound
+                                     && plan!.chains[c].layers.last! < segment.upperBound { continue }
             }
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             var ops = instruction.ops
@@ -175,13 +261,7 @@ public final class Executor: @unchecked Sendable {
                 profile[instruction.node.name, default: (ops, 0)].seconds += seconds
             }
         }
-        var result: [String: FloatTensor] = [:]
-        for name in requested {
-            let v = valueIndex[name]!
-            let shape = shapes[v]
-            let n = shape.elementCount!
-            result[name] = FloatTensor(shape: shape, values: Array(UnsafeBufferPointer(start: run.buffers[v]!.pointer, count: n)))
-        }
+        let result = collect(run)
         rangesReused += run.rangesReused
         for b in run.releaseAll() { pool.give(b) }
         for (_, bytes) in run.converted.values { pool.give(bytes) }
@@ -220,29 +300,42 @@ public final class Executor: @unchecked Sendable {
     /// calls it before its first request, `bench` before timing. Does nothing for `gemm`.
     /// - Throws: `GraphError` when the graph does not take that batch size.
     public func prepare(batch: Int) throws(GraphError) {
-        for pass in try passBatches(batch) {
+        for (size, segment) in try segments(batch: batch) {
             lock.lock()
             defer { lock.unlock() }
-            let shapes = try shapes(batch: pass)
+            let shapes = try shapes(batch: size)
             if engine == .gemm { continue }
-            ranOnce[program.fused, default: []].insert(pass)
-            prepare(program, batch: pass, shapes: shapes, float: true)
+            ranOnce[program.fused, default: []].insert(size)
+            prepare(program, batch: size, shapes: shapes, float: true, segment: segment)
         }
+    }
+
+    /// What a run of `batch` images asking for the model's outputs executes: the batch sizes
+    /// and the instructions of the fused program each runs (`BatchPasses`).
+    private func segments(batch: Int) throws(GraphError) -> [(batch: Int, segment: Range<Int>)] {
+        let whole = 0..<program.instructions.count
+        guard let limit = try passLimit(), batch > limit else { return [(batch, whole)] }
+        let sizes = Set(BatchPasses.passes(batch: batch, limit: limit).map(\.count))
+        guard let cut = try passCut(program, batch: batch, keep: Set(graph.outputs.map { valueIndex[$0]! })) else {
+            return sizes.map { ($0, whole) }
+        }
+        return sizes.map { ($0, 0..<cut.end) } + [(batch, cut.end..<whole.upperBound)]
     }
 
     /// Makes the oneDNN primitives of `program`'s convolutions for `batch` that do not exist
     /// yet (JIT compilation, then the kernel reorders on every core): the int8 ones, and the
     /// float32 ones when `float` is set.
-    private func prepare(_ program: Program, batch: Int, shapes: [Shape], float: Bool) {
+    private func prepare(_ program: Program, batch: Int, shapes: [Shape], float: Bool, segment: Range<Int>) {
         var chains: [NativeChain] = []
         if float && program.fused && chainsByBatch[batch] == nil {
-            chains = makeChains(program, shapes: shapes)
+            chains = makeChains(program, shapes: shapes).filter { segment.contains($0.layers.first!) && segment.contains($0.layers.last!) }
             chainsByBatch[batch] = ChainPlan(chains, instructions: program.instructions.count)
         }
         let plan = program.fused ? chainsByBatch[batch] : nil
         let convs = program.instructions.enumerated().compactMap { n, i -> (ConvKernel, Shape, Shape)? in
-            // A chain's convolutions need no primitives of their own, nor do streamed ones.
-            guard case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.covers(n) != true,
+            // A chain's convolutions need no primitives of their own, nor do streamed ones, nor
+            // those another batch size runs (`BatchPasses`).
+            guard segment.contains(n), case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.covers(n) != true,
                   float || k.weights.isInteger, !streams(i, shapes) else { return nil }
             return (k, shapes[i.inputs[0]], shapes[i.output])
         }
