@@ -164,7 +164,7 @@ public final class Executor: @unchecked Sendable {
     /// The largest activation a pass keeps within (`BatchPasses.passActivationBytes`; tests
     /// make passes of small graphs with less).
     var passActivationBytes = BatchPasses.passActivationBytes {
-        didSet { knownPassLimit = nil }
+        didSet { (knownPassLimit, passCuts) = (nil, [:]) }
     }
 
     /// The program a run asking for the values `keep` executes: the fused one, unless it fused
@@ -196,24 +196,33 @@ public final class Executor: @unchecked Sendable {
     /// before it.
     private func passCut(_ program: Program, batch: Int, keep: Set<Int>) throws(GraphError) -> (end: Int, value: Int)? {
         let shapes = try lockedShapes(batch: batch)
+        lock.lock()
+        defer { lock.unlock() }
+        let key = batch * 2 + (program.fused ? 1 : 0)
+        if passCuts[key] == nil { passCuts[key] = .some(findCut(program, shapes: shapes)) }
+        guard let cut = passCuts[key]!, keep.isDisjoint(with: cut.made) else { return nil }
+        return (cut.end, cut.value)
+    }
+
+    /// `passCut`'s point for a program at the batch size of `shapes`, and the values made
+    /// before it.
+    private func findCut(_ program: Program, shapes: [Shape]) -> (end: Int, value: Int, made: Set<Int>)? {
         let instructions = program.instructions
         guard let lastLarge = instructions.lastIndex(where: { (shapes[$0.output].elementCount ?? 0) * 4 > passActivationBytes / 2 })
         else { return nil }
-        // Values made before each point that later instructions still read.
-        var madeAt = [Int: Int]()
+        var madeAt = [Int](repeating: Int.max, count: valueIndex.count)
         for info in graph.inputs { madeAt[valueIndex[info.name]!] = -1 }
         for (i, instruction) in instructions.enumerated() { madeAt[instruction.output] = i }
         for end in (lastLarge + 1)..<instructions.count {
-            var crossing = Set<Int>()
-            for instruction in instructions[end...] {
-                for v in instruction.inputs + (instruction.residual.map { [$0] } ?? []) where (madeAt[v] ?? Int.max) < end { crossing.insert(v) }
-            }
-            guard crossing.count == 1, let value = crossing.first else { continue }
-            if keep.contains(where: { (madeAt[$0] ?? Int.max) < end }) { return nil }
-            return (end, value)
+            // The values made before `end` and read at or after it.
+            let crossing = madeAt.indices.filter { madeAt[$0] < end && program.lastUse[$0] >= end }
+            if crossing.count == 1 { return (end, crossing[0], Set(madeAt.indices.filter { madeAt[$0] < end })) }
         }
         return nil
     }
+
+    /// `findCut`'s answers by batch size and program (fused or not).
+    private var passCuts: [Int: (end: Int, value: Int, made: Set<Int>)?] = [:]
 
     /// Instructions `segment` of `program` on `batch` images: `bind` binds the values they
     /// start from, `collect` reads what they made before the run's buffers go back. Values in
