@@ -306,7 +306,9 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// Makes the oneDNN primitives `batch` needs now, rather than on its next run: a server
-    /// calls it before its first request, `bench` before timing. Does nothing for `gemm`.
+    /// calls it before its first request, `bench` before timing. Does nothing for `gemm`. A
+    /// batch that runs in passes gets its passes' primitives for the layers they run, and the
+    /// full batch's for the rest (`segments`).
     /// - Throws: `GraphError` when the graph does not take that batch size.
     public func prepare(batch: Int) throws(GraphError) {
         for (size, segment) in try segments(batch: batch) {

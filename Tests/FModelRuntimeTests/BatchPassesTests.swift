@@ -24,7 +24,8 @@ import Testing
     /// the output alone, the two convolutions run pass by pass and the pool and dense layer on
     /// all 17 at once (the cut after the second conv, whose output alone crosses it); asked for
     /// the first conv's output too, made before that cut, the whole program runs pass by pass.
-    /// The outputs, the intermediate value, and the images in their order.
+    /// The outputs, the intermediate value, and the images in their order; and `prepare`
+    /// makes the convolutions' primitives at the passes' sizes only.
     @Test(arguments: [ConvolutionEngine.gemm, .tiered]) func passesGiveTheOnePassAnswer(engine: ConvolutionEngine) throws {
         var g = SplitMix64(seed: 21)
         func randoms(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
@@ -43,6 +44,12 @@ import Testing
         let passes = try Executor(graph: graph, engine: engine)
         passes.passActivationBytes = 12 * 12 * 16 * 4  // one image of the largest value: the minimum, 8
         #expect(try passes.passLimitForTests() == 8)
+        // `prepare` makes the convolutions' primitives at the passes' sizes, not at 17.
+        let prepared = try Executor(graph: graph, engine: .tiered)
+        prepared.passActivationBytes = passes.passActivationBytes
+        try prepared.prepare(batch: 17)
+        let convs = prepared.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
+        #expect(convs.count == 2 && convs.allSatisfy { $0.native!.tried(batch: 5) && $0.native!.tried(batch: 6) && !$0.native!.tried(batch: 17) })
         #expect(try passes.passCutForTests(batch: 17, outputs: ["fc"])?.end == 2)
         #expect(try passes.passCutForTests(batch: 17, outputs: ["fc", "a"]) == nil)
         for names in [["fc"], ["fc", "a"], ["fc"]] {  // a tiered executor's first run, its trials, and its steady state
