@@ -217,7 +217,8 @@ AVX2 void fm_avx2_rows_blocks(const float *x, size_t ldx, size_t m, size_t k, si
    side by side. Where a row is 1 KB or less (fc2's 8192 x 256), the loads of the rows 16 on
    are prefetched into L1: without, the hardware prefetcher left those reads at 15-18 GB/s on
    the Zen 3 (the register blocks of fm_avx2_rows_blocks as well), with, 21-24
-   (`Benchmarks/dense_rows.c 8192x256 1`); 2 KB rows and longer (fc1's 32 KB) gained nothing from it. */
+   (`Benchmarks/dense_rows.c 8192x256 1`); 2 KB rows and longer (fc1's 32 KB) gained nothing
+   from it in a /tmp harness (the issue's note). */
 AVX2 void fm_avx2_gemv_f32(const float *a, size_t k, size_t n, const float *w, float *y) {
     const size_t ahead = n <= 256 ? 16 : 0, full = n / 8 * 8;
     const __m256i tail = lanes(n - full);

@@ -90,7 +90,7 @@ public final class Executor: @unchecked Sendable {
         for name in requested where valueIndex[name] == nil { throw RuntimeError.unknownValue(name) }
         let batch = try checkInputs(inputs)
         let keep = Set(requested.map { valueIndex[$0]! })
-        let program = try lockedProgram(keep: keep)
+        let program = lock.withLock { self.program(keep: keep) }
         func bindInputs(_ images: Range<Int>) -> (Run) -> Void {
             { run in
                 for (i, info) in self.graph.inputs.enumerated() {
@@ -125,8 +125,8 @@ public final class Executor: @unchecked Sendable {
             for name in requested { result[name] = FloatTensor.joiningImages(parts.map { $0[name]! }) }
             return result
         }
-        let perImage = try lockedShapes(batch: 1)[cut.value].elementCount!
-        let joined = lockedTake(perImage * batch)
+        let perImage = try lock.withLock { try shapes(batch: 1) }[cut.value].elementCount!
+        let joined = lock.withLock { take(perImage * batch) }
         for images in passes {
             try runSegment(program, 0..<cut.end, batch: images.count, keep: [cut.value], bind: bindInputs(images)) { run in
                 (joined.pointer + images.lowerBound * perImage).update(from: run.buffers[cut.value]!.pointer, count: perImage * images.count)
@@ -136,29 +136,28 @@ public final class Executor: @unchecked Sendable {
                               collect: values(requested))
     }
 
-    /// Images per pass (`BatchPasses`), found once: nil where a batch runs in one pass, or
-    /// where some value's first dimension is not the batch (a pass could not be joined).
-    private func passLimit() throws(GraphError) -> Int? {
+    /// Images per pass (`BatchPasses`), found once: nil where a batch runs in one pass, where
+    /// some value's first dimension is not the batch (a pass could not be joined), or where
+    /// `FMODEL_NO_PASSES` is set.
+    func passLimit() throws(GraphError) -> Int? {
         lock.lock()
         defer { lock.unlock() }
         if let knownPassLimit { return knownPassLimit }
         let one = try shapes(batch: 1), two = try shapes(batch: 2)
         let perImage = zip(one, two).allSatisfy { $0.rank > 0 && $0[0] == 1 && $1[0] == 2 }
         let largest = one.map { $0.elementCount ?? 0 }.max() ?? 0
-        let limit = perImage ? BatchPasses.limit(largestImageBytes: largest * MemoryLayout<Float>.stride, budget: passActivationBytes) : nil
+        let limit = perImage && BatchPasses.enabled
+            ? BatchPasses.limit(largestImageBytes: largest * MemoryLayout<Float>.stride, budget: passActivationBytes) : nil
         knownPassLimit = .some(limit)
         return limit
     }
 
     private var knownPassLimit: Int??
 
-    /// For tests: images per pass.
-    func passLimitForTests() throws -> Int? { try passLimit() }
-
     /// For tests: where the passes of a run asking for `outputs` end (`passCut`).
     func passCutForTests(batch: Int, outputs: [String]) throws -> (end: Int, value: Int)? {
         let keep = Set(outputs.map { valueIndex[$0]! })
-        return try passCut(try lockedProgram(keep: keep), batch: batch, keep: keep)
+        return try passCut(lock.withLock { program(keep: keep) }, batch: batch, keep: keep)
     }
 
     /// The largest activation a pass keeps within (`BatchPasses.passActivationBytes`; tests
@@ -168,24 +167,8 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// The program a run asking for the values `keep` executes: the fused one, unless it fused
-    /// one of them away.
-    private func lockedProgram(keep: Set<Int>) throws -> Program {
-        lock.lock()
-        defer { lock.unlock() }
-        return keep.isDisjoint(with: program.missing) ? program : unfused()
-    }
-
-    private func lockedTake(_ n: Int) -> Buffer {
-        lock.lock()
-        defer { lock.unlock() }
-        return take(n)
-    }
-
-    private func lockedShapes(batch: Int) throws(GraphError) -> [Shape] {
-        lock.lock()
-        defer { lock.unlock() }
-        return try shapes(batch: batch)
-    }
+    /// one of them away. Call it holding `lock`.
+    private func program(keep: Set<Int>) -> Program { keep.isDisjoint(with: program.missing) ? program : unfused() }
 
     /// Where the passes of a `batch`-image run of `program` end: the instructions before
     /// `end` run pass by pass and leave one value, `value`, which the rest read at the full
@@ -195,9 +178,9 @@ public final class Executor: @unchecked Sendable {
     /// through the whole program) where no such point is, or where a value asked for is made
     /// before it.
     private func passCut(_ program: Program, batch: Int, keep: Set<Int>) throws(GraphError) -> (end: Int, value: Int)? {
-        let shapes = try lockedShapes(batch: batch)
         lock.lock()
         defer { lock.unlock() }
+        let shapes = try shapes(batch: batch)
         let key = batch * 2 + (program.fused ? 1 : 0)
         if passCuts[key] == nil { passCuts[key] = .some(findCut(program, shapes: shapes)) }
         guard let cut = passCuts[key]!, keep.isDisjoint(with: cut.made) else { return nil }

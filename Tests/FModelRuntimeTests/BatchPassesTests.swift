@@ -40,10 +40,10 @@ import Testing
                       "kf": Tensor(randoms(24 * 7, 0.3), shape: [24, 7])])
         let x = ["x": FloatTensor(shape: [17, 12, 12, 3], values: randoms(17 * 12 * 12 * 3))]
         let whole = try Executor(graph: graph, engine: engine)
-        #expect(try whole.passLimitForTests()! > 17, "a small graph's 17 images in one pass")
+        #expect(try whole.passLimit()! > 17, "a small graph's 17 images in one pass")
         let passes = try Executor(graph: graph, engine: engine)
         passes.passActivationBytes = 12 * 12 * 16 * 4  // one image of the largest value: the minimum, 8
-        #expect(try passes.passLimitForTests() == 8)
+        #expect(try passes.passLimit() == 8)
         // `prepare` makes the convolutions' primitives at the passes' sizes, not at 17.
         let prepared = try Executor(graph: graph, engine: .tiered)
         prepared.passActivationBytes = passes.passActivationBytes

@@ -55,11 +55,9 @@ private func gemmEngineConv(_ x: [Float], _ inShape: [Int], kernel: [Float], kH:
     func packedKernelProductMatchesDirectSum(m: Int, k: Int, n: Int) {
         var g = SplitMix64(seed: 14)
         let a = randoms(m * k, &g), b = randoms(k * n, &g, scale: 0.05)
-        let floats = fm_packed_floats(k, n)
-        let packed = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
-        defer { packed.deallocate() }
-        b.withUnsafeBufferPointer { fm_pack_kernel($0.baseAddress!, k, n, packed) }
-        #expect(productError(m: m, k: k, n: n, a: a, b: b) { a, _, c in fm_gemm_packed_f32(a, k, m, k, packed, n, c) } < 1e-4)
+        let packed = Buffer(capacity: fm_packed_floats(k, n))
+        b.withUnsafeBufferPointer { fm_pack_kernel($0.baseAddress!, k, n, packed.pointer) }
+        #expect(productError(m: m, k: k, n: n, a: a, b: b) { a, _, c in fm_gemm_packed_f32(a, k, m, k, packed.pointer, n, c) } < 1e-4)
     }
 
     /// A 3×3 SAME convolution on the `gemm` engine whose im2col chunks (48 rows at a depth of
@@ -136,7 +134,7 @@ private func gemmEngineConv(_ x: [Float], _ inShape: [Int], kernel: [Float], kH:
     }
 
     /// Past a tiered executor's first run, where its trial keeps the GEMM path (forced here),
-    /// the kernel is packed once (`PackedWindowKernel`) and the later runs read it: the threads
+    /// the kernel is packed once (`WindowConvolution.pack`) and the later runs read it: the threads
     /// sharing the pixels (two pieces a window row, two panels) or the channels (the second
     /// share starting at channel 64 of the packed strips); where oneDNN wins, the packed copy
     /// goes. Every run gives the direct sum.

@@ -157,4 +157,30 @@ import Testing
     @Test func bf16IsNative() throws {
         #expect(try Executor(graph: try model(), precision: .bf16).engine == .native)
     }
+
+    /// Each batch size keeps its own verdict: a layer whose trial chose Winograd at batch 4 and
+    /// the GEMM path at batch 1 (forced) runs Winograd only at 4, and both give the `gemm`
+    /// engine's outputs, before and after the other batch size's trial.
+    @Test func batchSizesKeepTheirOwnVerdicts() throws {
+        var g = SplitMix64(seed: 48)
+        func randoms(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 33, 35, 8])], outputs: ["y"],
+                          nodes: [Node(name: "y", op: .conv2D(ConvAttributes(padding: .same, activation: .relu)), inputs: ["x"],
+                                       params: ["kernel": "k", "bias": "b"])],
+                          tensors: ["k": Tensor(randoms(9 * 8 * 16, 0.3), shape: [3, 3, 8, 16]), "b": Tensor(randoms(16), shape: [16])])
+        let four = ["x": FloatTensor(shape: [4, 33, 35, 8], values: randoms(4 * 33 * 35 * 8))]
+        let one = ["x": FloatTensor(shape: [1, 33, 35, 8], values: randoms(33 * 35 * 8))]
+        let e = try Executor(graph: graph), reference = try Executor(graph: graph, engine: .gemm)
+        e.forceTrialVerdict(.winograd)
+        for _ in 0..<2 { _ = try e.run(four) }
+        e.forceTrialVerdict(.gemm)
+        for _ in 0..<2 { _ = try e.run(one) }
+        guard case .conv(let k) = e.program.instructions[0].step, let native = k.native else { Issue.record("not a native conv"); return }
+        #expect((native.winograd(batch: 4) != nil) == WinogradKernel.available && native.winograd(batch: 1) == nil)
+        for x in [four, one] {
+            let expected = try reference.run(x)["y"]!.values, got = try e.run(x)["y"]!.values
+            let largest = expected.map(abs).max()!
+            #expect(largest > 1 && Difference(got, expected, tolerance: .tensorFlow).maxAbsolute < 1e-5 * largest)
+        }
+    }
 }

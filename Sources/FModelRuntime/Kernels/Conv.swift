@@ -140,7 +140,7 @@ struct ConvKernel {
                     // With the epilogue in its last store where it can (no residual, a ReLU-like activation).
                     if line.run(input: input, kernel: w.pointer, output: output, epilogue: epilogue) { return }
                 } else if let window = WindowConvolution(win, n: n, cin: cin, cout: cout) {
-                    // Its kernel packed once where oneDNN runs anyway (`PackedWindowKernel`).
+                    // Its kernel packed once where oneDNN runs anyway (`WindowConvolution.pack`).
                     let packed = library ? native?.packedWindowKernel(weights) { window.pack(w.pointer) } : nil
                     window.run(input: input, kernel: w.pointer, packed: packed, output: output, scratch: scratch)
                 } else {

@@ -34,11 +34,12 @@ final class NativeConvolutions: @unchecked Sendable {
     /// True when the float32 (or unsigned int8) primitive for `batch` was made or refused.
     func tried(batch: Int) -> Bool { primitives[batch * 2] != nil }
 
-    /// Batch sizes whose float32 primitive was timed against im2col + GEMM (`trial`).
-    private var trialled: Set<Int> = []
+    /// Each trialled batch size's verdict (`trial`): what the batch size runs, and so which of
+    /// the layer's own copies (Winograd's kernel, the packed window kernel) are kept.
+    private var verdicts: [Int: ConvPath] = [:]
 
     /// True when `trial` ran for `batch`.
-    func decided(batch: Int) -> Bool { trialled.contains(batch) }
+    func decided(batch: Int) -> Bool { verdicts[batch] != nil }
 
     /// For tests: the verdict this layer's trials return, not the clock's (`.winograd` where
     /// the layer has no Winograd form is `.native`).
@@ -46,11 +47,9 @@ final class NativeConvolutions: @unchecked Sendable {
 
     /// The layer as Winograd, while a batch size runs it so (or a trial weighs it).
     private var winogradKernel: WinogradKernel?
-    /// Batch sizes whose trial Winograd won.
-    private var winogradBatches: Set<Int> = []
 
     /// The Winograd form `batch` runs in, if its trial chose it.
-    func winograd(batch: Int) -> WinogradKernel? { winogradBatches.contains(batch) ? winogradKernel : nil }
+    func winograd(batch: Int) -> WinogradKernel? { verdicts[batch] == .winograd ? winogradKernel : nil }
 
     /// The layer's Winograd form, made by `make` unless a trial for another batch size made it.
     func winogradCandidate(_ make: () -> WinogradKernel) -> WinogradKernel {
@@ -60,24 +59,23 @@ final class NativeConvolutions: @unchecked Sendable {
         return made
     }
 
-    /// The layer's kernel packed for its window convolution, made at its first run on the GEMM
-    /// path where oneDNN runs anyway (`ConvKernel.run`), kept while a batch size runs it so.
-    private var windowKernel: PackedWindowKernel?
+    /// The layer's kernel packed for its window convolution (`WindowConvolution.pack`), made at
+    /// its first run on the GEMM path where oneDNN runs anyway (`ConvKernel.run`), kept unless
+    /// every trialled batch size runs another way.
+    private var windowKernel: Buffer?
     /// For tests: whether the layer holds a packed window kernel.
     var holdsPackedWindowKernel: Bool { windowKernel != nil }
-    /// Batch sizes whose trial the GEMM path won.
-    private var gemmBatches: Set<Int> = []
 
     /// The layer's packed window kernel, made by `make` on first use, after which the mapped
     /// kernel's pages leave memory (the copy replaces them, as a primitive's does).
-    func packedWindowKernel(_ weights: GEMMWeights, _ make: () -> PackedWindowKernel) -> PackedWindowKernel {
-        Self.creation.lock()
-        defer { Self.creation.unlock() }
-        if let windowKernel { return windowKernel }
-        let made = make()
-        windowKernel = made
-        weights.releaseResidentPages()
-        return made
+    func packedWindowKernel(_ weights: GEMMWeights, _ make: () -> Buffer) -> Buffer {
+        Self.creation.withLock {
+            if let windowKernel { return windowKernel }
+            let made = make()
+            windowKernel = made
+            weights.releaseResidentPages()
+            return made
+        }
     }
 
     /// Times the layer's float32 primitive (`native`) against im2col + GEMM (`gemm`) and, for a
@@ -104,7 +102,6 @@ final class NativeConvolutions: @unchecked Sendable {
         }
         func best(_ body: () -> Void) -> UInt64 { min(seconds(body), seconds(body)) }
         let n = best(native), g = best(gemm), w = winograd.map(best)
-        trialled.insert(batch)
         let verdict: ConvPath
         if let forcedVerdict {
             verdict = forcedVerdict == .winograd && winograd == nil ? .native : forcedVerdict
@@ -117,8 +114,10 @@ final class NativeConvolutions: @unchecked Sendable {
             FileHandle.standardError.write(Data(String(format: "trial %@ batch %d: native %.3f ms, GEMM %.3f ms%@: %@\n", subject(), batch,
                                                        Double(n) / 1e6, Double(g) / 1e6, wino, "\(verdict)").utf8))
         }
-        if verdict == .winograd { winogradBatches.insert(batch) } else if winogradBatches.isEmpty { winogradKernel = nil }
-        if verdict == .gemm { gemmBatches.insert(batch) } else if gemmBatches.isEmpty { windowKernel = nil }
+        verdicts[batch] = verdict
+        // A copy no batch size runs goes.
+        if !verdicts.values.contains(.winograd) { winogradKernel = nil }
+        if !verdicts.values.contains(.gemm) { windowKernel = nil }
         // The output is the winner's: this run and the next give the same answer.
         switch verdict {
         case .native: native()

@@ -24,15 +24,15 @@ struct WindowConvolution {
     static let available = fm_window_conv_available() != 0 && getenv("FMODEL_NO_WINDOW_CONV") == nil
 
     /// `output = conv(input, kernel)` (HWIO), the plain sums, with the kernel `packed` once
-    /// (`PackedWindowKernel`) or, where that is nil, packed as it goes: each thread packs its
-    /// part into 256 KB of `scratch` on every call. The threads share the output pixels or,
-    /// below `columnSplitRows` of them, the output channels, so that each packs (or reads)
-    /// only its part of the kernel.
-    func run(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, packed: PackedWindowKernel?, output: UnsafeMutablePointer<Float>,
+    /// (`pack`) or, where that is nil, packed as it goes: each thread packs its part into 256
+    /// KB of `scratch` on every call. The threads share the output pixels or, below
+    /// `columnSplitRows` of them, the output channels, so that each packs (or reads) only its
+    /// part of the kernel.
+    func run(input: UnsafePointer<Float>, kernel: UnsafePointer<Float>, packed: Buffer?, output: UnsafeMutablePointer<Float>,
              scratch: Scratch) {
         let floats = packed == nil ? fm_window_conv_buffer_floats() : 0
         let buffers = scratch(max(teamSize * floats * 4, 1)).assumingMemoryBound(to: Float.self)
-        let strips = packed.map { UnsafePointer($0.floats) }
+        let strips = packed.map { UnsafePointer($0.pointer) }
         withUnsafePointer(to: shape) { s in
             let rows = s.pointee.n * s.pointee.oh * s.pointee.ow, cout = s.pointee.k
             if rows < columnSplitRows {
@@ -48,24 +48,17 @@ struct WindowConvolution {
         }
     }
 
-    /// The layer's kernel laid out as `run` multiplies it.
-    func pack(_ kernel: UnsafePointer<Float>) -> PackedWindowKernel {
-        withUnsafePointer(to: shape) { s in PackedWindowKernel(floats: fm_window_packed_floats(s)) { fm_window_pack_kernel(s, kernel, $0) } }
+    /// The layer's kernel laid out once as `run` multiplies it (`fm_window_pack_kernel`), for
+    /// every image size: what `run` would otherwise pack on each thread at every call (a trial
+    /// build that skipped that packing put it at a tenth of Conv2d_4b's time at batch 1 on the
+    /// AVX2 Zen 3; the note). Kept where oneDNN runs anyway — a tiered executor past its
+    /// first run — in place of the mapped kernel, whose pages leave memory, as they do for a
+    /// oneDNN primitive's copy.
+    func pack(_ kernel: UnsafePointer<Float>) -> Buffer {
+        withUnsafePointer(to: shape) { s in
+            let packed = Buffer(capacity: fm_window_packed_floats(s))
+            fm_window_pack_kernel(s, kernel, packed.pointer)
+            return packed
+        }
     }
-}
-
-/// A window convolution's kernel packed once (`fm_window_pack_kernel`), in memory of its own,
-/// for every image size: what `WindowConvolution.run` would otherwise pack on each thread at
-/// every call (on the AVX2 Zen 3 about 13% of Conv2d_4b's time at batch 1). Kept where oneDNN
-/// runs anyway — a tiered executor past its first run — in place of the mapped kernel, whose
-/// pages leave memory, as they do for a oneDNN primitive's copy.
-final class PackedWindowKernel: @unchecked Sendable {
-    let floats: UnsafeMutablePointer<Float>
-
-    fileprivate init(floats count: Int, fill: (UnsafeMutablePointer<Float>) -> Void) {
-        floats = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
-        fill(floats)
-    }
-
-    deinit { UnsafeMutableRawPointer(floats).deallocate() }
 }

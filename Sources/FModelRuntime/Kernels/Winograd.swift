@@ -10,7 +10,7 @@ import Glibc
 /// 2.6 has Winograd only for AVX-512, so on an AVX2 CPU the alternatives are its direct
 /// `jit:avx2` kernels and im2col + GEMM.
 final class WinogradKernel: @unchecked Sendable {
-    private let transformed: UnsafeMutablePointer<Float>
+    private let transformed: Buffer
     let cin, cout: Int
 
     /// True when a `kH×kW` layer over `win` with `epilogue` can run as Winograd here on `n`
@@ -42,15 +42,11 @@ final class WinogradKernel: @unchecked Sendable {
     init(kernel: UnsafePointer<Float>, cin: Int, cout: Int) {
         (self.cin, self.cout) = (cin, cout)
         let point = fm_packed_floats(cin, cout)
-        transformed = UnsafeMutableRawPointer.allocate(byteCount: 36 * point * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: 36 * point)
-        let plain = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cin * cout)
-        defer { plain.deallocate() }
-        fm_winograd_kernel(kernel, cin, cout, plain)
-        for p in 0..<36 { fm_pack_kernel(plain + p * cin * cout, cin, cout, transformed + p * point) }
+        transformed = Buffer(capacity: 36 * point)
+        let plain = Buffer(capacity: 36 * cin * cout)
+        fm_winograd_kernel(kernel, cin, cout, plain.pointer)
+        for p in 0..<36 { fm_pack_kernel(plain.pointer + p * cin * cout, cin, cout, transformed.pointer + p * point) }
     }
-
-    deinit { UnsafeMutableRawPointer(transformed).deallocate() }
 
     /// Tiles a thread transforms and multiplies at a time: their transformed inputs and
     /// products, `36 × tiles × (cin + cout)` floats, in about 1 MB.
@@ -66,7 +62,7 @@ final class WinogradKernel: @unchecked Sendable {
         let block = min(tilesAtATime, (tiles + teamSize - 1) / teamSize)
         let perThread = 36 * block * (cin + cout)
         let space = scratch(teamSize * perThread * 4).assumingMemoryBound(to: Float.self)
-        let (transformed, scale) = (transformed, epilogue.scale)
+        let (transformed, scale) = (transformed.pointer, epilogue.scale)
         epilogue.bias.withOptionalPointer { bias in
             withUnsafePointer(to: &shape) { shape in
                 parallelFor(tiles, grain: 4) { range in
