@@ -108,6 +108,48 @@ import Testing
         #expect(third == second, "the third run differs from the second")
     }
 
+    /// Winograd F(4, 7) against the GEMM path on 1×7 and 7×1 layers whose lines are no
+    /// multiple of the 4-output tile nor their channels of the 8-float vector (SAME and VALID
+    /// padding, a bias and each fused activation, three images); the 1×3 and the strided 7×1
+    /// have no such form. A small image (layers c and d, on 11 × 1 and 3 × 2 tiles, no more
+    /// than a streamed product's rows, stay off Winograd; a and b run on 33 and 27) and three
+    /// large ones (where b and c, 200 channels wide, take several blocks of tiles a thread:
+    /// b 207 tiles in blocks of 123 on two threads).
+    @Test(arguments: [(1, 11, 9), (3, 21, 23)]) func lineWinogradMatchesTheGEMMEngine(batch: Int, height: Int, width: Int) throws {
+        var g = SplitMix64(seed: 53)
+        func randoms(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
+        func conv(_ name: String, _ input: String, _ a: ConvAttributes, _ shape: [Int], bias: Bool = true) -> (Node, [String: Tensor]) {
+            let kernel = Tensor(randoms(shape.reduce(1, *), 0.3), shape: Shape(shape))
+            return (Node(name: name, op: .conv2D(a), inputs: [input], params: bias ? ["kernel": "k" + name, "bias": "b" + name] : ["kernel": "k" + name]),
+                    bias ? ["k" + name: kernel, "b" + name: Tensor(randoms(shape[3]), shape: [shape[3]])] : ["k" + name: kernel])
+        }
+        let layers = [conv("a", "x", ConvAttributes(padding: .same, activation: .relu), [1, 7, 5, 12]),
+                      conv("b", "a", ConvAttributes(padding: .same, activation: .leakyRelu(alpha: 0.2)), [7, 1, 12, 200]),
+                      conv("c", "b", ConvAttributes(padding: .valid, activation: .relu6), [1, 7, 200, 9], bias: false),
+                      conv("d", "c", ConvAttributes(padding: .valid), [7, 1, 9, 11]),
+                      conv("e", "d", ConvAttributes(strides: [2, 2], padding: .same, activation: .relu), [7, 1, 11, 6]),
+                      conv("f", "e", ConvAttributes(padding: .same), [1, 3, 6, 6])]
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, height, width, 5])], outputs: ["f"], nodes: layers.map(\.0),
+                          tensors: layers.reduce(into: [:]) { $0.merge($1.1) { a, _ in a } })
+        let x = ["x": FloatTensor(shape: [batch, height, width, 5], values: randoms(batch * height * width * 5))]
+        let e = try Executor(graph: graph)
+        e.forceTrialVerdict(.winograd)
+        _ = try e.run(x)
+        let second = try e.run(x)["f"]!.values, third = try e.run(x)["f"]!.values
+        let reference = try Executor(graph: graph, engine: .gemm).run(x)["f"]!.values
+        let convs = e.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
+        // Tiles: four outputs along each line, lines across the map, all images.
+        func tiles(along: Int, across: Int) -> Int { batch * across * ((along + 3) / 4) }
+        let expected = [tiles(along: width, across: height), tiles(along: height, across: width),
+                        tiles(along: width - 6, across: height), tiles(along: height - 6, across: width - 6)].map { $0 > 16 } + [false, false]
+        let available = WinogradKernel.available
+        #expect(convs.map { $0.native!.winograd(batch: batch) != nil } == expected.map { $0 && available })
+        let off = Difference(second, reference, tolerance: .tensorFlow).maxAbsolute, largest = reference.map(abs).max() ?? 0
+        let out = batch * ((height - 6 + 1) / 2) * ((width - 6 + 1) / 2) * 6
+        #expect(reference.count == out && largest > 1 && off < 1e-5 * largest, "max |Δ| \(off) of \(largest)")
+        #expect(third == second, "the third run differs from the second")
+    }
+
     /// Where the GEMM path wins the trial on products of `libraryRows` rows or more (here a 3×3
     /// and a 1×1 on 512 output pixels, two 16×16 images, and on 64, one 8×8 image: below
     /// `columnSplitRows`, where only the library's product runs them), the runs after the first

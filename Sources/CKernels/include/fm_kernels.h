@@ -159,4 +159,20 @@ typedef struct {
 void fm_line_conv_f32(const fm_line_shape *s, const float *x, const float *w, float *y, size_t t0, size_t t1, size_t c0,
                       size_t c1, const fm_line_finish *finish);
 
+/* Winograd F(4, 7) for a float32 1×7 or 7×1 stride-1 convolution (winograd.c; taps 7, AVX2 +
+   FMA as fm_winograd_available says): a tile is four consecutive outputs along the line, and
+   each of the ten points a [c, k] product. */
+enum { FM_LINE_WINOGRAD_POINTS = 10 };
+
+/* The number of tiles, all images. */
+size_t fm_line_winograd_tiles(const fm_line_shape *s);
+
+/* The transformed kernel, 10 × c × k floats, of an HWIO [1, 7, c, k] or [7, 1, c, k] one. */
+void fm_line_winograd_kernel(const float *w, size_t c, size_t k, float *u);
+
+/* Tiles [t0, t1) on this thread, as fm_winograd_run (10 × (t1 − t0) × (c + k) floats of scratch;
+   each point's [c, k] of u packed by fm_pack_kernel). */
+void fm_line_winograd_run(const fm_line_shape *s, const float *x, const float *u, size_t t0, size_t t1, float *scratch, float *y,
+                          const float *bias, float scale, int activation, float alpha);
+
 #endif

@@ -164,7 +164,7 @@ struct ConvKernel {
                 // one after the other on the same output.
                 if measuresNative && !epilogue.addsResidual && !native.decided(batch: n) {
                     let winograd = WinogradKernel.applies(kH: kH, kW: kW, n: n, win: win, epilogue: epilogue)
-                        ? native.winogradCandidate { WinogradKernel(kernel: w.pointer, cin: cin, cout: cout) } : nil
+                        ? native.winogradCandidate { WinogradKernel(kernel: w.pointer, kH: kH, kW: kW, win: win, cin: cin, cout: cout) } : nil
                     func runWinograd() { winograd?.run(input: input, n: n, win: win, output: output, epilogue: epilogue, scratch: scratch) }
                     let verdict = withoutActuallyEscaping(runWinograd) { runWinograd in
                         native.trial("conv \(kH)x\(kW)/\(win.strideH) \(cin)->\(cout) \(win.outH)x\(win.outW)", batch: n,

@@ -1,75 +1,128 @@
 import CKernels
 import Glibc
 
-/// A float32 3×3 stride-1 convolution as Winograd F(4×4, 3×3) (`winograd.c`): 36
+/// A float32 stride-1 convolution as Winograd (`winograd.c`): a 3×3 layer as F(4×4, 3×3), 36
 /// multiplications per input and output channel for each 4×4 block of output pixels instead of
-/// 144, through fmodel's own GEMM. Its transformed kernel is 4× the layer's (the columns
-/// rounded up to 16 where packed), in memory of its own.
+/// 144; a 1×7 or 7×1 layer (Block17's) as F(4, 7), 10 for four outputs along the line instead
+/// of 28. Each point a product through fmodel's own GEMM. Its transformed kernel is 4× (3×3) or
+/// 10/7× (line) the layer's, the columns rounded up to 16 where packed, in memory of its own.
 ///
 /// One of the contenders a tiered executor's trial weighs (`NativeConvolutions.trial`): oneDNN
-/// 2.6 has Winograd only for AVX-512, so on an AVX2 CPU the alternatives are its direct
-/// `jit:avx2` kernels and im2col + GEMM.
+/// 2.6 has Winograd only for AVX-512 (and only for 3×3), so on an AVX2 CPU the alternatives are
+/// its direct `jit:avx2` kernels and the GEMM path (im2col + GEMM, the line convolutions).
 final class WinogradKernel: @unchecked Sendable {
+    /// The two algorithms, by the window they take.
+    private enum Form {
+        /// F(4×4, 3×3).
+        case square
+        /// F(4, 7) along a row (1×7) or down a column (7×1).
+        case line(vertical: Bool)
+
+        /// The points: the products per tile.
+        var points: Int { if case .square = self { 36 } else { Int(FM_LINE_WINOGRAD_POINTS) } }
+
+        init?(kH: Int, kW: Int, win: Window) {
+            guard win.strideH == 1, win.strideW == 1, win.dilH == 1, win.dilW == 1 else { return nil }
+            switch (kH, kW) {
+            case (3, 3): self = .square
+            // One tap across the line: the map keeps its size that way, unpadded.
+            case (1, 7) where win.inH == win.outH && win.padTop == 0: self = .line(vertical: false)
+            case (7, 1) where win.inW == win.outW && win.padLeft == 0: self = .line(vertical: true)
+            default: return nil
+            }
+        }
+    }
+
+    private let form: Form
     private let transformed: Buffer
     let cin, cout: Int
 
     /// True when a `kH×kW` layer over `win` with `epilogue` can run as Winograd here on `n`
-    /// images: a 3×3 stride-1 window, no residual and a ReLU-like activation (which the output
-    /// transform applies), more 4×4 tiles than a streamed product has rows, on a CPU with AVX2 +
-    /// FMA, unless `FMODEL_NO_WINOGRAD` is set (which turns oneDNN's off too). On fewer tiles
-    /// the 36 products are a read of the transformed kernel (4× the layer's), which the trial,
-    /// timing the contenders back to back, finds warm in the cache and inference does not:
-    /// Mixed_7a's 256→288 on four tiles at batch 1 (a 10.6 MB transformed kernel) won 3 of 6
-    /// trials at 0.73-0.85 ms and then took 1.7 ms a run, against 0.64-0.84 on the GEMM path
+    /// images: a 3×3, 1×7 or 7×1 stride-1 window, no residual and a ReLU-like activation (which
+    /// the output transform applies), more tiles than a streamed product has rows, on a CPU with
+    /// AVX2 + FMA, unless `FMODEL_NO_WINOGRAD` is set (which turns oneDNN's off too). On fewer
+    /// tiles the products are a read of the transformed kernel, which the trial, timing the
+    /// contenders back to back, finds warm in the cache and inference does not: Mixed_7a's
+    /// 256→288 on four tiles at batch 1 (a 10.6 MB transformed kernel) won 3 of 6 trials at
+    /// 0.73-0.85 ms and then took 1.7 ms a run, against 0.64-0.84 on the GEMM path
     /// (`profile_vs_ort.py`, five runs).
     static func applies(kH: Int, kW: Int, n: Int, win: Window, epilogue: Epilogue) -> Bool {
-        kH == 3 && kW == 3 && win.strideH == 1 && win.strideW == 1 && win.dilH == 1 && win.dilW == 1
-            && !epilogue.addsResidual && epilogue.fusedCode != nil && available
-            && withUnsafePointer(to: shape(n: n, win: win, cin: 0, cout: 0)) { fm_winograd_tiles($0) } > streamedRowLimit
+        guard available, !epilogue.addsResidual, epilogue.fusedCode != nil, let form = Form(kH: kH, kW: kW, win: win) else {
+            return false
+        }
+        return tiles(form, n: n, win: win) > streamedRowLimit
     }
 
-    /// The C side's geometry of `n` images over `win`.
+    /// The C side's geometry of `n` images over `win`, for F(4×4, 3×3).
     private static func shape(n: Int, win: Window, cin: Int, cout: Int) -> fm_winograd_shape {
         fm_winograd_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout, pad_top: win.padTop,
                           pad_left: win.padLeft)
     }
 
+    /// The C side's geometry of `n` images over `win`, for F(4, 7).
+    private static func lineShape(n: Int, win: Window, cin: Int, cout: Int, vertical: Bool) -> fm_line_shape {
+        fm_line_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout, taps: 7,
+                      vertical: vertical ? 1 : 0, pad: vertical ? win.padTop : win.padLeft)
+    }
+
+    /// The output tiles of `n` images over `win`.
+    private static func tiles(_ form: Form, n: Int, win: Window) -> Int {
+        switch form {
+        case .square: withUnsafePointer(to: shape(n: n, win: win, cin: 0, cout: 0)) { fm_winograd_tiles($0) }
+        case .line(let vertical):
+            withUnsafePointer(to: lineShape(n: n, win: win, cin: 0, cout: 0, vertical: vertical)) { fm_line_winograd_tiles($0) }
+        }
+    }
+
     /// True when this CPU and the environment allow Winograd at all.
     static let available = fm_winograd_available() != 0 && getenv("FMODEL_NO_WINOGRAD") == nil
 
-    /// Transforms an HWIO `[3, 3, cin, cout]` kernel, and packs each of the 36 points' `[cin,
-    /// cout]` products for `fm_gemm_packed_f32`.
-    init(kernel: UnsafePointer<Float>, cin: Int, cout: Int) {
+    /// Transforms an HWIO `[kH, kW, cin, cout]` kernel (a window `applies` accepted), and packs
+    /// each point's `[cin, cout]` product for `fm_gemm_packed_f32`.
+    init(kernel: UnsafePointer<Float>, kH: Int, kW: Int, win: Window, cin: Int, cout: Int) {
+        form = Form(kH: kH, kW: kW, win: win)!
         (self.cin, self.cout) = (cin, cout)
-        let point = fm_packed_floats(cin, cout)
-        transformed = Buffer(capacity: 36 * point)
-        let plain = Buffer(capacity: 36 * cin * cout)
-        fm_winograd_kernel(kernel, cin, cout, plain.pointer)
-        for p in 0..<36 { fm_pack_kernel(plain.pointer + p * cin * cout, cin, cout, transformed.pointer + p * point) }
+        let points = form.points, point = fm_packed_floats(cin, cout)
+        transformed = Buffer(capacity: points * point)
+        let plain = Buffer(capacity: points * cin * cout)
+        if case .square = form {
+            fm_winograd_kernel(kernel, cin, cout, plain.pointer)
+        } else {
+            fm_line_winograd_kernel(kernel, cin, cout, plain.pointer)
+        }
+        for p in 0..<points { fm_pack_kernel(plain.pointer + p * cin * cout, cin, cout, transformed.pointer + p * point) }
     }
 
     /// Tiles a thread transforms and multiplies at a time: their transformed inputs and
-    /// products, `36 × tiles × (cin + cout)` floats, in about 1 MB.
-    private var tilesAtATime: Int { max(8, (1 << 20) / (36 * (cin + cout) * 4)) }
+    /// products, `points × tiles × (cin + cout)` floats, in about 1 MB.
+    private var tilesAtATime: Int { max(8, (1 << 20) / (form.points * (cin + cout) * 4)) }
 
     /// `output = epilogue(conv(input))` for the `n` images over `win`, an epilogue `applies`
     /// accepted.
     func run(input: UnsafePointer<Float>, n: Int, win: Window, output: UnsafeMutablePointer<Float>, epilogue: Epilogue,
              scratch: Scratch) {
         let (code, alpha) = epilogue.fusedCode!
-        var shape = Self.shape(n: n, win: win, cin: cin, cout: cout)
-        let tiles = fm_winograd_tiles(&shape)
+        let tiles = Self.tiles(form, n: n, win: win)
         let block = min(tilesAtATime, (tiles + teamSize - 1) / teamSize)
-        let perThread = 36 * block * (cin + cout)
+        let perThread = form.points * block * (cin + cout)
         let space = scratch(teamSize * perThread * 4).assumingMemoryBound(to: Float.self)
         let (transformed, scale) = (transformed.pointer, epilogue.scale)
+        let square = Self.shape(n: n, win: win, cin: cin, cout: cout)
+        let vertical = if case .line(true) = form { true } else { false }
+        let line = Self.lineShape(n: n, win: win, cin: cin, cout: cout, vertical: vertical)
         epilogue.bias.withOptionalPointer { bias in
-            withUnsafePointer(to: &shape) { shape in
-                parallelFor(tiles, grain: 4) { range in
-                    let mine = space + threadNumber() * perThread
-                    for t0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
-                        fm_winograd_run(shape, input, transformed, t0, min(range.upperBound, t0 + block), mine, output, bias, scale,
-                                        code, alpha)
+            withUnsafePointer(to: square) { square in
+                withUnsafePointer(to: line) { line in
+                    parallelFor(tiles, grain: 4) { range in
+                        let mine = space + threadNumber() * perThread
+                        for t0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                            let t1 = min(range.upperBound, t0 + block)
+                            if case .square = form {
+                                fm_winograd_run(square, input, transformed, t0, t1, mine, output, bias, scale, code, alpha)
+                            } else {
+                                fm_line_winograd_run(line, input, transformed, t0, t1, mine, output, bias, scale, code, alpha)
+                            }
+                        }
                     }
                 }
             }
