@@ -21,6 +21,16 @@ final class WinogradKernel: @unchecked Sendable {
         /// The points: the products per tile.
         var points: Int { if case .square = self { 36 } else { Int(FM_LINE_WINOGRAD_POINTS) } }
 
+        /// The fewest tiles it runs on. On few tiles the products are a read of the transformed
+        /// kernel, which the trial, timing the contenders back to back, finds warm in the cache
+        /// and inference does not. F(4×4, 3×3)'s is 4× the layer's kernel: more tiles than a
+        /// streamed product has rows (Mixed_7a's 256→288 on four tiles at batch 1, a 10.6 MB
+        /// transformed kernel, won 3 of 6 trials at 0.73-0.85 ms and then took 1.7 ms a run,
+        /// against 0.64-0.84 on the GEMM path; `profile_vs_ort.py`, five runs). F(4, 7)'s is
+        /// 10/7×, and at Block17's 16 tiles at batch 1 it still gains in inference (`layer_ab.py`
+        /// against the line convolutions, 11 rounds: 1×7s 0.610, 7×1s 0.692, model 0.941).
+        var minimumTiles: Int { if case .square = self { streamedRowLimit + 1 } else { streamedRowLimit } }
+
         init?(kH: Int, kW: Int, win: Window) {
             guard win.strideH == 1, win.strideW == 1, win.dilH == 1, win.dilW == 1 else { return nil }
             switch (kH, kW) {
@@ -39,18 +49,13 @@ final class WinogradKernel: @unchecked Sendable {
 
     /// True when a `kH×kW` layer over `win` with `epilogue` can run as Winograd here on `n`
     /// images: a 3×3, 1×7 or 7×1 stride-1 window, no residual and a ReLU-like activation (which
-    /// the output transform applies), more tiles than a streamed product has rows, on a CPU with
-    /// AVX2 + FMA, unless `FMODEL_NO_WINOGRAD` is set (which turns oneDNN's off too). On fewer
-    /// tiles the products are a read of the transformed kernel, which the trial, timing the
-    /// contenders back to back, finds warm in the cache and inference does not: Mixed_7a's
-    /// 256→288 on four tiles at batch 1 (a 10.6 MB transformed kernel) won 3 of 6 trials at
-    /// 0.73-0.85 ms and then took 1.7 ms a run, against 0.64-0.84 on the GEMM path
-    /// (`profile_vs_ort.py`, five runs).
+    /// the output transform applies), enough tiles (`minimumTiles`), on a CPU with AVX2 + FMA,
+    /// unless `FMODEL_NO_WINOGRAD` is set (which turns oneDNN's off too).
     static func applies(kH: Int, kW: Int, n: Int, win: Window, epilogue: Epilogue) -> Bool {
         guard available, !epilogue.addsResidual, epilogue.fusedCode != nil, let form = Form(kH: kH, kW: kW, win: win) else {
             return false
         }
-        return tiles(form, n: n, win: win) > streamedRowLimit
+        return tiles(form, n: n, win: win) >= form.minimumTiles
     }
 
     /// The C side's geometry of `n` images over `win`, for F(4×4, 3×3).
