@@ -495,6 +495,8 @@ int fm_packed_available(void) { return fm_has_avx2(); }
 
 size_t fm_packed_floats(size_t k, size_t n) { return k * round16(n); }
 
+size_t fm_pack_depth(void) { return FM_PACK_DEPTH; }
+
 void fm_pack_kernel(const float *w, size_t k, size_t n, float *packed) {
     for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH)
         fm_avx2_pack(w + k0 * n, n, k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH, n, packed + k0 * round16(n));
@@ -504,6 +506,17 @@ void fm_gemm_packed_f32(const float *x, size_t ldx, size_t m, size_t k, const fl
     for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH)
         fm_avx2_packed_piece(x + k0, ldx, m, k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH, packed + k0 * round16(n), n, y, n,
                              k0 > 0);
+}
+
+void fm_gemm_packed_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y, size_t c0,
+                                size_t c1) {
+    for (size_t p = c0; p < c1; p += PANEL_WIDTH) {
+        const size_t width = c1 - p < PANEL_WIDTH ? c1 - p : PANEL_WIDTH;
+        for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH) {
+            const size_t kb = k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH;
+            fm_avx2_packed_piece(x + k0, ldx, m, kb, packed + k0 * round16(n) + p * kb, width, y + p, n, k0 > 0);
+        }
+    }
 }
 
 void fm_gemm_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y, size_t c0,

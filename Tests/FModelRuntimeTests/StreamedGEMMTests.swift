@@ -1,3 +1,4 @@
+import CKernels
 import FModelCore
 @testable import FModelRuntime
 import FModelTestSupport
@@ -110,9 +111,9 @@ import Testing
         #expect(Difference(y, directProduct(x, kernel, m: rows, k: inputs, n: units), tolerance: .tensorFlow).maxAbsolute < 1e-4)
     }
 
-    /// 17 to 32 rows of a dense layer with a kernel of 16 MB or more read it in column panels:
-    /// the product gives the direct sum across a panel's edge, a column tail, a depth that is
-    /// not a multiple of the panel's and the threads' shares of the columns.
+    /// 17 to 32 rows of a dense layer with a kernel of 16 MB or more read it in column panels
+    /// on an AVX-512 CPU: the product gives the direct sum across a panel's edge, a column
+    /// tail, a depth that is not a multiple of the panel's and the threads' shares of the columns.
     @Test(arguments: [17, 20, 32]) func columnPanelsMatchDirectSum(rows: Int) {
         var g = SplitMix64(seed: 8)
         func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
@@ -121,8 +122,54 @@ import Testing
             columnGEMM(m: rows, n: n, k: k, a: $0, b: $1, c: $2)
         }
         #expect(error < 1e-4)
-        #expect(readsKernelInPanels(rows: rows, weights: 1792 * 8192), "fc1's shape at \(rows) rows")
+        #expect(readsKernelInPanels(rows: rows, weights: 1792 * 8192) == oneDNNIsAVX512, "fc1's shape at \(rows) rows")
         #expect(!readsKernelInPanels(rows: rows, weights: 8192 * 256), "a kernel the cache keeps")
+    }
+
+    /// More rows than a streamed product's of a dense layer with a kernel of 16 MB or more
+    /// multiply a packed copy of it on an AVX2 CPU: the product gives the direct sum across
+    /// pieces of the depth (300: one of 256 and one of 44), a panel's edge and a column tail
+    /// (600: 512 and 88), and the threads' shares of the columns.
+    @Test(arguments: [17, 40]) func packedCopyMatchesDirectSum(rows: Int) throws {
+        guard fm_packed_available() != 0 else { return }
+        var g = SplitMix64(seed: 9)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let (k, n) = (300, 600)
+        let b = randoms(k * n), weights = FloatWeights(Tensor(b, shape: [k, n]))
+        let packed = weights.packed(k: k, n: n)
+        #expect(weights.packed(k: k, n: n) == packed, "made once")
+        let error = productError(m: rows, k: k, n: n, a: randoms(rows * k), b: b) { a, _, c in
+            packedColumnGEMM(m: rows, n: n, k: k, a: a, packed: packed, c: c)
+        }
+        #expect(error < 1e-4)
+        #expect(multipliesPackedCopy(rows: rows, weights: 1792 * 8192) == !oneDNNIsAVX512, "fc1's shape at \(rows) rows")
+        #expect(!multipliesPackedCopy(rows: rows, weights: 8192 * 256), "a kernel the cache keeps")
+        #expect(!multipliesPackedCopy(rows: 16, weights: 1792 * 8192), "a streamed product's rows")
+    }
+
+    /// A dense layer whose kernel is 16 MB (2050 × 2048 weights) on 17 rows, in the executor,
+    /// gives oneDNN's sgemm product: through the packed copy on an AVX2 CPU, the column panels
+    /// on an AVX-512 one, on every run.
+    @Test func largeDenseOnSeventeenRowsMatchesSGEMM() throws {
+        var g = SplitMix64(seed: 10)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let (rows, inputs, units) = (17, 2050, 2048)
+        let kernel = randoms(inputs * units).map { $0 * 0.05 }, x = randoms(rows * inputs)
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, inputs])], outputs: ["n"],
+                          nodes: [Node(name: "n", op: .dense(activation: .linear), inputs: ["x"], params: ["kernel": "k"])],
+                          tensors: ["k": Tensor(kernel, shape: [inputs, units])])
+        #expect(multipliesPackedCopy(rows: rows, weights: inputs * units) || readsKernelInPanels(rows: rows, weights: inputs * units))
+        var reference = [Float](repeating: 0, count: rows * units)
+        x.withUnsafeBufferPointer { a in
+            kernel.withUnsafeBufferPointer { b in
+                reference.withUnsafeMutableBufferPointer { sgemm(m: rows, n: units, k: inputs, a: a.baseAddress!, b: b.baseAddress!, c: $0.baseAddress!) }
+            }
+        }
+        let e = try Executor(graph: graph)
+        for _ in 0..<2 {
+            let y = try e.run(["x": FloatTensor(shape: [rows, inputs], values: x)])["n"]!.values
+            #expect(Difference(y, reference, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+        }
     }
 
     /// Seventeen rows is past the limit: oneDNN runs it.

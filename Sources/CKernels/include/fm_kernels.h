@@ -74,11 +74,22 @@ int fm_packed_available(void);
 /* The floats of a packed [k, n] kernel: k × n rounded up to 16 columns. */
 size_t fm_packed_floats(size_t k, size_t n);
 
-/* Packs a row-major [k, n] kernel into `packed` (fm_packed_floats(k, n) floats, 32-byte aligned). */
+/* The rows of a packed kernel's piece. */
+size_t fm_pack_depth(void);
+
+/* Packs a row-major [k, n] kernel into `packed` (fm_packed_floats(k, n) floats, 32-byte aligned).
+   It goes in pieces of fm_pack_depth() rows: rows [k0, k0 + kb) with k0 a multiple of that may
+   be packed alone, at packed + k0 / fm_pack_depth() · fm_packed_floats(fm_pack_depth(), n). */
 void fm_pack_kernel(const float *w, size_t k, size_t n, float *packed);
 
 /* y[m×n] = x[m×k] · w[k×n] on this thread, w packed by fm_pack_kernel, x rows ldx apart. */
 void fm_gemm_packed_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y);
+
+/* Columns [c0, c1) (c0 a multiple of 16) of y[m×n] = x[m×k] · w[k×n] on this thread, w packed
+   by fm_pack_kernel: panels of 512 columns, each through the depth a packed piece at a time
+   (AVX2 + FMA). */
+void fm_gemm_packed_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y, size_t c0,
+                                size_t c1);
 
 /* Winograd F(4×4, 3×3) for a float32 3×3 stride-1 convolution (winograd.c): the geometry, NHWC. */
 typedef struct {

@@ -237,8 +237,12 @@ struct DenseKernel {
             let partial = scratch((teamSize - 1) * rows * units * 4).assumingMemoryBound(to: Float.self)
             streamedGEMM(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output, partial: partial)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
+        case .f32(let w) where multipliesPackedCopy(rows: rows, weights: inputs * units):
+            // fc1 from batch 17 on an AVX2 CPU: a copy of the kernel in 16-column strips.
+            packedColumnGEMM(m: rows, n: units, k: inputs, a: input, packed: w.packed(k: inputs, n: units), c: output)
+            epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w) where readsKernelInPanels(rows: rows, weights: inputs * units):
-            // fc1 at batch 17 to 32: the kernel read once, in place.
+            // fc1 at batch 17 to 32 on an AVX-512 CPU: the kernel read once, in place.
             columnGEMM(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w) where rows <= streamedRowLimit:

@@ -106,11 +106,33 @@ func streamedGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePoin
 
 /// True when a float32 dense product over 17 to 32 rows reads its kernel in place, in column
 /// panels (`columnGEMM`), instead of through `dnnl_sgemm`, which packs the kernel on every
-/// call: a kernel of 16 MB or more, which no cache keeps between runs. fc1 (1792 × 8192) at 32
-/// rows: 5.09 against 6.51 ms, at 24: 4.07 against 5.70; a kernel that stays in the cache gains
+/// call: a kernel of 16 MB or more, which no cache keeps between runs, on an AVX-512 CPU (an
+/// AVX2 one multiplies a packed copy: `multipliesPackedCopy`). fc1 (1792 × 8192) at 32 rows:
+/// 5.09 against 6.51 ms, at 24: 4.07 against 5.70; a kernel that stays in the cache gains
 /// nothing (8192 × 256 at 32 rows: 0.76 against 0.50 ms), nor do 48 rows of a shallow one
-/// (512 × 8192: 2.02 against 1.77 ms) (`Benchmarks/dense_rows.c`).
-func readsKernelInPanels(rows: Int, weights: Int) -> Bool { rows > streamedRowLimit && rows <= 32 && weights >= 1 << 22 }
+/// (512 × 8192: 2.02 against 1.77 ms) (`Benchmarks/dense_rows.c`, on the AVX-512 machine).
+func readsKernelInPanels(rows: Int, weights: Int) -> Bool {
+    oneDNNIsAVX512 && rows > streamedRowLimit && rows <= 32 && weights >= 1 << 22
+}
+
+/// True when a float32 dense product over more than `streamedRowLimit` rows multiplies a copy
+/// of its kernel packed once (`FloatWeights.packed`, `packedColumnGEMM`): a kernel of 16 MB or
+/// more on an AVX2 CPU without AVX-512. There the file's row-major kernel, its rows 32 KB apart
+/// for fc1, is read a page a row by `fm_gemm_columns_f32` and by `dnnl_sgemm`'s own packing
+/// on every call; fc1 on the Zen 3 (`Benchmarks/dense_rows.c`, six cold copies): 17 rows
+/// 4.93 ms against dnnl_sgemm's 9.69 and the column panels' 9.33, 32 rows 8.00 against 17.40
+/// and 15.50, 64 rows 13.50 against 30.63 and 24.62. The copy is made at the first such run
+/// and the mapped pages let go: resident memory holds one of the two.
+func multipliesPackedCopy(rows: Int, weights: Int) -> Bool {
+    !oneDNNIsAVX512 && fm_packed_available() != 0 && rows > streamedRowLimit && weights >= 1 << 22
+}
+
+/// `C[m×n] = A[m×k] · B[k×n]`, row-major, `packed` B as `fm_pack_kernel` lays it out, each
+/// thread a contiguous share of the columns (`fm_gemm_packed_columns_f32`: panels of 512
+/// columns through the depth a packed piece at a time).
+func packedColumnGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, packed: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    columnShares(n, grain: 1) { fm_gemm_packed_columns_f32(a, k, m, k, packed, n, c, $0, $1) }
+}
 
 /// `C[m×n] = A[m×k] · B[k×n]`, row-major, each thread a contiguous share of the columns
 /// (`fm_gemm_columns_f32`: panels of 512 columns down the kernel's whole depth, so that every
