@@ -151,9 +151,11 @@ void fm_winograd_run(const fm_winograd_shape *s, const float *x, const float *u,
    multiplications per input and output channel instead of 28, and on Block17's 8-pixel lines
    20 instead of the 44 taps inside the image that the GEMM path's line_conv.c multiplies.
    The matrices are Toom-Cook's for the points 0, ±1, ±2, ±1/2, 3/4, −5/4 and ∞, made in
-   double from the points (the kernel's G g then in double too): a search over the last pair
-   with float32 sums over 128 channels (/tmp prototype) gave 0.2–0.3× the error of ±3 or ±1/4
-   and about twice F(4×4, 3×3)'s, some 5e-6 of the largest output. */
+   double from the points (the kernel's G g then in double too). Of the last pairs tried
+   (`Benchmarks/winograd_points.py`, float32 sums over 128 channels) it has the least error on
+   signed inputs and within 5% of the least on a ReLU's: 6.3e-6 and 5.3e-6 of the largest
+   output, against 2.5e-5 and 1.6e-5 with ±3 (the direct sum's 4e-7, the one-dimensional
+   F(4, 3)'s 2.3e-6 and 1.2e-6). */
 #define LINE_OUT 4
 #define LINE_TAPS 7
 #define LINE_ALPHA (LINE_OUT + LINE_TAPS - 1)
