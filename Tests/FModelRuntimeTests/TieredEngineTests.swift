@@ -65,6 +65,21 @@ import Testing
         #expect(try e.run(x) == second)
     }
 
+    /// Runs `graph`'s one output three times on a tiered executor whose trials choose
+    /// Winograd where a layer has the form, and once on the `gemm` engine: the executor's
+    /// convolutions (to ask which run as Winograd), its second and third outputs, the reference.
+    func runWithWinogradForced(_ graph: Graph, _ x: [String: FloatTensor]) throws
+        -> (convs: [ConvKernel], second: [Float], third: [Float], reference: [Float]) {
+        let output = graph.outputs[0]
+        let e = try Executor(graph: graph)
+        e.forceTrialVerdict(.winograd)
+        _ = try e.run(x)
+        let second = try e.run(x)[output]!.values, third = try e.run(x)[output]!.values
+        let reference = try Executor(graph: graph, engine: .gemm).run(x)[output]!.values
+        let convs = e.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
+        return (convs, second, third, reference)
+    }
+
     /// Winograd F(4×4, 3×3) against the GEMM path on layers whose output is no multiple of
     /// the 4×4 tile nor their channels of the 8-float vector (SAME and VALID padding, three
     /// images, a bias and each fused activation);
@@ -91,12 +106,7 @@ import Testing
                       "kd": Tensor(randoms(3 * 3 * 16 * 6, 0.3), shape: [3, 3, 16, 6]),
                       "ke": Tensor(randoms(6 * 6, 0.3), shape: [1, 1, 6, 6]), "be": Tensor(randoms(6), shape: [6])])
         let x = ["x": FloatTensor(shape: [batch, height, width, 5], values: randoms(batch * height * width * 5))]
-        let e = try Executor(graph: graph)
-        e.forceTrialVerdict(.winograd)
-        _ = try e.run(x)
-        let second = try e.run(x)["e"]!.values, third = try e.run(x)["e"]!.values
-        let reference = try Executor(graph: graph, engine: .gemm).run(x)["e"]!.values
-        let convs = e.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
+        let (convs, second, third, reference) = try runWithWinogradForced(graph, x)
         let available = WinogradKernel.available
         // Layer d runs on the strided layer's output, (height − 1) / 2 × (width − 1) / 2.
         let dTiles = batch * (((height - 1) / 2 + 3) / 4) * (((width - 1) / 2 + 3) / 4)
@@ -131,12 +141,7 @@ import Testing
         let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, height, width, 5])], outputs: ["f"], nodes: layers.map(\.0),
                           tensors: layers.reduce(into: [:]) { $0.merge($1.1) { a, _ in a } })
         let x = ["x": FloatTensor(shape: [batch, height, width, 5], values: randoms(batch * height * width * 5))]
-        let e = try Executor(graph: graph)
-        e.forceTrialVerdict(.winograd)
-        _ = try e.run(x)
-        let second = try e.run(x)["f"]!.values, third = try e.run(x)["f"]!.values
-        let reference = try Executor(graph: graph, engine: .gemm).run(x)["f"]!.values
-        let convs = e.program.instructions.compactMap { i -> ConvKernel? in if case .conv(let k) = i.step { k } else { nil } }
+        let (convs, second, third, reference) = try runWithWinogradForced(graph, x)
         // Tiles: four outputs along each line, lines across the map, all images.
         func tiles(along: Int, across: Int) -> Int { batch * across * ((along + 3) / 4) }
         let expected = [tiles(along: width, across: height), tiles(along: height, across: width),
