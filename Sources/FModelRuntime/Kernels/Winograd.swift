@@ -28,7 +28,8 @@ final class WinogradKernel: @unchecked Sendable {
         /// transformed kernel, won 3 of 6 trials at 0.73-0.85 ms and then took 1.7 ms a run,
         /// against 0.64-0.84 on the GEMM path; `profile_vs_ort.py`, five runs). F(4, 7)'s is
         /// 10/7×, and at Block17's 16 tiles at batch 1 it still gains in inference (`layer_ab.py`
-        /// against the line convolutions, 11 rounds: 1×7s 0.610, 7×1s 0.692, model 0.941).
+        /// against the build that kept it to 17 tiles, 11 rounds: 1×7s 0.667, 7×1s 0.743, the
+        /// model 0.935).
         var minimumTiles: Int { if case .square = self { streamedRowLimit + 1 } else { streamedRowLimit } }
 
         init?(kH: Int, kW: Int, win: Window) {
