@@ -503,9 +503,7 @@ void fm_pack_kernel(const float *w, size_t k, size_t n, float *packed) {
 }
 
 void fm_gemm_packed_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y) {
-    for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH)
-        fm_avx2_packed_piece(x + k0, ldx, m, k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH, packed + k0 * round16(n), n, y, n,
-                             k0 > 0);
+    fm_gemm_packed_columns_f32(x, ldx, m, k, packed, n, y, 0, n);
 }
 
 void fm_gemm_packed_columns_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y, size_t c0,

@@ -160,7 +160,9 @@ void fm_winograd_run(const fm_winograd_shape *s, const float *x, const float *u,
 #define LINE_TAPS 7
 #define LINE_ALPHA (LINE_OUT + LINE_TAPS - 1)
 
-static struct { double at[LINE_OUT][LINE_ALPHA], g[LINE_ALPHA][LINE_TAPS], bt[LINE_ALPHA][LINE_ALPHA]; } line_matrices;
+/* G in double (the kernel transform runs in double); Aᵀ and Bᵀ as the float32 the transforms
+   multiply by. */
+static double line_g[LINE_ALPHA][LINE_TAPS];
 static float line_at[LINE_OUT][LINE_ALPHA], line_bt[LINE_ALPHA][LINE_ALPHA];
 static pthread_once_t line_once = PTHREAD_ONCE_INIT;
 
@@ -182,20 +184,23 @@ static void make_line_matrices(void) {
         int len = 0;
         for (int q = 0; q < LINE_ALPHA - 1; q++)
             if (q != p) times_root(poly, len++, points[q]);
-        for (int l = 0; l < LINE_ALPHA; l++) line_matrices.bt[p][l] = l <= len ? poly[l] : 0;
+        for (int l = 0; l < LINE_ALPHA; l++) line_bt[p][l] = l <= len ? (float)poly[l] : 0;
         const int finite = p < LINE_ALPHA - 1;
         double norm = 1;
         for (int q = 0; finite && q < LINE_ALPHA - 1; q++)
             if (q != p) norm *= points[p] - points[q];
-        for (int i = 0; i < LINE_OUT; i++)
-            line_matrices.at[i][p] = finite ? (i == 0 ? 1 : pow(points[p], i)) : i == LINE_OUT - 1;
-        for (int j = 0; j < LINE_TAPS; j++)
-            line_matrices.g[p][j] = finite ? (j == 0 ? 1 : pow(points[p], j)) / norm : j == LINE_TAPS - 1;
+        for (int i = 0; i < LINE_OUT; i++) line_at[i][p] = finite ? (float)pow(points[p], i) : i == LINE_OUT - 1;
+        for (int j = 0; j < LINE_TAPS; j++) line_g[p][j] = finite ? pow(points[p], j) / norm : j == LINE_TAPS - 1;
     }
-    for (int p = 0; p < LINE_ALPHA; p++) {
-        for (int i = 0; i < LINE_OUT; i++) line_at[i][p] = (float)line_matrices.at[i][p];
-        for (int l = 0; l < LINE_ALPHA; l++) line_bt[p][l] = (float)line_matrices.bt[p][l];
-    }
+}
+
+/* Σ coefficient · d over the LINE_ALPHA vectors: a row of Bᵀ or Aᵀ. Straight through, zeros
+   and all: skipping the zero coefficients, a branch each, was slower (the issue's note). */
+AVX2 static inline __m256 combine(const float *coefficients, const __m256 *d) {
+    __m256 sum = _mm256_mul_ps(_mm256_set1_ps(coefficients[0]), d[0]);
+#pragma GCC unroll 10
+    for (int l = 1; l < LINE_ALPHA; l++) sum = _mm256_fmadd_ps(_mm256_set1_ps(coefficients[l]), d[l], sum);
+    return sum;
 }
 
 size_t fm_line_winograd_tiles(const fm_line_shape *s) {
@@ -209,7 +214,7 @@ void fm_line_winograd_kernel(const float *w, size_t c, size_t k, float *u) {
         for (size_t ko = 0; ko < k; ko++)
             for (int p = 0; p < LINE_ALPHA; p++) {
                 double sum = 0;
-                for (int j = 0; j < LINE_TAPS; j++) sum += line_matrices.g[p][j] * w[((size_t)j * c + ci) * k + ko];
+                for (int j = 0; j < LINE_TAPS; j++) sum += line_g[p][j] * w[((size_t)j * c + ci) * k + ko];
                 u[((size_t)p * c + ci) * k + ko] = (float)sum;
             }
 }
@@ -252,11 +257,7 @@ AVX2 static void line_transform_input(const fm_line_shape *s, const float *x, si
             const __m256i mask = lanes(c - ch);
             __m256 d[LINE_ALPHA];
             for (int l = 0; l < LINE_ALPHA; l++) d[l] = src[l] ? load(src[l] + ch, whole, mask) : _mm256_setzero_ps();
-            for (int p = 0; p < LINE_ALPHA; p++) {
-                __m256 sum = _mm256_mul_ps(_mm256_set1_ps(line_bt[p][0]), d[0]);
-                for (int l = 1; l < LINE_ALPHA; l++) sum = _mm256_fmadd_ps(_mm256_set1_ps(line_bt[p][l]), d[l], sum);
-                store(dst + (size_t)p * rows * c + ch, sum, whole, mask);
-            }
+            for (int p = 0; p < LINE_ALPHA; p++) store(dst + (size_t)p * rows * c + ch, combine(line_bt[p], d), whole, mask);
         }
     }
 }
@@ -279,13 +280,8 @@ AVX2 static void line_transform_output(const fm_line_shape *s, const float *m, s
             __m256 d[LINE_ALPHA];
             for (int p = 0; p < LINE_ALPHA; p++) d[p] = load(src + (size_t)p * rows * k + ch, whole, mask);
             const __m256 b = bias ? load(bias + ch, whole, mask) : _mm256_setzero_ps();
-            for (size_t i = 0; i < count; i++) {
-                __m256 sum = d[0]; /* Aᵀ's first column (the point 0) is 1, 0, 0, 0 */
-                if (i > 0) sum = _mm256_mul_ps(_mm256_set1_ps(line_at[i][1]), d[1]);
-                for (int p = i > 0 ? 2 : 1; p < LINE_ALPHA; p++)
-                    if (line_at[i][p] != 0) sum = _mm256_fmadd_ps(_mm256_set1_ps(line_at[i][p]), d[p], sum);
-                store(out[i] + ch, finish(sum, b, scale, activation, alpha), whole, mask);
-            }
+            for (size_t i = 0; i < count; i++)
+                store(out[i] + ch, finish(combine(line_at[i], d), b, scale, activation, alpha), whole, mask);
         }
     }
 }

@@ -26,10 +26,10 @@ final class FloatWeights: @unchecked Sendable {
         lock.withLock {
             if let packedCopy { return UnsafePointer(packedCopy.pointer) }
             let copy = Buffer(capacity: fm_packed_floats(k, n))
-            let depth = fm_pack_depth(), pieceFloats = fm_packed_floats(depth, n)
-            for (i, k0) in stride(from: 0, to: k, by: depth).enumerated() {
+            let depth = fm_pack_depth()
+            for k0 in stride(from: 0, to: k, by: depth) {
                 let rows = min(depth, k - k0)
-                fm_pack_kernel(pointer + k0 * n, rows, n, copy.pointer + i * pieceFloats)
+                fm_pack_kernel(pointer + k0 * n, rows, n, copy.pointer + fm_packed_floats(k0, n))
                 owner.releaseResidentPages((k0 * n * 4)..<((k0 + rows) * n * 4))
             }
             packedCopy = copy

@@ -79,10 +79,11 @@ size_t fm_pack_depth(void);
 
 /* Packs a row-major [k, n] kernel into `packed` (fm_packed_floats(k, n) floats, 32-byte aligned).
    It goes in pieces of fm_pack_depth() rows: rows [k0, k0 + kb) with k0 a multiple of that may
-   be packed alone, at packed + k0 / fm_pack_depth() · fm_packed_floats(fm_pack_depth(), n). */
+   be packed alone, at packed + fm_packed_floats(k0, n). */
 void fm_pack_kernel(const float *w, size_t k, size_t n, float *packed);
 
-/* y[m×n] = x[m×k] · w[k×n] on this thread, w packed by fm_pack_kernel, x rows ldx apart. */
+/* y[m×n] = x[m×k] · w[k×n] on this thread, w packed by fm_pack_kernel, x rows ldx apart
+   (fm_gemm_packed_columns_f32 over all the columns). */
 void fm_gemm_packed_f32(const float *x, size_t ldx, size_t m, size_t k, const float *packed, size_t n, float *y);
 
 /* Columns [c0, c1) (c0 a multiple of 16) of y[m×n] = x[m×k] · w[k×n] on this thread, w packed

@@ -78,8 +78,8 @@ final class NativeConvolutions: @unchecked Sendable {
         }
     }
 
-    /// Times the layer's float32 primitive (`native`) against im2col + GEMM (`gemm`) and, for a
-    /// 3×3 stride-1 layer, Winograd (`winograd`, from `winogradCandidate`), each run twice (the
+    /// Times the layer's float32 primitive (`native`) against the GEMM path (`gemm`) and, for a
+    /// layer with a Winograd form, Winograd (`winograd`, from `winogradCandidate`), each run twice (the
     /// faster of the two counts), and keeps the primitive unless the faster of the others takes
     /// at most 0.9× its time, in which case the primitive and its copy of the kernel are
     /// dropped (the margin keeps near-ties, which the warm, back-to-back timing decides by

@@ -49,9 +49,9 @@ struct WindowConvolution {
     }
 
     /// The layer's kernel laid out once as `run` multiplies it (`fm_window_pack_kernel`), for
-    /// every image size: what `run` would otherwise pack on each thread at every call (a trial
-    /// build that skipped that packing put it at a tenth of Conv2d_4b's time at batch 1 on the
-    /// AVX2 Zen 3; the note). Kept where oneDNN runs anyway — a tiered executor past its
+    /// every image size: what `run` would otherwise pack on each thread at every call (with it,
+    /// Conv2d_4b at batch 1 took 0.887 of the time it took packing as it went, `layer_ab.py`
+    /// against 267a9c7, 15 rounds). Kept where oneDNN runs anyway — a tiered executor past its
     /// first run — in place of the mapped kernel, whose pages leave memory, as they do for a
     /// oneDNN primitive's copy.
     func pack(_ kernel: UnsafePointer<Float>) -> Buffer {

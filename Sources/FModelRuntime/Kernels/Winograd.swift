@@ -56,27 +56,41 @@ final class WinogradKernel: @unchecked Sendable {
         guard available, !epilogue.addsResidual, epilogue.fusedCode != nil, let form = Form(kH: kH, kW: kW, win: win) else {
             return false
         }
-        return tiles(form, n: n, win: win) >= form.minimumTiles
+        return Geometry(form, n: n, win: win, cin: 0, cout: 0).tiles >= form.minimumTiles
     }
 
-    /// The C side's geometry of `n` images over `win`, for F(4×4, 3×3).
-    private static func shape(n: Int, win: Window, cin: Int, cout: Int) -> fm_winograd_shape {
-        fm_winograd_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout, pad_top: win.padTop,
-                          pad_left: win.padLeft)
-    }
+    /// The C side's geometry of `n` images over `win`: the tiles, and the run of a block of them.
+    private enum Geometry {
+        case square(fm_winograd_shape)
+        case line(fm_line_shape)
 
-    /// The C side's geometry of `n` images over `win`, for F(4, 7).
-    private static func lineShape(n: Int, win: Window, cin: Int, cout: Int, vertical: Bool) -> fm_line_shape {
-        fm_line_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout, taps: 7,
-                      vertical: vertical ? 1 : 0, pad: vertical ? win.padTop : win.padLeft)
-    }
+        init(_ form: Form, n: Int, win: Window, cin: Int, cout: Int) {
+            switch form {
+            case .square:
+                self = .square(fm_winograd_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout,
+                                                 pad_top: win.padTop, pad_left: win.padLeft))
+            case .line(let vertical):
+                self = .line(fm_line_shape(n: n, ih: win.inH, iw: win.inW, c: cin, oh: win.outH, ow: win.outW, k: cout, taps: 7,
+                                           vertical: vertical ? 1 : 0, pad: vertical ? win.padTop : win.padLeft))
+            }
+        }
 
-    /// The output tiles of `n` images over `win`.
-    private static func tiles(_ form: Form, n: Int, win: Window) -> Int {
-        switch form {
-        case .square: withUnsafePointer(to: shape(n: n, win: win, cin: 0, cout: 0)) { fm_winograd_tiles($0) }
-        case .line(let vertical):
-            withUnsafePointer(to: lineShape(n: n, win: win, cin: 0, cout: 0, vertical: vertical)) { fm_line_winograd_tiles($0) }
+        /// The output tiles, all images.
+        var tiles: Int {
+            switch self {
+            case .square(var s): fm_winograd_tiles(&s)
+            case .line(var s): fm_line_winograd_tiles(&s)
+            }
+        }
+
+        /// Tiles [t0, t1) on this thread (`fm_winograd_run`, `fm_line_winograd_run`).
+        func run(_ input: UnsafePointer<Float>, _ transformed: UnsafePointer<Float>, _ t0: Int, _ t1: Int,
+                 _ scratch: UnsafeMutablePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
+                 _ scale: Float, _ code: Int32, _ alpha: Float) {
+            switch self {
+            case .square(var s): fm_winograd_run(&s, input, transformed, t0, t1, scratch, output, bias, scale, code, alpha)
+            case .line(var s): fm_line_winograd_run(&s, input, transformed, t0, t1, scratch, output, bias, scale, code, alpha)
+            }
         }
     }
 
@@ -108,28 +122,16 @@ final class WinogradKernel: @unchecked Sendable {
     func run(input: UnsafePointer<Float>, n: Int, win: Window, output: UnsafeMutablePointer<Float>, epilogue: Epilogue,
              scratch: Scratch) {
         let (code, alpha) = epilogue.fusedCode!
-        let tiles = Self.tiles(form, n: n, win: win)
+        let geometry = Geometry(form, n: n, win: win, cin: cin, cout: cout), tiles = geometry.tiles
         let block = min(tilesAtATime, (tiles + teamSize - 1) / teamSize)
         let perThread = form.points * block * (cin + cout)
         let space = scratch(teamSize * perThread * 4).assumingMemoryBound(to: Float.self)
-        let (transformed, scale) = (transformed.pointer, epilogue.scale)
-        let square = Self.shape(n: n, win: win, cin: cin, cout: cout)
-        let vertical = if case .line(true) = form { true } else { false }
-        let line = Self.lineShape(n: n, win: win, cin: cin, cout: cout, vertical: vertical)
+        let (transformed, scale) = (UnsafePointer(transformed.pointer), epilogue.scale)
         epilogue.bias.withOptionalPointer { bias in
-            withUnsafePointer(to: square) { square in
-                withUnsafePointer(to: line) { line in
-                    parallelFor(tiles, grain: 4) { range in
-                        let mine = space + threadNumber() * perThread
-                        for t0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
-                            let t1 = min(range.upperBound, t0 + block)
-                            if case .square = form {
-                                fm_winograd_run(square, input, transformed, t0, t1, mine, output, bias, scale, code, alpha)
-                            } else {
-                                fm_line_winograd_run(line, input, transformed, t0, t1, mine, output, bias, scale, code, alpha)
-                            }
-                        }
-                    }
+            parallelFor(tiles, grain: 4) { range in
+                let mine = space + threadNumber() * perThread
+                for t0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                    geometry.run(input, transformed, t0, min(range.upperBound, t0 + block), mine, output, bias, scale, code, alpha)
                 }
             }
         }
