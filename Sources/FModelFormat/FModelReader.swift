@@ -1,5 +1,5 @@
+import Dispatch
 import FModelCore
-import Foundation
 
 /// Limits the reader holds a file to before it trusts a number in it.
 public struct FModelReadOptions: Sendable {
@@ -77,10 +77,11 @@ public enum FModelReader {
     }
 
     static func decodeHeader(_ json: UnsafeRawBufferPointer, path: String) throws(FormatError) -> FileHeader {
-        let decoder = JSONDecoder()
         let header: FileHeader
         do {
-            header = try decoder.decode(FileHeader.self, from: Data(json))
+            header = try HeaderJSON.decode(FileHeader.self, from: json, fileOffset: FModelLayout.preambleSize)
+        } catch let e as HeaderJSON.SyntaxError {
+            throw .corrupt(path: path, offset: FModelLayout.preambleSize + e.offset, reason: "header JSON: \(e.reason)")
         } catch {
             throw .corrupt(path: path, offset: FModelLayout.preambleSize, reason: "header JSON: \(describe(error))")
         }
