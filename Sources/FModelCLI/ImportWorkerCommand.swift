@@ -28,15 +28,21 @@ struct ImportWorkerCommand: ParsableCommand {
     }
 }
 
-/// Where the `fmodel` executable is: this process when it is `fmodel`, else `FMODEL_HELPER`,
-/// else an `fmodel` beside this process's executable (as in a SwiftPM build folder).
+/// Where the `fmodel` executable is: `FMODEL_HELPER` when set, else this process when it is
+/// `fmodel`, else an `fmodel` beside this process's executable (as in a SwiftPM build folder).
 enum Helper {
+    /// From POSIX calls, not `ProcessInfo`, `FileManager` and `NSString`: every command that
+    /// loads a model asks, and that Foundation code (0.4 MB of pages, measured with `bench
+    /// --json`) would be paged in on the way to an `.fmodel`'s first output.
     static var path: String? {
-        let env = ProcessInfo.processInfo.environment
-        if let p = env["FMODEL_HELPER"] { return p }
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        if (me as NSString).lastPathComponent == "fmodel" { return me }
-        let sibling = ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent("fmodel")
-        return FileManager.default.isExecutableFile(atPath: sibling) ? sibling : nil
+        if let p = getenv("FMODEL_HELPER") { return String(cString: p) }
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+        let n = buffer.withUnsafeMutableBytes { readlink("/proc/self/exe", $0.baseAddress!, $0.count) }
+        let me = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : CommandLine.arguments[0]
+        var parts = me.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.last == "fmodel" { return me }
+        parts[parts.count - 1] = "fmodel"
+        let sibling = parts.joined(separator: "/")
+        return access(sibling, X_OK) == 0 ? sibling : nil
     }
 }

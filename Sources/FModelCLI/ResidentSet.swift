@@ -98,7 +98,7 @@ enum ResidentSet {
         if name == model { return "model_file" }
         if name.isEmpty || name.hasPrefix("[") {
             if name == "[stack]" || name.hasPrefix("[v") { return "stacks_vdso" }
-            return perms.contains("x") ? "jit_code" : "heap_anonymous"
+            return perms.utf8.contains(UInt8(ascii: "x")) ? "jit_code" : "heap_anonymous"
         }
         let base = name.split(separator: "/").last.map(String.init) ?? name
         if base.hasPrefix("libdnnl") { return "libdnnl" }

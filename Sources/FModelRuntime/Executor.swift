@@ -525,7 +525,7 @@ public enum ConvolutionEngine: Sendable {
     /// `tiered`, unless the environment sets `FMODEL_NATIVE_CONV`: `0` for `gemm`, `1` for
     /// `native`.
     public static let `default`: ConvolutionEngine =
-        switch ProcessInfo.processInfo.environment["FMODEL_NATIVE_CONV"] {
+        switch getenv("FMODEL_NATIVE_CONV").map({ String(cString: $0) }) {
         case "0": .gemm
         case "1": .native
         default: .tiered

@@ -14,7 +14,7 @@ final class NativeConvolutions: @unchecked Sendable {
     private var primitives: [Int: OpaquePointer?] = [:]
     static let creation = NSLock()
     /// `FMODEL_DEBUG_CONV=1`: say which implementation each primitive got.
-    static let debug = ProcessInfo.processInfo.environment["FMODEL_DEBUG_CONV"] != nil
+    static let debug = getenv("FMODEL_DEBUG_CONV") != nil
 
     deinit { for case let p?? in primitives.values { fm_conv_destroy(p) } }
 
