@@ -79,8 +79,8 @@ final class NativeConvolutions: @unchecked Sendable {
     }
 
     /// Times the layer's float32 primitive (`native`) against the GEMM path (`gemm`) and, for a
-    /// layer with a Winograd form, Winograd (`winograd`, from `winogradCandidate`), each run twice (the
-    /// faster of the two counts), and keeps the primitive unless the faster of the others takes
+    /// layer with a Winograd form, Winograd (`winograd`, from `winogradCandidate`), each run three
+    /// times in turns (the fastest counts), and keeps the primitive unless the faster of the others takes
     /// at most 0.9× its time, in which case the primitive and its copy of the kernel are
     /// dropped (the margin keeps near-ties, which the warm, back-to-back timing decides by
     /// noise, from flipping). With no margin, or the margin the other way (the primitive kept
@@ -90,7 +90,13 @@ final class NativeConvolutions: @unchecked Sendable {
     /// differ by CPU: on an AVX2-only Zen 3 its direct `jit:avx2` convolutions were slower than
     /// the GEMM path for FaceNet's strided 3×3 and 1×7 layers and faster for its stem and 1×1
     /// layers (`bench --profile` with each engine), on AVX-512 `brgconv` is ahead almost
-    /// everywhere. The winner runs last, so that the output is what later runs compute.
+    /// everywhere. In turns rather than back to back, a contender is timed with the others'
+    /// kernels in the caches, as in the model: with each run twice back to back, 37 of the
+    /// multi-task model's 112 batch-1 trials did not give the same verdict in 8 processes
+    /// (Conv2d_4b's oneDNN won in 1 of 8 and ran ~0.5 ms slower in the model), 22 in turns,
+    /// Conv2d_4b's window kernel in 12 of 12 (`FMODEL_DEBUG_CONV=1`); the model's time the same
+    /// (`ab.sh` 15 rounds at batch 1 twice: 0.992, 0.997; batch 32, 7 and 9 rounds: 1.027, 0.983).
+    /// The winner runs last, so that the output is what later runs compute.
     /// `subject` names the layer in `FMODEL_DEBUG_CONV`'s line.
     /// - Returns: the verdict.
     @discardableResult
@@ -100,8 +106,13 @@ final class NativeConvolutions: @unchecked Sendable {
             body()
             return DispatchTime.now().uptimeNanoseconds - start
         }
-        func best(_ body: () -> Void) -> UInt64 { min(seconds(body), seconds(body)) }
-        let n = best(native), g = best(gemm), w = winograd.map(best)
+        // The fastest of three runs each, the contenders taking turns.
+        var n = UInt64.max, g = UInt64.max, w: UInt64? = winograd == nil ? nil : .max
+        for _ in 0..<3 {
+            n = min(n, seconds(native))
+            g = min(g, seconds(gemm))
+            if let winograd, let best = w { w = min(best, seconds(winograd)) }
+        }
         let verdict: ConvPath
         if let forcedVerdict {
             verdict = forcedVerdict == .winograd && winograd == nil ? .native : forcedVerdict
