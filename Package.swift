@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "fmodel", targets: ["fmodel"]),
+        .executable(name: "fmodel-keras", targets: ["fmodel-keras"]),
         .library(name: "FModelRuntime", targets: ["FModelRuntime"]),
         .library(name: "FModelImport", targets: ["FModelImport"]),
     ],
@@ -33,7 +34,10 @@ let package = Package(
         .target(name: "FModelFormat", dependencies: ["FModelCore", "CChecksums"]),
         .target(
             name: "FModelImport",
-            dependencies: ["FModelCore", "FModelFormat", "CHDF5", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+            dependencies: ["FModelCore", "FModelFormat", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // The formats read through libhdf5 (Keras .h5 and .keras), linked only by the worker that
+        // imports them and by tests: the fmodel executable does not load libhdf5 at all.
+        .target(name: "FModelKeras", dependencies: ["FModelCore", "FModelFormat", "FModelImport", "CHDF5"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "CDNNL", "CKernels"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
         .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CTurboJPEG", "CPNG"]),
@@ -46,15 +50,23 @@ let package = Package(
 
         // MARK: - The thin executable
         .executableTarget(name: "fmodel", dependencies: ["FModelCLI"]),
+        // The isolated Keras importer `fmodel import` runs (IsolatedImport): a crash in libhdf5 on
+        // a hostile file ends this process, not fmodel.
+        .executableTarget(
+            name: "fmodel-keras",
+            dependencies: [
+                "FModelCore", "FModelFormat", "FModelImport", "FModelKeras", "FModelCompress",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // MARK: - Tests (fixtures made by real TensorFlow live in Tests/Fixtures)
         .target(name: "FModelTestSupport", dependencies: ["FModelCore", "FModelFormat"], path: "Tests/FModelTestSupport"),
         .testTarget(name: "FModelCoreTests", dependencies: ["FModelCore", "FModelTestSupport"]),
         .testTarget(name: "FModelFormatTests", dependencies: ["FModelFormat", "FModelTestSupport"]),
-        .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelRuntime", "FModelTestSupport"]),
-        .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelCompress", "FModelImport", "FModelTestSupport"]),
-        .testTarget(name: "FModelCompressTests", dependencies: ["FModelCompress", "FModelImport", "FModelRuntime", "FModelTestSupport"]),
-        .testTarget(name: "FModelVerifyTests", dependencies: ["FModelVerify", "FModelImport", "FModelTestSupport"]),
-        .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelTestSupport", "fmodel"]),
+        .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelKeras", "FModelRuntime", "FModelTestSupport"]),
+        .testTarget(name: "FModelRuntimeTests", dependencies: ["FModelRuntime", "FModelCompress", "FModelImport", "FModelKeras", "FModelTestSupport"]),
+        .testTarget(name: "FModelCompressTests", dependencies: ["FModelCompress", "FModelImport", "FModelKeras", "FModelRuntime", "FModelTestSupport"]),
+        .testTarget(name: "FModelVerifyTests", dependencies: ["FModelVerify", "FModelImport", "FModelKeras", "FModelTestSupport"]),
+        .testTarget(name: "FModelCLITests", dependencies: ["FModelCLI", "FModelKeras", "FModelTestSupport", "fmodel", "fmodel-keras"]),
     ]
 )

@@ -16,7 +16,7 @@ public struct FModelCommand: ParsableCommand {
         subcommands: [
             ImportCommand.self, InspectCommand.self, RunCommand.self, BenchCommand.self,
             StripCommand.self, GraftCommand.self, PruneCommand.self, QuantizeCommand.self, ShrinkCommand.self,
-            VerifyCommand.self, PredictCommand.self, PreprocessCommand.self, ImportWorkerCommand.self,
+            VerifyCommand.self, PredictCommand.self, PreprocessCommand.self,
         ])
 
     public init() {}

@@ -7,15 +7,12 @@ import Foundation
 /// this process then reads with the checked `.fmodel` reader. A child that crashes, hangs past
 /// the time limit or fails becomes an `ImportError`, never a crash of the caller.
 public struct IsolatedImport: Sendable {
-    /// The `fmodel` executable that serves as the worker (`fmodel _import-worker`).
+    /// The worker executable, `fmodel-keras`.
     public var helper: String
     /// How long the worker may take before it is killed.
     public var timeLimit: TimeInterval = 600
 
     public init(helper: String) { self.helper = helper }
-
-    /// The hidden subcommand the worker runs.
-    public static let workerCommand = "_import-worker"
 
     /// Imports `path` in a worker and returns the graph it wrote.
     public func load(path: String, options: ImportOptions) throws -> Graph {
@@ -54,7 +51,7 @@ public struct IsolatedImport: Sendable {
 
     /// Runs the worker on `path`, writing `output`; `dir` holds the config it reads.
     private func work(path: String, options: ImportOptions, output: String, extra: [String], dir: String) throws {
-        var arguments = [Self.workerCommand, path, "--output", output] + extra
+        var arguments = [path, "--output", output] + extra
         if let config = options.configJSON {
             guard FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(config.utf8)) else {
                 throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker to \(dir)")

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A parsed JSON document (Keras model configs), with lookups that return nil instead of trapping.
-enum JSONValue: Decodable, Equatable, Sendable {
+package enum JSONValue: Decodable, Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -9,7 +9,7 @@ enum JSONValue: Decodable, Equatable, Sendable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
@@ -20,30 +20,30 @@ enum JSONValue: Decodable, Equatable, Sendable {
     }
 
     /// Parses UTF-8 JSON text.
-    static func parse(_ text: String) throws -> JSONValue {
+    package static func parse(_ text: String) throws -> JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
     }
 
-    subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
 
-    subscript(index: Int) -> JSONValue? {
+    package subscript(index: Int) -> JSONValue? {
         if case .array(let a) = self, a.indices.contains(index) { return a[index] }
         return nil
     }
 
-    var string: String? { if case .string(let s) = self { return s } else { return nil } }
-    var double: Double? { if case .number(let n) = self { return n } else { return nil } }
-    var int: Int? { double.flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
-    var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
-    var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
-    var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
-    var isNull: Bool { self == .null }
+    package var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    package var double: Double? { if case .number(let n) = self { return n } else { return nil } }
+    package var int: Int? { double.flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
+    package var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    package var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
+    package var object: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    package var isNull: Bool { self == .null }
 
     /// Compact text for messages.
-    var brief: String {
+    package var brief: String {
         switch self {
         case .null: "null"
         case .bool(let b): String(b)

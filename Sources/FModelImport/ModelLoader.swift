@@ -8,17 +8,31 @@ public struct ImportOptions: Sendable {
     public var configJSON: String?
     /// Input normalisation to record in the model (`--preprocess`).
     public var preprocess: Preprocess?
-    /// When set, importers that parse with a C library run in this worker process.
+    /// When set, the HDF5-based formats are imported by this worker process (`fmodel-keras`).
     public var isolation: IsolatedImport?
+    /// Otherwise, the importer of the HDF5-based formats that runs in this process (FModelKeras's
+    /// `KerasFiles`, for the worker itself and for tests); with neither, such a file is an error.
+    public var hdf5: (any HDF5Importing)?
     /// Inputs, outputs and constants for TensorFlow graphs (`--inputs`, `--outputs`, `--set`).
     public var graphCut = GraphCut()
     /// Receives the choices an importer made on its own (printed by the CLI).
     public var onNote: (@Sendable (String) -> Void)?
 
-    public init(configJSON: String? = nil, preprocess: Preprocess? = nil) {
+    public init(configJSON: String? = nil, preprocess: Preprocess? = nil, hdf5: (any HDF5Importing)? = nil) {
         self.configJSON = configJSON
         self.preprocess = preprocess
+        self.hdf5 = hdf5
     }
+}
+
+/// Imports the formats read through libhdf5, Keras `.h5` and `.keras`, in this process. It lives
+/// in FModelKeras, which alone links libhdf5, so that a process that only runs models (and
+/// `fmodel` itself, which imports those files through the `fmodel-keras` worker) never loads the
+/// library and the two dozen libraries it brings.
+public protocol HDF5Importing: Sendable {
+    /// The graph in the Keras file at `path` (`format` is `.kerasH5` or `.keras3`); `configJSON`
+    /// is the model config for a weights-only `.h5`.
+    func importModel(path: String, format: SourceFormat, configJSON: String?) throws -> Graph
 }
 
 /// The formats fmodel reads.
@@ -39,7 +53,7 @@ public enum ModelLoader {
         let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         prefix.removeLast(prefix.count - max(n, 0))
         if prefix.starts(with: FModelLayout.magic) { return .fmodel }
-        if HDF5File.hasSignature(prefix) { return .kerasH5 }
+        if hasHDF5Signature(prefix) { return .kerasH5 }
         if prefix.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .keras3 }
         if path.hasSuffix(".pb") { return .tensorflowPB }
         throw .unknownFormat(path: path, reason: "not an .fmodel, Keras HDF5 (.h5), Keras 3 (.keras) or TensorFlow GraphDef (.pb) file")
@@ -67,11 +81,11 @@ public enum ModelLoader {
                 var inner = options
                 inner.isolation = nil
                 graph = try isolation.load(path: path, options: inner)
-            } else {
-                graph = format == .kerasH5
-                    ? try KerasImporter.importModel(path: path, configJSON: options.configJSON)
-                    : try Keras3Importer.importModel(path: path)
+            } else if let hdf5 = options.hdf5 {
+                graph = try hdf5.importModel(path: path, format: format, configJSON: options.configJSON)
                 try recordSource(path, in: &graph)
+            } else {
+                throw ImportError.unknownFormat(path: path, reason: "a Keras file is imported by the fmodel-keras worker, which was not found (set FMODEL_HELPER to it)")
             }
         case .tensorflowPB:
             var notes: [String] = []
@@ -82,6 +96,13 @@ public enum ModelLoader {
         if let p = options.preprocess { graph.metadata.preprocess = p }
         graph.metadata.producer = "fmodel \(FModelVersion.current)"
         return graph
+    }
+
+    /// True when `prefix` (a file's first bytes) holds the HDF5 signature `\x89HDF\r\n\x1a\n`
+    /// at offset 0 or a power of two from 512.
+    public static func hasHDF5Signature(_ prefix: [UInt8]) -> Bool {
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        return [0, 512, 1024, 2048].contains { prefix.count >= $0 + 8 && prefix[$0..<$0 + 8].elementsEqual(signature) }
     }
 
     /// Records where an imported graph came from; face models take FaceNet's prewhitening unless

@@ -2,6 +2,7 @@
 import FModelCompress
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelTestSupport
 import Foundation
 import Testing
@@ -13,6 +14,25 @@ import Testing
     deinit { try? FileManager.default.removeItem(atPath: dir) }
 
     func fixture(_ name: String) -> String { Fixtures.path(name) }
+
+    /// `fmodel` itself does not link libhdf5 (nor the libraries it brings): it imports Keras
+    /// files through the `fmodel-keras` worker beside it, which does.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/ldd")))
+    func onlyTheKerasWorkerLinksHDF5() throws {
+        let worker = try #require(Helper.path, "no fmodel-keras beside the test bundle")
+        let folder = String(worker.dropLast(Helper.name.count))
+        for (executable, links) in [("fmodel", false), (Helper.name, true)] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+            process.arguments = [folder + executable]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(text.contains("libhdf5") == links, "\(executable): \(text)")
+        }
+    }
 
     @Test func importThenRunMatchesRunningTheSource() throws {
         let out = dir + "/m.fmodel"
@@ -31,7 +51,7 @@ import Testing
         let out = dir + "/opt.fmodel"
         #expect(FModelCommand.main(arguments: ["import", fixture("facenet_small.h5"), "--optimize", "--preprocess", "scale01", "-o", out]) == 0)
         let written = try FModelReader.read(path: out)
-        var local = try ModelLoader.load(path: fixture("facenet_small.h5"))
+        var local = try ModelLoader.load(path: fixture("facenet_small.h5"), options: .inProcess)
         _ = GraphPass.runLossless(&local)
         #expect(written.metadata.passes == local.metadata.passes && !local.metadata.passes.isEmpty)
         #expect(written.metadata.preprocess == .scale01)

@@ -2,6 +2,7 @@
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelTestSupport
 import FModelVerify
 import Foundation
@@ -22,7 +23,7 @@ import Testing
     func makeFaces(count: Int = 10) throws -> String {
         let faces = dir + "/faces"
         try FileManager.default.createDirectory(atPath: faces, withIntermediateDirectories: true)
-        let model = try FaceModel(graph: ModelLoader.load(path: reference))
+        let model = try FaceModel(graph: ModelLoader.load(path: reference, options: .inProcess))
         var rng = SplitMix64(seed: 11)
         for i in 0..<count {
             let image = RGBImage(width: 40, height: 48, pixels: (0..<(40 * 48 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
@@ -39,7 +40,7 @@ import Testing
 
     /// The reference with its gender and ethnicity logits negated: every argmax moves.
     func damagedCandidate() throws -> String {
-        var g = try ModelLoader.load(path: reference)
+        var g = try ModelLoader.load(path: reference, options: .inProcess)
         for head in ["gender", "ethnicity"] {
             let node = try #require(g.node(named: head))
             for role in ["kernel", "bias"] {

@@ -2,6 +2,7 @@ import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Foundation
@@ -18,8 +19,8 @@ import Testing
 
     @Test func graftedModelMatchesTensorFlow() throws {
         let s = try spec()
-        let base = try ModelLoader.load(path: Fixtures.path(s.base)).stripping(layers: ["Bottleneck", "Bottleneck_BatchNorm", "Dropout"])
-        let heads = try ModelLoader.load(path: Fixtures.path(s.heads))
+        let base = try ModelLoader.load(path: Fixtures.path(s.base), options: .inProcess).stripping(layers: ["Bottleneck", "Bottleneck_BatchNorm", "Dropout"])
+        let heads = try ModelLoader.load(path: Fixtures.path(s.heads), options: .inProcess)
         let g = try base.grafting(heads, at: s.at)
         #expect(g.outputs == ["age", "gender", "ethnicity"])
         let x = try NPY.read(path: Fixtures.path(s.input))
@@ -33,8 +34,8 @@ import Testing
 
     @Test func misfitsAreErrors() throws {
         let s = try spec()
-        let base = try ModelLoader.load(path: Fixtures.path(s.base))
-        let heads = try ModelLoader.load(path: Fixtures.path(s.heads))
+        let base = try ModelLoader.load(path: Fixtures.path(s.base), options: .inProcess)
+        let heads = try ModelLoader.load(path: Fixtures.path(s.heads), options: .inProcess)
         #expect(throws: GraftError.unknownNode("nope")) { try base.grafting(heads, at: "nope") }
         #expect(throws: GraftError.self) { try base.grafting(heads, at: "Bottleneck") }
     }

@@ -2,6 +2,7 @@ import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Testing
@@ -10,7 +11,7 @@ import Testing
 @Suite struct LosslessPassTests {
     func load(_ e: Fixtures.Entry) throws -> Graph {
         let config = try e.config.map { try String(contentsOfFile: Fixtures.path($0), encoding: .utf8) }
-        return try ModelLoader.load(path: Fixtures.path(e.model), options: ImportOptions(configJSON: config))
+        return try ModelLoader.load(path: Fixtures.path(e.model), options: ImportOptions(configJSON: config, hdf5: KerasFiles()))
     }
 
     func maxDeviation(_ g: Graph, _ e: Fixtures.Entry) throws -> Float {

@@ -1,12 +1,13 @@
 import FModelCompress
 import FModelCore
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Testing
 
 @Suite struct PruneTests {
-    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")) }
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess) }
 
     @Test func keepingEveryUnitIsTheIdentity() throws {
         let g = try model()

@@ -2,6 +2,7 @@ import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Foundation
@@ -57,7 +58,7 @@ import Testing
     }
 
     @Test func globsSelectLayers() throws {
-        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess)
         let block35 = LayerSelection(include: ["Block35_*"]).nodes(in: g)
         #expect(!block35.isEmpty && block35.allSatisfy { $0.name.hasPrefix("Block35_") })
         #expect(!LayerSelection(exclude: ["age*", "gender*", "ethnicity*"]).nodes(in: g).contains { $0.name == "age" })
@@ -66,7 +67,7 @@ import Testing
 
     /// int8 everywhere: stored as int8 in the file, read back as int8, and close to float.
     @Test func int8ModelRoundTripsAndStaysClose() throws {
-        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess)
         let q = g.quantizing(LayerSelection(), .int8PerChannel)
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

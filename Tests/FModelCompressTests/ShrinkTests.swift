@@ -2,13 +2,14 @@
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Foundation
 import Testing
 
 @Suite struct ShrinkTests {
-    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")) }
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess) }
 
     func shrink(_ g: Graph, target: Int, bound: Float = 0.05) throws -> ShrinkResult {
         try ShrinkPlanner(targetBytes: target, maxOutputChange: bound).shrink(g, inputs: g.syntheticInputs(batch: 4), sizeOf: FModelWriter.fileSize(of:))
@@ -49,7 +50,7 @@ import Testing
 @Suite struct ShrinkPruningTests {
     /// Dense layers are priced for pruning too, and a prune move applies as a real prune.
     @Test func pruneMovesAreMeasuredAndApplied() throws {
-        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess)
         var folded = g
         _ = GraphPass.runLossless(&folded)
         let planner = ShrinkPlanner(targetBytes: 1, maxOutputChange: 1)

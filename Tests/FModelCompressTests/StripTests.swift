@@ -2,12 +2,13 @@ import FModelCompress
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Testing
 
 @Suite struct StripTests {
-    func facenet() throws -> Graph { try ModelLoader.load(path: Fixtures.path("facenet_small.h5")) }
+    func facenet() throws -> Graph { try ModelLoader.load(path: Fixtures.path("facenet_small.h5"), options: .inProcess) }
 
     func run(_ g: Graph) throws -> FloatTensor {
         let x = try NPY.read(path: Fixtures.path("facenet_small.input.npy"))

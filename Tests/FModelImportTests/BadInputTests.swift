@@ -1,5 +1,6 @@
 import FModelCore
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Foundation
@@ -9,7 +10,7 @@ import Testing
 @Suite struct BadInputTests {
     func importError(_ file: String) -> ImportError? {
         do {
-            _ = try ModelLoader.load(path: Fixtures.path(file))
+            _ = try ModelLoader.load(path: Fixtures.path(file), options: .inProcess)
             return nil
         } catch let e as ImportError {
             return e
@@ -52,8 +53,20 @@ import Testing
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try #require(FileManager.default.createFile(atPath: dir + "/empty.h5", contents: Data()), "the test could not write its input")
-        #expect(throws: ImportError.self) { try ModelLoader.load(path: dir + "/empty.h5") }
-        #expect(throws: ImportError.self) { try ModelLoader.load(path: dir + "/absent.h5") }
+        #expect(throws: ImportError.self) { try ModelLoader.load(path: dir + "/empty.h5", options: .inProcess) }
+        #expect(throws: ImportError.self) { try ModelLoader.load(path: dir + "/absent.h5", options: .inProcess) }
+    }
+
+    /// A Keras file with neither a worker nor an in-process importer is an error that says
+    /// what is missing, not an attempt: the importer that links libhdf5 is FModelKeras's.
+    @Test func kerasFileNeedsItsImporter() {
+        #expect {
+            try ModelLoader.load(path: Fixtures.path("tiny_residual.h5"))
+        } throws: { error in
+            guard case ImportError.unknownFormat(_, let reason) = error else { return false }
+            return reason.contains("fmodel-keras")
+        }
+        #expect((try? ModelLoader.load(path: Fixtures.path("tiny_residual.h5"), options: .inProcess)) != nil)
     }
 
     /// Every tenth of the file cut off: HDF5 checks its end-of-file address before parsing,
@@ -65,7 +78,7 @@ import Testing
         for cut in stride(from: 0, to: original.count, by: max(original.count / 10, 1)) {
             let p = dir + "/cut\(cut).h5"
             try #require(FileManager.default.createFile(atPath: p, contents: original.prefix(cut)), "the test could not write its input")
-            #expect(throws: ImportError.self) { try ModelLoader.load(path: p) }
+            #expect(throws: ImportError.self) { try ModelLoader.load(path: p, options: .inProcess) }
         }
     }
 }
@@ -111,7 +124,7 @@ import Testing
             config["layers"] = outer
             model["config"] = config
             let json = String(decoding: try JSONSerialization.data(withJSONObject: model), as: UTF8.self)
-            guard let graph = try? ModelLoader.load(path: Fixtures.path("multitask_nested_weights.h5"), options: ImportOptions(configJSON: json)) else { continue }
+            guard let graph = try? ModelLoader.load(path: Fixtures.path("multitask_nested_weights.h5"), options: ImportOptions(configJSON: json, hdf5: KerasFiles())) else { continue }
             let x = FloatTensor(shape: graph.inputs[0].shape.withBatch(1), values: [Float](repeating: 0.5, count: graph.inputs[0].shape.withBatch(1).elementCount ?? 0))
             _ = try? Executor(graph: graph).run([graph.inputs[0].name: x])
         }

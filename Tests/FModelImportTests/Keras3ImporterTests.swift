@@ -1,6 +1,7 @@
 import FModelCore
 import FModelFormat
 @testable import FModelImport
+@testable import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Foundation
@@ -21,7 +22,7 @@ import Testing
 
     @Test func nestedMultiTaskModelMatchesKeras() throws {
         let e = try Self.entry()
-        let g = try ModelLoader.load(path: Fixtures.path(e.model))
+        let g = try ModelLoader.load(path: Fixtures.path(e.model), options: .inProcess)
         #expect(g.metadata.sourceFormat == "keras3" && g.outputs == ["age", "gender", "ethnicity"])
         #expect(g.node(named: "Block35_1_ScaleSum")?.op == .scale(0.17))
         let x = try NPY.read(path: Fixtures.path(e.input))
@@ -39,7 +40,7 @@ import Testing
         for (i, data) in [original.prefix(4), original.prefix(original.count / 2), original.prefix(original.count - 10)].enumerated() {
             let p = "\(dir)/cut\(i).keras"
             try #require(FileManager.default.createFile(atPath: p, contents: Data(data)), "the test could not write its input")
-            #expect(throws: ImportError.self) { try ModelLoader.load(path: p) }
+            #expect(throws: ImportError.self) { try ModelLoader.load(path: p, options: .inProcess) }
         }
     }
 

@@ -1,6 +1,7 @@
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelKeras
 import FModelRuntime
 import FModelTestSupport
 import Foundation
@@ -10,7 +11,7 @@ import Testing
 @Suite struct KerasGoldenTests {
     static func load(_ e: Fixtures.Entry) throws -> Graph {
         let config = try e.config.map { try String(contentsOfFile: Fixtures.path($0), encoding: .utf8) }
-        return try ModelLoader.load(path: Fixtures.path(e.model), options: ImportOptions(configJSON: config))
+        return try ModelLoader.load(path: Fixtures.path(e.model), options: ImportOptions(configJSON: config, hdf5: KerasFiles()))
     }
 
     static func run(_ graph: Graph, _ e: Fixtures.Entry, engine: ConvolutionEngine = .native) throws -> [String: FloatTensor] {
@@ -54,7 +55,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = dir + "/m.fmodel"
         try FModelWriter.write(graph, to: file)
-        let reread = try ModelLoader.load(path: file)
+        let reread = try ModelLoader.load(path: file, options: .inProcess)
         #expect(try Self.run(reread, e) == Self.run(graph, e))
         // Nothing but the weights, the header and alignment: no copy, no stray bytes.
         let weights = graph.tensors.values.reduce(0) { $0 + $1.byteCount }

@@ -1,5 +1,6 @@
 import Foundation
 @testable import FModelImport
+@testable import FModelKeras
 import Testing
 
 @Suite struct LambdaScalingTests {

@@ -1,6 +1,7 @@
 import FModelCompress
 import FModelCore
 import FModelImport
+import FModelKeras
 @testable import FModelRuntime
 import FModelTestSupport
 import Foundation
@@ -9,7 +10,7 @@ import Testing
 /// The executor's epilogue fusion: a conv absorbs the `scale`, residual `add` and activation of
 /// an Inception-ResNet block, and the result is the unfused one.
 @Suite struct FusionTests {
-    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")) }
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess) }
 
     func program(_ g: Graph, fuse: Bool) throws -> Program {
         let shapes = try g.inferShapes()

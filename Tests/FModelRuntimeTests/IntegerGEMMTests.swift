@@ -1,6 +1,7 @@
 import FModelCompress
 import FModelCore
 import FModelImport
+import FModelKeras
 @testable import FModelRuntime
 import FModelTestSupport
 import Testing
@@ -153,7 +154,7 @@ import Testing
     /// the parts of a concat) instead of measuring it: the same numbers exactly, on a whole
     /// int8 model with Inception blocks.
     @Test func rangesFromEpiloguesChangeNothing() throws {
-        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")).quantizing(LayerSelection(), .int8PerChannel)
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess).quantizing(LayerSelection(), .int8PerChannel)
         var seed = SplitMix64(seed: 40)
         let shape = g.inputs[0].shape.withBatch(2)
         let x = [g.inputs[0].name: FloatTensor(shape: shape, values: (0..<shape.elementCount!).map { _ in Float(seed.next() % 2001) / 1000 - 1 })]

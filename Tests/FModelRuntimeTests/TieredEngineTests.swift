@@ -1,6 +1,7 @@
 import FModelCompress
 import FModelCore
 import FModelImport
+import FModelKeras
 @testable import FModelRuntime
 import FModelTestSupport
 import Testing
@@ -8,7 +9,7 @@ import Testing
 /// The `tiered` engine: a batch size's first run takes im2col + GEMM for float32 convolutions,
 /// and its second makes and runs the oneDNN primitives.
 @Suite struct TieredEngineTests {
-    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5")) }
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess) }
 
     /// The convolutions of `e`'s fused program: whether each has tried to make its
     /// primitive for `batch`.

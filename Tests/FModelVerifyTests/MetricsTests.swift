@@ -1,5 +1,6 @@
 import FModelCore
 import FModelImport
+import FModelKeras
 import FModelTestSupport
 import FModelVerify
 import Foundation
@@ -50,13 +51,13 @@ import Testing
     }
 
     @Test func headsAreFoundByNameOrSize() throws {
-        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"))
+        let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess)
         #expect(try FaceHeads.find(in: g) == FaceHeads(age: "age", gender: "gender", ethnicity: "ethnicity"))
         var renamed = g
         renamed.outputs = g.outputs.map { "out_" + $0 }
         for i in renamed.nodes.indices where g.outputs.contains(renamed.nodes[i].name) { renamed.nodes[i].name = "out_" + renamed.nodes[i].name }
         #expect(try FaceHeads.find(in: renamed) == FaceHeads(age: "out_age", gender: "out_gender", ethnicity: "out_ethnicity"))
-        let other = try ModelLoader.load(path: Fixtures.path("functional_zoo.h5"))
+        let other = try ModelLoader.load(path: Fixtures.path("functional_zoo.h5"), options: .inProcess)
         #expect(throws: VerifyError.noHeads(has: ["probs [3]", "embedding [5]"])) { try FaceHeads.find(in: other) }
     }
 }

@@ -1,3 +1,4 @@
+import FModelImport
 import Foundation
 
 /// Recognises the residual scaling Lambda of Keras FaceNet models, `def scaling(x, scale):

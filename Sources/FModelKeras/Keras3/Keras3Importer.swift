@@ -1,5 +1,6 @@
 import CHDF5
 import FModelCore
+import FModelImport
 import Foundation
 
 /// Imports Keras 3 `.keras` files: a zip of `config.json` and `model.weights.h5`, whose weights sit

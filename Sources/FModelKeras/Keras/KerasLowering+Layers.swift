@@ -1,4 +1,5 @@
 import FModelCore
+import FModelImport
 
 /// The Keras layer classes fmodel lowers, each to one IR node.
 extension KerasLowering {

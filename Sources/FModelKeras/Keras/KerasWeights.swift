@@ -1,5 +1,6 @@
 import CHDF5
 import FModelCore
+import FModelImport
 
 /// The weights of a Keras 2 HDF5 file, found by name: each top-level layer's group lists its
 /// `weight_names` (a nested model lists all of its layers' weights in its one group, trainable

@@ -1,5 +1,6 @@
 import CHDF5
 import FModelCore
+import FModelImport
 import Foundation
 
 /// A read-only HDF5 file. Every call into libhdf5 goes through this file, and a negative
@@ -21,17 +22,6 @@ final class HDF5File {
         return try body()
     }
 
-    /// HDF5 signature: `\x89HDF\r\n\x1a\n`, at offset 0 or a power of two from 512.
-    static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
-
-    /// True when `prefix` (the first bytes of a file) starts with the HDF5 signature.
-    static func hasSignature(_ prefix: [UInt8]) -> Bool {
-        for offset in [0, 512, 1024, 2048] where prefix.count >= offset + 8 {
-            if Array(prefix[offset..<offset + 8]) == signature { return true }
-        }
-        return false
-    }
-
     /// Opens `path` read-only (`H5Fopen`), after checking the signature so that libhdf5 is only
     /// ever handed files that claim to be HDF5.
     init(path: String) throws(ImportError) {
@@ -43,7 +33,7 @@ final class HDF5File {
         let end = (try? handle.seekToEnd()) ?? 0
         try? handle.close()
         fileSize = Int(end)
-        guard Self.hasSignature(prefix) else {
+        guard ModelLoader.hasHDF5Signature(prefix) else {
             throw .unknownFormat(path: path, reason: "not an HDF5 file (no HDF5 signature at byte offset 0)")
         }
         fm_H5_silence_errors()

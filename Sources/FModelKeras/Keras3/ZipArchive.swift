@@ -1,4 +1,5 @@
 import FModelFormat
+import FModelImport
 
 /// The stored (uncompressed) entries of a zip archive, as Keras 3 writes `.keras` files. Every
 /// offset and size is checked against the file before it is used.

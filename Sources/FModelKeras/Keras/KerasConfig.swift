@@ -1,3 +1,5 @@
+import FModelImport
+
 /// A reference to one output of one call of a layer: `[layer, node_index, tensor_index]`.
 struct KerasRef: Hashable {
     var layer: String

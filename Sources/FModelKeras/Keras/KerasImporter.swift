@@ -1,4 +1,5 @@
 import FModelCore
+import FModelImport
 
 /// Imports Keras 2 / tf-keras HDF5 files: full models (`model_config` + `model_weights`) and
 /// weights-only files (`save_weights`) with a config from `model.to_json()`.

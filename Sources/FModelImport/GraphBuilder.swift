@@ -2,12 +2,14 @@ import FModelCore
 
 /// Accumulates nodes and tensors while an importer lowers layers, giving each node a unique
 /// name and checking its shape as it is added.
-struct GraphBuilder {
-    private(set) var graph = Graph(inputs: [], outputs: [], nodes: [], tensors: [:])
-    private(set) var shapes: [String: Shape] = [:]
+package struct GraphBuilder {
+    package private(set) var graph = Graph(inputs: [], outputs: [], nodes: [], tensors: [:])
+    package private(set) var shapes: [String: Shape] = [:]
+
+    package init() {}
 
     /// Adds a graph input.
-    mutating func addInput(_ name: String, shape: Shape) -> String {
+    package mutating func addInput(_ name: String, shape: Shape) -> String {
         let n = unique(name)
         graph.inputs.append(ValueInfo(name: n, shape: shape))
         shapes[n] = shape
@@ -16,7 +18,7 @@ struct GraphBuilder {
 
     /// Adds a node with its parameter tensors (named `node/role`) and returns its value name.
     /// - Throws: `GraphError` when the node does not fit its inputs.
-    mutating func add(_ name: String, _ op: Op, inputs: [String], params: [String: Tensor] = [:]) throws(GraphError) -> String {
+    package mutating func add(_ name: String, _ op: Op, inputs: [String], params: [String: Tensor] = [:]) throws(GraphError) -> String {
         let n = unique(name)
         var roles: [String: String] = [:]
         for (role, t) in params {
@@ -31,7 +33,7 @@ struct GraphBuilder {
     }
 
     /// The shape of a value added so far.
-    func shape(_ value: String) -> Shape { shapes[value] ?? [] }
+    package func shape(_ value: String) -> Shape { shapes[value] ?? [] }
 
     private func unique(_ name: String) -> String {
         guard shapes[name] != nil else { return name }
@@ -41,7 +43,7 @@ struct GraphBuilder {
     }
 
     /// Finishes with the given outputs.
-    consuming func build(outputs: [String], metadata: ModelMetadata) -> Graph {
+    package consuming func build(outputs: [String], metadata: ModelMetadata) -> Graph {
         graph.outputs = outputs
         graph.metadata = metadata
         return graph

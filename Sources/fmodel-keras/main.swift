@@ -1,0 +1,51 @@
+import ArgumentParser
+import FModelCompress
+import FModelCore
+import FModelFormat
+import FModelImport
+import FModelKeras
+import Foundation
+
+/// `fmodel-keras SRC --output OUT`: imports a Keras `.h5` or `.keras` file in this process and
+/// writes an `.fmodel`. `fmodel` runs it for every Keras file (`IsolatedImport`) and reads what it
+/// wrote with the checked reader: libhdf5 is linked here only, so a crash in it on a hostile file
+/// ends this process, not `fmodel`, and `fmodel` itself starts without loading the library and
+/// the two dozen it brings.
+struct KerasWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fmodel-keras", abstract: "Import a Keras .h5 or .keras file into an .fmodel (the worker `fmodel import` runs).")
+
+    @Argument(help: "The Keras file.")
+    var source: String
+    @Option(help: "The .fmodel to write.")
+    var output: String
+    @Option(help: "Keras model config (JSON) for a weights-only .h5.")
+    var config: String?
+    @Flag(help: "Run the lossless graph passes before writing.")
+    var optimize = false
+    @Option(help: "Input normalisation to record: prewhiten, scale01 or none.")
+    var preprocess: Preprocess?
+
+    func run() throws {
+        let text = try config.map { try String(contentsOfFile: $0, encoding: .utf8) }
+        var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))
+        if optimize {
+            for report in GraphPass.runLossless(&graph) { print("  " + report.description) }
+        }
+        try FModelWriter.write(graph, to: output)
+    }
+}
+
+extension Preprocess: ExpressibleByArgument {}
+
+// Exit codes as fmodel's: 0 done, 2 bad input or usage (the error on stderr, which the parent
+// passes on).
+do {
+    var worker = try KerasWorker.parseAsRoot(Array(CommandLine.arguments.dropFirst()))
+    try worker.run()
+} catch where error is ImportError || error is FormatError || error is GraphError {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(2)
+} catch {
+    KerasWorker.exit(withError: error)
+}
