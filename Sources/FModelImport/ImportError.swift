@@ -22,6 +22,8 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedOps(path: String, ops: [String])
     /// An isolated import worker failed; its message names the file and what is wrong.
     case worker(message: String)
+    /// A Keras file, with no `fmodel-keras` worker to import it (nor the importer in process).
+    case noWorker(path: String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
         case .weightShape(let p, let l, let w, let e, let g): "\(p): layer '\(l)' weight '\(w)' has shape \(g), expected \(e)"
         case .limitExceeded(let p, let o, let r): "\(p): '\(o)': \(r)"
         case .worker(let m): m
+        case .noWorker(let p): "\(p): Keras files are imported by the fmodel-keras worker, which is not beside this program (FMODEL_HELPER names it)"
         case .unsupportedOps(let p, let ops): "\(p): unsupported TensorFlow ops: \(ops.joined(separator: "; "))"
         }
     }

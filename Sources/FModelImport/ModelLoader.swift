@@ -85,7 +85,7 @@ public enum ModelLoader {
                 graph = try hdf5.importModel(path: path, format: format, configJSON: options.configJSON)
                 try recordSource(path, in: &graph)
             } else {
-                throw ImportError.unknownFormat(path: path, reason: "a Keras file is imported by the fmodel-keras worker, which was not found (set FMODEL_HELPER to it)")
+                throw ImportError.noWorker(path: path)
             }
         case .tensorflowPB:
             var notes: [String] = []
