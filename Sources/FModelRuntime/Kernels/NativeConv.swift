@@ -82,7 +82,7 @@ final class NativeConvolutions: @unchecked Sendable {
     /// layer with a Winograd form, Winograd (`winograd`, from `winogradCandidate`), each run three
     /// times in turns (the fastest counts), and keeps the primitive unless the faster of the others takes
     /// at most 0.9× its time, in which case the primitive and its copy of the kernel are
-    /// dropped (the margin keeps near-ties, which the warm, back-to-back timing decides by
+    /// dropped (the margin keeps near-ties, which the warm timing decides by
     /// noise, from flipping). With no margin, or the margin the other way (the primitive kept
     /// only if 10% faster), the multi-task model was within the noise of this rule on the Zen 3
     /// (`ab.sh`, trial builds: batch 1 0.906 and 1.009 without a margin, 7 and 11 rounds, 0.950
