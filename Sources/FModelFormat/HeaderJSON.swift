@@ -460,7 +460,26 @@ extension HeaderJSON {
 
     struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         let decoder: ValueDecoder
+        /// Past 16 members, each key's value index by name: a scan per key would make an object
+        /// read whole (a dictionary asks for every key) quadratic in its size, a hang for a
+        /// hostile header with a million keys.
+        private let byName: [String: Int]?
         var codingPath: [any CodingKey] { decoder.codingPath }
+
+        init(decoder: ValueDecoder) {
+            self.decoder = decoder
+            let document = decoder.document
+            guard document.values[decoder.index].count > 16 else {
+                byName = nil
+                return
+            }
+            var table: [String: Int] = [:]
+            for member in document.members(of: decoder.index) {
+                let name = document.string(document.values[member.key])
+                if table[name] == nil { table[name] = member.value }
+            }
+            byName = table
+        }
 
         var allKeys: [Key] {
             decoder.document.members(of: decoder.index).compactMap { Key(stringValue: decoder.document.string(decoder.document.values[$0.key])) }
@@ -469,8 +488,9 @@ extension HeaderJSON {
         /// The table index of `key`'s value (the first, if the key is there twice), nil when the
         /// object has no such member.
         func find(_ key: Key) -> Int? {
-            let document = decoder.document
             let name = key.stringValue
+            if let byName { return byName[name] }
+            let document = decoder.document
             var k = decoder.index + 1
             for _ in 0..<document.values[decoder.index].count {
                 if document.string(document.values[k], equals: name) { return k + 1 }

@@ -132,6 +132,18 @@ import Testing
         #expect(mine["aé/"] == "x\n\t\"\\/\u{8}\u{C}\r\u{0}😀é")
     }
 
+    /// A large object read whole (as a node's params are) decodes as Foundation decodes it, the
+    /// first of a repeated key included, through the by-name table that keeps it linear.
+    @Test func largeObjectsMatchFoundation() throws {
+        for count in [3, 17, 20_000] {
+            let members = (0..<count).map { #""k\#($0 % (count - 1))": "v\#($0)""# }
+            let text = Array(("{" + members.joined(separator: ",") + "}").utf8)
+            let mine = try text.withUnsafeBytes { try HeaderJSON.decode([String: String].self, from: $0) }
+            #expect(mine == (try JSONDecoder().decode([String: String].self, from: Data(text))), "\(count) members")
+            #expect(mine.count == count - 1 && mine["k0"] == "v0", "\(count) members")
+        }
+    }
+
     /// Single-byte changes to a header: whatever the reader accepts, Foundation accepts and
     /// reads as the same header. (Where only Foundation accepts, the reader is the stricter.)
     @Test func mutatedHeadersAgreeWithFoundation() throws {
