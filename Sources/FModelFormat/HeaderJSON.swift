@@ -15,6 +15,10 @@
 enum HeaderJSON {
     /// Deepest nesting of arrays and objects accepted (the header nests about 6 deep).
     static let maxDepth = 256
+    /// Most values (keys included) accepted: the table takes 20 bytes a value, so a 64 MiB
+    /// header of `[0,0,…]` would otherwise make a 670 MB table. The full multi-task model's
+    /// header has 10,055 values.
+    static let maxValues = 1 << 22
 
     /// A JSON syntax error at `offset` bytes into the text.
     struct SyntaxError: Error, Equatable {
@@ -99,6 +103,7 @@ extension HeaderJSON {
         }
 
         private mutating func parseValue(depth: Int) throws(SyntaxError) {
+            guard values.count < HeaderJSON.maxValues else { throw fail("more than \(HeaderJSON.maxValues) values") }
             skipSpace()
             guard position < bytes.count else { throw fail("expected a value") }
             switch bytes[position] {

@@ -100,6 +100,14 @@ import Testing
         #expect(Self.syntaxError(ok) == nil)
     }
 
+    /// A text of more values than the table takes is refused where the first one too many starts.
+    @Test func tooManyValuesAreRefused() {
+        let n = HeaderJSON.maxValues
+        let e = Self.syntaxError("[" + String(repeating: "0,", count: n) + "0]")
+        #expect(e?.offset == 1 + 2 * (n - 1) && e?.reason.contains("more than") == true, "\(String(describing: e))")
+        #expect(Self.syntaxError("[" + String(repeating: "0,", count: n - 2) + "0]") == nil)
+    }
+
     /// Numbers that do not fit the type asked for, and values of the wrong kind, are decoding
     /// errors naming the file offset of the value.
     @Test func valuesThatDoNotFitAreErrors() {
