@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "fmodel-keras", targets: ["fmodel-keras"]),
         .library(name: "FModelRuntime", targets: ["FModelRuntime"]),
         .library(name: "FModelImport", targets: ["FModelImport"]),
+        .library(name: "FModelKeras", targets: ["FModelKeras"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
