@@ -53,7 +53,8 @@ extension HeaderJSON {
         }
     }
 
-    /// One value: its kind, its text (a string's without the quotes), and for arrays and objects
+    /// One value: its kind, where its text starts and, for a scalar, ends (a string's without the
+    /// quotes), and for arrays and objects
     /// how many table entries the value spans (so its next sibling is `index + span`) and how many
     /// elements or members it has. An object's members are a key (a string) then a value.
     struct Value {
@@ -102,8 +103,15 @@ extension HeaderJSON {
             position += 1
         }
 
+        /// Every entry of the table goes through here, so the cap counts keys too.
+        private mutating func append(_ value: Value) throws(SyntaxError) {
+            guard values.count < HeaderJSON.maxValues else {
+                throw SyntaxError(offset: Int(value.start), reason: "more than \(HeaderJSON.maxValues) values")
+            }
+            values.append(value)
+        }
+
         private mutating func parseValue(depth: Int) throws(SyntaxError) {
-            guard values.count < HeaderJSON.maxValues else { throw fail("more than \(HeaderJSON.maxValues) values") }
             skipSpace()
             guard position < bytes.count else { throw fail("expected a value") }
             switch bytes[position] {
@@ -124,7 +132,7 @@ extension HeaderJSON {
             guard bytes.count - position >= n, (0..<n).allSatisfy({ bytes[position + $0] == word.utf8Start[$0] }) else {
                 throw fail("expected '\(word)'")
             }
-            values.append(Value(kind: kind, start: Int32(position), end: Int32(position + n)))
+            try append(Value(kind: kind, start: Int32(position), end: Int32(position + n)))
             position += n
         }
 
@@ -133,7 +141,7 @@ extension HeaderJSON {
             let isObject = bytes[position] == UInt8(ascii: "{")
             let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
             let index = values.count
-            values.append(Value(kind: isObject ? .object : .array, start: Int32(position), end: 0))
+            try append(Value(kind: isObject ? .object : .array, start: Int32(position), end: 0))
             position += 1
             var count: Int32 = 0
             skipSpace()
@@ -157,7 +165,6 @@ extension HeaderJSON {
                     guard c == UInt8(ascii: ",") else { throw fail("expected ',' or '\(Character(Unicode.Scalar(close)))'", at: position - 1) }
                 }
             }
-            values[index].end = Int32(position)
             values[index].span = Int32(values.count - index)
             values[index].count = count
         }
@@ -172,7 +179,7 @@ extension HeaderJSON {
                 switch c {
                 case UInt8(ascii: "\""):
                     value.end = Int32(position)
-                    values.append(value)
+                    try append(value)
                     position += 1
                     return
                 case UInt8(ascii: "\\"):
@@ -251,7 +258,7 @@ extension HeaderJSON {
                 if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
                 guard digits() > 0 else { throw fail("expected a digit in the exponent") }
             }
-            values.append(Value(kind: .number, start: Int32(start), end: Int32(position)))
+            try append(Value(kind: .number, start: Int32(start), end: Int32(position)))
         }
     }
 
@@ -289,12 +296,29 @@ extension HeaderJSON {
 
         // MARK: Reading values
 
-        /// The members of object `index`: each key's table index and its value's.
-        func members(of index: Int) -> [(key: Int, value: Int)] {
-            var k = index + 1
-            return (0..<Int(values[index].count)).map { _ in
-                defer { k += 1 + Int(values[k + 1].span) }
-                return (k, k + 1)
+        /// The elements of array `index`, or the members of object `index`, in order: each one's
+        /// key's table index (nil in an array) and its value's. The one walk of the table's
+        /// layout (a key, then its value; a value, then the values it spans).
+        func children(of index: Int) -> Children { Children(values: values, container: index) }
+
+        struct Children: Sequence, IteratorProtocol {
+            let values: [Value]
+            let isObject: Bool
+            /// The next child's first entry (its key, in an object) and how many children are left.
+            var position: Int, left: Int
+
+            init(values: [Value], container index: Int) {
+                (self.values, isObject) = (values, values[index].kind == .object)
+                (position, left) = (index + 1, Int(values[index].count))
+            }
+
+            mutating func next() -> (key: Int?, value: Int)? {
+                guard left > 0 else { return nil }
+                left -= 1
+                let key = isObject ? position : nil
+                let value = isObject ? position + 1 : position
+                position = value + Int(values[value].span)
+                return (key, value)
             }
         }
 
@@ -303,17 +327,10 @@ extension HeaderJSON {
             var path: [any CodingKey] = []
             var i = 0
             descent: while i != target {
-                let isObject = values[i].kind == .object
-                var child = i + 1
-                for n in 0..<Int(values[i].count) {
-                    let value = isObject ? child + 1 : child
-                    let end = value + Int(values[value].span)
-                    if target < end {
-                        path.append(isObject ? PathKey(stringValue: string(values[child])) : PathKey(intValue: n))
-                        i = value
-                        continue descent
-                    }
-                    child = end
+                for (n, child) in children(of: i).enumerated() where target < child.value + Int(values[child.value].span) {
+                    path.append(child.key.map { PathKey(stringValue: string(values[$0])) } ?? PathKey(intValue: n))
+                    i = child.value
+                    continue descent
                 }
                 break  // not a value's index (a key's): the path to its object
             }
@@ -479,15 +496,15 @@ extension HeaderJSON {
                 return
             }
             var table: [String: Int] = [:]
-            for member in document.members(of: decoder.index) {
-                let name = document.string(document.values[member.key])
+            for member in document.children(of: decoder.index) {
+                let name = document.string(document.values[member.key!])
                 if table[name] == nil { table[name] = member.value }
             }
             byName = table
         }
 
         var allKeys: [Key] {
-            decoder.document.members(of: decoder.index).compactMap { Key(stringValue: decoder.document.string(decoder.document.values[$0.key])) }
+            decoder.document.children(of: decoder.index).compactMap { Key(stringValue: decoder.document.string(decoder.document.values[$0.key!])) }
         }
 
         /// The table index of `key`'s value (the first, if the key is there twice), nil when the
@@ -496,12 +513,7 @@ extension HeaderJSON {
             let name = key.stringValue
             if let byName { return byName[name] }
             let document = decoder.document
-            var k = decoder.index + 1
-            for _ in 0..<document.values[decoder.index].count {
-                if document.string(document.values[k], equals: name) { return k + 1 }
-                k += 1 + Int(document.values[k + 1].span)
-            }
-            return nil
+            return document.children(of: decoder.index).first { document.string(document.values[$0.key!], equals: name) }?.value
         }
 
         func contains(_ key: Key) -> Bool { find(key) != nil }
@@ -567,15 +579,14 @@ extension HeaderJSON {
         var codingPath: [any CodingKey] { decoder.codingPath }
         var count: Int? { Int(decoder.value.count) }
         var currentIndex = 0
-        /// The table index of the next element.
-        private var next: Int
+        private var elements: Document.Children
 
         init(decoder: ValueDecoder) {
             self.decoder = decoder
-            next = decoder.index + 1
+            elements = decoder.document.children(of: decoder.index)
         }
 
-        var isAtEnd: Bool { currentIndex >= count! }
+        var isAtEnd: Bool { elements.left == 0 }
 
         /// The next element's decoder; moves past it.
         mutating func element() throws -> ValueDecoder {
@@ -583,14 +594,12 @@ extension HeaderJSON {
                 throw DecodingError.valueNotFound(Any.self, .init(codingPath: codingPath + [PathKey(intValue: currentIndex)], debugDescription:
                     "the array at byte offset \(decoder.document.fileOffset(of: decoder.value)) has only \(count!) elements"))
             }
-            let d = decoder.child(next)
-            next += Int(decoder.document.values[next].span)
             currentIndex += 1
-            return d
+            return decoder.child(elements.next()!.value)
         }
 
         mutating func decodeNil() throws -> Bool {
-            guard !isAtEnd, decoder.document.values[next].kind == .null else { return false }
+            guard !isAtEnd, decoder.document.values[elements.position].kind == .null else { return false }
             _ = try element()
             return true
         }

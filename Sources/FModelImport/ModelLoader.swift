@@ -100,7 +100,7 @@ public enum ModelLoader {
 
     /// True when `prefix` (a file's first bytes) holds the HDF5 signature `\x89HDF\r\n\x1a\n`
     /// at offset 0 or a power of two from 512.
-    public static func hasHDF5Signature(_ prefix: [UInt8]) -> Bool {
+    package static func hasHDF5Signature(_ prefix: [UInt8]) -> Bool {
         let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
         return [0, 512, 1024, 2048].contains { prefix.count >= $0 + 8 && prefix[$0..<$0 + 8].elementsEqual(signature) }
     }
