@@ -42,6 +42,9 @@ public enum FModelReader {
         let graph = Graph(inputs: header.graph.inputs, outputs: header.graph.outputs, nodes: header.graph.nodes,
                           tensors: tensors, metadata: header.metadata)
         try graph.validate()
+        // The graph holds what the header said: its pages need not stay resident (they fault
+        // back in from the file if read again).
+        file.releasePages(UnsafeRawBufferPointer(rebasing: file.bytes[0..<min(dataStart, file.bytes.count)]))
         return graph
     }
 

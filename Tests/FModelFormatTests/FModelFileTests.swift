@@ -68,6 +68,29 @@ import Testing
         #expect(owned.floats() == before)
     }
 
+    /// Once read, the header's whole pages leave the resident set (the graph holds what they
+    /// said); the tensors' pages stay mapped for use in place.
+    @Test func headerPagesAreReleasedAfterReading() throws {
+        var g = Self.sample()
+        for i in 0..<300 { g.nodes.append(Node(name: "identity_with_a_long_name_\(i)", op: .identity, inputs: [i == 0 ? "fc2" : "identity_with_a_long_name_\(i - 1)"])) }
+        g.tensors["big/kernel"] = Tensor((0..<10_000).map { Float($0) }, shape: [10_000])
+        g.nodes.append(Node(name: "unused", op: .identity, inputs: ["fc2"], params: ["kernel": "big/kernel"]))
+        let path = dir + "/header.fmodel"
+        try FModelWriter.write(g, to: path)
+        let file = try MappedFile(path: path)
+        let headerEnd = FModelLayout.preambleSize + Int(file.bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        let header = UnsafeRawBufferPointer(rebasing: file.bytes[0..<headerEnd / 4096 * 4096])
+        #expect(header.count >= 2 * 4096)
+        _ = header.reduce(0, &+)  // every header page mapped
+        #expect(residentPages(header) == header.count / 4096)
+        let back = try FModelReader.read(file)
+        #expect(residentPages(header) == 0)
+        #expect(back.nodes.count == g.nodes.count)
+        let kernel = try #require(back.tensors["big/kernel"])
+        #expect(kernel.floats()[9_999] == 9_999)
+        #expect(residentPages(kernel.storage.bytes)! > 0)
+    }
+
     @Test func sameGraphSameBytes() throws {
         let (_, a) = try written()
         let (_, b) = try written()
