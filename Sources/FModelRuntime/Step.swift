@@ -28,16 +28,16 @@ enum Step {
         switch node.op {
         case .conv2D(let a):
             let k = kernel!.shape
-            self = .conv(ConvKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),
+            self = .conv(ConvKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: graph.param("bias", of: node).map(FloatWeights.init), activation: a.activation),
                                     attributes: a, kH: k[0], kW: k[1], cin: k[2], cout: k[3], native: nativeConvolution,
                                     bf16: precision == .bf16, measuresNative: measuresNative))
         case .depthwiseConv2D(let a):
             let k = kernel!.shape
-            self = .depthwise(DepthwiseKernel(kernel: FloatWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: a.activation),
+            self = .depthwise(DepthwiseKernel(kernel: FloatWeights(kernel!), epilogue: Epilogue(bias: graph.param("bias", of: node).map(FloatWeights.init), activation: a.activation),
                                               attributes: a, kH: k[0], kW: k[1], cin: k[2], multiplier: k[3]))
         case .dense(let act):
             let k = kernel!.shape
-            self = .dense(DenseKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: floats("bias"), activation: act),
+            self = .dense(DenseKernel(weights: GEMMWeights(kernel!), epilogue: Epilogue(bias: graph.param("bias", of: node).map(FloatWeights.init), activation: act),
                                       inputs: k[0], units: k[1]))
         case .batchNorm(let eps):
             let (scale, shift) = BatchNorm.scaleShift(mean: floats("mean")!, variance: floats("variance")!,

@@ -8,7 +8,8 @@ import FModelCore
 /// only consumers, the `scale`, residual `add` and activation that close an Inception-ResNet
 /// block, so that none of them makes another pass over memory.
 struct Epilogue {
-    var bias: [Float]?
+    /// Per output channel; used in place where the model file holds it as float32.
+    var bias: FloatWeights?
     var scale: Float = 1
     var activation: Activation = .linear
     /// True when a residual input is added (the executor passes its buffer).
@@ -50,7 +51,7 @@ struct Epilogue {
                     if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
                 }
             }
-            if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+            run(bias?.pointer)
             guard measure else { return nil }
             var lo = Float.infinity, hi = -Float.infinity
             for t in 0..<teamSize where !ranges[2 * t].isNaN { (lo, hi) = (min(lo, ranges[2 * t]), max(hi, ranges[2 * t + 1])) }

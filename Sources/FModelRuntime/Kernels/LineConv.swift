@@ -32,10 +32,8 @@ struct LineConvolution {
             run(input: input, kernel: kernel, output: output, finish: nil)
             return false
         }
-        epilogue.bias.withOptionalPointer { bias in
-            var finish = fm_line_finish(bias: bias, scale: epilogue.scale, activation: code, alpha: alpha)
-            run(input: input, kernel: kernel, output: output, finish: &finish)
-        }
+        var finish = fm_line_finish(bias: epilogue.bias?.pointer, scale: epilogue.scale, activation: code, alpha: alpha)
+        run(input: input, kernel: kernel, output: output, finish: &finish)
         return true
     }
 

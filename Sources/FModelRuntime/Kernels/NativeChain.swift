@@ -28,7 +28,7 @@ final class NativeChain: @unchecked Sendable {
                 guard case .f32(let w) = k.weights, let (activation, alpha) = k.epilogue.activation.nativeCode else { return nil }
                 let params = k.nativeParameters(batch: inShape[0], win: k.window(inShape, outShape), source: Int32(FM_SRC_F32),
                                                 activation: activation, alpha: alpha)
-                specs.append(fm_chain_layer(max_pool: 0, conv: params, weights: UnsafeRawPointer(w.pointer), bias: nil))
+                specs.append(fm_chain_layer(max_pool: 0, conv: params, weights: UnsafeRawPointer(w.pointer), bias: k.epilogue.bias?.pointer))
                 kernels.append(k)
             case .pool(let p, true):
                 let win = Window(inH: inShape[1], inW: inShape[2], outH: outShape[1], outW: outShape[2], kH: p.size[0],
@@ -45,11 +45,8 @@ final class NativeChain: @unchecked Sendable {
             }
         }
         var message = [CChar](repeating: 0, count: 512)
-        // The biases, pinned while the chain copies them (each conv's, in order).
-        let made: OpaquePointer? = withBiases(kernels.map(\.epilogue.bias), &specs) { specs in
-            NativeConvolutions.creation.lock()
-            defer { NativeConvolutions.creation.unlock() }
-            return fm_chain_create(specs.baseAddress, Int32(specs.count), &message, message.count)
+        let made: OpaquePointer? = NativeConvolutions.creation.withLock {
+            fm_chain_create(specs, Int32(specs.count), &message, message.count)
         }
         if NativeConvolutions.debug {
             let names = layers.map { program.instructions[$0].node.name }.joined(separator: ", ")
@@ -111,23 +108,5 @@ struct ChainPlan {
     func covers(_ i: Int) -> Bool {
         if case .none = roles[i] { return false }
         return true
-    }
-}
-
-/// Calls `body` with `specs`, the convolution layers' `bias` pointing into `biases` (one per
-/// convolution layer, in order; nil for none), valid during the call.
-private func withBiases<R>(_ biases: [[Float]?], _ specs: inout [fm_chain_layer],
-                           _ body: (UnsafeBufferPointer<fm_chain_layer>) -> R) -> R {
-    let flat = biases.flatMap { $0 ?? [] }
-    return flat.withUnsafeBufferPointer { all in
-        var offset = 0, conv = 0
-        for i in specs.indices where specs[i].max_pool == 0 {
-            if let b = biases[conv] {
-                specs[i].bias = all.baseAddress.map { $0 + offset }
-                offset += b.count
-            }
-            conv += 1
-        }
-        return specs.withUnsafeBufferPointer(body)
     }
 }

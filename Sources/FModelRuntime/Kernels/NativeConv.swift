@@ -167,8 +167,7 @@ final class NativeConvolutions: @unchecked Sendable {
             Self.creation.lock()
             defer { Self.creation.unlock() }
             var p = kernel.nativeParameters(batch: batch, win: win, source: Int32(source), activation: activation, alpha: alpha)
-            let bias = kernel.epilogue.bias
-            made = bias.withOptionalPointer { b in fm_conv_create(&p, weights, b, &message, message.count) }
+            made = fm_conv_create(&p, weights, kernel.epilogue.bias?.pointer, &message, message.count)
         }
         if Self.debug {
             Self.report("conv \(kernel.kH)x\(kernel.kW) \(kernel.cin)->\(kernel.cout) batch \(batch)\(integer ? (signed ? " s8" : " u8") : kernel.bf16 ? " bf16" : "")",
@@ -240,15 +239,6 @@ extension Activation {
         case .sigmoid: (Int32(FM_ACT_SIGMOID), 0)
         case .tanh: (Int32(FM_ACT_TANH), 0)
         case .softmax: nil
-        }
-    }
-}
-
-extension Optional where Wrapped == [Float] {
-    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
-        switch self {
-        case .some(let a): a.withUnsafeBufferPointer { body($0.baseAddress) }
-        case .none: body(nil)
         }
     }
 }

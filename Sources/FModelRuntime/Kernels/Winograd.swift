@@ -126,13 +126,11 @@ final class WinogradKernel: @unchecked Sendable {
         let block = min(tilesAtATime, (tiles + teamSize - 1) / teamSize)
         let perThread = form.points * block * (cin + cout)
         let space = scratch(teamSize * perThread * 4).assumingMemoryBound(to: Float.self)
-        let (transformed, scale) = (UnsafePointer(transformed.pointer), epilogue.scale)
-        epilogue.bias.withOptionalPointer { bias in
-            parallelFor(tiles, grain: 4) { range in
-                let mine = space + threadNumber() * perThread
-                for t0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
-                    geometry.run(input, transformed, t0, min(range.upperBound, t0 + block), mine, output, bias, scale, code, alpha)
-                }
+        let (transformed, bias, scale) = (UnsafePointer(transformed.pointer), epilogue.bias?.pointer, epilogue.scale)
+        parallelFor(tiles, grain: 4) { range in
+            let mine = space + threadNumber() * perThread
+            for t0 in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+                geometry.run(input, transformed, t0, min(range.upperBound, t0 + block), mine, output, bias, scale, code, alpha)
             }
         }
     }
