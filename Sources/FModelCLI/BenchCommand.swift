@@ -60,7 +60,9 @@ struct BenchCommand: ParsableCommand {
         let firstRunMs = (firstOutputAt - firstStart) * 1000
         let firstOutputRSS = ResidentSet.status()["VmRSS"] ?? 0
         let firstOutput = json ? ResidentSet.sample(modelPath: model) : [:]
-        let firstActivationMB = Double(executor.workspaceBytes) / 1e6
+        // The inputs are activations too: the runtime reads them where they are.
+        let inputMB = Double(feeds.values.reduce(0) { $0 + $1.values.count } * MemoryLayout<Float>.stride) / 1e6
+        let firstActivationMB = Double(executor.workspaceBytes) / 1e6 + inputMB
         // A tiered executor makes its oneDNN primitives on the second run: make them now, and
         // run once with them, so that the timed runs are the steady state.
         try executor.prepare(batch: batch)
@@ -87,7 +89,7 @@ struct BenchCommand: ParsableCommand {
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
                 baseline_sample_ms: baselineSampleMs, first_run_ms: firstRunMs, max_rss_mb: end["VmHWM"] ?? 0, rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
                 rss_file_mb: end["RssFile"] ?? 0, rss_anon_mb: end["RssAnon"] ?? 0,
-                weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6,
+                weight_mb: Double(summary.bytes) / 1e6, activation_mb: Double(executor.workspaceBytes) / 1e6 + inputMB,
                 activation_first_output_mb: firstActivationMB,
                 rss_added_by_first_output_mb: firstOutput.merging(baseline.mapValues { -$0 }, uniquingKeysWith: +),
                 layers: layers)
@@ -128,8 +130,9 @@ private struct BenchReport: Encodable {
     /// The resident set after the timed runs: file pages (mapped weights, libraries' code) and
     /// anonymous memory (copied kernels, activations, oneDNN's JIT code and scratchpads), MB.
     var rss_file_mb, rss_anon_mb: Double
+    /// The weights; the inputs with the activation buffers and scratch the executor holds.
     var weight_mb, activation_mb: Double
-    /// The activation buffers and scratch held after the first run (a tiered executor's GEMM path).
+    /// The same activations after the first run (a tiered executor's GEMM path).
     var activation_first_output_mb: Double
     /// What loading and the first run added to the resident set, MB by kind of mapping (the
     /// model file, heap and anonymous memory, fmodel's code, Foundation's, libdnnl's, other

@@ -89,16 +89,27 @@ public final class Executor: @unchecked Sendable {
     public func run(_ inputs: [String: FloatTensor], outputs requested: [String]) throws -> [String: FloatTensor] {
         for name in requested where valueIndex[name] == nil { throw RuntimeError.unknownValue(name) }
         let batch = try checkInputs(inputs)
+        return try withValues(inputs) { try run(batch: batch, inputs: $0, requested: requested) }
+    }
+
+    /// Calls `body` with each model input's values (in `graph.inputs`' order), pinned for the call.
+    private func withValues<R>(_ inputs: [String: FloatTensor], _ body: ([UnsafeBufferPointer<Float>]) throws -> R) throws -> R {
+        func pin(_ pinned: [UnsafeBufferPointer<Float>]) throws -> R {
+            guard pinned.count < graph.inputs.count else { return try body(pinned) }
+            return try inputs[graph.inputs[pinned.count].name]!.values.withUnsafeBufferPointer { try pin(pinned + [$0]) }
+        }
+        return try pin([])
+    }
+
+    /// `run` with the inputs' values pinned: the model reads them where they are (`Buffer(borrowing:)`).
+    private func run(batch: Int, inputs: [UnsafeBufferPointer<Float>], requested: [String]) throws -> [String: FloatTensor] {
         let keep = Set(requested.map { valueIndex[$0]! })
         let program = lock.withLock { self.program(keep: keep) }
         func bindInputs(_ images: Range<Int>) -> (Run) -> Void {
             { run in
-                for (i, info) in self.graph.inputs.enumerated() {
-                    let t = inputs[info.name]!
-                    let per = t.values.count / t.shape[0], count = per * images.count
-                    let b = self.take(count)
-                    t.values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress! + images.lowerBound * per, count: count) }
-                    run.bind(i, b)
+                for (i, values) in inputs.enumerated() {
+                    let per = values.count / batch
+                    run.bind(i, values.baseAddress.map { Buffer(borrowing: $0 + images.lowerBound * per, capacity: per * images.count) } ?? Buffer(capacity: 1))
                 }
             }
         }
@@ -419,7 +430,7 @@ public final class Executor: @unchecked Sendable {
         if case .alias = instruction.step {
             run.bind(instruction.output, run.buffers[ins[0]]!)
         } else if let r = instruction.residual, run.nativeFloat, instruction.step.addsResidualInPlace(batch: outShape[0]), lastUse[r] == i, !keep.contains(r),
-                  !ins.contains(r), run.soleHolder(r), let y = run.unbind(r) {
+                  !ins.contains(r), run.soleHolder(r), run.buffers[r]!.isOwned, let y = run.unbind(r) {
             // The residual's last reader writes over it: oneDNN adds the destination's old
             // contents (the residual) in its sum post-op, so nothing is copied.
             run.forget(y) { pool.give($0) }

@@ -33,6 +33,33 @@ import Testing
         #expect(fused.instructions.count < plain.instructions.count)
     }
 
+    /// A model input is read where the caller holds it, never copied — and never written, even
+    /// as the residual of a convolution whose oneDNN primitive would write over its residual's
+    /// buffer at that value's last use (here on 64 rows, so that it does not stream).
+    @Test func inputsAreReadInPlaceAndNeverWritten() throws {
+        var rng = SplitMix64(seed: 7)
+        func values(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.next() % 2001) / 1000 - 1 } }
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 8, 8, 16])], outputs: ["relu"], nodes: [
+            Node(name: "first", op: .conv2D(ConvAttributes(padding: .same)), inputs: ["x"], params: ["kernel": "k"]),
+            Node(name: "conv", op: .conv2D(ConvAttributes(padding: .same)), inputs: ["first"], params: ["kernel": "k", "bias": "b"]),
+            Node(name: "add", op: .add, inputs: ["conv", "x"]),
+            Node(name: "relu", op: .activation(.relu), inputs: ["add"]),
+        ], tensors: ["k": Tensor(values(256), shape: [1, 1, 16, 16]), "b": Tensor(values(16), shape: [16])])
+        let x = FloatTensor(shape: [2, 8, 8, 16], values: values(2 * 8 * 8 * 16))
+        let copy = x.values.map { $0 }
+        let expected = try Executor(graph: g, engine: .gemm).run(["x": x])["relu"]!.values
+        let e = try Executor(graph: g, engine: .native)
+        try e.prepare(batch: 2)
+        let instruction = try #require(e.program.instructions.first { $0.node.name == "conv" })
+        #expect(instruction.residual == 0 && instruction.step.addsResidualInPlace(batch: 2))
+        for _ in 0..<2 {
+            let y = try e.run(["x": x])["relu"]!.values
+            #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-5)
+            let unchanged = x.values == copy
+            #expect(unchanged, "the caller's input was written")
+        }
+    }
+
     /// Asking for a value inside a fused group runs the unfused program; both give the outputs.
     @Test func fusedAndUnfusedAgree() throws {
         let g = try model()
