@@ -93,7 +93,7 @@ struct ConvKernel {
     /// its kernel out of cache, Block8's residual 384→1792 layers at batch 1 took 0.81–1.02 ms
     /// for the six streamed against 0.91–1.00 through oneDNN (`bench --profile`, six alternating
     /// processes each), and their 16.5 MB of kernel copies go.
-    func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || oneDNNIsAVX512 || epilogue.addsResidual) }
+    func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || epilogue.addsResidual || oneDNNIsAVX512) }
 
     /// True when the GEMM path reads the kernel once, in place (`streamsKernel`).
     func streamsOnGEMMPath(rows: Int) -> Bool {
@@ -122,7 +122,9 @@ struct ConvKernel {
                              partial: space + columns)
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
             }
-            if streams(rows: rows) {
+            // A tiered executor's first run streams such a layer either way: oneDNN is not asked
+            // what its kernels are, and its code is not paged in for the question.
+            if nativeFloat ? streams(rows: rows) : streamsOnGEMMPath(rows: rows) {
                 runStreamed()
                 return nil
             }

@@ -112,7 +112,7 @@ func streamedGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePoin
 /// nothing (8192 × 256 at 32 rows: 0.76 against 0.50 ms), nor do 48 rows of a shallow one
 /// (512 × 8192: 2.02 against 1.77 ms) (`Benchmarks/dense_rows.c`, on the AVX-512 machine).
 func readsKernelInPanels(rows: Int, weights: Int) -> Bool {
-    oneDNNIsAVX512 && rows > streamedRowLimit && rows <= 32 && weights >= 1 << 22
+    rows > streamedRowLimit && rows <= 32 && weights >= 1 << 22 && oneDNNIsAVX512
 }
 
 /// True when a float32 dense product over more than `streamedRowLimit` rows multiplies a copy
@@ -124,7 +124,7 @@ func readsKernelInPanels(rows: Int, weights: Int) -> Bool {
 /// and 15.50, 64 rows 13.50 against 30.63 and 24.62. The copy is made at the first such run
 /// and the mapped pages let go: resident memory holds one of the two.
 func multipliesPackedCopy(rows: Int, weights: Int) -> Bool {
-    !oneDNNIsAVX512 && fm_packed_available() != 0 && rows > streamedRowLimit && weights >= 1 << 22
+    rows > streamedRowLimit && weights >= 1 << 22 && !oneDNNIsAVX512 && fm_packed_available() != 0
 }
 
 /// `C[m×n] = A[m×k] · B[k×n]`, row-major, `packed` B as `fm_pack_kernel` lays it out, each
