@@ -294,6 +294,10 @@ public final class Executor: @unchecked Sendable {
             let fits = t.shape.rank == info.shape.rank && b > 0 && (batch == nil || batch == b)
                 && zip(t.shape.dims, info.shape.dims).dropFirst().allSatisfy { $0 == $1 || $1 < 0 }
             guard fits else { throw RuntimeError.inputShape(name: info.name, expected: info.shape, got: t.shape) }
+            // The run reads the values in place, as far as the shape says.
+            guard t.values.count == t.shape.elementCount else {
+                throw RuntimeError.inputValueCount(name: info.name, shape: t.shape, count: t.values.count)
+            }
             batch = b
         }
         return batch ?? 1

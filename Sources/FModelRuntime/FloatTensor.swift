@@ -23,6 +23,8 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     case inputShape(name: String, expected: Shape, got: Shape)
     /// A requested value is not in the graph.
     case unknownValue(String)
+    /// An input's values do not fill its shape (its fields were changed after it was made).
+    case inputValueCount(name: String, shape: Shape, count: Int)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownInput(let n, let known): "the model has no input '\(n)' (it has \(known.joined(separator: ", ")))"
         case .inputShape(let n, let e, let g): "input '\(n)' has shape \(g), the model takes \(e)"
         case .unknownValue(let n): "the model has no value '\(n)'"
+        case .inputValueCount(let n, let s, let c): "input '\(n)' has \(c) values for shape \(s)"
         }
     }
 }

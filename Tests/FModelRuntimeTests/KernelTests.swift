@@ -162,5 +162,9 @@ import Testing
             try e.run(["x": FloatTensor(shape: [1, 5, 6, 1], values: [Float](repeating: 0, count: 30))])
         }
         #expect(throws: RuntimeError.self) { try e.run(["x": FloatTensor(shape: [1, 6, 6, 1], values: [Float](repeating: 0, count: 36)), "y": FloatTensor(shape: [1], values: [0])]) }
+        // Read in place, an input whose values were cut after it was made would be read past its end.
+        var short = FloatTensor(shape: [2, 6, 6, 1], values: [Float](repeating: 0, count: 72))
+        short.values.removeLast(36)
+        #expect(throws: RuntimeError.inputValueCount(name: "x", shape: [2, 6, 6, 1], count: 36)) { try e.run(["x": short]) }
     }
 }
