@@ -52,6 +52,20 @@ import Testing
         #expect(g.inputs == [ValueInfo(name: "input", shape: [-1, 64, 64, 3])])
     }
 
+    /// Once decoded, a weight's bytes leave the parsed message (the lowering keeps the decoded
+    /// tensor): the import does not hold the weights twice through the lowering, and the
+    /// patterns that read small constants from the message still find them (l2Normalize's ε).
+    @Test func decodedWeightsLeaveTheMessage() throws {
+        let path = Fixtures.path("tf1_facenet_small.pb")
+        let graphDef = try TensorFlowImporter.graphDef(path: path)
+        let weights = graphDef.node.filter { $0.attr["value"]?.tensor.tensorContent.count ?? 0 >= TFLowering.releasedConstantBytes }
+        #expect(!weights.isEmpty)
+        var lowering = try TFLowering(graphDef, path: path, cut: GraphCut(inputs: ["input:?x64x64x3"]))
+        let g = try lowering.run()
+        #expect(g.nodes.contains { $0.op == .l2Normalize(epsilon: 1e-10) })
+        for n in weights { #expect(lowering.nodes[n.name]?.attr["value"]?.tensor.tensorContent.isEmpty == true, "\(n.name)") }
+    }
+
     @Test func trainingBranchIsRefused() {
         #expect(throws: ImportError.self) { try load("tf1_facenet_small.pb", inputs: "input:?x64x64x3", sets: ["phase_train=true"]) }
     }

@@ -5,7 +5,7 @@ import Foundation
 /// lowers what remains to IR nodes.
 struct TFLowering {
     let path: String
-    let nodes: [String: Tensorflow_NodeDef]
+    private(set) var nodes: [String: Tensorflow_NodeDef]
     let order: [String]
     var builder = GraphBuilder()
     var memo: [String: [TFValue]] = [:]
@@ -41,6 +41,9 @@ struct TFLowering {
         outputs = cut.outputs.isEmpty ? Self.sinks(g) : cut.outputs
         for o in outputs where map[TFRef(o).node] == nil { throw .badConfig(path: path, layer: o, reason: "--outputs names a node the graph does not have") }
     }
+
+    /// Constants of this many bytes or more (the weights) leave the message once decoded.
+    static let releasedConstantBytes = 4096
 
     /// The fewest data inputs each op reads, checked before any is used.
     static let arity: [String: Int] = {
@@ -136,7 +139,14 @@ struct TFLowering {
             for i in node.input where i.hasPrefix("^") {
                 if case .dead = try value(TFRef(i)) { return [.dead] }
             }
-            return [.const(try HostTensor(node.attr["value"]?.tensor ?? .init(), node: node.name, path: path))]
+            let value = try HostTensor(node.attr["value"]?.tensor ?? .init(), node: node.name, path: path)
+            // A weight's bytes go once decoded (`memo` keeps the tensor): the message's copy of
+            // them was held through the whole lowering. Small constants stay for the patterns
+            // that read them from the message (`l2Normalize`'s epsilon).
+            if node.attr["value"]?.tensor.tensorContent.count ?? 0 >= TFLowering.releasedConstantBytes {
+                nodes[node.name]?.attr["value"]?.tensor.tensorContent = Data()
+            }
+            return [.const(value)]
         case "Placeholder":
             if node.attr["dtype"]?.type == .dtBool {
                 notes.append("\(node.name) (bool placeholder) set to false: inference; --set \(node.name)=true to change")
