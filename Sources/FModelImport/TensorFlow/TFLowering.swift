@@ -9,6 +9,10 @@ struct TFLowering {
     let order: [String]
     var builder = GraphBuilder()
     var memo: [String: [TFValue]] = [:]
+    /// Readers of each node (inputs listed in the NodeDefs) not yet computed.
+    var pendingReaders: [String: Int] = [:]
+    /// Weights dropped from `memo` after their last reader: a bug reads them again.
+    var released: Set<String> = []
     var inputSpecs: [String: Shape?] = [:]
     var sets: [String: HostTensor] = [:]
     var outputs: [String] = []
@@ -22,6 +26,7 @@ struct TFLowering {
         for n in g.node { map[n.name] = n }
         nodes = map
         order = g.node.map(\.name)
+        for n in g.node { for i in n.input { pendingReaders[TFRef(i).node, default: 0] += 1 } }
         for spec in cut.inputs {
             let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
             guard map[parts[0]] != nil else { throw .badConfig(path: path, layer: parts[0], reason: "--inputs names a node the graph does not have") }
@@ -118,6 +123,7 @@ struct TFLowering {
 
     mutating func evaluate(_ name: String) throws -> [TFValue] {
         if let v = memo[name] { return v }
+        guard !released.contains(name) else { throw fail(name, "is read after its last reader (an importer bug)") }
         guard let node = nodes[name] else { throw fail(name, "is read but not defined in the graph") }
         depth += 1
         defer { depth -= 1 }
@@ -125,7 +131,24 @@ struct TFLowering {
         memo[name] = [.unsupported]  // a cycle reads this
         let result = try compute(node)
         memo[name] = result
+        releaseWeights(readBy: node)
         return result
+    }
+
+    /// Drops from `memo` the decoded weights (constants of `releasedConstantBytes` or more)
+    /// that `node`, now computed, was the last to read: the graph holds its own copies of what
+    /// it uses, so the lowering does not hold every weight twice at its end. Compute reads only
+    /// a node's listed inputs, so no later computation reads them; the outputs are kept.
+    private mutating func releaseWeights(readBy node: Tensorflow_NodeDef) {
+        for input in node.input {
+            let name = TFRef(input).node
+            guard let left = pendingReaders[name] else { continue }
+            pendingReaders[name] = left - 1
+            guard left == 1, !outputs.contains(where: { TFRef($0).node == name }), let values = memo[name],
+                  values.contains(where: { if case .const(let t) = $0 { t.count * 4 >= Self.releasedConstantBytes } else { false } }) else { continue }
+            memo[name] = nil
+            released.insert(name)
+        }
     }
 
     mutating func compute(_ node: Tensorflow_NodeDef) throws -> [TFValue] {
