@@ -52,6 +52,26 @@ import Testing
         #expect(g.inputs == [ValueInfo(name: "input", shape: [-1, 64, 64, 3])])
     }
 
+    /// Read a node at a time, a GraphDef is the message swift-protobuf reads whole: the
+    /// fixtures, and one with the other top-level fields (versions, a library) between nodes.
+    @Test func nodeByNodeReadingIsTheWholeMessage() throws {
+        for file in ["tf1_facenet_small.pb", "tf2_keras_frozen.pb"] {
+            let whole = try Tensorflow_GraphDef(serializedBytes: try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))))
+            #expect(try TensorFlowImporter.graphDef(path: Fixtures.path(file)) == whole, "\(file)")
+        }
+        var a = Tensorflow_NodeDef(), b = Tensorflow_NodeDef()
+        (a.name, a.op, b.name, b.op, b.input) = ("a", "Placeholder", "b", "Relu", ["a"])
+        func nodes(_ n: [Tensorflow_NodeDef]) throws -> Data { var h = Tensorflow_GraphDef(); h.node = n; return try h.serializedData() }
+        // versions (field 4: producer 1087), the deprecated version (3: 21), an empty library (2).
+        let others = Data([0x22, 0x03, 0x08, 0xBF, 0x08, 0x18, 0x15, 0x12, 0x00])
+        let bytes = try nodes([a]) + others + nodes([b])
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try #require(FileManager.default.createFile(atPath: dir + "/g.pb", contents: bytes))
+        let read = try TensorFlowImporter.graphDef(path: dir + "/g.pb")
+        #expect(read == (try Tensorflow_GraphDef(serializedBytes: bytes)) && read.node == [a, b] && !read.unknownFields.data.isEmpty)
+    }
+
     /// Once decoded, a weight's bytes leave the parsed message (the lowering keeps the decoded
     /// tensor): the import does not hold the weights twice through the lowering, and the
     /// patterns that read small constants from the message still find them (l2Normalize's ε).
@@ -64,6 +84,11 @@ import Testing
         let g = try lowering.run()
         #expect(g.nodes.contains { $0.op == .l2Normalize(epsilon: 1e-10) })
         for n in weights { #expect(lowering.nodes[n.name]?.attr["value"]?.tensor.tensorContent.isEmpty == true, "\(n.name)") }
+        // Nor does the lowering keep the decoded weights past their last reader.
+        let kept = lowering.memo.filter { $0.value.contains { if case .const(let t) = $0 { t.count * 4 >= TFLowering.releasedConstantBytes } else { false } } }
+            .keys.sorted()
+        #expect(kept.isEmpty)
+        #expect(lowering.released.count >= weights.count)
     }
 
     @Test func trainingBranchIsRefused() {
