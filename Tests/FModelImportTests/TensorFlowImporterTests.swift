@@ -171,4 +171,32 @@ import Testing
             _ = try? TensorFlowImporter.importModel(path: p, cut: GraphCut(inputs: ["input:?x64x64x3"]), notes: &notes)
         }
     }
+
+    /// Bytes flipped, runs overwritten and cuts anywhere in the file: reading it node by node
+    /// never crashes, and where swift-protobuf reads the whole message the two agree.
+    @Test func corruptedBytesReadAsTheWholeMessageDoes() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tf1_facenet_small.pb")))
+        var rng = SplitMix64(seed: 7)
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var agreed = 0
+        for i in 0..<200 {
+            var bytes = [UInt8](data)
+            switch i % 3 {
+            case 0: for _ in 0..<4 { bytes[Int(rng.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: rng.next() | 1) }
+            case 1:
+                let at = Int(rng.next() % UInt64(bytes.count - 16))
+                for j in at..<at + 16 { bytes[j] = UInt8(truncatingIfNeeded: rng.next()) }
+            default: bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
+            }
+            let p = "\(dir)/c\(i).pb"
+            try #require(FileManager.default.createFile(atPath: p, contents: Data(bytes)), "the test could not write its input")
+            let ours = try? TensorFlowImporter.graphDef(path: p)
+            if let whole = try? Tensorflow_GraphDef(serializedBytes: Data(bytes)), !whole.node.isEmpty, let ours {
+                #expect(ours == whole, "case \(i)")
+                agreed += 1
+            }
+        }
+        #expect(agreed > 0)
+    }
 }
