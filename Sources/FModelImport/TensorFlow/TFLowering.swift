@@ -11,7 +11,8 @@ struct TFLowering {
     var memo: [String: [TFValue]] = [:]
     /// Readers of each node (inputs listed in the NodeDefs) not yet computed.
     var pendingReaders: [String: Int] = [:]
-    /// Weights dropped from `memo` after their last reader: a bug reads them again.
+    /// Weights dropped from `memo` after their last reader (`releaseWeights`); reading one again
+    /// would be an importer bug, reported as an error.
     var released: Set<String> = []
     var inputSpecs: [String: Shape?] = [:]
     var sets: [String: HostTensor] = [:]

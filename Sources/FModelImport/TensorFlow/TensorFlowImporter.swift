@@ -40,10 +40,10 @@ public enum TensorFlowImporter {
         var graphDef = Tensorflow_GraphDef()
         var others = Data()
         var wire = WireReader(bytes: file.bytes)
-        var released = 0
+        var released = 0, start = 0
         do {
             while !wire.atEnd {
-                let start = wire.offset
+                start = wire.offset
                 let (field, type) = try wire.tag()
                 if field == 1 && type == 2 {
                     let node = try wire.lengthDelimited()
@@ -58,11 +58,15 @@ public enum TensorFlowImporter {
                     released = wire.offset
                 }
             }
-            if !others.isEmpty { try graphDef.merge(serializedBytes: others, options: options) }
         } catch let e as WireReader.Malformed {
             throw .unknownFormat(path: path, reason: "not a valid GraphDef protobuf (byte offset \(e.offset): \(e.reason))")
         } catch {
-            throw .unknownFormat(path: path, reason: "not a valid GraphDef protobuf (byte offset \(wire.offset): \(error))")
+            throw .unknownFormat(path: path, reason: "not a valid GraphDef protobuf (the node at byte offset \(start): \(error))")
+        }
+        do {
+            if !others.isEmpty { try graphDef.merge(serializedBytes: others, options: options) }
+        } catch {
+            throw .unknownFormat(path: path, reason: "not a valid GraphDef protobuf (its fields besides the nodes: \(error))")
         }
         guard !graphDef.node.isEmpty else { throw .unknownFormat(path: path, reason: "the GraphDef has no nodes") }
         return graphDef
