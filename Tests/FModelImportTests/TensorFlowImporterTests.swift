@@ -72,6 +72,17 @@ import Testing
         #expect(read == (try Tensorflow_GraphDef(serializedBytes: bytes)) && read.node == [a, b] && !read.unknownFields.data.isEmpty)
     }
 
+    /// A file of more nodes than the limit is refused where the first one past it starts.
+    @Test func tooManyNodesAreRefused() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try #require(FileManager.default.createFile(atPath: dir + "/n.pb", contents: Data([UInt8](repeating: 0, count: 2 * 101).enumerated().map { $0.offset % 2 == 0 ? 0x0A : 0 })))
+        #expect(try TensorFlowImporter.graphDef(path: dir + "/n.pb", maxNodes: 101).node.count == 101)
+        #expect(throws: ImportError.unknownFormat(path: dir + "/n.pb", reason: "not a valid GraphDef protobuf (byte offset 200: more than 100 nodes)")) {
+            try TensorFlowImporter.graphDef(path: dir + "/n.pb", maxNodes: 100)
+        }
+    }
+
     /// Once decoded, a weight's bytes leave the parsed message (the lowering keeps the decoded
     /// tensor): the import does not hold the weights twice through the lowering, and the
     /// patterns that read small constants from the message still find them (l2Normalize's ε).

@@ -31,8 +31,10 @@ public enum TensorFlowImporter {
     /// The file at `path` parsed, a node at a time: the file is mapped and each `NodeDef` decoded
     /// from its own bytes, the pages behind it let go as the walk passes them, so the file and
     /// the message are not both in memory (FaceNet: 94.6 MB of file, 93.7 of message). The
-    /// other top-level fields (versions, library) are decoded together at the end.
-    static func graphDef(path: String) throws(ImportError) -> Tensorflow_GraphDef {
+    /// other top-level fields (versions, library) are decoded together at the end. More than
+    /// `maxNodes` nodes is refused: an empty node is two bytes of file and a hundred of memory,
+    /// so a hostile file of them would ask for gigabytes (FaceNet has 572 nodes).
+    static func graphDef(path: String, maxNodes: Int = 1 << 20) throws(ImportError) -> Tensorflow_GraphDef {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .unknownFormat(path: path, reason: "cannot read the file (\(error))") }
         var options = BinaryDecodingOptions()
@@ -46,6 +48,9 @@ public enum TensorFlowImporter {
                 start = wire.offset
                 let (field, type) = try wire.tag()
                 if field == 1 && type == 2 {
+                    guard graphDef.node.count < maxNodes else {
+                        throw WireReader.Malformed(offset: start, reason: "more than \(maxNodes) nodes")
+                    }
                     let node = try wire.lengthDelimited()
                     // Each node's bytes copied (a few MB at most): the message keeps nothing of the mapping.
                     graphDef.node.append(try Tensorflow_NodeDef(serializedBytes: Data(node), options: options))
