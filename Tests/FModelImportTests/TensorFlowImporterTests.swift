@@ -210,4 +210,53 @@ import Testing
         }
         #expect(agreed > 0)
     }
+
+    /// Constants a few bytes long that ask for huge, overflowing, NaN or mismatched values:
+    /// an error or a model, never a trap, a hang or a giant allocation.
+    @Test func hostileConstantsAreErrors() throws {
+        func node(_ name: String, _ op: String, _ inputs: [String] = []) -> Tensorflow_NodeDef {
+            var n = Tensorflow_NodeDef()
+            (n.name, n.op, n.input) = (name, op, inputs)
+            return n
+        }
+        func const(_ name: String, _ values: [Float], shape: [Int64], int: Bool = false) -> Tensorflow_NodeDef {
+            var t = Tensorflow_TensorProto()
+            t.dtype = int ? .dtInt64 : .dtFloat
+            t.tensorShape.dim = shape.map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
+            if int { t.int64Val = values.map { Int64(exactly: $0) ?? ($0 > 0 ? .max : .min) } } else { t.floatVal = values }
+            var n = node(name, "Const"), v = Tensorflow_AttrValue()
+            v.tensor = t
+            n.attr["value"] = v
+            return n
+        }
+        var x = node("x", "Placeholder"), shape = Tensorflow_AttrValue()
+        shape.shape.dim = [Int64(-1), 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
+        x.attr["shape"] = shape
+        let big = Float(1 << 40), cases: [(String, [Tensorflow_NodeDef])] = [
+            ("Fill overflowing", [const("d", [big, big], shape: [2]), const("v", [0], shape: []), node("c", "Fill", ["d", "v"])]),
+            ("Fill huge", [const("d", [Float(1 << 20), Float(1 << 20)], shape: [2]), const("v", [0], shape: []), node("c", "Fill", ["d", "v"])]),
+            ("splat of 2^31", [const("c", [1], shape: [1 << 31])]),
+            ("Reshape overflowing", [const("a", [1, 2, 3, 4], shape: [4]), const("s", [big, big, -1], shape: [3]), node("c", "Reshape", ["a", "s"])]),
+            ("Reshape NaN", [const("a", [1, 2, 3, 4], shape: [4]), const("s", [.nan, -7], shape: [2]), node("c", "Reshape", ["a", "s"])]),
+            ("ExpandDims NaN", [const("a", [1, 2, 3, 4], shape: [4]), const("k", [.nan], shape: []), node("c", "ExpandDims", ["a", "k"])]),
+            ("ExpandDims infinite", [const("a", [1, 2, 3, 4], shape: [4]), const("k", [.infinity], shape: []), node("c", "ExpandDims", ["a", "k"])]),
+            ("ConcatV2 mismatched", [const("a", [1, 2, 3, 4], shape: [2, 2]), const("b", [1, 2, 3], shape: [1, 3]), const("k", [0], shape: []),
+                                     node("c", "ConcatV2", ["a", "b", "k"])]),
+            ("ConcatV2 of scalars", [const("a", [1], shape: []), const("b", [2], shape: []), const("k", [0], shape: []), node("c", "ConcatV2", ["a", "b", "k"])]),
+            ("Cast of 1e30 to int", [const("a", [1e30, -1e30], shape: [2]), node("c", "Cast", ["a"])]),
+            ("StridedSlice to 2^62", [const("a", [1, 2, 3, 4], shape: [4]), const("b", [0], shape: [1], int: true), const("e", [Float(1 << 62)], shape: [1], int: true),
+                                      const("st", [1], shape: [1], int: true), node("c", "StridedSlice", ["a", "b", "e", "st"])]),
+        ]
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (i, (label, nodes)) in cases.enumerated() {
+            var g = Tensorflow_GraphDef()
+            g.node = [x] + nodes + [node("out", "AddV2", ["x", "c"])]
+            let p = "\(dir)/h\(i).pb"
+            try #require(FileManager.default.createFile(atPath: p, contents: try g.serializedData()), "the test could not write its input")
+            var notes: [String] = []
+            do { _ = try TensorFlowImporter.importModel(path: p, notes: &notes) } catch is ImportError {} catch { Issue.record("\(label): \(error)") }
+        }
+    }
 }
+

@@ -1,9 +1,15 @@
+import FModelCore
 import Foundation
 
 /// Evaluates ops whose inputs are all constants: shape arithmetic, batch norm written as
 /// primitive ops, and the like. Returns nil for an op it does not know (the caller decides).
 enum ConstantFolding {
     typealias Fail = (String) -> ImportError
+
+    /// The most values a constant made at import time may hold beyond its inputs' (a `Fill`, a
+    /// broadcast, a repeated value list): 128 MB as doubles, where a hostile graph of a few
+    /// bytes could otherwise ask for any size.
+    static let maxMadeValues = 1 << 24
 
     static func evaluate(_ op: String, _ inputs: [HostTensor], attr: [String: Tensorflow_AttrValue], fail: Fail) throws(ImportError) -> HostTensor? {
         switch op {
@@ -30,15 +36,15 @@ enum ConstantFolding {
         case "Pack": return try pack(inputs, axis: Int(attr["axis"]?.i ?? 0), fail)
         case "Fill":
             let dims = inputs[0].ints
-            guard dims.allSatisfy({ $0 >= 0 }), let v = inputs[1].scalar, dims.reduce(1, *) <= 1 << 28 else { throw fail("Fill to \(dims)") }
-            return inputs[1].with([Double](repeating: v, count: dims.reduce(1, *)), shape: dims)
+            guard let v = inputs[1].scalar, let n = Shape(dims).elementCount, n <= maxMadeValues else { throw fail("Fill to \(dims)") }
+            return inputs[1].with([Double](repeating: v, count: n), shape: dims)
         case "StridedSlice": return try stridedSlice(inputs, attr, fail)
         case "ConcatV2":
             guard let axis = inputs.last?.scalar else { return nil }
-            return try concat(Array(inputs.dropLast()), axis: Int(axis), fail)
+            return try concat(Array(inputs.dropLast()), axis: saturatingInt(axis), fail)
         case "ExpandDims":
             var dims = inputs[0].shape
-            let a = Int(inputs[1].scalar ?? 0)
+            let a = saturatingInt(inputs[1].scalar ?? 0)
             let axis = a < 0 ? dims.count + 1 + a : a
             guard axis >= 0, axis <= dims.count else { throw fail("ExpandDims axis \(a)") }
             dims.insert(1, at: axis)
@@ -64,8 +70,7 @@ enum ConstantFolding {
             guard x == y || x == 1 || y == 1 else { throw fail("shapes \(a.shape) and \(b.shape) do not broadcast") }
             out.append(max(x, y))
         }
-        let n = out.reduce(1, *)
-        guard n <= 1 << 28 else { throw fail("a folded constant of \(n) values") }
+        guard let n = Shape(out).elementCount, n <= max(maxMadeValues, a.count, b.count) else { throw fail("a folded constant of shape \(out)") }
         let (da, db) = (a.doubles, b.doubles)
         func index(_ flat: Int, _ s: [Int]) -> Int {
             var rem = flat, idx = 0, mul = 1
@@ -83,12 +88,13 @@ enum ConstantFolding {
 
     static func reshape(_ x: HostTensor, to target: [Int], _ fail: Fail) throws(ImportError) -> HostTensor {
         var dims = target
-        let known = dims.filter { $0 >= 0 }.reduce(1, *)
+        guard target.filter({ $0 == -1 }).count <= 1, let known = Shape(dims.filter { $0 >= 0 }).elementCount,
+              target.allSatisfy({ $0 >= -1 }) else { throw fail("cannot reshape \(x.shape) to \(target)") }
         if let i = dims.firstIndex(of: -1) {
             guard known > 0, x.count % known == 0 else { throw fail("cannot reshape \(x.shape) to \(target)") }
             dims[i] = x.count / known
         }
-        guard dims.reduce(1, *) == x.count else { throw fail("cannot reshape \(x.shape) to \(target)") }
+        guard Shape(dims).elementCount == x.count else { throw fail("cannot reshape \(x.shape) to \(target)") }
         return HostTensor(shape: dims, values: x.values)
     }
 
@@ -124,7 +130,9 @@ enum ConstantFolding {
     static func concat(_ inputs: [HostTensor], axis a: Int, _ fail: Fail) throws(ImportError) -> HostTensor {
         guard let first = inputs.first else { throw fail("ConcatV2 of nothing") }
         let axis = a < 0 ? a + first.shape.count : a
-        guard axis >= 0, axis < max(first.shape.count, 1) else { throw fail("ConcatV2 axis \(a)") }
+        guard axis >= 0, axis < first.shape.count,
+              inputs.allSatisfy({ t in t.shape.count == first.shape.count && t.shape.indices.allSatisfy { i in i == axis || t.shape[i] == first.shape[i] } })
+        else { throw fail("ConcatV2 of \(inputs.map(\.shape)) on axis \(a)") }
         let outer = first.shape.prefix(axis).reduce(1, *)
         var values: [Double] = []
         for o in 0..<outer {
@@ -147,10 +155,12 @@ enum ConstantFolding {
         let step = inputs[3].ints.first ?? 1
         guard step != 0 else { throw fail("StridedSlice stride 0") }
         var b = inputs[1].ints.first ?? 0, e = inputs[2].ints.first ?? n
-        if b < 0 { b += n }
-        if e < 0 { e += n }
+        if b < 0 { b = b &+ n }
+        if e < 0 { e = e &+ n }
         if beginMask & 1 != 0 { b = step > 0 ? 0 : n - 1 }
         if endMask & 1 != 0 { e = step > 0 ? n : -1 }
+        // Only indices inside the vector are picked: the walk need not go further.
+        (b, e) = (min(max(b, -1), n), min(max(e, -1), n))
         if shrink & 1 != 0 {
             guard b >= 0, b < n else { throw fail("StridedSlice index \(b) of \(n)") }
             return x.with([x.doubles[b]], shape: [])

@@ -35,7 +35,8 @@ struct HostTensor: Equatable {
         return doubles.map(Float.init)
     }
 
-    var ints: [Int] { doubles.map { Int($0) } }
+    /// As integers, saturating (a NaN is 0): a hostile constant does not trap the conversion.
+    var ints: [Int] { doubles.map(saturatingInt) }
 
     var isFloat: Bool { if case .float = values { return true } else { return false } }
 
@@ -49,10 +50,18 @@ struct HostTensor: Equatable {
     func with(_ doubles: [Double], shape: [Int]) -> HostTensor {
         switch values {
         case .float: HostTensor(floats: doubles.map(Float.init), shape: shape)
-        case .int: HostTensor(ints: doubles.map { Int64($0) }, shape: shape)
+        case .int: HostTensor(ints: doubles.map { Int64(saturatingInt($0)) }, shape: shape)
         case .bool: HostTensor(shape: shape, values: .bool(doubles.map { $0 != 0 }))
         }
     }
+}
+
+/// `d` toward zero as an Int, clamped to Int's range; NaN is 0.
+func saturatingInt(_ d: Double) -> Int {
+    if d.isNaN { return 0 }
+    if d >= Double(Int.max) { return .max }
+    if d <= Double(Int.min) { return .min }
+    return Int(d)
 }
 
 extension HostTensor {
@@ -76,6 +85,10 @@ extension HostTensor {
             guard let last = list.last, list.count < n else {
                 if n == 0 { return [] }
                 throw fail("\(what) holds \(list.count) values, shape \(dims) needs \(n)")
+            }
+            // A few bytes of file repeated into a large tensor: bounded, unlike raw content.
+            guard n <= ConstantFolding.maxMadeValues else {
+                throw fail("\(what) repeats its last value into \(n) values (at most \(ConstantFolding.maxMadeValues))")
             }
             return list + [T](repeating: last, count: n - list.count)
         }
