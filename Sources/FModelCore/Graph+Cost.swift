@@ -13,22 +13,25 @@ extension Graph {
         let parameters = params.reduce(0) { $0 + $1.count }
         let bytes = params.reduce(0) { $0 + $1.byteCount }
         let out = shapes[node.name].map { Shape(Array($0.dims.dropFirst())).elementCount ?? 0 } ?? 0
+        // Products saturate: a count, not a size to allocate, and never a trap on odd attributes.
+        func product(_ factors: [Int]) -> Int {
+            factors.reduce(1) { p, f in let (r, o) = p.multipliedReportingOverflow(by: f); return o ? .max : r }
+        }
         let flops: Int
         switch node.op {
         case .conv2D, .dense:
             let k = param("kernel", of: node)?.shape.dims ?? []
-            let fanIn = k.dropLast().reduce(1, *)
-            flops = 2 * out * fanIn
+            flops = product([2, out] + k.dropLast())
         case .depthwiseConv2D:
             let k = param("kernel", of: node)?.shape.dims ?? [1, 1]
-            flops = 2 * out * k[0] * k[1]
+            flops = product([2, out, k[0], k[1]])
         case .maxPool(let p), .avgPool(let p):
-            flops = out * p.size.reduce(1, *)
+            flops = product([out] + p.size)
         case .globalAvgPool, .globalMaxPool:
             let input = node.inputs.first.flatMap { shapes[$0] }
             flops = input.map { Shape(Array($0.dims.dropFirst())).elementCount ?? 0 } ?? 0
         default:
-            flops = out * max(node.inputs.count, 1)
+            flops = product([out, max(node.inputs.count, 1)])
         }
         return NodeCost(parameters: parameters, bytes: bytes, flops: flops)
     }

@@ -1,4 +1,11 @@
 extension Graph {
+    /// The largest dimension, window, stride, dilation or padding a graph may state, and the
+    /// most values one image of any value may hold: within them the arithmetic on shapes and
+    /// sizes cannot overflow (a hostile file's 2^40 pool window trapped the cost count). No
+    /// dimension but the batch may be 0.
+    public static let maxDimension = 1 << 31
+    public static let maxImageValues = 1 << 31
+
     /// Infers the shape of every value, checking each node's inputs, parameters and attributes.
     ///
     /// - Parameter batch: the batch size to assume; nil keeps it unknown (`-1`).
@@ -9,6 +16,7 @@ extension Graph {
         for input in inputs {
             guard shapes[input.name] == nil else { throw .duplicateName(input.name) }
             shapes[input.name] = batch.map { input.shape.withBatch($0) } ?? input.shape
+            try Self.checkSize(shapes[input.name]!, of: input.name)
         }
         for node in nodes {
             guard shapes[node.name] == nil else { throw .duplicateName(node.name) }
@@ -17,7 +25,9 @@ extension Graph {
                 guard let s = shapes[v] else { throw .unknownValue(node: node.name, value: v) }
                 inShapes.append(s)
             }
-            shapes[node.name] = try ShapeRules(graph: self, node: node, inputs: inShapes).output()
+            let shape = try ShapeRules(graph: self, node: node, inputs: inShapes).output()
+            try Self.checkSize(shape, of: node.name)
+            shapes[node.name] = shape
         }
         for o in outputs where shapes[o] == nil { throw .unknownOutput(o) }
         return shapes
@@ -25,7 +35,19 @@ extension Graph {
 
     /// Infers the output shape of one node from its input shapes, checking it as `inferShapes` does.
     package func inferShape(of node: Node, inputShapes: [Shape]) throws(GraphError) -> Shape {
-        try ShapeRules(graph: self, node: node, inputs: inputShapes).output()
+        let shape = try ShapeRules(graph: self, node: node, inputs: inputShapes).output()
+        try Self.checkSize(shape, of: node.name)
+        return shape
+    }
+
+    static func checkSize(_ s: Shape, of name: String) throws(GraphError) {
+        guard s.dims.allSatisfy({ $0 >= -1 && $0 <= maxDimension }),
+              let n = Shape(s.dims.dropFirst().map { max($0, 1) }).elementCount, n <= maxImageValues else {
+            throw .invalidNode(node: name, reason: "shape \(s) is too large (at most 2^31 a dimension and 2^31 values an image)")
+        }
+        // An image of no values (a conv of no channels) is nothing a model computes, and the
+        // kernels divide by its sizes.
+        guard !s.dims.dropFirst().contains(0) else { throw .invalidNode(node: name, reason: "shape \(s) has a dimension of 0") }
     }
 
     /// Checks the graph is well formed: shapes, parameters, tensor sizes and outputs.
@@ -67,6 +89,7 @@ private struct ShapeRules {
 
     func window(_ n: Int, _ k: Int, _ stride: Int, _ dilation: Int, _ padding: Padding) throws(GraphError) -> Int {
         guard k > 0, stride > 0, dilation > 0 else { throw fail("window \(k), stride \(stride), dilation \(dilation) must be positive") }
+        guard max(k, stride, dilation) <= Graph.maxDimension else { throw fail("window \(k), stride \(stride), dilation \(dilation): at most 2^31") }
         if n < 0 { return -1 }
         let effective = (k - 1) * dilation + 1
         switch padding {
@@ -109,6 +132,7 @@ private struct ShapeRules {
         case .zeroPad(let t, let b, let l, let r):
             let s = try image()
             guard min(t, b, l, r) >= 0 else { throw fail("negative padding") }
+            guard max(t, b, l, r) <= Graph.maxDimension else { throw fail("padding of more than 2^31") }
             return [s[0], s[1] < 0 ? -1 : s[1] + t + b, s[2] < 0 ? -1 : s[2] + l + r, s[3]]
         }
     }
@@ -181,8 +205,8 @@ private struct ShapeRules {
         let s = try single()
         guard let inner = Shape(Array(s.dims.dropFirst())).elementCount else { throw fail("cannot reshape \(s)") }
         let unknown = target.filter { $0 == -1 }.count
-        guard unknown <= 1, target.allSatisfy({ $0 == -1 || $0 > 0 }) else { throw fail("bad target \(target)") }
-        let known = target.filter { $0 > 0 }.reduce(1, *)
+        guard unknown <= 1, target.allSatisfy({ $0 == -1 || $0 > 0 }),
+              let known = Shape(target.filter { $0 > 0 }).elementCount else { throw fail("bad target \(target)") }
         var d = target
         if let i = d.firstIndex(of: -1) {
             guard known > 0, inner % known == 0 else { throw fail("cannot reshape \(s) to \(target)") }

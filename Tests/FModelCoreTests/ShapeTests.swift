@@ -54,4 +54,25 @@ import Testing
         #expect(cost.flops == 2 * 10 * 10 * 8 * 27)
         #expect(cost.parameters == 216 && cost.bytes == 864)
     }
+
+    /// Attributes and shapes a hostile file can state: errors from shape inference, before any
+    /// arithmetic on them overflows (a 2^40 pool window trapped the cost count) or a kernel
+    /// divides by a zero size; the counts of a large but valid graph saturate.
+    @Test func hostileSizesAreErrors() throws {
+        let huge = 1 << 40
+        let graphs: [(String, Graph)] = [
+            ("pool window", graph(.maxPool(PoolAttributes(size: [huge, huge], strides: [1, 1], padding: .same)), input: [-1, 8, 8, 3])),
+            ("conv stride", graph(.conv2D(ConvAttributes(strides: [1 << 62, 1 << 62], padding: .same)), input: [-1, 8, 8, 3], kernel: [1, 1, 3, 4])),
+            ("conv dilation", graph(.conv2D(ConvAttributes(dilations: [huge, huge], padding: .same)), input: [-1, 8, 8, 3], kernel: [3, 3, 3, 4])),
+            ("padding", graph(.zeroPad(top: huge, bottom: huge, left: 0, right: 0), input: [-1, 8, 8, 3])),
+            ("reshape target", graph(.reshape(shape: [huge, huge, huge, -1]), input: [-1, 8, 8, 3])),
+            ("input dimension", graph(.identity, input: [-1, huge, 8, 3])),
+            ("image values", graph(.identity, input: [-1, 1 << 20, 1 << 20, 3])),
+            ("no channels", graph(.depthwiseConv2D(ConvAttributes(padding: .same)), input: [-1, 8, 8, 3], kernel: [3, 3, 3, 0])),
+        ]
+        for (what, g) in graphs { #expect(throws: GraphError.self, "\(what)") { try g.inferShapes() } }
+        let wide = graph(.maxPool(PoolAttributes(size: [1 << 30, 1 << 30], strides: [1, 1], padding: .same)), input: [-1, 1 << 15, 1 << 15, 1])
+        #expect(wide.cost(of: wide.nodes[0], shapes: try wide.inferShapes()).flops == .max)
+    }
 }
+
