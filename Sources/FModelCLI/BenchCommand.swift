@@ -78,7 +78,7 @@ struct BenchCommand: ParsableCommand {
         let median = times[times.count / 2]
         if profile && !json { printProfile(executor) }
         let summary = ModelSummary(executor.graph)
-        let gflops = Double(summary.flops * batch) / (median / 1000) / 1e9
+        let gflops = Double(summary.flops) * Double(batch) / (median / 1000) / 1e9
         if json {
             let layers = profile ? executor.profile.sorted { $0.value.seconds > $1.value.seconds }.map { name, v in
                 BenchReport.Layer(layer: name, ops: v.ops, ms: v.seconds * 1000 / Double(iterations), chain: executor.profiledChains[name])

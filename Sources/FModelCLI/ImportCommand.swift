@@ -7,7 +7,7 @@ import FModelImport
 /// `fmodel import SRC -o OUT.fmodel`: convert any supported model to the native format.
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "import", abstract: "Convert a Keras .h5 (or .fmodel) model to .fmodel.")
+        commandName: "import", abstract: "Convert a Keras .h5 or .keras, a TensorFlow .pb or an .fmodel to .fmodel.")
 
     @Argument(help: "The model to import.")
     var source: String

@@ -38,7 +38,7 @@ struct ModelSummary: Codable {
         }
         parameters = layers.reduce(0) { $0 + $1.parameters }
         bytes = layers.reduce(0) { $0 + $1.bytes }
-        flops = layers.reduce(0) { $0 + $1.flops }
+        flops = NodeCost.sum(layers.map(\.flops))
         metadata = graph.metadata
     }
 }

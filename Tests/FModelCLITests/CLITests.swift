@@ -1,5 +1,6 @@
 @testable import FModelCLI
 import FModelCompress
+import FModelCore
 import FModelFormat
 import FModelImport
 import FModelKeras
@@ -107,6 +108,18 @@ import Testing
         #expect(summary.parameters > 0 && summary.flops > 0)
         #expect((summary.metadata.sourceOptimizerTensors ?? 0) > 0)
         #expect(FModelCommand.main(arguments: ["inspect", fixture("facenet_small.h5"), "--json"]) == 0)
+    }
+
+    /// A model whose FLOPs do not fit an Int (two 2^30 pool windows over 2^30 values, within
+    /// shape inference's bounds) is inspected with the count saturated, not a trap in the sum.
+    @Test func uncountableFLOPsSaturate() throws {
+        let pool = Op.maxPool(PoolAttributes(size: [1 << 30, 1 << 30], strides: [1, 1], padding: .same))
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 1 << 15, 1 << 15, 1])], outputs: ["b"],
+                      nodes: [Node(name: "a", op: pool, inputs: ["x"]), Node(name: "b", op: pool, inputs: ["a"])], tensors: [:])
+        #expect(ModelSummary(g).flops == .max)
+        let path = dir + "/wide.fmodel"
+        try FModelWriter.write(g, to: path)
+        #expect(FModelCommand.main(arguments: ["inspect", path]) == 0)
     }
 
     @Test func stripAndOptimize() {

@@ -14,9 +14,11 @@ struct TFLowering {
     /// Weights dropped from `memo` after their last reader (`releaseWeights`); reading one again
     /// would be an importer bug, reported as an error.
     var released: Set<String> = []
+    /// The nodes `outputs` names, whose values are read after the walk and so are never released.
+    let outputNodes: Set<String>
     var inputSpecs: [String: Shape?] = [:]
     var sets: [String: HostTensor] = [:]
-    var outputs: [String] = []
+    let outputs: [String]
     var unsupported: [String: (count: Int, example: String)] = [:]
     var notes: [String] = []
     var depth = 0
@@ -45,6 +47,7 @@ struct TFLowering {
             }
         }
         outputs = cut.outputs.isEmpty ? Self.sinks(g) : cut.outputs
+        outputNodes = Set(outputs.map { TFRef($0).node })
         for o in outputs where map[TFRef(o).node] == nil { throw .badConfig(path: path, layer: o, reason: "--outputs names a node the graph does not have") }
     }
 
@@ -145,7 +148,7 @@ struct TFLowering {
             let name = TFRef(input).node
             guard let left = pendingReaders[name] else { continue }
             pendingReaders[name] = left - 1
-            guard left == 1, !outputs.contains(where: { TFRef($0).node == name }), let values = memo[name],
+            guard left == 1, !outputNodes.contains(name), let values = memo[name],
                   values.contains(where: { if case .const(let t) = $0 { t.count * 4 >= Self.releasedConstantBytes } else { false } }) else { continue }
             memo[name] = nil
             released.insert(name)

@@ -122,9 +122,9 @@ struct ConvKernel {
                              partial: space + columns)
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
             }
-            // A tiered executor's first run streams such a layer either way: oneDNN is not asked
-            // what its kernels are, and its code is not paged in for the question.
-            if nativeFloat ? streams(rows: rows) : streamsOnGEMMPath(rows: rows) {
+            // Only where a native run may follow: a tiered executor's first run goes to `runGEMM`,
+            // which streams such a layer anyway, and asking `streams` would page in oneDNN's code.
+            if nativeFloat && streams(rows: rows) {
                 runStreamed()
                 return nil
             }
