@@ -1,27 +1,45 @@
-/// A float32 activation buffer, 64-byte aligned, freed when the last reference goes; or a
-/// caller's memory read in place.
+/// A float32 buffer, 64-byte aligned: memory of its own, freed when the last reference goes; a
+/// place in the activation arena (`ActivationMemory`); or a caller's memory read in place.
 final class Buffer {
     let pointer: UnsafeMutablePointer<Float>
     let capacity: Int
-    /// False for a caller's memory (a model input): never written — the one path that writes
-    /// over a value's buffer, a residual's last reader, checks this — never pooled, never freed.
-    let isOwned: Bool
+    let origin: Origin
+
+    enum Origin: Equatable {
+        /// Allocated for this buffer, freed with it.
+        case heap
+        /// The `slot`-th buffer a run takes from its arena plan; the arena owns the memory.
+        case arena(slot: Int)
+        /// A caller's memory (a model input): never written — the one path that writes over a
+        /// value's buffer, a residual's last reader, checks `isWritable` — never pooled, never
+        /// freed.
+        case borrowed
+    }
 
     init(capacity: Int) {
         self.capacity = max(capacity, 1)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: self.capacity * 4, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: self.capacity)
-        isOwned = true
+        origin = .heap
     }
 
     /// `capacity` floats at `pointer`, which must stay valid while the buffer is in use.
     init(borrowing pointer: UnsafePointer<Float>, capacity: Int) {
         self.pointer = UnsafeMutablePointer(mutating: pointer)
         self.capacity = capacity
-        isOwned = false
+        origin = .borrowed
     }
 
-    deinit { if isOwned { UnsafeMutableRawPointer(pointer).deallocate() } }
+    /// Slot `slot` of an arena, `capacity` floats at `pointer`, owned by the arena.
+    init(arenaSlot slot: Int, pointer: UnsafeMutablePointer<Float>, capacity: Int) {
+        self.pointer = pointer
+        self.capacity = capacity
+        origin = .arena(slot: slot)
+    }
+
+    var isWritable: Bool { origin != .borrowed }
+
+    deinit { if origin == .heap { UnsafeMutableRawPointer(pointer).deallocate() } }
 }
 
 /// Free buffers kept for reuse across nodes (and across runs) so that steady-state inference
@@ -42,6 +60,6 @@ struct BufferPool {
     /// Floats held by the free buffers.
     var capacity: Int { free.reduce(0) { $0 + $1.capacity } }
 
-    /// Returns a buffer for reuse (a borrowed one is dropped).
-    mutating func give(_ b: Buffer) { if b.isOwned { free.append(b) } }
+    /// Returns a buffer for reuse (only one of its own memory is kept).
+    mutating func give(_ b: Buffer) { if b.origin == .heap { free.append(b) } }
 }

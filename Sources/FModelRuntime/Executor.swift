@@ -35,7 +35,10 @@ public final class Executor: @unchecked Sendable {
     public private(set) var profile: [String: (ops: String, seconds: Double)] = [:]
     /// The layers of each oneDNN chain in `profile`, under the name of its first.
     public private(set) var profiledChains: [String: [String]] = [:]
-    private var pool = BufferPool()
+    /// Activation buffers: planned in an arena, or pooled (`ActivationMemory`).
+    let memory = ActivationMemory()
+    /// When false, runs take pooled buffers instead of planning an arena (for comparisons).
+    var plansActivations = true
     /// Batch sizes whose first native run (the convolutions' trials) has been.
     private var measuredBatches: Set<Int> = []
     /// im2col scratch, kept across runs.
@@ -137,7 +140,7 @@ public final class Executor: @unchecked Sendable {
             return result
         }
         let perImage = try lock.withLock { try shapes(batch: 1) }[cut.value].elementCount!
-        let joined = lock.withLock { take(perImage * batch) }
+        let joined = lock.withLock { memory.takeUnplanned(perImage * batch) }
         for images in passes {
             try runSegment(program, 0..<cut.end, batch: images.count, keep: [cut.value], bind: bindInputs(images)) { run in
                 (joined.pointer + images.lowerBound * perImage).update(from: run.buffers[cut.value]!.pointer, count: perImage * images.count)
@@ -233,10 +236,38 @@ public final class Executor: @unchecked Sendable {
         // both ways (`NativeConvolutions.trial`); what the losing GEMM runs held goes after it.
         let measuring = engine == .tiered && warm && measuredBatches.insert(batch).inserted
         prepare(program, batch: batch, shapes: shapes, float: warm, segment: segment)
-        var run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch, nativeFloat: warm)
+        let plan = warm && program.fused ? chainsByBatch[batch] : nil
+        // The first run of its kind is walked once without computing, to plan its buffers.
+        let key = ActivationMemory.PlanKey(fused: program.fused, segment: segment, batch: batch, nativeFloat: warm, keep: keep)
+        if plansActivations && !memory.hasPlan(key) {
+            let dry = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch, nativeFloat: warm, computes: false)
+            bind(dry)
+            memory.beginRecording(key)
+            walk(program, segment, chains: plan, run: dry, keep: keep)
+            memory.end()
+        }
+        let run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch, nativeFloat: warm, computes: true)
         defer { scratch = run.scratch }
         bind(run)
-        let plan = warm && program.fused ? chainsByBatch[batch] : nil
+        if plansActivations { memory.beginReplay(key) }
+        defer { memory.end() }
+        walk(program, segment, chains: plan, run: run, keep: keep)
+        let result = collect(run)
+        rangesReused += run.rangesReused
+        for b in run.releaseAll() { memory.give(b) }
+        for (_, bytes) in run.converted.values { memory.give(bytes) }
+        if measuring {
+            run.scratch = Buffer(capacity: 1)
+            memory.release(region: false)
+            fm_release_free_heap()
+        }
+        return result
+    }
+
+    /// Runs (or, for a run that `computes` nothing, walks) instructions `segment` of `program`,
+    /// with oneDNN `chains` where they stand.
+    private func walk(_ program: Program, _ segment: Range<Int>, chains plan: ChainPlan?, run: Run, keep: Set<Int>) {
+        let profiling = profiling && run.computes
         for i in segment {
             let instruction = program.instructions[i]
             // A chain runs where its first instruction stands, unless a value inside it is asked
@@ -251,38 +282,28 @@ public final class Executor: @unchecked Sendable {
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             var ops = instruction.ops
             if let chain, keep.isDisjoint(with: chain.inner) {
-                execute(chain, program: program, run: &run, keep: keep)
+                execute(chain, program: program, run: run, keep: keep)
                 if profiling {
                     ops = "chain: " + chain.layers.map { program.instructions[$0].ops }.joined(separator: " > ")
                     profiledChains[instruction.node.name] = chain.layers.map { program.instructions[$0].node.name }
                 }
             } else {
-                execute(i, instruction, lastUse: program.lastUse, run: &run, keep: keep)
+                execute(i, instruction, lastUse: program.lastUse, run: run, keep: keep)
             }
             if profiling {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 profile[instruction.node.name, default: (ops, 0)].seconds += seconds
             }
         }
-        let result = collect(run)
-        rangesReused += run.rangesReused
-        for b in run.releaseAll() { pool.give(b) }
-        for (_, bytes) in run.converted.values { pool.give(bytes) }
-        if measuring {
-            run.scratch = Buffer(capacity: 1)
-            pool = BufferPool()
-            fm_release_free_heap()
-        }
-        return result
     }
 
-    private func take(_ n: Int) -> Buffer { pool.take(n) }
+    private func take(_ n: Int) -> Buffer { memory.take(n) }
 
     /// Bytes of activation memory the executor holds between runs (buffers and scratch).
     public var workspaceBytes: Int {
         lock.lock()
         defer { lock.unlock() }
-        return (pool.capacity + scratch.capacity) * MemoryLayout<Float>.stride
+        return (memory.capacity + scratch.capacity) * MemoryLayout<Float>.stride
     }
 
     private func checkInputs(_ inputs: [String: FloatTensor]) throws -> Int {
@@ -354,7 +375,7 @@ public final class Executor: @unchecked Sendable {
         // are copied, and the next run takes its own.
         if float {
             scratch = Buffer(capacity: 1)
-            pool = BufferPool()
+            memory.release(region: true)
         }
         // The primitives one after another, outside any OpenMP region: oneDNN sizes a
         // primitive's per-thread buffers for the threads it sees when it is made (inside a
@@ -428,52 +449,52 @@ public final class Executor: @unchecked Sendable {
         return p
     }
 
-    private func execute(_ i: Int, _ instruction: Program.Instruction, lastUse: [Int], run: inout Run, keep: Set<Int>) {
+    private func execute(_ i: Int, _ instruction: Program.Instruction, lastUse: [Int], run: Run, keep: Set<Int>) {
         let ins = instruction.inputs
         let outShape = run.shapes[instruction.output]
         if case .alias = instruction.step {
             run.bind(instruction.output, run.buffers[ins[0]]!)
         } else if let r = instruction.residual, run.nativeFloat, instruction.step.addsResidualInPlace(batch: outShape[0]), lastUse[r] == i, !keep.contains(r),
-                  !ins.contains(r), run.soleHolder(r), run.buffers[r]!.isOwned, let y = run.unbind(r) {
+                  !ins.contains(r), run.soleHolder(r), run.buffers[r]!.isWritable, let y = run.unbind(r) {
             // The residual's last reader writes over it: oneDNN adds the destination's old
             // contents (the residual) in its sum post-op, so nothing is copied.
-            run.forget(y) { pool.give($0) }
-            compute(instruction, y: y.pointer, outShape: outShape, run: run, residualInPlace: y)
+            run.forget(y) { memory.give($0) }
+            if run.computes { compute(instruction, y: y.pointer, outShape: outShape, run: run, residualInPlace: y) }
             run.bind(instruction.output, y)
         } else {
             let y = take(outShape.elementCount!)
-            compute(instruction, y: y.pointer, outShape: outShape, run: run)
+            if run.computes { compute(instruction, y: y.pointer, outShape: outShape, run: run) }
             run.bind(instruction.output, y)
         }
         // The values read here for the last time give their buffers back (each once).
-        for (j, v) in ins.enumerated() where !ins[..<j].contains(v) { release(v, readAt: i, lastUse: lastUse, run: &run, keep: keep) }
-        if let r = instruction.residual, !ins.contains(r) { release(r, readAt: i, lastUse: lastUse, run: &run, keep: keep) }
+        for (j, v) in ins.enumerated() where !ins[..<j].contains(v) { release(v, readAt: i, lastUse: lastUse, run: run, keep: keep) }
+        if let r = instruction.residual, !ins.contains(r) { release(r, readAt: i, lastUse: lastUse, run: run, keep: keep) }
     }
 
     /// Gives value `v`'s buffer back if instruction `i` was its last reader.
-    private func release(_ v: Int, readAt i: Int, lastUse: [Int], run: inout Run, keep: Set<Int>) {
+    private func release(_ v: Int, readAt i: Int, lastUse: [Int], run: Run, keep: Set<Int>) {
         guard lastUse[v] == i, !keep.contains(v), let b = run.unbind(v) else { return }
         // Its converted copies go with it: the buffer will hold another value next.
-        run.forget(b) { pool.give($0) }
-        pool.give(b)
+        run.forget(b) { memory.give($0) }
+        memory.give(b)
     }
 
     /// Runs a chain's instructions in one oneDNN call: its input is its first instruction's,
     /// its output its last one's; the values between are never materialized.
-    private func execute(_ chain: NativeChain, program: Program, run: inout Run, keep: Set<Int>) {
+    private func execute(_ chain: NativeChain, program: Program, run: Run, keep: Set<Int>) {
         let first = chain.layers[0], last = program.instructions[chain.layers[chain.layers.count - 1]]
         let x = program.instructions[first].inputs[0]
         let y = take(run.shapes[last.output].elementCount!)
-        // Its inner activations go through two free buffers of the pool, which the layers it
+        // Its inner activations go through two buffers of their own, which the layers it
         // replaces would have used.
         let floats = chain.bufferFloats
         let inner = (take(floats.0), take(floats.1))
         func scratch(_ bytes: Int) -> UnsafeMutableRawPointer { run.scratch(bytes: bytes) }
-        chain.run(input: run.buffers[x]!.pointer, output: y.pointer, buffers: inner, scratch: scratch)
-        pool.give(inner.0)
-        pool.give(inner.1)
+        if run.computes { chain.run(input: run.buffers[x]!.pointer, output: y.pointer, buffers: inner, scratch: scratch) }
+        memory.give(inner.0)
+        memory.give(inner.1)
         run.bind(last.output, y)
-        release(x, readAt: first, lastUse: program.lastUse, run: &run, keep: keep)
+        release(x, readAt: first, lastUse: program.lastUse, run: run, keep: keep)
     }
 
     private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run,
@@ -489,7 +510,7 @@ public final class Executor: @unchecked Sendable {
         case .conv(let k):
             let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch,
                               nativeFloat: run.nativeFloat) {
-                run.convert($0, count: $1, to: $2, trackRanges: trackRanges) { self.take($0) }
+                run.convert($0, count: $1, to: $2, trackRanges: trackRanges) { self.memory.takeUnplanned($0) }
             }
             if trackRanges, let range { run.ranges[UnsafeRawPointer(y)] = range }
         case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual)
@@ -568,6 +589,9 @@ final class Run {
     var ranges: [UnsafeRawPointer: (lo: Float, hi: Float)] = [:]
     /// Float32 convolutions run as oneDNN primitives (false on a `tiered` first run).
     let nativeFloat: Bool
+    /// False for the walk that plans a run's buffers (`ActivationMemory`): nothing is computed,
+    /// and its buffers have no memory.
+    let computes: Bool
     /// Inputs quantized with a known range instead of a measuring pass.
     var rangesReused = 0
 
@@ -617,10 +641,11 @@ final class Run {
         return UnsafeMutableRawPointer(scratch.pointer)
     }
 
-    init(shapes: [Shape], valueCount: Int, scratch: Buffer, nativeFloat: Bool) {
+    init(shapes: [Shape], valueCount: Int, scratch: Buffer, nativeFloat: Bool, computes: Bool) {
         self.shapes = shapes
         self.scratch = scratch
         self.nativeFloat = nativeFloat
+        self.computes = computes
         buffers = [Buffer?](repeating: nil, count: valueCount)
     }
 

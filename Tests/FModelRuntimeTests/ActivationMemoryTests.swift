@@ -1,0 +1,82 @@
+import FModelCompress
+import FModelCore
+import FModelImport
+import FModelKeras
+@testable import FModelRuntime
+import FModelTestSupport
+import Testing
+
+/// The activation arena (`ActivationMemory`, `ArenaPlan`): buffers alive at once never share a
+/// byte, runs take their planned buffers, and a plan that does not fit its run costs memory,
+/// never an answer.
+@Suite struct ActivationMemoryTests {
+    /// Three buffers, A and C never alive together: they share a place, beside B.
+    @Test func buffersApartInTimeShareMemory() {
+        // Events: take A, take B, give A, take C, give B, give C.
+        let plan = ArenaPlan([(floats: 10, taken: 0, given: 2), (floats: 20, taken: 1, given: 4), (floats: 16, taken: 3, given: 5)])
+        #expect(plan.sizes == [16, 32, 16], "rounded to 64 bytes")
+        #expect(plan.offsets[1] == 0 && plan.offsets[0] == 32 && plan.offsets[2] == 32)
+        #expect(plan.floats == 48, "the most alive at once")
+    }
+
+    /// Random lifetimes: no two buffers alive at the same time overlap, and the region lies
+    /// between the most alive at once and the sum of all.
+    @Test func randomLifetimesNeverOverlap() {
+        var g = SplitMix64(seed: 7)
+        for _ in 0..<50 {
+            let n = 1 + Int(g.next() % 60)
+            var buffers: [(floats: Int, taken: Int, given: Int)] = []
+            for i in 0..<n {
+                let taken = 2 * i, life = 1 + Int(g.next() % 40)
+                let given = g.next() % 8 == 0 ? Int.max : taken + life
+                buffers.append((1 + Int(g.next() % 5000), taken, given))
+            }
+            let plan = ArenaPlan(buffers)
+            for i in 0..<n {
+                for j in (i + 1)..<n where buffers[i].taken < buffers[j].given && buffers[j].taken < buffers[i].given {
+                    let a = plan.offsets[i]..<(plan.offsets[i] + plan.sizes[i]), b = plan.offsets[j]..<(plan.offsets[j] + plan.sizes[j])
+                    #expect(!a.overlaps(b), "buffers \(i) and \(j)")
+                }
+                #expect(plan.offsets[i] % 16 == 0 && plan.sizes[i] >= buffers[i].floats)
+            }
+            let mostAlive = buffers.map { b in buffers.indices.filter { buffers[$0].taken <= b.taken && b.taken < buffers[$0].given }
+                .reduce(0) { $0 + plan.sizes[$1] } }.max()!
+            #expect(plan.floats >= mostAlive && plan.floats <= plan.sizes.reduce(0, +))
+        }
+    }
+
+    func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess) }
+
+    /// Every request of every run after the first walk comes from its plan — on the GEMM engine
+    /// and on the tiered one (its GEMM first run, its trial run, oneDNN chains and residuals
+    /// written in place after), float32 or int8 (whose quantized copies are pooled) — the answers
+    /// are the pooled executor's, and the arena holds less.
+    @Test(arguments: [ConvolutionEngine.gemm, .tiered], [false, true])
+    func runsTakeTheirPlannedBuffers(engine: ConvolutionEngine, int8: Bool) throws {
+        let g = int8 ? try model().quantizing(LayerSelection(), .int8PerChannel) : try model()
+        let x = g.syntheticInputs(batch: 2)
+        let planned = try Executor(graph: g, engine: engine), pooled = try Executor(graph: g, engine: engine)
+        pooled.plansActivations = false
+        for _ in 0..<3 {
+            let a = try planned.run(x), b = try pooled.run(x)
+            for name in g.outputs { #expect(a[name]!.values.elementsEqual(b[name]!.values), "\(name)") }
+        }
+        #expect(planned.memory.misses == 0)
+        #expect(planned.workspaceBytes < pooled.workspaceBytes, "\(planned.workspaceBytes) against \(pooled.workspaceBytes) bytes")
+    }
+
+    /// With every planned buffer at offset 0, the arena serves one buffer at a time and the
+    /// rest come from the pool: the answers do not change.
+    @Test func aPlanThatDoesNotFitCostsNoAnswer() throws {
+        let g = try model()
+        let x = g.syntheticInputs(batch: 2)
+        let e = try Executor(graph: g, engine: .gemm), pooled = try Executor(graph: g, engine: .gemm)
+        pooled.plansActivations = false
+        let expected = try pooled.run(x)
+        _ = try e.run(x)
+        e.memory.collapsePlansForTests()
+        let got = try e.run(x)
+        #expect(e.memory.misses > 0)
+        for name in g.outputs { #expect(got[name]!.values.elementsEqual(expected[name]!.values), "\(name)") }
+    }
+}
