@@ -48,6 +48,9 @@ final class ActivationMemory {
 
     func hasPlan(_ key: PlanKey) -> Bool { plans[key] != nil }
 
+    /// Bytes of the region `key`'s plan needs.
+    func planBytes(_ key: PlanKey) -> Int? { plans[key].map { $0.floats * MemoryLayout<Float>.stride } }
+
     /// For tests: every buffer of every plan at offset 0, as a plan that does not fit its run.
     func collapsePlansForTests() {
         plans = plans.mapValues { ArenaPlan(offsets: $0.offsets.map { _ in 0 }, sizes: $0.sizes) }

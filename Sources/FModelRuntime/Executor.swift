@@ -39,6 +39,10 @@ public final class Executor: @unchecked Sendable {
     let memory = ActivationMemory()
     /// When false, runs take pooled buffers instead of planning an arena (for comparisons).
     var plansActivations = true
+    /// The most activation memory a run may take, in bytes: a run that would need more is a
+    /// `RuntimeError.activationMemory` before anything is allocated (a model may state values of
+    /// up to 2^31 floats an image). The machine's physical memory unless set.
+    var activationLimit = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
     /// Batch sizes whose first native run (the convolutions' trials) has been.
     private var measuredBatches: Set<Int> = []
     /// im2col scratch, kept across runs.
@@ -140,6 +144,7 @@ public final class Executor: @unchecked Sendable {
             return result
         }
         let perImage = try lock.withLock { try shapes(batch: 1) }[cut.value].elementCount!
+        try checkActivationBytes(perImage * batch * MemoryLayout<Float>.stride, batch: batch)
         let joined = lock.withLock { memory.takeUnplanned(perImage * batch) }
         for images in passes {
             try runSegment(program, 0..<cut.end, batch: images.count, keep: [cut.value], bind: bindInputs(images)) { run in
@@ -231,6 +236,10 @@ public final class Executor: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let shapes = try shapes(batch: batch)
+        // No value may be larger than the limit (checked before oneDNN sees the shapes); the plan
+        // below says what they need together.
+        let largest = segment.map { shapes[program.instructions[$0].output].elementCount! }.max() ?? 0
+        try checkActivationBytes(largest * MemoryLayout<Float>.stride, batch: batch)
         let warm = engine != .tiered || !ranOnce[program.fused, default: []].insert(batch).inserted
         // A tiered executor's first native run for a batch size times its float32 convolutions
         // both ways (`NativeConvolutions.trial`); what the losing GEMM runs held goes after it.
@@ -246,6 +255,7 @@ public final class Executor: @unchecked Sendable {
             walk(program, segment, chains: plan, run: dry, keep: keep)
             memory.end()
         }
+        if plansActivations { try checkActivationBytes(memory.planBytes(key)!, batch: batch) }
         let run = Run(shapes: shapes, valueCount: valueIndex.count, scratch: scratch, nativeFloat: warm, computes: true)
         defer { scratch = run.scratch }
         bind(run)
@@ -298,6 +308,10 @@ public final class Executor: @unchecked Sendable {
     }
 
     private func take(_ n: Int) -> Buffer { memory.take(n) }
+
+    private func checkActivationBytes(_ bytes: Int, batch: Int) throws(RuntimeError) {
+        guard bytes <= activationLimit else { throw .activationMemory(batch: batch, bytes: bytes, limit: activationLimit) }
+    }
 
     /// Bytes of activation memory the executor holds between runs (buffers and scratch).
     public var workspaceBytes: Int {

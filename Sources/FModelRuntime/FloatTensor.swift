@@ -13,6 +13,11 @@ public struct FloatTensor: Sendable, Equatable {
     }
 }
 
+private func gigabytes(_ bytes: Int) -> String {
+    let tenths = Int((Double(bytes) / 1e8).rounded(.up))
+    return "\(tenths / 10).\(tenths % 10) GB"
+}
+
 /// Why a model could not run.
 public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// An input the model needs was not given.
@@ -25,6 +30,9 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownValue(String)
     /// An input's values do not fill its shape (its fields were changed after it was made).
     case inputValueCount(name: String, shape: Shape, count: Int)
+    /// A run's activations would need more memory than the executor may take
+    /// (`Executor.activationLimit`: the machine's physical memory unless set).
+    case activationMemory(batch: Int, bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -33,6 +41,8 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .inputShape(let n, let e, let g): "input '\(n)' has shape \(g), the model takes \(e)"
         case .unknownValue(let n): "the model has no value '\(n)'"
         case .inputValueCount(let n, let s, let c): "input '\(n)' has \(c) values for shape \(s)"
+        case .activationMemory(let b, let bytes, let limit):
+            "a run of \(b) image\(b == 1 ? "" : "s") needs \(gigabytes(bytes)) of activation memory; at most \(gigabytes(limit)) may be taken (the machine's memory)"
         }
     }
 }

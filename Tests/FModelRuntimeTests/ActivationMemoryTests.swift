@@ -57,6 +57,8 @@ import Testing
         let x = g.syntheticInputs(batch: 2)
         let planned = try Executor(graph: g, engine: engine), pooled = try Executor(graph: g, engine: engine)
         pooled.plansActivations = false
+        // The same paths in both (a timed trial could pick differently), so the same answers.
+        for e in [planned, pooled] { e.forceTrialVerdict(.native) }
         for _ in 0..<3 {
             let a = try planned.run(x), b = try pooled.run(x)
             for name in g.outputs { #expect(a[name]!.values.elementsEqual(b[name]!.values), "\(name)") }
@@ -78,5 +80,30 @@ import Testing
         let got = try e.run(x)
         #expect(e.memory.misses > 0)
         for name in g.outputs { #expect(got[name]!.values.elementsEqual(expected[name]!.values), "\(name)") }
+    }
+
+    /// A model may state values of up to 2^31 floats an image (8.6 GB): a run whose activations
+    /// would need more memory than the executor may take is an error before any is allocated.
+    @Test(arguments: [ConvolutionEngine.gemm, .tiered]) func activationsPastTheLimitAreAnError(engine: ConvolutionEngine) throws {
+        let channels = 1 << 19
+        let wide = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 64, 64, 1])], outputs: ["wide"],
+                         nodes: [Node(name: "wide", op: .conv2D(ConvAttributes()), inputs: ["x"], params: ["kernel": "k"])],
+                         tensors: ["k": Tensor([Float](repeating: 0.5, count: channels), shape: [1, 1, 1, channels])])
+        let e = try Executor(graph: wide, engine: engine)
+        #expect(e.activationLimit > 1 << 28, "the machine's memory")
+        e.activationLimit = 4 << 30
+        #expect(throws: RuntimeError.activationMemory(batch: 1, bytes: 64 * 64 * channels * 4, limit: 4 << 30)) {
+            try e.run(wide.syntheticInputs(batch: 1))
+        }
+        #expect("\(RuntimeError.activationMemory(batch: 1, bytes: 64 * 64 * channels * 4, limit: 4 << 30))"
+            == "a run of 1 image needs 8.6 GB of activation memory; at most 4.3 GB may be taken (the machine's memory)")
+        // Values each within the limit, together past it: the plan's region is what counts.
+        let small = try Executor(graph: model(), engine: engine)
+        let x = try model().syntheticInputs(batch: 2)
+        let planned = try Executor(graph: model(), engine: engine)
+        _ = try planned.run(x)
+        let region = planned.memory.capacity * MemoryLayout<Float>.stride
+        small.activationLimit = region - 64
+        #expect(throws: RuntimeError.activationMemory(batch: 2, bytes: region, limit: region - 64)) { try small.run(x) }
     }
 }
