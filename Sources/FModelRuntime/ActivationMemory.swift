@@ -29,17 +29,18 @@ final class ActivationMemory {
     private var plans: [PlanKey: ArenaPlan] = [:]
     private var region: UnsafeMutableRawPointer?
     private var regionFloats = 0
-    private var mode = Mode.pooled
-    /// Requests of replayed runs that the plan could not serve (for tests).
-    private(set) var misses = 0
-
-    private enum Mode {
-        case pooled
-        /// Each planned buffer's floats and the events at which it was taken and given back.
-        case recording(key: PlanKey, buffers: [(floats: Int, taken: Int, given: Int)], events: Int)
-        /// The plan, the next slot, and the slots the run holds (slot → its range in floats).
-        case replaying(ArenaPlan, next: Int, held: [Int: Range<Int>])
-    }
+    /// The walk being recorded: each planned buffer's floats and the events (one counter) at
+    /// which it was taken and given back.
+    private var recording: (key: PlanKey, buffers: [(floats: Int, taken: Int, given: Int)], events: Int)?
+    /// The run being replayed: its plan, the slot of its next request, and each slot's buffer,
+    /// kept across runs (the region's address is theirs) so that a run allocates no objects.
+    private var replay: (key: PlanKey, plan: ArenaPlan, next: Int, buffers: [Buffer?])?
+    /// The slots the replayed run holds.
+    private var held: [Int] = []
+    /// Each plan's slot buffers between its runs, while the region stays where it is.
+    private var slotBuffers: [PlanKey: [Buffer?]] = [:]
+    /// Requests of replayed runs that the plan could not serve, and slot buffers made (for tests).
+    private(set) var misses = 0, buffersMade = 0
 
     deinit { unmapRegion() }
 
@@ -54,10 +55,11 @@ final class ActivationMemory {
     /// For tests: every buffer of every plan at offset 0, as a plan that does not fit its run.
     func collapsePlansForTests() {
         plans = plans.mapValues { ArenaPlan(offsets: $0.offsets.map { _ in 0 }, sizes: $0.sizes) }
+        slotBuffers = [:]
     }
 
     /// Starts a walk that computes nothing: its buffers are numbers, never memory.
-    func beginRecording(_ key: PlanKey) { mode = .recording(key: key, buffers: [], events: 0) }
+    func beginRecording(_ key: PlanKey) { recording = (key, [], 0) }
 
     /// Starts a run of `key`'s plan (made by a recording), the region grown to hold it.
     func beginReplay(_ key: PlanKey) {
@@ -70,63 +72,65 @@ final class ActivationMemory {
             guard let p, p != MAP_FAILED else { return }  // the run takes pooled buffers
             (region, regionFloats) = (p, plan.floats)
         }
-        mode = .replaying(plan, next: 0, held: [:])
+        let buffers = slotBuffers.removeValue(forKey: key) ?? [Buffer?](repeating: nil, count: plan.offsets.count)
+        replay = (key, plan, 0, buffers)
+        held.removeAll(keepingCapacity: true)
     }
 
     /// Ends a recording (its plan kept) or a replay; requests go to the pool until the next begins.
     func end() {
-        if case .recording(let key, let buffers, _) = mode { plans[key] = ArenaPlan(buffers) }
-        mode = .pooled
+        if let recording { plans[recording.key] = ArenaPlan(recording.buffers) }
+        if let replay, region != nil { slotBuffers[replay.key] = replay.buffers }
+        (recording, replay) = (nil, nil)
     }
 
     /// A buffer for `count` floats: the plan's next one when replaying and its range is free.
     func take(_ count: Int) -> Buffer {
-        switch mode {
-        case .pooled:
-            return pool.take(count)
-        case .recording(let key, var buffers, let events):
-            buffers.append((count, events, Int.max))
-            mode = .recording(key: key, buffers: buffers, events: events + 1)
+        if recording != nil {
+            recording!.buffers.append((count, recording!.events, Int.max))
+            recording!.events += 1
+            let slot = recording!.buffers.count - 1
             // Distinct, aligned, never dereferenced: nothing computes during a recording.
-            return Buffer(arenaSlot: buffers.count - 1, pointer: UnsafeMutablePointer(bitPattern: buffers.count * 64)!, capacity: count)
-        case .replaying(let plan, let slot, var held):
-            defer { mode = .replaying(plan, next: slot + 1, held: held) }
-            if slot < plan.offsets.count, plan.sizes[slot] >= count, let region {
-                let range = plan.offsets[slot]..<(plan.offsets[slot] + plan.sizes[slot])
-                if !held.values.contains(where: { $0.overlaps(range) }) {
-                    held[slot] = range
-                    let pointer = region.assumingMemoryBound(to: Float.self) + range.lowerBound
-                    return Buffer(arenaSlot: slot, pointer: pointer, capacity: plan.sizes[slot])
-                }
-            }
-            misses += 1
-            return pool.take(count)
+            return Buffer(arenaSlot: slot, pointer: UnsafeMutablePointer(bitPattern: (slot + 1) * 64)!, capacity: count)
         }
+        guard replay != nil, let region else { return pool.take(count) }
+        let slot = replay!.next
+        replay!.next += 1
+        let plan = replay!.plan
+        if slot < plan.offsets.count, plan.sizes[slot] >= count {
+            let range = plan.range(slot)
+            if !held.contains(where: { plan.range($0).overlaps(range) }) {
+                held.append(slot)
+                if let b = replay!.buffers[slot] { return b }
+                let b = Buffer(arenaSlot: slot, pointer: region.assumingMemoryBound(to: Float.self) + range.lowerBound, capacity: range.count)
+                replay!.buffers[slot] = b
+                buffersMade += 1
+                return b
+            }
+        }
+        misses += 1
+        return pool.take(count)
     }
 
     /// A buffer outside the plan (see the type's comment).
     func takeUnplanned(_ count: Int) -> Buffer {
-        if case .recording = mode {
-            return Buffer(arenaSlot: -1, pointer: UnsafeMutablePointer(bitPattern: 64)!, capacity: count)
-        }
+        if recording != nil { return Buffer(arenaSlot: -1, pointer: UnsafeMutablePointer(bitPattern: 64)!, capacity: count) }
         return pool.take(count)
     }
 
     /// Gives back a buffer the run no longer needs.
     func give(_ b: Buffer) {
-        switch (mode, b.origin) {
-        case (.recording(let key, var buffers, let events), .arena(let slot)) where slot >= 0:
-            buffers[slot].given = events
-            mode = .recording(key: key, buffers: buffers, events: events + 1)
-        case (.recording, _):
-            break  // a recording's unplanned requests, and real buffers bound into it
-        case (.replaying(let plan, let next, var held), .arena(let slot)):
-            held[slot] = nil
-            mode = .replaying(plan, next: next, held: held)
-        case (_, .heap):
+        switch b.origin {
+        case .arena(let slot) where recording != nil:
+            guard slot >= 0 else { return }  // an unplanned request of the recording
+            recording!.buffers[slot].given = recording!.events
+            recording!.events += 1
+        case .arena(let slot):
+            if let i = held.firstIndex(of: slot) { held.swapAt(i, held.count - 1); held.removeLast() }
+        case .heap where recording == nil:
             pool.give(b)
         default:
-            break
+            break  // borrowed memory, and real buffers bound into a recording
         }
     }
 
@@ -138,6 +142,7 @@ final class ActivationMemory {
 
     private func unmapRegion() {
         if let region { munmap(region, regionFloats * MemoryLayout<Float>.stride) }
+        slotBuffers = [:]
         (region, regionFloats) = (nil, 0)
     }
 }
@@ -173,6 +178,9 @@ struct ArenaPlan {
         }
         self.init(offsets: offsets, sizes: sizes)
     }
+
+    /// Slot `i`'s floats in the region.
+    func range(_ i: Int) -> Range<Int> { offsets[i]..<(offsets[i] + sizes[i]) }
 
     init(offsets: [Int], sizes: [Int]) {
         (self.offsets, self.sizes) = (offsets, sizes)

@@ -238,7 +238,7 @@ public final class Executor: @unchecked Sendable {
         let shapes = try shapes(batch: batch)
         // No value may be larger than the limit (checked before oneDNN sees the shapes); the plan
         // below says what they need together.
-        let largest = segment.map { shapes[program.instructions[$0].output].elementCount! }.max() ?? 0
+        let largest = segment.lazy.map { shapes[program.instructions[$0].output].elementCount! }.max() ?? 0
         try checkActivationBytes(largest * MemoryLayout<Float>.stride, batch: batch)
         let warm = engine != .tiered || !ranOnce[program.fused, default: []].insert(batch).inserted
         // A tiered executor's first native run for a batch size times its float32 convolutions

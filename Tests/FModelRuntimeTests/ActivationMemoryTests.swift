@@ -50,7 +50,8 @@ import Testing
     /// Every request of every run after the first walk comes from its plan — on the GEMM engine
     /// and on the tiered one (its GEMM first run, its trial run, oneDNN chains and residuals
     /// written in place after), float32 or int8 (whose quantized copies are pooled) — the answers
-    /// are the pooled executor's, and the arena holds less.
+    /// are the pooled executor's, the arena holds less, and a run of a kind that ran before
+    /// makes no buffer objects.
     @Test(arguments: [ConvolutionEngine.gemm, .tiered], [false, true])
     func runsTakeTheirPlannedBuffers(engine: ConvolutionEngine, int8: Bool) throws {
         let g = int8 ? try model().quantizing(LayerSelection(), .int8PerChannel) : try model()
@@ -59,10 +60,13 @@ import Testing
         pooled.plansActivations = false
         // The same paths in both (a timed trial could pick differently), so the same answers.
         for e in [planned, pooled] { e.forceTrialVerdict(.native) }
-        for _ in 0..<3 {
+        var made: [Int] = []
+        for _ in 0..<4 {
             let a = try planned.run(x), b = try pooled.run(x)
             for name in g.outputs { #expect(a[name]!.values.elementsEqual(b[name]!.values), "\(name)") }
+            made.append(planned.memory.buffersMade)
         }
+        #expect(made[0] > 0 && made[2] == made[3], "\(made)")
         #expect(planned.memory.misses == 0)
         #expect(planned.workspaceBytes < pooled.workspaceBytes, "\(planned.workspaceBytes) against \(pooled.workspaceBytes) bytes")
     }
