@@ -122,6 +122,23 @@ import Testing
         #expect(FModelCommand.main(arguments: ["inspect", path]) == 0)
     }
 
+    /// A legal model whose run needs more memory than any machine has: eight outputs of 2^31
+    /// floats an image (8.6 GB each), kept to the end, on eight images — each 68.7 GB, 550 GB
+    /// together. `fmodel run` says so and exits 2 before allocating any of it (it trapped in
+    /// allocation before, signal 6), and writes no output.
+    @Test func runsPastTheMachinesMemoryAreRefused() throws {
+        let channels = 1 << 19
+        let outputs = (1...8).map { "w\($0)" }
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 64, 64, 1])], outputs: outputs,
+                      nodes: outputs.map { Node(name: $0, op: .conv2D(ConvAttributes()), inputs: ["x"], params: ["kernel": "k"]) },
+                      tensors: ["k": Tensor([Float](repeating: 0.5, count: channels), shape: [1, 1, 1, channels])])
+        let model = dir + "/huge.fmodel", input = dir + "/x8.npy", out = dir + "/huge_out"
+        try FModelWriter.write(g, to: model)
+        try NPY.write(NPYArray(shape: [8, 64, 64, 1], values: [Float](repeating: 1, count: 8 * 64 * 64)), to: input)
+        #expect(FModelCommand.main(arguments: ["run", model, "--input", input, "--out", out]) == 2)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: out))?.isEmpty ?? true)
+    }
+
     @Test func stripAndOptimize() {
         let stripped = dir + "/stripped.fmodel", optimized = dir + "/opt.fmodel"
         #expect(FModelCommand.main(arguments: ["strip", fixture("facenet_small.h5"), "--layers", "Bottleneck,Bottleneck_BatchNorm,Dropout", "-o", stripped]) == 0)
