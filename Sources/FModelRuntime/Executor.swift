@@ -42,7 +42,10 @@ public final class Executor: @unchecked Sendable {
     /// The most activation memory a run may take, in bytes: a run that would need more is a
     /// `RuntimeError.activationMemory` before anything is allocated (a model may state values of
     /// up to 2^31 floats an image). The machine's physical memory unless set.
-    var activationLimit = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    var activationLimit = Executor.machineMemory
+
+    /// The machine's physical memory, in bytes.
+    public static let machineMemory = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
     /// Batch sizes whose first native run (the convolutions' trials) has been.
     private var measuredBatches: Set<Int> = []
     /// im2col scratch, kept across runs.

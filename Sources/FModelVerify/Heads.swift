@@ -36,7 +36,7 @@ public enum VerifyError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .noHeads(let has): "the model has no age (117), gender (2) and ethnicity (5) outputs; it has \(has.joined(separator: ", ")) (name them with --age-output, --gender-output, --ethnicity-output)"
-        case .inputNotAnImage(let n, let s): "the model's input '\(n)' \(s) is not an RGB image [?,H,W,3]"
+        case .inputNotAnImage(let n, let s): "the model's input '\(n)' \(s) is not an RGB image [?,H,W,3] of sides up to \(ImagePreprocessor.maxSide)"
         }
     }
 }

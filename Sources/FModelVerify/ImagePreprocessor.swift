@@ -13,14 +13,19 @@ public struct ImagePreprocessor: Sendable, Hashable {
 
     /// The preprocessing for `graph`'s one RGB image input, in the mode its metadata records
     /// unless `mode` overrides it.
-    /// - Throws: `VerifyError.inputNotAnImage` when the input is not `[?, H, W, 3]`.
+    /// - Throws: `VerifyError.inputNotAnImage` when the input is not `[?, H, W, 3]` with sides
+    ///   of at most `maxSide` (a face model's are a few hundred; a hostile file's could make each
+    ///   image gigabytes).
     public init(for graph: Graph, mode: Preprocess? = nil) throws(VerifyError) {
         guard graph.inputs.count == 1, let input = graph.inputs.first, input.shape.rank == 4, input.shape[3] == 3,
-              input.shape[1] > 0, input.shape[2] > 0 else {
+              (1...Self.maxSide).contains(input.shape[1]), (1...Self.maxSide).contains(input.shape[2]) else {
             throw .inputNotAnImage(name: graph.inputs.first?.name ?? "?", shape: graph.inputs.first?.shape ?? [])
         }
         self.init(height: input.shape[1], width: input.shape[2], mode: mode ?? graph.metadata.preprocess ?? .prewhiten)
     }
+
+    /// The largest side of a model input images are resized to: 8192 (805 MB of floats an image).
+    public static let maxSide = 8192
 
     /// The input tensor values (HWC float32) for `image`.
     public func callAsFunction(_ image: RGBImage) -> [Float] {

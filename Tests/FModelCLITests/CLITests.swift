@@ -139,6 +139,16 @@ import Testing
         #expect((try? FileManager.default.contentsOfDirectory(atPath: out))?.isEmpty ?? true)
     }
 
+    /// Synthetic inputs that would take more than the machine's memory (2^31 floats an image on
+    /// 4096 images: 35 TB) are refused before they are made: `fmodel bench` exits 2.
+    @Test func syntheticInputsPastTheMachinesMemoryAreRefused() throws {
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 1 << 15, 1 << 15, 2])], outputs: ["p"],
+                      nodes: [Node(name: "p", op: .globalAvgPool(keepDims: false), inputs: ["x"])], tensors: [:])
+        let model = dir + "/wide_input.fmodel"
+        try FModelWriter.write(g, to: model)
+        #expect(FModelCommand.main(arguments: ["bench", model, "--batch", "4096", "--iterations", "1"]) == 2)
+    }
+
     @Test func stripAndOptimize() {
         let stripped = dir + "/stripped.fmodel", optimized = dir + "/opt.fmodel"
         #expect(FModelCommand.main(arguments: ["strip", fixture("facenet_small.h5"), "--layers", "Bottleneck,Bottleneck_BatchNorm,Dropout", "-o", stripped]) == 0)

@@ -1,3 +1,4 @@
+import FModelCore
 import FModelTestSupport
 import FModelVerify
 import Testing
@@ -49,5 +50,20 @@ import Testing
         #expect(flat == [0, 0, 0, 0])  // std clamps at 1/√N, no division by zero
         let p = ImagePreprocessor(height: 2, width: 2, mode: .scale01)(RGBImage(width: 1, height: 1, pixels: [255, 0, 51]))
         #expect(p == [1, 0, 0.2, 1, 0, 0.2, 1, 0, 0.2, 1, 0, 0.2])
+    }
+
+    /// A model input of RGB images up to 8192 on a side is resized to; a larger one (a hostile
+    /// file's: 16384² × 3 floats are 3.2 GB an image) or one that is no image is an error.
+    @Test func modelInputsImagesAreResizedTo() throws {
+        func graph(_ shape: Shape) -> Graph {
+            Graph(inputs: [ValueInfo(name: "x", shape: shape)], outputs: ["p"],
+                  nodes: [Node(name: "p", op: .globalAvgPool(keepDims: false), inputs: ["x"])], tensors: [:])
+        }
+        let face = try ImagePreprocessor(for: graph([-1, 160, 160, 3]))
+        #expect(face.height == 160 && face.width == 160)
+        #expect(try ImagePreprocessor(for: graph([-1, 8192, 100, 3])).height == 8192)
+        for shape: Shape in [[-1, 16384, 16384, 3], [-1, 160, 8193, 3], [-1, 160, 160, 1]] {
+            #expect(throws: VerifyError.inputNotAnImage(name: "x", shape: shape)) { try ImagePreprocessor(for: graph(shape)) }
+        }
     }
 }
