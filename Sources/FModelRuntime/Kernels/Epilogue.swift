@@ -43,15 +43,13 @@ struct Epilogue {
         let measure = measureRange && rest == nil
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * teamSize) { ranges in
             ranges.initialize(repeating: .nan)
-            let run: (UnsafePointer<Float>?) -> Void = { b in
-                parallelFor(rows, grain: max(1, 2 * rowGrain / max(channels, 1))) { range in
-                    let slot = measure ? ranges.baseAddress! + 2 * threadNumber() : nil
-                    fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, columnScale, b, scale,
-                                residual.map { $0 + range.lowerBound * channels }, code, alpha, slot)
-                    if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
-                }
+            let b = bias?.pointer
+            parallelFor(rows, grain: max(1, 2 * rowGrain / max(channels, 1))) { range in
+                let slot = measure ? ranges.baseAddress! + 2 * threadNumber() : nil
+                fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, columnScale, b, scale,
+                            residual.map { $0 + range.lowerBound * channels }, code, alpha, slot)
+                if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
             }
-            run(bias?.pointer)
             guard measure else { return nil }
             var lo = Float.infinity, hi = -Float.infinity
             for t in 0..<teamSize where !ranges[2 * t].isNaN { (lo, hi) = (min(lo, ranges[2 * t]), max(hi, ranges[2 * t + 1])) }
