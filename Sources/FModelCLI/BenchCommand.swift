@@ -53,7 +53,7 @@ struct BenchCommand: ParsableCommand {
         let loadStart = monotonicSeconds()
         let executor = try runtime.executor(try options.load(model))
         let loadSeconds = monotonicSeconds() - loadStart
-        let feeds = try syntheticInputs(executor.graph, batch: batch)
+        let feeds = try executor.graph.syntheticInputs(batch: batch)
         let firstStart = monotonicSeconds()
         _ = try executor.run(feeds)
         let firstOutputAt = monotonicSeconds()

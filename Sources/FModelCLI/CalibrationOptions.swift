@@ -5,18 +5,6 @@ import FModelRuntime
 import FModelVerify
 import Foundation
 
-/// `graph.syntheticInputs(batch:)`, unless they would take more than the machine's memory (a
-/// model may state inputs of 2^31 floats an image).
-/// - Throws: `RuntimeError.activationMemory`.
-func syntheticInputs(_ graph: Graph, batch: Int) throws(RuntimeError) -> [String: FloatTensor] {
-    let floats = graph.inputs.reduce(0) { $0 + $1.shape.withBatch(1).elementCount! }
-    let (bytes, overflow) = floats.multipliedReportingOverflow(by: batch * MemoryLayout<Float>.stride)
-    guard !overflow, bytes <= Executor.machineMemory else {
-        throw .activationMemory(batch: batch, bytes: overflow ? .max : bytes, limit: Executor.machineMemory)
-    }
-    return graph.syntheticInputs(batch: batch)
-}
-
 /// Inputs for measuring what a compression costs: face images from `--data`, or seeded
 /// synthetic inputs without it.
 struct CalibrationOptions: ParsableArguments {
@@ -32,7 +20,7 @@ struct CalibrationOptions: ParsableArguments {
 
     /// The calibration batch for `graph`'s input.
     func inputs(for graph: Graph) throws -> [String: FloatTensor] {
-        guard let data else { return try syntheticInputs(graph, batch: samples) }
+        guard let data else { return try graph.syntheticInputs(batch: samples) }
         let pre = try ImagePreprocessor(for: graph)
         let files = FaceDataset.imageFiles(in: data).prefix(samples)
         guard !files.isEmpty else { throw DatasetError.empty(data) }

@@ -48,12 +48,24 @@ extension Graph {
     }
 
     /// Seeded uniform inputs in [-1, 1] for every graph input, when no data is given.
-    public func syntheticInputs(batch: Int, seed: UInt64 = 42) -> [String: FloatTensor] {
+    /// - Throws: `RuntimeError.activationMemory` when they would take more than the machine's
+    ///   memory (a model may state inputs of 2^31 floats an image), `.unsizedInput` when an input's
+    ///   sizes besides the batch are unknown.
+    public func syntheticInputs(batch: Int, seed: UInt64 = 42) throws(RuntimeError) -> [String: FloatTensor] {
+        var floats = 0
+        for input in inputs {
+            guard let n = input.shape.withBatch(1).elementCount else { throw .unsizedInput(name: input.name, shape: input.shape) }
+            floats += n
+        }
+        let (bytes, overflow) = floats.multipliedReportingOverflow(by: batch * MemoryLayout<Float>.stride)
+        guard !overflow, bytes <= Executor.machineMemory else {
+            throw .activationMemory(batch: batch, bytes: overflow ? .max : bytes, limit: Executor.machineMemory)
+        }
         var state = seed
         var out: [String: FloatTensor] = [:]
         for input in inputs {
             let shape = input.shape.withBatch(batch)
-            let values = (0..<(shape.elementCount ?? 0)).map { _ -> Float in
+            let values = (0..<shape.elementCount!).map { _ -> Float in
                 state = state &* 6364136223846793005 &+ 1442695040888963407
                 return Float(state >> 40) / Float(1 << 24) * 2 - 1
             }

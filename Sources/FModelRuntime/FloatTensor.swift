@@ -33,6 +33,8 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A run's activations would need more memory than the executor may take
     /// (`Executor.activationLimit`: the machine's physical memory unless set).
     case activationMemory(batch: Int, bytes: Int, limit: Int)
+    /// Inputs were to be made up for a model input whose sizes besides the batch are not known.
+    case unsizedInput(name: String, shape: Shape)
 
     public var description: String {
         switch self {
@@ -43,6 +45,7 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .inputValueCount(let n, let s, let c): "input '\(n)' has \(c) values for shape \(s)"
         case .activationMemory(let b, let bytes, let limit):
             "a run of \(b) image\(b == 1 ? "" : "s") needs \(gigabytes(bytes)) of activation memory; at most \(gigabytes(limit)) may be taken (the machine's memory)"
+        case .unsizedInput(let n, let s): "input '\(n)' \(s) has sizes only real data can give; synthetic inputs need them known"
         }
     }
 }

@@ -12,7 +12,7 @@ import Testing
     @Test func keepingEveryUnitIsTheIdentity() throws {
         let g = try model()
         let (pruned, report) = try DensePruner(graph: g, layer: "fc1").prune(keep: 24)
-        let x = g.syntheticInputs(batch: 2)
+        let x = try g.syntheticInputs(batch: 2)
         #expect(try Executor(graph: pruned).run(x) == Executor(graph: g).run(x))
         #expect(report.bytesSaved == 0 && report.consumers == ["fc2"])
     }
@@ -30,7 +30,7 @@ import Testing
     /// With data, the readers are refitted: their outputs move less than without refitting.
     @Test func refittingOnDataMovesOutputsLess() throws {
         let g = try model()
-        let x = g.syntheticInputs(batch: 24, seed: 5)
+        let x = try g.syntheticInputs(batch: 24, seed: 5)
         let plain = try DensePruner(graph: g, layer: "fc1").prune(keep: 12).0
         let (refit, report) = try DensePruner(graph: g, layer: "fc1").prune(keep: 12, inputs: x)
         #expect(report.refitted)

@@ -75,7 +75,7 @@ import Testing
         let back = try FModelReader.read(path: dir + "/q.fmodel")
         #expect(back.tensors.values.filter { $0.dtype == .int8PerChannel }.count == LayerSelection().nodes(in: g).count)
         #expect(back.metadata.passes.last == "quantize_int8")
-        let inputs = g.syntheticInputs(batch: 2)
+        let inputs = try g.syntheticInputs(batch: 2)
         #expect(try g.maxOutputChange(candidate: back, inputs: inputs) < 0.05)
         let errors = try g.layerErrors(candidate: back, nodes: ["Conv2d_1a_3x3", "age"], inputs: inputs)
         #expect(errors.allSatisfy { $0.sqnrDB > 20 && $0.cosine > 0.99 })

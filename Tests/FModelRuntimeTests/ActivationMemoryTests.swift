@@ -55,7 +55,7 @@ import Testing
     @Test(arguments: [ConvolutionEngine.gemm, .tiered], [false, true])
     func runsTakeTheirPlannedBuffers(engine: ConvolutionEngine, int8: Bool) throws {
         let g = int8 ? try model().quantizing(LayerSelection(), .int8PerChannel) : try model()
-        let x = g.syntheticInputs(batch: 2)
+        let x = try g.syntheticInputs(batch: 2)
         let planned = try Executor(graph: g, engine: engine), pooled = try Executor(graph: g, engine: engine)
         pooled.plansActivations = false
         // The same paths in both (a timed trial could pick differently), so the same answers.
@@ -75,7 +75,7 @@ import Testing
     /// rest come from the pool: the answers do not change.
     @Test func aPlanThatDoesNotFitCostsNoAnswer() throws {
         let g = try model()
-        let x = g.syntheticInputs(batch: 2)
+        let x = try g.syntheticInputs(batch: 2)
         let e = try Executor(graph: g, engine: .gemm), pooled = try Executor(graph: g, engine: .gemm)
         pooled.plansActivations = false
         let expected = try pooled.run(x)

@@ -63,7 +63,7 @@ import Testing
     /// Asking for a value inside a fused group runs the unfused program; both give the outputs.
     @Test func fusedAndUnfusedAgree() throws {
         let g = try model()
-        let x = g.syntheticInputs(batch: 2)
+        let x = try g.syntheticInputs(batch: 2)
         let e = try Executor(graph: g, engine: .native)
         let fused = try e.run(x)
         let plain = try e.run(x, outputs: g.outputs + ["Block35_1_Add"])
@@ -80,7 +80,7 @@ import Testing
     /// (on the GEMM path), and the outputs stay within float32's rounding.
     @Test func bf16StaysCloseToFloat() throws {
         let g = try model()
-        let x = g.syntheticInputs(batch: 2)
+        let x = try g.syntheticInputs(batch: 2)
         let f = try Executor(graph: g).run(x)
         let b = try Executor(graph: g, precision: .bf16).run(x)
         var largest: Float = 0
@@ -120,7 +120,7 @@ import Testing
     /// at a time in the process) give what one executor gives.
     @Test func executorsOnSeveralThreadsAgree() throws {
         let g = try model()
-        let x = g.syntheticInputs(batch: 3)
+        let x = try g.syntheticInputs(batch: 3)
         let expected = try Executor(graph: g).run(x)
         let results = ResultSlots(count: 4)
         DispatchQueue.concurrentPerform(iterations: 4) { i in

@@ -22,7 +22,7 @@ import Testing
 
     @Test func firstRunCompilesNothingAndTheSecondAgrees() throws {
         let g = try model()
-        let x = g.syntheticInputs(batch: 2)
+        let x = try g.syntheticInputs(batch: 2)
         let e = try Executor(graph: g)
         #expect(e.engine == .tiered)
         let first = try e.run(x)
@@ -45,7 +45,7 @@ import Testing
     /// theirs, the outputs stay the GEMM engine's, and the third run gives the second's answer.
     @Test(arguments: [ConvPath.gemm, .native, .winograd]) func trialKeepsTheFasterPath(verdict: ConvPath) throws {
         let g = try model()
-        let x = g.syntheticInputs(batch: 2)
+        let x = try g.syntheticInputs(batch: 2)
         let e = try Executor(graph: g)
         e.forceTrialVerdict(verdict)
         _ = try e.run(x)
@@ -193,7 +193,7 @@ import Testing
     /// differently, and a model gives one answer twice.
     @Test func int8RunsTheSameFromTheFirstRun() throws {
         let g = try model().quantizing(LayerSelection(), .int8PerChannel)
-        let x = g.syntheticInputs(batch: 1)
+        let x = try g.syntheticInputs(batch: 1)
         let e = try Executor(graph: g)
         let first = try e.run(x)
         #expect(!tried(e, batch: 1).contains(false))

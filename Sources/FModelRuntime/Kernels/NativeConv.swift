@@ -126,7 +126,7 @@ final class NativeConvolutions: @unchecked Sendable {
                                                        Double(n) / 1e6, Double(g) / 1e6, wino, "\(verdict)").utf8))
         }
         verdicts[batch] = verdict
-        let held = (winogradKernel != nil, windowKernel != nil, primitives[batch * 2] ?? nil != nil)
+        let copiesBefore = copiesHeld(batch: batch)
         // A copy no batch size runs goes.
         if !verdicts.values.contains(.winograd) { winogradKernel = nil }
         if !verdicts.values.contains(.gemm) { windowKernel = nil }
@@ -142,8 +142,14 @@ final class NativeConvolutions: @unchecked Sendable {
         }
         // And its memory back to the system now: malloc keeps what the losers held (it had set
         // the peak of the run that holds the trials, 236-263 MB against 217 for the full model).
-        if held != (winogradKernel != nil, windowKernel != nil, primitives[batch * 2] ?? nil != nil) { fm_release_free_heap() }
+        if copiesHeld(batch: batch) < copiesBefore { fm_release_free_heap() }
         return verdict
+    }
+
+    /// How many of the layer's own copies exist: its Winograd and window kernels and its
+    /// float32 primitive for `batch`.
+    private func copiesHeld(batch: Int) -> Int {
+        [winogradKernel != nil, windowKernel != nil, (primitives[batch * 2] ?? nil) != nil].filter { $0 }.count
     }
 
     /// The primitive for `batch`, made now if this is the first call with it (with its kernel
