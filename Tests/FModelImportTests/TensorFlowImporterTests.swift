@@ -57,7 +57,7 @@ import Testing
     @Test func nodeByNodeReadingIsTheWholeMessage() throws {
         for file in ["tf1_facenet_small.pb", "tf2_keras_frozen.pb"] {
             let whole = try Tensorflow_GraphDef(serializedBytes: try Data(contentsOf: URL(fileURLWithPath: Fixtures.path(file))))
-            #expect(try TensorFlowImporter.graphDef(path: Fixtures.path(file)) == whole, "\(file)")
+            #expect(try TensorFlowImporter.frozenGraph(path: Fixtures.path(file)).message == whole, "\(file)")
         }
         var a = Tensorflow_NodeDef(), b = Tensorflow_NodeDef()
         (a.name, a.op, b.name, b.op, b.input) = ("a", "Placeholder", "b", "Relu", ["a"])
@@ -68,7 +68,7 @@ import Testing
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try #require(FileManager.default.createFile(atPath: dir + "/g.pb", contents: bytes))
-        let read = try TensorFlowImporter.graphDef(path: dir + "/g.pb")
+        let read = try TensorFlowImporter.frozenGraph(path: dir + "/g.pb").message
         #expect(read == (try Tensorflow_GraphDef(serializedBytes: bytes)) && read.node == [a, b] && !read.unknownFields.data.isEmpty)
     }
 
@@ -77,29 +77,78 @@ import Testing
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try #require(FileManager.default.createFile(atPath: dir + "/n.pb", contents: Data([UInt8](repeating: 0, count: 2 * 101).enumerated().map { $0.offset % 2 == 0 ? 0x0A : 0 })))
-        #expect(try TensorFlowImporter.graphDef(path: dir + "/n.pb", maxNodes: 101).node.count == 101)
+        #expect(try TensorFlowImporter.frozenGraph(path: dir + "/n.pb", maxNodes: 101).graphDef.node.count == 101)
         #expect(throws: ImportError.unknownFormat(path: dir + "/n.pb", reason: "not a valid GraphDef protobuf (byte offset 200: more than 100 nodes)")) {
-            try TensorFlowImporter.graphDef(path: dir + "/n.pb", maxNodes: 100)
+            try TensorFlowImporter.frozenGraph(path: dir + "/n.pb", maxNodes: 100)
         }
     }
 
-    /// Once decoded, a weight's bytes leave the parsed message (the lowering keeps the decoded
-    /// tensor): the import does not hold the weights twice through the lowering, and the
-    /// patterns that read small constants from the message still find them (l2Normalize's ε).
-    @Test func decodedWeightsLeaveTheMessage() throws {
+    /// A weight's bytes stay in the file, not in the parsed message, and are decoded from
+    /// there into the tensor the graph keeps: the import never holds the weights twice, and
+    /// the patterns that read small constants from the message still find them (l2Normalize's
+    /// ε). Nor does the lowering keep the decoded weights past their last reader.
+    @Test func weightsStayInTheFile() throws {
         let path = Fixtures.path("tf1_facenet_small.pb")
-        let graphDef = try TensorFlowImporter.graphDef(path: path)
-        let weights = graphDef.node.filter { $0.attr["value"]?.tensor.tensorContent.count ?? 0 >= TFLowering.releasedConstantBytes }
-        #expect(!weights.isEmpty)
-        var lowering = try TFLowering(graphDef, path: path, cut: GraphCut(inputs: ["input:?x64x64x3"]))
+        let frozen = try TensorFlowImporter.frozenGraph(path: path)
+        #expect(!frozen.weights.isEmpty)
+        #expect(frozen.graphDef.node.allSatisfy { $0.attr["value"]?.tensor.tensorContent.count ?? 0 < FrozenGraph.weightBytes })
+        var lowering = try TFLowering(frozen, path: path, cut: GraphCut(inputs: ["input:?x64x64x3"]))
         let g = try lowering.run()
         #expect(g.nodes.contains { $0.op == .l2Normalize(epsilon: 1e-10) })
-        for n in weights { #expect(lowering.nodes[n.name]?.attr["value"]?.tensor.tensorContent.isEmpty == true, "\(n.name)") }
-        // Nor does the lowering keep the decoded weights past their last reader.
         let kept = lowering.memo.filter { $0.value.contains { if case .const(let t) = $0 { t.count * 4 >= TFLowering.releasedConstantBytes } else { false } } }
             .keys.sorted()
         #expect(kept.isEmpty)
-        #expect(lowering.released.count >= weights.count)
+        #expect(lowering.released.count >= frozen.weights.count)
+    }
+
+    /// Where a file gives a weight's content in a way the walk to it does not follow (fields
+    /// repeated, which a protobuf reader merges), the content stays in the message, which is
+    /// still the one swift-protobuf reads whole; where the walk finds it, it is the one read.
+    @Test func weightsRepeatedOrMergedAreReadAsTheWholeMessage() throws {
+        let content = Data((0..<1024).flatMap { withUnsafeBytes(of: Float($0).bitPattern.littleEndian, Array.init) })
+        func tensor(_ c: Data) -> Tensorflow_AttrValue {
+            var t = Tensorflow_TensorProto()
+            t.dtype = .dtFloat
+            t.tensorShape.dim = [.with { $0.size = 1024 }]
+            t.tensorContent = c
+            return .with { $0.tensor = t }
+        }
+        /// Field `number` holding `bytes` (length-delimited).
+        func field(_ number: UInt8, _ bytes: Data) -> Data {
+            var out = Data([number << 3 | 2])
+            var n = bytes.count
+            while n >= 0x80 { out.append(UInt8(n & 0x7F | 0x80)); n >>= 7 }
+            out.append(UInt8(n))
+            return out + bytes
+        }
+        /// A NodeDef's `attr` entry (field 5: key 1, value 2) of serialized AttrValue bytes.
+        func entry(_ key: String, _ value: Data) -> Data { field(5, field(1, Data(key.utf8)) + field(2, value)) }
+        var node = Tensorflow_NodeDef()
+        (node.name, node.op) = ("w", "Const")
+        node.attr["dtype"] = .with { $0.type = .dtFloat }
+        let base = try node.serializedData()
+        let value = try tensor(content).serializedData(), other = try tensor(Data(content.reversed())).serializedData()
+        let cases: [(String, Data, inFile: Bool)] = [
+            ("plain", base + entry("value", value), true),
+            // The map's last entry for a key wins: the walk takes the last.
+            ("value twice", base + entry("value", other) + entry("value", value), true),
+            // Two tensor fields in one value merge: the content is the first's, where the walk does not look.
+            ("tensor merged", base + entry("value", value + (try Tensorflow_AttrValue.with { $0.tensor = .with { $0.dtype = .dtFloat } }.serializedData())), false),
+        ]
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, bytes, inFile) in cases {
+            let file = field(1, bytes)
+            try #require(FileManager.default.createFile(atPath: "\(dir)/\(name).pb", contents: file))
+            let whole = try Tensorflow_GraphDef(serializedBytes: file)
+            let frozen = try TensorFlowImporter.frozenGraph(path: "\(dir)/\(name).pb")
+            #expect(frozen.message == whole, "\(name)")
+            #expect((frozen.weights["w"] != nil) == inFile, "\(name)")
+            #expect(whole.node[0].attr["value"]?.tensor.tensorContent == content, "\(name)")
+            let value = try HostTensor(frozen.graphDef.node[0].attr["value"]!.tensor, content: frozen.content(of: frozen.graphDef.node[0]),
+                                       node: "w", path: name)
+            #expect(value.floats == (0..<1024).map(Float.init), "\(name)")
+        }
     }
 
     @Test func trainingBranchIsRefused() {
@@ -202,7 +251,7 @@ import Testing
             }
             let p = "\(dir)/c\(i).pb"
             try #require(FileManager.default.createFile(atPath: p, contents: Data(bytes)), "the test could not write its input")
-            let ours = try? TensorFlowImporter.graphDef(path: p)
+            let ours = try? TensorFlowImporter.frozenGraph(path: p).message
             if let whole = try? Tensorflow_GraphDef(serializedBytes: Data(bytes)), !whole.node.isEmpty, let ours {
                 #expect(ours == whole, "case \(i)")
                 agreed += 1
@@ -260,3 +309,13 @@ import Testing
     }
 }
 
+extension FrozenGraph {
+    /// The message with the weights put back from the file: what swift-protobuf reads whole.
+    var message: Tensorflow_GraphDef {
+        var g = graphDef
+        for i in g.node.indices {
+            if let bytes = content(of: g.node[i]) { g.node[i].attr["value"]!.tensor.tensorContent = Data(bytes) }
+        }
+        return g
+    }
+}

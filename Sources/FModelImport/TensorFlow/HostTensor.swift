@@ -4,8 +4,29 @@ import FModelCore
 struct HostTensor: Equatable {
     enum Values: Equatable {
         case float([Float])
+        /// Float32 values decoded from raw content (the weights) into the storage the IR
+        /// tensor shares: no second copy, nor a freed array between the graph's tensors.
+        case stored(TensorStorage)
         case int([Int64])
         case bool([Bool])
+
+        static func == (a: Values, b: Values) -> Bool {
+            switch (a, b) {
+            case (.int(let x), .int(let y)): x == y
+            case (.bool(let x), .bool(let y)): x == y
+            case (.float, .float), (.float, .stored), (.stored, .float), (.stored, .stored): a.floats == b.floats
+            default: false
+            }
+        }
+
+        /// The float values (nil for ints and bools).
+        var floats: [Float]? {
+            switch self {
+            case .float(let v): v
+            case .stored(let s): Array(s.bytes.bindMemory(to: Float.self))
+            case .int, .bool: nil
+            }
+        }
     }
 
     var shape: [Int]
@@ -24,32 +45,32 @@ struct HostTensor: Equatable {
     /// Every value as a Double (bools as 0/1).
     var doubles: [Double] {
         switch values {
-        case .float(let v): v.map(Double.init)
+        case .float, .stored: floats.map(Double.init)
         case .int(let v): v.map(Double.init)
         case .bool(let v): v.map { $0 ? 1 : 0 }
         }
     }
 
-    var floats: [Float] {
-        if case .float(let v) = values { return v }
-        return doubles.map(Float.init)
-    }
+    var floats: [Float] { values.floats ?? doubles.map(Float.init) }
 
     /// As integers, saturating (a NaN is 0): a hostile constant does not trap the conversion.
     var ints: [Int] { doubles.map(saturatingInt) }
 
-    var isFloat: Bool { if case .float = values { return true } else { return false } }
+    var isFloat: Bool { values.floats != nil }
 
     /// The single value of a scalar (or one-element) tensor.
     var scalar: Double? { count == 1 ? doubles.first : nil }
 
-    /// As an IR parameter tensor.
-    var tensor: Tensor { Tensor(floats, shape: Shape(shape)) }
+    /// As an IR parameter tensor (decoded weights shared, not copied).
+    var tensor: Tensor {
+        if case .stored(let s) = values { return Tensor(dtype: .f32, shape: Shape(shape), storage: s) }
+        return Tensor(floats, shape: Shape(shape))
+    }
 
     /// The same kind of values, rebuilt from doubles.
     func with(_ doubles: [Double], shape: [Int]) -> HostTensor {
         switch values {
-        case .float: HostTensor(floats: doubles.map(Float.init), shape: shape)
+        case .float, .stored: HostTensor(floats: doubles.map(Float.init), shape: shape)
         case .int: HostTensor(ints: doubles.map { Int64(saturatingInt($0)) }, shape: shape)
         case .bool: HostTensor(shape: shape, values: .bool(doubles.map { $0 != 0 }))
         }
@@ -65,20 +86,33 @@ func saturatingInt(_ d: Double) -> Int {
 }
 
 extension HostTensor {
-    /// Decodes a TensorProto: `tensor_content` (raw little-endian) or the typed value lists, in
-    /// which a shorter list repeats its last value, as TensorFlow reads it.
+    /// Decodes a TensorProto: `tensor_content` (raw little-endian; `content` in its place when
+    /// the bytes were left in the file) or the typed value lists, in which a shorter list
+    /// repeats its last value, as TensorFlow reads it.
     /// - Throws: `ImportError.badConfig` naming `node` when content and shape disagree.
-    init(_ proto: Tensorflow_TensorProto, node: String, path: String) throws(ImportError) {
+    init(_ proto: Tensorflow_TensorProto, content: UnsafeRawBufferPointer? = nil, node: String, path: String) throws(ImportError) {
         let dims = proto.tensorShape.dim.map { Int($0.size) }
         guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 }), let n = Shape(dims).elementCount, n <= 1 << 31 else {
             throw .badConfig(path: path, layer: node, reason: "tensor shape \(dims) is not valid")
         }
         func fail(_ what: String) -> ImportError { .badConfig(path: path, layer: node, reason: what) }
-        let raw = proto.tensorContent
-        func fromRaw<T: FixedWidthInteger>(_: T.Type) throws(ImportError) -> [T]? {
-            guard !raw.isEmpty else { return nil }
-            guard raw.count == n * MemoryLayout<T>.size else { throw fail("tensor_content holds \(raw.count) bytes, shape \(dims) needs \(n * MemoryLayout<T>.size)") }
-            return raw.withUnsafeBytes { b in (0..<n).map { T(littleEndian: b.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) } }
+        let rawCount = content?.count ?? proto.tensorContent.count
+        /// Whether there is raw content, which must hold the shape's values of `size` bytes.
+        func hasRaw(_ size: Int) throws(ImportError) -> Bool {
+            guard rawCount > 0 else { return false }
+            guard rawCount == n * size else { throw fail("tensor_content holds \(rawCount) bytes, shape \(dims) needs \(n * size)") }
+            return true
+        }
+        /// The raw content read as `T`s, each converted: one array, straight from the bytes.
+        func fromRaw<T: FixedWidthInteger, R>(_: T.Type, _ convert: (T) -> R) throws(ImportError) -> [R]? {
+            guard try hasRaw(MemoryLayout<T>.size) else { return nil }
+            func read(_ b: UnsafeRawBufferPointer) -> [R] {
+                [R](unsafeUninitializedCapacity: n) { values, count in
+                    for i in 0..<n { (values.baseAddress! + i).initialize(to: convert(T(littleEndian: b.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)))) }
+                    count = n
+                }
+            }
+            return content.map(read) ?? proto.tensorContent.withUnsafeBytes(read)
         }
         func expand<T>(_ list: [T], _ what: String) throws(ImportError) -> [T] {
             if list.count == n { return list }
@@ -94,22 +128,30 @@ extension HostTensor {
         }
         switch proto.dtype {
         case .dtFloat:
-            if let r = try fromRaw(UInt32.self) { self.init(floats: r.map(Float.init(bitPattern:)), shape: dims) }
+            if try hasRaw(4) {
+                let storage = TensorStorage(floatCount: n) { floats in
+                    func read(_ b: UnsafeRawBufferPointer) {
+                        for i in 0..<n { floats[i] = Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+                    }
+                    if let content { read(content) } else { proto.tensorContent.withUnsafeBytes(read) }
+                }
+                self.init(shape: dims, values: .stored(storage))
+            }
             else { self.init(floats: try expand(proto.floatVal, "float_val"), shape: dims) }
         case .dtDouble:
-            if let r = try fromRaw(UInt64.self) { self.init(floats: r.map { Float(Double(bitPattern: $0)) }, shape: dims) }
+            if let r = try fromRaw(UInt64.self, { Float(Double(bitPattern: $0)) }) { self.init(floats: r, shape: dims) }
             else { self.init(floats: try expand(proto.doubleVal.map(Float.init), "double_val"), shape: dims) }
         case .dtHalf:
-            if let r = try fromRaw(UInt16.self) { self.init(floats: r.map { Float(Float16(bitPattern: $0)) }, shape: dims) }
+            if let r = try fromRaw(UInt16.self, { Float(Float16(bitPattern: $0)) }) { self.init(floats: r, shape: dims) }
             else { self.init(floats: try expand(proto.halfVal.map { Float(Float16(bitPattern: UInt16(truncatingIfNeeded: $0))) }, "half_val"), shape: dims) }
         case .dtInt32:
-            if let r = try fromRaw(UInt32.self) { self.init(ints: r.map { Int64(Int32(bitPattern: $0)) }, shape: dims) }
+            if let r = try fromRaw(UInt32.self, { Int64(Int32(bitPattern: $0)) }) { self.init(ints: r, shape: dims) }
             else { self.init(ints: try expand(proto.intVal.map(Int64.init), "int_val"), shape: dims) }
         case .dtInt64:
-            if let r = try fromRaw(UInt64.self) { self.init(ints: r.map { Int64(bitPattern: $0) }, shape: dims) }
+            if let r = try fromRaw(UInt64.self, { Int64(bitPattern: $0) }) { self.init(ints: r, shape: dims) }
             else { self.init(ints: try expand(proto.int64Val, "int64_val"), shape: dims) }
         case .dtBool:
-            if let r = try fromRaw(UInt8.self) { self.init(shape: dims, values: .bool(r.map { $0 != 0 })) }
+            if let r = try fromRaw(UInt8.self, { $0 != 0 }) { self.init(shape: dims, values: .bool(r)) }
             else { self.init(shape: dims, values: .bool(try expand(proto.boolVal, "bool_val"))) }
         default:
             throw fail("tensors of type \(proto.dtype) are not supported")

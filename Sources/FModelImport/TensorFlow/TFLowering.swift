@@ -5,6 +5,8 @@ import Foundation
 /// lowers what remains to IR nodes.
 struct TFLowering {
     let path: String
+    /// The parsed file, whose weights the Const nodes decode from the mapping.
+    let frozen: FrozenGraph
     private(set) var nodes: [String: Tensorflow_NodeDef]
     let order: [String]
     var builder = GraphBuilder()
@@ -23,8 +25,10 @@ struct TFLowering {
     var notes: [String] = []
     var depth = 0
 
-    init(_ g: Tensorflow_GraphDef, path: String, cut: GraphCut) throws(ImportError) {
+    init(_ frozen: FrozenGraph, path: String, cut: GraphCut) throws(ImportError) {
         self.path = path
+        self.frozen = frozen
+        let g = frozen.graphDef
         var map: [String: Tensorflow_NodeDef] = [:]
         for n in g.node { map[n.name] = n }
         nodes = map
@@ -51,7 +55,7 @@ struct TFLowering {
         for o in outputs where map[TFRef(o).node] == nil { throw .badConfig(path: path, layer: o, reason: "--outputs names a node the graph does not have") }
     }
 
-    /// Constants of this many bytes or more (the weights) leave the message once decoded.
+    /// Decoded constants of this many bytes or more (the weights) leave `memo` after their last reader.
     static let releasedConstantBytes = 4096
 
     /// The fewest data inputs each op reads, checked before any is used.
@@ -166,13 +170,10 @@ struct TFLowering {
             for i in node.input where i.hasPrefix("^") {
                 if case .dead = try value(TFRef(i)) { return [.dead] }
             }
-            let value = try HostTensor(node.attr["value"]?.tensor ?? .init(), node: node.name, path: path)
-            // A weight's bytes go once decoded (`memo` keeps the tensor): the message's copy of
-            // them was held through the whole lowering. Small constants stay for the patterns
-            // that read them from the message (`l2Normalize`'s epsilon).
-            if node.attr["value"]?.tensor.tensorContent.count ?? 0 >= TFLowering.releasedConstantBytes {
-                nodes[node.name]?.attr["value"]?.tensor.tensorContent = Data()
-            }
+            let content = frozen.content(of: node)
+            let value = try HostTensor(node.attr["value"]?.tensor ?? .init(), content: content, node: node.name, path: path)
+            // Decoded (`memo` keeps the tensor), a weight's pages of the file can go.
+            if let content { frozen.file.releasePages(content) }
             return [.const(value)]
         case "Placeholder":
             if node.attr["dtype"]?.type == .dtBool {

@@ -22,24 +22,27 @@ public struct GraphCut: Sendable {
 public enum TensorFlowImporter {
     /// Imports `path`; `notes` collects the choices made (defaults for bool placeholders).
     public static func importModel(path: String, cut: GraphCut = .init(), notes: inout [String]) throws -> Graph {
-        var lowering = try TFLowering(try graphDef(path: path), path: path, cut: cut)
+        var lowering = try TFLowering(try frozenGraph(path: path), path: path, cut: cut)
         let graph = try lowering.run()
         notes += lowering.notes
         return graph
     }
 
     /// The file at `path` parsed, a node at a time: the file is mapped and each `NodeDef` decoded
-    /// from its own bytes, the pages behind it let go as the walk passes them, so the file and
-    /// the message are not both in memory (FaceNet: 94.6 MB of file, 93.7 of message). The
-    /// other top-level fields (versions, library) are decoded together at the end. More than
-    /// `maxNodes` nodes is refused: an empty node is two bytes of file and a hundred of memory,
-    /// so a hostile file of them would ask for gigabytes (FaceNet has 572 nodes).
-    static func graphDef(path: String, maxNodes: Int = 1 << 20) throws(ImportError) -> Tensorflow_GraphDef {
+    /// from its own bytes, the pages behind it let go as the walk passes them. A weight's bytes
+    /// (a Const's `tensor_content` of `FrozenGraph.weightBytes` or more) are not kept in the
+    /// message but found in the file (`FrozenGraph.weights`), from which the lowering decodes
+    /// them: the weights are never in memory twice (FaceNet: 94.6 MB of file, 93.7 of them
+    /// weights). The other top-level fields (versions, library) are decoded together at the
+    /// end. More than `maxNodes` nodes is refused: an empty node is two bytes of file and a
+    /// hundred of memory, so a hostile file of them would ask for gigabytes (FaceNet has 572).
+    static func frozenGraph(path: String, maxNodes: Int = 1 << 20) throws(ImportError) -> FrozenGraph {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .unknownFormat(path: path, reason: "cannot read the file (\(error))") }
         var options = BinaryDecodingOptions()
         options.messageDepthLimit = 63
         var graphDef = Tensorflow_GraphDef()
+        var weights: [String: Range<Int>] = [:]
         var others = Data()
         var wire = WireReader(bytes: file.bytes)
         var released = 0, start = 0
@@ -51,9 +54,15 @@ public enum TensorFlowImporter {
                     guard graphDef.node.count < maxNodes else {
                         throw WireReader.Malformed(offset: start, reason: "more than \(maxNodes) nodes")
                     }
-                    let node = try wire.lengthDelimited()
+                    let bytes = try wire.lengthDelimited()
                     // Each node's bytes copied (a few MB at most): the message keeps nothing of the mapping.
-                    graphDef.node.append(try Tensorflow_NodeDef(serializedBytes: Data(node), options: options))
+                    var node = try Tensorflow_NodeDef(serializedBytes: Data(bytes), options: options)
+                    if let range = FrozenGraph.weight(of: node, in: bytes) {
+                        node.attr["value"]!.tensor.tensorContent = Data()
+                        let at = bytes.baseAddress! - file.bytes.baseAddress!
+                        weights[node.name] = at + range.lowerBound..<at + range.upperBound
+                    }
+                    graphDef.node.append(node)
                 } else {
                     try wire.skip(type)
                     others.append(contentsOf: UnsafeRawBufferPointer(rebasing: file.bytes[start..<wire.offset]))
@@ -74,7 +83,56 @@ public enum TensorFlowImporter {
             throw .unknownFormat(path: path, reason: "not a valid GraphDef protobuf (its fields besides the nodes: \(error))")
         }
         guard !graphDef.node.isEmpty else { throw .unknownFormat(path: path, reason: "the GraphDef has no nodes") }
-        return graphDef
+        return FrozenGraph(graphDef: graphDef, file: file, weights: weights)
+    }
+}
+
+/// A parsed GraphDef whose weights stay in the mapped file.
+struct FrozenGraph {
+    /// The message, without the `tensor_content` of the nodes in `weights`.
+    var graphDef: Tensorflow_GraphDef
+    let file: MappedFile
+    /// Per node, the bytes of its value's `tensor_content` in `file`.
+    let weights: [String: Range<Int>]
+
+    /// Contents of this many bytes or more stay in the file.
+    static let weightBytes = 4096
+
+    /// The content of `node` (a Const) where `weights` has it, else its message's.
+    func content(of node: Tensorflow_NodeDef) -> UnsafeRawBufferPointer? {
+        weights[node.name].map { UnsafeRawBufferPointer(rebasing: file.bytes[$0]) }
+    }
+
+    /// Where in `bytes` (the serialized `node`) its value's `tensor_content` is, when it has
+    /// `weightBytes` or more: the last `value` attr's last tensor's last content, the one a
+    /// protobuf reader keeps, and only if it holds exactly the decoded bytes (a file that
+    /// repeats or merges these fields in other ways keeps its content in the message).
+    static func weight(of node: Tensorflow_NodeDef, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard node.op == "Const", let decoded = node.attr["value"]?.tensor.tensorContent, decoded.count >= weightBytes else { return nil }
+        /// The last length-delimited field `number` of `message` (a range of `bytes`), and whether `accept` took it.
+        func last(_ number: UInt64, in message: Range<Int>, where accept: (Range<Int>) -> Bool = { _ in true }) -> Range<Int>? {
+            var wire = WireReader(bytes: UnsafeRawBufferPointer(rebasing: bytes[message]))
+            var found: Range<Int>?
+            while !wire.atEnd {
+                guard let (field, type) = try? wire.tag() else { return nil }
+                if field == number && type == 2 {
+                    guard let value = try? wire.lengthDelimited() else { return nil }
+                    let at = value.baseAddress.map { $0 - bytes.baseAddress! } ?? message.lowerBound
+                    let range = at..<at + value.count
+                    if accept(range) { found = range }
+                } else if (try? wire.skip(type)) == nil {
+                    return nil
+                }
+            }
+            return found
+        }
+        let isValue: (Range<Int>) -> Bool = { entry in
+            last(1, in: entry).map { Array(bytes[$0]) == Array("value".utf8) } ?? false
+        }
+        guard let entry = last(5, in: 0..<bytes.count, where: isValue), let attr = last(2, in: entry),
+              let tensor = last(8, in: attr), let content = last(4, in: tensor), content.count == decoded.count,
+              decoded.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress! + content.lowerBound, content.count) == 0 }) else { return nil }
+        return content
     }
 }
 
