@@ -143,12 +143,21 @@ import Testing
             let whole = try Tensorflow_GraphDef(serializedBytes: file)
             let frozen = try TensorFlowImporter.frozenGraph(path: "\(dir)/\(name).pb")
             #expect(frozen.message == whole, "\(name)")
-            #expect((frozen.weights["w"] != nil) == inFile, "\(name)")
+            #expect((frozen.weights[0] != nil) == inFile, "\(name)")
             #expect(whole.node[0].attr["value"]?.tensor.tensorContent == content, "\(name)")
-            let value = try HostTensor(frozen.graphDef.node[0].attr["value"]!.tensor, content: frozen.content(of: frozen.graphDef.node[0]),
-                                       node: "w", path: name)
+            let value = try HostTensor(frozen.graphDef.node[0].attr["value"]!.tensor, content: frozen.content(0), node: "w", path: name)
             #expect(value.floats == (0..<1024).map(Float.init), "\(name)")
         }
+        // Of two nodes of one name the lowering reads the last: its value, not the first's weight.
+        var small = node
+        small.attr["value"] = .with { $0.tensor = .with { $0.dtype = .dtFloat; $0.floatVal = [7] } }
+        try #require(FileManager.default.createFile(atPath: dir + "/twice.pb", contents: field(1, base + entry("value", value)) + field(1, try small.serializedData())))
+        let twice = try TensorFlowImporter.frozenGraph(path: dir + "/twice.pb")
+        let twiceWhole = try Tensorflow_GraphDef(serializedBytes: Data(contentsOf: URL(fileURLWithPath: dir + "/twice.pb")))
+        #expect(twice.weights.keys.sorted() == [0] && twice.message == twiceWhole)
+        var lowering = try TFLowering(twice, path: dir + "/twice.pb", cut: GraphCut(outputs: ["w"]))
+        guard case .const(let w) = try lowering.value(TFRef("w")) else { Issue.record("w is not a constant"); return }
+        #expect(w.floats == [7])
     }
 
     @Test func trainingBranchIsRefused() {
@@ -313,9 +322,7 @@ extension FrozenGraph {
     /// The message with the weights put back from the file: what swift-protobuf reads whole.
     var message: Tensorflow_GraphDef {
         var g = graphDef
-        for i in g.node.indices {
-            if let bytes = content(of: g.node[i]) { g.node[i].attr["value"]!.tensor.tensorContent = Data(bytes) }
-        }
+        for (i, range) in weights { g.node[i].attr["value"]!.tensor.tensorContent = Data(file.bytes[range]) }
         return g
     }
 }

@@ -8,6 +8,8 @@ struct TFLowering {
     /// The parsed file, whose weights the Const nodes decode from the mapping.
     let frozen: FrozenGraph
     private(set) var nodes: [String: Tensorflow_NodeDef]
+    /// Per node name, its weight's bytes in the mapping (`FrozenGraph.weights`).
+    let weights: [String: UnsafeRawBufferPointer]
     let order: [String]
     var builder = GraphBuilder()
     var memo: [String: [TFValue]] = [:]
@@ -29,9 +31,11 @@ struct TFLowering {
         self.path = path
         self.frozen = frozen
         let g = frozen.graphDef
-        var map: [String: Tensorflow_NodeDef] = [:]
-        for n in g.node { map[n.name] = n }
+        var map: [String: Tensorflow_NodeDef] = [:], contents: [String: UnsafeRawBufferPointer] = [:]
+        // Of two nodes of one name, the last is the one read: its weight, or none.
+        for (i, n) in g.node.enumerated() { (map[n.name], contents[n.name]) = (n, frozen.content(i)) }
         nodes = map
+        weights = contents
         order = g.node.map(\.name)
         for n in g.node { for i in n.input { pendingReaders[TFRef(i).node, default: 0] += 1 } }
         for spec in cut.inputs {
@@ -170,7 +174,7 @@ struct TFLowering {
             for i in node.input where i.hasPrefix("^") {
                 if case .dead = try value(TFRef(i)) { return [.dead] }
             }
-            let content = frozen.content(of: node)
+            let content = weights[node.name]
             let value = try HostTensor(node.attr["value"]?.tensor ?? .init(), content: content, node: node.name, path: path)
             // Decoded (`memo` keeps the tensor), a weight's pages of the file can go.
             if let content { frozen.file.releasePages(content) }

@@ -42,7 +42,7 @@ public enum TensorFlowImporter {
         var options = BinaryDecodingOptions()
         options.messageDepthLimit = 63
         var graphDef = Tensorflow_GraphDef()
-        var weights: [String: Range<Int>] = [:]
+        var weights: [Int: Range<Int>] = [:]
         var others = Data()
         var wire = WireReader(bytes: file.bytes)
         var released = 0, start = 0
@@ -60,7 +60,7 @@ public enum TensorFlowImporter {
                     if let range = FrozenGraph.weight(of: node, in: bytes) {
                         node.attr["value"]!.tensor.tensorContent = Data()
                         let at = bytes.baseAddress! - file.bytes.baseAddress!
-                        weights[node.name] = at + range.lowerBound..<at + range.upperBound
+                        weights[graphDef.node.count] = at + range.lowerBound..<at + range.upperBound
                     }
                     graphDef.node.append(node)
                 } else {
@@ -92,15 +92,15 @@ struct FrozenGraph {
     /// The message, without the `tensor_content` of the nodes in `weights`.
     var graphDef: Tensorflow_GraphDef
     let file: MappedFile
-    /// Per node, the bytes of its value's `tensor_content` in `file`.
-    let weights: [String: Range<Int>]
+    /// By the node's index in `graphDef.node`, the bytes of its value's `tensor_content` in `file`.
+    let weights: [Int: Range<Int>]
 
     /// Contents of this many bytes or more stay in the file.
     static let weightBytes = 4096
 
-    /// The content of `node` (a Const) where `weights` has it, else its message's.
-    func content(of node: Tensorflow_NodeDef) -> UnsafeRawBufferPointer? {
-        weights[node.name].map { UnsafeRawBufferPointer(rebasing: file.bytes[$0]) }
+    /// The content of node `index` where it was left in the file (nil: the message has it).
+    func content(_ index: Int) -> UnsafeRawBufferPointer? {
+        weights[index].map { UnsafeRawBufferPointer(rebasing: file.bytes[$0]) }
     }
 
     /// Where in `bytes` (the serialized `node`) its value's `tensor_content` is, when it has
