@@ -13,7 +13,9 @@ then, in one run on the same seeded inputs:
   median of several calls after a warm-up; medians of the rounds with min-max, fmodel's achieved
   GFLOP/s, and the ratio fmodel/peer (below 1: fmodel is faster);
 * int8: fmodel's int8 `.fmodel` against TFLite's dynamic-range int8 and ONNX Runtime's dynamic int8;
-* loading: `fmodel bench` reports time from process start to first output and peak RSS;
+* loading: `fmodel bench` reports time from process start to first output and peak RSS, and
+  the resident memory at the first output above the weights and activations; the fixture
+  FaceNet of 40 KB of weights beside the full models shows what of that is the runtime's own;
 * importing: `fmodel import` of the `.h5` and the `.pb` against TensorFlow's `load_model` and
   `ParseFromString` + `import_graph_def` of the same files, with each process's peak RSS.
 
@@ -67,6 +69,16 @@ def build_fmodels():
             subprocess.run([FMODEL, "quantize", f32, "--dtype", "int8", "-o", i8], check=True, capture_output=True)
         paths[name] = (f32, i8)
     return paths
+
+
+def small_fmodel():
+    """The fixture FaceNet (64×64 inputs, 40 KB of weights) as a .fmodel: what its first output
+    holds above the weights and activations is the runtime's own cost, whatever the model."""
+    path = os.path.join(OUT, "small.fmodel")
+    if not os.path.exists(path):
+        subprocess.run([FMODEL, "import", os.path.join(ROOT, "Tests", "Fixtures", "tf1_facenet_small.pb"), "--optimize",
+                        "-o", path, "--inputs", "input:?x64x64x3"], check=True, capture_output=True)
+    return path
 
 
 def facenet_inference_graph():
@@ -273,14 +285,15 @@ def loading(paths, rounds):
         def med(key):
             return statistics.median(o[key] for o in outs)
         first, steady, sampling = med("first_ms"), med("median_ms"), med("baseline_sample_ms")
+        first_rss = statistics.median(o["rss_first_output_mb"] - o["rss_before_load_mb"] for o in outs)
         print(f"  {name:<26} first output {first:7.1f} ms after start ({min(o['first_ms'] for o in outs):.1f}-"
               f"{max(o['first_ms'] for o in outs):.1f}; {first - steady:6.1f} without one steady inference, "
               f"{first - steady - sampling:6.1f} without the benchmark's own /proc sampling, {sampling:.1f} ms), of which the "
               f"first run {med('first_run_ms'):6.1f} ms (steady {steady:.1f}); peak RSS {med('max_rss_mb'):.0f} MB, "
               f"{statistics.median(o['max_rss_mb'] - o['rss_before_load_mb'] for o in outs):.0f} MB above the process "
               f"before loading, for {outs[0]['weight_mb']:.1f} MB of weights + {outs[0]['activation_mb']:.1f} MB of activations; "
-              f"at the first output {statistics.median(o['rss_first_output_mb'] - o['rss_before_load_mb'] for o in outs):.1f} MB "
-              f"above, for the weights + {outs[0]['activation_first_output_mb']:.1f} MB of activations; "
+              f"at the first output {first_rss:.1f} MB above, for the weights + {outs[0]['activation_first_output_mb']:.1f} MB "
+              f"of activations ({first_rss - outs[0]['weight_mb'] - outs[0]['activation_first_output_mb']:.2f} MB over); "
               f"at the end {med('rss_file_mb'):.0f} MB of file pages + {med('rss_anon_mb'):.0f} MB anonymous "
               f"(before loading {med('rss_before_load_mb'):.0f} MB in all)")
         # What loading and the first run added, by kind of mapping (medians over the processes).
@@ -352,7 +365,7 @@ def main():
                                             "ONNX Runtime dynamic int8": ort_runner(peers[m]["int8.onnx"])}, [1], rounds)
     if "loading" not in skip:
         loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
-                 ("FaceNet fp32", fm["facenet"][0])], rounds)
+                 ("FaceNet fp32", fm["facenet"][0]), ("tiny model: the runtime", small_fmodel())], rounds)
     if "import" not in skip:
         importing()
 
