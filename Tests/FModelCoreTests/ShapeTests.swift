@@ -75,4 +75,3 @@ import Testing
         #expect(wide.cost(of: wide.nodes[0], shapes: try wide.inferShapes()).flops == .max)
     }
 }
-

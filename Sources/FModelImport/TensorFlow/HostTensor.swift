@@ -97,6 +97,8 @@ extension HostTensor {
         }
         func fail(_ what: String) -> ImportError { .badConfig(path: path, layer: node, reason: what) }
         let rawCount = content?.count ?? proto.tensorContent.count
+        /// `body` over the raw content, in the file or in the message.
+        func withRaw<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { content.map(body) ?? proto.tensorContent.withUnsafeBytes(body) }
         /// Whether there is raw content, which must hold the shape's values of `size` bytes.
         func hasRaw(_ size: Int) throws(ImportError) -> Bool {
             guard rawCount > 0 else { return false }
@@ -106,13 +108,12 @@ extension HostTensor {
         /// The raw content read as `T`s, each converted: one array, straight from the bytes.
         func fromRaw<T: FixedWidthInteger, R>(_: T.Type, _ convert: (T) -> R) throws(ImportError) -> [R]? {
             guard try hasRaw(MemoryLayout<T>.size) else { return nil }
-            func read(_ b: UnsafeRawBufferPointer) -> [R] {
+            return withRaw { b in
                 [R](unsafeUninitializedCapacity: n) { values, count in
                     for i in 0..<n { (values.baseAddress! + i).initialize(to: convert(T(littleEndian: b.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)))) }
                     count = n
                 }
             }
-            return content.map(read) ?? proto.tensorContent.withUnsafeBytes(read)
         }
         func expand<T>(_ list: [T], _ what: String) throws(ImportError) -> [T] {
             if list.count == n { return list }
@@ -130,10 +131,9 @@ extension HostTensor {
         case .dtFloat:
             if try hasRaw(4) {
                 let storage = TensorStorage(floatCount: n) { floats in
-                    func read(_ b: UnsafeRawBufferPointer) {
+                    withRaw { b in
                         for i in 0..<n { floats[i] = Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
                     }
-                    if let content { read(content) } else { proto.tensorContent.withUnsafeBytes(read) }
                 }
                 self.init(shape: dims, values: .stored(storage))
             }

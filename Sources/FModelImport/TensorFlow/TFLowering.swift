@@ -1,15 +1,16 @@
 import FModelCore
+import FModelFormat
 import Foundation
 
 /// Walks a frozen graph from its outputs, folding constants and resolving Switch/Merge, and
 /// lowers what remains to IR nodes.
 struct TFLowering {
     let path: String
-    /// The parsed file, whose weights the Const nodes decode from the mapping.
-    let frozen: FrozenGraph
     private(set) var nodes: [String: Tensorflow_NodeDef]
-    /// Per node name, its weight's bytes in the mapping (`FrozenGraph.weights`).
+    /// Per node name, its weight's bytes in the mapped file (`FrozenGraph.weights`), decoded from
+    /// there; `file` keeps them mapped and takes their pages back once they are.
     let weights: [String: UnsafeRawBufferPointer]
+    let file: MappedFile
     let order: [String]
     var builder = GraphBuilder()
     var memo: [String: [TFValue]] = [:]
@@ -29,7 +30,7 @@ struct TFLowering {
 
     init(_ frozen: FrozenGraph, path: String, cut: GraphCut) throws(ImportError) {
         self.path = path
-        self.frozen = frozen
+        file = frozen.file
         let g = frozen.graphDef
         var map: [String: Tensorflow_NodeDef] = [:], contents: [String: UnsafeRawBufferPointer] = [:]
         // Of two nodes of one name, the last is the one read: its weight, or none.
@@ -59,8 +60,9 @@ struct TFLowering {
         for o in outputs where map[TFRef(o).node] == nil { throw .badConfig(path: path, layer: o, reason: "--outputs names a node the graph does not have") }
     }
 
-    /// Decoded constants of this many bytes or more (the weights) leave `memo` after their last reader.
-    static let releasedConstantBytes = 4096
+    /// Decoded constants of this many bytes or more (the weights) leave `memo` after their last
+    /// reader: the size from which a constant's bytes are left in the file.
+    static let releasedConstantBytes = FrozenGraph.weightBytes
 
     /// The fewest data inputs each op reads, checked before any is used.
     static let arity: [String: Int] = {
@@ -177,7 +179,7 @@ struct TFLowering {
             let content = weights[node.name]
             let value = try HostTensor(node.attr["value"]?.tensor ?? .init(), content: content, node: node.name, path: path)
             // Decoded (`memo` keeps the tensor), a weight's pages of the file can go.
-            if let content { frozen.file.releasePages(content) }
+            if let content { file.releasePages(content) }
             return [.const(value)]
         case "Placeholder":
             if node.attr["dtype"]?.type == .dtBool {

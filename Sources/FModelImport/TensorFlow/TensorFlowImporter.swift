@@ -109,7 +109,7 @@ struct FrozenGraph {
     /// repeats or merges these fields in other ways keeps its content in the message).
     static func weight(of node: Tensorflow_NodeDef, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
         guard node.op == "Const", let decoded = node.attr["value"]?.tensor.tensorContent, decoded.count >= weightBytes else { return nil }
-        /// The last length-delimited field `number` of `message` (a range of `bytes`), and whether `accept` took it.
+        /// The last length-delimited field `number` of `message` (a range of `bytes`) that `accept` takes.
         func last(_ number: UInt64, in message: Range<Int>, where accept: (Range<Int>) -> Bool = { _ in true }) -> Range<Int>? {
             var wire = WireReader(bytes: UnsafeRawBufferPointer(rebasing: bytes[message]))
             var found: Range<Int>?
@@ -127,7 +127,7 @@ struct FrozenGraph {
             return found
         }
         let isValue: (Range<Int>) -> Bool = { entry in
-            last(1, in: entry).map { Array(bytes[$0]) == Array("value".utf8) } ?? false
+            last(1, in: entry).map { bytes[$0].elementsEqual("value".utf8) } ?? false
         }
         guard let entry = last(5, in: 0..<bytes.count, where: isValue), let attr = last(2, in: entry),
               let tensor = last(8, in: attr), let content = last(4, in: tensor), content.count == decoded.count,
