@@ -21,24 +21,35 @@ public struct FModelCommand: ParsableCommand {
 
     public init() {}
 
+    /// What a command line came to: its exit code (0 success, 1 a check failed, 2 bad input or
+    /// usage) and the message it ends with, if any: help or the version on standard output
+    /// (code 0), otherwise the error on standard error.
+    public struct Outcome: Sendable {
+        public let code: Int32
+        public let message: String?
+    }
+
     /// Parses `arguments` (without the program name), runs the command and returns the exit
-    /// code: 0 success, 1 a check failed, 2 bad input or usage.
+    /// code, having written its final message where it goes.
     public static func main(arguments: [String]) -> Int32 {
+        let outcome = outcome(arguments: arguments)
+        if let message = outcome.message {
+            if outcome.code == 0 { print(message) } else { printError(message) }
+        }
+        return outcome.code
+    }
+
+    /// Runs the command as `main` does, but hands back its final message instead of writing it.
+    public static func outcome(arguments: [String]) -> Outcome {
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
-            return 0
+            return Outcome(code: 0, message: nil)
         } catch let failed as CheckFailed {
-            printError(failed.message)
-            return 1
+            return Outcome(code: 1, message: failed.message)
         } catch {
-            let code = exitCode(for: error)
-            if code == .success {
-                print(fullMessage(for: error))
-                return 0
-            }
-            printError(describe(error))
-            return 2
+            if exitCode(for: error) == .success { return Outcome(code: 0, message: fullMessage(for: error)) }
+            return Outcome(code: 2, message: describe(error))
         }
     }
 

@@ -90,12 +90,12 @@ import Testing
     @Test func badInputsExitTwo() throws {
         let empty = dir + "/empty"
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-        #expect(FModelCommand.main(arguments: ["verify", "--candidate", reference, "--data", empty]) == 2)
-        #expect(FModelCommand.main(arguments: ["verify", "--candidate", reference, "--data", dir + "/missing"]) == 2)
+        expectRefused(["verify", "--candidate", reference, "--data", empty], naming: empty, "no labelled .jpg or .png images")
+        expectRefused(["verify", "--candidate", reference, "--data", dir + "/missing"], naming: dir + "/missing", "not a folder")
         let faces = try makeFaces(count: 2)
-        #expect(FModelCommand.main(arguments: ["verify", "--candidate", Fixtures.path("functional_zoo.h5"), "--data", faces]) == 2)
-        #expect(FModelCommand.main(arguments: ["verify", "--candidate", Fixtures.path("facenet_small.h5"), "--data", faces]) == 2)
-        #expect(FModelCommand.main(arguments: ["verify", "--candidate", reference, "--data", faces, "--strict"]) == 2)
+        expectRefused(["verify", "--candidate", Fixtures.path("functional_zoo.h5"), "--data", faces], naming: "the model's input 'pixels' [?,12,12,4] is not an RGB image")
+        expectRefused(["verify", "--candidate", Fixtures.path("facenet_small.h5"), "--data", faces], naming: "no age (117), gender (2) and ethnicity (5) outputs")
+        expectRefused(["verify", "--candidate", reference, "--data", faces, "--strict"], naming: faces, "not UTKFace names (first: not_a_face_name.jpg", "--strict")
     }
 
     @Test func predictPrintsEachFace() throws {
@@ -104,6 +104,6 @@ import Testing
             .filter { !$0.hasPrefix("30_1_2_20170199") }.map { faces + "/" + $0 }
         #expect(images.count == 2)
         #expect(FModelCommand.main(arguments: ["predict", reference] + images + ["--json"]) == 0)
-        #expect(FModelCommand.main(arguments: ["predict", reference, faces + "/30_1_2_20170199.jpg"]) == 2)
+        expectRefused(["predict", reference, faces + "/30_1_2_20170199.jpg"], naming: "1 of 1 images could not be read")
     }
 }
