@@ -82,16 +82,20 @@ public enum ModelLoader {
                 inner.isolation = nil
                 graph = try isolation.load(path: path, options: inner)
             } else if let hdf5 = options.hdf5 {
+                let hash = SourceHash(path: path)
+                defer { hash.cancel() }
                 graph = try hdf5.importModel(path: path, format: format, configJSON: options.configJSON)
-                try recordSource(path, in: &graph)
+                try recordSource(path, hash: hash, in: &graph)
             } else {
                 throw ImportError.noWorker(path: path)
             }
         case .tensorflowPB:
+            let hash = SourceHash(path: path)
+            defer { hash.cancel() }
             var notes: [String] = []
             graph = try TensorFlowImporter.importModel(path: path, cut: options.graphCut, notes: &notes)
             for n in notes { options.onNote?(n) }
-            try recordSource(path, in: &graph)
+            try recordSource(path, hash: hash, in: &graph)
         }
         if let p = options.preprocess { graph.metadata.preprocess = p }
         graph.metadata.producer = "fmodel \(FModelVersion.current)"
@@ -107,21 +111,23 @@ public enum ModelLoader {
 
     /// Records where an imported graph came from; face models take FaceNet's prewhitening unless
     /// told otherwise.
-    private static func recordSource(_ path: String, in graph: inout Graph) throws(FormatError) {
+    private static func recordSource(_ path: String, hash: SourceHash, in graph: inout Graph) throws(FormatError) {
         graph.metadata.sourceFile = (path as NSString).lastPathComponent
-        graph.metadata.sourceSHA256 = try sha256(path: path)
+        graph.metadata.sourceSHA256 = try hash.value()
         graph.metadata.preprocess = .prewhiten
     }
 
-    /// Hex SHA-256 of a file, streamed in 4 MiB reads (a memory map would count the whole
-    /// file in the process's resident memory).
-    public static func sha256(path: String) throws(FormatError) -> String {
+    /// Hex SHA-256 of a file, streamed in 1 MiB reads (a memory map would count the whole
+    /// file in the process's resident memory). Before each read it asks `continuing`, and
+    /// stops with an error if told not to go on.
+    public static func sha256(path: String, continuing: () -> Bool = { true }) throws(FormatError) -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw .io(path: path, reason: "cannot open") }
         defer { try? handle.close() }
         var hash = SHA256()
         while true {
+            guard continuing() else { throw .io(path: path, reason: "hashing stopped") }
             let chunk: Data
-            do { chunk = try handle.read(upToCount: 4 << 20) ?? Data() } catch { throw .io(path: path, reason: "\(error)") }
+            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch { throw .io(path: path, reason: "\(error)") }
             if chunk.isEmpty { break }
             chunk.withUnsafeBytes { hash.update($0) }
         }
