@@ -5,7 +5,6 @@ import Foundation
 /// the same file on this one, so that the two cores share an import instead of hashing after
 /// it (the hash was 13% of a FaceNet `.pb` import's samples under `perf`).
 final class SourceHash: @unchecked Sendable {
-    private let path: String
     private let done = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var cancelled = false
@@ -13,7 +12,6 @@ final class SourceHash: @unchecked Sendable {
 
     /// Starts hashing `path`.
     init(path: String) {
-        self.path = path
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             let outcome = Result { () throws(FormatError) -> String in
                 try ModelLoader.sha256(path: path, continuing: { [self] in lock.withLock { !cancelled } })
