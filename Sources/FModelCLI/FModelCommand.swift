@@ -117,10 +117,10 @@ struct ModelOptions: ParsableArguments {
         options.graphCut = GraphCut(inputs: inputs.map(Self.list) ?? [], outputs: outputs.map(Self.list) ?? [], sets: sets)
         options.onNote = { printError("note: " + $0) }
         if let config {
-            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
-                throw CLIError(description: "\(config): cannot read the config file")
+            do { options.configJSON = try MappedFile.text(path: config) } catch {
+                if case .io(_, let reason) = error { throw CLIError(description: "\(config): cannot read the config file (\(reason))") }
+                throw error
             }
-            options.configJSON = text
         }
         return options
     }

@@ -13,10 +13,11 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
 
     /// Maps `path` read-only.
-    /// - Throws: `FormatError.io` when the file cannot be opened, sized or mapped.
+    /// - Throws: `FormatError.io` when the file cannot be opened, sized or mapped, or is not a
+    ///   regular file (a FIFO is refused at once: it is opened without blocking).
     public init(path: String) throws(FormatError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: path, reason: Self.errnoText()) }
         defer { close(fd) }
         var st = stat()
@@ -38,6 +39,15 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// The text of the UTF-8 file at `path` (a config or labels file), read through a mapping,
+    /// so that a FIFO or device is refused rather than waited on.
+    /// - Throws: `FormatError.io` as `init(path:)` does, or when the bytes are not UTF-8.
+    public static func text(path: String) throws(FormatError) -> String {
+        let file = try MappedFile(path: path)
+        guard let text = String(validating: file.bytes, as: UTF8.self) else { throw .io(path: path, reason: "not UTF-8 text") }
+        return text
+    }
 }
 
 extension MappedFile: PageReleasing {

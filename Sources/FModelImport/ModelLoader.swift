@@ -46,9 +46,15 @@ public enum ModelLoader {
     public static func detect(path: String) throws(ImportError) -> SourceFormat {
         // POSIX, not FileHandle: Foundation's file and Data code (0.4 MB of pages, measured by
         // `bench --json`) would otherwise be paged in on the way to an .fmodel's first output.
-        let fd = open(path, O_RDONLY)
+        // Without blocking, and only regular files: opening a FIFO for reading would wait for a
+        // writer forever.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw .unknownFormat(path: path, reason: "cannot open the file") }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw .unknownFormat(path: path, reason: "not a regular file")
+        }
         var prefix = [UInt8](repeating: 0, count: 2056)
         let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         prefix.removeLast(prefix.count - max(n, 0))

@@ -1,3 +1,4 @@
+import FModelFormat
 import Foundation
 
 /// Labels of one face: age 0–116, gender 0 male / 1 female, race 0–4.
@@ -100,7 +101,7 @@ public struct FaceDataset: Sendable {
     }
 
     static func readLabels(_ path: String, folder: String) throws(DatasetError) -> [FaceSample] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .badLabelsFile(path: path, line: 0, reason: "cannot read") }
+        guard let text = try? MappedFile.text(path: path) else { throw .badLabelsFile(path: path, line: 0, reason: "cannot read") }
         var out: [FaceSample] = []
         for (i, line) in text.split(whereSeparator: \.isNewline).enumerated() {
             let f = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }

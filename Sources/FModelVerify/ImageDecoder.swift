@@ -1,5 +1,6 @@
 import CPNG
 import CTurboJPEG
+import FModelFormat
 import Foundation
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved.
@@ -38,8 +39,12 @@ public enum ImageDecoder {
 
     /// Reads and decodes the image at `path`.
     public static func decode(path: String) throws(ImageError) -> RGBImage {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path, reason: "no such file or not readable") }
-        return try decode([UInt8](data), path: path)
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch {
+            if case .io(_, let reason) = error { throw .unreadable(path: path, reason: reason) }
+            throw .unreadable(path: path, reason: "\(error)")
+        }
+        return try decode([UInt8](file.bytes), path: path)
     }
 
     /// Decodes image bytes; `path` names them in errors.

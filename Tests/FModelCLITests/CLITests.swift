@@ -86,6 +86,23 @@ import Testing
         #expect((try? FileManager.default.contentsOfDirectory(atPath: dir))?.isEmpty ?? true, "no temporary file left")
     }
 
+    /// A FIFO where a file is expected (a model of any format, a config, an input) is refused at
+    /// once: opening one for reading waits for a writer, and `inspect` of one hung before.
+    @Test func fifosAreRefusedNotWaitedOn() throws {
+        let fifos = ["f.pb", "f.fmodel", "f.h5", "c.json", "x.npy"].map { dir + "/" + $0 }
+        for fifo in fifos { try #require(mkfifo(fifo, 0o600) == 0, "the test could not make its FIFO") }
+        let (model, config) = (fixture("multitask_nested_weights.h5"), dir + "/c.json")
+        let cases: [(arguments: [String], file: String)] = fifos.prefix(3).map { (["inspect", $0], $0) } + [
+            (["import", model, "--config", config, "-o", dir + "/w.fmodel"], config),
+            (["run", fixture("tiny_residual.h5"), "--input", dir + "/x.npy", "--out", dir + "/o"], dir + "/x.npy"),
+        ]
+        for c in cases {
+            guard let outcome = promptly(unblocking: fifos, { FModelCommand.outcome(arguments: c.arguments) }) else { continue }
+            #expect(outcome.code == 2 && outcome.message?.contains("\(c.file)") == true
+                    && outcome.message?.contains("not a regular file") == true, "\(c.arguments): \(outcome.message ?? "")")
+        }
+    }
+
     @Test func usageErrorsExitTwo() {
         expectRefused(["import"], naming: "Missing expected argument '<source>'")
         expectRefused(["frobnicate"], naming: "Unexpected argument 'frobnicate'")

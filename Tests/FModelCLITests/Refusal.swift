@@ -1,4 +1,5 @@
 import FModelCLI
+import Foundation
 import Testing
 
 /// Runs a command line that bad input or usage must stop: it exits 2, and its message names
@@ -9,4 +10,29 @@ func expectRefused(_ arguments: [String], naming parts: String..., sourceLocatio
     let message = outcome.message ?? ""
     #expect(!parts.isEmpty && parts.allSatisfy(message.contains), "the message \"\(message)\" does not name all of \(parts)",
             sourceLocation: sourceLocation)
+}
+
+/// Runs `body` on a thread of its own and waits up to `seconds` for it. If it is still running,
+/// something is waiting on one of `fifos`: each is opened for writing and closed, which lets a
+/// reader blocked on it go on to an end of file, and the test fails instead of hanging.
+func promptly<T: Sendable>(within seconds: Double = 30, unblocking fifos: [String], _ body: @escaping @Sendable () -> T,
+                           sourceLocation: SourceLocation = #_sourceLocation) -> T? {
+    let box = PromptlyBox<T>(), done = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+        box.value = body()
+        done.signal()
+    }
+    guard done.wait(timeout: .now() + seconds) == .timedOut else { return box.value }
+    Issue.record("still waiting after \(seconds) s: a FIFO was waited on", sourceLocation: sourceLocation)
+    for fifo in fifos {
+        let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+        if fd >= 0 { close(fd) }
+    }
+    done.wait()
+    return nil
+}
+
+/// What `promptly`'s thread hands back.
+private final class PromptlyBox<T>: @unchecked Sendable {
+    var value: T?
 }

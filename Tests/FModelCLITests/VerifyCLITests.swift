@@ -83,6 +83,19 @@ import Testing
         #expect(xml.contains(#"failures="2""#))
     }
 
+    /// A FIFO named like a face is an unreadable image, not a wait: verify goes on without it.
+    @Test func aFIFOAmongTheFacesIsUnreadable() throws {
+        let faces = try makeFaces(count: 2)
+        let fifo = faces + "/40_0_1_20170105.jpg"
+        try #require(mkfifo(fifo, 0o600) == 0, "the test could not make its FIFO")
+        let json = dir + "/fifo.json", arguments = ["verify", "--candidate", reference, "--data", faces, "--report", json]
+        let code = promptly(unblocking: [fifo], { FModelCommand.main(arguments: arguments) })
+        #expect(code == 0)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        let unreadable = try #require(report["unreadable_images"] as? [[String: Any]])
+        #expect(unreadable.count == 2 && unreadable.contains { "\($0)".contains("40_0_1_20170105.jpg") && "\($0)".contains("not a regular file") })
+    }
+
     @Test func candidateAloneIsEvaluated() throws {
         #expect(FModelCommand.main(arguments: ["verify", "--candidate", reference, "--data", try makeFaces(count: 3), "--json"]) == 0)
     }
