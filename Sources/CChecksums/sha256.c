@@ -52,6 +52,9 @@ static void blocks_ni(uint32_t state[8], const uint8_t *data, size_t blocks) {
     for (; blocks > 0; blocks--, data += 64) {
         const __m128i abef = s0, cdgh = s1;
         __m128i w[4];
+        /* Unrolled whole, so that w[] stays in registers and each step's K is a constant: as a
+           loop, the message schedule went through the stack and the hash ran at 1.1 GB/s. */
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
             __m128i m;
             if (i < 4) {
