@@ -27,7 +27,7 @@ struct KerasWorker: ParsableCommand {
     var preprocess: Preprocess?
 
     func run() throws {
-        let text = try config.map { try String(contentsOfFile: $0, encoding: .utf8) }
+        let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))
         if optimize {
             for report in GraphPass.runLossless(&graph) { print("  " + report.description) }
