@@ -118,8 +118,7 @@ struct ModelOptions: ParsableArguments {
         options.onNote = { printError("note: " + $0) }
         if let config {
             do { options.configJSON = try MappedFile.text(path: config) } catch {
-                if case .io(_, let reason) = error { throw CLIError(description: "\(config): cannot read the config file (\(reason))") }
-                throw error
+                throw CLIError(description: "\(config): cannot read the config file (\(error.detail))")
             }
         }
         return options

@@ -16,15 +16,26 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A declared size is over the reader's limit.
     case limitExceeded(path: String, what: String, value: Int, limit: Int)
 
-    public var description: String {
+    public var description: String { "\(path): \(detail)" }
+
+    /// The file it is about.
+    public var path: String {
         switch self {
-        case .io(let p, let r): "\(p): \(r)"
-        case .notThisFormat(let p, let e): "\(p): not \(e)"
-        case .unsupportedVersion(let p, let v): "\(p): format version \(v) is not supported (this reader knows version 1)"
-        case .truncated(let p, let o, let n): "\(p): truncated: needs \(n) bytes at byte offset \(o)"
-        case .corrupt(let p, let o, let r): "\(p): corrupt at byte offset \(o): \(r)"
-        case .checksumMismatch(let p, let t, let o): "\(p): tensor '\(t)' at byte offset \(o) fails its CRC-32C checksum"
-        case .limitExceeded(let p, let w, let v, let l): "\(p): \(w) is \(v), over the limit of \(l)"
+        case .io(let p, _), .notThisFormat(let p, _), .unsupportedVersion(let p, _), .truncated(let p, _, _),
+             .corrupt(let p, _, _), .checksumMismatch(let p, _, _), .limitExceeded(let p, _, _, _): p
+        }
+    }
+
+    /// What is wrong, without the path (for a message that names the file its own way).
+    public var detail: String {
+        switch self {
+        case .io(_, let r): r
+        case .notThisFormat(_, let e): "not \(e)"
+        case .unsupportedVersion(_, let v): "format version \(v) is not supported (this reader knows version 1)"
+        case .truncated(_, let o, let n): "truncated: needs \(n) bytes at byte offset \(o)"
+        case .corrupt(_, let o, let r): "corrupt at byte offset \(o): \(r)"
+        case .checksumMismatch(_, let t, let o): "tensor '\(t)' at byte offset \(o) fails its CRC-32C checksum"
+        case .limitExceeded(_, let w, let v, let l): "\(w) is \(v), over the limit of \(l)"
         }
     }
 }

@@ -7,7 +7,9 @@ import Darwin
 
 /// A whole file mapped read-only into memory (`mmap`), unmapped when the last reference goes.
 public final class MappedFile: @unchecked Sendable {
-    /// The file's bytes.
+    /// The file's bytes, mapped while this object lives: a caller that reads them after its
+    /// last use of the object may find them unmapped (Swift ends a lifetime at its last use), so
+    /// one that does not keep the object goes through `withBytes`.
     public let bytes: UnsafeRawBufferPointer
     /// The path it was opened with, for messages.
     public let path: String
@@ -40,12 +42,19 @@ public final class MappedFile: @unchecked Sendable {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 
+    /// `body` over the bytes, the file mapped until it returns (the receiver of a call lives
+    /// through it).
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(bytes)
+    }
+
     /// The text of the UTF-8 file at `path` (a config or labels file), read through a mapping,
     /// so that a FIFO or device is refused rather than waited on.
     /// - Throws: `FormatError.io` as `init(path:)` does, or when the bytes are not UTF-8.
     public static func text(path: String) throws(FormatError) -> String {
-        let file = try MappedFile(path: path)
-        guard let text = String(validating: file.bytes, as: UTF8.self) else { throw .io(path: path, reason: "not UTF-8 text") }
+        guard let text = try MappedFile(path: path).withBytes({ String(validating: $0, as: UTF8.self) }) else {
+            throw .io(path: path, reason: "not UTF-8 text")
+        }
         return text
     }
 }

@@ -20,8 +20,7 @@ public enum NPY {
     /// Reads a float32 (or float64, converted) array.
     /// - Throws: `FormatError` naming the file and byte offset.
     public static func read(path: String) throws(FormatError) -> NPYArray {
-        let file = try MappedFile(path: path)
-        return try parse(file.bytes, path: path)
+        try MappedFile(path: path).withBytes { b throws(FormatError) in try parse(b, path: path) }
     }
 
     /// Parses `.npy` bytes.

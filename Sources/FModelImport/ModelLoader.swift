@@ -44,20 +44,13 @@ public enum SourceFormat: String, Sendable {
 public enum ModelLoader {
     /// Tells the format of `path` from its first bytes (and, for a GraphDef, its extension).
     public static func detect(path: String) throws(ImportError) -> SourceFormat {
-        // POSIX, not FileHandle: Foundation's file and Data code (0.4 MB of pages, measured by
-        // `bench --json`) would otherwise be paged in on the way to an .fmodel's first output.
-        // Without blocking, and only regular files: opening a FIFO for reading would wait for a
-        // writer forever.
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw .unknownFormat(path: path, reason: "cannot open the file") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw .unknownFormat(path: path, reason: "not a regular file")
+        // Through MappedFile (POSIX, not FileHandle: Foundation's file and Data code, 0.4 MB of
+        // pages by `bench --json`, would otherwise be paged in on the way to an .fmodel's first
+        // output), which takes regular files only and does not wait on a FIFO.
+        let prefix: [UInt8]
+        do { prefix = try MappedFile(path: path).withBytes { Array($0.prefix(2056)) } } catch {
+            throw .unknownFormat(path: path, reason: "cannot open the file (\(error.detail))")
         }
-        var prefix = [UInt8](repeating: 0, count: 2056)
-        let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        prefix.removeLast(prefix.count - max(n, 0))
         if prefix.starts(with: FModelLayout.magic) { return .fmodel }
         if hasHDF5Signature(prefix) { return .kerasH5 }
         if prefix.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .keras3 }
@@ -88,20 +81,14 @@ public enum ModelLoader {
                 inner.isolation = nil
                 graph = try isolation.load(path: path, options: inner)
             } else if let hdf5 = options.hdf5 {
-                let hash = SourceHash(path: path)
-                defer { hash.cancel() }
-                graph = try hdf5.importModel(path: path, format: format, configJSON: options.configJSON)
-                try recordSource(path, hash: hash, in: &graph)
+                graph = try recordingSource(path) { try hdf5.importModel(path: path, format: format, configJSON: options.configJSON) }
             } else {
                 throw ImportError.noWorker(path: path)
             }
         case .tensorflowPB:
-            let hash = SourceHash(path: path)
-            defer { hash.cancel() }
             var notes: [String] = []
-            graph = try TensorFlowImporter.importModel(path: path, cut: options.graphCut, notes: &notes)
+            graph = try recordingSource(path) { try TensorFlowImporter.importModel(path: path, cut: options.graphCut, notes: &notes) }
             for n in notes { options.onNote?(n) }
-            try recordSource(path, hash: hash, in: &graph)
         }
         if let p = options.preprocess { graph.metadata.preprocess = p }
         graph.metadata.producer = "fmodel \(FModelVersion.current)"
@@ -115,12 +102,17 @@ public enum ModelLoader {
         return [0, 512, 1024, 2048].contains { prefix.count >= $0 + 8 && prefix[$0..<$0 + 8].elementsEqual(signature) }
     }
 
-    /// Records where an imported graph came from; face models take FaceNet's prewhitening unless
-    /// told otherwise.
-    private static func recordSource(_ path: String, hash: SourceHash, in graph: inout Graph) throws(FormatError) {
+    /// The graph `importing` makes of `path`, with where it came from recorded: the file's name
+    /// and SHA-256, hashed on another thread meanwhile (`SourceHash`). Face models take
+    /// FaceNet's prewhitening unless told otherwise.
+    private static func recordingSource(_ path: String, _ importing: () throws -> Graph) throws -> Graph {
+        let hash = SourceHash(path: path)
+        defer { hash.cancel() }
+        var graph = try importing()
         graph.metadata.sourceFile = (path as NSString).lastPathComponent
         graph.metadata.sourceSHA256 = try hash.value()
         graph.metadata.preprocess = .prewhiten
+        return graph
     }
 
     /// Hex SHA-256 of a file, streamed in 1 MiB reads (a memory map would count the whole

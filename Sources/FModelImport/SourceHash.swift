@@ -7,6 +7,7 @@ import Foundation
 final class SourceHash: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let lock = NSLock()
+    /// Set by `cancel`, read by the hashing thread before each read.
     private var cancelled = false
     private var result: Result<String, FormatError>?
 
@@ -16,7 +17,7 @@ final class SourceHash: @unchecked Sendable {
             let outcome = Result { () throws(FormatError) -> String in
                 try ModelLoader.sha256(path: path, continuing: { [self] in lock.withLock { !cancelled } })
             }
-            lock.withLock { result = outcome }
+            result = outcome  // read only after `done` is signalled
             done.signal()
         }
     }
@@ -26,7 +27,7 @@ final class SourceHash: @unchecked Sendable {
     func value() throws(FormatError) -> String {
         done.wait()
         done.signal()
-        return try lock.withLock { result! }.get()
+        return try result!.get()
     }
 
     /// Stops the hashing at its next read (an import that failed does not need it).

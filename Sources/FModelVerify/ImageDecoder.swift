@@ -39,12 +39,9 @@ public enum ImageDecoder {
 
     /// Reads and decodes the image at `path`.
     public static func decode(path: String) throws(ImageError) -> RGBImage {
-        let file: MappedFile
-        do { file = try MappedFile(path: path) } catch {
-            if case .io(_, let reason) = error { throw .unreadable(path: path, reason: reason) }
-            throw .unreadable(path: path, reason: "\(error)")
-        }
-        return try decode([UInt8](file.bytes), path: path)
+        let bytes: [UInt8]
+        do { bytes = try MappedFile(path: path).withBytes { [UInt8]($0) } } catch { throw .unreadable(path: path, reason: error.detail) }
+        return try decode(bytes, path: path)
     }
 
     /// Decodes image bytes; `path` names them in errors.

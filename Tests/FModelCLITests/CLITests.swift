@@ -98,8 +98,7 @@ import Testing
         ]
         for c in cases {
             guard let outcome = promptly(unblocking: fifos, { FModelCommand.outcome(arguments: c.arguments) }) else { continue }
-            #expect(outcome.code == 2 && outcome.message?.contains("\(c.file)") == true
-                    && outcome.message?.contains("not a regular file") == true, "\(c.arguments): \(outcome.message ?? "")")
+            expectRefusal(outcome, naming: [c.file, "not a regular file"])
         }
     }
 

@@ -56,7 +56,12 @@ struct HostTensor: Equatable {
     /// As integers, saturating (a NaN is 0): a hostile constant does not trap the conversion.
     var ints: [Int] { doubles.map(saturatingInt) }
 
-    var isFloat: Bool { values.floats != nil }
+    var isFloat: Bool {
+        switch values {
+        case .float, .stored: true
+        case .int, .bool: false
+        }
+    }
 
     /// The single value of a scalar (or one-element) tensor.
     var scalar: Double? { count == 1 ? doubles.first : nil }

@@ -102,8 +102,8 @@ extension TFLowering {
             let constFirst: Bool = { if case .const = inputs[0] { return true } else { return false } }()
             if constFirst, node.op == "Sub" || node.op == "RealDiv" { return record(node) }
             let channels = builder.shape(x).last
-            let v = c.floats
             guard c.count == 1 || (c.count == channels && c.shape.last == channels) else { return record(node) }
+            let v = c.floats
             let vector = c.count == 1 ? [Float](repeating: v[0], count: channels) : v
             switch node.op {
             case "Mul" where c.count == 1: return try emit(name, .scale(v[0]), [x], [:])
