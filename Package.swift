@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "fmodel-keras",
             dependencies: [
-                "FModelCore", "FModelFormat", "FModelImport", "FModelKeras", "FModelCompress",
+                "CHDF5", "FModelCore", "FModelFormat", "FModelImport", "FModelKeras", "FModelCompress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

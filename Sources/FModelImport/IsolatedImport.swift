@@ -4,13 +4,17 @@ import Foundation
 
 /// Runs an importer whose C library may crash on a hostile file (libhdf5 does, on some
 /// corruptions) in a child process: the child writes an `.fmodel` to a temporary file, which
-/// this process then reads with the checked `.fmodel` reader. A child that crashes, hangs past
-/// the time limit or fails becomes an `ImportError`, never a crash of the caller.
+/// this process then reads with the checked `.fmodel` reader. A child that crashes, runs past
+/// its `Budget` or the time limit, or fails becomes an `ImportError`, never a crash of the
+/// caller.
 public struct IsolatedImport: Sendable {
     /// The worker executable, `fmodel-keras`.
     public var helper: String
-    /// How long the worker may take before it is killed.
+    /// How long the worker may take before it is killed (a worker blocked, not computing; one
+    /// that computes is held by its CPU budget first).
     public var timeLimit: TimeInterval = 600
+    /// The worker's budget for a source of so many bytes.
+    public var budget: @Sendable (_ sourceBytes: Int) -> Budget = Budget.init(sourceBytes:)
 
     public init(helper: String) { self.helper = helper }
 
@@ -58,11 +62,19 @@ public struct IsolatedImport: Sendable {
             }
             arguments += ["--config", dir + "/config.json"]
         }
-        let (status, message) = try run(arguments, path: path)
-        guard status == 0 else {
-            throw status < 0
-                ? ImportError.unknownFormat(path: path, reason: "the HDF5 library crashed reading this file (signal \(-status)): it is corrupt")
-                : ImportError.worker(message: message.isEmpty ? "\(path): import failed" : message)
+        var info = stat()
+        let budget = budget(stat(path, &info) == 0 ? Int(info.st_size) : 0)
+        let (status, message) = try run(arguments + budget.arguments, path: path)
+        switch status {
+        case 0: return
+        case -SIGXCPU:
+            throw ImportError.limitExceeded(path: path, object: "/", reason:
+                "the HDF5 library was still reading after the import's \(budget.cpuSeconds) s of CPU time for a file of this size: it is corrupt (libhdf5 loops on some corruptions)")
+        case ..<0:
+            let memory = message.contains("failed to allocate") ? ", past the import's \(budget.memoryBytes >> 20) MiB of memory for a file of this size" : ""
+            throw ImportError.unknownFormat(path: path, reason: "the HDF5 library crashed reading this file (signal \(-status)\(memory)): it is corrupt")
+        default:
+            throw ImportError.worker(message: message.isEmpty ? "\(path): import failed" : message)
         }
     }
 
@@ -71,6 +83,8 @@ public struct IsolatedImport: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: helper)
         process.arguments = arguments
+        // A crash is reported by its signal: the Swift runtime's backtrace would only delay it.
+        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.standardOutput  // the passes' reports
@@ -101,4 +115,52 @@ public struct IsolatedImport: Sendable {
 /// The worker's standard error, filled by the reading thread before it signals.
 private final class WorkerOutput: @unchecked Sendable {
     var data = Data()
+}
+
+extension IsolatedImport {
+    /// What the worker may use on one file. libhdf5 trusts the file: on some corruptions it
+    /// loops for ever (a global heap object of size zero), on others it allocates what a
+    /// length field says (a variable-length string of 2 GB). The worker sets these limits on
+    /// itself (`apply`), so such a file ends in an error, not in a hang or gigabytes of memory.
+    public struct Budget: Sendable, Equatable {
+        /// CPU seconds (`RLIMIT_CPU`; past it the worker gets `SIGXCPU`).
+        public var cpuSeconds: Int
+        /// Bytes of heap and other private writable memory (`RLIMIT_DATA`; past it an
+        /// allocation fails).
+        public var memoryBytes: Int
+
+        public init(cpuSeconds: Int, memoryBytes: Int) {
+            (self.cpuSeconds, self.memoryBytes) = (cpuSeconds, memoryBytes)
+        }
+
+        /// 5 s and 256 MiB, plus 1 s for every 10 MB and 4 bytes for every byte of the source:
+        /// the 478 MB multi-task `.h5` takes 1.6 s of CPU and imports within 300 MiB, the
+        /// fixtures within 0.3 s and 48 MiB (debug builds). A file of 4 GB weights in float16
+        /// would need twice its size as float32.
+        public init(sourceBytes: Int) {
+            self.init(cpuSeconds: 5 + sourceBytes / 10_000_000, memoryBytes: (256 << 20) + 4 * sourceBytes)
+        }
+
+        /// The worker's options that carry the budget.
+        public var arguments: [String] { ["--cpu-seconds", "\(cpuSeconds)", "--memory-bytes", "\(memoryBytes)"] }
+
+        /// Limits this process (the worker, before it opens the file) to the budget, and to no
+        /// core file when it is ended for going past it.
+        public func apply() {
+            func limit(_ resource: __rlimit_resource, _ soft: Int, _ hard: Int) {
+                var value = rlimit(rlim_cur: rlim_t(soft), rlim_max: rlim_t(hard))
+                setrlimit(__rlimit_resource_t(resource.rawValue), &value)
+            }
+            limit(RLIMIT_CORE, 0, 0)
+            // The hard limit a little above: SIGXCPU (reported as such), not SIGKILL. A worker
+            // started from a Dispatch thread inherits its blocked signals: SIGXCPU must not be.
+            limit(RLIMIT_CPU, cpuSeconds, cpuSeconds + 5)
+            signal(SIGXCPU, SIG_DFL)
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, SIGXCPU)
+            sigprocmask(SIG_UNBLOCK, &set, nil)
+            limit(RLIMIT_DATA, memoryBytes, memoryBytes)
+        }
+    }
 }

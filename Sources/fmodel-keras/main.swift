@@ -1,4 +1,5 @@
 import ArgumentParser
+import CHDF5
 import FModelCompress
 import FModelCore
 import FModelFormat
@@ -25,8 +26,17 @@ struct KerasWorker: ParsableCommand {
     var optimize = false
     @Option(help: "Input normalisation to record: prewhiten, scale01 or none.")
     var preprocess: Preprocess?
+    @Option(help: "CPU seconds this import may take (fmodel passes its budget for the file).")
+    var cpuSeconds: Int?
+    @Option(help: "Bytes of memory this import may allocate.")
+    var memoryBytes: Int?
 
     func run() throws {
+        if let cpuSeconds, let memoryBytes {
+            // Started by fmodel: limited to its budget for the file, and ending with it.
+            IsolatedImport.Budget(cpuSeconds: cpuSeconds, memoryBytes: memoryBytes).apply()
+            guard fm_end_with_parent() == 0 else { throw ExitCode(2) }
+        }
         let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))
         if optimize {

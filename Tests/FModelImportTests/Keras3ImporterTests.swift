@@ -44,6 +44,21 @@ import Testing
         }
     }
 
+    /// An error in the weights names the `.keras` file, not the temporary copy libhdf5 reads.
+    @Test func weightErrorsNameTheArchive() throws {
+        var data = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
+        let signature = Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A])
+        let at = try #require(data.range(of: signature), "no HDF5 file in the archive").lowerBound
+        data[at + 1] = 0x58  // "\x89XDF…"
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = dir + "/bad.keras"
+        try #require(FileManager.default.createFile(atPath: p, contents: data), "the test could not write its input")
+        #expect(throws: ImportError.unknownFormat(path: p + " (its model.weights.h5)", reason: "not an HDF5 file (no HDF5 signature at byte offset 0)")) {
+            try ModelLoader.load(path: p, options: .inProcess)
+        }
+    }
+
     @Test func namedFunctionLambdaIsRecognisedOnlyAsScaling() throws {
         let scaling = JSONValue.object(["function": .object(["class_name": .string("function"), "config": .string("scaling")]),
                                         "arguments": .object(["scale": .number(0.1)])])

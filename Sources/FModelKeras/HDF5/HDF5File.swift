@@ -6,6 +6,7 @@ import Foundation
 /// A read-only HDF5 file. Every call into libhdf5 goes through this file, and a negative
 /// status becomes an `ImportError` in `check` only.
 final class HDF5File {
+    /// The file as errors name it: its path, or for a copy, what it is a copy of.
     let path: String
     private let id: hid_t
     /// Size of the file on disk, the bound for any size the file declares.
@@ -23,22 +24,23 @@ final class HDF5File {
     }
 
     /// Opens `path` read-only (`H5Fopen`), after checking the signature so that libhdf5 is only
-    /// ever handed files that claim to be HDF5.
-    init(path: String) throws(ImportError) {
-        self.path = path
+    /// ever handed files that claim to be HDF5. Errors name it `name` (e.g. the `.keras` archive
+    /// a temporary copy came from), else `path`.
+    init(path: String, name: String? = nil) throws(ImportError) {
+        self.path = name ?? path
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw .unknownFormat(path: path, reason: "cannot open the file")
+            throw .unknownFormat(path: self.path, reason: "cannot open the file")
         }
         let prefix = [UInt8]((try? handle.read(upToCount: 2056)) ?? Data())
         let end = (try? handle.seekToEnd()) ?? 0
         try? handle.close()
         fileSize = Int(end)
         guard ModelLoader.hasHDF5Signature(prefix) else {
-            throw .unknownFormat(path: path, reason: "not an HDF5 file (no HDF5 signature at byte offset 0)")
+            throw .unknownFormat(path: self.path, reason: "not an HDF5 file (no HDF5 signature at byte offset 0)")
         }
         fm_H5_silence_errors()
         id = H5Fopen(path, fm_H5F_ACC_RDONLY(), fm_H5P_DEFAULT())
-        guard id >= 0 else { throw .hdf5(path: path, object: "/", reason: "cannot open (truncated or corrupt HDF5 file)") }
+        guard id >= 0 else { throw .hdf5(path: self.path, object: "/", reason: "cannot open (truncated or corrupt HDF5 file)") }
     }
 
     deinit { H5Fclose(id) }
@@ -152,9 +154,13 @@ final class HDF5File {
         let d = try check(H5Dopen2(id, object, fm_H5P_DEFAULT()), object, "H5Dopen2")
         defer { H5Dclose(d) }
         let type = try check(H5Dget_type(d), object, "H5Dget_type")
-        let cls = H5Tget_class(type)
+        let (cls, size) = (H5Tget_class(type), H5Tget_size(type))
         H5Tclose(type)
         guard cls == H5T_FLOAT || cls == H5T_INTEGER else { throw .hdf5(path: path, object: object, reason: "is not numeric") }
+        // libhdf5 would allocate a conversion buffer of such elements.
+        guard (1...8).contains(size) else {
+            throw .limitExceeded(path: path, object: object, reason: "declares \(size)-byte numbers (at most 8)")
+        }
         let shape = try dims(d, object)
         var count = 1
         for s in shape {

@@ -24,7 +24,7 @@ enum Keras3Importer {
             throw ImportError.unknownFormat(path: path, reason: "cannot write a temporary copy of the weights to \(dir)")
         }
         return try HDF5File.withLibrary {
-            let file = try HDF5File(path: h5)
+            let file = try HDF5File(path: h5, name: path + " (its model.weights.h5)")
             let source = try Keras3Weights(file: file, model: model, path: path)
             var lowering = KerasLowering(path: path, weights: source)
             let outputs = try lowering.lowerTopLevel(model)
