@@ -6,19 +6,7 @@ import CChecksums
 public enum CRC32C {
     private static let hardware = fm_crc32c_hardware_available() != 0
 
-    /// Eight 256-entry tables, back to back: table k at `k * 256`.
-    private static let table: [UInt32] = {
-        var t = [UInt32](repeating: 0, count: 8 * 256)
-        for i in 0..<256 {
-            var c = UInt32(i)
-            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-            t[i] = c
-        }
-        for k in 1..<8 {
-            for i in 0..<256 { t[k * 256 + i] = (t[(k - 1) * 256 + i] >> 8) ^ t[Int(t[(k - 1) * 256 + i] & 0xFF)] }
-        }
-        return t
-    }()
+    private static let table = SlicingCRC(reflectedPolynomial: 0x82F6_3B78)
 
     /// The checksum of `bytes`.
     public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
@@ -27,7 +15,42 @@ public enum CRC32C {
     }
 
     /// The table-driven form, also used where the CPU lacks SSE4.2.
-    static func software(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    static func software(_ bytes: UnsafeRawBufferPointer) -> UInt32 { table.checksum(bytes) }
+
+    /// The checksum of a byte array.
+    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { checksum($0) }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zip archives record for each entry.
+public enum CRC32 {
+    private static let table = SlicingCRC(reflectedPolynomial: 0xEDB8_8320)
+
+    /// The checksum of `bytes`.
+    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { table.checksum(bytes) }
+}
+
+/// A reflected 32-bit CRC, slicing by 8 bytes: eight 256-entry tables computed once.
+struct SlicingCRC: Sendable {
+    /// Eight 256-entry tables, back to back: table k at `k * 256`.
+    private let table: [UInt32]
+
+    init(reflectedPolynomial polynomial: UInt32) {
+        var t = [UInt32](repeating: 0, count: 8 * 256)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ polynomial : c >> 1 }
+            t[i] = c
+        }
+        for k in 1..<8 {
+            for i in 0..<256 { t[k * 256 + i] = (t[(k - 1) * 256 + i] >> 8) ^ t[Int(t[(k - 1) * 256 + i] & 0xFF)] }
+        }
+        table = t
+    }
+
+    /// The checksum of `bytes` (initial value and final inversion all ones).
+    func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         table.withUnsafeBufferPointer { t in
             var i = 0
@@ -47,10 +70,5 @@ public enum CRC32C {
             }
         }
         return ~crc
-    }
-
-    /// The checksum of a byte array.
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBytes { checksum($0) }
     }
 }

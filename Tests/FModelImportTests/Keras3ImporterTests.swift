@@ -50,12 +50,48 @@ import Testing
         let signature = Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A])
         let at = try #require(data.range(of: signature), "no HDF5 file in the archive").lowerBound
         data[at + 1] = 0x58  // "\x89XDF…"
+        try Self.restampChecksum(&data, entry: "model.weights.h5")
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = dir + "/bad.keras"
         try #require(FileManager.default.createFile(atPath: p, contents: data), "the test could not write its input")
         #expect(throws: ImportError.unknownFormat(path: p + " (its model.weights.h5)", reason: "not an HDF5 file (no HDF5 signature at byte offset 0)")) {
             try ModelLoader.load(path: p, options: .inProcess)
+        }
+    }
+
+    /// Records the CRC-32 of the stored `entry`'s bytes as they now are, in its central
+    /// directory record (which the reader checks) and its local header.
+    static func restampChecksum(_ data: inout Data, entry: String) throws {
+        let name = try #require(data.range(of: Data(entry.utf8), options: .backwards), "no \(entry) in the archive")
+        let record = name.lowerBound - 46
+        func u32(_ o: Int) -> Int { Int(data[o]) | Int(data[o + 1]) << 8 | Int(data[o + 2]) << 16 | Int(data[o + 3]) << 24 }
+        func u16(_ o: Int) -> Int { Int(data[o]) | Int(data[o + 1]) << 8 }
+        try #require(u32(record) == 0x0201_4B50, "\(entry) is not named by a central directory record")
+        let local = u32(record + 42), size = u32(record + 20)
+        let start = local + 30 + u16(local + 26) + u16(local + 28)
+        let crc = data[start..<(start + size)].withUnsafeBytes { CRC32.checksum($0) }
+        for o in [record + 16, local + 14] {
+            for k in 0..<4 { data[o + k] = UInt8(truncatingIfNeeded: crc >> (8 * k)) }
+        }
+    }
+
+    /// A byte changed inside the stored weights fails the entry's CRC-32: it would otherwise
+    /// import as a different weight, since HDF5 keeps no checksum of its data.
+    @Test func changedWeightBytesFailTheirChecksum() throws {
+        var data = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
+        let signature = Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A])
+        let at = try #require(data.range(of: signature), "no HDF5 file in the archive").lowerBound
+        data[data.count - 4096] ^= 0x01
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = dir + "/flipped.keras"
+        try #require(FileManager.default.createFile(atPath: p, contents: data), "the test could not write its input")
+        #expect {
+            try ModelLoader.load(path: p, options: .inProcess)
+        } throws: { error in
+            "\(error)".hasPrefix(p + ": zip: model.weights.h5 fails its CRC-32 (the archive records 0x")
+                && "\(error)".hasSuffix("at byte offset \(at)")
         }
     }
 

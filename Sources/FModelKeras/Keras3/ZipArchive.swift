@@ -2,7 +2,8 @@ import FModelFormat
 import FModelImport
 
 /// The stored (uncompressed) entries of a zip archive, as Keras 3 writes `.keras` files. Every
-/// offset and size is checked against the file before it is used.
+/// offset and size is checked against the file before it is used, and every stored entry
+/// against its CRC-32.
 struct ZipArchive {
     let file: MappedFile
     /// Entry name → byte range of its data in the file.
@@ -34,7 +35,15 @@ struct ZipArchive {
             guard local + 30 <= b.count, u32(local) == 0x0403_4B50 else { throw fail(local, "bad local header for \(name)") }
             let start = local + 30 + u16(local + 26) + u16(local + 28)
             guard start + size <= b.count else { throw fail(start, "\(name) runs past the end of the file") }
-            if method == 0 { entries[name] = start..<(start + size) }
+            if method == 0 {
+                // Stored bytes are checked as they are taken: a flipped bit in a weight would
+                // otherwise import as a different weight.
+                let (recorded, computed) = (UInt32(u32(o + 16)), CRC32.checksum(UnsafeRawBufferPointer(rebasing: b[start..<(start + size)])))
+                guard computed == recorded else {
+                    throw fail(start, "\(name) fails its CRC-32 (the archive records \(hex(recorded)), its bytes give \(hex(computed)))")
+                }
+                entries[name] = start..<(start + size)
+            }
             o += 46 + nameLength + extra + comment
         }
     }
@@ -44,3 +53,5 @@ struct ZipArchive {
         entries[name].map { UnsafeRawBufferPointer(rebasing: file.bytes[$0]) }
     }
 }
+
+private func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16, uppercase: true) }
