@@ -8,6 +8,8 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
     case missing(path: String, object: String, what: String)
     /// The Keras model config cannot be understood.
     case badConfig(path: String, layer: String?, reason: String)
+    /// A TensorFlow graph, or the options naming its nodes, cannot be understood.
+    case badGraph(path: String, node: String?, reason: String)
     /// A layer class fmodel does not lower.
     case unsupportedLayer(path: String, layer: String, className: String)
     /// A Lambda layer that is not a recognised residual scaling.
@@ -31,6 +33,7 @@ public enum ImportError: Error, Equatable, Sendable, CustomStringConvertible {
         case .hdf5(let p, let o, let r): "\(p): HDF5 object '\(o)': \(r)"
         case .missing(let p, let o, let w): "\(p): '\(o)' has no \(w)"
         case .badConfig(let p, let l, let r): "\(p): model config\(l.map { ", layer '\($0)'" } ?? ""): \(r)"
+        case .badGraph(let p, let n, let r): "\(p): \(n.map { "node '\($0)': " } ?? "")\(r)"
         case .unsupportedLayer(let p, let l, let c): "\(p): layer '\(l)' is a \(c), which fmodel does not support"
         case .unsupportedLambda(let p, let l, let s): "\(p): Lambda layer '\(l)' is not a residual scaling (x * scale): \(s)"
         case .missingWeight(let p, let l, let w): "\(p): layer '\(l)' needs weight '\(w)', which the file does not hold"

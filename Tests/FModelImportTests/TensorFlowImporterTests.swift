@@ -199,8 +199,8 @@ import Testing
     @Test func tensorContentMismatchNamesTheNode() {
         do {
             _ = try load("bad/tensor_content_mismatch.pb", inputs: "input:?x64x64x3")
-        } catch let ImportError.badConfig(_, layer, reason) {
-            #expect(layer != nil && reason.contains("tensor_content"))
+        } catch let ImportError.badGraph(_, node, reason) {
+            #expect(node != nil && reason.contains("tensor_content"))
         } catch {
             Issue.record("\(error)")
         }

@@ -94,13 +94,13 @@ extension HostTensor {
     /// Decodes a TensorProto: `tensor_content` (raw little-endian; `content` in its place when
     /// the bytes were left in the file) or the typed value lists, in which a shorter list
     /// repeats its last value, as TensorFlow reads it.
-    /// - Throws: `ImportError.badConfig` naming `node` when content and shape disagree.
+    /// - Throws: `ImportError.badGraph` naming `node` when content and shape disagree.
     init(_ proto: Tensorflow_TensorProto, content: UnsafeRawBufferPointer? = nil, node: String, path: String) throws(ImportError) {
         let dims = proto.tensorShape.dim.map { Int($0.size) }
         guard dims.count <= 8, dims.allSatisfy({ $0 >= 0 }), let n = Shape(dims).elementCount, n <= 1 << 31 else {
-            throw .badConfig(path: path, layer: node, reason: "tensor shape \(dims) is not valid")
+            throw .badGraph(path: path, node: node, reason: "tensor shape \(dims) is not valid")
         }
-        func fail(_ what: String) -> ImportError { .badConfig(path: path, layer: node, reason: what) }
+        func fail(_ what: String) -> ImportError { .badGraph(path: path, node: node, reason: what) }
         let rawCount = content?.count ?? proto.tensorContent.count
         /// `body` over the raw content, in the file or in the message.
         func withRaw<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { content.map(body) ?? proto.tensorContent.withUnsafeBytes(body) }

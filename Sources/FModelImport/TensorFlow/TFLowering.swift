@@ -41,23 +41,23 @@ struct TFLowering {
         for n in g.node { for i in n.input { pendingReaders[TFRef(i).node, default: 0] += 1 } }
         for spec in cut.inputs {
             let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-            guard map[parts[0]] != nil else { throw .badConfig(path: path, layer: parts[0], reason: "--inputs names a node the graph does not have") }
+            guard map[parts[0]] != nil else { throw .badGraph(path: path, node: parts[0], reason: "--inputs names a node the graph does not have") }
             inputSpecs[parts[0]] = try parts.count > 1 ? Self.shape(parts[1], path: path) : nil
         }
         for s in cut.sets {
             let kv = s.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, map[kv[0]] != nil else { throw .badConfig(path: path, layer: kv.first, reason: "--set wants NAME=VALUE with a node of the graph") }
+            guard kv.count == 2, map[kv[0]] != nil else { throw .badGraph(path: path, node: kv.first, reason: "--set wants NAME=VALUE with a node of the graph") }
             switch kv[1].lowercased() {
             case "true": sets[kv[0]] = HostTensor(shape: [], values: .bool([true]))
             case "false": sets[kv[0]] = HostTensor(shape: [], values: .bool([false]))
             default:
-                guard let v = Float(kv[1]) else { throw .badConfig(path: path, layer: kv[0], reason: "--set value '\(kv[1])' is not true, false or a number") }
+                guard let v = Float(kv[1]) else { throw .badGraph(path: path, node: kv[0], reason: "--set value '\(kv[1])' is not true, false or a number") }
                 sets[kv[0]] = HostTensor(floats: [v], shape: [])
             }
         }
         outputs = cut.outputs.isEmpty ? Self.sinks(g) : cut.outputs
         outputNodes = Set(outputs.map { TFRef($0).node })
-        for o in outputs where map[TFRef(o).node] == nil { throw .badConfig(path: path, layer: o, reason: "--outputs names a node the graph does not have") }
+        for o in outputs where map[TFRef(o).node] == nil { throw .badGraph(path: path, node: o, reason: "--outputs names a node the graph does not have") }
     }
 
     /// Decoded constants of this many bytes or more (the weights) leave `memo` after their last
@@ -87,7 +87,7 @@ struct TFLowering {
 
     static func shape(_ s: String, path: String) throws(ImportError) -> Shape {
         let dims = s.split(whereSeparator: { $0 == "x" || $0 == "," }).map { $0 == "?" || $0 == "-1" ? -1 : Int($0) ?? -2 }
-        guard !dims.isEmpty, dims.allSatisfy({ $0 >= -1 && $0 != 0 }) else { throw .badConfig(path: path, layer: nil, reason: "shape '\(s)' is not like 1x160x160x3") }
+        guard !dims.isEmpty, dims.allSatisfy({ $0 >= -1 && $0 != 0 }) else { throw .badGraph(path: path, node: nil, reason: "shape '\(s)' is not like 1x160x160x3") }
         return Shape(dims)
     }
 
@@ -99,7 +99,7 @@ struct TFLowering {
         return g.node.filter { !read.contains($0.name) && !ignored.contains($0.op) }.map(\.name)
     }
 
-    func fail(_ node: String, _ reason: String) -> ImportError { .badConfig(path: path, layer: node, reason: reason) }
+    func fail(_ node: String, _ reason: String) -> ImportError { .badGraph(path: path, node: node, reason: reason) }
 
     // MARK: - Driver
 
