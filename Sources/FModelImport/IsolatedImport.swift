@@ -13,8 +13,6 @@ public struct IsolatedImport: Sendable {
     /// How long the worker may take before it is killed (a worker blocked, not computing; one
     /// that computes is held by its CPU budget first).
     public var timeLimit: TimeInterval = 600
-    /// The worker's budget for a source of so many bytes.
-    public var budget: @Sendable (_ sourceBytes: Int) -> Budget = Budget.init(sourceBytes:)
 
     public init(helper: String) { self.helper = helper }
 
@@ -63,7 +61,7 @@ public struct IsolatedImport: Sendable {
             arguments += ["--config", dir + "/config.json"]
         }
         var info = stat()
-        let budget = budget(stat(path, &info) == 0 ? Int(info.st_size) : 0)
+        let budget = Budget(sourceBytes: stat(path, &info) == 0 ? Int(info.st_size) : 0)
         let (status, message) = try run(arguments + budget.arguments, path: path)
         switch status {
         case 0: return

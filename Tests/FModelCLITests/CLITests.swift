@@ -90,7 +90,7 @@ import Testing
     /// Files on which libhdf5 itself misbehaves (found by fuzzing the importer) end in an
     /// error within the import worker's budget: on one it loops for ever, on the other it
     /// allocates 2 GB for one weight name (which imported, before the budget, in 24 s with
-    /// 4.2 GB resident). No worker is left behind, and none grew past 512 MB.
+    /// 4.2 GB resident). No worker grew past 512 MB.
     @Test func libhdf5MisbehavingEndsWithinTheWorkersBudget() {
         let out = dir + "/bad.fmodel"
         expectRefused(["import", fixture("bad/vlen_length.h5"), "-o", out],
