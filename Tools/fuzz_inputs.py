@@ -7,7 +7,9 @@ that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of byt
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
 Needs a release build (`swift build -c release`) and nothing else (no TensorFlow). Not part of
-the tests: it takes minutes. The cases it found are kept as fixtures (Tests/Fixtures/bad/:
+the tests: it takes minutes. Its inputs: the Keras, TensorFlow and .npy fixtures, an .fmodel
+imported from one, and a PNG it writes (libpng's path; the checked-in fixtures hold no image).
+The cases it found are kept as fixtures (Tests/Fixtures/bad/:
 global_heap_loop.h5, vlen_length.h5, huge_element.h5) with tests of their own. Exits 1 when a
 case ended badly; those are copied to --keep.
 """
@@ -22,14 +24,30 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
 FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
 
 
+def write_png(path, width=48, height=40):
+    """A seeded RGB gradient as a PNG (zlib and struct only: the faces under ../shared are not
+    the project's to copy, and the repository holds no image)."""
+    rows = b"".join(b"\x00" + bytes((x * 5 + y * 3) % 256 for x in range(width) for _ in range(3)) for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 def targets(work):
     """(name, file to mutate, command line with {} for the mutated copy)."""
+    image = os.path.join(work, "gradient.png")
+    write_png(image)
     tiny = os.path.join(work, "tiny.fmodel")
     subprocess.run([FMODEL, "import", f"{FIXTURES}/tiny_residual.h5", "-o", tiny], check=True, capture_output=True)
     out = os.path.join(work, "out")
@@ -42,6 +60,7 @@ def targets(work):
          ["run", "{}", "--inputs", "input:?x64x64x3", "--input", f"{FIXTURES}/tf1_facenet_small.input.npy", "--out", out]),
         ("tiny.fmodel", tiny, ["run", "{}", "--input", f"{FIXTURES}/tiny_residual.input.npy", "--out", out]),
         ("input.npy", f"{FIXTURES}/tiny_residual.input.npy", ["run", tiny, "--input", "{}", "--out", out]),
+        ("gradient.png", image, ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
     ]
 
 
