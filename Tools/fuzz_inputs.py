@@ -17,7 +17,6 @@ import argparse
 import collections
 import os
 import random
-import resource
 import shutil
 import struct
 import subprocess

@@ -30,6 +30,19 @@ import Testing
         #expect(Date().timeIntervalSince(start) < 10)
     }
 
+    /// A worker killed after the Swift runtime reported a failed allocation ran past its memory
+    /// budget: the message names the file and the budget for its size (tiny_residual.h5:
+    /// 256 MiB). (A stand-in cannot end by SIGXCPU or SIGABRT here: the test's threads block
+    /// them, and a child inherits that; `CLITests` has the real worker loop in libhdf5.)
+    @Test func workerPastItsMemoryBudget() throws {
+        let script = try worker("echo 'Fatal error: failed to allocate 2139062143 bytes' >&2\nkill -KILL $$\n")
+        let path = Fixtures.path("tiny_residual.h5")
+        #expect(throws: ImportError.unknownFormat(path: path, reason:
+            "the HDF5 library crashed reading this file (signal 9, past the import's 256 MiB of memory for a file of this size): it is corrupt")) {
+            try IsolatedImport(helper: script).load(path: path, options: ImportOptions())
+        }
+    }
+
     /// A worker that fails passes on its message.
     @Test func failingWorkerMessageIsKept() throws {
         let script = try worker("echo 'error: x.h5: something specific' >&2\nexit 2\n")

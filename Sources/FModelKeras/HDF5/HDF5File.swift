@@ -1,5 +1,6 @@
 import CHDF5
 import FModelCore
+import FModelFormat
 import FModelImport
 import Foundation
 
@@ -28,13 +29,10 @@ final class HDF5File {
     /// a temporary copy came from), else `path`.
     init(path: String, name: String? = nil) throws(ImportError) {
         self.path = name ?? path
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw .unknownFormat(path: self.path, reason: "cannot open the file")
+        let prefix: [UInt8]
+        do { (prefix, fileSize) = try MappedFile(path: path).withBytes { (Array($0.prefix(2056)), $0.count) } } catch {
+            throw .unknownFormat(path: self.path, reason: "cannot open the file (\(error.detail))")
         }
-        let prefix = [UInt8]((try? handle.read(upToCount: 2056)) ?? Data())
-        let end = (try? handle.seekToEnd()) ?? 0
-        try? handle.close()
-        fileSize = Int(end)
         guard ModelLoader.hasHDF5Signature(prefix) else {
             throw .unknownFormat(path: self.path, reason: "not an HDF5 file (no HDF5 signature at byte offset 0)")
         }
