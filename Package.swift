@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "FModelCore"),
         .target(name: "CChecksums"),
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("dnnl")]),
+        // JPEG decoding on libjpeg's API, where its errors (longjmp) and its source can be TensorFlow's.
+        .target(name: "CJPEGDecoder", linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "FModelFormat", dependencies: ["FModelCore", "CChecksums"]),
         .target(
             name: "FModelImport",
@@ -41,7 +43,7 @@ let package = Package(
         .target(name: "FModelKeras", dependencies: ["FModelCore", "FModelFormat", "FModelImport", "CHDF5"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "CDNNL", "CKernels"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
-        .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CTurboJPEG", "CPNG"]),
+        .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CJPEGDecoder", "CTurboJPEG", "CPNG"]),
         .target(
             name: "FModelCLI",
             dependencies: [

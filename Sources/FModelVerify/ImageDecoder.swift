@@ -1,5 +1,5 @@
+import CJPEGDecoder
 import CPNG
-import CTurboJPEG
 import FModelFormat
 import Foundation
 
@@ -21,21 +21,42 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedFormat(path: String)
     case decode(path: String, reason: String)
     case tooLarge(path: String, width: Int, height: Int)
+    /// The header declares more pixels than a file of its size can hold.
+    case implausibleSize(path: String, width: Int, height: Int, bytes: Int, pixelsPerByte: Int)
 
     public var description: String {
         switch self {
         case .unreadable(let p, let r): "\(p): cannot read: \(r)"
         case .unsupportedFormat(let p): "\(p): not a JPEG or PNG image"
         case .decode(let p, let r): "\(p): cannot decode: \(r)"
-        case .tooLarge(let p, let w, let h): "\(p): \(w)×\(h) is larger than 16384×16384"
+        case .tooLarge(let p, let w, let h):
+            "\(p): \(w)×\(h) is larger than fmodel decodes (at most \(ImageDecoder.maxSide) a side and \(ImageDecoder.maxRGBBytes) bytes of RGB, TensorFlow's decode_jpeg limit)"
+        case .implausibleSize(let p, let w, let h, let bytes, let rate):
+            "\(p): its header declares \(w)×\(h) pixels, more than a \(bytes)-byte file can encode (at most \(max(ImageDecoder.freePixels, bytes * rate)): 2048² or \(rate) a byte): it is corrupt"
         }
     }
 }
 
-/// Decodes JPEG (libjpeg-turbo, with the fast integer IDCT and fancy upsampling that
-/// `tf.io.decode_jpeg` uses by default) and PNG (libpng) into RGB.
+/// Decodes JPEG (libjpeg, as `tf.io.decode_jpeg` does by default: the fast integer IDCT, fancy
+/// upsampling, a file that ends early an error) and PNG (libpng) into RGB.
+///
+/// What a hostile header can cost is bounded before any pixel is allocated: the image must fit
+/// TensorFlow's limit, and past `freePixels` it may declare only as many pixels as its bytes
+/// could encode. The pixels are fresh pages the decoder writes row by row, so a file whose data
+/// stops early is resident only as far as it decoded.
 public enum ImageDecoder {
     static let maxSide = 16384
+    /// `tf.io.decode_jpeg` refuses an image of 2^29 bytes or more (jpeg_mem.cc).
+    static let maxRGBBytes = 1 << 29
+    /// Pixels any file may declare (2048², 12 MB of RGB), whatever its size.
+    static let freePixels = 1 << 22
+    /// Pixels a JPEG byte can hold, with room to spare: a flat 4096² image encodes at 64-85
+    /// pixels a byte, 170 (colour) and 255 (grey) with optimised Huffman tables or progressive
+    /// (`tf.io.encode_jpeg`, quality 75). A Huffman-coded 8×8 block costs at least a bit, so no
+    /// such file holds more than 512 a byte; only arithmetic coding of a flat image could.
+    static let jpegPixelsPerByte = 1024
+    /// Pixels a PNG byte can hold: deflate expands at most 1032 times, to 8 one-bit pixels a byte.
+    static let pngPixelsPerByte = 1032 * 8
 
     /// Reads and decodes the image at `path`.
     public static func decode(path: String) throws(ImageError) -> RGBImage {
@@ -51,19 +72,41 @@ public enum ImageDecoder {
         throw .unsupportedFormat(path: path)
     }
 
+    /// Refuses a declared size past the bounds above.
+    static func checkSize(width w: Int, height h: Int, bytes: Int, pixelsPerByte: Int, path: String) throws(ImageError) {
+        guard w > 0, h > 0, w <= maxSide, h <= maxSide, w * h * 3 < maxRGBBytes else { throw .tooLarge(path: path, width: w, height: h) }
+        guard w * h <= max(freePixels, bytes * pixelsPerByte) else {
+            throw .implausibleSize(path: path, width: w, height: h, bytes: bytes, pixelsPerByte: pixelsPerByte)
+        }
+    }
+
+    /// `count` bytes that `fill` writes all of (returning true) or gives up on: not zeroed first,
+    /// so that a large buffer is fresh pages, resident only where written.
+    static func pixels(_ count: Int, _ fill: (UnsafeMutablePointer<UInt8>) -> Bool) -> [UInt8]? {
+        var complete = false
+        let pixels = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            complete = fill(buffer.baseAddress!)
+            initialized = complete ? count : 0
+        }
+        return complete ? pixels : nil
+    }
+
     static func jpeg(_ bytes: [UInt8], path: String) throws(ImageError) -> RGBImage {
-        guard let handle = tjInitDecompress() else { throw .decode(path: path, reason: "tjInitDecompress failed") }
-        defer { tjDestroy(handle) }
-        var w: Int32 = 0, h: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
-        guard tjDecompressHeader3(handle, bytes, UInt(bytes.count), &w, &h, &subsampling, &colorspace) == 0 else {
-            throw .decode(path: path, reason: String(cString: tjGetErrorStr2(handle)))
+        var message = [CChar](repeating: 0, count: 256)
+        func failure(_ status: fm_jpeg_status) -> ImageError {
+            status == FM_JPEG_TRUNCATED
+                ? .decode(path: path, reason: "the file ends before the image does")
+                : .decode(path: path, reason: String(cString: message))
         }
-        guard w > 0, h > 0, w <= maxSide, h <= maxSide else { throw .tooLarge(path: path, width: Int(w), height: Int(h)) }
-        var pixels = [UInt8](repeating: 0, count: Int(w) * Int(h) * 3)
-        let status = tjDecompress2(handle, bytes, UInt(bytes.count), &pixels, w, 0, h, Int32(TJPF_RGB.rawValue), TJFLAG_FASTDCT)
-        if status != 0 && tjGetErrorCode(handle) == Int32(TJERR_FATAL.rawValue) {
-            throw .decode(path: path, reason: String(cString: tjGetErrorStr2(handle)))
-        }
+        var w: Int32 = 0, h: Int32 = 0
+        let header = fm_jpeg_size(bytes, bytes.count, &w, &h, &message, message.count)
+        guard header == FM_JPEG_OK else { throw failure(header) }
+        try checkSize(width: Int(w), height: Int(h), bytes: bytes.count, pixelsPerByte: jpegPixelsPerByte, path: path)
+        var status = FM_JPEG_OK
+        guard let pixels = pixels(Int(w) * Int(h) * 3, { out in
+            status = fm_jpeg_decode(bytes, bytes.count, out, w, h, &message, message.count)
+            return status == FM_JPEG_OK
+        }) else { throw failure(status) }
         return RGBImage(width: Int(w), height: Int(h), pixels: pixels)
     }
 
@@ -75,10 +118,9 @@ public enum ImageDecoder {
         }
         defer { png_image_free(&image) }
         let (w, h) = (Int(image.width), Int(image.height))
-        guard w > 0, h > 0, w <= maxSide, h <= maxSide else { throw .tooLarge(path: path, width: w, height: h) }
+        try checkSize(width: w, height: h, bytes: bytes.count, pixelsPerByte: pngPixelsPerByte, path: path)
         image.format = fm_png_format_rgb()
-        var pixels = [UInt8](repeating: 0, count: w * h * 3)
-        guard png_image_finish_read(&image, nil, &pixels, Int32(w * 3), nil) != 0 else {
+        guard let pixels = pixels(w * h * 3, { png_image_finish_read(&image, nil, $0, Int32(w * 3), nil) != 0 }) else {
             throw .decode(path: path, reason: pngMessage(&image))
         }
         return RGBImage(width: w, height: h, pixels: pixels)

@@ -111,6 +111,35 @@ import Testing
         expectRefused(["verify", "--candidate", reference, "--data", faces, "--strict"], naming: faces, "not UTKFace names (first: not_a_face_name.jpg", "--strict")
     }
 
+    /// A JPEG that declares 16384×10000 pixels (491 MB of RGB; 197 KB of comments make that
+    /// plausible for its size) and whose data stops in the first row: `preprocess` refuses it,
+    /// and the process (wait4's own peak, not the tests') stays small, since the pixels are
+    /// fresh pages written row by row. Before, they were zeroed first: 491 MB for nothing.
+    @Test func anImageEndingEarlyIsResidentOnlyAsFarAsItDecoded() throws {
+        let worker = try #require(Helper.path, "no fmodel beside the test bundle")
+        var rng = SplitMix64(seed: 5)
+        let face = RGBImage(width: 64, height: 64, pixels: (0..<(64 * 64 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        let whole = ImageBytes.padded(ImageBytes.declaring(try #require(ImageEncoder.jpeg(face)), width: 16384, height: 10000), comments: 3)
+        let path = dir + "/30_1_2_20170101.jpg"
+        try #require(FileManager.default.createFile(atPath: path, contents: Data(whole.dropLast(64))), "the test could not write its input")
+        let arguments = ["preprocess", path, "-o", dir + "/x.npy"]
+        expectRefused(arguments, naming: path, "the file ends before the image does")
+        let run = try #require(runMeasured(String(worker.dropLast(Helper.name.count)) + "fmodel", arguments))
+        #expect(run.exitCode == 2)
+        #expect(run.peakKiB < 128 << 10, "fmodel preprocess reached \(run.peakKiB) KiB resident")
+    }
+
+    /// A face whose header declares 8000×8000 pixels in 1.5 KB is refused before any pixel is
+    /// allocated, saying what it holds at most.
+    @Test func anImageDeclaringMoreThanItsBytesHoldIsRefused() throws {
+        let face = RGBImage(width: 32, height: 32, pixels: (0..<(32 * 32 * 3)).map { UInt8($0 % 251) })
+        let bytes = ImageBytes.declaring(try #require(ImageEncoder.jpeg(face)), width: 8000, height: 8000)
+        let path = dir + "/30_1_2_20170102.jpg"
+        try #require(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "the test could not write its input")
+        expectRefused(["preprocess", path, "-o", dir + "/x.npy"], naming: path,
+                      "its header declares 8000×8000 pixels, more than a \(bytes.count)-byte file can encode (at most 4194304: 2048² or 1024 a byte)")
+    }
+
     @Test func predictPrintsEachFace() throws {
         let faces = try makeFaces(count: 2)
         let images = try FileManager.default.contentsOfDirectory(atPath: faces).filter { $0.hasPrefix("0") || $0.first!.isNumber }.sorted()
@@ -119,4 +148,18 @@ import Testing
         #expect(FModelCommand.main(arguments: ["predict", reference] + images + ["--json"]) == 0)
         expectRefused(["predict", reference, faces + "/30_1_2_20170199.jpg"], naming: "1 of 1 images could not be read")
     }
+}
+
+/// Runs `executable` (its output to /dev/null) and waits for it: its exit code (nil after a
+/// signal) and its own peak resident KiB, from wait4, which counts no other child of the tests.
+func runMeasured(_ executable: String, _ arguments: [String]) -> (exitCode: Int32?, peakKiB: Int)? {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd: Int32 in [1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0) }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0, status: Int32 = 0, usage = rusage()
+    guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0, wait4(pid, &status, 0, &usage) == pid else { return nil }
+    return (status & 0x7F == 0 ? (status >> 8) & 0xFF : nil, usage.ru_maxrss)
 }

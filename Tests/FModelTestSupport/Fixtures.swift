@@ -31,6 +31,31 @@ public enum Fixtures {
 
     private struct Manifest: Decodable { var fixtures: [Entry] }
 
+    /// A JPEG `Tools/fixtures/make_images.py` wrote with TensorFlow, with what its
+    /// `decode_jpeg(channels: 3)` makes of it and of its cuts (images.json).
+    public struct Image: Decodable, Sendable {
+        public var name: String
+        public var file: String
+        /// TensorFlow's pixels, float32 [H, W, 3].
+        public var decoded: String
+        public var shape: [Int]
+        /// The lengths of the file's prefixes TensorFlow decodes (it refuses the others).
+        public var tensorflowDecodesCuts: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case name, file, decoded, shape
+            case tensorflowDecodesCuts = "tensorflow_decodes_cuts"
+        }
+    }
+
+    private struct ImageList: Decodable { var images: [Image] }
+
+    /// Every image in images.json.
+    public static let images: [Image] = {
+        let data = FileManager.default.contents(atPath: path("images.json")) ?? Data()
+        return (try? JSONDecoder().decode(ImageList.self, from: data).images) ?? []
+    }()
+
     /// Every fixture in the manifest.
     public static let all: [Entry] = {
         let data = FileManager.default.contents(atPath: path("manifest.json")) ?? Data()

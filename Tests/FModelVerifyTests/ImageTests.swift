@@ -1,6 +1,8 @@
 import FModelCore
+import FModelFormat
 import FModelTestSupport
 import FModelVerify
+import Foundation
 import Testing
 
 @Suite struct ImageTests {
@@ -26,9 +28,51 @@ import Testing
         #expect(throws: ImageError.self) { try ImageDecoder.decode(bytes, path: "bad") }
     }
 
-    @Test func truncatedJPEGIsAnErrorOrAnImageNeverACrash() throws {
+    /// JPEGs TensorFlow wrote (baseline 4:2:0 and 4:4:4, progressive, greyscale, and one whose
+    /// scan meets its end marker early) decode to TensorFlow's pixels exactly, and every cut of
+    /// them is refused where TensorFlow refuses it.
+    @Test(arguments: Fixtures.images.map(\.name))
+    func decodesAsTensorFlowDoes(_ name: String) throws {
+        let entry = try #require(Fixtures.images.first { $0.name == name })
+        let bytes = try #require(FileManager.default.contents(atPath: Fixtures.path(entry.file)).map([UInt8].init))
+        let image = try ImageDecoder.decode(bytes, path: entry.file)
+        let expected = try NPY.read(path: Fixtures.path(entry.decoded))
+        #expect([image.height, image.width, 3] == entry.shape && expected.shape == entry.shape)
+        #expect(image.pixels.map(Float.init) == expected.values)
+        let decodedCuts = (0..<bytes.count).filter { (try? ImageDecoder.decode(Array(bytes.prefix($0)), path: "cut")) != nil }
+        #expect(decodedCuts == entry.tensorflowDecodesCuts)
+    }
+
+    @Test func theImageFixturesAreThere() { #expect(Fixtures.images.count == 5) }
+
+    /// A JPEG whose bytes end before its image or its end marker does is refused (as
+    /// `tf.io.decode_jpeg` refuses it: `decodesAsTensorFlowDoes`), saying so, where libjpeg's own
+    /// source would make up an end marker and grey rows.
+    @Test func jpegEndingEarlySaysSo() throws {
         let bytes = try #require(ImageEncoder.jpeg(Self.gradient(32, 32)))
-        for cut in stride(from: 0, to: bytes.count, by: 17) { _ = try? ImageDecoder.decode(Array(bytes.prefix(cut)), path: "cut") }
+        for cut in [bytes.count / 2, bytes.count - 2] {
+            #expect(throws: ImageError.decode(path: "cut", reason: "the file ends before the image does")) {
+                try ImageDecoder.decode(Array(bytes.prefix(cut)), path: "cut")
+            }
+        }
+    }
+
+    /// A header may declare only as many pixels as the file's bytes could encode (past 2048²),
+    /// and no more than TensorFlow decodes: refused before any pixel is allocated. A 1.6 KB face
+    /// declaring 16000×16000 made `fmodel predict` allocate 930 MB and answer, exit 0.
+    @Test func headersDeclaringMoreThanTheirBytesHoldAreRefused() throws {
+        let jpeg = try #require(ImageEncoder.jpeg(Self.gradient(64, 64)))
+        #expect(throws: ImageError.implausibleSize(path: "x.jpg", width: 8000, height: 8000, bytes: jpeg.count, pixelsPerByte: 1024)) {
+            try ImageDecoder.decode(ImageBytes.declaring(jpeg, width: 8000, height: 8000), path: "x.jpg")
+        }
+        #expect(throws: ImageError.tooLarge(path: "x.jpg", width: 16000, height: 16000)) {
+            try ImageDecoder.decode(ImageBytes.declaring(jpeg, width: 16000, height: 16000), path: "x.jpg")
+        }
+        #expect(try ImageDecoder.decode(ImageBytes.declaring(jpeg, width: 2048, height: 2048), path: "x.jpg").height == 2048)
+        let png = try #require(ImageEncoder.png(Self.gradient(64, 64)))
+        #expect(throws: ImageError.implausibleSize(path: "x.png", width: 16384, height: 8192, bytes: png.count, pixelsPerByte: 8256)) {
+            try ImageDecoder.decode(ImageBytes.declaringPNG(png, width: 16384, height: 8192), path: "x.png")
+        }
     }
 
     /// TensorFlow's half-pixel bilinear: [a, b] → [a, a+¼(b−a), a+¾(b−a), b].
