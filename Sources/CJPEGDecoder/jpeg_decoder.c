@@ -2,28 +2,34 @@
 
 #include <setjmp.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
 #include <jerror.h>
 #include <jpeglib.h>
 
-/* libjpeg reports errors by calling error_exit, which must not return: it jumps back to the
-   call that set `jump`, with libjpeg's message kept in `message`. */
+/* One decode: libjpeg's state, its source and its error manager, on the heap. libjpeg reports
+   errors by calling error_exit, which must not return: it jumps back to the setjmp in the
+   function that opened the session, with libjpeg's message kept in `message`. After that jump
+   only memory reached through the (unchanged) session pointer is read: automatic variables
+   changed since the setjmp are indeterminate (C11 7.13.2.1), and a release build did read a
+   stale error code from one. */
 typedef struct {
-    struct jpeg_error_mgr manager;
+    struct jpeg_error_mgr errors; /* first: error_exit finds the session from `info->err` */
+    struct jpeg_decompress_struct info;
+    struct jpeg_source_mgr source;
     jmp_buf jump;
     char *message;
     size_t capacity;
-} error_context;
+} session;
 
 static void fail(j_common_ptr info) {
-    error_context *context = (error_context *)info->err;
-    if (context->capacity > 0) {
+    session *s = (session *)info->err;
+    if (s->capacity > 0) {
         char text[JMSG_LENGTH_MAX];
         info->err->format_message(info, text);
-        snprintf(context->message, context->capacity, "%s", text);
+        snprintf(s->message, s->capacity, "%s", text);
     }
-    longjmp(context->jump, 1);
+    longjmp(s->jump, 1);
 }
 
 /* Warnings are neither printed nor errors (TensorFlow decodes through them too). */
@@ -50,75 +56,77 @@ static void skip_input_data(j_decompress_ptr info, long count) {
     info->src->bytes_in_buffer -= (size_t)count;
 }
 
-/* The status for the error libjpeg raised. */
-static fm_jpeg_status status_of(j_decompress_ptr info) {
-    return info->err->msg_code == JERR_INPUT_EOF ? FM_JPEG_TRUNCATED : FM_JPEG_INVALID;
+/* A session reading `data`, its errors not yet caught: the caller's next step is
+   setjmp(s->jump), then `start`. NULL when there is no memory for it. */
+static session *open_session(const uint8_t *data, size_t size, char *message, size_t capacity) {
+    session *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (capacity > 0) snprintf(message, capacity, "no memory for the decoder");
+        return NULL;
+    }
+    s->message = message;
+    s->capacity = capacity;
+    s->info.err = jpeg_std_error(&s->errors);
+    s->errors.error_exit = fail;
+    s->errors.emit_message = quiet;
+    s->source.next_input_byte = data;
+    s->source.bytes_in_buffer = size;
+    s->source.init_source = init_source;
+    s->source.fill_input_buffer = fill_input_buffer;
+    s->source.skip_input_data = skip_input_data;
+    s->source.resync_to_restart = jpeg_resync_to_restart;
+    s->source.term_source = term_source;
+    return s;
 }
 
-/* Sets up `info` to read `data`, with errors jumping back to the caller's setjmp. */
-static void begin(j_decompress_ptr info, error_context *context, struct jpeg_source_mgr *source, const uint8_t *data,
-                  size_t size) {
-    info->err = jpeg_std_error(&context->manager);
-    context->manager.error_exit = fail;
-    context->manager.emit_message = quiet;
-    jpeg_create_decompress(info);
-    source->next_input_byte = data;
-    source->bytes_in_buffer = size;
-    source->init_source = init_source;
-    source->fill_input_buffer = fill_input_buffer;
-    source->skip_input_data = skip_input_data;
-    source->resync_to_restart = jpeg_resync_to_restart;
-    source->term_source = term_source;
-    info->src = source;
+/* Creates libjpeg's state and reads the header (errors jump to the caller's setjmp). */
+static void start(session *s) {
+    jpeg_create_decompress(&s->info);
+    s->info.src = &s->source;
+    jpeg_read_header(&s->info, TRUE);
+}
+
+/* Ends the session: the status for the error libjpeg raised, or `status` if none did. */
+static fm_jpeg_status close_session(session *s, int failed, fm_jpeg_status status) {
+    if (failed) status = s->errors.msg_code == JERR_INPUT_EOF ? FM_JPEG_TRUNCATED : FM_JPEG_INVALID;
+    jpeg_destroy_decompress(&s->info);
+    free(s);
+    return status;
 }
 
 fm_jpeg_status fm_jpeg_size(const uint8_t *data, size_t size, int *width, int *height, char *message, size_t capacity) {
-    struct jpeg_decompress_struct info;
-    struct jpeg_source_mgr source;
-    error_context context = {.message = message, .capacity = capacity};
-    if (setjmp(context.jump)) {
-        fm_jpeg_status status = status_of(&info);
-        jpeg_destroy_decompress(&info);
-        return status;
-    }
-    begin(&info, &context, &source, data, size);
-    jpeg_read_header(&info, TRUE);
-    *width = (int)info.image_width;
-    *height = (int)info.image_height;
-    const int cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
-    jpeg_destroy_decompress(&info);
+    session *s = open_session(data, size, message, capacity);
+    if (!s) return FM_JPEG_INVALID;
+    if (setjmp(s->jump)) return close_session(s, 1, FM_JPEG_INVALID);
+    start(s);
+    *width = (int)s->info.image_width;
+    *height = (int)s->info.image_height;
+    const int cmyk = s->info.jpeg_color_space == JCS_CMYK || s->info.jpeg_color_space == JCS_YCCK;
     if (cmyk && capacity > 0) snprintf(message, capacity, "a CMYK image (fmodel decodes RGB and greyscale JPEG)");
-    return cmyk ? FM_JPEG_NOT_RGB : FM_JPEG_OK;
+    return close_session(s, 0, cmyk ? FM_JPEG_NOT_RGB : FM_JPEG_OK);
 }
 
 fm_jpeg_status fm_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, int height, char *message,
                               size_t capacity) {
-    struct jpeg_decompress_struct info;
-    struct jpeg_source_mgr source;
-    error_context context = {.message = message, .capacity = capacity};
-    if (setjmp(context.jump)) {
-        fm_jpeg_status status = status_of(&info);
-        jpeg_destroy_decompress(&info);
-        return status;
-    }
-    begin(&info, &context, &source, data, size);
-    jpeg_read_header(&info, TRUE);
-    info.out_color_space = JCS_RGB;
-    info.dct_method = JDCT_IFAST;
-    info.do_fancy_upsampling = TRUE;
-    jpeg_start_decompress(&info);
-    if ((int)info.output_width != width || (int)info.output_height != height || info.output_components != 3) {
-        if (capacity > 0) snprintf(message, capacity, "decodes to %u×%u×%d, not the %d×%d×3 its header declared",
-                                   info.output_width, info.output_height, info.output_components, width, height);
-        jpeg_destroy_decompress(&info);
-        return FM_JPEG_INVALID;
+    session *s = open_session(data, size, message, capacity);
+    if (!s) return FM_JPEG_INVALID;
+    if (setjmp(s->jump)) return close_session(s, 1, FM_JPEG_INVALID);
+    start(s);
+    s->info.out_color_space = JCS_RGB;
+    s->info.dct_method = JDCT_IFAST;
+    s->info.do_fancy_upsampling = TRUE;
+    jpeg_start_decompress(&s->info);
+    if ((int)s->info.output_width != width || (int)s->info.output_height != height || s->info.output_components != 3) {
+        if (capacity > 0)
+            snprintf(message, capacity, "decodes to %u×%u×%d, not the %d×%d×3 its header declared", s->info.output_width,
+                     s->info.output_height, s->info.output_components, width, height);
+        return close_session(s, 0, FM_JPEG_INVALID);
     }
     const size_t stride = (size_t)width * 3;
-    while (info.output_scanline < info.output_height) {
-        JSAMPROW row = rgb + (size_t)info.output_scanline * stride;
-        if (jpeg_read_scanlines(&info, &row, 1) != 1) ERREXIT(&info, JERR_INPUT_EOF);  /* cannot suspend: no partial rows */
+    while (s->info.output_scanline < s->info.output_height) {
+        JSAMPROW row = rgb + (size_t)s->info.output_scanline * stride;
+        if (jpeg_read_scanlines(&s->info, &row, 1) != 1) ERREXIT(&s->info, JERR_INPUT_EOF); /* cannot suspend */
     }
-    jpeg_finish_decompress(&info);  /* reads on to the end marker, as TensorFlow does */
-    jpeg_destroy_decompress(&info);
-    return FM_JPEG_OK;
+    jpeg_finish_decompress(&s->info); /* reads on to the end marker, as TensorFlow does */
+    return close_session(s, 0, FM_JPEG_OK);
 }

@@ -96,7 +96,7 @@ public enum ImageDecoder {
         func failure(_ status: fm_jpeg_status) -> ImageError {
             status == FM_JPEG_TRUNCATED
                 ? .decode(path: path, reason: "the file ends before the image does")
-                : .decode(path: path, reason: String(cString: message))
+                : .decode(path: path, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         var w: Int32 = 0, h: Int32 = 0
         let header = fm_jpeg_size(bytes, bytes.count, &w, &h, &message, message.count)
