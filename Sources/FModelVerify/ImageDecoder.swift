@@ -58,15 +58,21 @@ public enum ImageDecoder {
     /// Pixels a PNG byte can hold: deflate expands at most 1032 times, to 8 one-bit pixels a byte.
     static let pngPixelsPerByte = 1032 * 8
 
-    /// Reads and decodes the image at `path`.
+    /// Reads and decodes the image at `path`, from a mapping of it: only the bytes the decoder
+    /// reads are paged in, and none is copied.
     public static func decode(path: String) throws(ImageError) -> RGBImage {
-        let bytes: [UInt8]
-        do { bytes = try MappedFile(path: path).withBytes { [UInt8]($0) } } catch { throw .unreadable(path: path, reason: error.detail) }
-        return try decode(bytes, path: path)
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch { throw .unreadable(path: path, reason: error.detail) }
+        return try file.withBytes { bytes throws(ImageError) in try decode(bytes, path: path) }
     }
 
     /// Decodes image bytes; `path` names them in errors.
     public static func decode(_ bytes: [UInt8], path: String) throws(ImageError) -> RGBImage {
+        try bytes.withUnsafeBytes { bytes in Result { () throws(ImageError) in try decode(bytes, path: path) } }.get()
+    }
+
+    /// Decodes image bytes; `path` names them in errors.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, path: String) throws(ImageError) -> RGBImage {
         if bytes.starts(with: [0xFF, 0xD8]) { return try jpeg(bytes, path: path) }
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try png(bytes, path: path) }
         throw .unsupportedFormat(path: path)
@@ -91,7 +97,8 @@ public enum ImageDecoder {
         return complete ? pixels : nil
     }
 
-    static func jpeg(_ bytes: [UInt8], path: String) throws(ImageError) -> RGBImage {
+    static func jpeg(_ bytes: UnsafeRawBufferPointer, path: String) throws(ImageError) -> RGBImage {
+        let data = bytes.bindMemory(to: UInt8.self).baseAddress
         var message = [CChar](repeating: 0, count: 256)
         func failure(_ status: fm_jpeg_status) -> ImageError {
             status == FM_JPEG_TRUNCATED
@@ -99,21 +106,21 @@ public enum ImageDecoder {
                 : .decode(path: path, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         var w: Int32 = 0, h: Int32 = 0
-        let header = fm_jpeg_size(bytes, bytes.count, &w, &h, &message, message.count)
+        let header = fm_jpeg_size(data, bytes.count, &w, &h, &message, message.count)
         guard header == FM_JPEG_OK else { throw failure(header) }
         try checkSize(width: Int(w), height: Int(h), bytes: bytes.count, pixelsPerByte: jpegPixelsPerByte, path: path)
         var status = FM_JPEG_OK
         guard let pixels = pixels(Int(w) * Int(h) * 3, { out in
-            status = fm_jpeg_decode(bytes, bytes.count, out, w, h, &message, message.count)
+            status = fm_jpeg_decode(data, bytes.count, out, w, h, &message, message.count)
             return status == FM_JPEG_OK
         }) else { throw failure(status) }
         return RGBImage(width: Int(w), height: Int(h), pixels: pixels)
     }
 
-    static func png(_ bytes: [UInt8], path: String) throws(ImageError) -> RGBImage {
+    static func png(_ bytes: UnsafeRawBufferPointer, path: String) throws(ImageError) -> RGBImage {
         var image = png_image()
         image.version = fm_png_image_version()
-        guard png_image_begin_read_from_memory(&image, bytes, bytes.count) != 0 else {
+        guard png_image_begin_read_from_memory(&image, bytes.baseAddress!, bytes.count) != 0 else {  // a PNG signature was there
             throw .decode(path: path, reason: pngMessage(&image))
         }
         defer { png_image_free(&image) }

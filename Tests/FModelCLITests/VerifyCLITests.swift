@@ -111,28 +111,36 @@ import Testing
         expectRefused(["verify", "--candidate", reference, "--data", faces, "--strict"], naming: faces, "not UTKFace names (first: not_a_face_name.jpg", "--strict")
     }
 
-    /// A JPEG that declares 16384×10000 pixels (491 MB of RGB; 197 KB of comments make that
-    /// plausible for its size) and whose data stops in the first row: `preprocess` refuses it,
-    /// and its process grows no more than one decoding a small face, since the pixels are fresh
-    /// pages written row by row. Before, they were zeroed first: 491 MB for nothing.
+    /// Two images that cost far more than they decode, done right: a JPEG that declares
+    /// 16384×10000 pixels (491 MB of RGB; 197 KB of comments make that plausible for its size)
+    /// and whose data stops in its first row, which `preprocess` refuses; and a 64×64 face
+    /// followed by 400 MB of nothing (a sparse file), which it decodes. Neither process grows
+    /// more than one decoding a small face: the pixels are fresh pages written row by row (they
+    /// were zeroed first: 491 MB for nothing), and the file is decoded from its mapping (it was
+    /// copied whole: 400 MB).
     ///
     /// A spawned child's peak (wait4) starts from the tests' own while it is spawned (it shares
-    /// their memory until exec), and that only grows: so the face is decoded second, and its
-    /// peak is at least the tests' at the first spawn; the bad file is decoded in this process
-    /// only after both.
-    @Test func anImageEndingEarlyIsResidentOnlyAsFarAsItDecoded() throws {
+    /// their memory until exec), and that only grows: so the small face is decoded last, and
+    /// its peak is at least the tests' at the first spawn; the files are decoded in this
+    /// process only after the spawns.
+    @Test func imagesAreResidentOnlyAsFarAsTheyAreRead() throws {
         let executable = String(try #require(Helper.path, "no fmodel beside the test bundle").dropLast(Helper.name.count)) + "fmodel"
         var rng = SplitMix64(seed: 5)
-        let face = RGBImage(width: 64, height: 64, pixels: (0..<(64 * 64 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
-        let whole = ImageBytes.padded(ImageBytes.declaring(try #require(ImageEncoder.jpeg(face)), width: 16384, height: 10000), comments: 3)
-        let path = dir + "/30_1_2_20170101.jpg"
-        try #require(FileManager.default.createFile(atPath: path, contents: Data(whole.dropLast(64))), "the test could not write its input")
-        let arguments = ["preprocess", path, "-o", dir + "/x.npy"]
-        let cut = try #require(runMeasured(executable, arguments))
-        let small = try #require(runMeasured(executable, ["preprocess", Fixtures.path("images/gradient.jpg"), "-o", dir + "/y.npy"]))
-        #expect(cut.exitCode == 2 && small.exitCode == 0)
-        #expect(cut.peakKiB < small.peakKiB + 64 << 10, "fmodel preprocess reached \(cut.peakKiB) KiB resident, \(small.peakKiB) on a small face")
-        expectRefused(arguments, naming: path, "the file ends before the image does")  // in this process: after the spawns
+        let face = try #require(ImageEncoder.jpeg(RGBImage(width: 64, height: 64, pixels: (0..<(64 * 64 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })))
+        let cut = dir + "/30_1_2_20170101.jpg", sparse = dir + "/30_1_2_20170103.jpg"
+        let declared = ImageBytes.padded(ImageBytes.declaring(face, width: 16384, height: 10000), comments: 3)
+        try #require(FileManager.default.createFile(atPath: cut, contents: Data(declared.dropLast(64))), "the test could not write its input")
+        try #require(FileManager.default.createFile(atPath: sparse, contents: Data(face)) && truncate(sparse, 400 << 20) == 0,
+                     "the test could not write its input")
+        let runs = try [cut, sparse, Fixtures.path("images/gradient.jpg")].map { image in
+            try #require(runMeasured(executable, ["preprocess", image, "-o", dir + "/x.npy"]))
+        }
+        #expect(runs.map(\.exitCode) == [2, 0, 0])
+        for (name, run) in zip(["the cut file", "the sparse file"], runs) {
+            #expect(run.peakKiB < runs[2].peakKiB + 64 << 10, "fmodel preprocess of \(name) reached \(run.peakKiB) KiB resident, \(runs[2].peakKiB) on a small face")
+        }
+        expectRefused(["preprocess", cut, "-o", dir + "/x.npy"], naming: cut, "the file ends before the image does")
+        #expect(try ImageDecoder.decode(path: sparse).width == 64)
     }
 
     /// A face whose header declares 8000×8000 pixels in 1.5 KB is refused before any pixel is
@@ -158,7 +166,7 @@ import Testing
 
 /// Runs `executable` (its output to /dev/null) and waits for it: its exit code (nil after a
 /// signal) and its peak resident KiB from wait4, which counts no other child of the tests (but
-/// starts from the tests' own peak: see `anImageEndingEarlyIsResidentOnlyAsFarAsItDecoded`).
+/// starts from the tests' own peak: see `imagesAreResidentOnlyAsFarAsTheyAreRead`).
 func runMeasured(_ executable: String, _ arguments: [String]) -> (exitCode: Int32?, peakKiB: Int)? {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
