@@ -31,6 +31,12 @@ struct KerasWorker: ParsableCommand {
     @Option(help: "Bytes of memory this import may allocate.")
     var memoryBytes: Int?
 
+    func validate() throws {
+        guard (cpuSeconds == nil) == (memoryBytes == nil) else {
+            throw ValidationError("--cpu-seconds and --memory-bytes go together: the budget is both")
+        }
+    }
+
     func run() throws {
         if let cpuSeconds, let memoryBytes {
             // Started by fmodel: limited to its budget for the file, and ending with it.
@@ -56,6 +62,10 @@ do {
 } catch where error is ImportError || error is FormatError || error is GraphError {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(2)
+} catch where KerasWorker.exitCode(for: error) == .success {
+    KerasWorker.exit(withError: error)  // --help
 } catch {
-    KerasWorker.exit(withError: error)
+    // Usage errors too exit 2, not ArgumentParser's 64.
+    FileHandle.standardError.write(Data((KerasWorker.fullMessage(for: error) + "\n").utf8))
+    exit(2)
 }

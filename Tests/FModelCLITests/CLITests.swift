@@ -36,6 +36,19 @@ import Testing
         }
     }
 
+    /// The worker exits as fmodel does: 2 for a usage error (not ArgumentParser's 64), such as
+    /// half a budget, which it would have ignored before; 0 for --help.
+    @Test func theKerasWorkerRefusesUsageErrorsWithExitTwo() throws {
+        let worker = try #require(Helper.path, "no fmodel-keras beside the test bundle")
+        let source = fixture("tiny_residual.h5"), out = dir + "/w.fmodel"
+        for arguments in [["--bogus"], [source, "--output", out, "--cpu-seconds", "5"], [source, "--output", out, "--memory-bytes", "1000000000"]] {
+            #expect(runMeasured(worker, arguments)?.exitCode == 2, "\(arguments)")
+        }
+        #expect(runMeasured(worker, ["--help"])?.exitCode == 0)
+        #expect(!FileManager.default.fileExists(atPath: out))
+        #expect(runMeasured(worker, [source, "--output", out, "--cpu-seconds", "5", "--memory-bytes", "1000000000"])?.exitCode == 0)
+    }
+
     @Test func importThenRunMatchesRunningTheSource() throws {
         let out = dir + "/m.fmodel"
         #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested.h5"), "-o", out]) == 0)
