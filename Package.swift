@@ -32,8 +32,9 @@ let package = Package(
         .target(name: "FModelCore"),
         .target(name: "CChecksums"),
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("dnnl")]),
-        // JPEG decoding on libjpeg's API, where its errors (longjmp) and its source can be TensorFlow's.
-        .target(name: "CJPEGDecoder", linkerSettings: [.linkedLibrary("jpeg")]),
+        // JPEG and PNG decoding on libjpeg's and libpng's own APIs, where their errors (longjmp) and
+        // their sources can be TensorFlow's.
+        .target(name: "CImageDecoders", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
         .target(name: "FModelFormat", dependencies: ["FModelCore", "CChecksums"]),
         .target(
             name: "FModelImport",
@@ -43,7 +44,7 @@ let package = Package(
         .target(name: "FModelKeras", dependencies: ["FModelCore", "FModelFormat", "FModelImport", "CHDF5"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "CDNNL", "CKernels"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
-        .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CJPEGDecoder", "CTurboJPEG", "CPNG"]),
+        .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CImageDecoders", "CTurboJPEG", "CPNG"]),
         .target(
             name: "FModelCLI",
             dependencies: [

@@ -1,5 +1,4 @@
-import CJPEGDecoder
-import CPNG
+import CImageDecoders
 import FModelFormat
 import Foundation
 
@@ -37,8 +36,10 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Decodes JPEG (libjpeg, as `tf.io.decode_jpeg` does by default: the fast integer IDCT, fancy
-/// upsampling, a file that ends early an error) and PNG (libpng) into RGB.
+/// Decodes JPEG and PNG into RGB as `tf.io.decode_jpeg` and `tf.io.decode_png(channels: 3)` do
+/// by default (`CImageDecoders`, on libjpeg's and libpng's APIs): a file that ends early is an
+/// error; a JPEG through the fast integer IDCT and fancy upsampling; a PNG's alpha dropped and
+/// its 16-bit samples cut to their high byte.
 ///
 /// What a hostile header can cost is bounded before any pixel is allocated: the image must fit
 /// TensorFlow's limit, and past `freePixels` it may declare only as many pixels as its bytes
@@ -97,43 +98,39 @@ public enum ImageDecoder {
         return complete ? pixels : nil
     }
 
+    /// A C decoder's two calls (`CImageDecoders`): the header's size, and the pixels.
+    typealias SizeCall = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>,
+                          UnsafeMutablePointer<CChar>, Int) -> fm_decode_status
+    typealias DecodeCall = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UInt8>, Int32, Int32,
+                            UnsafeMutablePointer<CChar>, Int) -> fm_decode_status
+
     static func jpeg(_ bytes: UnsafeRawBufferPointer, path: String) throws(ImageError) -> RGBImage {
+        try decode(bytes, path: path, pixelsPerByte: jpegPixelsPerByte, size: fm_jpeg_size, decode: fm_jpeg_decode)
+    }
+
+    static func png(_ bytes: UnsafeRawBufferPointer, path: String) throws(ImageError) -> RGBImage {
+        try decode(bytes, path: path, pixelsPerByte: pngPixelsPerByte, size: fm_png_size, decode: fm_png_decode)
+    }
+
+    /// The header's size, checked, then the pixels.
+    static func decode(_ bytes: UnsafeRawBufferPointer, path: String, pixelsPerByte: Int, size: SizeCall,
+                       decode: DecodeCall) throws(ImageError) -> RGBImage {
         let data = bytes.bindMemory(to: UInt8.self).baseAddress
         var message = [CChar](repeating: 0, count: 256)
-        func failure(_ status: fm_jpeg_status) -> ImageError {
-            status == FM_JPEG_TRUNCATED
+        func failure(_ status: fm_decode_status) -> ImageError {
+            status == FM_DECODE_TRUNCATED
                 ? .decode(path: path, reason: "the file ends before the image does")
                 : .decode(path: path, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         var w: Int32 = 0, h: Int32 = 0
-        let header = fm_jpeg_size(data, bytes.count, &w, &h, &message, message.count)
-        guard header == FM_JPEG_OK else { throw failure(header) }
-        try checkSize(width: Int(w), height: Int(h), bytes: bytes.count, pixelsPerByte: jpegPixelsPerByte, path: path)
-        var status = FM_JPEG_OK
+        let header = size(data, bytes.count, &w, &h, &message, message.count)
+        guard header == FM_DECODE_OK else { throw failure(header) }
+        try checkSize(width: Int(w), height: Int(h), bytes: bytes.count, pixelsPerByte: pixelsPerByte, path: path)
+        var status = FM_DECODE_OK
         guard let pixels = pixels(Int(w) * Int(h) * 3, { out in
-            status = fm_jpeg_decode(data, bytes.count, out, w, h, &message, message.count)
-            return status == FM_JPEG_OK
+            status = decode(data, bytes.count, out, w, h, &message, message.count)
+            return status == FM_DECODE_OK
         }) else { throw failure(status) }
         return RGBImage(width: Int(w), height: Int(h), pixels: pixels)
-    }
-
-    static func png(_ bytes: UnsafeRawBufferPointer, path: String) throws(ImageError) -> RGBImage {
-        var image = png_image()
-        image.version = fm_png_image_version()
-        guard png_image_begin_read_from_memory(&image, bytes.baseAddress!, bytes.count) != 0 else {  // a PNG signature was there
-            throw .decode(path: path, reason: pngMessage(&image))
-        }
-        defer { png_image_free(&image) }
-        let (w, h) = (Int(image.width), Int(image.height))
-        try checkSize(width: w, height: h, bytes: bytes.count, pixelsPerByte: pngPixelsPerByte, path: path)
-        image.format = fm_png_format_rgb()
-        guard let pixels = pixels(w * h * 3, { png_image_finish_read(&image, nil, $0, Int32(w * 3), nil) != 0 }) else {
-            throw .decode(path: path, reason: pngMessage(&image))
-        }
-        return RGBImage(width: w, height: h, pixels: pixels)
-    }
-
-    private static func pngMessage(_ image: inout png_image) -> String {
-        withUnsafeBytes(of: &image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }

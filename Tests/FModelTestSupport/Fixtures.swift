@@ -31,8 +31,8 @@ public enum Fixtures {
 
     private struct Manifest: Decodable { var fixtures: [Entry] }
 
-    /// A JPEG `Tools/fixtures/make_images.py` wrote with TensorFlow, with what its
-    /// `decode_jpeg(channels: 3)` makes of it and of its cuts (images.json).
+    /// A JPEG or PNG `Tools/fixtures/make_images.py` wrote with TensorFlow, with what its
+    /// `decode_jpeg` or `decode_png` (channels: 3) makes of it and of its cuts (images.json).
     public struct Image: Decodable, Sendable {
         public var name: String
         public var file: String

@@ -28,9 +28,11 @@ import Testing
         #expect(throws: ImageError.self) { try ImageDecoder.decode(bytes, path: "bad") }
     }
 
-    /// JPEGs TensorFlow wrote (baseline 4:2:0 and 4:4:4, progressive, greyscale, and one whose
-    /// scan meets its end marker early) decode to TensorFlow's pixels exactly, and every cut of
-    /// them is refused where TensorFlow refuses it.
+    /// Images TensorFlow wrote (JPEG baseline 4:2:0 and 4:4:4, progressive, greyscale, and one
+    /// whose scan meets its end marker early; PNG RGB, grey, RGBA and 16-bit) decode to
+    /// TensorFlow's pixels exactly, and every cut of them is refused where TensorFlow refuses it.
+    /// libpng's simplified API, before, composited the RGBA onto black, converted the 16-bit
+    /// samples as linear light, and decoded each PNG cut in its last 12 bytes.
     @Test(arguments: Fixtures.images.map(\.name))
     func decodesAsTensorFlowDoes(_ name: String) throws {
         let entry = try #require(Fixtures.images.first { $0.name == name })
@@ -43,7 +45,7 @@ import Testing
         #expect(decodedCuts == entry.tensorflowDecodesCuts)
     }
 
-    @Test func theImageFixturesAreThere() { #expect(Fixtures.images.count == 5) }
+    @Test func theImageFixturesAreThere() { #expect(Fixtures.images.count == 9) }
 
     /// A JPEG whose bytes end before its image or its end marker does is refused (as
     /// `tf.io.decode_jpeg` refuses it: `decodesAsTensorFlowDoes`), saying so, where libjpeg's own

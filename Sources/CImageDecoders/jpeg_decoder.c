@@ -1,4 +1,4 @@
-#include "fm_jpeg.h"
+#include "fm_image_decoders.h"
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -87,30 +87,30 @@ static void start(session *s) {
 }
 
 /* Ends the session: the status for the error libjpeg raised, or `status` if none did. */
-static fm_jpeg_status close_session(session *s, int failed, fm_jpeg_status status) {
-    if (failed) status = s->errors.msg_code == JERR_INPUT_EOF ? FM_JPEG_TRUNCATED : FM_JPEG_INVALID;
+static fm_decode_status close_session(session *s, int failed, fm_decode_status status) {
+    if (failed) status = s->errors.msg_code == JERR_INPUT_EOF ? FM_DECODE_TRUNCATED : FM_DECODE_INVALID;
     jpeg_destroy_decompress(&s->info);
     free(s);
     return status;
 }
 
-fm_jpeg_status fm_jpeg_size(const uint8_t *data, size_t size, int *width, int *height, char *message, size_t capacity) {
+fm_decode_status fm_jpeg_size(const uint8_t *data, size_t size, int *width, int *height, char *message, size_t capacity) {
     session *s = open_session(data, size, message, capacity);
-    if (!s) return FM_JPEG_INVALID;
-    if (setjmp(s->jump)) return close_session(s, 1, FM_JPEG_INVALID);
+    if (!s) return FM_DECODE_INVALID;
+    if (setjmp(s->jump)) return close_session(s, 1, FM_DECODE_INVALID);
     start(s);
     *width = (int)s->info.image_width;
     *height = (int)s->info.image_height;
     const int cmyk = s->info.jpeg_color_space == JCS_CMYK || s->info.jpeg_color_space == JCS_YCCK;
     if (cmyk && capacity > 0) snprintf(message, capacity, "a CMYK image (fmodel decodes RGB and greyscale JPEG)");
-    return close_session(s, 0, cmyk ? FM_JPEG_NOT_RGB : FM_JPEG_OK);
+    return close_session(s, 0, cmyk ? FM_DECODE_NOT_RGB : FM_DECODE_OK);
 }
 
-fm_jpeg_status fm_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, int height, char *message,
+fm_decode_status fm_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, int height, char *message,
                               size_t capacity) {
     session *s = open_session(data, size, message, capacity);
-    if (!s) return FM_JPEG_INVALID;
-    if (setjmp(s->jump)) return close_session(s, 1, FM_JPEG_INVALID);
+    if (!s) return FM_DECODE_INVALID;
+    if (setjmp(s->jump)) return close_session(s, 1, FM_DECODE_INVALID);
     start(s);
     s->info.out_color_space = JCS_RGB;
     s->info.dct_method = JDCT_IFAST;
@@ -120,7 +120,7 @@ fm_jpeg_status fm_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, in
         if (capacity > 0)
             snprintf(message, capacity, "decodes to %u×%u×%d, not the %d×%d×3 its header declared", s->info.output_width,
                      s->info.output_height, s->info.output_components, width, height);
-        return close_session(s, 0, FM_JPEG_INVALID);
+        return close_session(s, 0, FM_DECODE_INVALID);
     }
     const size_t stride = (size_t)width * 3;
     while (s->info.output_scanline < s->info.output_height) {
@@ -128,5 +128,5 @@ fm_jpeg_status fm_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, in
         if (jpeg_read_scanlines(&s->info, &row, 1) != 1) ERREXIT(&s->info, JERR_INPUT_EOF); /* cannot suspend */
     }
     jpeg_finish_decompress(&s->info); /* reads on to the end marker, as TensorFlow does */
-    return close_session(s, 0, FM_JPEG_OK);
+    return close_session(s, 0, FM_DECODE_OK);
 }
