@@ -40,3 +40,18 @@ func promptly<T: Sendable>(within seconds: Double = 30, unblocking fifos: [Strin
 private final class PromptlyBox<T>: @unchecked Sendable {
     var value: T?
 }
+
+/// Runs `executable` (its output to /dev/null) and waits for it: its exit code (nil after a
+/// signal) and its peak resident KiB from wait4, which counts no other child of the tests (but
+/// starts from the tests' own peak: see `imagesAreResidentOnlyAsFarAsTheyAreRead`).
+func runMeasured(_ executable: String, _ arguments: [String]) -> (exitCode: Int32?, peakKiB: Int)? {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd: Int32 in [1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0) }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0, status: Int32 = 0, usage = rusage()
+    guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0, wait4(pid, &status, 0, &usage) == pid else { return nil }
+    return (status & 0x7F == 0 ? (status >> 8) & 0xFF : nil, usage.ru_maxrss)
+}
