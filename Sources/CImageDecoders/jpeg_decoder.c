@@ -101,9 +101,24 @@ fm_decode_status fm_jpeg_size(const uint8_t *data, size_t size, int *width, int 
     start(s);
     *width = (int)s->info.image_width;
     *height = (int)s->info.image_height;
-    const int cmyk = s->info.jpeg_color_space == JCS_CMYK || s->info.jpeg_color_space == JCS_YCCK;
-    if (cmyk && capacity > 0) snprintf(message, capacity, "a CMYK image (fmodel decodes RGB and greyscale JPEG)");
-    return close_session(s, 0, cmyk ? FM_DECODE_NOT_RGB : FM_DECODE_OK);
+    return close_session(s, 0, FM_DECODE_OK);
+}
+
+/* One row of libjpeg's CMYK as RGB, as TensorFlow's jpeg_mem.cc converts it: Adobe's inverted
+   CMYK (k·c/255, …), else (255−k)(255−c)/255. */
+static void cmyk_to_rgb(const JSAMPLE *cmyk, uint8_t *rgb, int width, int adobe) {
+    for (int i = 0; i < width; i++) {
+        const int c = cmyk[4 * i], m = cmyk[4 * i + 1], y = cmyk[4 * i + 2], k = cmyk[4 * i + 3];
+        if (adobe) {
+            rgb[3 * i] = (uint8_t)(k * c / 255);
+            rgb[3 * i + 1] = (uint8_t)(k * m / 255);
+            rgb[3 * i + 2] = (uint8_t)(k * y / 255);
+        } else {
+            rgb[3 * i] = (uint8_t)((255 - k) * (255 - c) / 255);
+            rgb[3 * i + 1] = (uint8_t)((255 - k) * (255 - m) / 255);
+            rgb[3 * i + 2] = (uint8_t)((255 - k) * (255 - y) / 255);
+        }
+    }
 }
 
 fm_decode_status fm_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, int height, char *message,
@@ -112,20 +127,27 @@ fm_decode_status fm_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, 
     if (!s) return FM_DECODE_INVALID;
     if (setjmp(s->jump)) return close_session(s, 1, FM_DECODE_INVALID);
     start(s);
-    s->info.out_color_space = JCS_RGB;
+    const int cmyk = s->info.jpeg_color_space == JCS_CMYK || s->info.jpeg_color_space == JCS_YCCK;
+    s->info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB; /* libjpeg makes no RGB of CMYK */
     s->info.dct_method = JDCT_IFAST;
     s->info.do_fancy_upsampling = TRUE;
     jpeg_start_decompress(&s->info);
-    if ((int)s->info.output_width != width || (int)s->info.output_height != height || s->info.output_components != 3) {
+    const int components = cmyk ? 4 : 3;
+    if ((int)s->info.output_width != width || (int)s->info.output_height != height ||
+        s->info.output_components != components) {
         if (capacity > 0)
-            snprintf(message, capacity, "decodes to %u×%u×%d, not the %d×%d×3 its header declared", s->info.output_width,
-                     s->info.output_height, s->info.output_components, width, height);
+            snprintf(message, capacity, "decodes to %u×%u×%d, not the %d×%d×%d its header declared", s->info.output_width,
+                     s->info.output_height, s->info.output_components, width, height, components);
         return close_session(s, 0, FM_DECODE_INVALID);
     }
     const size_t stride = (size_t)width * 3;
+    /* A CMYK row, in libjpeg's pool: freed with the session, after an error too. */
+    JSAMPARRAY cmyk_row = cmyk ? (*s->info.mem->alloc_sarray)((j_common_ptr)&s->info, JPOOL_IMAGE, (JDIMENSION)width * 4, 1) : NULL;
     while (s->info.output_scanline < s->info.output_height) {
-        JSAMPROW row = rgb + (size_t)s->info.output_scanline * stride;
+        uint8_t *out = rgb + (size_t)s->info.output_scanline * stride;
+        JSAMPROW row = cmyk ? cmyk_row[0] : out;
         if (jpeg_read_scanlines(&s->info, &row, 1) != 1) ERREXIT(&s->info, JERR_INPUT_EOF); /* cannot suspend */
+        if (cmyk) cmyk_to_rgb(row, out, width, s->info.saw_Adobe_marker);
     }
     jpeg_finish_decompress(&s->info); /* reads on to the end marker, as TensorFlow does */
     return close_session(s, 0, FM_DECODE_OK);

@@ -9,7 +9,8 @@
    rows top to bottom) of the size it gave; `message` (`capacity` bytes) says why on an error.
 
    JPEG as tf.io.decode_jpeg does it by default (its jpeg_mem.cc on the
-   libjpeg API): the fast integer IDCT, fancy upsampling, and a file whose bytes end before its
+   libjpeg API): the fast integer IDCT, fancy upsampling, CMYK converted as TensorFlow converts
+   it (libjpeg makes no RGB of it), and a file whose bytes end before its
    image does (or before its end marker) an error, where libjpeg's own memory source and
    TurboJPEG insert an end marker and return grey rows. Warnings (corrupt entropy data, a marker
    inside a scan) are not errors, as in TensorFlow. */
@@ -19,7 +20,6 @@ typedef enum {
     FM_DECODE_OK = 0,
     FM_DECODE_TRUNCATED = 1,  /* the bytes end before the image (or its end marker) does */
     FM_DECODE_INVALID = 2,    /* the library refused it; the message says why */
-    FM_DECODE_NOT_RGB = 3,    /* a CMYK or YCCK JPEG: not convertible to RGB by libjpeg */
 } fm_decode_status;
 
 /* The width and height the frame header declares. */
