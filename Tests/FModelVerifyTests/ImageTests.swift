@@ -30,7 +30,7 @@ import Testing
 
     /// Images TensorFlow wrote (JPEG baseline 4:2:0 and 4:4:4, progressive, greyscale, and one
     /// whose scan meets its end marker early; PNG RGB, grey, RGBA and 16-bit), and a CMYK JPEG
-    /// Pillow wrote, decode to TensorFlow's pixels exactly, and every cut of them is refused
+    /// Pillow wrote (with Adobe's marker, inverted, and without), decode to TensorFlow's pixels exactly, and every cut of them is refused
     /// where TensorFlow refuses it.
     /// libpng's simplified API, before, composited the RGBA onto black, converted the 16-bit
     /// samples as linear light, and decoded each PNG cut in its last 12 bytes.
@@ -46,7 +46,7 @@ import Testing
         #expect(decodedCuts == entry.tensorflowDecodesCuts)
     }
 
-    @Test func theImageFixturesAreThere() { #expect(Fixtures.images.count == 10) }
+    @Test func theImageFixturesAreThere() { #expect(Fixtures.images.count == 11) }
 
     /// A JPEG whose bytes end before its image or its end marker does is refused (as
     /// `tf.io.decode_jpeg` refuses it: `decodesAsTensorFlowDoes`), saying so, where libjpeg's own
