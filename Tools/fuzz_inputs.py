@@ -8,7 +8,8 @@ that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of byt
 
 Needs a release build (`swift build -c release`) and nothing else (no TensorFlow). Not part of
 the tests: it takes minutes. Its inputs: the Keras, TensorFlow and .npy fixtures, an .fmodel
-imported from one, a PNG it writes, and the baseline and progressive JPEGs of Tests/Fixtures/images.
+imported from one, and images of Tests/Fixtures/images (an RGB and a 16-bit PNG, a baseline and a
+progressive JPEG).
 The cases it found are kept as fixtures (Tests/Fixtures/bad/:
 global_heap_loop.h5, vlen_length.h5, huge_element.h5) with tests of their own. Exits 1 when a
 case ended badly; those are copied to --keep.
@@ -23,30 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
 FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
 
 
-def write_png(path, width=48, height=40):
-    """A seeded RGB gradient as a PNG (zlib and struct only: the faces under ../shared are not
-    the project's to copy, and the repository holds no image)."""
-    rows = b"".join(b"\x00" + bytes((x * 5 + y * 3) % 256 for x in range(width) for _ in range(3)) for y in range(height))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
 def targets(work):
     """(name, file to mutate, command line with {} for the mutated copy)."""
-    image = os.path.join(work, "gradient.png")
-    write_png(image)
     tiny = os.path.join(work, "tiny.fmodel")
     subprocess.run([FMODEL, "import", f"{FIXTURES}/tiny_residual.h5", "-o", tiny], check=True, capture_output=True)
     out = os.path.join(work, "out")
@@ -59,7 +44,9 @@ def targets(work):
          ["run", "{}", "--inputs", "input:?x64x64x3", "--input", f"{FIXTURES}/tf1_facenet_small.input.npy", "--out", out]),
         ("tiny.fmodel", tiny, ["run", "{}", "--input", f"{FIXTURES}/tiny_residual.input.npy", "--out", out]),
         ("input.npy", f"{FIXTURES}/tiny_residual.input.npy", ["run", tiny, "--input", "{}", "--out", out]),
-        ("gradient.png", image, ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
+        ("gradient.png", f"{FIXTURES}/images/gradient_png.png", ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
+        ("gradient_16bit.png", f"{FIXTURES}/images/gradient_16bit_png.png",
+         ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
         ("gradient.jpg", f"{FIXTURES}/images/gradient.jpg", ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
         ("gradient_progressive.jpg", f"{FIXTURES}/images/gradient_progressive.jpg",
          ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),

@@ -29,7 +29,7 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unsupportedFormat(let p): "\(p): not a JPEG or PNG image"
         case .decode(let p, let r): "\(p): cannot decode: \(r)"
         case .tooLarge(let p, let w, let h):
-            "\(p): \(w)×\(h) is larger than fmodel decodes (at most \(ImageDecoder.maxSide) a side and \(ImageDecoder.maxRGBBytes) bytes of RGB, TensorFlow's decode_jpeg limit)"
+            "\(p): \(w)×\(h) is larger than fmodel decodes (at most \(ImageDecoder.maxSide) a side and \(ImageDecoder.maxRGBBytes) bytes of RGB, the most tf.io.decode_jpeg decodes)"
         case .implausibleSize(let p, let w, let h, let bytes, let rate):
             "\(p): its header declares \(w)×\(h) pixels, more than a \(bytes)-byte file can encode (at most \(max(ImageDecoder.freePixels, bytes * rate)): 2048² or \(rate) a byte): it is corrupt"
         }

@@ -59,13 +59,12 @@ extension Preprocess: ExpressibleByArgument {}
 do {
     var worker = try KerasWorker.parseAsRoot(Array(CommandLine.arguments.dropFirst()))
     try worker.run()
-} catch where error is ImportError || error is FormatError || error is GraphError {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-    exit(2)
 } catch where KerasWorker.exitCode(for: error) == .success {
     KerasWorker.exit(withError: error)  // --help
 } catch {
-    // Usage errors too exit 2, not ArgumentParser's 64.
-    FileHandle.standardError.write(Data((KerasWorker.fullMessage(for: error) + "\n").utf8))
+    // Bad input and usage errors alike (not ArgumentParser's 64).
+    let domain = error is ImportError || error is FormatError || error is GraphError
+    let message = domain ? "error: \(error)" : KerasWorker.fullMessage(for: error)
+    if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
     exit(2)
 }

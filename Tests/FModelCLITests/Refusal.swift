@@ -1,4 +1,4 @@
-import FModelCLI
+@testable import FModelCLI
 import Foundation
 import Testing
 
@@ -54,4 +54,9 @@ func runMeasured(_ executable: String, _ arguments: [String]) -> (exitCode: Int3
     var pid: pid_t = 0, status: Int32 = 0, usage = rusage()
     guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0, wait4(pid, &status, 0, &usage) == pid else { return nil }
     return (status & 0x7F == 0 ? (status >> 8) & 0xFF : nil, usage.ru_maxrss)
+}
+
+/// The `fmodel` executable the build put beside the Keras worker (and the test bundle).
+func fmodelExecutable() -> String? {
+    Helper.path.map { String($0.dropLast(Helper.name.count)) + "fmodel" }
 }

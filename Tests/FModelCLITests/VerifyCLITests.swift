@@ -124,7 +124,7 @@ import Testing
     /// its peak is at least the tests' at the first spawn; the files are decoded in this
     /// process only after the spawns.
     @Test func imagesAreResidentOnlyAsFarAsTheyAreRead() throws {
-        let executable = String(try #require(Helper.path, "no fmodel beside the test bundle").dropLast(Helper.name.count)) + "fmodel"
+        let executable = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         var rng = SplitMix64(seed: 5)
         let face = try #require(ImageEncoder.jpeg(RGBImage(width: 64, height: 64, pixels: (0..<(64 * 64 * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })))
         let cut = dir + "/30_1_2_20170101.jpg", sparse = dir + "/30_1_2_20170103.jpg"
