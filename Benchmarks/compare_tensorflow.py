@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fmodel's runtime side by side with TensorFlow on the same model, batch 1 and 32.
 
-    Tools/fixtures/setup.sh && swift build -c release
+    Tools/fixtures/setup.sh && swift build -c release --static-swift-stdlib
     Tools/.venv/bin/python Benchmarks/compare_tensorflow.py [MODEL.h5] [--rounds 3]
 
 MODEL defaults to ../shared/models/reference_multitask.h5 when present, else the committed
@@ -52,7 +52,7 @@ def main():
     model_path = args.model or (SHARED_MODEL if os.path.exists(SHARED_MODEL) else FIXTURE_MODEL)
     binary = os.path.join(ROOT, ".build", "release", "fmodel")
     if not os.path.exists(binary):
-        sys.exit("build first: swift build -c release")
+        sys.exit("build first: swift build -c release --static-swift-stdlib")
     import numpy as np
     import tensorflow as tf
     import tf_keras as keras

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fmodel side by side with TensorFlow, ONNX Runtime and TFLite on the full-size models.
 
-    swift build -c release && Benchmarks/peers.sh [--rounds 5] [--quick]
+    swift build -c release --static-swift-stdlib && Benchmarks/peers.sh [--rounds 5] [--quick]
 
 Builds what is missing into the git-ignored Benchmarks/out/ (the ≈478 MB multi-task `.h5` and
 the ≈95 MB FaceNet `.pb` with the fixture script; their `.fmodel`, ONNX and TFLite conversions),
@@ -342,7 +342,7 @@ def main():
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     if not os.path.exists(FMODEL):
-        sys.exit("build first: swift build -c release")
+        sys.exit("build first: swift build -c release --static-swift-stdlib")
     rounds, batches = (3, [1]) if args.quick else (args.rounds, [1, 32])
     build_sources()
     fm = build_fmodels()

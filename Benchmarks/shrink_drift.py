@@ -3,7 +3,7 @@
 targets with no output bound, runs original and shrunk on the same seeded inputs, and prints the
 argmax agreement of the three heads and the age RMSE (Σ p·i) between them.
 
-    swift build -c release && Tools/.venv/bin/python Benchmarks/shrink_drift.py [MODEL] [--targets 120,60,40,30,20]
+    swift build -c release --static-swift-stdlib && Tools/.venv/bin/python Benchmarks/shrink_drift.py [MODEL] [--targets 120,60,40,30,20]
 
 MODEL defaults to Benchmarks/out/full.h5 (built by Benchmarks/shrink_full.sh).
 """

@@ -13,7 +13,7 @@ if [ ! -f "$full" ]; then
   [ -x Tools/.venv/bin/python ] || Tools/fixtures/setup.sh
   Tools/.venv/bin/python Tools/fixtures/make_fixtures.py --full-size "$full"
 fi
-swift build -c release >/dev/null
+swift build -c release --static-swift-stdlib >/dev/null
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
 input=$(stat -c %s "$full")
 printf '%-10s %10s %10s %12s %14s\n' target size_MB seconds peak_MB peak/input

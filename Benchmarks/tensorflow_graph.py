@@ -3,7 +3,7 @@
 .fmodel against TensorFlow's own GraphDef parse + import_graph_def, and batch-1 latency of
 `fmodel bench` against a TensorFlow session on the same graph. Alternating rounds, medians.
 
-    swift build -c release && Tools/.venv/bin/python Benchmarks/tensorflow_graph.py [--rounds 3]
+    swift build -c release --static-swift-stdlib && Tools/.venv/bin/python Benchmarks/tensorflow_graph.py [--rounds 3]
 """
 import argparse
 import json
@@ -58,7 +58,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     if not os.path.exists(FMODEL):
-        sys.exit("build first: swift build -c release")
+        sys.exit("build first: swift build -c release --static-swift-stdlib")
     if not os.path.exists(PB):
         subprocess.run([sys.executable, os.path.join(ROOT, "Tools", "fixtures", "make_fixtures.py"), "--full-facenet-pb", PB], check=True)
     ours_import, theirs_import, ours_ms, theirs_ms = [], [], [], []

@@ -2,7 +2,7 @@
 """`fmodel verify --candidate` against the same evaluation done by TensorFlow, side by side in
 one run: accuracy (which must agree) and throughput in images/s, decoding included.
 
-    swift build -c release && Tools/fixtures/setup.sh
+    swift build -c release --static-swift-stdlib && Tools/fixtures/setup.sh
     Tools/.venv/bin/python Benchmarks/verify_vs_tensorflow.py [--limit N]
 
 Reads ../shared/models/reference_multitask.h5 and ../shared/data/utkface/val; when either is
@@ -92,7 +92,7 @@ def main():
         print("skipped: ../shared/models/reference_multitask.h5 or ../shared/data/utkface/val is not here")
         return
     if not os.path.exists(os.path.join(ROOT, ".build", "release", "fmodel")):
-        sys.exit("build first: swift build -c release")
+        sys.exit("build first: swift build -c release --static-swift-stdlib")
     files = labelled_files(DATA, args.limit)
     ours = fmodel_eval(args.limit)
     theirs = tensorflow_eval(files)

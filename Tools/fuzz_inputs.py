@@ -6,7 +6,7 @@ that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of byt
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
-Needs a release build (`swift build -c release`) and nothing else (no TensorFlow). Not part of
+Needs a release build (`swift build -c release --static-swift-stdlib`) and nothing else (no TensorFlow). Not part of
 the tests: it takes minutes. Its inputs: the Keras, TensorFlow and .npy fixtures, an .fmodel
 imported from one, and images of Tests/Fixtures/images (an RGB and a 16-bit PNG, a baseline and a
 progressive JPEG).
@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--keep", default=os.path.join(tempfile.gettempdir(), "fmodel-fuzz"))
     args = ap.parse_args()
     if not os.access(FMODEL, os.X_OK):
-        sys.exit(f"no release build at {FMODEL}: run swift build -c release")
+        sys.exit(f"no release build at {FMODEL}: run swift build -c release --static-swift-stdlib")
     rng = random.Random(args.seed)
     outcomes, bad = collections.Counter(), 0
     with tempfile.TemporaryDirectory() as work:
