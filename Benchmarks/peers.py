@@ -11,7 +11,9 @@ then, in one run on the same seeded inputs:
   Debian's libopenblas (each with the environment as it is);
 * inference latency, batch 1 and 32, the contenders alternating round by round, each round a
   median of several calls after a warm-up; medians of the rounds with min-max, fmodel's achieved
-  GFLOP/s, and the ratio fmodel/peer (below 1: fmodel is faster);
+  GFLOP/s, and the ratio fmodel/peer (below 1: fmodel is faster); beside it the ratio within
+  each round (the two measured a moment apart, so a slow phase of the machine weighs on both):
+  its median, min-max, and in how many rounds fmodel was faster;
 * int8: fmodel's int8 `.fmodel` against TFLite's dynamic-range int8 and ONNX Runtime's dynamic int8;
 * loading: `fmodel bench` reports time from process start to first output and peak RSS, and
   the resident memory at the first output above the weights and activations; the fixture
@@ -260,10 +262,16 @@ def latency_table(title, contenders, batches, rounds, reference="fmodel"):
                     gflops.append(res["gflops"])
             log(f"  {title} batch {batch} round {r + 1}/{rounds}")
         ours = statistics.median(samples[reference])
-        print(f"\n{title}, batch {batch} ({rounds} alternating rounds; medians in ms, min-max; ratio = {reference}/peer)")
+        print(f"\n{title}, batch {batch} ({rounds} alternating rounds; medians in ms, min-max; ratio = {reference}/peer; "
+              f"then the ratio within each round, where the two ran a moment apart: median, min-max, and the rounds "
+              f"{reference} was faster in)")
         for name, s in samples.items():
             m = statistics.median(s)
             ratio = "" if name == reference else f"{ours / m:8.2f}"
+            if name != reference:
+                paired = [a / b for a, b in zip(samples[reference], s)]
+                ratio += (f"   per round {statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f}), "
+                          f"faster in {sum(p < 1 for p in paired)}/{len(paired)}")
             extra = f"  {statistics.median(gflops):.0f} GFLOP/s" if name == reference and gflops else ""
             print(f"  {name:<34}{m:9.2f} ({min(s):7.2f}-{max(s):7.2f}){ratio}{extra}")
         results[batch] = {name: statistics.median(s) for name, s in samples.items()}
