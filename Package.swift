@@ -21,6 +21,7 @@ let package = Package(
             name: "CHDF5", pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // TurboJPEG and libpng's simplified API: the tests' image encoder (FModelTestSupport).
         .systemLibrary(
             name: "CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"])]),
@@ -47,7 +48,7 @@ let package = Package(
         .target(name: "FModelKeras", dependencies: ["FModelCore", "FModelFormat", "FModelImport", "CHDF5"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "CDNNL", "CKernels"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
-        .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CImageDecoders", "CTurboJPEG", "CPNG"]),
+        .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CImageDecoders"]),
         .target(
             name: "FModelCLI",
             dependencies: [
@@ -67,7 +68,7 @@ let package = Package(
             ]),
 
         // MARK: - Tests (fixtures made by real TensorFlow live in Tests/Fixtures)
-        .target(name: "FModelTestSupport", dependencies: ["FModelCore", "FModelFormat"], path: "Tests/FModelTestSupport"),
+        .target(name: "FModelTestSupport", dependencies: ["FModelCore", "FModelFormat", "FModelVerify", "CTurboJPEG", "CPNG"], path: "Tests/FModelTestSupport"),
         .testTarget(name: "FModelCoreTests", dependencies: ["FModelCore", "FModelTestSupport"]),
         .testTarget(name: "FModelFormatTests", dependencies: ["FModelFormat", "FModelTestSupport"]),
         .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelKeras", "FModelRuntime", "FModelTestSupport"]),

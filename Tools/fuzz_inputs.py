@@ -6,8 +6,8 @@ that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of byt
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
-Needs a release build (`swift build -c release --static-swift-stdlib`) and nothing else (no TensorFlow). Not part of
-the tests: it takes minutes. Its inputs: the Keras, TensorFlow and .npy fixtures, an .fmodel
+Needs a release build (`swift build -c release --static-swift-stdlib`) and nothing else (no
+TensorFlow). Not part of the tests: it takes minutes. Its inputs: the Keras, TensorFlow and .npy fixtures, an .fmodel
 imported from one, and images of Tests/Fixtures/images (an RGB and a 16-bit PNG, a baseline and a
 progressive JPEG).
 The cases it found are kept as fixtures (Tests/Fixtures/bad/:
@@ -44,13 +44,9 @@ def targets(work):
          ["run", "{}", "--inputs", "input:?x64x64x3", "--input", f"{FIXTURES}/tf1_facenet_small.input.npy", "--out", out]),
         ("tiny.fmodel", tiny, ["run", "{}", "--input", f"{FIXTURES}/tiny_residual.input.npy", "--out", out]),
         ("input.npy", f"{FIXTURES}/tiny_residual.input.npy", ["run", tiny, "--input", "{}", "--out", out]),
-        ("gradient.png", f"{FIXTURES}/images/gradient_png.png", ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
-        ("gradient_16bit.png", f"{FIXTURES}/images/gradient_16bit_png.png",
-         ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
-        ("gradient.jpg", f"{FIXTURES}/images/gradient.jpg", ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
-        ("gradient_progressive.jpg", f"{FIXTURES}/images/gradient_progressive.jpg",
-         ["preprocess", "{}", "-o", os.path.join(work, "image.npy")]),
-    ]
+    ] + [(name, f"{FIXTURES}/images/{file}", ["preprocess", "{}", "-o", os.path.join(work, "image.npy")])
+         for name, file in [("gradient.png", "gradient_png.png"), ("gradient_16bit.png", "gradient_16bit_png.png"),
+                            ("gradient.jpg", "gradient.jpg"), ("gradient_progressive.jpg", "gradient_progressive.jpg")]]
 
 
 # An image of about a kilobyte may declare at most 2048² pixels (12 MB of RGB): a decode past

@@ -69,6 +69,7 @@ public enum ImageDecoder {
 
     /// Decodes image bytes; `path` names them in errors.
     public static func decode(_ bytes: [UInt8], path: String) throws(ImageError) -> RGBImage {
+        // `withUnsafeBytes` rethrows `any Error`: the Result carries the typed error through.
         try bytes.withUnsafeBytes { bytes in Result { () throws(ImageError) in try decode(bytes, path: path) } }.get()
     }
 

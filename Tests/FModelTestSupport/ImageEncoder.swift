@@ -1,7 +1,9 @@
 import CPNG
 import CTurboJPEG
+import FModelVerify
 
-/// Encodes RGB images, for tests and tools that need images of their own.
+/// Encodes RGB images, for tests that need images of their own (fmodel itself only decodes, so
+/// TurboJPEG's and libpng's encoders are linked by the tests alone).
 public enum ImageEncoder {
     /// JPEG bytes at `quality` (libjpeg-turbo, 4:2:0).
     public static func jpeg(_ image: RGBImage, quality: Int32 = 90) -> [UInt8]? {
