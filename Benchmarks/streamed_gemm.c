@@ -3,26 +3,47 @@
    fm_gemm_rows_f32 reading the row-major kernel in place, each thread a contiguous share of the
    kernel's rows, partial sums added after a barrier (fmodel's streamedGEMM). Six blocks of three
    1×1 layers (38 MB of kernels with the 3-tap ones left out, so they do not stay in the cache
-   between rounds, and 120 MB read between rounds besides); the two alternate round by round;
-   medians per layer, GB/s of kernel read, and the ratio.
+   between rounds, and 120 MB read between rounds besides); the contenders alternate round by
+   round; medians per layer, GB/s of kernel read, and the ratio to oneDNN.
+
+   On an AVX2 CPU a third contender, "prepacked", reads a copy of each kernel laid out ahead of
+   time in fm_avx2_pack's 16-column strips over the whole depth (each thread its share of the
+   strips, fm_avx2_packed_rows): what a kernel stored in that layout in the `.fmodel` would
+   give these layers, which fmodel does not do (its files hold row-major kernels, read in place).
 
      gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/streamed_gemm.c Sources/CKernels/kernels_avx2.c -o /tmp/streamed_gemm -ldnnl -lm
      OMP_NUM_THREADS=2 /tmp/streamed_gemm [ROUNDS=40] */
 #include "../Sources/CKernels/kernels.c"
 #include "../Sources/CKernels/dnnl_conv.c"
 #include "bench_util.h"
+#include "../Sources/CKernels/kernels_internal.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-enum { BLOCKS = 6, SHAPES = 3, ROWS = 9, MAX_ROUNDS = 200 };
+enum { BLOCKS = 6, SHAPES = 3, ROWS = 9, MAX_ROUNDS = 200, WAYS = 3 };
+static const char *const names[WAYS] = {"oneDNN", "streamed", "prepacked"};
+
+/* y[ROWS×n] = x[ROWS×k] · w, w laid out as fm_avx2_pack's strips over the whole depth (strip c
+   at strips + c·k), each thread multiplying its share of the strips. */
+static void prepacked_product(const float *x, int k, int n, const float *strips, float *y) {
+#pragma omp parallel
+    {
+        const int count = (n + 15) / 16, t = omp_get_thread_num(), team = omp_get_num_threads();
+        const int c0 = count * t / team * 16, c1 = count * (t + 1) / team * 16 < n ? count * (t + 1) / team * 16 : n;
+        const float *rows[ROWS];
+        for (int r = 0; r < ROWS; r++) rows[r] = x + (size_t)r * k;
+        if (c1 > c0) fm_avx2_packed_rows(rows, ROWS, k, strips + (size_t)c0 * k, c1 - c0, y + c0, n, 0);
+    }
+}
 static const int inputs[SHAPES] = {1792, 1792, 384}, units[SHAPES] = {192, 192, 1792};
 
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 40;
     rounds = rounds < 1 ? 1 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
-    float *w[BLOCKS][SHAPES];
+    const int ways = fm_has_avx2() ? WAYS : 2;
+    float *w[BLOCKS][SHAPES], *strips[BLOCKS][SHAPES];
     fm_conv *conv[BLOCKS][SHAPES];
     for (int b = 0; b < BLOCKS; b++)
         for (int s = 0; s < SHAPES; s++) {
@@ -33,6 +54,8 @@ int main(int argc, char **argv) {
             char err[256];
             conv[b][s] = fm_conv_create(&p, w[b][s], NULL, err, sizeof err);
             if (!conv[b][s] || fm_conv_load_weights(conv[b][s])) { fprintf(stderr, "oneDNN: %s\n", err); return 1; }
+            strips[b][s] = aligned_alloc(64, (size_t)inputs[s] * round16(units[s]) * 4);
+            if (ways == WAYS) fm_avx2_pack(w[b][s], units[s], inputs[s], units[s], strips[b][s]);
         }
     size_t evict = (size_t)120 << 20;
     float *e = aligned_alloc(64, evict), *x = aligned_alloc(64, ROWS * 1792 * 4);
@@ -43,30 +66,34 @@ int main(int argc, char **argv) {
         for (int s = 0; s < SHAPES; s++) space = fm_conv_workspace_size(conv[b][s]) > space ? fm_conv_workspace_size(conv[b][s]) : space;
     void *workspace = aligned_alloc(64, (space + 63) / 64 * 64);
     for (int i = 0; i < ROWS * 1792; i++) x[i] = 0.01f * (i % 37);
-    static double t[2][SHAPES][MAX_ROUNDS];
+    static double t[WAYS][SHAPES][MAX_ROUNDS];
     volatile float sink = 0;
     for (int r = 0; r < rounds; r++)
-        for (int way = 0; way < 2; way++) {
+        for (int way = 0; way < ways; way++) {
             for (size_t i = 0; i < evict / 4; i += 16) sink += e[i];
             for (int s = 0; s < SHAPES; s++) t[way][s][r] = 0;
             for (int b = 0; b < BLOCKS; b++)
                 for (int s = 0; s < SHAPES; s++) {
                     double t0 = now();
                     if (way == 0) fm_conv_run(conv[b][s], x, y, workspace);
-                    else streamed_product(x, ROWS, inputs[s], units[s], w[b][s], y, partial);
+                    else if (way == 1) streamed_product(x, ROWS, inputs[s], units[s], w[b][s], y, partial);
+                    else prepacked_product(x, inputs[s], units[s], strips[b][s], y);
                     t[way][s][r] += now() - t0;
                 }
         }
     printf("%d rows, %d threads, medians of %d rounds (%s for oneDNN)\n", ROWS, omp_get_max_threads(), rounds,
            fm_conv_implementation(conv[0][0]));
     for (int s = 0; s < SHAPES; s++) {
-        double mb = 4.0 * inputs[s] * units[s] / 1e6, ms[2];
-        for (int way = 0; way < 2; way++) {
+        const double mb = 4.0 * inputs[s] * units[s] / 1e6;
+        double ms[WAYS];
+        printf("  1x1 %4d->%-4d", inputs[s], units[s]);
+        for (int way = 0; way < ways; way++) {
             qsort(t[way][s], rounds, sizeof(double), ascending);
             ms[way] = t[way][s][rounds / 2] / BLOCKS * 1e3;
+            printf("  %s %.3f ms (%4.1f GB/s", names[way], ms[way], mb / ms[way]);
+            printf(way ? ", %.2fx)" : ")", ms[way] / ms[0]);
         }
-        printf("  1x1 %4d->%-4d  oneDNN %.3f ms (%4.1f GB/s)  streamed %.3f ms (%4.1f GB/s)  streamed/oneDNN %.2f\n", inputs[s],
-               units[s], ms[0], mb / ms[0], ms[1], mb / ms[1], ms[1] / ms[0]);
+        printf("\n");
     }
     return 0;
 }
