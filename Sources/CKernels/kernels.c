@@ -364,16 +364,18 @@ static fm_rows_blocks_fn *rows_blocks(void) {
     return has_avx512() ? gemm_rows_blocks_avx512 : fm_has_avx2() ? fm_avx2_rows_blocks : NULL;
 }
 
-/* Half the L2 cache that sysconf reports (1 MB if it says nothing): fm_gemm_f32's panel of
-   kernel (and line_conv.c's), and twice the farthest fm_gemm_rows_f32 prefetches ahead. */
-size_t fm_gemm_panel_bytes(void) {
+size_t fm_l2_cache_bytes(void) {
     static long cached = 0;
     if (cached == 0) {
         long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-        cached = l2 > 0 ? l2 / 2 : 1 << 20;
+        cached = l2 > 0 ? l2 : 2 << 20;
     }
     return (size_t)cached;
 }
+
+/* Half the L2 cache: fm_gemm_f32's panel of kernel (and line_conv.c's), and twice the farthest
+   fm_gemm_rows_f32 prefetches ahead. */
+size_t fm_gemm_panel_bytes(void) { return fm_l2_cache_bytes() / 2; }
 
 /* fm_gemm_rows_f32: all columns at once, eight kernel rows at a time, prefetching 16 KB ahead
    and at least a block of rows: the nine-row products read their kernels at 19-23 GB/s

@@ -200,6 +200,17 @@ import Testing
         #expect(try e.run(x) == first)
     }
 
+    /// A trial's near-tie goes to fmodel's own path where the input fits in L2, to oneDNN's
+    /// primitive elsewhere; a clear winner wins either way.
+    @Test func nearTiesGoByWhereTheInputLies() {
+        for inL2 in [false, true] {
+            #expect(ConvPath.verdict(native: 1.0, other: .gemm, 0.5, inputInL2: inL2) == .gemm)
+            #expect(ConvPath.verdict(native: 0.5, other: .winograd, 1.0, inputInL2: inL2) == .native)
+            #expect(ConvPath.verdict(native: 1.0, other: .winograd, 1.05, inputInL2: inL2) == (inL2 ? .winograd : .native))
+            #expect(ConvPath.verdict(native: 1.0, other: .gemm, 0.95, inputInL2: inL2) == (inL2 ? .gemm : .native))
+        }
+    }
+
     /// bf16 products exist only in oneDNN's code: a tiered bf16 executor is native.
     @Test func bf16IsNative() throws {
         #expect(try Executor(graph: try model(), precision: .bf16).engine == .native)

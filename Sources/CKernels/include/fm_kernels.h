@@ -40,6 +40,9 @@ void fm_copy_rows(float *dst, size_t dst_stride, const float *src, size_t src_st
    first run, whose im2col and GEMM buffers are freed when the oneDNN primitives take over. */
 void fm_release_free_heap(void);
 
+/* The L2 cache of one core, as sysconf reports it (2 MB if it says nothing). */
+size_t fm_l2_cache_bytes(void);
+
 /* out[ch] = the largest x[(i * row_stride) + (j * n) + ch] over a window of rows by cols pixels
    (rows, cols >= 1): one output pixel of a max pool (a global one: the image as one row of
    pixels), each channel loaded once per window pixel and stored once. */

@@ -80,27 +80,23 @@ final class NativeConvolutions: @unchecked Sendable {
 
     /// Times the layer's float32 primitive (`native`) against the GEMM path (`gemm`) and, for a
     /// layer with a Winograd form, Winograd (`winograd`, from `winogradCandidate`), each run three
-    /// times in turns (the fastest counts), and keeps the primitive unless the faster of the others takes
-    /// at most 0.9× its time, in which case the primitive and its copy of the kernel are
-    /// dropped (the margin keeps near-ties, which the warm timing decides by
-    /// noise, from flipping). With no margin, or the margin the other way (the primitive kept
-    /// only if 10% faster), the multi-task model was within the noise of this rule on the Zen 3
-    /// (`ab.sh`, trial builds: batch 1 0.906 and 1.009 without a margin, 7 and 11 rounds, 0.950
-    /// the other way; batch 32 0.986 and 1.029, 5 rounds). oneDNN's kernels
-    /// differ by CPU: on an AVX2-only Zen 3 its direct `jit:avx2` convolutions were slower than
-    /// the GEMM path for FaceNet's strided 3×3 and 1×7 layers and faster for its stem and 1×1
-    /// layers (`bench --profile` with each engine), on AVX-512 `brgconv` is ahead almost
-    /// everywhere. In turns rather than back to back, a contender is timed with the others'
-    /// kernels in the caches, as in the model: with each run twice back to back, 37 of the
-    /// multi-task model's 112 batch-1 trials did not give the same verdict in 8 processes
-    /// (Conv2d_4b's oneDNN won in 1 of 8 and ran ~0.5 ms slower in the model), 22 in turns,
-    /// Conv2d_4b's window kernel in 12 of 12 (`FMODEL_DEBUG_CONV=1`); the model's time the same
-    /// (`ab.sh` 15 rounds at batch 1 twice: 0.992, 0.997; batch 32, 7 and 9 rounds: 1.027, 0.983).
+    /// times in turns (the fastest counts), and keeps the faster (`ConvPath.verdict`): the
+    /// primitive, or the other, in which case the primitive and its copy of the kernel are
+    /// dropped. oneDNN's kernels differ by CPU: on an AVX2-only Zen 3 its direct `jit:avx2`
+    /// convolutions were slower than the GEMM path for FaceNet's strided 3×3 and 1×7 layers and
+    /// faster for its stem and 1×1 layers (`bench --profile` with each engine), on AVX-512
+    /// `brgconv` is ahead almost everywhere. In turns rather than back to back, a contender is
+    /// timed with the others' kernels in the caches, as in the model: with each run twice back
+    /// to back, 37 of the multi-task model's 112 batch-1 trials did not give the same verdict in
+    /// 8 processes, 22 in turns (`FMODEL_DEBUG_CONV=1`); the model's time the same (`ab.sh` 15
+    /// rounds at batch 1 twice: 0.992, 0.997; batch 32, 7 and 9 rounds: 1.027, 0.983).
+    /// `inputBytes`: the layer's input, which decides near-ties (`ConvPath.verdict`).
     /// The winner runs last, so that the output is what later runs compute.
     /// `subject` names the layer in `FMODEL_DEBUG_CONV`'s line.
     /// - Returns: the verdict.
     @discardableResult
-    func trial(_ subject: @autoclosure () -> String, batch: Int, native: () -> Void, gemm: () -> Void, winograd: (() -> Void)?) -> ConvPath {
+    func trial(_ subject: @autoclosure () -> String, batch: Int, inputBytes: Int, native: () -> Void, gemm: () -> Void,
+               winograd: (() -> Void)?) -> ConvPath {
         func seconds(_ body: () -> Void) -> UInt64 {
             let start = DispatchTime.now().uptimeNanoseconds
             body()
@@ -113,17 +109,19 @@ final class NativeConvolutions: @unchecked Sendable {
             g = min(g, seconds(gemm))
             if let winograd, let best = w { w = min(best, seconds(winograd)) }
         }
+        let inL2 = inputBytes <= Int(fm_l2_cache_bytes())
         let verdict: ConvPath
         if let forcedVerdict {
             verdict = forcedVerdict == .winograd && winograd == nil ? .native : forcedVerdict
         } else {
             let (other, time): (ConvPath, UInt64) = if let w, w < g { (.winograd, w) } else { (.gemm, g) }
-            verdict = Double(time) < 0.9 * Double(n) ? other : .native
+            verdict = ConvPath.verdict(native: Double(n), other: other, Double(time), inputInL2: inL2)
         }
         if Self.debug {
             let wino = w.map { String(format: ", Winograd %.3f ms", Double($0) / 1e6) } ?? ""
-            FileHandle.standardError.write(Data(String(format: "trial %@ batch %d: native %.3f ms, GEMM %.3f ms%@: %@\n", subject(), batch,
-                                                       Double(n) / 1e6, Double(g) / 1e6, wino, "\(verdict)").utf8))
+            FileHandle.standardError.write(Data(String(format: "trial %@ batch %d: native %.3f ms, GEMM %.3f ms%@%@: %@\n", subject(), batch,
+                                                       Double(n) / 1e6, Double(g) / 1e6, wino, inL2 ? " (input in L2)" : "",
+                                                       "\(verdict)").utf8))
         }
         verdicts[batch] = verdict
         let copiesBefore = copiesHeld(batch: batch)
@@ -223,6 +221,29 @@ enum ConvPath: Sendable {
     case gemm
     /// Winograd F(4×4, 3×3) (`WinogradKernel`).
     case winograd
+}
+
+extension ConvPath {
+    /// A trial's verdict from the fastest times of oneDNN's primitive (`native`) and of the
+    /// faster of the others (`other`, in `time`): a near-tie, within 10%, goes to the side the
+    /// trial flatters.
+    ///
+    /// Where the layer's input fits in a core's L2 cache (`inputInL2`; at batch 1 on the Zen
+    /// 3), the primitive must be 10% faster. Its second and third trial runs read the input
+    /// settled in the cache by the runs before them, but in the model it runs straight after
+    /// the layer whose threads wrote that input, and there oneDNN's reads of it were slower:
+    /// Conv2d_4b, after Winograd's Conv2d_4a, took 2.20–2.42 ms a steady inference against
+    /// 1.63–1.66 for a second call at once (instrumented build), and its trial, 1.58–1.70 ms
+    /// against the window GEMM's 1.49–1.62, had kept the primitive in 14 of 14 processes. The
+    /// GEMM path's time in the model matched its trial's (1.60–1.67 ms). With larger inputs,
+    /// read from L3 or memory either way, the other must be 10% faster (the margin keeps
+    /// near-ties, which the warm timing decides by noise, from flipping). Alternating
+    /// processes of the multi-task model against keeping the primitive on every near-tie
+    /// (`Benchmarks/HISTORY.md`): batch 1 0.986 (21 rounds; FaceNet 0.978, 15), batch 32 with
+    /// the same rule 1.034 (9 rounds), hence the split.
+    static func verdict(native: Double, other: ConvPath, _ time: Double, inputInL2: Bool) -> ConvPath {
+        inputInL2 ? (native < 0.9 * time ? .native : other) : (time < 0.9 * native ? other : .native)
+    }
 }
 
 extension ConvKernel {
