@@ -170,7 +170,8 @@ struct ConvKernel {
                     func runWinograd() { winograd?.run(input: input, n: n, win: win, output: output, epilogue: epilogue, scratch: scratch) }
                     let verdict = withoutActuallyEscaping(runWinograd) { runWinograd in
                         native.trial("conv \(kH)x\(kW)/\(win.strideH) \(cin)->\(cout) \(win.outH)x\(win.outW)", batch: n,
-                                     inputBytes: inCount * MemoryLayout<Float>.stride, native: runNative, gemm: runGEMM, winograd: winograd == nil ? nil : runWinograd)
+                                     inputBytes: inCount * MemoryLayout<Float>.stride, native: runNative, gemm: runGEMM,
+                                     winograd: winograd == nil ? nil : runWinograd)
                     }
                     // The GEMM runs read the mapped kernel back in: a kept primitive, or Winograd,
                     // has its own copy.

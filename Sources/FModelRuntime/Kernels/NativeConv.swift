@@ -239,8 +239,10 @@ extension ConvPath {
     /// read from L3 or memory either way, the other must be 10% faster (the margin keeps
     /// near-ties, which the warm timing decides by noise, from flipping). Alternating
     /// processes of the multi-task model against keeping the primitive on every near-tie
-    /// (`Benchmarks/HISTORY.md`): batch 1 0.986 (21 rounds; FaceNet 0.978, 15), batch 32 with
-    /// the same rule 1.034 (9 rounds), hence the split.
+    /// (`Benchmarks/HISTORY.md`): giving every near-tie to the other, batch 1 0.986 (21 rounds;
+    /// FaceNet 0.978, 15) but batch 32 1.034 (9 rounds), hence the split; the split, batch 1
+    /// 0.953 and 0.981 (21 rounds each, the second in a fast phase, where the GEMM path wins
+    /// Conv2d_4b outright), FaceNet 1.000 (15), batch 32 1.012 (9).
     static func verdict(native: Double, other: ConvPath, _ time: Double, inputInL2: Bool) -> ConvPath {
         inputInL2 ? (native < 0.9 * time ? .native : other) : (time < 0.9 * native ? other : .native)
     }
