@@ -240,9 +240,12 @@ extension ConvPath {
     /// near-ties, which the warm timing decides by noise, from flipping). Alternating
     /// processes of the multi-task model against keeping the primitive on every near-tie
     /// (`Benchmarks/HISTORY.md`): giving every near-tie to the other, batch 1 0.986 (21 rounds;
-    /// FaceNet 0.978, 15) but batch 32 1.034 (9 rounds), hence the split; the split, batch 1
-    /// 0.953 and 0.981 (21 rounds each, the second in a fast phase, where the GEMM path wins
-    /// Conv2d_4b outright), FaceNet 1.000 (15), batch 32 1.012 (9).
+    /// FaceNet 0.978, 15) but batch 32 1.034 (9 rounds), hence the split. The split against
+    /// the old rule: batch 1 0.953, 0.981, 1.035 and 1.005 (21, 21, 21 and 31 rounds; per round
+    /// 1.006, 1.007, 1.004 in the last three, where the GEMM path won Conv2d_4b's trial
+    /// outright either way), FaceNet 1.000 (15), batch 32 1.012 (9): no change end to end but
+    /// where Conv2d_4b's trial is a near-tie (its verdict forced to the GEMM path there: 0.958),
+    /// and fewer kernel copies held (steady anonymous memory 68–76 → 55–56 MB at batch 1).
     static func verdict(native: Double, other: ConvPath, _ time: Double, inputInL2: Bool) -> ConvPath {
         inputInL2 ? (native < 0.9 * time ? .native : other) : (time < 0.9 * native ? other : .native)
     }
