@@ -20,6 +20,8 @@ then, in one run on the same seeded inputs:
   FaceNet of 40 KB of weights beside the full models shows what of that is the runtime's own;
 * importing: `fmodel import` of the `.h5` and the `.pb` against TensorFlow's `load_model` and
   `ParseFromString` + `import_graph_def` of the same files, with each process's peak RSS.
+* last, issue #6's bounds on the multi-task model, each from this run's figures and marked met
+  or not (a skipped section's bounds are left out).
 
 Everything runs with 2 threads (the machine's cores). Never a timed unit test.
 """
@@ -275,6 +277,8 @@ def latency_table(title, contenders, batches, rounds, reference="fmodel"):
             extra = f"  {statistics.median(gflops):.0f} GFLOP/s" if name == reference and gflops else ""
             print(f"  {name:<34}{m:9.2f} ({min(s):7.2f}-{max(s):7.2f}){ratio}{extra}")
         results[batch] = {name: statistics.median(s) for name, s in samples.items()}
+        if gflops:
+            results[batch]["GFLOP/s"] = statistics.median(gflops)
     return results
 
 
@@ -282,6 +286,7 @@ def loading(paths, rounds):
     print(f"\nLoading a .fmodel: process start to first output (fmodel bench; medians of {rounds} processes, "
           "the models alternating)")
     runs = {name: [] for name, _ in paths}
+    summary = {}
     for _ in range(rounds):
         for name, path in paths:
             start = time.monotonic()  # CLOCK_MONOTONIC, the clock fmodel reports first_output_at on
@@ -310,6 +315,8 @@ def loading(paths, rounds):
         added = {k: statistics.median(o["rss_added_by_first_output_mb"].get(k, 0) for o in outs) for k in kinds}
         print(f"  {'':<26} added by the first output, MB: "
               + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in added.items() if abs(v) >= 0.005))
+        summary[name] = (first - steady, first_rss - outs[0]["weight_mb"] - outs[0]["activation_first_output_mb"])
+    return summary
 
 
 # Peak RSS in MB (10^6 bytes, as the file sizes) from /proc/self/status (ru_maxrss survives
@@ -329,6 +336,7 @@ def importing():
     tf_base = ("import os;os.environ['TF_USE_LEGACY_KERAS']='1';os.environ['TF_CPP_MIN_LOG_LEVEL']='3';"
                "import tf_keras;print(" + HWM + ")")
     base = float(subprocess.run([sys.executable, "-c", tf_base], check=True, capture_output=True, text=True).stdout)
+    ratios = {}
     for label, src, code, extra in [("multi-task .h5", H5, tf_h5, []), ("FaceNet .pb", PB, tf_pb, ["--inputs", "input:?x160x160x3"])]:
         out_path = os.path.join(OUT, "import-timing.fmodel")
         cmd = ["/usr/bin/time", "-f", "%e %M", FMODEL, "import", src, "-o", out_path] + extra
@@ -337,9 +345,38 @@ def importing():
         size = os.path.getsize(out_path) / 1e6
         os.remove(out_path)
         t_secs, t_mb = map(float, subprocess.run([sys.executable, "-c", code % src], check=True, capture_output=True, text=True).stdout.split())
+        ratios[label] = (float(secs) / t_secs, int(kb) * 1024 / 1e6 / size)
         print(f"  {label:<16} {os.path.getsize(src) / 1e6:6.1f} MB → {size:6.1f} MB .fmodel: fmodel {float(secs):6.2f} s, "
               f"peak {int(kb) * 1024 / 1e6:5.0f} MB ({int(kb) * 1024 / 1e6 / size:.2f}× output) | TensorFlow {t_secs:6.2f} s, peak {t_mb:5.0f} MB "
               f"(Python + TF alone {base:.0f} MB) | time ratio {float(secs) / t_secs:.2f}")
+    return ratios
+
+
+def bounds(rates, latency, int8, first, imports):
+    """Issue #6's bounds on the multi-task model, each from this run's figures: met or not."""
+    rows = []
+    def check(text, value, ok):
+        rows.append(f"  {'met    ' if ok else 'NOT met'}  {text}: {value}")
+    for batch, row in sorted(latency.items()):
+        ort, tf = row["fmodel"] / row["ONNX Runtime"], row["fmodel"] / row["TensorFlow"]
+        check(f"batch {batch} ≤ 1.0× ONNX Runtime and ≤ 0.7× TensorFlow", f"{ort:.2f}×, {tf:.2f}×", ort <= 1.0 and tf <= 0.7)
+    if rates and 32 in latency and "GFLOP/s" in latency[32]:
+        best = max(rates.values())
+        conv = latency[32]["GFLOP/s"]
+        check("conv throughput at batch 32 ≥ 70% of the best sgemm", f"{conv:.0f} of {best:.1f} GFLOP/s ({conv / best:.0%})", conv >= 0.7 * best)
+    if int8:
+        lite, own = int8["fmodel"] / int8["TFLite dynamic-range int8"], int8["fmodel"] / int8["fmodel fp32"]
+        check("int8 batch 1 ≤ 1.0× TFLite dynamic-range int8 and ≤ its fp32", f"{lite:.2f}×, {own:.2f}×", lite <= 1.0 and own <= 1.0)
+    if first:
+        ms, over = first
+        check("first output ≤ 100 ms after start, inference excluded", f"{ms:.1f} ms", ms <= 100)
+        check("resident memory at the first output ≤ weights + activations", f"{over:+.2f} MB", over <= 0)
+    if imports:
+        t, peak = imports
+        check(".h5 import ≤ load_model's time, peak < 1.5× the output", f"{t:.2f}×, {peak:.2f}×", t <= 1.0 and peak < 1.5)
+    if rows:
+        print("\nIssue #6's bounds on the multi-task model, from this run:")
+        print("\n".join(rows))
 
 
 def main():
@@ -357,25 +394,30 @@ def main():
     peers = build_peers()
     import tensorflow as tf
     print(f"machine: {THREADS} cores; TensorFlow {tf.__version__}; threads {THREADS} everywhere")
+    rates, latency, int8, first, imports = {}, {}, {}, None, None
     if "gemm" not in skip:
         print("\nGEMM 2048³ float32 (best of 5):")
-        for name, rate in gemm_rates().items():
+        rates = gemm_rates()
+        for name, rate in rates.items():
             print(f"  {name:<60}{rate:7.1f} GFLOP/s")
     gd = facenet_inference_graph()
     for m, title in [("multitask", "Multi-task model (.h5)"), ("facenet", "FaceNet (.pb)")]:
         if "latency" not in skip:
-            latency_table(f"{title} fp32", {"fmodel": fmodel_runner(fm[m][0]), "TensorFlow": tensorflow_runner(m, gd),
+            result = latency_table(f"{title} fp32", {"fmodel": fmodel_runner(fm[m][0]), "TensorFlow": tensorflow_runner(m, gd),
                                             "ONNX Runtime": ort_runner(peers[m]["onnx"]),
                                             "TFLite": tflite_runner(peers[m]["tflite"])}, batches, rounds)
+            latency = result if m == "multitask" else latency
         if "int8" not in skip:
-            latency_table(f"{title} int8", {"fmodel": fmodel_runner(fm[m][1]), "fmodel fp32": fmodel_runner(fm[m][0]),
+            result = latency_table(f"{title} int8", {"fmodel": fmodel_runner(fm[m][1]), "fmodel fp32": fmodel_runner(fm[m][0]),
                                             "TFLite dynamic-range int8": tflite_runner(peers[m]["int8.tflite"]),
                                             "ONNX Runtime dynamic int8": ort_runner(peers[m]["int8.onnx"])}, [1], rounds)
+            int8 = result[1] if m == "multitask" else int8
     if "loading" not in skip:
-        loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
-                 ("FaceNet fp32", fm["facenet"][0]), ("tiny model: the runtime", small_fmodel())], rounds)
+        first = loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
+                 ("FaceNet fp32", fm["facenet"][0]), ("tiny model: the runtime", small_fmodel())], rounds)["multi-task fp32"]
     if "import" not in skip:
-        importing()
+        imports = importing()["multi-task .h5"]
+    bounds(rates, latency, int8, first, imports)
 
 
 if __name__ == "__main__":
