@@ -9,7 +9,8 @@
    On an AVX2 CPU a third contender, "prepacked", reads a copy of each kernel laid out ahead of
    time in fm_avx2_pack's 16-column strips over the whole depth (each thread its share of the
    strips, fm_avx2_packed_rows): what a kernel stored in that layout in the `.fmodel` would
-   give these layers, which fmodel does not do (its files hold row-major kernels, read in place).
+   give these layers, which fmodel does not do (its files hold row-major kernels, read in place;
+   in the model, the same layout as a packed copy gained about 1%: Benchmarks/HISTORY.md).
 
      gcc -O2 -fopenmp -ISources/CKernels/include Benchmarks/streamed_gemm.c Sources/CKernels/kernels_avx2.c -o /tmp/streamed_gemm -ldnnl -lm
      OMP_NUM_THREADS=2 /tmp/streamed_gemm [ROUNDS=40] */
