@@ -406,12 +406,14 @@ def main():
             result = latency_table(f"{title} fp32", {"fmodel": fmodel_runner(fm[m][0]), "TensorFlow": tensorflow_runner(m, gd),
                                                      "ONNX Runtime": ort_runner(peers[m]["onnx"]),
                                                      "TFLite": tflite_runner(peers[m]["tflite"])}, batches, rounds)
-            latency = result if m == "multitask" else latency
+            if m == "multitask":
+                latency = result
         if "int8" not in skip:
             result = latency_table(f"{title} int8", {"fmodel": fmodel_runner(fm[m][1]), "fmodel fp32": fmodel_runner(fm[m][0]),
                                                      "TFLite dynamic-range int8": tflite_runner(peers[m]["int8.tflite"]),
                                                      "ONNX Runtime dynamic int8": ort_runner(peers[m]["int8.onnx"])}, [1], rounds)
-            int8 = result[1] if m == "multitask" else int8
+            if m == "multitask":
+                int8 = result[1]
     if "loading" not in skip:
         first = loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
                          ("FaceNet fp32", fm["facenet"][0]), ("tiny model: the runtime", small_fmodel())], rounds)["multi-task fp32"]

@@ -204,10 +204,10 @@ import Testing
     /// primitive elsewhere; a clear winner wins either way.
     @Test func nearTiesGoByWhereTheInputLies() {
         for inL2 in [false, true] {
-            #expect(ConvPath.verdict(native: 1.0, other: .gemm, 0.5, inputInL2: inL2) == .gemm)
-            #expect(ConvPath.verdict(native: 0.5, other: .winograd, 1.0, inputInL2: inL2) == .native)
-            #expect(ConvPath.verdict(native: 1.0, other: .winograd, 1.05, inputInL2: inL2) == (inL2 ? .winograd : .native))
-            #expect(ConvPath.verdict(native: 1.0, other: .gemm, 0.95, inputInL2: inL2) == (inL2 ? .gemm : .native))
+            #expect(ConvPath.verdict(native: 1.0, other: .gemm, otherTime: 0.5, inputInL2: inL2) == .gemm)
+            #expect(ConvPath.verdict(native: 0.5, other: .winograd, otherTime: 1.0, inputInL2: inL2) == .native)
+            #expect(ConvPath.verdict(native: 1.0, other: .winograd, otherTime: 1.05, inputInL2: inL2) == (inL2 ? .winograd : .native))
+            #expect(ConvPath.verdict(native: 1.0, other: .gemm, otherTime: 0.95, inputInL2: inL2) == (inL2 ? .gemm : .native))
         }
     }
 

@@ -30,8 +30,8 @@ import Testing
 
     /// Images TensorFlow wrote (JPEG baseline 4:2:0 and 4:4:4, progressive, greyscale, and one
     /// whose scan meets its end marker early; PNG RGB, grey, RGBA and 16-bit), and a CMYK JPEG
-    /// Pillow wrote (with Adobe's marker, inverted, and without), decode to TensorFlow's pixels exactly, and every cut of them is refused
-    /// where TensorFlow refuses it.
+    /// Pillow wrote (with Adobe's marker, inverted, and without), decode to TensorFlow's pixels
+    /// exactly, and every cut of them is refused where TensorFlow refuses it.
     /// libpng's simplified API, before, composited the RGBA onto black, converted the 16-bit
     /// samples as linear light, and decoded each PNG cut in its last 12 bytes.
     @Test(arguments: Fixtures.images.map(\.name))

@@ -115,7 +115,7 @@ final class NativeConvolutions: @unchecked Sendable {
             verdict = forcedVerdict == .winograd && winograd == nil ? .native : forcedVerdict
         } else {
             let (other, time): (ConvPath, UInt64) = if let w, w < g { (.winograd, w) } else { (.gemm, g) }
-            verdict = ConvPath.verdict(native: Double(n), other: other, Double(time), inputInL2: inL2)
+            verdict = ConvPath.verdict(native: Double(n), other: other, otherTime: Double(time), inputInL2: inL2)
         }
         if Self.debug {
             let wino = w.map { String(format: ", Winograd %.3f ms", Double($0) / 1e6) } ?? ""
@@ -225,29 +225,21 @@ enum ConvPath: Sendable {
 
 extension ConvPath {
     /// A trial's verdict from the fastest times of oneDNN's primitive (`native`) and of the
-    /// faster of the others (`other`, in `time`): a near-tie, within 10%, goes to the side the
-    /// trial flatters.
+    /// faster of the others (`other`, in `otherTime`). A near-tie, within 10%, goes against the
+    /// side the trial flatters.
     ///
-    /// Where the layer's input fits in a core's L2 cache (`inputInL2`; at batch 1 on the Zen
-    /// 3), the primitive must be 10% faster. Its second and third trial runs read the input
-    /// settled in the cache by the runs before them, but in the model it runs straight after
-    /// the layer whose threads wrote that input, and there oneDNN's reads of it were slower:
-    /// Conv2d_4b, after Winograd's Conv2d_4a, took 2.20–2.42 ms a steady inference against
-    /// 1.63–1.66 for a second call at once (instrumented build), and its trial, 1.58–1.70 ms
-    /// against the window GEMM's 1.49–1.62, had kept the primitive in 14 of 14 processes. The
-    /// GEMM path's time in the model matched its trial's (1.60–1.67 ms). With larger inputs,
-    /// read from L3 or memory either way, the other must be 10% faster (the margin keeps
-    /// near-ties, which the warm timing decides by noise, from flipping). Alternating
-    /// processes of the multi-task model against keeping the primitive on every near-tie
-    /// (`Benchmarks/HISTORY.md`): giving every near-tie to the other, batch 1 0.986 (21 rounds;
-    /// FaceNet 0.978, 15) but batch 32 1.034 (9 rounds), hence the split. The split against
-    /// the old rule: batch 1 0.953, 0.981, 1.035 and 1.005 (21, 21, 21 and 31 rounds; per round
-    /// 1.006, 1.007, 1.004 in the last three, where the GEMM path won Conv2d_4b's trial
-    /// outright either way), FaceNet 1.000 (15), batch 32 1.012 (9): no change end to end but
-    /// where Conv2d_4b's trial is a near-tie (its verdict forced to the GEMM path there: 0.958),
-    /// and fewer kernel copies held (steady anonymous memory 68–76 → 55–56 MB at batch 1).
-    static func verdict(native: Double, other: ConvPath, _ time: Double, inputInL2: Bool) -> ConvPath {
-        inputInL2 ? (native < 0.9 * time ? .native : other) : (time < 0.9 * native ? other : .native)
+    /// Where the layer's input fits in a core's L2 cache (`inputInL2`; batch 1 on the Zen 3),
+    /// that is the primitive, which must then be 10% faster. Its second and third trial runs
+    /// read the input settled in the cache, but in the model it runs straight after the layer
+    /// whose threads wrote it, and there oneDNN reads it more slowly: Conv2d_4b, after
+    /// Winograd's Conv2d_4a, took 2.20–2.42 ms a steady inference against 1.63–1.66 for a
+    /// second call at once, while the GEMM path's time in the model matched its trial's. With
+    /// larger inputs, read from L3 or memory either way, the other must be 10% faster, so that
+    /// near-ties, which the warm timing decides by noise, do not flip. The alternating-process
+    /// measurements behind the split (batch 1 and 32, both models) are in `Benchmarks/HISTORY.md`,
+    /// thirteenth session.
+    static func verdict(native: Double, other: ConvPath, otherTime: Double, inputInL2: Bool) -> ConvPath {
+        inputInL2 ? (native < 0.9 * otherTime ? .native : other) : (otherTime < 0.9 * native ? other : .native)
     }
 }
 
