@@ -41,19 +41,24 @@ private final class PromptlyBox<T>: @unchecked Sendable {
     var value: T?
 }
 
-/// Runs `executable` (its output to /dev/null) and waits for it: its exit code (nil after a
-/// signal) and its peak resident KiB from wait4, which counts no other child of the tests (but
-/// starts from the tests' own peak: see `imagesAreResidentOnlyAsFarAsTheyAreRead`).
-func runMeasured(_ executable: String, _ arguments: [String]) -> (exitCode: Int32?, peakKiB: Int)? {
+/// Runs `executable` and waits for it: its exit code (nil after a signal), its peak resident KiB
+/// from wait4, which counts no other child of the tests (but starts from the tests' own peak: see
+/// `imagesAreResidentOnlyAsFarAsTheyAreRead`), and its standard error (through a file, so that a
+/// child that writes much never waits on a full pipe). Standard output goes to /dev/null.
+func runMeasured(_ executable: String, _ arguments: [String]) -> (exitCode: Int32?, peakKiB: Int, standardError: String)? {
+    let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("runMeasured-\(UUID().uuidString)").path
+    defer { unlink(errorPath) }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd: Int32 in [1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0, status: Int32 = 0, usage = rusage()
     guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0, wait4(pid, &status, 0, &usage) == pid else { return nil }
-    return (status & 0x7F == 0 ? (status >> 8) & 0xFF : nil, usage.ru_maxrss)
+    let standardError = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+    return (status & 0x7F == 0 ? (status >> 8) & 0xFF : nil, usage.ru_maxrss, standardError)
 }
 
 /// The `fmodel` executable the build put beside the Keras worker (and the test bundle).
