@@ -4,8 +4,9 @@
     Tools/.venv/bin/python Benchmarks/peer_first_output.py {onnxruntime|tflite|tensorflow} MODEL
 
 Prints one JSON line: `rss_before_load_mb`, the process's resident set once the peer's library
-is imported and the input made (its code and libraries: what fmodel's baseline holds), and
-`rss_first_output_mb`, after loading MODEL and running it once on a batch of 1. `peers.py`
+is imported and the input made (its code and libraries: what fmodel's baseline holds),
+`rss_first_output_mb`, after loading MODEL and running it once on a batch of 1, and what that
+added in file pages (the model file if mapped, code) and anonymous memory (copies, heap). `peers.py`
 runs it in a fresh process per sample and sets the difference beside fmodel's. Threads: the
 machine's cores, as in `peers.py`.
 """
@@ -20,8 +21,10 @@ import numpy as np  # noqa: E402
 
 
 def resident_mb():
+    """The resident set in MB (10^6 bytes): in all, in file pages and anonymous."""
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) * 1024 / 1e6
+        kb = {line.split(":")[0]: int(line.split()[1]) for line in f if line.startswith(("VmRSS", "RssFile", "RssAnon"))}
+    return {key: kb[name] * 1024 / 1e6 for key, name in [("all", "VmRSS"), ("file", "RssFile"), ("anonymous", "RssAnon")]}
 
 
 def main():
@@ -52,7 +55,10 @@ def main():
         [t.numpy() for t in model(x, training=False)]
     else:
         sys.exit(f"unknown peer {peer!r}: onnxruntime, tflite or tensorflow")
-    print(json.dumps({"rss_before_load_mb": before, "rss_first_output_mb": resident_mb()}))
+    after = resident_mb()
+    print(json.dumps({"rss_before_load_mb": before["all"], "rss_first_output_mb": after["all"],
+                      "file_added_mb": after["file"] - before["file"],
+                      "anonymous_added_mb": after["anonymous"] - before["anonymous"]}))
 
 
 if __name__ == "__main__":

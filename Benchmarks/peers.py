@@ -333,13 +333,13 @@ def peers_first_output(fmodel, peer_paths, rounds):
     script = os.path.join(ROOT, "Benchmarks", "peer_first_output.py")
     over = {}
     for label, peer, path in peer_paths:
-        added = []
-        for _ in range(rounds):
-            out = json.loads(subprocess.run([sys.executable, script, peer, path], check=True, capture_output=True,
-                                            text=True).stdout.splitlines()[-1])
-            added.append(out["rss_first_output_mb"] - out["rss_before_load_mb"])
+        outs = [json.loads(subprocess.run([sys.executable, script, peer, path], check=True, capture_output=True,
+                                          text=True).stdout.splitlines()[-1]) for _ in range(rounds)]
+        added = [o["rss_first_output_mb"] - o["rss_before_load_mb"] for o in outs]
         mid = statistics.median(added)
-        print(f"    {label:<36} {mid:6.1f} MB ({min(added):.1f}-{max(added):.1f}): {mid - weights - activations:+.1f} MB over")
+        print(f"    {label:<36} {mid:6.1f} MB ({min(added):.1f}-{max(added):.1f}): {mid - weights - activations:+.1f} MB over "
+              f"(file pages {statistics.median(o['file_added_mb'] for o in outs):.1f}, "
+              f"anonymous {statistics.median(o['anonymous_added_mb'] for o in outs):.1f})")
         over[label.split(" (")[0]] = mid - weights - activations
     return over
 
