@@ -332,7 +332,8 @@ def peers_first_output(fmodel, peer_paths, rounds):
           f"imported (medians of {rounds} processes), for {weights:.1f} + {activations:.1f} MB:")
     script = os.path.join(ROOT, "Benchmarks", "peer_first_output.py")
     over = {}
-    for label, peer, path in peer_paths:
+    for name, source, peer, path in peer_paths:
+        label = f"{name} ({source})"
         outs = [json.loads(subprocess.run([sys.executable, script, peer, path], check=True, capture_output=True,
                                           text=True).stdout.splitlines()[-1]) for _ in range(rounds)]
         added = [o["rss_first_output_mb"] - o["rss_before_load_mb"] for o in outs]
@@ -340,7 +341,7 @@ def peers_first_output(fmodel, peer_paths, rounds):
         print(f"    {label:<36} {mid:6.1f} MB ({min(added):.1f}-{max(added):.1f}): {mid - weights - activations:+.1f} MB over "
               f"(file pages {statistics.median(o['file_added_mb'] for o in outs):.1f}, "
               f"anonymous {statistics.median(o['anonymous_added_mb'] for o in outs):.1f})")
-        over[label.split(" (")[0]] = mid - weights - activations
+        over[name] = mid - weights - activations
     return over
 
 
@@ -445,9 +446,9 @@ def main():
                           ("FaceNet fp32", fm["facenet"][0]), ("tiny model: the runtime", small_fmodel())], rounds)
         first = loaded["multi-task fp32"]
         first["peers over"] = peers_first_output(first, [
-            ("ONNX Runtime (.onnx)", "onnxruntime", peers["multitask"]["onnx"]),
-            ("TFLite fp32 (.tflite, XNNPACK)", "tflite", peers["multitask"]["tflite"]),
-            ("TensorFlow (load_model of the .h5)", "tensorflow", H5)], min(rounds, 3))
+            ("ONNX Runtime", ".onnx", "onnxruntime", peers["multitask"]["onnx"]),
+            ("TFLite fp32", ".tflite, XNNPACK", "tflite", peers["multitask"]["tflite"]),
+            ("TensorFlow", "load_model of the .h5", "tensorflow", H5)], min(rounds, 3))
     if "import" not in skip:
         imports = importing()["multi-task .h5"]
     bounds(rates, latency, int8, first, imports)
