@@ -15,13 +15,13 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
+
+from release_build import ROOT, require_fmodel
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SHARED_MODEL = os.path.join(ROOT, "..", "shared", "models", "reference_multitask.h5")
 FIXTURE_MODEL = os.path.join(ROOT, "Tests", "Fixtures", "multitask_nested.h5")
 
@@ -50,9 +50,7 @@ def main():
     ap.add_argument("--batches", default="1,32")
     args = ap.parse_args()
     model_path = args.model or (SHARED_MODEL if os.path.exists(SHARED_MODEL) else FIXTURE_MODEL)
-    binary = os.path.join(ROOT, ".build", "release", "fmodel")
-    if not os.path.exists(binary):
-        sys.exit("build first: swift build -c release --static-swift-stdlib")
+    binary = require_fmodel()
     import numpy as np
     import tensorflow as tf
     import tf_keras as keras

@@ -37,12 +37,12 @@ import subprocess
 import sys
 import time
 
+from release_build import FMODEL, ROOT, require_fmodel
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OUT = os.path.join(ROOT, "Benchmarks", "out")
-FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
 FIXTURES = os.path.join(ROOT, "Tools", "fixtures", "make_fixtures.py")
 H5 = os.path.join(OUT, "full.h5")
 PB = os.path.join(OUT, "facenet.pb")
@@ -301,25 +301,25 @@ def loading(paths, rounds):
             return statistics.median(o[key] for o in outs)
         first, steady, sampling = med("first_ms"), med("median_ms"), med("baseline_sample_ms")
         first_rss = statistics.median(o["rss_first_output_mb"] - o["rss_before_load_mb"] for o in outs)
+        weights, activations = outs[0]["weight_mb"], outs[0]["activation_first_output_mb"]
+        over = first_rss - weights - activations
         print(f"  {name:<26} first output {first:7.1f} ms after start ({min(o['first_ms'] for o in outs):.1f}-"
               f"{max(o['first_ms'] for o in outs):.1f}; {first - steady:6.1f} without one steady inference, "
               f"{first - steady - sampling:6.1f} without the benchmark's own /proc sampling, {sampling:.1f} ms), of which the "
               f"first run {med('first_run_ms'):6.1f} ms (steady {steady:.1f}); peak RSS {med('max_rss_mb'):.0f} MB, "
               f"{statistics.median(o['max_rss_mb'] - o['rss_before_load_mb'] for o in outs):.0f} MB above the process "
-              f"before loading, for {outs[0]['weight_mb']:.1f} MB of weights + {outs[0]['activation_mb']:.1f} MB of activations; "
-              f"at the first output {first_rss:.1f} MB above, for the weights + {outs[0]['activation_first_output_mb']:.1f} MB "
-              f"of activations ({first_rss - outs[0]['weight_mb'] - outs[0]['activation_first_output_mb']:.2f} MB over); "
+              f"before loading, for {weights:.1f} MB of weights + {outs[0]['activation_mb']:.1f} MB of activations; "
+              f"at the first output {first_rss:.1f} MB above, for the weights + {activations:.1f} MB "
+              f"of activations ({over:.2f} MB over); "
               f"at the end {med('rss_file_mb'):.0f} MB of file pages + {med('rss_anon_mb'):.0f} MB anonymous "
               f"(before loading {med('rss_before_load_mb'):.0f} MB in all)")
         # What loading and the first run added, by kind of mapping (medians over the processes).
-        kinds = sorted({k for o in outs for k in o["rss_added_by_first_output_mb"]},
-                       key=lambda k: -statistics.median(o["rss_added_by_first_output_mb"].get(k, 0) for o in outs))
+        kinds = {k for o in outs for k in o["rss_added_by_first_output_mb"]}
         added = {k: statistics.median(o["rss_added_by_first_output_mb"].get(k, 0) for o in outs) for k in kinds}
         print(f"  {'':<26} added by the first output, MB: "
-              + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in added.items() if abs(v) >= 0.005))
-        summary[name] = {"ms": first - steady, "weights": outs[0]["weight_mb"],
-                         "activations": outs[0]["activation_first_output_mb"],
-                         "over": first_rss - outs[0]["weight_mb"] - outs[0]["activation_first_output_mb"]}
+              + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in sorted(added.items(), key=lambda kv: -kv[1])
+                          if abs(v) >= 0.005))
+        summary[name] = {"ms": first - steady, "weights": weights, "activations": activations, "over": over}
     return summary
 
 
@@ -338,10 +338,10 @@ def peers_first_output(fmodel, peer_paths, rounds):
                                           text=True).stdout.splitlines()[-1]) for _ in range(rounds)]
         added = [o["rss_first_output_mb"] - o["rss_before_load_mb"] for o in outs]
         mid = statistics.median(added)
-        print(f"    {label:<36} {mid:6.1f} MB ({min(added):.1f}-{max(added):.1f}): {mid - weights - activations:+.1f} MB over "
+        over[name] = mid - weights - activations
+        print(f"    {label:<36} {mid:6.1f} MB ({min(added):.1f}-{max(added):.1f}): {over[name]:+.1f} MB over "
               f"(file pages {statistics.median(o['file_added_mb'] for o in outs):.1f}, "
               f"anonymous {statistics.median(o['anonymous_added_mb'] for o in outs):.1f})")
-        over[name] = mid - weights - activations
     return over
 
 
@@ -368,17 +368,18 @@ def importing():
         cmd = ["/usr/bin/time", "-f", "%e %M", FMODEL, "import", src, "-o", out_path] + extra
         p = subprocess.run(cmd, check=True, capture_output=True, text=True)
         secs, kb = p.stderr.strip().splitlines()[-1].split()
+        secs, peak = float(secs), int(kb) * 1024 / 1e6
         size = os.path.getsize(out_path) / 1e6
         os.remove(out_path)
         t_secs, t_mb = map(float, subprocess.run([sys.executable, "-c", code % src], check=True, capture_output=True, text=True).stdout.split())
-        ratios[label] = (float(secs) / t_secs, int(kb) * 1024 / 1e6 / size)
-        print(f"  {label:<16} {os.path.getsize(src) / 1e6:6.1f} MB → {size:6.1f} MB .fmodel: fmodel {float(secs):6.2f} s, "
-              f"peak {int(kb) * 1024 / 1e6:5.0f} MB ({int(kb) * 1024 / 1e6 / size:.2f}× output) | TensorFlow {t_secs:6.2f} s, peak {t_mb:5.0f} MB "
-              f"(Python + TF alone {base:.0f} MB) | time ratio {float(secs) / t_secs:.2f}")
+        ratios[label] = (secs / t_secs, peak / size)
+        print(f"  {label:<16} {os.path.getsize(src) / 1e6:6.1f} MB → {size:6.1f} MB .fmodel: fmodel {secs:6.2f} s, "
+              f"peak {peak:5.0f} MB ({peak / size:.2f}× output) | TensorFlow {t_secs:6.2f} s, peak {t_mb:5.0f} MB "
+              f"(Python + TF alone {base:.0f} MB) | time ratio {secs / t_secs:.2f}")
     return ratios
 
 
-def bounds(rates, latency, int8, first, imports):
+def bounds(rates, latency, int8, first, peers_over, imports):
     """Issue #6's bounds on the multi-task model, each from this run's figures: met or not."""
     rows = []
     def check(text, value, ok):
@@ -395,7 +396,7 @@ def bounds(rates, latency, int8, first, imports):
         check("int8 batch 1 ≤ 1.0× TFLite dynamic-range int8 and ≤ its fp32", f"{lite:.2f}×, {own:.2f}×", lite <= 1.0 and own <= 1.0)
     if first:
         check("first output ≤ 100 ms after start, inference excluded", f"{first['ms']:.1f} ms", first["ms"] <= 100)
-        peers = ", ".join(f"{name} {mb:+.1f}" for name, mb in first["peers over"].items())
+        peers = ", ".join(f"{name} {mb:+.1f}" for name, mb in peers_over.items())
         check("resident memory at the first output ≤ weights + activations",
               f"{first['over']:+.2f} MB (by the same measure: {peers} MB)", first["over"] <= 0)
     if imports:
@@ -413,15 +414,14 @@ def main():
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: gemm,latency,int8,loading,import")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
-    if not os.path.exists(FMODEL):
-        sys.exit("build first: swift build -c release --static-swift-stdlib")
+    require_fmodel()
     rounds, batches = (3, [1]) if args.quick else (args.rounds, [1, 32])
     build_sources()
     fm = build_fmodels()
     peers = build_peers()
     import tensorflow as tf
     print(f"machine: {THREADS} cores; TensorFlow {tf.__version__}; threads {THREADS} everywhere")
-    rates, latency, int8, first, imports = {}, {}, {}, None, None
+    rates, latency, int8, first, peers_over, imports = {}, {}, {}, None, {}, None
     if "gemm" not in skip:
         print("\nGEMM 2048³ float32 (best of 5):")
         rates = gemm_rates()
@@ -445,13 +445,13 @@ def main():
         loaded = loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
                           ("FaceNet fp32", fm["facenet"][0]), ("tiny model: the runtime", small_fmodel())], rounds)
         first = loaded["multi-task fp32"]
-        first["peers over"] = peers_first_output(first, [
+        peers_over = peers_first_output(first, [
             ("ONNX Runtime", ".onnx", "onnxruntime", peers["multitask"]["onnx"]),
             ("TFLite fp32", ".tflite, XNNPACK", "tflite", peers["multitask"]["tflite"]),
             ("TensorFlow", "load_model of the .h5", "tensorflow", H5)], min(rounds, 3))
     if "import" not in skip:
         imports = importing()["multi-task .h5"]
-    bounds(rates, latency, int8, first, imports)
+    bounds(rates, latency, int8, first, peers_over, imports)
 
 
 if __name__ == "__main__":

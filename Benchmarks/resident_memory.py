@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
+from release_build import BUILD, FMODEL, ROOT
+
 
 
 def kind(name, perms):
@@ -55,7 +55,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
     if not os.path.exists(FMODEL) or not os.path.exists(args.model):
-        sys.exit(f"needs {FMODEL} (swift build -c release --static-swift-stdlib) and {args.model} (Benchmarks/peers.sh makes it)")
+        sys.exit(f"needs {FMODEL} ({BUILD}) and {args.model} (Benchmarks/peers.sh makes it)")
     info = json.loads(subprocess.run([FMODEL, "bench", args.model, "--batch", str(args.batch), "--iterations", "2", "--json"],
                                      check=True, capture_output=True, text=True).stdout)
     before = None

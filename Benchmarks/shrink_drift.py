@@ -15,8 +15,8 @@ import tempfile
 
 import numpy as np
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
+from release_build import FMODEL, ROOT, require_fmodel
+
 
 
 def run(model, x_path, out):
@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--targets", default="120,60,40,30,20")
     ap.add_argument("--samples", type=int, default=16)
     args = ap.parse_args()
+    require_fmodel()
     if not os.path.exists(args.model):
         sys.exit(f"{args.model} is missing: run Benchmarks/shrink_full.sh first")
     with tempfile.TemporaryDirectory() as tmp:

@@ -55,8 +55,11 @@ int main(int argc, char **argv) {
             char err[256];
             conv[b][s] = fm_conv_create(&p, w[b][s], NULL, err, sizeof err);
             if (!conv[b][s] || fm_conv_load_weights(conv[b][s])) { fprintf(stderr, "oneDNN: %s\n", err); return 1; }
-            strips[b][s] = aligned_alloc(64, (size_t)inputs[s] * round16(units[s]) * 4);
-            if (ways == WAYS) fm_avx2_pack(w[b][s], units[s], inputs[s], units[s], strips[b][s]);
+            strips[b][s] = NULL;
+            if (ways == WAYS) {
+                strips[b][s] = aligned_alloc(64, (size_t)inputs[s] * round16(units[s]) * 4);
+                fm_avx2_pack(w[b][s], units[s], inputs[s], units[s], strips[b][s]);
+            }
         }
     size_t evict = (size_t)120 << 20;
     float *e = aligned_alloc(64, evict), *x = aligned_alloc(64, ROWS * 1792 * 4);

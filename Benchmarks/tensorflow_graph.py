@@ -14,10 +14,10 @@ import sys
 import tempfile
 import time
 
+from release_build import FMODEL, ROOT, require_fmodel
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PB = os.path.join(ROOT, "Benchmarks", "out", "facenet.pb")
-FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
 
 
 def fmodel_import(tmp):
@@ -57,8 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    if not os.path.exists(FMODEL):
-        sys.exit("build first: swift build -c release --static-swift-stdlib")
+    require_fmodel()
     if not os.path.exists(PB):
         subprocess.run([sys.executable, os.path.join(ROOT, "Tools", "fixtures", "make_fixtures.py"), "--full-facenet-pb", PB], check=True)
     ours_import, theirs_import, ours_ms, theirs_ms = [], [], [], []

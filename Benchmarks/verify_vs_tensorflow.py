@@ -15,14 +15,14 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
+
+from release_build import FMODEL, ROOT, require_fmodel
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MODEL = os.path.join(ROOT, "..", "shared", "models", "reference_multitask.h5")
 DATA = os.path.join(ROOT, "..", "shared", "data", "utkface", "val")
 
@@ -70,10 +70,9 @@ def tensorflow_eval(files):
 
 
 def fmodel_eval(limit):
-    binary = os.path.join(ROOT, ".build", "release", "fmodel")
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report.json")
-        args = [binary, "verify", "--candidate", MODEL, "--data", DATA, "--report", report]
+        args = [FMODEL, "verify", "--candidate", MODEL, "--data", DATA, "--report", report]
         if limit:
             args += ["--limit", str(limit)]
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
@@ -91,8 +90,7 @@ def main():
     if not (os.path.exists(MODEL) and os.path.isdir(DATA)):
         print("skipped: ../shared/models/reference_multitask.h5 or ../shared/data/utkface/val is not here")
         return
-    if not os.path.exists(os.path.join(ROOT, ".build", "release", "fmodel")):
-        sys.exit("build first: swift build -c release --static-swift-stdlib")
+    require_fmodel()
     files = labelled_files(DATA, args.limit)
     ours = fmodel_eval(args.limit)
     theirs = tensorflow_eval(files)

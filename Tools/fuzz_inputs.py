@@ -7,9 +7,9 @@ that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of byt
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
 Needs a release build (`swift build -c release --static-swift-stdlib`) and nothing else (no
-TensorFlow). Not part of the tests: it takes minutes. Its inputs: the Keras, TensorFlow and .npy fixtures, an .fmodel
-imported from one, and images of Tests/Fixtures/images (an RGB and a 16-bit PNG, a baseline and a
-progressive JPEG).
+TensorFlow). Not part of the tests: it takes minutes. Its inputs: the Keras, TensorFlow and
+.npy fixtures, an .fmodel imported from one, and images of Tests/Fixtures/images (an RGB and a
+16-bit PNG, a baseline and a progressive JPEG).
 The cases it found are kept as fixtures (Tests/Fixtures/bad/:
 global_heap_loop.h5, vlen_length.h5, huge_element.h5) with tests of their own. Exits 1 when a
 case ended badly; those are copied to --keep.
