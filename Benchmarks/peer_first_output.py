@@ -4,20 +4,23 @@
     Tools/.venv/bin/python Benchmarks/peer_first_output.py {onnxruntime|tflite|tensorflow} MODEL
 
 Prints one JSON line: `rss_before_load_mb`, the process's resident set once the peer's library
-is imported and the input made (its code and libraries: what fmodel's baseline holds),
-`rss_first_output_mb`, after loading MODEL and running it once on a batch of 1, and what that
-added in file pages (the model file if mapped, code) and anonymous memory (copies, heap). `peers.py`
-runs it in a fresh process per sample and sets the difference beside fmodel's. Threads: the
-machine's cores, as in `peers.py`.
+is imported (its code and libraries: what fmodel's baseline holds), `rss_first_output_mb`, after
+loading MODEL (`.onnx`, `.tflite`, or the multi-task `.h5`) and running it once on a batch of 1,
+and what that added in file pages (the model file if mapped, code) and anonymous memory (copies,
+heap, the input). The peer is loaded and run by `peers.py`'s own runners, so with the settings
+of its timed runs; `peers.py` runs this in a fresh process per sample and sets the difference
+beside fmodel's.
 """
+import importlib
 import json
-import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from peers import ort_runner, tensorflow_runner, tflite_runner
 
-import numpy as np  # noqa: E402
+# The library each peer imports before the baseline, and its runner (the model's path → a run).
+PEERS = {"onnxruntime": ("onnxruntime", ort_runner),
+         "tflite": ("tensorflow", tflite_runner),
+         "tensorflow": ("tf_keras", lambda path: tensorflow_runner("multitask", h5=path))}
 
 
 def resident_mb():
@@ -29,32 +32,14 @@ def resident_mb():
 
 def main():
     peer, path = sys.argv[1], sys.argv[2]
-    threads = os.cpu_count()
-    x = np.random.default_rng(42).uniform(-1, 1, (1, 160, 160, 3)).astype(np.float32)
-    if peer == "onnxruntime":
-        import onnxruntime as ort
-        before = resident_mb()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        sess.run(None, {sess.get_inputs()[0].name: x})
-    elif peer == "tflite":
-        import tensorflow as tf
-        before = resident_mb()
-        interp = tf.lite.Interpreter(model_path=path, num_threads=threads)
-        interp.allocate_tensors()
-        interp.set_tensor(interp.get_input_details()[0]["index"], x)
-        interp.invoke()
-        [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
-    elif peer == "tensorflow":
-        import tensorflow as tf
-        import tf_keras as keras
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        before = resident_mb()
-        model = keras.models.load_model(path, compile=False, safe_mode=False)
-        [t.numpy() for t in model(x, training=False)]
-    else:
-        sys.exit(f"unknown peer {peer!r}: onnxruntime, tflite or tensorflow")
+    if peer not in PEERS:
+        sys.exit(f"unknown peer {peer!r}: {', '.join(PEERS)}")
+    library, runner = PEERS[peer]
+    importlib.import_module(library)
+    importlib.import_module("numpy")
+    before = resident_mb()
+    run = runner(path)  # loads the model; kept until the sample, which freeing it would shrink
+    run(1, 0)  # one run: the first output
     after = resident_mb()
     print(json.dumps({"rss_before_load_mb": before["all"], "rss_first_output_mb": after["all"],
                       "file_added_mb": after["file"] - before["file"],

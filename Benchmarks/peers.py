@@ -103,10 +103,10 @@ def facenet_inference_graph():
     return tf.compat.v1.graph_util.extract_sub_graph(g.as_graph_def(), ["emb"])
 
 
-def keras_function():
+def keras_function(path=H5):
     import tensorflow as tf
     import tf_keras as keras
-    model = keras.models.load_model(H5, compile=False, safe_mode=False)
+    model = keras.models.load_model(path, compile=False, safe_mode=False)
     fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32)])
     return model, fn
 
@@ -162,21 +162,23 @@ def fmodel_runner(path):
 
 
 def timed(call, iterations):
+    """One run untimed, then `iterations` timed ones (none: only the first output, which is
+    what `peer_first_output.py` measures)."""
     call()
     times = []
     for _ in range(iterations):
         t = time.perf_counter()
         call()
         times.append((time.perf_counter() - t) * 1000)
-    return {"median_ms": statistics.median(times)}
+    return {"median_ms": statistics.median(times)} if times else {}
 
 
-def tensorflow_runner(model_name, gd=None):
+def tensorflow_runner(model_name, gd=None, h5=H5):
     import numpy as np
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     if model_name == "multitask":
-        _, fn = keras_function()
+        _, fn = keras_function(h5)
         def run(batch, iterations):
             x = tf.constant(np.random.default_rng(42).uniform(-1, 1, (batch, 160, 160, 3)).astype(np.float32))
             return timed(lambda: [t.numpy() for t in fn(x)], iterations)
@@ -339,7 +341,7 @@ def peers_first_output(fmodel, peer_paths, rounds):
         added = [o["rss_first_output_mb"] - o["rss_before_load_mb"] for o in outs]
         mid = statistics.median(added)
         over[name] = mid - weights - activations
-        print(f"    {label:<36} {mid:6.1f} MB ({min(added):.1f}-{max(added):.1f}): {over[name]:+.1f} MB over "
+        print(f"    {label:<48} {mid:6.1f} MB ({min(added):.1f}-{max(added):.1f}): {over[name]:+.1f} MB over "
               f"(file pages {statistics.median(o['file_added_mb'] for o in outs):.1f}, "
               f"anonymous {statistics.median(o['anonymous_added_mb'] for o in outs):.1f})")
     return over
@@ -448,7 +450,7 @@ def main():
         peers_over = peers_first_output(first, [
             ("ONNX Runtime", ".onnx", "onnxruntime", peers["multitask"]["onnx"]),
             ("TFLite fp32", ".tflite, XNNPACK", "tflite", peers["multitask"]["tflite"]),
-            ("TensorFlow", "load_model of the .h5", "tensorflow", H5)], min(rounds, 3))
+            ("TensorFlow", "load_model of the .h5, tf.function", "tensorflow", H5)], min(rounds, 3))
     if "import" not in skip:
         imports = importing()["multi-task .h5"]
     bounds(rates, latency, int8, first, peers_over, imports)

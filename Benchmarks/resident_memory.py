@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 
-from release_build import BUILD, FMODEL, ROOT
-
+from release_build import FMODEL, ROOT, require_fmodel
 
 
 def kind(name, perms):
@@ -54,8 +53,9 @@ def main():
     ap.add_argument("model", nargs="?", default=os.path.join(ROOT, "Benchmarks", "out", "multitask.fmodel"))
     ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
-    if not os.path.exists(FMODEL) or not os.path.exists(args.model):
-        sys.exit(f"needs {FMODEL} ({BUILD}) and {args.model} (Benchmarks/peers.sh makes it)")
+    require_fmodel()
+    if not os.path.exists(args.model):
+        sys.exit(f"{args.model} is missing: Benchmarks/peers.sh makes it")
     info = json.loads(subprocess.run([FMODEL, "bench", args.model, "--batch", str(args.batch), "--iterations", "2", "--json"],
                                      check=True, capture_output=True, text=True).stdout)
     before = None

@@ -18,7 +18,6 @@ import numpy as np
 from release_build import FMODEL, ROOT, require_fmodel
 
 
-
 def run(model, x_path, out):
     subprocess.run([FMODEL, "run", model, "--input", x_path, "--out", out], check=True, capture_output=True)
     return {h: np.load(os.path.join(out, h + ".npy")) for h in ("age", "gender", "ethnicity")}

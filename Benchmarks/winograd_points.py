@@ -12,7 +12,6 @@ the largest |output|.
 
 Needs only numpy."""
 import argparse
-import itertools
 
 import numpy as np
 from numpy.polynomial import polynomial as P
