@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""How much a noisy neighbour slows fmodel beside ONNX Runtime and TFLite, batch 1, the
+multi-task model: each contender alone, then with `neighbour.c` on the last core for 2 ms of
+every 10, busy on the CPU alone or copying through memory (which also evicts the shared L3).
+Conditions and contenders alternate round by round; medians, each one's slowdown against its
+own quiet figure, and fmodel/peer per condition. A virtual machine's slow phases come from such
+neighbours; this shows which kind fmodel is more sensitive to than its peers.
+
+    Tools/.venv/bin/python Benchmarks/contention.py [--rounds 5] [--on 2] [--off 8]
+
+Needs the models and conversions `peers.sh` makes."""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from peers import OUT, fmodel_runner, log, ort_runner, tflite_runner
+from release_build import ROOT, require_fmodel
+
+NEIGHBOUR = os.path.join(OUT, "neighbour")
+
+
+def build_neighbour():
+    source = os.path.join(ROOT, "Benchmarks", "neighbour.c")
+    if not os.path.exists(NEIGHBOUR) or os.path.getmtime(NEIGHBOUR) < os.path.getmtime(source):
+        subprocess.run(["gcc", "-O2", source, "-o", NEIGHBOUR], check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--on", default="2", help="ms the neighbour is busy in each period")
+    ap.add_argument("--off", default="8", help="ms it sleeps")
+    args = ap.parse_args()
+    require_fmodel()
+    paths = {"fmodel": os.path.join(OUT, "multitask.fmodel"), "ONNX Runtime": os.path.join(OUT, "peers", "multitask.onnx"),
+             "TFLite": os.path.join(OUT, "peers", "multitask.tflite")}
+    missing = [p for p in paths.values() if not os.path.exists(p)]
+    if missing:
+        sys.exit(f"{', '.join(missing)} missing: Benchmarks/peers.sh makes them")
+    build_neighbour()
+    contenders = {"fmodel": fmodel_runner(paths["fmodel"]), "ONNX Runtime": ort_runner(paths["ONNX Runtime"]),
+                  "TFLite": tflite_runner(paths["TFLite"])}
+    conditions = ["quiet", "cpu", "memory"]
+    core = str(os.cpu_count() - 1)
+    samples = {(c, n): [] for c in conditions for n in contenders}
+    for r in range(args.rounds):
+        for condition in conditions:
+            neighbour = None if condition == "quiet" else subprocess.Popen(
+                ["taskset", "-c", core, NEIGHBOUR, condition, args.on, args.off])
+            try:
+                time.sleep(0.2)
+                for name, run in contenders.items():
+                    samples[(condition, name)].append(run(1, 20)["median_ms"])
+            finally:
+                if neighbour:
+                    neighbour.kill()
+                    neighbour.wait()
+        log(f"  round {r + 1}/{args.rounds}")
+    print(f"\nMulti-task model, batch 1, {args.rounds} alternating rounds; a neighbour on core {core} busy "
+          f"{args.on} ms of every {float(args.on) + float(args.off):g} (medians in ms; slowdown against the "
+          f"contender's own quiet median; fmodel/peer in the same condition)")
+    quiet = {n: statistics.median(samples[("quiet", n)]) for n in contenders}
+    for condition in conditions:
+        m = {n: statistics.median(samples[(condition, n)]) for n in contenders}
+        cells = "  ".join(f"{n} {m[n]:6.2f} (×{m[n] / quiet[n]:.2f})" for n in contenders)
+        ratios = ", ".join(f"/{n} {m['fmodel'] / m[n]:.2f}" for n in contenders if n != "fmodel")
+        print(f"  {condition:<7} {cells}   fmodel{ratios}")
+
+
+if __name__ == "__main__":
+    main()
