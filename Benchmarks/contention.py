@@ -4,7 +4,8 @@ multi-task model: each contender alone, then with `neighbour.c` on the last core
 every 10, busy on the CPU alone or copying through memory (which also evicts the shared L3).
 Conditions and contenders alternate round by round; medians, each one's slowdown against its
 own quiet figure, and fmodel/peer per condition. A virtual machine's slow phases come from such
-neighbours; this shows which kind fmodel is more sensitive to than its peers.
+neighbours; this asks whether either kind costs fmodel more than its peers. The machine's own
+phase moves the answer: compare several runs (README, batch 1 against ONNX Runtime).
 
     Tools/.venv/bin/python Benchmarks/contention.py [--rounds 5] [--on 2] [--off 8]
 
