@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from release_build import ROOT, require_models
 
 
 def main():
@@ -31,8 +31,9 @@ def main():
     for setting in filter(None, settings.split(",")):
         key, _, value = setting.partition("=")
         env[key] = value
-    if not os.access(path, os.X_OK) or not os.path.exists(args.model):
-        sys.exit(f"needs the build {path} and the model {args.model} (Benchmarks/peers.sh makes it)")
+    if not os.access(path, os.X_OK):
+        sys.exit(f"{path} is not an executable build")
+    require_models(args.model)
     sizes = [int(b) for b in args.batches.split(",")]
     per32 = {b: [] for b in sizes}
     for _ in range(args.rounds):

@@ -14,11 +14,10 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import time
 
 from peers import OUT, fmodel_runner, log, ort_runner, tflite_runner
-from release_build import ROOT, require_fmodel
+from release_build import ROOT, require_fmodel, require_models
 
 NEIGHBOUR = os.path.join(OUT, "neighbour")
 
@@ -32,15 +31,13 @@ def build_neighbour():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--on", default="2", help="ms the neighbour is busy in each period")
-    ap.add_argument("--off", default="8", help="ms it sleeps")
+    ap.add_argument("--on", type=float, default=2, help="ms the neighbour is busy in each period")
+    ap.add_argument("--off", type=float, default=8, help="ms it sleeps")
     args = ap.parse_args()
     require_fmodel()
     paths = {"fmodel": os.path.join(OUT, "multitask.fmodel"), "ONNX Runtime": os.path.join(OUT, "peers", "multitask.onnx"),
              "TFLite": os.path.join(OUT, "peers", "multitask.tflite")}
-    missing = [p for p in paths.values() if not os.path.exists(p)]
-    if missing:
-        sys.exit(f"{', '.join(missing)} missing: Benchmarks/peers.sh makes them")
+    require_models(*paths.values())
     build_neighbour()
     contenders = {"fmodel": fmodel_runner(paths["fmodel"]), "ONNX Runtime": ort_runner(paths["ONNX Runtime"]),
                   "TFLite": tflite_runner(paths["TFLite"])}
@@ -50,7 +47,7 @@ def main():
     for r in range(args.rounds):
         for condition in conditions:
             neighbour = None if condition == "quiet" else subprocess.Popen(
-                ["taskset", "-c", core, NEIGHBOUR, condition, args.on, args.off])
+                ["taskset", "-c", core, NEIGHBOUR, condition, f"{args.on:g}", f"{args.off:g}"])
             try:
                 time.sleep(0.2)
                 for name, run in contenders.items():
@@ -61,7 +58,7 @@ def main():
                     neighbour.wait()
         log(f"  round {r + 1}/{args.rounds}")
     print(f"\nMulti-task model, batch 1, {args.rounds} alternating rounds; a neighbour on core {core} busy "
-          f"{args.on} ms of every {float(args.on) + float(args.off):g} (medians in ms; slowdown against the "
+          f"{args.on:g} ms of every {args.on + args.off:g} (medians in ms; slowdown against the "
           f"contender's own quiet median; fmodel/peer in the same condition)")
     quiet = {n: statistics.median(samples[("quiet", n)]) for n in contenders}
     for condition in conditions:

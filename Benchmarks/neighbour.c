@@ -23,13 +23,17 @@ int main(int argc, char **argv) {
     }
     int memory = !strcmp(argv[1], "memory");
     double on = atof(argv[2]) * 1e-3, off = atof(argv[3]) * 1e-3;
+    if (on <= 0 || off < 0) {
+        fprintf(stderr, "neighbour: ON_MS must be above 0 and OFF_MS not below 0\n");
+        return 2;
+    }
     const size_t size = (size_t)256 << 20, step = (size_t)1 << 20;
     char *a = memory ? malloc(size) : NULL, *b = memory ? malloc(size) : NULL;
     if (memory && (!a || !b)) return 1;
     if (memory) memset(a, 1, size), memset(b, 2, size);
     volatile double spin = 0;
     size_t at = 0;
-    struct timespec pause = {0, (long)(off * 1e9)};
+    struct timespec pause = {(time_t)off, (long)((off - (time_t)off) * 1e9)};
     for (;;) {
         double start = now();
         while (now() - start < on) {

@@ -27,7 +27,8 @@ import tempfile
 import numpy as np
 import onnxruntime as ort
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from release_build import FMODEL, ROOT, require_fmodel, require_models
+
 THREADS = 2
 
 
@@ -62,7 +63,7 @@ def layer_of(node):
 
 
 def fmodel_layers(path, batch, iterations):
-    out = subprocess.run([os.path.join(ROOT, ".build/release/fmodel"), "bench", path, "--batch", str(batch),
+    out = subprocess.run([FMODEL, "bench", path, "--batch", str(batch),
                           "--iterations", str(iterations), "--profile", "--json"],
                          check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
@@ -101,9 +102,8 @@ def main():
     args = ap.parse_args()
     fm_path = os.path.join(ROOT, "Benchmarks/out/multitask.fmodel")
     ort_path = os.path.join(ROOT, "Benchmarks/out/peers/multitask.onnx")
-    for p in (fm_path, ort_path):
-        if not os.path.exists(p):
-            raise SystemExit(f"{p}: not found (Benchmarks/peers.sh makes it)")
+    require_fmodel()
+    require_models(fm_path, ort_path)
     medians, fms, ons = [], [], []
     for _ in range(args.rounds):
         median, fm, chains = fmodel_layers(fm_path, args.batch, args.iterations)

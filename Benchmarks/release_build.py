@@ -1,4 +1,5 @@
-"""The release build the benchmark scripts run, and a clear stop when it is missing."""
+"""The release build the benchmark scripts run and the models `peers.sh` makes for them, and a
+clear stop when either is missing."""
 import os
 import sys
 
@@ -12,3 +13,11 @@ def require_fmodel():
     if not os.access(FMODEL, os.X_OK):
         sys.exit(f"no release build at {FMODEL}: run {BUILD}")
     return FMODEL
+
+
+def require_models(*paths):
+    """A stop naming those of `paths` that are missing (models and conversions `peers.sh` makes,
+    or a model the user named), unless every one is there."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)} (Benchmarks/peers.sh makes the full-size models and their conversions)")

@@ -14,10 +14,9 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 
-from release_build import FMODEL, ROOT, require_fmodel
+from release_build import FMODEL, ROOT, require_fmodel, require_models
 
 
 def kind(name, perms):
@@ -54,8 +53,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
     require_fmodel()
-    if not os.path.exists(args.model):
-        sys.exit(f"{args.model} is missing: Benchmarks/peers.sh makes it")
+    require_models(args.model)
     info = json.loads(subprocess.run([FMODEL, "bench", args.model, "--batch", str(args.batch), "--iterations", "2", "--json"],
                                      check=True, capture_output=True, text=True).stdout)
     before = None

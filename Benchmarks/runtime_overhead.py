@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from release_build import FMODEL, ROOT, require_fmodel, require_models
 COUNTED = {
     "retain": r"swift_(unknownObject|bridgeObject)?[Rr]etain(_n)?",
     "release": r"swift_(unknownObject|bridgeObject)?[Rr]elease(_n)?",
@@ -84,11 +84,11 @@ def main():
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is not installed (apt-get install valgrind)")
-    if not os.path.exists(args.model):
-        sys.exit(f"{args.model}: not found (Benchmarks/peers.sh builds it)")
+    require_fmodel()
+    require_models(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         binary = os.path.join(tmp, "fmodel")
-        subprocess.run(["strip", "--strip-debug", "-o", binary, os.path.join(ROOT, ".build/release/fmodel")], check=True)
+        subprocess.run(["strip", "--strip-debug", "-o", binary, FMODEL], check=True)
         print(f"{os.path.basename(args.model)}, batch {args.batch}: callgrind, 1 run and 1+{args.runs} runs", flush=True)
         a = callgrind(binary, args.model, 1, args.batch, os.path.join(tmp, "a.out"))
         b = callgrind(binary, args.model, 1 + args.runs, args.batch, os.path.join(tmp, "b.out"))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from release_build import ROOT, require_models
 
 
 def sample(fmodel, model):
@@ -39,8 +39,7 @@ def main():
     p.add_argument("model", nargs="?", default=os.path.join(ROOT, "Benchmarks/out/multitask.fmodel"))
     p.add_argument("--rounds", type=int, default=11)
     args = p.parse_args()
-    if not os.path.exists(args.model):
-        sys.exit(f"no {args.model}: Benchmarks/peers.sh makes it")
+    require_models(args.model)
     runs = {"A": [], "B": []}
     for r in range(args.rounds):
         print(f"  round {r + 1}/{args.rounds}", file=sys.stderr)
