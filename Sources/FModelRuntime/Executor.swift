@@ -383,7 +383,7 @@ public final class Executor: @unchecked Sendable {
             // A chain's convolutions need no primitives of their own, nor do streamed ones, nor
             // those another batch size runs (`BatchPasses`).
             guard segment.contains(n), case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.covers(n) != true,
-                  float || k.weights.isInteger, !streams(i, shapes) else { return nil }
+                  float || k.nativeFromFirstRun, !streams(i, shapes) else { return nil }
             return (k, shapes[i.inputs[0]], shapes[i.output])
         }
         guard !convs.isEmpty || !chains.isEmpty else { return }

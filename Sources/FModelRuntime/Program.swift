@@ -98,7 +98,7 @@ struct Program {
         func chainable(_ i: Int) -> Bool {
             switch instructions[i].step {
             case .conv(let k):
-                k.native != nil && !k.weights.isInteger && !k.bf16 && instructions[i].residual == nil
+                k.native != nil && !k.nativeFromFirstRun && !k.bf16 && instructions[i].residual == nil
                     && k.epilogue.activation.nativeCode != nil
             case .pool(_, let isMax): isMax
             default: false

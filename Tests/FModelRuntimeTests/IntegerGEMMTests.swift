@@ -69,9 +69,34 @@ import Testing
         #expect(moved, "the int8 path should not be the float path")
     }
 
+    /// Signed input (four channels: fewer run in float32, below).
     @Test(arguments: [false, true])
     func int8ConvWithPaddingMatchesFloat(native: Bool) throws {
-        try compare(.conv2D(ConvAttributes(padding: .same)), input: [2, 6, 5, 3], kernel: [3, 3, 3, 8], bias: true, native: native)
+        try compare(.conv2D(ConvAttributes(padding: .same)), input: [2, 6, 5, 4], kernel: [3, 3, 4, 8], bias: true, native: native)
+    }
+
+    /// An int8 kernel over fewer than four input channels (an image's first layer) multiplies
+    /// in float32 on its dequantized copy: the float layer's outputs to float rounding, on
+    /// every engine, where the int8 path would move them by a quantization step; and on the
+    /// tiered engine the first run already gives the second's answer.
+    @Test(arguments: [ConvolutionEngine.gemm, .native, .tiered])
+    func int8ConvOnThreeChannelsRunsInFloat(engine: ConvolutionEngine) throws {
+        let kernel = Tensor(randoms(3 * 3 * 3 * 16, seed: 50, in: -1...1), shape: [3, 3, 3, 16]).quantized(.int8PerChannel)
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 17, 15, 3])], outputs: ["n"],
+                      nodes: [Node(name: "n", op: .conv2D(ConvAttributes(strides: [2, 2], padding: .valid, activation: .relu)),
+                                   inputs: ["x"], params: ["kernel": "k"])],
+                      tensors: ["k": kernel])
+        var float = g
+        float.tensors["k"] = Tensor(kernel.floats(), shape: kernel.shape)
+        let x = ["x": FloatTensor(shape: [2, 17, 15, 3], values: randoms(2 * 17 * 15 * 3, seed: 51, in: -2...3))]
+        let e = try Executor(graph: g, engine: engine)
+        guard case .conv(let k) = e.program.instructions[0].step else { Issue.record("not a conv"); return }
+        #expect(!k.weights.isInteger && k.dequantized && k.nativeFromFirstRun)
+        let first = try e.run(x)["n"]!.values
+        let f = try Executor(graph: float, engine: engine == .tiered ? .native : engine).run(x)["n"]!.values
+        #expect(first.count == f.count && !f.isEmpty)
+        #expect(Difference(first, f, tolerance: .tensorFlow).maxAbsolute < 1e-5)
+        #expect(try e.run(x)["n"]!.values == first)
     }
 
     /// Non-negative input (as after a ReLU): unsigned from zero on oneDNN's convolution.

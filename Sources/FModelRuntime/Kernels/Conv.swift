@@ -63,14 +63,25 @@ struct ConvKernel {
     /// and keeps the faster (`NativeConvolutions.trial`): a `tiered` executor's layers.
     let measuresNative: Bool
 
+    /// True for a kernel stored as int8 that multiplies in float32 on a dequantized copy
+    /// (`Step.dequantizesIntegerKernel`). Like the int8 layers around it, it runs its oneDNN
+    /// primitive from the first run, untimed and unchained, so that the model gives one answer
+    /// twice (an int8 layer after it quantizes what it writes).
+    let dequantized: Bool
+
     init(weights: GEMMWeights, epilogue: Epilogue, attributes: ConvAttributes, kH: Int, kW: Int, cin: Int, cout: Int,
-         native: Bool, bf16: Bool = false, measuresNative: Bool = false) {
+         native: Bool, bf16: Bool = false, measuresNative: Bool = false, dequantized: Bool = false) {
         (self.weights, self.epilogue, self.attributes) = (weights, epilogue, attributes)
         (self.kH, self.kW, self.cin, self.cout) = (kH, kW, cin, cout)
         self.native = native ? NativeConvolutions() : nil
         self.bf16 = native && bf16
-        self.measuresNative = native && !bf16 && measuresNative
+        self.dequantized = dequantized
+        self.measuresNative = native && !bf16 && measuresNative && !dequantized
     }
+
+    /// True when the layer's primitive is made and run from a batch size's first run: int8
+    /// layers and dequantized ones.
+    var nativeFromFirstRun: Bool { weights.isInteger || dequantized }
 
     /// Makes the native primitive the common case will use: float32, or int8 on unsigned
     /// activations (the input of every conv after a ReLU).
@@ -114,6 +125,7 @@ struct ConvKernel {
         let inCount = n * win.inH * win.inW * cin
         switch weights {
         case .f32(let w):
+            let nativeFloat = nativeFloat || dequantized
             func runStreamed() {
                 let columns = win.isPointwise ? 0 : rows * k
                 let space = scratch((columns + (teamSize - 1) * rows * cout) * 4).assumingMemoryBound(to: Float.self)
