@@ -91,27 +91,45 @@ AVX2 void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride
 /* Eight int8 weights as floats. */
 AVX2 static inline __m256 weights8(const int8_t *w) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)w))); }
 
+/* y[c, c + 8J) of the int8 GEMV over rows [i0, i1): J accumulators of 8 floats (J a constant where
+   it is inlined, so that they stay in registers), starting from zero at the first row or from
+   the sums y holds, and scaled into y after the last. `ahead`: bytes of the row 16 on to
+   prefetch (the first pass over a piece of the rows fetches the piece's whole width). */
+AVX2 __attribute__((always_inline)) static inline void gemv_s8_block(const int J, const float *a, size_t i0, size_t i1, size_t k,
+                                                                     size_t n, const int8_t *w, const float *w_scale, float *y,
+                                                                     size_t ahead) {
+    __m256 acc[12];
+    for (int j = 0; j < J; j++) acc[j] = i0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(y + 8 * j);
+    for (size_t i = i0; i < i1; i++) {
+        const __m256 ai = _mm256_set1_ps(a[i]);
+        const int8_t *row = w + i * n;
+        if (i + 16 < k)
+            for (size_t l = 0; l < ahead; l += 64) _mm_prefetch((const char *)(row + 16 * n + l), _MM_HINT_T0);
+        for (int j = 0; j < J; j++) acc[j] = _mm256_fmadd_ps(ai, weights8(row + 8 * j), acc[j]);
+    }
+    for (int j = 0; j < J; j++) _mm256_storeu_ps(y + 8 * j, i1 == k ? _mm256_mul_ps(acc[j], _mm256_loadu_ps(w_scale + 8 * j)) : acc[j]);
+}
+
 AVX2 void fm_avx2_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y) {
-    size_t c = 0;
-    /* 96 columns at a time: 12 accumulators of 8 floats, the kernel read row by row, 16 rows ahead
-       in the cache (as the AVX-512 loop). */
-    for (; c + 96 <= n; c += 96) {
-        __m256 acc[12];
-        for (int j = 0; j < 12; j++) acc[j] = _mm256_setzero_ps();
-        for (size_t i = 0; i < k; i++) {
-            const __m256 ai = _mm256_set1_ps(a[i]);
-            const int8_t *row = w + i * n + c;
-            if (i + 16 < k) { _mm_prefetch((const char *)(row + 16 * n), _MM_HINT_T0); _mm_prefetch((const char *)(row + 16 * n + 64), _MM_HINT_T0); }
-            for (int j = 0; j < 12; j++) acc[j] = _mm256_fmadd_ps(ai, weights8(row + 8 * j), acc[j]);
-        }
-        for (int j = 0; j < 12; j++) _mm256_storeu_ps(y + c + 8 * j, _mm256_mul_ps(acc[j], _mm256_loadu_ps(w_scale + c + 8 * j)));
+    /* Pieces of 16 KB of the kernel's rows, all the columns' passes over each while it is in L1:
+       passes of 96 columns, then 64, 32, 16 and 8 (one vector at a time, each pass over the rows
+       waited on its one accumulator, four cycles an FMA, and a 256-column block's last 64
+       columns took longer than its first 192). */
+    const size_t vectors = n / 8 * 8, piece = n >= 1024 ? 16 : 16384 / (n ? n : 1);
+    if (k == 0) { /* no rows (a thread's empty share of the depth): the sums are 0 */
+        for (size_t c = 0; c < n; c++) y[c] = 0;
+        return;
     }
-    for (; c + 8 <= n; c += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (size_t i = 0; i < k; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[i]), weights8(w + i * n + c), acc);
-        _mm256_storeu_ps(y + c, _mm256_mul_ps(acc, _mm256_loadu_ps(w_scale + c)));
+    for (size_t i0 = 0; i0 < k; i0 += piece) {
+        const size_t i1 = i0 + piece < k ? i0 + piece : k;
+        size_t c = 0, ahead = n;
+        for (; c + 96 <= vectors; c += 96, ahead = 0) gemv_s8_block(12, a, i0, i1, k, n, w + c, w_scale + c, y + c, ahead);
+        if (c + 64 <= vectors) { gemv_s8_block(8, a, i0, i1, k, n, w + c, w_scale + c, y + c, ahead); c += 64; ahead = 0; }
+        if (c + 32 <= vectors) { gemv_s8_block(4, a, i0, i1, k, n, w + c, w_scale + c, y + c, ahead); c += 32; ahead = 0; }
+        if (c + 16 <= vectors) { gemv_s8_block(2, a, i0, i1, k, n, w + c, w_scale + c, y + c, ahead); c += 16; ahead = 0; }
+        if (c + 8 <= vectors) gemv_s8_block(1, a, i0, i1, k, n, w + c, w_scale + c, y + c, ahead);
     }
-    fm_gemv_s8_scalar(a, k, n, w, w_scale, c, y);
+    fm_gemv_s8_scalar(a, k, n, w, w_scale, vectors, y);
 }
 
 AVX2 void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols) {

@@ -45,6 +45,24 @@ import Testing
         }
     }
 
+    /// The int8 matrix-vector product of a one-row dense layer (`fm_gemv_s8`: on AVX2 passes of
+    /// 96, 64, 32, 16 and 8 columns over pieces of the rows, the partial sums kept in `y`
+    /// between pieces) against a sum in Double: column counts that leave each pass and a scalar
+    /// tail, depths of one piece, several, and none (a thread's empty share, which must write 0).
+    @Test(arguments: [(0, 40), (1, 8), (37, 256), (200, 256), (333, 251), (70, 1100), (129, 117)])
+    func int8RowProductMatchesDoubleSum(depth: Int, columns: Int) {
+        var g = SplitMix64(seed: UInt64(depth * 10_000 + columns))
+        let a = (0..<depth).map { _ in Float(g.next() % 2001) / 1000 - 1 }
+        let w = (0..<depth * columns).map { _ in Int8(truncatingIfNeeded: Int(g.next() % 255) - 127) }
+        let scales = (0..<columns).map { _ in Float(g.next() % 1000 + 1) / 100_000 }
+        var y = [Float](repeating: .nan, count: columns)
+        fm_gemv_s8(a, depth, columns, w, scales, &y)
+        for c in 0..<columns {
+            let sum = (0..<depth).reduce(0.0) { $0 + Double(a[$1]) * Double(w[$1 * columns + c]) } * Double(scales[c])
+            #expect(abs(Double(y[c]) - sum) <= 1e-5 * max(1, abs(sum)), "column \(c) of \(columns), depth \(depth): \(y[c]) against \(sum)")
+        }
+    }
+
     /// On a tiered executor a streamed-size layer streams on the first run; past it, where
     /// oneDNN's kernels are AVX2 ones, its trial weighs streaming against oneDNN (forced here):
     /// the loser's primitive goes, and both give the direct sum.
