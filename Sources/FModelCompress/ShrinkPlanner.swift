@@ -163,8 +163,9 @@ public struct ShrinkPlanner {
                 for m in moves where m.saved > (current?.saved ?? 0) {
                     let gain = m.saved - (current?.saved ?? 0)
                     let cost = (m.noise - (current?.noise ?? 0)) / Double(gain), late = gain < negligible
-                    if let p = pick, p.late != late ? late : cost >= p.cost { continue }
-                    pick = (m, late, cost)
+                    // Negligible savings after the others; within each, the least noise per byte.
+                    let better = pick.map { p in p.late != late ? !late : cost < p.cost } ?? true
+                    if better { pick = (m, late, cost) }
                 }
             }
             guard let (m, _, _) = pick else { break }

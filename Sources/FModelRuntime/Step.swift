@@ -67,11 +67,11 @@ enum Step {
 extension Step {
     /// True for an int8 convolution kernel over fewer than four input channels (an image's
     /// first layer), which runs in float32 on a copy dequantized once (FaceNet's Conv2d_1a:
-    /// 864 values, 3.4 KB). Its int8 products would be mostly padding (they take four channels
-    /// at a time), and on the image, which is signed, a CPU without VNNI takes the exact
-    /// im2col + u8·s8 GEMM: 0.86 ms against 0.09 in float32 for FaceNet's Conv2d_1a at batch 1,
-    /// 6% of the int8 model (`bench --profile`). Dropping the activations' rounding only makes
-    /// the layer closer to its float32 source.
+    /// 864 values, 3.4 KB). Its input is the image, which is signed, so on a CPU without VNNI
+    /// the int8 layer takes the exact im2col + u8·s8 GEMM, whose im2col quantizes three values
+    /// a pixel at a time: 0.86 ms against 0.09 in float32 for Conv2d_1a at batch 1, 6% of the
+    /// int8 model (`bench --profile`). Without the activations' rounding the layer is also
+    /// closer to its float32 source (`verify`: README, Reduced precision).
     static func dequantizesIntegerKernel(_ kernel: Tensor) -> Bool {
         kernel.dtype == .int8PerChannel && kernel.shape.rank == 4 && kernel.shape[2] < 4
     }
