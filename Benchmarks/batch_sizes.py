@@ -16,13 +16,13 @@ import statistics
 import subprocess
 import sys
 
-from release_build import ROOT, require_models
+from release_build import OUT, require_models
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("arm")
-    ap.add_argument("model", nargs="?", default=os.path.join(ROOT, "Benchmarks", "out", "multitask.fmodel"))
+    ap.add_argument("model", nargs="?", default=os.path.join(OUT, "multitask.fmodel"))
     ap.add_argument("--batches", default="32,8,11,6")
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()

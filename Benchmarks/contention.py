@@ -16,8 +16,8 @@ import statistics
 import subprocess
 import time
 
-from peers import OUT, fmodel_runner, log, ort_runner, tflite_runner
-from release_build import ROOT, require_fmodel, require_models
+from peers import fmodel_runner, log, ort_runner, tflite_runner
+from release_build import OUT, ROOT, require_fmodel, require_models
 
 NEIGHBOUR = os.path.join(OUT, "neighbour")
 

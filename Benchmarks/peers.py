@@ -37,12 +37,11 @@ import subprocess
 import sys
 import time
 
-from release_build import FMODEL, ROOT, require_fmodel
+from release_build import FMODEL, OUT, ROOT, require_fmodel
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-OUT = os.path.join(ROOT, "Benchmarks", "out")
 FIXTURES = os.path.join(ROOT, "Tools", "fixtures", "make_fixtures.py")
 H5 = os.path.join(OUT, "full.h5")
 PB = os.path.join(OUT, "facenet.pb")

@@ -27,7 +27,7 @@ import tempfile
 import numpy as np
 import onnxruntime as ort
 
-from release_build import FMODEL, ROOT, require_fmodel, require_models
+from release_build import FMODEL, OUT, require_fmodel, require_models
 
 THREADS = 2
 
@@ -100,8 +100,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--groups", action="store_true")
     args = ap.parse_args()
-    fm_path = os.path.join(ROOT, "Benchmarks/out/multitask.fmodel")
-    ort_path = os.path.join(ROOT, "Benchmarks/out/peers/multitask.onnx")
+    fm_path = os.path.join(OUT, "multitask.fmodel")
+    ort_path = os.path.join(OUT, "peers", "multitask.onnx")
     require_fmodel()
     require_models(fm_path, ort_path)
     medians, fms, ons = [], [], []

@@ -5,6 +5,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
+# Where the scripts build and keep their models (git-ignored).
+OUT = os.path.join(ROOT, "Benchmarks", "out")
 BUILD = "swift build -c release --static-swift-stdlib"
 
 

@@ -16,7 +16,7 @@ import re
 import subprocess
 import time
 
-from release_build import FMODEL, ROOT, require_fmodel, require_models
+from release_build import FMODEL, OUT, require_fmodel, require_models
 
 
 def kind(name, perms):
@@ -49,7 +49,7 @@ def resident(pid):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model", nargs="?", default=os.path.join(ROOT, "Benchmarks", "out", "multitask.fmodel"))
+    ap.add_argument("model", nargs="?", default=os.path.join(OUT, "multitask.fmodel"))
     ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
     require_fmodel()

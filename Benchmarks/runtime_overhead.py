@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from release_build import FMODEL, ROOT, require_fmodel, require_models
+from release_build import FMODEL, OUT, require_fmodel, require_models
 COUNTED = {
     "retain": r"swift_(unknownObject|bridgeObject)?[Rr]etain(_n)?",
     "release": r"swift_(unknownObject|bridgeObject)?[Rr]elease(_n)?",
@@ -78,7 +78,7 @@ def demangle(names):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", nargs="?", default=os.path.join(ROOT, "Benchmarks/out/multitask-int8.fmodel"))
+    ap.add_argument("model", nargs="?", default=os.path.join(OUT, "multitask-int8.fmodel"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()

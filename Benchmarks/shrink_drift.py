@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from release_build import FMODEL, ROOT, require_fmodel
+from release_build import FMODEL, OUT, require_fmodel
 
 
 def run(model, x_path, out):
@@ -25,7 +25,7 @@ def run(model, x_path, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model", nargs="?", default=os.path.join(ROOT, "Benchmarks", "out", "full.h5"))
+    ap.add_argument("model", nargs="?", default=os.path.join(OUT, "full.h5"))
     ap.add_argument("--targets", default="120,60,40,30,20")
     ap.add_argument("--samples", type=int, default=16)
     args = ap.parse_args()

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from release_build import ROOT, require_models
+from release_build import OUT, require_models
 
 
 def sample(fmodel, model):
@@ -36,7 +36,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("model", nargs="?", default=os.path.join(ROOT, "Benchmarks/out/multitask.fmodel"))
+    p.add_argument("model", nargs="?", default=os.path.join(OUT, "multitask.fmodel"))
     p.add_argument("--rounds", type=int, default=11)
     args = p.parse_args()
     require_models(args.model)

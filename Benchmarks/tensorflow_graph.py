@@ -14,10 +14,10 @@ import sys
 import tempfile
 import time
 
-from release_build import FMODEL, ROOT, require_fmodel
+from release_build import FMODEL, OUT, ROOT, require_fmodel
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-PB = os.path.join(ROOT, "Benchmarks", "out", "facenet.pb")
+PB = os.path.join(OUT, "facenet.pb")
 
 
 def fmodel_import(tmp):
