@@ -35,12 +35,12 @@ def main():
     ap.add_argument("--off", type=float, default=8, help="ms it sleeps")
     args = ap.parse_args()
     require_fmodel()
-    paths = {"fmodel": os.path.join(OUT, "multitask.fmodel"), "ONNX Runtime": os.path.join(OUT, "peers", "multitask.onnx"),
-             "TFLite": os.path.join(OUT, "peers", "multitask.tflite")}
-    require_models(*paths.values())
+    setups = [("fmodel", fmodel_runner, os.path.join(OUT, "multitask.fmodel")),
+              ("ONNX Runtime", ort_runner, os.path.join(OUT, "peers", "multitask.onnx")),
+              ("TFLite", tflite_runner, os.path.join(OUT, "peers", "multitask.tflite"))]
+    require_models(*(path for _, _, path in setups))
     build_neighbour()
-    contenders = {"fmodel": fmodel_runner(paths["fmodel"]), "ONNX Runtime": ort_runner(paths["ONNX Runtime"]),
-                  "TFLite": tflite_runner(paths["TFLite"])}
+    contenders = {name: runner(path) for name, runner, path in setups}
     conditions = ["quiet", "cpu", "memory"]
     core = str(os.cpu_count() - 1)
     samples = {(c, n): [] for c in conditions for n in contenders}
