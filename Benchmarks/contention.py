@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import time
 
-from peers import fmodel_runner, log, ort_runner, tflite_runner
+from contenders import fmodel_runner, log, ort_runner, tflite_runner
 from release_build import OUT, ROOT, require_fmodel, require_models
 
 NEIGHBOUR = os.path.join(OUT, "neighbour")

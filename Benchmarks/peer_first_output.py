@@ -7,15 +7,15 @@ Prints one JSON line: `rss_before_load_mb`, the process's resident set once the 
 is imported (its code and libraries: what fmodel's baseline holds), `rss_first_output_mb`, after
 loading MODEL (`.onnx`, `.tflite`, or the multi-task `.h5`) and running it once on a batch of 1,
 and what that added in file pages (the model file if mapped, code) and anonymous memory (copies,
-heap, the input). The peer is loaded and run by `peers.py`'s own runners, so with the settings
-of its timed runs; `peers.py` runs this in a fresh process per sample and sets the difference
+heap, the input). The peer is loaded and run by the runners of `contenders.py`, so with the
+settings of the timed runs; `peers.py` runs this in a fresh process per sample and sets the difference
 beside fmodel's.
 """
 import importlib
 import json
 import sys
 
-from peers import ort_runner, tensorflow_runner, tflite_runner
+from contenders import ort_runner, tensorflow_runner, tflite_runner
 
 # The library each peer imports before the baseline, and its runner (the model's path → a run).
 PEERS = {"onnxruntime": ("onnxruntime", ort_runner),
