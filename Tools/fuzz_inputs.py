@@ -3,6 +3,11 @@
 (a signal, an exit code other than 0, 1 or 2), a hang (no end within --timeout s), or a process
 that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of bytes set to
 0x00/0xFF/0x7F/0x80, a cut, a 64-bit length planted, a run copied from elsewhere in the file.
+An `.fmodel`'s checksums catch all of those before its header is read, so its targets marked
+"resealed" take a hostile file instead: one to three structured changes to the header (a
+value, a list's element, a key; a tensor's shape for another of as many elements, an op's
+numbers, a node's input, the graph input's shape) or to a tensor's values (NaN, infinities, huge
+or zero floats, random bytes), with the header's length and every CRC-32C made right again.
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
@@ -16,6 +21,7 @@ case ended badly; those are copied to --keep.
 """
 import argparse
 import collections
+import json
 import os
 import random
 import shutil
@@ -35,7 +41,22 @@ def targets(work):
     tiny = os.path.join(work, "tiny.fmodel")
     subprocess.run([FMODEL, "import", f"{FIXTURES}/tiny_residual.h5", "-o", tiny], check=True, capture_output=True)
     out = os.path.join(work, "out")
-    return [
+    resealed = []
+    for name, source, extra, npy in [("tiny", f"{FIXTURES}/tiny_residual.h5", [], "tiny_residual.input.npy"),
+                                     ("facenet_small", f"{FIXTURES}/tf1_facenet_small.pb", ["--inputs", "input:?x64x64x3"],
+                                      "tf1_facenet_small.input.npy"),
+                                     ("keras3_multitask", f"{FIXTURES}/keras3_multitask.keras", [], "keras3_multitask.input.npy")]:
+        f32 = os.path.join(work, f"{name}_f32.fmodel")
+        subprocess.run([FMODEL, "import", source, "-o", f32] + extra, check=True, capture_output=True)
+        run = ["run", "{}", "--input", f"{FIXTURES}/{npy}", "--out", out]
+        resealed.append((f"{name}.fmodel resealed", f32, run))
+        for dtype in ["int8", "int4"]:
+            q = os.path.join(work, f"{name}_{dtype}.fmodel")
+            subprocess.run([FMODEL, "quantize", f32, "--dtype", dtype, "-o", q], check=True, capture_output=True)
+            resealed.append((f"{name}_{dtype}.fmodel resealed", q, run))
+        resealed.append((f"{name}.fmodel resealed, quantized", f32,
+                         ["quantize", "{}", "--dtype", "int4", "-o", os.path.join(work, "quantized.fmodel")]))
+    return resealed + [
         ("tiny_residual.h5", f"{FIXTURES}/tiny_residual.h5", ["inspect", "{}"]),
         ("graft_heads.h5", f"{FIXTURES}/graft_heads.h5", ["inspect", "{}"]),
         ("keras3_multitask.keras", f"{FIXTURES}/keras3_multitask.keras", ["inspect", "{}"]),
@@ -54,7 +75,9 @@ def targets(work):
 IMAGE_MAX_RSS_MB = 200
 
 
-def mutate(data, rng):
+def mutate(data, rng, resealed=False):
+    if resealed:
+        return reseal(data, rng), "resealed"
     d = bytearray(data)
     kind = rng.randrange(5)
     if kind == 0:
@@ -72,6 +95,163 @@ def mutate(data, rng):
         i, j, n = rng.randrange(len(d)), rng.randrange(len(d)), rng.randint(1, 256)
         d[i:i + n] = d[j:j + n]
     return bytes(d), ["flip", "run", "cut", "length", "copy"][kind]
+
+
+def crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC32C_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def aligned(n):
+    return (n + 63) // 64 * 64
+
+
+HOSTILE_INTS = [0, -1, 1, 2, 3, 7, 64, 2**31 - 1, 2**31, 2**32, 2**40, 2**53, 2**63 - 1, -2**63, 2**64]
+HOSTILE_FLOATS = [0.0, -0.0, 1e-45, 1e-308, -1.0, 0.5, 3.4e38, 1e39, -1e308, 1e308]
+
+
+def places(value, into):
+    """Every (container, key) below `value`, lists and objects included."""
+    items = enumerate(value) if isinstance(value, list) else value.items() if isinstance(value, dict) else []
+    for key, child in items:
+        into.append((value, key))
+        places(child, into)
+    return into
+
+
+def strings(value, into):
+    if isinstance(value, str):
+        into.add(value)
+    elif isinstance(value, (list, dict)):
+        for child in (value if isinstance(value, list) else value.values()):
+            strings(child, into)
+    return into
+
+
+def change_header(header, rng):
+    """One structured change anywhere in the header (mostly its graph and tensor table, the bulk of it)."""
+    container, key = rng.choice(places(header, []))
+    old, pool = container[key], sorted(strings(header, set()))
+    if isinstance(old, bool):
+        container[key] = not old
+    elif isinstance(old, int):
+        container[key] = rng.choice(HOSTILE_INTS + [old + 1, old - 1, old * 2, -old])
+    elif isinstance(old, float):
+        container[key] = rng.choice(HOSTILE_FLOATS + [old * 1e6, -old])
+    elif isinstance(old, str):
+        container[key] = rng.choice(pool + ["", old + "_"])
+    elif isinstance(old, list):
+        i = rng.randrange(len(old)) if old else 0
+        action = rng.randrange(4)
+        if action == 0 and old:
+            del old[i]
+        elif action == 1 and old:
+            old.insert(i, old[rng.randrange(len(old))])
+        elif action == 2:
+            old.reverse()
+        else:
+            container[key] = [] if old else [rng.choice(HOSTILE_INTS)]
+    elif isinstance(old, dict) and old:
+        victim = rng.choice(sorted(old))
+        if rng.random() < 0.5:
+            del old[victim]
+        else:
+            old[victim + "_"] = old[victim]
+    if isinstance(container, dict) and rng.random() < 0.1:
+        container[key] = rng.choice([None, {}, [], "x", 1])  # a value of the wrong type
+
+
+SMALL_INTS = [-1, 0, 1, 2, 3, 5, 64, 1000, 2**31]
+
+
+def same_count_shape(dims, rng):
+    """Another shape of as many elements: dims permuted, two merged, one split, or a 1 put in."""
+    dims = list(dims)
+    action = rng.randrange(4)
+    if action == 0:
+        rng.shuffle(dims)
+    elif action == 1 and len(dims) > 1:
+        i = rng.randrange(len(dims) - 1)
+        dims[i:i + 2] = [dims[i] * dims[i + 1]]
+    elif action == 2 and dims:
+        i = rng.randrange(len(dims))
+        factor = next((f for f in (2, 3, 4) if dims[i] % f == 0), 1)
+        dims[i:i + 1] = [factor, dims[i] // factor]
+    else:
+        dims.insert(rng.randrange(len(dims) + 1), 1)
+    return dims
+
+
+def change_meaning(header, rng):
+    """A change that keeps the header well formed and every size right, so that it reaches the
+    graph's checks and the runtime: a tensor's shape for another of as many elements, an op's
+    numbers (strides, sizes, axes) set to small or hostile ones, a node reading another node, or
+    the graph's input of another shape."""
+    graph, action = header["graph"], rng.randrange(4)
+    if action == 0:
+        entry = rng.choice(header["tensors"])
+        entry["shape"] = same_count_shape(entry["shape"], rng)
+    elif action == 1:
+        numbers = [(c, k) for node in graph["nodes"] for c, k in places(node["op"], [])
+                   if isinstance(c[k], int) and not isinstance(c[k], bool) or isinstance(c[k], float)]
+        if numbers:
+            c, k = rng.choice(numbers)
+            c[k] = rng.choice(SMALL_INTS) if isinstance(c[k], int) else rng.choice(HOSTILE_FLOATS)
+    elif action == 2:
+        node = rng.choice(graph["nodes"])
+        names = [n["name"] for n in graph["nodes"]] + [i["name"] for i in graph["inputs"]]
+        if node["inputs"]:
+            node["inputs"][rng.randrange(len(node["inputs"]))] = rng.choice(names)
+    else:
+        shape = rng.choice(graph["inputs"])["shape"]
+        shape[rng.randrange(len(shape))] = rng.choice(SMALL_INTS)
+
+
+def change_tensor(header, body, rng):
+    """Hostile values in one tensor's data, its CRC-32C made right."""
+    entry = rng.choice(header["tensors"])
+    region = rng.choice([entry["data"]] + ([entry["scales"]] if entry.get("scales") else []))
+    start, length = region["offset"], region["length"]
+    if length < 4:
+        return
+    i = start + rng.randrange(length // 4) * 4
+    n = min(rng.choice([4, 16, 256, length]), start + length - i) // 4 * 4
+    word = rng.choice([struct.pack("<f", v) for v in [float("nan"), float("inf"), -float("inf"), 0.0, 3.4e38, 1e-45]]
+                      + [bytes(rng.randrange(256) for _ in range(4))])
+    body[i:i + n] = word * (n // 4)
+    region["crc32c"] = crc32c(body[start:start + length])
+
+
+def reseal(data, rng):
+    """A hostile .fmodel made from a good one (`data`): changes to its header or its tensors, then
+    the header's length and CRC-32C rewritten and the data section placed at its new aligned start."""
+    length = struct.unpack_from("<Q", data, 16)[0]
+    header = json.loads(data[32:32 + length])
+    body = bytearray(data[aligned(32 + length):])
+    changes = rng.randint(1, 3)
+    values = sum(rng.random() < 0.2 for _ in range(changes))
+    for _ in range(values):  # on the table as written, before any change to it
+        change_tensor(header, body, rng)
+    for _ in range(changes - values):
+        (change_meaning if rng.random() < 0.5 else change_header)(header, rng)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    out = data[:16] + struct.pack("<QII", len(text), crc32c(text), 0) + text
+    return out + bytes(aligned(len(out)) - len(out)) + body
 
 
 def wait(p, timeout):
@@ -109,7 +289,7 @@ def main():
         for n in range(args.cases):
             name, source, command = cases[n % len(cases)]
             with open(source, "rb") as f:
-                data, kind = mutate(f.read(), rng)
+                data, kind = mutate(f.read(), rng, resealed=name.endswith(("resealed", "quantized")))
             case = os.path.join(work, "case" + os.path.splitext(source)[1])
             with open(case, "wb") as f:
                 f.write(data)

@@ -51,7 +51,7 @@ struct BenchCommand: ParsableCommand {
         // Times from the monotonic clock, not `Date`, whose code (Foundation's) would be paged in
         // after the baseline.
         let loadStart = monotonicSeconds()
-        let executor = try runtime.executor(try options.load(model))
+        let executor = try runtime.executor(model, options)
         let loadSeconds = monotonicSeconds() - loadStart
         let feeds = try executor.graph.syntheticInputs(batch: batch)
         let firstStart = monotonicSeconds()

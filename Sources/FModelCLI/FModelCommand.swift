@@ -82,6 +82,12 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
 }
 
+/// `body`'s result; a `GraphError` it throws names `path`, where the graph came from (the graph
+/// errors of a well-formed file, such as a run's shapes, know no file).
+func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as GraphError { throw CLIError(description: "\(path): \(error)") }
+}
+
 /// Writes a line to standard error.
 func printError(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
@@ -107,7 +113,7 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads `path` with these options.
     func load(_ path: String) throws -> Graph {
-        try ModelLoader.load(path: path, options: importOptions())
+        try naming(path) { try ModelLoader.load(path: path, options: importOptions()) }
     }
 
     /// The import options these flags say.
@@ -136,7 +142,10 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: "What float32 convolutions multiply in: f32 (faithful to TensorFlow) or bf16 (AVX512-BF16; check with verify).")
     var precision: ComputePrecision = .f32
 
-    func executor(_ graph: Graph) throws -> Executor { try Executor(graph: graph, precision: checkedPrecision()) }
+    /// An executor of the model at `path` (loaded by `options`).
+    func executor(_ path: String, _ options: ModelOptions) throws -> Executor {
+        try naming(path) { try Executor(graph: options.load(path), precision: checkedPrecision()) }
+    }
 
     /// `precision`, with a note when this CPU cannot do it (bf16 without AVX-512 runs float32).
     func checkedPrecision() -> ComputePrecision {

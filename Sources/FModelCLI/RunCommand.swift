@@ -23,7 +23,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
-        let executor = try runtime.executor(try options.load(model))
+        let executor = try runtime.executor(model, options)
         let feeds = try bind(executor.inputNames)
         let outputs = try executor.run(feeds)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

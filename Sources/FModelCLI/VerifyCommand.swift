@@ -45,7 +45,9 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         let dataset = try data.load()
         let paths = [reference, candidate].compactMap { $0 }
-        let models = try paths.map { try FaceModel(graph: options.load($0), preprocess: options.preprocess, heads: heads.explicit, precision: runtime.checkedPrecision()) }
+        let models = try paths.map { path in
+            try naming(path) { try FaceModel(graph: options.load(path), preprocess: options.preprocess, heads: heads.explicit, precision: runtime.checkedPrecision()) }
+        }
         let evaluation = try Evaluation(models: models, samples: dataset.samples, batchSize: data.batch, progress: Progress(label: "verify").update)
         var bounds = VerifyBounds()
         (bounds.maxAgeRMSEIncrease, bounds.maxGenderDrop, bounds.maxEthnicityDrop) = (maxAgeRmseIncrease, maxGenderDrop, maxEthnicityDrop)

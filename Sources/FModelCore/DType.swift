@@ -14,13 +14,22 @@ public enum DType: String, Codable, Sendable, CaseIterable {
 }
 
 extension DType {
-    /// Number of bytes the values (not the scales) of `count` elements take.
-    package func valueBytes(count: Int) -> Int {
+    /// Number of bytes the values (not the scales) of `count` elements take, or nil when that
+    /// overflows (a hostile shape: a file's header may declare up to `Int.max` elements).
+    package func valueBytes(count: Int) -> Int? {
         switch self {
-        case .f32: return count * 4
-        case .f16: return count * 2
+        case .f32: return count.multipliedOrNil(by: 4)
+        case .f16: return count.multipliedOrNil(by: 2)
         case .int8PerChannel: return count
-        case .int4PerGroup: return (count + 1) / 2
+        case .int4PerGroup: return count / 2 + count % 2
         }
+    }
+}
+
+extension Int {
+    /// `self * n`, or nil when the product overflows.
+    package func multipliedOrNil(by n: Int) -> Int? {
+        let (p, overflow) = multipliedReportingOverflow(by: n)
+        return overflow ? nil : p
     }
 }

@@ -1,9 +1,10 @@
 extension Graph {
     /// The largest dimension, window, stride, dilation or padding a graph may state, and the
     /// most values one image of any value may hold: within them the arithmetic on shapes and
-    /// sizes cannot overflow (a hostile file's 2^40 pool window trapped the cost count). No
-    /// dimension but the batch may be 0.
-    public static let maxDimension = 1 << 31
+    /// sizes cannot overflow (a hostile file's 2^40 pool window trapped the cost count), and a
+    /// dimension, or an input's extent with a window's, fits the 32-bit integers the kernels
+    /// take (a dilation of 2^31 trapped the conversion). No dimension but the batch may be 0.
+    public static let maxDimension = Int(Int32.max)
     public static let maxImageValues = 1 << 31
 
     /// Infers the shape of every value, checking each node's inputs, parameters and attributes.
@@ -16,7 +17,7 @@ extension Graph {
         for input in inputs {
             guard shapes[input.name] == nil else { throw .duplicateName(input.name) }
             shapes[input.name] = batch.map { input.shape.withBatch($0) } ?? input.shape
-            try Self.checkSize(shapes[input.name]!, of: input.name)
+            try Self.checkSize(shapes[input.name]!, of: input.name, batchKnown: batch != nil, input: true)
         }
         for node in nodes {
             guard shapes[node.name] == nil else { throw .duplicateName(node.name) }
@@ -26,7 +27,7 @@ extension Graph {
                 inShapes.append(s)
             }
             let shape = try ShapeRules(graph: self, node: node, inputs: inShapes).output()
-            try Self.checkSize(shape, of: node.name)
+            try Self.checkSize(shape, of: node.name, batchKnown: batch != nil)
             shapes[node.name] = shape
         }
         for o in outputs where shapes[o] == nil { throw .unknownOutput(o) }
@@ -40,14 +41,20 @@ extension Graph {
         return shape
     }
 
-    static func checkSize(_ s: Shape, of name: String) throws(GraphError) {
+    /// With `batchKnown` (a run's shapes) no dimension may be unknown: the runtime sizes every
+    /// buffer from them, and binds only the batch of its inputs.
+    static func checkSize(_ s: Shape, of name: String, batchKnown: Bool = false, input: Bool = false) throws(GraphError) {
+        func fail(_ reason: String) -> GraphError { input ? .invalidInput(name: name, reason: reason) : .invalidNode(node: name, reason: reason) }
+        if batchKnown, s.dims.contains(where: { $0 < 0 }) {
+            throw fail("shape \(s) has an unknown dimension (only the batch may be unknown)")
+        }
         guard s.dims.allSatisfy({ $0 >= -1 && $0 <= maxDimension }),
               let n = Shape(s.dims.dropFirst().map { max($0, 1) }).elementCount, n <= maxImageValues else {
-            throw .invalidNode(node: name, reason: "shape \(s) is too large (at most 2^31 a dimension and 2^31 values an image)")
+            throw fail("shape \(s) is too large (at most 2^31 − 1 a dimension and 2^31 values an image)")
         }
         // An image of no values (a conv of no channels) is nothing a model computes, and the
         // kernels divide by its sizes.
-        guard !s.dims.dropFirst().contains(0) else { throw .invalidNode(node: name, reason: "shape \(s) has a dimension of 0") }
+        guard !s.dims.dropFirst().contains(0) else { throw fail("shape \(s) has a dimension of 0") }
     }
 
     /// Checks the graph is well formed: shapes, parameters, tensor sizes and outputs.
@@ -89,9 +96,13 @@ private struct ShapeRules {
 
     func window(_ n: Int, _ k: Int, _ stride: Int, _ dilation: Int, _ padding: Padding) throws(GraphError) -> Int {
         guard k > 0, stride > 0, dilation > 0 else { throw fail("window \(k), stride \(stride), dilation \(dilation) must be positive") }
-        guard max(k, stride, dilation) <= Graph.maxDimension else { throw fail("window \(k), stride \(stride), dilation \(dilation): at most 2^31") }
-        if n < 0 { return -1 }
+        guard max(k, stride, dilation) <= Graph.maxDimension else { throw fail("window \(k), stride \(stride), dilation \(dilation): at most 2^31 − 1") }
+        // The dilated window and the input together (a "same" layer's padded extent is less).
         let effective = (k - 1) * dilation + 1
+        guard effective <= Graph.maxDimension - max(n, 0) else {
+            throw fail("window \(k) dilated by \(dilation) spans \(effective): with the input's \(n), more than 2^31 − 1")
+        }
+        if n < 0 { return -1 }
         switch padding {
         case .same: return (n + stride - 1) / stride
         case .valid:
@@ -132,7 +143,7 @@ private struct ShapeRules {
         case .zeroPad(let t, let b, let l, let r):
             let s = try image()
             guard min(t, b, l, r) >= 0 else { throw fail("negative padding") }
-            guard max(t, b, l, r) <= Graph.maxDimension else { throw fail("padding of more than 2^31") }
+            guard max(t, b, l, r) <= Graph.maxDimension else { throw fail("padding of more than 2^31 − 1") }
             return [s[0], s[1] < 0 ? -1 : s[1] + t + b, s[2] < 0 ? -1 : s[2] + l + r, s[3]]
         }
     }

@@ -10,6 +10,8 @@ public enum GraphError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidTensor(name: String, reason: String)
     /// Shapes or attributes do not fit the op.
     case invalidNode(node: String, reason: String)
+    /// A model input's shape cannot be run.
+    case invalidInput(name: String, reason: String)
     /// An output names no value.
     case unknownOutput(String)
 
@@ -20,6 +22,7 @@ public enum GraphError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingParameter(let node, let role): "node '\(node)' has no '\(role)' tensor"
         case .invalidTensor(let n, let r): "tensor '\(n)': \(r)"
         case .invalidNode(let node, let r): "node '\(node)': \(r)"
+        case .invalidInput(let n, let r): "input '\(n)': \(r)"
         case .unknownOutput(let o): "output '\(o)' names no value"
         }
     }

@@ -40,13 +40,13 @@ extension Tensor {
     /// Expected byte counts of values and scales for this dtype and shape, or nil if they overflow
     /// or the dtype's parameters are missing.
     package func expectedByteCounts() -> (values: Int, scales: Int)? {
-        guard let n = shape.elementCount else { return nil }
+        guard let n = shape.elementCount, let values = dtype.valueBytes(count: n) else { return nil }
         switch dtype {
-        case .f32, .f16: return (dtype.valueBytes(count: n), 0)
-        case .int8PerChannel: return (n, shape.last * 4)
+        case .f32, .f16: return (values, 0)
+        case .int8PerChannel: return shape.last.multipliedOrNil(by: 4).map { (values, $0) }
         case .int4PerGroup:
             guard let g = groupSize, g > 0 else { return nil }
-            return (dtype.valueBytes(count: n), ((n + g - 1) / g) * 2)
+            return (n / g + (n % g == 0 ? 0 : 1)).multipliedOrNil(by: 2).map { (values, $0) }
         }
     }
 

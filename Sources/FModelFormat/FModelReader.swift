@@ -21,7 +21,8 @@ public enum FModelReader {
     }
 
     /// Maps and reads the model at `path`.
-    /// - Throws: `FormatError` naming the byte offset of what is wrong, or `GraphError`.
+    /// - Throws: `FormatError` naming the byte offset of what is wrong (a graph that is not well
+    ///   formed, at the header's).
     public static func read(path: String, options: FModelReadOptions = .init()) throws -> Graph {
         let file = try MappedFile(path: path)
         return try read(file, options: options)
@@ -29,6 +30,16 @@ public enum FModelReader {
 
     /// Reads a model from an already mapped file; the tensors keep `file` alive.
     public static func read(_ file: MappedFile, options: FModelReadOptions = .init()) throws -> Graph {
+        do {
+            return try readGraph(file, options: options)
+        } catch let error as GraphError {
+            // A header whose sizes and checksums hold but whose graph does not (a hostile file):
+            // named by the file and where its header starts.
+            throw FormatError.corrupt(path: file.path, offset: FModelLayout.preambleSize, reason: "header: \(error)")
+        }
+    }
+
+    private static func readGraph(_ file: MappedFile, options: FModelReadOptions) throws -> Graph {
         let (header, dataStart) = try readHeader(file, options: options)
         var tensors: [String: Tensor] = [:]
         for entry in header.tensors {

@@ -73,6 +73,9 @@ public final class Executor: @unchecked Sendable {
         }
         program = Program(graph: graph, steps: steps, valueIndex: index, shapes: shapes, fuse: true)
         self.engine = precision == .bf16 && engine == .tiered ? .native : engine
+        // Runnable: with the batch known, every value's shape is (only the batch may be unknown;
+        // a hostile file's input of unknown height trapped the first run). Kept for batch 1.
+        _ = try self.shapes(batch: 1)
     }
 
     /// For tests: makes every float32 layer's trial (`NativeConvolutions.trial`) return

@@ -45,7 +45,7 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .inputValueCount(let n, let s, let c): "input '\(n)' has \(c) values for shape \(s)"
         case .activationMemory(let b, let bytes, let limit):
             "a run of \(b) image\(b == 1 ? "" : "s") needs \(gigabytes(bytes)) of activation memory; at most \(gigabytes(limit)) may be taken (the machine's memory)"
-        case .unsizedInput(let n, let s): "input '\(n)' \(s) has sizes only real data can give; synthetic inputs need them known"
+        case .unsizedInput(let n, let s): "input '\(n)' \(s) has unknown sizes besides the batch (only the batch may be unknown)"
         }
     }
 }

@@ -200,16 +200,25 @@ import Testing
     }
 
     /// Synthetic inputs that would take more than the machine's memory (2^31 floats an image on
-    /// 4096 images: 35 TB), or whose sizes only data can give (`[?, ?, ?, 3]`), are refused
-    /// before they are made: `fmodel bench` exits 2 (both trapped before).
+    /// 4096 images: 35 TB) are refused before they are made: `fmodel bench` exits 2 (it trapped
+    /// before). So is a model whose input states no height and width (`[?, ?, ?, 3]`), before
+    /// any input is made or read: the runtime sizes its buffers from the shapes the model states
+    /// (`run` trapped on such a model, `bench` refused only its synthetic input).
     @Test(arguments: [([-1, 1 << 15, 1 << 15, 2], "4096", "a run of 4096 images needs"),
-                      ([-1, -1, -1, 3], "1", "input 'x' [?,?,?,3] has sizes only real data can give")] as [(Shape, String, String)])
+                      ([-1, -1, -1, 3], "1", "input 'x': shape [1,?,?,3] has an unknown dimension (only the batch may be unknown)")]
+          as [(Shape, String, String)])
     func syntheticInputsThatCannotBeMadeAreRefused(input: Shape, batch: String, why: String) throws {
         let g = Graph(inputs: [ValueInfo(name: "x", shape: input)], outputs: ["p"],
                       nodes: [Node(name: "p", op: .globalAvgPool(keepDims: false), inputs: ["x"])], tensors: [:])
         let model = dir + "/synthetic_\(batch).fmodel"
         try FModelWriter.write(g, to: model)
-        expectRefused(["bench", model, "--batch", batch, "--iterations", "1"], naming: why)
+        let unsized = input[1] < 0  // refused as the model's, so its message names the file
+        expectRefusal(FModelCommand.outcome(arguments: ["bench", model, "--batch", batch, "--iterations", "1"]),
+                      naming: unsized ? [model, why] : [why])
+        guard unsized else { return }
+        let x = dir + "/x_\(batch).npy"
+        try NPY.write(NPYArray(shape: [1, 4, 4, 3], values: [Float](repeating: 1, count: 48)), to: x)
+        expectRefused(["run", model, "--input", x, "--out", dir + "/unsized_out"], naming: model, why)
     }
 
     @Test func stripAndOptimize() {

@@ -69,9 +69,25 @@ import Testing
             ("input dimension", graph(.identity, input: [-1, huge, 8, 3])),
             ("image values", graph(.identity, input: [-1, 1 << 20, 1 << 20, 3])),
             ("no channels", graph(.depthwiseConv2D(ConvAttributes(padding: .same)), input: [-1, 8, 8, 3], kernel: [3, 3, 3, 0])),
+            // Beyond the 32-bit integers the kernels take: a dilation of 2^31 (a 1×1 window, so
+            // no wider than 1), and a window of 2^31 + 1 dilated.
+            ("conv dilation of 2^31", graph(.conv2D(ConvAttributes(dilations: [1 << 31, 1], padding: .same)), input: [-1, 8, 8, 3], kernel: [1, 1, 3, 4])),
+            ("conv window dilated", graph(.conv2D(ConvAttributes(dilations: [1 << 30, 1], padding: .same)), input: [-1, 8, 8, 3], kernel: [3, 1, 3, 4])),
         ]
         for (what, g) in graphs { #expect(throws: GraphError.self, "\(what)") { try g.inferShapes() } }
+        let dilated = graph(.conv2D(ConvAttributes(dilations: [1 << 29, 1], padding: .same)), input: [-1, 8, 8, 3], kernel: [3, 1, 3, 4])
+        #expect(try dilated.inferShapes()["n"] == [-1, 8, 8, 4], "a window of 2^30 + 1 with the input is within bounds")
         let wide = graph(.maxPool(PoolAttributes(size: [1 << 30, 1 << 30], strides: [1, 1], padding: .same)), input: [-1, 1 << 15, 1 << 15, 1])
         #expect(wide.cost(of: wide.nodes[0], shapes: try wide.inferShapes()).flops == .max)
+    }
+
+    /// A run's shapes are all known: a model may leave the batch unknown, but an input of
+    /// unknown height imports (the batch unknown too) and is an error once the batch is set, as
+    /// the runtime sets it (it trapped on a hostile file's input).
+    @Test func onlyTheBatchMayBeUnknown() throws {
+        let g = graph(.identity, input: [-1, -1, 8, 3])
+        #expect(try g.inferShapes()["n"] == [-1, -1, 8, 3])
+        #expect(throws: GraphError.self) { try g.inferShapes(batch: 1) }
+        #expect(try graph(.identity, input: [-1, 4, 8, 3]).inferShapes(batch: 2)["n"] == [2, 4, 8, 3])
     }
 }

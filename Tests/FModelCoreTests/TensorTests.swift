@@ -35,6 +35,16 @@ import Testing
         #expect(throws: GraphError.self) { try noScales.validate(name: "t") }
     }
 
+    /// Shapes whose byte counts overflow (a hostile `.fmodel` header may declare any dims up to
+    /// `Int.max`) are errors, not traps: found by `Tools/fuzz_inputs.py`'s resealed headers.
+    @Test(arguments: [(DType.f32, [Int.max]), (.f16, [Int.max / 2 + 1]), (.f32, [1 << 31, 1 << 31]),
+                      (.int8PerChannel, [1, Int.max]), (.int4PerGroup, [Int.max])])
+    func overflowingShapesAreRejected(dtype: DType, dims: [Int]) {
+        let t = Tensor(dtype: dtype, shape: Shape(dims), storage: TensorStorage(values: [Float(1)]),
+                       scales: dtype == .f32 || dtype == .f16 ? nil : TensorStorage(values: [Float(1)]), groupSize: 1)
+        #expect(throws: GraphError.self) { try t.validate(name: "t") }
+    }
+
     @Test func toleranceFollowsAllclose() {
         let d = Difference([1.0, 2.00005], [1.0, 2.0], tolerance: Tolerance(absolute: 1e-4))
         #expect(d.isWithinTolerance && d.maxAbsolute > 0)

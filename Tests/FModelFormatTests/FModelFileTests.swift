@@ -167,6 +167,41 @@ import Testing
         #expect(try readError(try file(with: header)) != nil)
     }
 
+    /// Headers whose sizes and checksums hold but whose graph does not: errors that name the file
+    /// at the header's offset, never traps. Each of these once trapped (found by
+    /// `Tools/fuzz_inputs.py`'s resealed cases): a shape of `Int.max` values overflowed its byte
+    /// count, a dilation of 2^31 the 32-bit parameters of the convolution kernels.
+    @Test func hostileGraphsInWellFormedFiles() throws {
+        let cases: [(String, (inout FileHeader) -> Void)] = [
+            ("conv/kernel", { $0.tensors[1].shape = [Int.max] }),
+            ("fc/kernel", { $0.tensors[2].shape = [1, Int.max] }),
+            ("conv", { $0.graph.nodes[0].op = .conv2D(ConvAttributes(dilations: [1 << 31, 1], padding: .same, activation: .relu)) }),
+        ]
+        for (named, change) in cases {
+            let error = try readError(try resealed(change))
+            guard case .corrupt(let path, let offset, let reason)? = error as? FormatError else {
+                Issue.record("\(named): \(String(describing: error))")
+                continue
+            }
+            #expect(path == dir + "/bad.fmodel" && offset == FModelLayout.preambleSize && reason.contains("'\(named)'"), "\(reason)")
+        }
+        #expect(try readError(try resealed { _ in }) == nil, "the resealed sample itself is well formed")
+    }
+
+    /// The sample written whole with its header changed by `change`, its length and checksums
+    /// made right again: a hostile file no checksum catches.
+    func resealed(_ change: (inout FileHeader) -> Void) throws -> [UInt8] {
+        var (header, regions) = FModelWriter.layout(Self.sample())
+        change(&header)
+        let json = try FModelWriter.encodeHeader(header)
+        var out = FModelWriter.preamble(headerLength: json.count, headerCRC: CRC32C.checksum(json)) + json
+        let dataStart = FModelLayout.aligned(out.count)
+        for (region, storage) in regions {
+            out += [UInt8](repeating: 0, count: dataStart + region.offset - out.count) + Array(storage.bytes)
+        }
+        return out
+    }
+
     func file(with header: FileHeader) throws -> [UInt8] {
         let json = try FModelWriter.encodeHeader(header)
         var out = FModelWriter.preamble(headerLength: json.count, headerCRC: CRC32C.checksum(json)) + json
