@@ -8,7 +8,9 @@ An `.fmodel`'s checksums catch all of those before its header is read, so its ta
 value, a list's element, a key; a tensor's shape for another of as many elements, an op's
 numbers, a node's input, the graph input's shape) or to a tensor's values (NaN, infinities, huge
 or zero floats, random bytes), with the header's length and every CRC-32C made right again;
-`run`, `quantize` and `predict` read them.
+`run`, `quantize` and `predict` read them. With h5py (`Tools/.venv/bin/python`), targets marked
+"configured" change the Keras fixtures' model_config (a layer's numbers, a layer's input, rewired
+to itself or a later layer, any value) in files that are otherwise intact HDF5.
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
@@ -31,6 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+
+try:
+    import h5py  # optional: the Keras configuration targets need it (Tools/.venv has it)
+except ImportError:
+    h5py = None
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
@@ -60,7 +67,11 @@ def targets(work):
     # The face heads' reading of a model (age, gender, ethnicity), on an image.
     resealed.append(("keras3_multitask.fmodel resealed, predicted", os.path.join(work, "keras3_multitask_f32.fmodel"),
                      ["predict", "{}", f"{FIXTURES}/images/gradient.jpg"]))
-    return resealed + [
+    # Keras files whose model_config is changed, the HDF5 file otherwise intact.
+    configured = [(f"{name} configured", f"{FIXTURES}/{name}", ["inspect", "{}"]) for name in
+                  ["tiny_residual.h5", "graft_heads.h5", "facenet_small.h5", "functional_zoo.h5", "multitask_flat.h5"]
+                  if h5py]
+    return resealed + configured + [
         ("tiny_residual.h5", f"{FIXTURES}/tiny_residual.h5", ["inspect", "{}"]),
         ("graft_heads.h5", f"{FIXTURES}/graft_heads.h5", ["inspect", "{}"]),
         ("keras3_multitask.keras", f"{FIXTURES}/keras3_multitask.keras", ["inspect", "{}"]),
@@ -79,9 +90,11 @@ def targets(work):
 IMAGE_MAX_RSS_MB = 200
 
 
-def mutate(data, rng, resealed=False):
-    if resealed:
+def mutate(data, rng, structured=None):
+    if structured == "resealed":
         return reseal(data, rng), "resealed"
+    if structured == "configured":
+        return reconfigure(data, rng), "configured"
     d = bytearray(data)
     kind = rng.randrange(5)
     if kind == 0:
@@ -260,6 +273,36 @@ def reseal(data, rng):
     return out + bytes(aligned(len(out)) - len(out)) + body
 
 
+def reconfigure(data, rng):
+    """A Keras `.h5` (`data`) with one to three changes to its model_config: a number in a layer's
+    configuration (sizes, strides, rates, axes), a layer's input rewired to any layer (itself or
+    a later one: a cycle), or any value, list or key; the HDF5 file otherwise as it was."""
+    with tempfile.NamedTemporaryFile(suffix=".h5") as t:
+        t.write(data)
+        t.flush()
+        with h5py.File(t.name, "r+") as h:
+            config = json.loads(h.attrs["model_config"])
+            layers = config["config"]["layers"]
+            for kind in sorted(rng.randrange(3) for _ in range(rng.randint(1, 3))):  # structure-keeping first
+                layer = rng.choice(layers)
+                if kind == 0:
+                    numbers = [(c, k) for c, k in places(layer["config"], [])
+                               if isinstance(c[k], (int, float)) and not isinstance(c[k], bool)]
+                    if numbers:
+                        c, k = rng.choice(numbers)
+                        c[k] = rng.choice(SMALL_INTS + HOSTILE_INTS + [0.0, -1.5, 1e308])
+                elif kind == 1:
+                    inbound = [c for c, k in places(layer.get("inbound_nodes", []), [])
+                               if isinstance(c, list) and c and isinstance(c[0], str)]
+                    if inbound:
+                        rng.choice(inbound)[0] = rng.choice([other["name"] for other in layers])
+                else:
+                    change_header(config, rng)
+            h.attrs["model_config"] = json.dumps(config)
+        with open(t.name, "rb") as f:
+            return f.read()
+
+
 def wait(p, timeout):
     """The exit code (negative: the signal; "timeout" when it was ended) and the peak resident MB
     of `p` and the processes it waited for (its import worker), from wait4."""
@@ -295,7 +338,7 @@ def main():
         for n in range(args.cases):
             name, source, command = cases[n % len(cases)]
             with open(source, "rb") as f:
-                data, kind = mutate(f.read(), rng, resealed="resealed" in name)
+                data, kind = mutate(f.read(), rng, structured=next((k for k in ("resealed", "configured") if k in name), None))
             case = os.path.join(work, "case" + os.path.splitext(source)[1])
             with open(case, "wb") as f:
                 f.write(data)
