@@ -57,7 +57,8 @@ public final class Executor: @unchecked Sendable {
     ///     the environment sets `FMODEL_NATIVE_CONV`).
     ///   - precision: what float32 convolutions multiply in (`bf16`: oneDNN's AVX512-BF16 code,
     ///     float32 accumulation and epilogue; needs oneDNN, so `tiered` becomes `native`).
-    /// - Throws: `GraphError` when the graph is not well formed.
+    /// - Throws: `GraphError` when the graph is not well formed or cannot be run (a dimension
+    ///   besides the batch unknown).
     public init(graph: Graph, engine: ConvolutionEngine = .default, precision: ComputePrecision = .f32) throws(GraphError) {
         try graph.validate()
         let shapes = try graph.inferShapes()
