@@ -10,7 +10,9 @@ numbers, a node's input, the graph input's shape) or to a tensor's values (NaN, 
 or zero floats, random bytes), with the header's length and every CRC-32C made right again;
 `run`, `quantize` and `predict` read them. With h5py (`Tools/.venv/bin/python`), targets marked
 "configured" change the Keras fixtures' model_config (a layer's numbers, a layer's input, rewired
-to itself or a later layer, any value) in files that are otherwise intact HDF5.
+to itself or a later layer, any value) in files that are otherwise intact HDF5; with
+TensorFlow's message classes (the same Python), targets marked "regraphed" change the GraphDef
+fixtures' nodes (attributes, inputs, ops) and serialise them again.
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
@@ -24,6 +26,7 @@ case ended badly; those are copied to --keep.
 """
 import argparse
 import collections
+import importlib.util
 import json
 import os
 import random
@@ -33,11 +36,32 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 try:
     import h5py  # optional: the Keras configuration targets need it (Tools/.venv has it)
 except ImportError:
     h5py = None
+
+
+def tensorflow_messages():
+    """TensorFlow's generated GraphDef module (Tools/.venv has it), or None, loaded without
+    TensorFlow itself: its 550 MB would be every child's peak RSS too (`ru_maxrss` keeps the
+    forking process's size across exec), past the bounds the cases are held to."""
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = types.ModuleType("tensorflow")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["tensorflow"] = package  # its subpackages import, its __init__ does not run
+    try:
+        from tensorflow.core.framework import graph_pb2
+        return graph_pb2
+    except ImportError:
+        return None
+
+
+graph_pb2 = tensorflow_messages()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMODEL = os.path.join(ROOT, ".build", "release", "fmodel")
@@ -71,7 +95,12 @@ def targets(work):
     configured = [(f"{name} configured", f"{FIXTURES}/{name}", ["inspect", "{}"]) for name in
                   ["tiny_residual.h5", "graft_heads.h5", "facenet_small.h5", "functional_zoo.h5", "multitask_flat.h5"]
                   if h5py]
-    return resealed + configured + [
+    # TensorFlow graphs whose nodes are changed, the protobuf otherwise well formed.
+    regraphed = [(f"{name} regraphed", f"{FIXTURES}/{name}", command) for name, command in [
+        ("tf1_facenet_small.pb", ["run", "{}", "--inputs", "input:?x64x64x3", "--input",
+                                  f"{FIXTURES}/tf1_facenet_small.input.npy", "--out", out]),
+        ("tf2_keras_frozen.pb", ["inspect", "{}"])] if graph_pb2]
+    return resealed + configured + regraphed + [
         ("tiny_residual.h5", f"{FIXTURES}/tiny_residual.h5", ["inspect", "{}"]),
         ("graft_heads.h5", f"{FIXTURES}/graft_heads.h5", ["inspect", "{}"]),
         ("keras3_multitask.keras", f"{FIXTURES}/keras3_multitask.keras", ["inspect", "{}"]),
@@ -95,6 +124,8 @@ def mutate(data, rng, structured=None):
         return reseal(data, rng), "resealed"
     if structured == "configured":
         return reconfigure(data, rng), "configured"
+    if structured == "regraphed":
+        return regraph(data, rng), "regraphed"
     d = bytearray(data)
     kind = rng.randrange(5)
     if kind == 0:
@@ -303,6 +334,43 @@ def reconfigure(data, rng):
             return f.read()
 
 
+def regraph(data, rng):
+    """A TensorFlow GraphDef (`data`) with one to three changes to its nodes: an attribute's value
+    (an integer, a list's entry, a shape's or a constant's dimension, a string such as the
+    padding, a dtype), an input rewired to any node (a cycle, a missing output, a control input),
+    an input dropped or added, or another node's op; serialised again, so well formed."""
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(data)
+    names = [node.name for node in graph.node]
+    for _ in range(rng.randint(1, 3)):
+        node, kind = rng.choice(graph.node), rng.randrange(5)
+        if kind == 0 and node.attr:
+            value = node.attr[rng.choice(sorted(node.attr))]
+            which = value.WhichOneof("value")
+            dims = (value.shape.dim if which == "shape" else value.tensor.tensor_shape.dim if which == "tensor" else [])
+            if which == "i":
+                value.i = rng.choice(SMALL_INTS + HOSTILE_INTS[:-1])
+            elif which == "f":
+                value.f = rng.choice([0.0, -1.0, 1e30, float("nan"), float("inf")])
+            elif which == "list" and len(value.list.i):
+                value.list.i[rng.randrange(len(value.list.i))] = rng.choice(SMALL_INTS + HOSTILE_INTS[:-1])
+            elif dims:
+                dims[rng.randrange(len(dims))].size = rng.choice(SMALL_INTS + HOSTILE_INTS[:-1])
+            elif which == "s":
+                value.s = rng.choice([b"", b"SAME", b"VALID", b"EXPLICIT", b"NCHW", b"NHWC", b"x"])
+            elif which == "type":
+                value.type = rng.choice([0, 1, 2, 3, 9, 10, 19, 100])
+        elif kind == 1 and node.input:
+            node.input[rng.randrange(len(node.input))] = rng.choice(["", "^"]) + rng.choice(names) + rng.choice(["", ":1", ":7"])
+        elif kind == 2 and node.input:
+            del node.input[rng.randrange(len(node.input))]
+        elif kind == 3:
+            node.input.append(rng.choice(names))
+        else:
+            node.op = rng.choice(graph.node).op
+    return graph.SerializeToString()
+
+
 def wait(p, timeout):
     """The exit code (negative: the signal; "timeout" when it was ended) and the peak resident MB
     of `p` and the processes it waited for (its import worker), from wait4."""
@@ -338,7 +406,7 @@ def main():
         for n in range(args.cases):
             name, source, command = cases[n % len(cases)]
             with open(source, "rb") as f:
-                data, kind = mutate(f.read(), rng, structured=next((k for k in ("resealed", "configured") if k in name), None))
+                data, kind = mutate(f.read(), rng, structured=next((k for k in ("resealed", "configured", "regraphed") if k in name), None))
             case = os.path.join(work, "case" + os.path.splitext(source)[1])
             with open(case, "wb") as f:
                 f.write(data)
