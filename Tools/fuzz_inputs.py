@@ -12,7 +12,9 @@ or zero floats, random bytes), with the header's length and every CRC-32C made r
 "configured" change the Keras fixtures' model_config (a layer's numbers, a layer's input, rewired
 to itself or a later layer, any value) in files that are otherwise intact HDF5; with
 TensorFlow's message classes (the same Python), targets marked "regraphed" change the GraphDef
-fixtures' nodes (attributes, inputs, ops) and serialise them again.
+fixtures' nodes (attributes, inputs, ops) and serialise them again. The `.keras` target marked
+"repacked" changes its config.json (as "configured" does) or mutates its weights file, and zips
+it again (the zip's CRC-32s would catch either).
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
@@ -27,6 +29,7 @@ case ended badly; those are copied to --keep.
 import argparse
 import collections
 import importlib.util
+import io
 import json
 import os
 import random
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 import types
+import zipfile
 
 try:
     import h5py  # optional: the Keras configuration targets need it (Tools/.venv has it)
@@ -100,7 +104,10 @@ def targets(work):
         ("tf1_facenet_small.pb", ["run", "{}", "--inputs", "input:?x64x64x3", "--input",
                                   f"{FIXTURES}/tf1_facenet_small.input.npy", "--out", out]),
         ("tf2_keras_frozen.pb", ["inspect", "{}"])] if graph_pb2]
-    return resealed + configured + regraphed + [
+    # A Keras 3 file whose config or weights are changed, zipped again.
+    repacked = [("keras3_multitask.keras repacked", f"{FIXTURES}/keras3_multitask.keras",
+                 ["run", "{}", "--input", f"{FIXTURES}/keras3_multitask.input.npy", "--out", out])]
+    return resealed + configured + regraphed + repacked + [
         ("tiny_residual.h5", f"{FIXTURES}/tiny_residual.h5", ["inspect", "{}"]),
         ("graft_heads.h5", f"{FIXTURES}/graft_heads.h5", ["inspect", "{}"]),
         ("keras3_multitask.keras", f"{FIXTURES}/keras3_multitask.keras", ["inspect", "{}"]),
@@ -126,6 +133,8 @@ def mutate(data, rng, structured=None):
         return reconfigure(data, rng), "configured"
     if structured == "regraphed":
         return regraph(data, rng), "regraphed"
+    if structured == "repacked":
+        return repack(data, rng), "repacked"
     d = bytearray(data)
     kind = rng.randrange(5)
     if kind == 0:
@@ -304,34 +313,57 @@ def reseal(data, rng):
     return out + bytes(aligned(len(out)) - len(out)) + body
 
 
+def change_config(config, rng):
+    """One to three changes to a Keras model config (`model_config` of an `.h5`, `config.json` of
+    a `.keras`): a number in a layer's configuration (sizes, strides, rates, axes), a layer's
+    input rewired to any layer (itself or a later one: a cycle), or any value, list or key."""
+    layers = config["config"]["layers"]
+    for kind in sorted(rng.randrange(3) for _ in range(rng.randint(1, 3))):  # structure-keeping first
+        layer = rng.choice(layers)
+        if kind == 0:
+            numbers = [(c, k) for c, k in places(layer["config"], [])
+                       if isinstance(c[k], (int, float)) and not isinstance(c[k], bool)]
+            if numbers:
+                c, k = rng.choice(numbers)
+                c[k] = rng.choice(SMALL_INTS + HOSTILE_INTS + [0.0, -1.5, 1e308])
+        elif kind == 1:
+            # Keras 2's [["name", 0, 0, {}]] and Keras 3's keras_history ["name", 0, 0] alike.
+            inbound = [c for c, k in places(layer.get("inbound_nodes", []), [])
+                       if isinstance(c, list) and c and isinstance(c[0], str)]
+            if inbound:
+                rng.choice(inbound)[0] = rng.choice([other["name"] for other in layers])
+        else:
+            change_header(config, rng)
+    return config
+
+
 def reconfigure(data, rng):
-    """A Keras `.h5` (`data`) with one to three changes to its model_config: a number in a layer's
-    configuration (sizes, strides, rates, axes), a layer's input rewired to any layer (itself or
-    a later one: a cycle), or any value, list or key; the HDF5 file otherwise as it was."""
+    """A Keras `.h5` (`data`) with its model_config changed (`change_config`), the HDF5 file
+    otherwise as it was."""
     with tempfile.NamedTemporaryFile(suffix=".h5") as t:
         t.write(data)
         t.flush()
         with h5py.File(t.name, "r+") as h:
-            config = json.loads(h.attrs["model_config"])
-            layers = config["config"]["layers"]
-            for kind in sorted(rng.randrange(3) for _ in range(rng.randint(1, 3))):  # structure-keeping first
-                layer = rng.choice(layers)
-                if kind == 0:
-                    numbers = [(c, k) for c, k in places(layer["config"], [])
-                               if isinstance(c[k], (int, float)) and not isinstance(c[k], bool)]
-                    if numbers:
-                        c, k = rng.choice(numbers)
-                        c[k] = rng.choice(SMALL_INTS + HOSTILE_INTS + [0.0, -1.5, 1e308])
-                elif kind == 1:
-                    inbound = [c for c, k in places(layer.get("inbound_nodes", []), [])
-                               if isinstance(c, list) and c and isinstance(c[0], str)]
-                    if inbound:
-                        rng.choice(inbound)[0] = rng.choice([other["name"] for other in layers])
-                else:
-                    change_header(config, rng)
-            h.attrs["model_config"] = json.dumps(config)
+            h.attrs["model_config"] = json.dumps(change_config(json.loads(h.attrs["model_config"]), rng))
         with open(t.name, "rb") as f:
             return f.read()
+
+
+def repack(data, rng):
+    """A Keras 3 `.keras` (`data`) with its config.json changed (`change_config`) or its weights
+    file's bytes mutated (which the zip's checksums would otherwise catch), zipped again so that
+    every CRC-32 holds; each entry stored as it was."""
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    target = rng.choice(["config.json", "model.weights.h5"])
+    with zipfile.ZipFile(out, "w") as z:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            if info.filename == target == "config.json":
+                body = json.dumps(change_config(json.loads(body), rng)).encode()
+            elif info.filename == target:
+                body = mutate(body, rng)[0]
+            z.writestr(info, body)
+    return out.getvalue()
 
 
 def regraph(data, rng):
@@ -406,7 +438,7 @@ def main():
         for n in range(args.cases):
             name, source, command = cases[n % len(cases)]
             with open(source, "rb") as f:
-                data, kind = mutate(f.read(), rng, structured=next((k for k in ("resealed", "configured", "regraphed") if k in name), None))
+                data, kind = mutate(f.read(), rng, structured=next((k for k in ("resealed", "configured", "regraphed", "repacked") if k in name), None))
             case = os.path.join(work, "case" + os.path.splitext(source)[1])
             with open(case, "wb") as f:
                 f.write(data)
