@@ -127,14 +127,10 @@ IMAGE_MAX_RSS_MB = 200
 
 
 def mutate(data, rng, structured=None):
-    if structured == "resealed":
-        return reseal(data, rng), "resealed"
-    if structured == "configured":
-        return reconfigure(data, rng), "configured"
-    if structured == "regraphed":
-        return regraph(data, rng), "regraphed"
-    if structured == "repacked":
-        return repack(data, rng), "repacked"
+    """A mutated copy of `data` and the kind of mutation: `structured`'s (a kind of
+    `STRUCTURED`, the word the target's name holds), else one of the byte mutations."""
+    if structured:
+        return STRUCTURED[structured](data, rng), structured
     d = bytearray(data)
     kind = rng.randrange(5)
     if kind == 0:
@@ -153,6 +149,9 @@ def mutate(data, rng, structured=None):
         d[i:i + n] = d[j:j + n]
     return bytes(d), ["flip", "run", "cut", "length", "copy"][kind]
 
+
+# MARK: - Structured mutations: files that pass their format's own checks (checksums, the zip's
+# CRC-32s, protobuf's and HDF5's structure) and carry a hostile model inside
 
 def crc32c_table():
     table = []
@@ -403,6 +402,12 @@ def regraph(data, rng):
     return graph.SerializeToString()
 
 
+# The structured mutations by the word that marks their targets' names.
+STRUCTURED = {"resealed": reseal, "configured": reconfigure, "regraphed": regraph, "repacked": repack}
+
+
+# MARK: - Running a case
+
 def wait(p, timeout):
     """The exit code (negative: the signal; "timeout" when it was ended) and the peak resident MB
     of `p` and the processes it waited for (its import worker), from wait4."""
@@ -438,7 +443,7 @@ def main():
         for n in range(args.cases):
             name, source, command = cases[n % len(cases)]
             with open(source, "rb") as f:
-                data, kind = mutate(f.read(), rng, structured=next((k for k in ("resealed", "configured", "regraphed", "repacked") if k in name), None))
+                data, kind = mutate(f.read(), rng, structured=next((k for k in STRUCTURED if k in name), None))
             case = os.path.join(work, "case" + os.path.splitext(source)[1])
             with open(case, "wb") as f:
                 f.write(data)
