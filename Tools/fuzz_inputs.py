@@ -8,9 +8,10 @@ An `.fmodel`'s checksums catch all of those before its header is read, so its ta
 value, a list's element, a key; a tensor's shape for another of as many elements, an op's
 numbers, a node's input, the graph input's shape) or to a tensor's values (NaN, infinities, huge
 or zero floats, random bytes), with the header's length and every CRC-32C made right again;
-`run`, `quantize` and `predict` read them. With h5py (`Tools/.venv/bin/python`), targets marked
-"configured" change the Keras fixtures' model_config (a layer's numbers, a layer's input, rewired
-to itself or a later layer, any value) in files that are otherwise intact HDF5; with
+`run`, `quantize`, `predict`, `shrink` (to targets it meets on the fixtures) and `prune` read
+them. With h5py (`Tools/.venv/bin/python`), targets marked "configured" change the Keras
+fixtures' model_config (a layer's numbers, a layer's input, rewired to itself or a later
+layer, any value) in files that are otherwise intact HDF5; with
 TensorFlow's message classes (the same Python), targets marked "regraphed" change the GraphDef
 fixtures' nodes (attributes, inputs, ops) and serialise them again. The `.keras` target marked
 "repacked" changes its config.json (as "configured" does) or mutates its weights file, and zips
@@ -92,9 +93,15 @@ def targets(work):
             resealed.append((f"{name}_{dtype}.fmodel resealed", q, run))
         resealed.append((f"{name}.fmodel resealed, quantized", f32,
                          ["quantize", "{}", "--dtype", "int4", "-o", os.path.join(work, "quantized.fmodel")]))
-    # The face heads' reading of a model (age, gender, ethnicity), on an image.
-    resealed.append(("keras3_multitask.fmodel resealed, predicted", os.path.join(work, "keras3_multitask_f32.fmodel"),
-                     ["predict", "{}", f"{FIXTURES}/images/gradient.jpg"]))
+    # The face heads' reading of a model (age, gender, ethnicity) on an image, and the
+    # compression commands' passes and planner.
+    multitask, written = os.path.join(work, "keras3_multitask_f32.fmodel"), os.path.join(work, "compressed.fmodel")
+    resealed += [("keras3_multitask.fmodel resealed, predicted", multitask, ["predict", "{}", f"{FIXTURES}/images/gradient.jpg"]),
+                 ("keras3_multitask.fmodel resealed, shrunk", multitask, ["shrink", "{}", "--target-mb", "0.01", "-o", written]),
+                 ("keras3_multitask.fmodel resealed, pruned", multitask,
+                  ["prune", "{}", "--layer", "fc1", "--keep", "0.5", "-o", written]),
+                 ("facenet_small.fmodel resealed, shrunk", os.path.join(work, "facenet_small_f32.fmodel"),
+                  ["shrink", "{}", "--target-mb", "0.03", "-o", written])]
     # Keras files whose model_config is changed, the HDF5 file otherwise intact.
     configured = [(f"{name} configured", f"{FIXTURES}/{name}", ["inspect", "{}"]) for name in
                   ["tiny_residual.h5", "graft_heads.h5", "facenet_small.h5", "functional_zoo.h5", "multitask_flat.h5"]
