@@ -4,18 +4,18 @@
 that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of bytes set to
 0x00/0xFF/0x7F/0x80, a cut, a 64-bit length planted, a run copied from elsewhere in the file.
 An `.fmodel`'s checksums catch all of those before its header is read, so its targets marked
-"resealed" take a hostile file instead: one to three structured changes to the header (a
-value, a list's element, a key; a tensor's shape for another of as many elements, an op's
-numbers, a node's input, the graph input's shape) or to a tensor's values (NaN, infinities, huge
-or zero floats, random bytes), with the header's length and every CRC-32C made right again;
-`run`, `quantize`, `predict`, `shrink` (to targets it meets on the fixtures) and `prune` read
+"resealed" take a hostile file instead: one to three structured changes to the header (a value,
+a list's element, a key; a tensor's shape for another of as many elements, an op's numbers, a
+node's input, the graph input's shape) or to a tensor's values (NaN, infinities, huge or zero
+floats, random bytes), with the header's length and every CRC-32C made right again; `run`,
+`quantize`, `predict`, `verify`, `shrink` (to targets it meets on the fixtures) and `prune` read
 them. With h5py (`Tools/.venv/bin/python`), targets marked "configured" change the Keras
-fixtures' model_config (a layer's numbers, a layer's input, rewired to itself or a later
-layer, any value) in files that are otherwise intact HDF5; with
-TensorFlow's message classes (the same Python), targets marked "regraphed" change the GraphDef
-fixtures' nodes (attributes, inputs, ops) and serialise them again. The `.keras` target marked
-"repacked" changes its config.json (as "configured" does) or mutates its weights file, and zips
-it again (the zip's CRC-32s would catch either).
+fixtures' model_config (a layer's numbers, a layer's input, rewired to itself or a later layer,
+any value) in files that are otherwise intact HDF5; with TensorFlow's message classes (the same
+Python), targets marked "regraphed" change the GraphDef fixtures' nodes (attributes, inputs,
+ops) and serialise them again. The `.keras` target marked "repacked" changes its config.json (as
+"configured" does) or mutates its weights file, and zips it again (the zip's CRC-32s would catch
+either).
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 
@@ -96,8 +96,14 @@ def targets(work):
     # The face heads' reading of a model (age, gender, ethnicity) on an image, and the
     # compression commands' passes and planner.
     multitask, written = os.path.join(work, "keras3_multitask_f32.fmodel"), os.path.join(work, "compressed.fmodel")
+    faces = os.path.join(work, "faces")  # three labelled faces, UTKFace names, for verify
+    os.makedirs(faces)
+    for label in ["25_0_1_20170116", "61_1_3_20170117", "8_0_0_20170118"]:
+        shutil.copy(f"{FIXTURES}/images/gradient.jpg", os.path.join(faces, label + ".jpg"))
     resealed += [("keras3_multitask.fmodel resealed, predicted", multitask, ["predict", "{}", f"{FIXTURES}/images/gradient.jpg"]),
                  ("keras3_multitask.fmodel resealed, shrunk", multitask, ["shrink", "{}", "--target-mb", "0.01", "-o", written]),
+                 ("keras3_multitask.fmodel resealed, verified", multitask,
+                  ["verify", "--reference", multitask, "--candidate", "{}", "--data", faces, "--batch", "2"]),
                  ("keras3_multitask.fmodel resealed, pruned", multitask,
                   ["prune", "{}", "--layer", "fc1", "--keep", "0.5", "-o", written]),
                  ("facenet_small.fmodel resealed, shrunk", os.path.join(work, "facenet_small_f32.fmodel"),

@@ -8,6 +8,7 @@ public enum PruneError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotDropUnits(layer: String, reader: String, op: String)
     case isAnOutput(String)
     case badKeep(layer: String, keep: Int, units: Int)
+    case sharedTensor(layer: String, tensor: String)
 
     public var description: String {
         switch self {
@@ -15,6 +16,7 @@ public enum PruneError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cannotDropUnits(let l, let r, let op): "'\(l)' feeds '\(r)' (\(op)), which cannot lose units"
         case .isAnOutput(let n): "'\(n)' feeds a model output, whose width must stay"
         case .badKeep(let l, let k, let u): "cannot keep \(k) of the \(u) units of '\(l)'"
+        case .sharedTensor(let l, let t): "'\(l)' cannot lose units: tensor '\(t)', which the prune would cut, is read more than once"
         }
     }
 }
@@ -54,6 +56,13 @@ public struct DensePruner {
                 default: throw .cannotDropUnits(layer: name, reader: reader.name, op: reader.op.kind)
                 }
             }
+        }
+        // A tensor the prune cuts must have no other reader (a layer called twice shares its
+        // kernel): cut for one, it would no longer fit the other.
+        let cut = ([node] + chain + consumers).flatMap(\.params.values)
+        let reads = graph.nodes.flatMap(\.params.values)
+        if let shared = cut.first(where: { t in reads.lazy.filter { $0 == t }.count > 1 }) {
+            throw .sharedTensor(layer: name, tensor: shared)
         }
         self.chain = chain
         self.consumers = consumers

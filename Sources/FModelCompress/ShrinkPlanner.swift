@@ -218,7 +218,7 @@ public struct ShrinkPlanner {
         let names = Set([node.name] + pruner.chain.map(\.name) + pruner.consumers.map(\.name))
         var nodes = g.nodes.filter { names.contains($0.name) }
         for i in nodes.indices where nodes[i].name == node.name { nodes[i].inputs = ["x"] }
-        let tensors = Dictionary(uniqueKeysWithValues: nodes.flatMap(\.params.values).map { ($0, g.tensors[$0]!) })
+        let tensors = Self.tensors(of: nodes, in: g)
         return Graph(inputs: [ValueInfo(name: "x", shape: input.withBatch(-1))], outputs: pruner.consumers.map(\.name), nodes: nodes, tensors: tensors)
     }
 
@@ -245,7 +245,12 @@ public struct ShrinkPlanner {
     private func singleNode(_ node: Node, in g: Graph, input: Shape) -> Graph {
         var n = node
         n.inputs = ["x"]
-        let tensors = Dictionary(uniqueKeysWithValues: node.params.values.map { ($0, g.tensors[$0]!) })
-        return Graph(inputs: [ValueInfo(name: "x", shape: input.withBatch(-1))], outputs: [node.name], nodes: [n], tensors: tensors)
+        return Graph(inputs: [ValueInfo(name: "x", shape: input.withBatch(-1))], outputs: [node.name], nodes: [n],
+                     tensors: Self.tensors(of: [node], in: g))
+    }
+
+    /// The tensors `nodes` read, by name: a tensor two nodes or roles share is listed once.
+    private static func tensors(of nodes: [Node], in g: Graph) -> [String: Tensor] {
+        Dictionary(nodes.flatMap(\.params.values).map { ($0, g.tensors[$0]!) }, uniquingKeysWith: { first, _ in first })
     }
 }

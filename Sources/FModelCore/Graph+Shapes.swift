@@ -116,6 +116,11 @@ private struct ShapeRules {
     }
 
     func output() throws(GraphError) -> Shape {
+        // A role the op does not read is a file that says something the runtime would ignore
+        // (a hostile one's extra role naming a tensor twice trapped `shrink`'s planner).
+        if let role = node.params.keys.sorted().first(where: { !node.op.parameterRoles.contains($0) }) {
+            throw fail("names a '\(role)' tensor, which a \(node.op.kind) node does not take")
+        }
         switch node.op {
         case .conv2D(let a): return try conv(a, depthwise: false)
         case .depthwiseConv2D(let a): return try conv(a, depthwise: true)

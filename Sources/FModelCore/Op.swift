@@ -89,6 +89,16 @@ public enum Op: Hashable, Sendable {
 }
 
 extension Op {
+    /// The parameter tensors a node of this op may name, by role.
+    public var parameterRoles: Set<String> {
+        switch self {
+        case .conv2D, .depthwiseConv2D, .dense: ["kernel", "bias"]
+        case .batchNorm: ["mean", "variance", "gamma", "beta"]
+        case .affine: ["scale", "bias"]
+        default: []
+        }
+    }
+
     /// Short name used in reports and the file format.
     public var kind: String {
         switch self {

@@ -82,3 +82,22 @@ import Testing
         #expect(pruned.parameterBytes == folded.parameterBytes - fc1[0].saved)
     }
 }
+
+@Suite struct ShrinkSharedTensorTests {
+    /// Two dense layers that read one kernel (a Keras layer called twice): the planner shrinks
+    /// them without trapping on the tensor they share (its subgraphs listed it twice) and without
+    /// pruning it (cut for one layer, it no longer fit the other: "kernel [4,4] does not fit
+    /// input [?,8]"); `prune` refuses, naming the tensor.
+    @Test func sharedKernelIsPlannedOnce() throws {
+        var seed = SplitMix64(seed: 61)
+        let k = Tensor((0..<64).map { _ in Float(seed.next() % 2001) / 1000 - 1 }, shape: [8, 8])
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 8])], outputs: ["d2"],
+                      nodes: [Node(name: "d1", op: .dense(activation: .relu), inputs: ["x"], params: ["kernel": "k"]),
+                              Node(name: "d2", op: .dense(activation: .linear), inputs: ["d1"], params: ["kernel": "k"])],
+                      tensors: ["k": k])
+        let result = try ShrinkPlanner(targetBytes: 1, maxOutputChange: 1).shrink(g, inputs: g.syntheticInputs(batch: 2), sizeOf: FModelWriter.fileSize(of:))
+        try result.graph.validate()
+        #expect(result.graph.tensors["k"]?.shape == [8, 8] && result.graph.tensors["k"]?.dtype != .f32, "quantized, not pruned")
+        #expect(throws: PruneError.sharedTensor(layer: "d1", tensor: "k")) { try DensePruner(graph: g, layer: "d1") }
+    }
+}
