@@ -74,28 +74,32 @@ FIXTURES = os.path.join(ROOT, "Tests", "Fixtures")
 
 
 def targets(work):
-    """(name, file to mutate, command line with {} for the mutated copy)."""
-    tiny = os.path.join(work, "tiny.fmodel")
-    subprocess.run([FMODEL, "import", f"{FIXTURES}/tiny_residual.h5", "-o", tiny], check=True, capture_output=True)
+    """(name, file to mutate, command line with {} for the mutated copy, mutator: data and a
+    random generator to the mutated bytes and the mutation's kind)."""
     out = os.path.join(work, "out")
+
+    def run_on(npy, *extra):
+        return ["run", "{}", *extra, "--input", f"{FIXTURES}/{npy}", "--out", out]
+
+    facenet_inputs = ["--inputs", "input:?x64x64x3"]
     resealed = []
     for name, source, extra, npy in [("tiny", f"{FIXTURES}/tiny_residual.h5", [], "tiny_residual.input.npy"),
-                                     ("facenet_small", f"{FIXTURES}/tf1_facenet_small.pb", ["--inputs", "input:?x64x64x3"],
+                                     ("facenet_small", f"{FIXTURES}/tf1_facenet_small.pb", facenet_inputs,
                                       "tf1_facenet_small.input.npy"),
                                      ("keras3_multitask", f"{FIXTURES}/keras3_multitask.keras", [], "keras3_multitask.input.npy")]:
         f32 = os.path.join(work, f"{name}_f32.fmodel")
         subprocess.run([FMODEL, "import", source, "-o", f32] + extra, check=True, capture_output=True)
-        run = ["run", "{}", "--input", f"{FIXTURES}/{npy}", "--out", out]
-        resealed.append((f"{name}.fmodel resealed", f32, run))
+        resealed.append((f"{name}.fmodel resealed", f32, run_on(npy)))
         for dtype in ["int8", "int4"]:
             q = os.path.join(work, f"{name}_{dtype}.fmodel")
             subprocess.run([FMODEL, "quantize", f32, "--dtype", dtype, "-o", q], check=True, capture_output=True)
-            resealed.append((f"{name}_{dtype}.fmodel resealed", q, run))
+            resealed.append((f"{name}_{dtype}.fmodel resealed", q, run_on(npy)))
         resealed.append((f"{name}.fmodel resealed, quantized", f32,
                          ["quantize", "{}", "--dtype", "int4", "-o", os.path.join(work, "quantized.fmodel")]))
     # The face heads' reading of a model (age, gender, ethnicity) on an image, and the
     # compression commands' passes and planner.
-    multitask, written = os.path.join(work, "keras3_multitask_f32.fmodel"), os.path.join(work, "compressed.fmodel")
+    tiny, multitask = os.path.join(work, "tiny_f32.fmodel"), os.path.join(work, "keras3_multitask_f32.fmodel")
+    written = os.path.join(work, "compressed.fmodel")
     faces = os.path.join(work, "faces")  # three labelled faces, UTKFace names, for verify
     os.makedirs(faces)
     for label in ["25_0_1_20170116", "61_1_3_20170117", "8_0_0_20170118"]:
@@ -108,30 +112,30 @@ def targets(work):
                   ["prune", "{}", "--layer", "fc1", "--keep", "0.5", "-o", written]),
                  ("facenet_small.fmodel resealed, shrunk", os.path.join(work, "facenet_small_f32.fmodel"),
                   ["shrink", "{}", "--target-mb", "0.03", "-o", written])]
+    structured = [(name, source, command, structured_mutator(reseal)) for name, source, command in resealed]
     # Keras files whose model_config is changed, the HDF5 file otherwise intact.
-    configured = [(f"{name} configured", f"{FIXTURES}/{name}", ["inspect", "{}"]) for name in
-                  ["tiny_residual.h5", "graft_heads.h5", "facenet_small.h5", "functional_zoo.h5", "multitask_flat.h5"]
-                  if h5py]
+    structured += [(f"{name} configured", f"{FIXTURES}/{name}", ["inspect", "{}"], structured_mutator(reconfigure))
+                   for name in ["tiny_residual.h5", "graft_heads.h5", "facenet_small.h5", "functional_zoo.h5",
+                                "multitask_flat.h5"] if h5py]
     # TensorFlow graphs whose nodes are changed, the protobuf otherwise well formed.
-    regraphed = [(f"{name} regraphed", f"{FIXTURES}/{name}", command) for name, command in [
-        ("tf1_facenet_small.pb", ["run", "{}", "--inputs", "input:?x64x64x3", "--input",
-                                  f"{FIXTURES}/tf1_facenet_small.input.npy", "--out", out]),
+    structured += [(f"{name} regraphed", f"{FIXTURES}/{name}", command, structured_mutator(regraph)) for name, command in [
+        ("tf1_facenet_small.pb", run_on("tf1_facenet_small.input.npy", *facenet_inputs)),
         ("tf2_keras_frozen.pb", ["inspect", "{}"])] if graph_pb2]
     # A Keras 3 file whose config or weights are changed, zipped again.
-    repacked = [("keras3_multitask.keras repacked", f"{FIXTURES}/keras3_multitask.keras",
-                 ["run", "{}", "--input", f"{FIXTURES}/keras3_multitask.input.npy", "--out", out])]
-    return resealed + configured + regraphed + repacked + [
+    structured.append(("keras3_multitask.keras repacked", f"{FIXTURES}/keras3_multitask.keras",
+                       run_on("keras3_multitask.input.npy"), structured_mutator(repack)))
+    byte_mutated = [
         ("tiny_residual.h5", f"{FIXTURES}/tiny_residual.h5", ["inspect", "{}"]),
         ("graft_heads.h5", f"{FIXTURES}/graft_heads.h5", ["inspect", "{}"]),
         ("keras3_multitask.keras", f"{FIXTURES}/keras3_multitask.keras", ["inspect", "{}"]),
         ("tf2_keras_frozen.pb", f"{FIXTURES}/tf2_keras_frozen.pb", ["inspect", "{}"]),
-        ("tf1_facenet_small.pb", f"{FIXTURES}/tf1_facenet_small.pb",
-         ["run", "{}", "--inputs", "input:?x64x64x3", "--input", f"{FIXTURES}/tf1_facenet_small.input.npy", "--out", out]),
-        ("tiny.fmodel", tiny, ["run", "{}", "--input", f"{FIXTURES}/tiny_residual.input.npy", "--out", out]),
+        ("tf1_facenet_small.pb", f"{FIXTURES}/tf1_facenet_small.pb", run_on("tf1_facenet_small.input.npy", *facenet_inputs)),
+        ("tiny.fmodel", tiny, run_on("tiny_residual.input.npy")),
         ("input.npy", f"{FIXTURES}/tiny_residual.input.npy", ["run", tiny, "--input", "{}", "--out", out]),
     ] + [(name, f"{FIXTURES}/images/{file}", ["preprocess", "{}", "-o", os.path.join(work, "image.npy")])
          for name, file in [("gradient.png", "gradient_png.png"), ("gradient_16bit.png", "gradient_16bit_png.png"),
                             ("gradient.jpg", "gradient.jpg"), ("gradient_progressive.jpg", "gradient_progressive.jpg")]]
+    return structured + [(name, source, command, mutate) for name, source, command in byte_mutated]
 
 
 # An image of about a kilobyte may declare at most 2048² pixels (12 MB of RGB): a decode past
@@ -139,11 +143,8 @@ def targets(work):
 IMAGE_MAX_RSS_MB = 200
 
 
-def mutate(data, rng, structured=None):
-    """A mutated copy of `data` and the kind of mutation: `structured`'s (a kind of
-    `STRUCTURED`, the word the target's name holds), else one of the byte mutations."""
-    if structured:
-        return STRUCTURED[structured](data, rng), structured
+def mutate(data, rng):
+    """A copy of `data` with one of the byte mutations, and its kind."""
     d = bytearray(data)
     kind = rng.randrange(5)
     if kind == 0:
@@ -415,8 +416,9 @@ def regraph(data, rng):
     return graph.SerializeToString()
 
 
-# The structured mutations by the word that marks their targets' names.
-STRUCTURED = {"resealed": reseal, "configured": reconfigure, "regraphed": regraph, "repacked": repack}
+def structured_mutator(change):
+    """A target's mutator that makes one of the structured changes, its kind the change's name."""
+    return lambda data, rng: (change(data, rng), change.__name__)
 
 
 # MARK: - Running a case
@@ -454,9 +456,9 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         cases = targets(work)
         for n in range(args.cases):
-            name, source, command = cases[n % len(cases)]
+            name, source, command, mutator = cases[n % len(cases)]
             with open(source, "rb") as f:
-                data, kind = mutate(f.read(), rng, structured=next((k for k in STRUCTURED if k in name), None))
+                data, kind = mutator(f.read(), rng)
             case = os.path.join(work, "case" + os.path.splitext(source)[1])
             with open(case, "wb") as f:
                 f.write(data)

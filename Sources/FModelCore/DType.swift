@@ -25,11 +25,3 @@ extension DType {
         }
     }
 }
-
-extension Int {
-    /// `self * n`, or nil when the product overflows.
-    package func multipliedOrNil(by n: Int) -> Int? {
-        let (p, overflow) = multipliedReportingOverflow(by: n)
-        return overflow ? nil : p
-    }
-}

@@ -58,9 +58,11 @@ extension Graph {
     }
 
     /// Checks the graph is well formed: shapes, parameters, tensor sizes and outputs.
-    public func validate() throws(GraphError) {
+    /// - Returns: the shapes it inferred (`inferShapes()`), for a caller that needs them too.
+    @discardableResult
+    public func validate() throws(GraphError) -> [String: Shape] {
         for (name, t) in tensors { try t.validate(name: name) }
-        _ = try inferShapes()
+        return try inferShapes()
     }
 }
 
@@ -118,7 +120,8 @@ private struct ShapeRules {
     func output() throws(GraphError) -> Shape {
         // A role the op does not read is a file that says something the runtime would ignore
         // (a hostile one's extra role naming a tensor twice trapped `shrink`'s planner).
-        if let role = node.params.keys.sorted().first(where: { !node.op.parameterRoles.contains($0) }) {
+        let roles = node.op.parameterRoles
+        if let role = node.params.keys.filter({ !roles.contains($0) }).min() {
             throw fail("names a '\(role)' tensor, which a \(node.op.kind) node does not take")
         }
         switch node.op {

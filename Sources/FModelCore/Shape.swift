@@ -16,8 +16,7 @@ public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible, Expre
         var n = 1
         for d in dims {
             guard d >= 0 else { return nil }
-            let (p, o) = n.multipliedReportingOverflow(by: d)
-            if o { return nil }
+            guard let p = n.multipliedOrNil(by: d) else { return nil }
             n = p
         }
         return n
@@ -35,4 +34,12 @@ public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible, Expre
         "[" + dims.map { $0 < 0 ? "?" : String($0) }.joined(separator: ",") + "]"
     }
     public subscript(i: Int) -> Int { dims[i < 0 ? dims.count + i : i] }
+}
+
+extension Int {
+    /// `self * n`, or nil when the product overflows.
+    package func multipliedOrNil(by n: Int) -> Int? {
+        let (p, overflow) = multipliedReportingOverflow(by: n)
+        return overflow ? nil : p
+    }
 }

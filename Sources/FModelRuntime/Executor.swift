@@ -60,8 +60,7 @@ public final class Executor: @unchecked Sendable {
     /// - Throws: `GraphError` when the graph is not well formed or cannot be run (a dimension
     ///   besides the batch unknown).
     public init(graph: Graph, engine: ConvolutionEngine = .default, precision: ComputePrecision = .f32) throws(GraphError) {
-        try graph.validate()
-        let shapes = try graph.inferShapes()
+        let shapes = try graph.validate()
         self.graph = graph
         var index: [String: Int] = [:]
         for (i, input) in graph.inputs.enumerated() { index[input.name] = i }
