@@ -25,6 +25,15 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def configured_tensorflow():
+    """TensorFlow, its intra-op threads set to THREADS. Every use here takes it from this, as
+    the threads cannot change once anything has started TensorFlow's context (on a machine
+    without the conversions, converting them did, and the TensorFlow runner's setting failed)."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    return tf
+
+
 # MARK: - Building the models for each contender
 
 def build_sources():
@@ -62,7 +71,7 @@ def small_fmodel():
 def facenet_inference_graph():
     """The FaceNet GraphDef with `phase_train` fixed to false and a fresh `x` placeholder in place
     of the queue-fed `input`, cut to what `embeddings` needs: what converters accept."""
-    import tensorflow as tf
+    tf = configured_tensorflow()
     gd = tf.compat.v1.GraphDef()
     with open(PB, "rb") as f:
         gd.ParseFromString(f.read())
@@ -76,7 +85,7 @@ def facenet_inference_graph():
 
 
 def keras_function(path=H5):
-    import tensorflow as tf
+    tf = configured_tensorflow()
     import tf_keras as keras
     model = keras.models.load_model(path, compile=False, safe_mode=False)
     fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32)])
@@ -85,7 +94,7 @@ def keras_function(path=H5):
 
 def build_peers():
     """ONNX (tf2onnx) and TFLite (fp32 and dynamic-range int8) conversions of both models."""
-    import tensorflow as tf
+    tf = configured_tensorflow()
     peers = os.path.join(OUT, "peers")
     os.makedirs(peers, exist_ok=True)
     paths = {m: {k: os.path.join(peers, f"{m}.{k}") for k in ["onnx", "int8.onnx", "tflite", "int8.tflite"]}
@@ -147,8 +156,7 @@ def timed(call, iterations):
 
 def tensorflow_runner(model_name, gd=None, h5=H5):
     import numpy as np
-    import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf = configured_tensorflow()
     if model_name == "multitask":
         _, fn = keras_function(h5)
         def run(batch, iterations):
@@ -180,7 +188,7 @@ def ort_runner(path):
 
 def tflite_runner(path):
     import numpy as np
-    import tensorflow as tf
+    tf = configured_tensorflow()
     interp = tf.lite.Interpreter(model_path=path, num_threads=THREADS)
     index = interp.get_input_details()[0]["index"]
     state = {"batch": None}

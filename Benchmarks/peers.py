@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 
-from contenders import (H5, PB, THREADS, build_fmodels, build_peers, build_sources, facenet_inference_graph,
+from contenders import (H5, PB, THREADS, build_fmodels, build_peers, build_sources, configured_tensorflow, facenet_inference_graph,
                          fmodel_runner, log, ort_runner, small_fmodel, tensorflow_runner, tflite_runner)
 from release_build import FMODEL, OUT, ROOT, require_fmodel
 
@@ -237,7 +237,7 @@ def main():
     build_sources()
     fm = build_fmodels()
     peers = build_peers()
-    import tensorflow as tf
+    tf = configured_tensorflow()
     print(f"machine: {THREADS} cores; TensorFlow {tf.__version__}; threads {THREADS} everywhere")
     rates, latency, int8, first, peers_over, imports = {}, {}, {}, None, {}, None
     if "gemm" not in skip:
