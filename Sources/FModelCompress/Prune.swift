@@ -59,9 +59,9 @@ public struct DensePruner {
         }
         // A tensor the prune cuts must have no other reader (a layer called twice shares its
         // kernel): cut for one, it would no longer fit the other.
-        let cut = ([node] + chain + consumers).flatMap(\.params.values)
-        let reads = graph.nodes.flatMap(\.params.values)
-        if let shared = cut.first(where: { t in reads.lazy.filter { $0 == t }.count > 1 }) {
+        var reads: [String: Int] = [:]
+        for reader in graph.nodes { for t in reader.params.values { reads[t, default: 0] += 1 } }
+        if let shared = ([node] + chain + consumers).flatMap(\.params.values).first(where: { reads[$0, default: 0] > 1 }) {
             throw .sharedTensor(layer: name, tensor: shared)
         }
         self.chain = chain
