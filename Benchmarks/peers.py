@@ -38,8 +38,9 @@ import subprocess
 import sys
 import time
 
-from contenders import (H5, PB, THREADS, build_fmodels, build_peers, build_sources, configured_tensorflow, facenet_inference_graph,
-                         fmodel_runner, log, ort_runner, small_fmodel, tensorflow_runner, tflite_runner)
+from contenders import (H5, PB, THREADS, build_fmodels, build_peers, build_sources, configured_tensorflow,
+                         facenet_inference_graph, fmodel_runner, log, ort_runner, small_fmodel, tensorflow_runner,
+                         tflite_runner)
 from release_build import FMODEL, OUT, ROOT, require_fmodel
 
 
