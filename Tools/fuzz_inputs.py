@@ -453,6 +453,7 @@ def main():
         sys.exit(f"no release build at {FMODEL}: run swift build -c release --static-swift-stdlib")
     rng = random.Random(args.seed)
     outcomes, bad = collections.Counter(), 0
+    longest = (0, "")  # the longest standard error, in bytes, and its target: an error quoting hostile input whole
     with tempfile.TemporaryDirectory() as work:
         cases = targets(work)
         for n in range(args.cases):
@@ -473,6 +474,7 @@ def main():
                 err = stderr.read()
             seconds = time.monotonic() - start
             outcomes[(name, str(code))] += 1
+            longest = max(longest, (len(err), name))
             bound = min(args.max_rss_mb, IMAGE_MAX_RSS_MB) if command[0] == "preprocess" else args.max_rss_mb
             if code not in (0, 1, 2) or rss_mb > bound:
                 bad += 1
@@ -485,6 +487,7 @@ def main():
     print(f"seed {args.seed}: {args.cases} cases, {bad} ended badly; exit codes by file:")
     for (name, code), count in sorted(outcomes.items()):
         print(f"  {name:24} exit {code:>7}: {count}")
+    print(f"longest standard error: {longest[0]} bytes ({longest[1]})")
     sys.exit(1 if bad else 0)
 
 
