@@ -53,22 +53,24 @@ public struct FModelCommand: ParsableCommand {
         }
     }
 
-    /// The message for an error: our domain errors speak for themselves.
+    /// The message for an error: our domain errors speak for themselves, cut short when a
+    /// hostile file's text they quote makes them long.
     static func describe(_ error: any Error) -> String {
         switch error {
-        case let e as ImportError: "error: \(e)"
-        case let e as FormatError: "error: \(e)"
-        case let e as GraphError: "error: \(e)"
-        case let e as CLIError: "error: \(e)"
-        case let e as StripError: "error: \(e)"
-        case let e as PruneError: "error: \(e)"
-        case let e as GraftError: "error: \(e)"
-        case let e as VerifyError: "error: \(e)"
-        case let e as DatasetError: "error: \(e)"
-        case let e as ImageError: "error: \(e)"
-        case let e as RuntimeError: "error: \(e)"
+        case is ImportError, is FormatError, is GraphError, is CLIError, is StripError, is PruneError, is GraftError,
+             is VerifyError, is DatasetError, is ImageError, is RuntimeError:
+            "error: " + clipped("\(error)")
         default: fullMessage(for: error)
         }
+    }
+
+    /// `text`, cut in the middle when longer than `limit` characters. A name or string in a hostile
+    /// file can be a megabyte (a Keras config's class name of 100,000 characters was printed
+    /// whole); the start (the file, what failed) and the end (why) stay.
+    static func clipped(_ text: String, limit: Int = 1200) -> String {
+        guard text.count > limit else { return text }
+        let (head, tail) = (limit * 3 / 4, limit / 4)
+        return "\(text.prefix(head)) … (\(text.count - head - tail) characters left out) … \(text.suffix(tail))"
     }
 }
 

@@ -84,6 +84,22 @@ import Testing
         #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested_weights.h5"), "--config", fixture("multitask_nested.json"), "-o", out]) == 0)
     }
 
+    /// A hostile config's class name of 100,000 characters: the message keeps the file, the
+    /// layer and the end of the reason, and leaves out the middle (it was printed whole).
+    @Test func hostileTextIsCutFromMessages() throws {
+        let text = try String(contentsOfFile: fixture("multitask_nested.json"), encoding: .utf8)
+        let long = String(repeating: "Z", count: 100_000)
+        let config = dir + "/long.json"
+        try text.replacingOccurrences(of: "\"class_name\": \"Functional\", \"config\": {\"name\": \"facenet\"",
+                                      with: "\"class_name\": \"\(long)\", \"config\": {\"name\": \"facenet\"")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let outcome = FModelCommand.outcome(arguments: ["import", fixture("multitask_nested_weights.h5"), "--config", config,
+                                                        "-o", dir + "/w.fmodel"])
+        expectRefusal(outcome, naming: [fixture("multitask_nested_weights.h5"), "layer 'facenet' is a ZZZ", "characters left out"])
+        #expect((outcome.message ?? "").count < 1300)
+        #expect(FModelCommand.clipped("short") == "short")
+    }
+
     /// Each bad file's message names the file and what is wrong with it: the layer, the weight
     /// or the Lambda argument.
     @Test(arguments: [("bad/not_hdf5.h5", "not an .fmodel, Keras HDF5"), ("bad/truncated.h5", "truncated or corrupt HDF5"),
