@@ -64,6 +64,13 @@ struct PreprocessCommand: ParsableCommand {
     @Option(help: "Height and width.") var size = 160
     @Option(help: "prewhiten, scale01 or none.") var mode: Preprocess = .prewhiten
 
+    func validate() throws {
+        // A side of 100,000 asked for 120 GB, and the allocation aborted; 0 wrote an empty array.
+        guard (1...ImagePreprocessor.maxSide).contains(size) else {
+            throw ValidationError("--size must be 1...\(ImagePreprocessor.maxSide)")
+        }
+    }
+
     func run() throws {
         let x = ImagePreprocessor(height: size, width: size, mode: mode)(try ImageDecoder.decode(path: image))
         try NPY.write(NPYArray(shape: [1, size, size, 3], values: x), to: output)

@@ -16,7 +16,10 @@ struct PruneCommand: ParsableCommand {
     @OptionGroup var options: ModelOptions
 
     func validate() throws {
-        guard keep > 0 else { throw ValidationError("--keep must be positive") }
+        // A count is whole and fits an Int32 (`inf` or 1e300 trapped converting to an Int).
+        guard keep > 0, keep <= 1 || (keep == keep.rounded() && keep <= Double(Int32.max)) else {
+            throw ValidationError("--keep must be a fraction in (0, 1] or a whole count of units")
+        }
     }
 
     func run() throws {

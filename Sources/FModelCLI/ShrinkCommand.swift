@@ -21,8 +21,9 @@ struct ShrinkCommand: ParsableCommand {
     @OptionGroup var options: ModelOptions
 
     func validate() throws {
-        guard targetMb > 0, maxOutputChange >= 0, group > 0, group % 2 == 0 else {
-            throw ValidationError("--target-mb must be positive, --max-output-change non-negative, --group a positive even number")
+        // At most a petabyte: `inf` or 1e308 megabytes trapped converting to a byte count.
+        guard targetMb > 0, targetMb <= 1e9, maxOutputChange >= 0, maxOutputChange.isFinite, group > 0, group % 2 == 0 else {
+            throw ValidationError("--target-mb must be positive (at most 1e9), --max-output-change a non-negative number, --group a positive even number")
         }
     }
 

@@ -42,6 +42,13 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
 
+    func validate() throws {
+        // A NaN bound fails every check: a typing mistake would read as a worse candidate (exit 1).
+        guard [maxAgeRmseIncrease, maxGenderDrop, maxEthnicityDrop].allSatisfy(\.isFinite) else {
+            throw ValidationError("--max-age-rmse-increase, --max-gender-drop and --max-ethnicity-drop must be finite numbers")
+        }
+    }
+
     func run() throws {
         let dataset = try data.load()
         let paths = [reference, candidate].compactMap { $0 }

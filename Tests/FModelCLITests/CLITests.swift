@@ -161,6 +161,25 @@ import Testing
         #expect(help.code == 0 && help.message?.contains("SUBCOMMANDS") == true)
     }
 
+    /// Numbers no command can use are usage errors before any work. Each of the first four
+    /// trapped converting to an integer (SIGILL); a side of 100,000 aborted allocating 120 GB,
+    /// a side of 0 wrote an empty array, and a NaN bound failed every check as if the candidate
+    /// were worse (exit 1).
+    @Test(arguments: [
+        (["shrink", "m.fmodel", "-o", "o.fmodel", "--target-mb", "inf"], "--target-mb"),
+        (["shrink", "m.fmodel", "-o", "o.fmodel", "--target-mb", "1e308"], "--target-mb"),
+        (["prune", "m.fmodel", "-o", "o.fmodel", "--layer", "fc1", "--keep", "inf"], "--keep"),
+        (["prune", "m.fmodel", "-o", "o.fmodel", "--layer", "fc1", "--keep", "1e300"], "--keep"),
+        (["prune", "m.fmodel", "-o", "o.fmodel", "--layer", "fc1", "--keep", "2.5"], "--keep"),
+        (["shrink", "m.fmodel", "-o", "o.fmodel", "--target-mb", "1", "--max-output-change", "inf"], "--max-output-change"),
+        (["preprocess", "i.jpg", "-o", "x.npy", "--size", "100000"], "--size"),
+        (["preprocess", "i.jpg", "-o", "x.npy", "--size", "0"], "--size"),
+        (["verify", "--candidate", "m.fmodel", "--data", ".", "--max-age-rmse-increase", "nan"], "--max-age-rmse-increase"),
+    ])
+    func unusableNumbersAreUsageErrors(_ arguments: [String], _ option: String) {
+        expectRefused(arguments, naming: option)
+    }
+
     /// Corrupted copies of a real file are imported in a worker process: libhdf5 may crash on
     /// some of them, the command never does, and each ends with 0 or 2.
     @Test func corruptedFilesNeverCrashTheCommand() throws {
