@@ -20,6 +20,8 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedFormat(path: String)
     case decode(path: String, reason: String)
     case tooLarge(path: String, width: Int, height: Int)
+    /// The file is larger than any image fmodel decodes needs.
+    case fileTooLarge(path: String, bytes: Int)
     /// The header declares more pixels than a file of its size can hold.
     case implausibleSize(path: String, width: Int, height: Int, bytes: Int, pixelsPerByte: Int)
 
@@ -30,6 +32,8 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .decode(let p, let r): "\(p): cannot decode: \(r)"
         case .tooLarge(let p, let w, let h):
             "\(p): \(w)×\(h) is larger than fmodel decodes (at most \(ImageDecoder.maxSide) a side and \(ImageDecoder.maxRGBBytes) bytes of RGB, the most tf.io.decode_jpeg decodes)"
+        case .fileTooLarge(let p, let bytes):
+            "\(p): \(bytes) bytes, more than an image fmodel decodes needs (at most \(ImageDecoder.maxFileBytes)): it is corrupt"
         case .implausibleSize(let p, let w, let h, let bytes, let rate):
             "\(p): its header declares \(w)×\(h) pixels, more than a \(bytes)-byte file can encode (at most \(max(ImageDecoder.freePixels, bytes * rate)): 2048² or \(rate) a byte): it is corrupt"
         }
@@ -49,6 +53,11 @@ public enum ImageDecoder {
     static let maxSide = 16384
     /// `tf.io.decode_jpeg` refuses an image of 2^29 bytes or more (jpeg_mem.cc).
     static let maxRGBBytes = 1 << 29
+    /// The largest image file decoded: twice the RGB bytes above. Past the image's data the decoder
+    /// reads on to the end marker (as TensorFlow does), so a JPEG header before a terabyte of
+    /// zeros (a sparse file) was read for minutes, 23 GB of it resident. (The largest image as a
+    /// 16-bit RGBA PNG stored without compression would be 1.43 GB; a face crop is kilobytes.)
+    static let maxFileBytes = 2 * maxRGBBytes
     /// Pixels any file may declare (2048², 12 MB of RGB), whatever its size.
     static let freePixels = 1 << 22
     /// Pixels a JPEG byte can hold, with room to spare: a flat 4096² image encodes at 64-85
@@ -64,6 +73,7 @@ public enum ImageDecoder {
     public static func decode(path: String) throws(ImageError) -> RGBImage {
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw .unreadable(path: path, reason: error.detail) }
+        guard file.bytes.count <= maxFileBytes else { throw .fileTooLarge(path: path, bytes: file.bytes.count) }
         return try file.withBytes { bytes throws(ImageError) in try decode(bytes, path: path) }
     }
 

@@ -43,6 +43,22 @@ import Testing
         }
     }
 
+    /// The budget follows the bytes a file holds: a terabyte of holes behind a real header gets
+    /// the budget of its header, a file without holes that of its size.
+    @Test func budgetFollowsTheBytesAFileHolds() throws {
+        let fixture = Fixtures.path("tiny_residual.h5")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: fixture)[.size] as? Int)
+        #expect(IsolatedImport.Budget(file: fixture) == IsolatedImport.Budget(sourceBytes: size))
+        let sparse = dir + "/sparse.h5"
+        try #require(FileManager.default.createFile(atPath: sparse, contents: Data(try Data(contentsOf: URL(fileURLWithPath: fixture)).prefix(4096))))
+        let handle = try #require(FileHandle(forWritingAtPath: sparse))
+        try handle.truncate(atOffset: 1 << 40)
+        try handle.close()
+        let budget = IsolatedImport.Budget(file: sparse)
+        #expect(budget.cpuSeconds == 5 && budget.memoryBytes < 257 << 20, "\(budget)")
+        #expect(IsolatedImport.Budget(sourceBytes: 1 << 40).cpuSeconds == 109_956, "what its size alone would allow")
+    }
+
     /// A worker that fails passes on its message.
     @Test func failingWorkerMessageIsKept() throws {
         let script = try worker("echo 'error: x.h5: something specific' >&2\nexit 2\n")
