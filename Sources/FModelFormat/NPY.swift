@@ -72,7 +72,7 @@ public enum NPY {
         return (descr, f.hasPrefix("True"), dims)
     }
 
-    /// NumPy's own limit on dimensions (`NPY_MAXDIMS` in NumPy 1; 2 allows 64): a header of
+    /// NumPy's own limit on dimensions (`NPY_MAXDIMS`: 64 in NumPy 2, 32 before): a header of
     /// more is hostile, and its shape would fill every message that quotes it.
     static let maxRank = 64
 
