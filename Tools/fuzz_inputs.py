@@ -15,7 +15,8 @@ any value) in files that are otherwise intact HDF5; with TensorFlow's message cl
 Python), targets marked "regraphed" change the GraphDef fixtures' nodes (attributes, inputs,
 ops) and serialise them again. The `.keras` target marked "repacked" changes its config.json (as
 "configured" does) or mutates its weights file, and zips it again (the zip's CRC-32s would catch
-either).
+either). The report ends with the longest standard error a case printed (a message quoting
+hostile text whole would stand out).
 
     python3 Tools/fuzz_inputs.py [--seed 1] [--cases 2000] [--timeout 60] [--max-rss-mb 1000] [--keep DIR]
 

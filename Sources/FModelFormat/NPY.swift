@@ -38,7 +38,7 @@ public enum NPY {
         guard !fortran else { throw .corrupt(path: path, offset: start, reason: "Fortran-ordered arrays are not supported") }
         guard let count = Shape(shape).elementCount else { throw .corrupt(path: path, offset: start, reason: "shape \(shape)") }
         let itemSize = descr == "<f4" ? 4 : descr == "<f8" ? 8 : 0
-        guard itemSize > 0 else { throw .corrupt(path: path, offset: start, reason: "dtype '\(quoted(descr))' (need <f4 or <f8)") }
+        guard itemSize > 0 else { throw .corrupt(path: path, offset: start, reason: "dtype '\(descr)' (need <f4 or <f8)") }
         let dataStart = start + headerLength
         let (needed, overflow) = count.multipliedReportingOverflow(by: itemSize)
         guard !overflow, b.count - dataStart >= needed else { throw .truncated(path: path, offset: dataStart, needed: overflow ? Int.max : needed) }
@@ -65,7 +65,7 @@ public enum NPY {
         var dims: [Int] = []
         for part in s[s.index(after: s.startIndex)..<sEnd].split(separator: ",") {
             let t = part.trimmingCharacters(in: .whitespaces)
-            guard let v = Int(t), v >= 0 else { throw .corrupt(path: path, offset: offset, reason: "npy shape entry '\(quoted(t))'") }
+            guard let v = Int(t), v >= 0 else { throw .corrupt(path: path, offset: offset, reason: "npy shape entry '\(t)'") }
             guard dims.count < maxRank else { throw .corrupt(path: path, offset: offset, reason: "npy shape of more than \(maxRank) dimensions") }
             dims.append(v)
         }
@@ -73,11 +73,8 @@ public enum NPY {
     }
 
     /// NumPy's own limit on dimensions (`NPY_MAXDIMS`: 64 in NumPy 2, 32 before): a header of
-    /// more is hostile, and its shape would fill every message that quotes it.
+    /// more is hostile. (Long header text in a message is cut where messages are printed.)
     static let maxRank = 64
-
-    /// Header text for a message, cut short (a hostile header's entry can be a megabyte).
-    static func quoted(_ s: some StringProtocol) -> String { s.count <= 40 ? String(s) : s.prefix(40) + "…" }
 
     /// The bytes of a version 1.0 `.npy` file holding `array` as `<f4`.
     public static func encode(_ array: NPYArray) -> [UInt8] {

@@ -84,8 +84,9 @@ import Testing
         #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested_weights.h5"), "--config", fixture("multitask_nested.json"), "-o", out]) == 0)
     }
 
-    /// A hostile config's class name of 100,000 characters: the message keeps the file, the
-    /// layer and the end of the reason, and leaves out the middle (it was printed whole).
+    /// A hostile config's class name of 100,000 characters, or a hostile input's header: the
+    /// message keeps the file, what failed and the end of the reason, and leaves out the middle
+    /// (each was printed whole).
     @Test func hostileTextIsCutFromMessages() throws {
         let text = try String(contentsOfFile: fixture("multitask_nested.json"), encoding: .utf8)
         let long = String(repeating: "Z", count: 100_000)
@@ -98,6 +99,14 @@ import Testing
         expectRefusal(outcome, naming: [fixture("multitask_nested_weights.h5"), "layer 'facenet' is a ZZZ", "characters left out"])
         #expect((outcome.message ?? "").count < 1300)
         #expect(FModelCommand.clipped("short") == "short")
+        // An input whose .npy shape entry is 5,000 parentheses (its whole entry was printed).
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + String(repeating: "(", count: 5000) + "), }\n"
+        let npy = dir + "/long.npy"
+        try #require(FileManager.default.createFile(atPath: npy, contents: Data([0x93] + Array("NUMPY".utf8)
+            + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)] + Array(header.utf8))))
+        let run = FModelCommand.outcome(arguments: ["run", fixture("tiny_residual.h5"), "--input", npy, "--out", dir])
+        expectRefusal(run, naming: [npy, "npy shape entry '(((", "characters left out"])
+        #expect((run.message ?? "").count < 1300)
     }
 
     /// Each bad file's message names the file and what is wrong with it: the layer, the weight

@@ -28,19 +28,12 @@ import Testing
         #expect(throws: FormatError.self) { try bytes.withUnsafeBytes { try NPY.parse($0, path: "x.npy") } }
     }
 
-    /// A header's hostile text is quoted short (a shape entry of 5,000 parentheses was echoed
-    /// whole), and a shape of more dimensions than NumPy allows is refused before it is built.
-    @Test(arguments: [
-        ("'<f4'", "(" + String(repeating: "(", count: 5000) + ")", "npy shape entry '((((("),
-        ("'" + String(repeating: "x", count: 5000) + "'", "(1, 8)", "dtype 'xxxxx"),
-        ("'<f4'", "(" + String(repeating: "1, ", count: 65) + ")", "more than 64 dimensions"),
-    ])
-    func hostileHeaderTextIsQuotedShort(_ descr: String, _ shape: String, _ expected: String) throws {
-        let header = "{'descr': \(descr), 'fortran_order': False, 'shape': \(shape), }\n"
+    /// A shape of more dimensions than NumPy allows is refused before it is built.
+    @Test func shapesPastNumPysDimensionsAreRefused() throws {
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + String(repeating: "1, ", count: 65) + "), }\n"
         let bytes = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
             + Array(header.utf8)
         let error = #expect(throws: FormatError.self) { try bytes.withUnsafeBytes { try NPY.parse($0, path: "x.npy") } }
-        let message = try #require(error).description
-        #expect(message.contains(expected) && message.count < 200, "\(message.prefix(300))")
+        #expect(try #require(error).description.contains("more than 64 dimensions"))
     }
 }

@@ -50,10 +50,7 @@ import Testing
         let size = try #require(try FileManager.default.attributesOfItem(atPath: fixture)[.size] as? Int)
         #expect(IsolatedImport.Budget(file: fixture) == IsolatedImport.Budget(sourceBytes: size))
         let sparse = dir + "/sparse.h5"
-        try #require(FileManager.default.createFile(atPath: sparse, contents: Data(try Data(contentsOf: URL(fileURLWithPath: fixture)).prefix(4096))))
-        let handle = try #require(FileHandle(forWritingAtPath: sparse))
-        try handle.truncate(atOffset: 1 << 40)
-        try handle.close()
+        try Fixtures.sparseCopy(of: "tiny_residual.h5", keeping: 4096, size: 1 << 40, at: sparse)
         let budget = IsolatedImport.Budget(file: sparse)
         #expect(budget.cpuSeconds == 5 && budget.memoryBytes < 257 << 20, "\(budget)")
         #expect(IsolatedImport.Budget(sourceBytes: 1 << 40).cpuSeconds == 109_956, "what its size alone would allow")

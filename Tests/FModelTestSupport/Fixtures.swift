@@ -65,6 +65,16 @@ public enum Fixtures {
     /// The fixture called `name`.
     public static func entry(_ name: String) -> Entry { all.first { $0.name == name }! }
 
+    /// A sparse file at `path`: the first `bytes` of the fixture `name`, then holes up to `size`
+    /// bytes (what a hostile file of a terabyte costs to make).
+    public static func sparseCopy(of name: String, keeping bytes: Int, size: UInt64, at path: String) throws {
+        let head = FileManager.default.contents(atPath: Self.path(name))?.prefix(bytes) ?? Data()
+        guard FileManager.default.createFile(atPath: path, contents: head),
+              let handle = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteUnknown) }
+        try handle.truncate(atOffset: size)
+        try handle.close()
+    }
+
     /// A new, empty temporary directory; the caller removes it.
     public static func temporaryDirectory() -> String {
         let dir = NSTemporaryDirectory() + "fmodel-tests-" + UUID().uuidString
