@@ -32,6 +32,8 @@ let package = Package(
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
         .target(name: "CChecksums"),
+        // What a process removes or ends when a signal ends it (its handler is C: async-signal-safe).
+        .target(name: "CCleanup"),
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("dnnl")]),
         // JPEG and PNG decoding on libjpeg's and libpng's own APIs, where their errors (longjmp) and
         // their sources can be TensorFlow's. Optimised in debug builds too, so that the tests decode
@@ -39,7 +41,7 @@ let package = Package(
         // such fault showed in release builds only. (Unsafe flags bar a target from other
         // packages' products; this one is in none.)
         .target(name: "CImageDecoders", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png")]),
-        .target(name: "FModelFormat", dependencies: ["FModelCore", "CChecksums"]),
+        .target(name: "FModelFormat", dependencies: ["FModelCore", "CChecksums", "CCleanup"]),
         .target(
             name: "FModelImport",
             dependencies: ["FModelCore", "FModelFormat", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Feeds fmodel corrupted copies of its fixtures and reports every case that ends badly: a crash
-(a signal, an exit code other than 0, 1 or 2), a hang (no end within --timeout s), or a process
-that grew past --max-rss-mb. Each mutation is one of: bits flipped, a run of bytes set to
+(a signal, an exit code other than 0, 1 or 2), a hang (no end within --timeout s), a process
+that grew past --max-rss-mb, or one that left a file behind (in its TMPDIR, or hidden beside its
+input and output). Each mutation is one of: bits flipped, a run of bytes set to
 0x00/0xFF/0x7F/0x80, a cut, a 64-bit length planted, a run copied from elsewhere in the file.
 An `.fmodel`'s checksums catch all of those before its header is read, so its targets marked
 "resealed" take a hostile file instead: one to three structured changes to the header (a value,
@@ -442,6 +443,11 @@ def wait(p, timeout):
     return (code or p.returncode), usage.ru_maxrss / 1024
 
 
+def left_behind(work, scratch):
+    """What a case left: anything in its TMPDIR, any hidden file in the work directory."""
+    return [os.path.join(scratch, f) for f in os.listdir(scratch)] + [os.path.join(work, f) for f in os.listdir(work) if f.startswith(".")]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=1)
@@ -457,6 +463,11 @@ def main():
     longest = (0, "")  # the longest standard error, in bytes, and its target: an error quoting hostile input whole
     with tempfile.TemporaryDirectory() as work:
         cases = targets(work)
+        # Each case's temporary directory, which it must leave empty, as it must leave no hidden
+        # file (a temporary output) in `work`.
+        scratch = os.path.join(work, "tmp")
+        os.mkdir(scratch)
+        environment = dict(os.environ, TMPDIR=scratch)
         for n in range(args.cases):
             name, source, command, mutator = cases[n % len(cases)]
             with open(source, "rb") as f:
@@ -469,7 +480,7 @@ def main():
             with tempfile.TemporaryFile() as stderr:
                 # A session of its own, so that a hang's whole process group (the import worker
                 # too) can be ended.
-                p = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+                p = subprocess.Popen(line, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, env=environment)
                 code, rss_mb = wait(p, args.timeout)
                 stderr.seek(0)
                 err = stderr.read()
@@ -477,14 +488,17 @@ def main():
             outcomes[(name, str(code))] += 1
             longest = max(longest, (len(err), name))
             bound = min(args.max_rss_mb, IMAGE_MAX_RSS_MB) if command[0] == "preprocess" else args.max_rss_mb
-            if code not in (0, 1, 2) or rss_mb > bound:
+            left = left_behind(work, scratch)
+            if code not in (0, 1, 2) or rss_mb > bound or left:
                 bad += 1
                 os.makedirs(args.keep, exist_ok=True)
                 kept = os.path.join(args.keep, f"seed{args.seed}_case{n}_{name}")
                 shutil.copy(case, kept)
                 message = err.decode(errors="replace").strip().splitlines()[:2]
-                print(f"BAD {name} ({kind}): exit {code}, {seconds:.1f} s, peak RSS {rss_mb:.0f} MB -> {kept}\n    {message}",
-                      flush=True)
+                print(f"BAD {name} ({kind}): exit {code}, {seconds:.1f} s, peak RSS {rss_mb:.0f} MB, left behind {left} -> {kept}\n"
+                      f"    {message}", flush=True)
+                for path in left:
+                    shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
     print(f"seed {args.seed}: {args.cases} cases, {bad} ended badly; exit codes by file:")
     for (name, code), count in sorted(outcomes.items()):
         print(f"  {name:24} exit {code:>7}: {count}")

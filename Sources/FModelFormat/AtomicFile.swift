@@ -5,11 +5,14 @@ import Darwin
 #endif
 
 /// Writes a file so that it appears whole or not at all: the bytes go to a temporary file in
-/// the same directory, which is flushed (`fsync`) and renamed over `path` only on success.
+/// the same directory, which is flushed (`fsync`) and renamed over `path` only on success. The
+/// temporary file is removed when the writer is dropped uncommitted, and (`Cleanup`) when a
+/// signal ends the process.
 public struct AtomicFileWriter: ~Copyable {
     private let path: String
     private let tempPath: String
     private var fd: Int32
+    private let cleanup: Cleanup.Ticket
 
     /// Creates the temporary file next to `path`.
     public init(path: String) throws(FormatError) {
@@ -21,6 +24,7 @@ public struct AtomicFileWriter: ~Copyable {
         guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file: " + MappedFile.errnoText()) }
         self.fd = fd
         self.tempPath = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.cleanup = Cleanup.remember(file: tempPath)
     }
 
     /// Appends bytes.

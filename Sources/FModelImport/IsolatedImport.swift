@@ -18,11 +18,9 @@ public struct IsolatedImport: Sendable {
 
     /// Imports `path` in a worker and returns the graph it wrote.
     public func load(path: String, options: ImportOptions) throws -> Graph {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let file = dir + "/model.fmodel"
-        try work(path: path, options: options, output: file, extra: [], dir: dir)
-        return try FModelReader.read(path: file)
+        let scratch = try Scratch()
+        try work(path: path, options: options, output: scratch.model, extra: [], scratch: scratch)
+        return try FModelReader.read(path: scratch.model)
     }
 
     /// Imports `path` straight into `output`: the worker writes the file (with the lossless
@@ -30,14 +28,17 @@ public struct IsolatedImport: Sendable {
     /// then renames it into place — one write, and no partial file if anything fails.
     /// - Returns: the graph, read from `output`.
     public func importFile(path: String, options: ImportOptions, optimize: Bool, to output: String) throws -> Graph {
-        let dir = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scratch = try Scratch()
         let url = URL(fileURLWithPath: output)
         let staged = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).import-\(UUID().uuidString)").path
-        defer { unlink(staged) }
+        let cleanup = Cleanup.remember(file: staged)
+        defer {
+            unlink(staged)
+            cleanup.forget()
+        }
         var extra: [String] = optimize ? ["--optimize"] : []
         if let p = options.preprocess { extra += ["--preprocess", p.rawValue] }
-        try work(path: path, options: options, output: staged, extra: extra, dir: dir)
+        try work(path: path, options: options, output: staged, extra: extra, scratch: scratch)
         let graph = try FModelReader.read(path: staged)
         guard rename(staged, output) == 0 else {
             throw FormatError.io(path: output, reason: String(cString: strerror(errno)))
@@ -45,23 +46,17 @@ public struct IsolatedImport: Sendable {
         return graph
     }
 
-    private func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "fmodel-import-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
-    /// Runs the worker on `path`, writing `output`; `dir` holds the config it reads.
-    private func work(path: String, options: ImportOptions, output: String, extra: [String], dir: String) throws {
+    /// Runs the worker on `path`, writing `output`; `scratch` holds the config it reads.
+    private func work(path: String, options: ImportOptions, output: String, extra: [String], scratch: borrowing Scratch) throws {
         var arguments = [path, "--output", output] + extra
         if let config = options.configJSON {
-            guard FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(config.utf8)) else {
-                throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker to \(dir)")
+            guard FileManager.default.createFile(atPath: scratch.config, contents: Data(config.utf8)) else {
+                throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker to \(scratch.path)")
             }
-            arguments += ["--config", dir + "/config.json"]
+            arguments += ["--config", scratch.config]
         }
         let budget = Budget(file: path)
-        let (status, message) = try run(arguments + budget.arguments, path: path)
+        let (status, message) = try run(arguments + budget.arguments, path: path, temporary: scratch.path)
         switch status {
         case 0: return
         case -SIGXCPU:
@@ -75,13 +70,15 @@ public struct IsolatedImport: Sendable {
         }
     }
 
-    /// Runs the worker; returns its exit status (negative: killed by that signal) and stderr.
-    private func run(_ arguments: [String], path: String) throws -> (Int32, String) {
+    /// Runs the worker with `temporary` as its temporary directory (`TMPDIR`: what it leaves
+    /// there when it crashes goes with the scratch directory); returns its exit status
+    /// (negative: killed by that signal) and stderr.
+    private func run(_ arguments: [String], path: String, temporary: String) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: helper)
         process.arguments = arguments
         // A crash is reported by its signal: the Swift runtime's backtrace would only delay it.
-        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no", "TMPDIR": temporary]) { $1 }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.standardOutput  // the passes' reports
@@ -90,6 +87,9 @@ public struct IsolatedImport: Sendable {
         do { try process.run() } catch {
             throw ImportError.unknownFormat(path: path, reason: "cannot start the import worker \(helper): \(error)")
         }
+        // Ended and waited for if a signal ends this process: it may be writing the output.
+        let cleanup = Cleanup.remember(child: process.processIdentifier)
+        defer { cleanup.forget() }
         // Read stderr on its own thread: waiting for its end here would wait as long as a hung
         // worker lives, and the time limit below would never apply.
         let stderr = WorkerOutput()
@@ -107,6 +107,28 @@ public struct IsolatedImport: Sendable {
         let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
         return (status, message.hasPrefix("error: ") ? String(message.dropFirst(7)) : message)
     }
+}
+
+/// A directory of one import's own in the system's temporary directory: the worker's config,
+/// its own temporary files (a `.keras` file's weights, copied for libhdf5) and, for `load`, its
+/// output. Removed with what it holds when dropped, even when the worker crashed (libhdf5 does,
+/// on some hostile files), and by `Cleanup` when a signal ends the process.
+private struct Scratch: ~Copyable {
+    let path: String
+    /// The worker's config (a weights-only `.h5`'s model config).
+    let config: String
+    /// The `.fmodel` the worker writes for `load`.
+    let model: String
+    private let cleanup: [Cleanup.Ticket]
+
+    init() throws {
+        path = NSTemporaryDirectory() + "fmodel-import-" + UUID().uuidString
+        (config, model) = (path + "/config.json", path + "/model.fmodel")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        cleanup = [Cleanup.remember(directory: path), Cleanup.remember(file: config), Cleanup.remember(file: model)]
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// The worker's standard error, filled by the reading thread before it signals.

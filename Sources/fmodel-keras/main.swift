@@ -54,6 +54,9 @@ struct KerasWorker: ParsableCommand {
 
 extension Preprocess: ExpressibleByArgument {}
 
+// Ended by fmodel (SIGTERM) or with it (Ctrl-C reaches both), the worker removes its
+// temporary file first.
+Cleanup.install()
 // Exit codes as fmodel's: 0 done, 2 bad input or usage (the error on stderr, which the parent
 // passes on).
 do {

@@ -108,6 +108,24 @@ import Testing
         #expect(throws: FormatError.self) { try FModelWriter.write(Self.sample(), to: "/nonexistent-dir/x.fmodel") }
     }
 
+    /// The temporary file a writer fills is remembered for `Cleanup` (which removes it if a
+    /// signal ends the process: `InterruptionTests`) while it exists, and forgotten once it is
+    /// renamed into place or removed.
+    @Test func temporaryFileIsRememberedWhileItExists() throws {
+        func temporaryFiles() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.contains(".tmp-") }.map { dir + "/" + $0 }
+        }
+        for committed in [true, false] {
+            let writer = try AtomicFileWriter(path: dir + "/w.bin")
+            let temporary = temporaryFiles()
+            try #require(temporary.count == 1, "\(temporary)")
+            #expect(Cleanup.remembers(temporary[0]))
+            if committed { try writer.commit() } else { _ = consume writer }
+            #expect(!Cleanup.remembers(temporary[0]) && temporaryFiles().isEmpty, "committed: \(committed)")
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/w.bin"))
+    }
+
     func readError(_ bytes: [UInt8]) throws -> (any Error)? {
         let p = dir + "/bad.fmodel"
         try #require(FileManager.default.createFile(atPath: p, contents: Data(bytes)), "the test could not write its input")

@@ -43,6 +43,24 @@ import Testing
         }
     }
 
+    /// What a worker leaves in its temporary directory when it crashes (a `.keras` file's
+    /// weights, copied there for libhdf5) goes with the import's scratch directory: the worker's
+    /// `TMPDIR` is in it. Before, crashes on hostile `.keras` files left `fmodel-keras3-…`
+    /// directories in /tmp.
+    @Test func whatACrashedWorkerLeavesIsRemoved() throws {
+        let record = dir + "/tmpdir"
+        let script = try worker("""
+            mkdir "${TMPDIR:?}/fmodel-keras3-x" && echo weights > "$TMPDIR/fmodel-keras3-x/model.weights.h5"
+            echo "$TMPDIR" > \(record)
+            kill -KILL $$
+
+            """)
+        #expect(throws: ImportError.self) { try IsolatedImport(helper: script).load(path: Fixtures.path("tiny_residual.h5"), options: ImportOptions()) }
+        let temporary = try String(contentsOfFile: record, encoding: .utf8).trimmingCharacters(in: .newlines)
+        #expect(temporary.hasPrefix(NSTemporaryDirectory() + "fmodel-import-"), "the worker's TMPDIR: \(temporary)")
+        #expect(!FileManager.default.fileExists(atPath: temporary + "/fmodel-keras3-x"))
+    }
+
     /// The budget follows the bytes a file holds: a terabyte of holes behind a real header gets
     /// the budget of its header, a file without holes that of its size.
     @Test func budgetFollowsTheBytesAFileHolds() throws {

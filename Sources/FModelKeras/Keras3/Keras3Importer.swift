@@ -1,5 +1,6 @@
 import CHDF5
 import FModelCore
+import FModelFormat
 import FModelImport
 import Foundation
 
@@ -15,11 +16,15 @@ enum Keras3Importer {
             throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")
         }
         let model = try KerasModel(json, path: path)
-        // libhdf5 reads files: the weights go to a private temporary copy.
-        let dir = NSTemporaryDirectory() + "fmodel-keras3-" + UUID().uuidString
+        // libhdf5 reads files: the weights go to a private temporary copy (in the import's
+        // scratch directory when fmodel runs this worker), removed on a signal too.
+        let dir = NSTemporaryDirectory() + "fmodel-keras3-" + UUID().uuidString, h5 = dir + "/model.weights.h5"
+        let cleanup = [Cleanup.remember(directory: dir), Cleanup.remember(file: h5)]
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let h5 = dir + "/model.weights.h5"
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            cleanup.forEach { $0.forget() }
+        }
         guard FileManager.default.createFile(atPath: h5, contents: Data(weights)) else {
             throw ImportError.unknownFormat(path: path, reason: "cannot write a temporary copy of the weights to \(dir)")
         }

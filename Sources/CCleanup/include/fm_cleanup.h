@@ -1,0 +1,38 @@
+#ifndef FMODEL_CCLEANUP_H
+#define FMODEL_CCLEANUP_H
+#include <sys/types.h>
+
+/* What a process removes, or ends, when SIGINT, SIGTERM or SIGHUP ends it: the temporary files
+   it writes before renaming them into place (a half-written .fmodel of hundreds of MB beside the
+   user's output), its temporary directories, and the worker processes it waits on. A path is
+   remembered while it exists and forgotten once it has been renamed into place or removed.
+   Remembering has no effect until fm_cleanup_install() has run: the executables install the
+   handler, the libraries only remember. The handler calls only async-signal-safe functions. */
+
+/* Catches SIGINT, SIGTERM and SIGHUP where they are not ignored (a process started under nohup
+   keeps ignoring SIGHUP) and unblocks them in the calling thread; ignores SIGXFSZ, so that a
+   write past the file size limit fails with EFBIG, an error reported like any other, instead of
+   ending the process. Call from main before other threads start. On one of the three signals
+   the handler ends the remembered children (SIGTERM; SIGKILL if one has not ended within 2 s)
+   and waits for them, removes the remembered files, then the remembered (empty) directories,
+   and ends the process by the same signal. */
+void fm_cleanup_install(void);
+
+/* Remembers a file to remove. Returns a ticket for fm_cleanup_forget, or -1 when every slot is
+   taken (the file is then not removed on a signal) or the copy of the path cannot be made. */
+int fm_cleanup_remember_file(const char *path);
+
+/* Remembers a directory to remove (after the files, so that one remembered with its files is
+   removed with them). Returns a ticket, or -1 as above. */
+int fm_cleanup_remember_directory(const char *path);
+
+/* Remembers a child process to end and wait for before the paths are removed (it may be
+   writing one of them). Returns a ticket, or -1 as above. */
+int fm_cleanup_remember_child(pid_t pid);
+
+/* Forgets what a ticket remembered. A ticket of -1 is ignored. */
+void fm_cleanup_forget(int ticket);
+
+/* 1 when `path` is remembered as a file or a directory, else 0. */
+int fm_cleanup_remembers(const char *path);
+#endif

@@ -1,0 +1,43 @@
+import CCleanup
+
+/// What this process removes, or ends, if SIGINT, SIGTERM or SIGHUP ends it (Ctrl-C, `timeout`, a
+/// closed terminal): the temporary files it writes before renaming them into place, its
+/// temporary directories, and the import worker it waits on. Without it, an interrupted
+/// `fmodel import` of the 478 MB `.h5` left a hidden `.out.fmodel.…` file of its size beside the
+/// output. The executables call `install()`; the libraries remember and forget (`CCleanup`
+/// holds the slots and the handler, which may call only async-signal-safe functions).
+public enum Cleanup {
+    /// Catches the three signals (not those the process was started ignoring) and ignores
+    /// SIGXFSZ: a write past the file size limit (`ulimit -f`) fails as an error like any other
+    /// (exit 2, the temporary file removed) instead of ending the process. Call first in `main`.
+    public static func install() { fm_cleanup_install() }
+
+    /// What one call remembered, until it is forgotten: by `forget()` (a local's owner calls it,
+    /// in a `defer` or where the path stops being temporary) or when the ticket goes.
+    public final class Ticket {
+        private var slot: Int32
+
+        fileprivate init(slot: Int32) { self.slot = slot }
+
+        /// Forgets it: the file has been renamed into place or removed, the child has ended.
+        public func forget() {
+            fm_cleanup_forget(slot)
+            slot = -1
+        }
+
+        deinit { fm_cleanup_forget(slot) }
+    }
+
+    /// Remembers a file to remove. (Past 32 at once, a file is not covered.)
+    public static func remember(file path: String) -> Ticket { Ticket(slot: fm_cleanup_remember_file(path)) }
+
+    /// Remembers an empty directory to remove, after the files (up to 8 at once).
+    public static func remember(directory path: String) -> Ticket { Ticket(slot: fm_cleanup_remember_directory(path)) }
+
+    /// Remembers a child process to end and wait for, before the paths are removed (it may be
+    /// writing one of them; up to 4 at once).
+    public static func remember(child pid: Int32) -> Ticket { Ticket(slot: fm_cleanup_remember_child(pid)) }
+
+    /// Whether `path` is remembered, as a file or a directory.
+    public static func remembers(_ path: String) -> Bool { fm_cleanup_remembers(path) != 0 }
+}

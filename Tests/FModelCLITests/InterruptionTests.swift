@@ -1,0 +1,117 @@
+@testable import FModelCLI
+import FModelTestSupport
+import Foundation
+import Testing
+
+/// A command ended by a signal leaves nothing behind: no temporary file beside its output, no
+/// scratch directory, no import worker still running. A write past the file size limit is an
+/// error (exit 2), not the end of the process.
+@Suite final class InterruptionTests {
+    let dir = Fixtures.temporaryDirectory()
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// `fmodel import` of a Keras file with a config, ended by each signal while its worker runs.
+    /// The worker is a stand-in (`FMODEL_HELPER`) that records its process id and arguments,
+    /// writes part of its output (the hidden file beside `-o`), then sleeps: what the real one
+    /// looks like half-way through the 478 MB `.h5`. Before `Cleanup`, all three stayed behind
+    /// (the sleeping worker for its full minute).
+    @Test(arguments: [SIGINT, SIGTERM, SIGHUP])
+    func interruptedImportLeavesNothingBehind(signal: Int32) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let output = dir + "/out\(signal)", records = dir + "/records\(signal)"
+        for folder in [output, records] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        let worker = records + "/worker.sh"
+        try """
+            #!/bin/sh
+            echo "$$ $*" > \(records)/arguments
+            while [ $# -gt 0 ]; do [ "$1" = --output ] && printf partial > "$2"; shift; done
+            exec sleep 60
+            """.write(toFile: worker, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: worker)
+
+        let pid = try #require(spawn(fmodel, ["import", Fixtures.path("multitask_nested_weights.h5"), "--config", Fixtures.path("multitask_nested.json"),
+                                              "-o", output + "/model.fmodel"], environment: ["FMODEL_HELPER=" + worker]))
+        let started = waitUntil { !((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).isEmpty }
+        let recorded = (try? String(contentsOfFile: records + "/arguments", encoding: .utf8))?.split(separator: " ").map(String.init) ?? []
+        let workerPID = recorded.first.flatMap { pid_t($0) }
+        defer { if let workerPID { kill(workerPID, SIGKILL) } }
+        try #require(started && workerPID != nil, "the stand-in worker did not start: \(recorded)")
+        // fmodel remembers the worker just after starting it: let it get there.
+        Thread.sleep(forTimeInterval: 0.2)
+
+        kill(pid, signal)
+        let status = try #require(waitForExit(pid), "fmodel did not end within 30 s of signal \(signal)")
+        #expect(status & 0x7F == signal, "fmodel's wait status \(status): not ended by signal \(signal)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [], "left beside the output")
+        let config = try #require(recorded.firstIndex(of: "--config").map { recorded[$0 + 1] })
+        let scratch = String(config[..<(config.lastIndex(of: "/") ?? config.endIndex)])
+        #expect(!FileManager.default.fileExists(atPath: scratch), "the scratch directory \(scratch) is left")
+        #expect(waitUntil { kill(workerPID!, 0) != 0 }, "the worker \(workerPID!) is still running")
+    }
+
+    /// Past the file size limit (`ulimit -f`), the kernel sends SIGXFSZ, which ended fmodel
+    /// (exit 153 in a shell) with its temporary file left: fmodel ignores it, so the write
+    /// fails, and the import with it, naming the file, and the temporary file is removed.
+    @Test func fileSizeLimitIsAnError() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let output = dir + "/limited", errors = dir + "/limited.stderr"
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let pid = try #require(spawn("/bin/sh", ["-c", "ulimit -f 8 && exec \"$0\" \"$@\"", fmodel,
+                                                 "import", Fixtures.path("tf2_keras_frozen.pb"), "-o", output + "/model.fmodel"], standardError: errors))
+        let status = try #require(waitForExit(pid), "fmodel did not end within 30 s")
+        #expect(status == 2 << 8, "wait status \(status): not exit code 2 (\(status & 0x7F) is the signal that ended it)")
+        let message = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        #expect(message.contains(output + "/model.fmodel") && message.contains("File too large"), "\(message)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [])
+    }
+
+    /// Starts `executable` with `environment` added, its standard output to /dev/null and its
+    /// standard error to `standardError`'s file or /dev/null, and the signals fmodel handles at
+    /// their default and unblocked, whatever the test runner has (it ignores SIGXFSZ; under nohup
+    /// it ignores SIGHUP). Returns its process id.
+    func spawn(_ executable: String, _ arguments: [String], environment: [String] = [], standardError: String? = nil) -> pid_t? {
+        var actions = posix_spawn_file_actions_t(), attributes = posix_spawnattr_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawnattr_init(&attributes)
+        defer {
+            posix_spawn_file_actions_destroy(&actions)
+            posix_spawnattr_destroy(&attributes)
+        }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, standardError ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var defaults = sigset_t(), none = sigset_t()
+        sigemptyset(&defaults)
+        sigemptyset(&none)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGXFSZ] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
+        var inherited = environ
+        while let entry = inherited.pointee {
+            envp.append(strdup(entry))
+            inherited += 1
+        }
+        envp.append(nil)
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        return posix_spawn(&pid, executable, &actions, &attributes, argv, envp) == 0 ? pid : nil
+    }
+
+    /// Waits up to 30 s for `pid` to end; its wait status.
+    func waitForExit(_ pid: pid_t) -> Int32? {
+        var status: Int32 = 0
+        return waitUntil { waitpid(pid, &status, WNOHANG) == pid } ? status : nil
+    }
+
+    /// Polls `condition` every 10 ms for up to 30 s.
+    func waitUntil(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<3000 {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return condition()
+    }
+}
