@@ -102,8 +102,11 @@ static void on_signal(int sig) {
         if (p != NULL) rmdir(p);
     }
     /* End by the same signal: it is blocked while this handler runs, so it is delivered, with
-       its default action, when the handler returns. */
-    signal(sig, SIG_DFL);
+       its default action, when the handler returns. (sigaction, not signal(): only the former
+       is async-signal-safe.) */
+    struct sigaction default_action = {0};
+    default_action.sa_handler = SIG_DFL;
+    sigaction(sig, &default_action, NULL);
     raise(sig);
     errno = saved;
 }

@@ -22,26 +22,31 @@ import Testing
         let output = dir + "/out\(signal)", records = dir + "/records\(signal)"
         for folder in [output, records] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         let worker = records + "/worker.sh"
-        try """
-            #!/bin/sh
+        try Fixtures.script("""
             echo "$$ $*" > \(records)/arguments
             while [ $# -gt 0 ]; do [ "$1" = --output ] && printf partial > "$2"; shift; done
             exec sleep 60
-            """.write(toFile: worker, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: worker)
+
+            """, at: worker)
 
         let pid = try #require(spawn(fmodel, ["import", Fixtures.path("multitask_nested_weights.h5"), "--config", Fixtures.path("multitask_nested.json"),
-                                              "-o", output + "/model.fmodel"], environment: ["FMODEL_HELPER=" + worker]))
-        let started = waitUntil { !((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).isEmpty }
+                                              "-o", output + "/model.fmodel"], environment: ["FMODEL_HELPER=" + worker],
+                                       standardError: records + "/stderr"))
+        // Until the worker has written, or fmodel has ended without it (the error then says why).
+        var status: Int32 = 0, ended = false
+        let started = waitUntil {
+            ended = ended || waitpid(pid, &status, WNOHANG) == pid
+            return ended || !((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).isEmpty
+        } && !ended
         let recorded = (try? String(contentsOfFile: records + "/arguments", encoding: .utf8))?.split(separator: " ").map(String.init) ?? []
         let workerPID = recorded.first.flatMap { pid_t($0) }
         defer { if let workerPID { kill(workerPID, SIGKILL) } }
-        try #require(started && workerPID != nil, "the stand-in worker did not start: \(recorded)")
+        try #require(started && workerPID != nil, "the stand-in worker did not start: \(recorded); fmodel: \((try? String(contentsOfFile: records + "/stderr", encoding: .utf8)) ?? "")")
         // fmodel remembers the worker just after starting it: let it get there.
         Thread.sleep(forTimeInterval: 0.2)
 
         kill(pid, signal)
-        let status = try #require(waitForExit(pid), "fmodel did not end within 30 s of signal \(signal)")
+        status = try #require(waitForExit(pid), "fmodel did not end within 30 s of signal \(signal)")
         #expect(status & 0x7F == signal, "fmodel's wait status \(status): not ended by signal \(signal)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [], "left beside the output")
         let config = try #require(recorded.firstIndex(of: "--config").map { recorded[$0 + 1] })

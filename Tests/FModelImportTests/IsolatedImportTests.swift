@@ -11,8 +11,7 @@ import Testing
     /// A stand-in worker: a shell script with this body.
     func worker(_ body: String) throws -> String {
         let script = dir + "/worker.sh"
-        try ("#!/bin/sh\n" + body).write(toFile: script, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        try Fixtures.script(body, at: script)
         return script
     }
 

@@ -75,6 +75,18 @@ public enum Fixtures {
         try handle.close()
     }
 
+    /// A shell script at `path` with this body, executable: a stand-in for the import worker.
+    /// Written through a descriptor closed on exec, so that no process the tests start meanwhile
+    /// (in parallel) keeps it open for writing, which would make running the script fail with
+    /// ETXTBSY ("text file busy") for as long as that process lives.
+    public static func script(_ body: String, at path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        defer { close(fd) }
+        let bytes = Array(("#!/bin/sh\n" + body).utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw CocoaError(.fileWriteUnknown) }
+    }
+
     /// A new, empty temporary directory; the caller removes it.
     public static func temporaryDirectory() -> String {
         let dir = NSTemporaryDirectory() + "fmodel-tests-" + UUID().uuidString
