@@ -17,14 +17,29 @@ public struct AtomicFileWriter: ~Copyable {
     /// Creates the temporary file next to `path`.
     public init(path: String) throws(FormatError) {
         self.path = path
-        let dir = path.lastIndex(of: "/").map { String(path[...$0]) } ?? ""
-        let base = path.split(separator: "/").last.map(String.init) ?? path
-        var template = Array("\(dir).\(base).tmp-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        var fd: Int32 = -1, name = ""
+        for _ in 0..<100 where fd < 0 {
+            name = Self.hiddenSibling(of: path, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
+            // Closed on exec: a process started meanwhile (the import worker) must not hold it.
+            fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 || errno == EEXIST else { break }
+        }
         guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file: " + MappedFile.errnoText()) }
         self.fd = fd
-        self.tempPath = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        self.cleanup = Cleanup.remember(file: tempPath)
+        self.tempPath = name
+        self.cleanup = Cleanup.remember(file: name)
+    }
+
+    /// `.NAME.SUFFIX` in `path`'s directory, NAME being `path`'s file name, cut short (at a
+    /// character) where the whole would pass the 255 bytes a file name may have: a temporary
+    /// name for any name the destination may have. (A 247-byte output name failed with "File
+    /// name too long" before.)
+    public static func hiddenSibling(of path: String, suffix: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[...$0]) } ?? ""
+        var name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        while name.utf8.count > Int(NAME_MAX) - 2 - suffix.utf8.count { name.removeLast() }
+        return directory + "." + name + "." + suffix
     }
 
     /// Appends bytes.

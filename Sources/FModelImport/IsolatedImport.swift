@@ -29,8 +29,7 @@ public struct IsolatedImport: Sendable {
     /// - Returns: the graph, read from `output`.
     public func importFile(path: String, options: ImportOptions, optimize: Bool, to output: String) throws -> Graph {
         let scratch = try Scratch()
-        let url = URL(fileURLWithPath: output)
-        let staged = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).import-\(UUID().uuidString)").path
+        let staged = AtomicFileWriter.hiddenSibling(of: output, suffix: "import-" + UUID().uuidString)
         let cleanup = Cleanup.remember(file: staged)
         defer {
             unlink(staged)

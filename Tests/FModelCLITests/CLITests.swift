@@ -76,6 +76,20 @@ import Testing
         #expect((try FileManager.default.contentsOfDirectory(atPath: dir)) == ["opt.fmodel"], "nothing staged is left")
     }
 
+    /// An output may have the longest name a file may have (255 bytes), in-process (`.pb`) and
+    /// through the worker (`.h5`, whose staged file the worker writes through a temporary file
+    /// of its own): the hidden temporary names are cut to fit. Both failed before with "File
+    /// name too long", the `.h5` naming the staged file, not the output.
+    @Test func longestOutputNamesAreWritten() throws {
+        for (source, initial) in [("tf2_keras_frozen.pb", "p"), ("multitask_flat.h5", "h")] {
+            let name = initial + "_" + String(repeating: "é", count: 123) + ".fmodel"  // 255 bytes of UTF-8
+            try #require(name.utf8.count == Int(NAME_MAX))
+            #expect(FModelCommand.main(arguments: ["import", fixture(source), "-o", dir + "/" + name]) == 0, "\(source)")
+            _ = try FModelReader.read(path: dir + "/" + name)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 2, "nothing but the two outputs")
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],
