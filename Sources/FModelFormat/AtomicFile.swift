@@ -7,27 +7,58 @@ import Darwin
 /// Writes a file so that it appears whole or not at all: the bytes go to a temporary file in
 /// the same directory, which is flushed (`fsync`) and renamed over `path` only on success. The
 /// temporary file is removed when the writer is dropped uncommitted, and (`Cleanup`) when a
-/// signal ends the process.
+/// signal ends the process. A symbolic link at `path` is kept and the file it points to written
+/// (`destination(of:)`).
 public struct AtomicFileWriter: ~Copyable {
     private let path: String
+    private let target: String
     private let tempPath: String
     private var fd: Int32
     private let cleanup: Cleanup.Ticket
 
-    /// Creates the temporary file next to `path`.
+    /// Creates the temporary file next to `path`'s destination.
     public init(path: String) throws(FormatError) {
-        self.path = path
+        let target = try Self.destination(of: path)
         var fd: Int32 = -1, name = ""
         for _ in 0..<100 where fd < 0 {
-            name = Self.hiddenSibling(of: path, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
+            name = Self.hiddenSibling(of: target, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
             // Closed on exec: a process started meanwhile (the import worker) must not hold it.
             fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 || errno == EEXIST else { break }
         }
         guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file: " + MappedFile.errnoText()) }
-        self.fd = fd
-        self.tempPath = name
+        (self.path, self.target, self.fd, self.tempPath) = (path, target, fd, name)
         self.cleanup = Cleanup.remember(file: name)
+    }
+
+    /// Where an output written to `path` goes, so that it can be renamed into place there: `path`
+    /// when it is a regular file or nothing yet, else the destination of the symbolic link(s)
+    /// there (the link kept, as a copy to it would keep it). Anything else is refused, naming
+    /// `path`: renaming over a directory fails, and over a device, a FIFO or a socket it would
+    /// replace it (`-o /dev/null` as root replaced /dev/null with a regular file).
+    public static func destination(of path: String) throws(FormatError) -> String {
+        var current = path
+        for _ in 0..<40 {
+            var info = stat()
+            guard lstat(current, &info) == 0 else {
+                if errno == ENOENT { return current }
+                throw .io(path: path, reason: MappedFile.errnoText())
+            }
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: return current
+            case S_IFDIR: throw .io(path: path, reason: "is a directory")
+            case S_IFLNK:
+                var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+                let n = buffer.withUnsafeMutableBytes { readlink(current, $0.baseAddress!, $0.count) }
+                guard n > 0 else { throw .io(path: path, reason: "cannot read the link: " + MappedFile.errnoText()) }
+                let link = String(decoding: buffer[..<n], as: UTF8.self)
+                let directory = current.lastIndex(of: "/").map { String(current[...$0]) } ?? ""
+                current = link.hasPrefix("/") ? link : directory + link
+            default:
+                throw .io(path: path, reason: "not a regular file (a device, FIFO or socket): an output is written whole and renamed into place, which would replace it")
+            }
+        }
+        throw .io(path: path, reason: "too many levels of symbolic links")
     }
 
     /// `.NAME.SUFFIX` in `path`'s directory, NAME being `path`'s file name, cut short (at a
@@ -79,7 +110,7 @@ public struct AtomicFileWriter: ~Copyable {
             throw .io(path: path, reason: "cannot flush: " + MappedFile.errnoText())
         }
         fchmodPath(tempPath)
-        guard rename(tempPath, path) == 0 else {
+        guard rename(tempPath, target) == 0 else {
             unlink(tempPath)
             throw .io(path: path, reason: "cannot rename into place: " + MappedFile.errnoText())
         }

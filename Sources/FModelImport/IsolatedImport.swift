@@ -29,7 +29,8 @@ public struct IsolatedImport: Sendable {
     /// - Returns: the graph, read from `output`.
     public func importFile(path: String, options: ImportOptions, optimize: Bool, to output: String) throws -> Graph {
         let scratch = try Scratch()
-        let staged = AtomicFileWriter.hiddenSibling(of: output, suffix: "import-" + UUID().uuidString)
+        let destination = try AtomicFileWriter.destination(of: output)
+        let staged = AtomicFileWriter.hiddenSibling(of: destination, suffix: "import-" + UUID().uuidString)
         let cleanup = Cleanup.remember(file: staged)
         defer {
             unlink(staged)
@@ -39,7 +40,7 @@ public struct IsolatedImport: Sendable {
         if let p = options.preprocess { extra += ["--preprocess", p.rawValue] }
         try work(path: path, options: options, output: staged, extra: extra, scratch: scratch)
         let graph = try FModelReader.read(path: staged)
-        guard rename(staged, output) == 0 else {
+        guard rename(staged, destination) == 0 else {
             throw FormatError.io(path: output, reason: String(cString: strerror(errno)))
         }
         return graph

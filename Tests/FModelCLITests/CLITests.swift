@@ -90,6 +90,21 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count == 2, "nothing but the two outputs")
     }
 
+    /// A Keras import, whose worker's file this process renames into place, treats its output
+    /// as every writer does: through a link, the link kept; a FIFO refused before the worker
+    /// runs, and left a FIFO (it was replaced by a regular file before).
+    @Test func kerasImportWritesThroughLinksAndOnlyToFiles() throws {
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: "target.fmodel")
+        #expect(FModelCommand.main(arguments: ["import", fixture("multitask_flat.h5"), "-o", dir + "/link"]) == 0)
+        _ = try FModelReader.read(path: dir + "/target.fmodel")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/link") == "target.fmodel")
+        try #require(mkfifo(dir + "/fifo", 0o600) == 0, "the test could not make its FIFO")
+        expectRefused(["import", fixture("multitask_flat.h5"), "-o", dir + "/fifo"], naming: dir + "/fifo", "not a regular file")
+        var info = stat()
+        #expect(lstat(dir + "/fifo", &info) == 0 && info.st_mode & S_IFMT == S_IFIFO, "the FIFO is still one")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["fifo", "link", "target.fmodel"])
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],

@@ -126,6 +126,40 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir + "/w.bin"))
     }
 
+    /// An output at a symbolic link is written where the link points (absolute, relative, or to
+    /// nothing yet), the link kept; a directory, a FIFO and a loop of links are refused, naming
+    /// the path, and left as they were. (The FIFO stood for a device: `-o /dev/null` as root
+    /// replaced /dev/null with a regular file before.)
+    @Test func outputsAreWrittenThroughLinksAndOnlyToFiles() throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: dir + "/absolute", withDestinationPath: dir + "/sub/a.fmodel")
+        try fm.createSymbolicLink(atPath: dir + "/relative", withDestinationPath: "sub/r.fmodel")
+        try FModelWriter.write(Self.sample(), to: dir + "/sub/a.fmodel")  // replaced through the link
+        for link in ["absolute", "relative"] {
+            try FModelWriter.write(Self.sample(), to: dir + "/" + link)
+            #expect(try fm.destinationOfSymbolicLink(atPath: dir + "/" + link).hasSuffix(".fmodel"), "\(link) is still a link")
+            _ = try FModelReader.read(path: dir + "/" + link)
+        }
+        #expect(try fm.contentsOfDirectory(atPath: dir + "/sub").sorted() == ["a.fmodel", "r.fmodel"])
+
+        try #require(mkfifo(dir + "/fifo", 0o600) == 0, "the test could not make its FIFO")
+        try fm.createDirectory(atPath: dir + "/folder", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: dir + "/loop1", withDestinationPath: "loop2")
+        try fm.createSymbolicLink(atPath: dir + "/loop2", withDestinationPath: "loop1")
+        for (name, reason) in [("fifo", "not a regular file"), ("folder", "is a directory"), ("loop1", "too many levels of symbolic links")] {
+            do {
+                try FModelWriter.write(Self.sample(), to: dir + "/" + name)
+                Issue.record("\(name) was written")
+            } catch {
+                #expect("\(error)".contains(dir + "/" + name) && "\(error)".contains(reason), "\(error)")
+            }
+        }
+        var info = stat()
+        #expect(lstat(dir + "/fifo", &info) == 0 && info.st_mode & S_IFMT == S_IFIFO, "the FIFO is still one")
+        #expect(try fm.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".") } == [], "no temporary file left")
+    }
+
     func readError(_ bytes: [UInt8]) throws -> (any Error)? {
         let p = dir + "/bad.fmodel"
         try #require(FileManager.default.createFile(atPath: p, contents: Data(bytes)), "the test could not write its input")
