@@ -84,8 +84,10 @@ public struct IsolatedImport: Sendable {
         process.standardOutput = FileHandle.standardOutput  // the passes' reports
         let done = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in done.signal() }
+        // The reason in the system's words (Foundation's own error is a dump of its userInfo).
+        let runnable = access(helper, X_OK) == 0 ? nil : String(cString: strerror(errno))
         do { try process.run() } catch {
-            throw ImportError.unknownFormat(path: path, reason: "cannot start the import worker \(helper): \(error)")
+            throw ImportError.unknownFormat(path: path, reason: "cannot start the import worker \(helper): \(runnable ?? "\(error)")")
         }
         // Ended and waited for if a signal ends this process: it may be writing the output.
         let cleanup = Cleanup.remember(child: process.processIdentifier)
@@ -122,9 +124,8 @@ private struct Scratch: ~Copyable {
     private let cleanup: [Cleanup.Ticket]
 
     init() throws {
-        path = NSTemporaryDirectory() + "fmodel-import-" + UUID().uuidString
+        path = try TemporaryDirectory.make(prefix: "fmodel-import")
         (config, model) = (path + "/config.json", path + "/model.fmodel")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         cleanup = [Cleanup.remember(directory: path), Cleanup.remember(file: config), Cleanup.remember(file: model)]
     }
 

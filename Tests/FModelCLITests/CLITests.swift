@@ -105,6 +105,22 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["fifo", "link", "target.fmodel"])
     }
 
+    /// An unusable `TMPDIR` or `FMODEL_HELPER` is an error that names it in the system's words;
+    /// a `TMPDIR` that does not exist is not made. Before: a dump of Foundation's error
+    /// (`Error Domain=NSCocoaErrorDomain Code=512 "(null)"UserInfo={…}`), and the missing
+    /// directories made and left.
+    @Test func unusableEnvironmentIsNamed() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let file = dir + "/file", missing = dir + "/missing/deeper", out = dir + "/out.fmodel"
+        try #require(FileManager.default.createFile(atPath: file, contents: Data()))
+        for (variable, message) in [("TMPDIR=" + file, "TMPDIR (\(file)/): Not a directory"), ("TMPDIR=" + missing, "TMPDIR (\(missing)/): No such file or directory"),
+                                    ("FMODEL_HELPER=" + file, "cannot start the import worker \(file): Permission denied")] {
+            let run = try #require(runMeasured(fmodel, ["import", fixture("multitask_flat.h5"), "-o", out], environment: [variable]))
+            #expect(run.exitCode == 2 && run.standardError.hasPrefix("error: ") && run.standardError.contains(message), "\(variable): \(run.standardError)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["file"])
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],

@@ -41,24 +41,54 @@ private final class PromptlyBox<T>: @unchecked Sendable {
     var value: T?
 }
 
-/// Runs `executable` and waits for it: its exit code (nil after a signal), its peak resident KiB
-/// from wait4, which counts no other child of the tests (but starts from the tests' own peak: see
-/// `imagesAreResidentOnlyAsFarAsTheyAreRead`), and its standard error (through a file, so that a
-/// child that writes much never waits on a full pipe). Standard output goes to /dev/null.
-func runMeasured(_ executable: String, _ arguments: [String]) -> (exitCode: Int32?, peakKiB: Int, standardError: String)? {
+/// Runs `executable` (with `environment` added) and waits for it: its exit code (nil after a
+/// signal), its peak resident KiB from wait4, which counts no other child of the tests (but
+/// starts from the tests' own peak: see `imagesAreResidentOnlyAsFarAsTheyAreRead`), and its
+/// standard error (through a file, so that a child that writes much never waits on a full
+/// pipe). Standard output goes to /dev/null.
+func runMeasured(_ executable: String, _ arguments: [String], environment: [String] = []) -> (exitCode: Int32?, peakKiB: Int, standardError: String)? {
     let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("runMeasured-\(UUID().uuidString)").path
     defer { unlink(errorPath) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0, status: Int32 = 0, usage = rusage()
-    guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0, wait4(pid, &status, 0, &usage) == pid else { return nil }
+    var status: Int32 = 0, usage = rusage()
+    guard let pid = spawn(executable, arguments, environment: environment, standardError: errorPath),
+          wait4(pid, &status, 0, &usage) == pid else { return nil }
     let standardError = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
     return (status & 0x7F == 0 ? (status >> 8) & 0xFF : nil, usage.ru_maxrss, standardError)
+}
+
+/// Starts `executable` with `environment` (`NAME=value`s) added or replacing, its standard output to /dev/null and its
+/// standard error to `standardError`'s file or /dev/null, and the signals fmodel handles at
+/// their default and unblocked, whatever the test runner has (it ignores SIGXFSZ; under nohup
+/// it ignores SIGHUP). Returns its process id.
+func spawn(_ executable: String, _ arguments: [String], environment: [String] = [], standardError: String? = nil) -> pid_t? {
+    var actions = posix_spawn_file_actions_t(), attributes = posix_spawnattr_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawnattr_init(&attributes)
+    defer {
+        posix_spawn_file_actions_destroy(&actions)
+        posix_spawnattr_destroy(&attributes)
+    }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, standardError ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    var defaults = sigset_t(), none = sigset_t()
+    sigemptyset(&defaults)
+    sigemptyset(&none)
+    for s in [SIGINT, SIGTERM, SIGHUP, SIGXFSZ] { sigaddset(&defaults, s) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
+    let overridden = environment.map { String($0.prefix { $0 != "=" }) + "=" }
+    var inherited = environ
+    while let entry = inherited.pointee {
+        if !overridden.contains(where: { strncmp(entry, $0, $0.utf8.count) == 0 }) { envp.append(strdup(entry)) }
+        inherited += 1
+    }
+    envp.append(nil)
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    return posix_spawn(&pid, executable, &actions, &attributes, argv, envp) == 0 ? pid : nil
 }
 
 /// The `fmodel` executable the build put beside the Keras worker (and the test bundle).

@@ -18,9 +18,8 @@ enum Keras3Importer {
         let model = try KerasModel(json, path: path)
         // libhdf5 reads files: the weights go to a private temporary copy (in the import's
         // scratch directory when fmodel runs this worker), removed on a signal too.
-        let dir = NSTemporaryDirectory() + "fmodel-keras3-" + UUID().uuidString, h5 = dir + "/model.weights.h5"
+        let dir = try TemporaryDirectory.make(prefix: "fmodel-keras3"), h5 = dir + "/model.weights.h5"
         let cleanup = [Cleanup.remember(directory: dir), Cleanup.remember(file: h5)]
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer {
             try? FileManager.default.removeItem(atPath: dir)
             cleanup.forEach { $0.forget() }
