@@ -38,7 +38,10 @@ public struct IsolatedImport: Sendable {
         }
         var extra: [String] = optimize ? ["--optimize"] : []
         if let p = options.preprocess { extra += ["--preprocess", p.rawValue] }
-        try work(path: path, options: options, output: staged, extra: extra, scratch: scratch)
+        do { try work(path: path, options: options, output: staged, extra: extra, scratch: scratch) } catch ImportError.worker(let message) {
+            // The worker's error names the file it wrote (a full disk): the user's is `output`.
+            throw ImportError.worker(message: message.replacingOccurrences(of: staged, with: output))
+        }
         let graph = try FModelReader.read(path: staged)
         guard rename(staged, destination) == 0 else {
             throw FormatError.io(path: output, reason: String(cString: strerror(errno)))
