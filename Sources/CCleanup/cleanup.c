@@ -126,4 +126,5 @@ void fm_cleanup_install(void) {
     }
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
 }

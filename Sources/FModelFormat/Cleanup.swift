@@ -7,9 +7,10 @@ import CCleanup
 /// output. The executables call `install()`; the libraries remember and forget (`CCleanup`
 /// holds the slots and the handler, which may call only async-signal-safe functions).
 public enum Cleanup {
-    /// Catches the three signals (not those the process was started ignoring) and ignores
-    /// SIGXFSZ: a write past the file size limit (`ulimit -f`) fails as an error like any other
-    /// (exit 2, the temporary file removed) instead of ending the process. Call first in `main`.
+    /// Catches the three signals (not those the process was started ignoring), and ignores
+    /// SIGXFSZ and SIGPIPE: a write past the file size limit (`ulimit -f`) fails as an error like
+    /// any other (exit 2, the temporary file removed), and a closed standard output (`| head`)
+    /// loses the reports, not the file being written. Call first in `main`.
     public static func install() { fm_cleanup_install() }
 
     /// What one call remembered, until it is forgotten: by `forget()` (a local's owner calls it,

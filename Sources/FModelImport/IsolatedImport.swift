@@ -65,9 +65,15 @@ public struct IsolatedImport: Sendable {
         case -SIGXCPU:
             throw ImportError.limitExceeded(path: path, object: "/", reason:
                 "the HDF5 library was still reading after the import's \(budget.cpuSeconds) s of CPU time for a file of this size: it is corrupt (libhdf5 loops on some corruptions)")
+        case ..<0 where message.contains("failed to allocate"):
+            throw ImportError.unknownFormat(path: path, reason:
+                "the HDF5 library crashed reading this file (signal \(-status), past the import's \(budget.memoryBytes >> 20) MiB of memory for a file of this size): it is corrupt")
+        case ..<0 where [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP].contains(-status):
+            throw ImportError.unknownFormat(path: path, reason: "the HDF5 library crashed reading this file (signal \(-status)): it is corrupt")
         case ..<0:
-            let memory = message.contains("failed to allocate") ? ", past the import's \(budget.memoryBytes >> 20) MiB of memory for a file of this size" : ""
-            throw ImportError.unknownFormat(path: path, reason: "the HDF5 library crashed reading this file (signal \(-status)\(memory)): it is corrupt")
+            // Not a crash: a signal from outside (kill, the out-of-memory killer), which says
+            // nothing of the file.
+            throw ImportError.worker(message: "\(path): the import worker was ended by signal \(-status) (\(String(cString: strsignal(-status))))")
         default:
             throw ImportError.worker(message: message.isEmpty ? "\(path): import failed" : message)
         }

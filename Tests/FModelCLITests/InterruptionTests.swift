@@ -1,11 +1,13 @@
 @testable import FModelCLI
+import FModelFormat
 import FModelTestSupport
 import Foundation
 import Testing
 
-/// A command ended by a signal leaves nothing behind: no temporary file beside its output, no
-/// scratch directory, no import worker still running. A write past the file size limit is an
-/// error (exit 2), not the end of the process.
+/// Signals: a command ended by one leaves nothing behind (no temporary file beside its output,
+/// no scratch directory, no import worker still running); a write past the file size limit is
+/// an error (exit 2), and a closed standard output loses the reports, neither the end of the
+/// process.
 @Suite final class InterruptionTests {
     let dir = Fixtures.temporaryDirectory()
 
@@ -69,6 +71,24 @@ import Testing
         #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode)) (nil: ended by a signal)")
         #expect(run.standardError.contains(output + "/model.fmodel: write: File too large"), "\(run.standardError)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [])
+    }
+
+    /// A closed standard output (`fmodel import … | head -1`) loses the reports, not the import:
+    /// before, SIGPIPE ended the Keras worker as it printed the passes' reports, which fmodel
+    /// took for libhdf5 crashing on a corrupt file (exit 2, no output), and ended fmodel itself
+    /// after a `.pb` import (exit 141).
+    @Test(arguments: ["tf2_keras_frozen.pb", "multitask_flat.h5"])
+    func closedStandardOutputLosesOnlyTheReports(source: String) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        var ends: [Int32] = [0, 0]
+        try #require(pipe(&ends) == 0)
+        close(ends[0])
+        defer { close(ends[1]) }
+        let out = dir + "/piped-" + source + ".fmodel", errors = dir + "/piped.stderr-" + source
+        let pid = try #require(spawn(fmodel, ["import", "--optimize", Fixtures.path(source), "-o", out], standardOutput: ends[1], standardError: errors))
+        let status = try #require(waitForExit(pid), "fmodel did not end within 30 s")
+        #expect(status == 0, "wait status \(status): \((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
+        #expect(throws: Never.self) { try FModelReader.read(path: out) }
     }
 
     /// Waits up to 30 s for `pid` to end; its wait status.

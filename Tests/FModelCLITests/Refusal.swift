@@ -56,11 +56,13 @@ func runMeasured(_ executable: String, _ arguments: [String], environment: [Stri
     return (status & 0x7F == 0 ? (status >> 8) & 0xFF : nil, usage.ru_maxrss, standardError)
 }
 
-/// Starts `executable` with `environment` (`NAME=value`s) added or replacing, its standard output to /dev/null and its
-/// standard error to `standardError`'s file or /dev/null, and the signals fmodel handles at
-/// their default and unblocked, whatever the test runner has (it ignores SIGXFSZ; under nohup
-/// it ignores SIGHUP). Returns its process id.
-func spawn(_ executable: String, _ arguments: [String], environment: [String] = [], standardError: String? = nil) -> pid_t? {
+/// Starts `executable` with `environment` (`NAME=value`s) added or replacing; its standard
+/// output to the descriptor `standardOutput` or /dev/null, its standard error to the file
+/// `standardError` or /dev/null; the signals fmodel handles at their default and unblocked,
+/// whatever the test runner has (it ignores SIGXFSZ; under nohup it ignores SIGHUP). Returns its
+/// process id.
+func spawn(_ executable: String, _ arguments: [String], environment: [String] = [], standardOutput: Int32? = nil,
+           standardError: String? = nil) -> pid_t? {
     var actions = posix_spawn_file_actions_t(), attributes = posix_spawnattr_t()
     posix_spawn_file_actions_init(&actions)
     posix_spawnattr_init(&attributes)
@@ -68,12 +70,14 @@ func spawn(_ executable: String, _ arguments: [String], environment: [String] = 
         posix_spawn_file_actions_destroy(&actions)
         posix_spawnattr_destroy(&attributes)
     }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    if let standardOutput { posix_spawn_file_actions_adddup2(&actions, standardOutput, 1) } else {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    }
     posix_spawn_file_actions_addopen(&actions, 2, standardError ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     var defaults = sigset_t(), none = sigset_t()
     sigemptyset(&defaults)
     sigemptyset(&none)
-    for s in [SIGINT, SIGTERM, SIGHUP, SIGXFSZ] { sigaddset(&defaults, s) }
+    for s in [SIGINT, SIGTERM, SIGHUP, SIGXFSZ, SIGPIPE] { sigaddset(&defaults, s) }
     posix_spawnattr_setsigdefault(&attributes, &defaults)
     posix_spawnattr_setsigmask(&attributes, &none)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))

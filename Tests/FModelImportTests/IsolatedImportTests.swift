@@ -73,6 +73,16 @@ import Testing
         #expect(IsolatedImport.Budget(sourceBytes: 1 << 40).cpuSeconds == 109_956, "what its size alone would allow")
     }
 
+    /// A worker ended by a signal from outside (kill -9, the out-of-memory killer), with no
+    /// failed allocation reported, is not said to have crashed on a corrupt file.
+    @Test func workerEndedFromOutsideDoesNotBlameTheFile() throws {
+        let script = try worker("kill -KILL $$\n")
+        let path = Fixtures.path("tiny_residual.h5")
+        #expect(throws: ImportError.worker(message: "\(path): the import worker was ended by signal 9 (Killed)")) {
+            try IsolatedImport(helper: script).load(path: path, options: ImportOptions())
+        }
+    }
+
     /// A worker that fails passes on its message.
     @Test func failingWorkerMessageIsKept() throws {
         let script = try worker("echo 'error: x.h5: something specific' >&2\nexit 2\n")

@@ -10,9 +10,11 @@
    handler, the libraries only remember. The handler calls only async-signal-safe functions. */
 
 /* Catches SIGINT, SIGTERM and SIGHUP where they are not ignored (a process started under nohup
-   keeps ignoring SIGHUP) and unblocks them in the calling thread; ignores SIGXFSZ, so that a
+   keeps ignoring SIGHUP) and unblocks them in the calling thread. Ignores SIGXFSZ, so that a
    write past the file size limit fails with EFBIG, an error reported like any other, instead of
-   ending the process. Call from main before other threads start. On one of the three signals
+   ending the process half-way through a file; and SIGPIPE, so that a closed standard output
+   (`fmodel import … | head -1`) does not end it either: the reports it prints are lost, the
+   file it writes is not. Call from main before other threads start. On one of the three signals
    the handler ends the remembered children (SIGTERM; SIGKILL if one has not ended within 2 s)
    and waits for them, removes the remembered files, then the remembered (empty) directories,
    and ends the process by the same signal. */
