@@ -10,13 +10,22 @@
 /* Lock-free slots: a path (strdup'd) or pid is published with an atomic store and claimed with an
    atomic exchange, by fm_cleanup_forget or by the handler, whichever comes first; only the one
    that claims it uses it. A path the handler claims is not freed (the process is ending). */
-enum { FILE_SLOTS = 32, DIRECTORY_SLOTS = 8, CHILD_SLOTS = 4, KIND_STRIDE = 64 };
-enum { KIND_FILE = 0, KIND_DIRECTORY = 1, KIND_CHILD = 2 };
+enum { FILE_SLOTS = 32, DIRECTORY_SLOTS = 8, CHILD_SLOTS = 4, MAPPING_SLOTS = 64, KIND_STRIDE = 64 };
+enum { KIND_FILE = 0, KIND_DIRECTORY = 1, KIND_CHILD = 2, KIND_MAPPING = 3 };
+
+/* A mapping, published whole: the handler reads it only through its slot's pointer. */
+struct mapping {
+    const char *start;
+    size_t length;
+    char path[];
+};
 
 static char *files[FILE_SLOTS];
 static char *directories[DIRECTORY_SLOTS];
 static pid_t children[CHILD_SLOTS];
+static struct mapping *mappings[MAPPING_SLOTS];
 static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction previous_bus;
 
 static int remember_path(char **slots, int count, int kind, const char *path) {
     char *copy = strdup(path);
@@ -45,6 +54,22 @@ int fm_cleanup_remember_child(pid_t pid) {
     return -1;
 }
 
+int fm_cleanup_remember_mapping(const void *start, size_t length, const char *path) {
+    size_t n = strlen(path) + 1;
+    struct mapping *m = malloc(sizeof *m + n);
+    if (m == NULL) return -1;
+    m->start = start;
+    m->length = length;
+    memcpy(m->path, path, n);
+    for (int i = 0; i < MAPPING_SLOTS; i++) {
+        struct mapping *expected = NULL;
+        if (__atomic_compare_exchange_n(&mappings[i], &expected, m, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return KIND_MAPPING * KIND_STRIDE + i;
+    }
+    free(m);
+    return -1;
+}
+
 void fm_cleanup_forget(int ticket) {
     if (ticket < 0) return;
     int kind = ticket / KIND_STRIDE, i = ticket % KIND_STRIDE;
@@ -57,6 +82,9 @@ void fm_cleanup_forget(int ticket) {
         break;
     case KIND_CHILD:
         if (i < CHILD_SLOTS) __atomic_store_n(&children[i], 0, __ATOMIC_SEQ_CST);
+        break;
+    case KIND_MAPPING:
+        if (i < MAPPING_SLOTS) free(__atomic_exchange_n(&mappings[i], NULL, __ATOMIC_SEQ_CST));
         break;
     }
 }
@@ -87,8 +115,8 @@ static void end_child(pid_t pid) {
     waitpid(pid, NULL, 0);
 }
 
-static void on_signal(int sig) {
-    int saved = errno;
+/* Ends the remembered children, removes the remembered files, then the directories. */
+static void clean_up(void) {
     for (int i = 0; i < CHILD_SLOTS; i++) {
         pid_t pid = __atomic_exchange_n(&children[i], 0, __ATOMIC_SEQ_CST);
         if (pid > 0) end_child(pid);
@@ -101,6 +129,11 @@ static void on_signal(int sig) {
         char *p = __atomic_exchange_n(&directories[i], NULL, __ATOMIC_SEQ_CST);
         if (p != NULL) rmdir(p);
     }
+}
+
+static void on_signal(int sig) {
+    int saved = errno;
+    clean_up();
     /* End by the same signal: it is blocked while this handler runs, so it is delivered, with
        its default action, when the handler returns. (sigaction, not signal(): only the former
        is async-signal-safe.) */
@@ -109,6 +142,35 @@ static void on_signal(int sig) {
     sigaction(sig, &default_action, NULL);
     raise(sig);
     errno = saved;
+}
+
+static void say(const char *text) {
+    size_t n = strlen(text);
+    while (n > 0) {
+        ssize_t w = write(2, text, n);
+        if (w <= 0) return;
+        text += w;
+        n -= (size_t)w;
+    }
+}
+
+/* A fault in a remembered mapping: the file shrank under it. Said, cleaned up, exit code 2 (as
+   for any bad input). A fault elsewhere: the handler that was there before is put back, and
+   the faulting access, made again on return, goes to it. */
+static void on_bus(int sig, siginfo_t *info, void *context) {
+    const char *address = info->si_addr;
+    for (int i = 0; i < MAPPING_SLOTS; i++) {
+        const struct mapping *m = __atomic_load_n(&mappings[i], __ATOMIC_SEQ_CST);
+        if (m == NULL || address < m->start || address >= m->start + m->length) continue;
+        say("error: ");
+        say(m->path);
+        say(": the file shrank while it was being read (another program wrote over it in place?)\n");
+        clean_up();
+        _exit(2);
+    }
+    (void)sig;
+    (void)context;
+    sigaction(SIGBUS, &previous_bus, NULL);
 }
 
 void fm_cleanup_install(void) {
@@ -124,6 +186,12 @@ void fm_cleanup_install(void) {
         sigaction(handled[i], &action, NULL);
         sigaddset(&unblock, handled[i]);
     }
+    struct sigaction bus;
+    memset(&bus, 0, sizeof bus);
+    bus.sa_sigaction = on_bus;
+    bus.sa_flags = SA_SIGINFO;
+    sigfillset(&bus.sa_mask);
+    sigaction(SIGBUS, &bus, &previous_bus);
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     signal(SIGXFSZ, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);

@@ -39,6 +39,13 @@ public enum Cleanup {
     /// writing one of them; up to 4 at once).
     public static func remember(child pid: Int32) -> Ticket { Ticket(slot: fm_cleanup_remember_child(pid)) }
 
+    /// Remembers a file's read-only mapping: if reading it faults (SIGBUS: the file shrank under
+    /// it, written over in place by another program), the process says so, naming `path`,
+    /// cleans up and exits with code 2, instead of crashing with "Bus error".
+    public static func remember(mapping bytes: UnsafeRawBufferPointer, path: String) -> Ticket {
+        Ticket(slot: fm_cleanup_remember_mapping(bytes.baseAddress, bytes.count, path))
+    }
+
     /// Whether `path` is remembered, as a file or a directory.
     public static func remembers(_ path: String) -> Bool { fm_cleanup_remembers(path) != 0 }
 }

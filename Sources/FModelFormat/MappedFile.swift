@@ -13,6 +13,8 @@ public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     /// The path it was opened with, for messages.
     public let path: String
+    /// The mapping, for the SIGBUS handler (`Cleanup`).
+    private let cleanup: Cleanup.Ticket?
 
     /// Maps `path` read-only.
     /// - Throws: `FormatError.io` when the file cannot be opened, sized or mapped, or is not a
@@ -27,16 +29,18 @@ public final class MappedFile: @unchecked Sendable {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .io(path: path, reason: "not a regular file") }
         let size = Int(st.st_size)
         guard size > 0 else {
-            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            (bytes, cleanup) = (UnsafeRawBufferPointer(start: nil, count: 0), nil)
             return
         }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw .io(path: path, reason: "mmap: " + Self.errnoText())
         }
         bytes = UnsafeRawBufferPointer(start: p, count: size)
+        cleanup = Cleanup.remember(mapping: bytes, path: path)
     }
 
     deinit {
+        cleanup?.forget()
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 

@@ -91,6 +91,25 @@ import Testing
         #expect(throws: Never.self) { try FModelReader.read(path: out) }
     }
 
+    /// A model file cut short while a command reads it from its mapping (another program wrote
+    /// over it in place) is an error naming it, exit 2: it was a crash, "Bus error" (SIGBUS).
+    /// `bench` reads the weights from the mapping on every iteration; the file is cut to its
+    /// first page once fmodel has mapped it.
+    @Test func modelCutShortWhileInUseIsAnError() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let model = dir + "/cut.fmodel", errors = dir + "/cut.stderr"
+        #expect(FModelCommand.main(arguments: ["import", Fixtures.path("facenet_small.h5"), "-o", model]) == 0)
+        let pid = try #require(spawn(fmodel, ["bench", model, "--iterations", "1000000"], standardError: errors))
+        defer { kill(pid, SIGKILL) }
+        let mapped = waitUntil { ((try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "").contains(model) }
+        try #require(mapped, "fmodel did not map the model")
+        try #require(truncate(model, 4096) == 0)
+        let status = try #require(waitForExit(pid), "fmodel did not end within 30 s of the cut")
+        let message = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        #expect(status == 2 << 8, "wait status \(status) (\(status & 0x7F): the signal that ended it)")
+        #expect(message == "error: \(model): the file shrank while it was being read (another program wrote over it in place?)\n", "\(message)")
+    }
+
     /// Waits up to 30 s for `pid` to end; its wait status.
     func waitForExit(_ pid: pid_t) -> Int32? {
         var status: Int32 = 0

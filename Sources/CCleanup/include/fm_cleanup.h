@@ -1,5 +1,6 @@
 #ifndef FMODEL_CCLEANUP_H
 #define FMODEL_CCLEANUP_H
+#include <stddef.h>
 #include <sys/types.h>
 
 /* What a process removes, or ends, when SIGINT, SIGTERM or SIGHUP ends it: the temporary files
@@ -17,7 +18,7 @@
    file it writes is not. Call from main before other threads start. On one of the three signals
    the handler ends the remembered children (SIGTERM; SIGKILL if one has not ended within 2 s)
    and waits for them, removes the remembered files, then the remembered (empty) directories,
-   and ends the process by the same signal. */
+   and ends the process by the same signal. Catches SIGBUS too, for the mappings below. */
 void fm_cleanup_install(void);
 
 /* Remembers a file to remove. Returns a ticket for fm_cleanup_forget, or -1 when every slot is
@@ -31,6 +32,12 @@ int fm_cleanup_remember_directory(const char *path);
 /* Remembers a child process to end and wait for before the paths are removed (it may be
    writing one of them). Returns a ticket, or -1 as above. */
 int fm_cleanup_remember_child(pid_t pid);
+
+/* Remembers a file's read-only mapping: a fault reading it (SIGBUS, when the file shrank under
+   the mapping: another program wrote over it in place) then ends the process with exit code 2
+   and a message naming `path` on standard error, after the cleanup above, instead of a crash.
+   A fault elsewhere goes to the SIGBUS handler that was there before. Returns a ticket, or -1. */
+int fm_cleanup_remember_mapping(const void *start, size_t length, const char *path);
 
 /* Forgets what a ticket remembered. A ticket of -1 is ignored. */
 void fm_cleanup_forget(int ticket);
