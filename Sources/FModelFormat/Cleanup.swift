@@ -4,8 +4,10 @@ import CCleanup
 /// closed terminal): the temporary files it writes before renaming them into place, its
 /// temporary directories, and the import worker it waits on. Without it, an interrupted
 /// `fmodel import` of the 478 MB `.h5` left a hidden `.out.fmodel.…` file of its size beside the
-/// output. The executables call `install()`; the libraries remember and forget (`CCleanup`
-/// holds the slots and the handler, which may call only async-signal-safe functions).
+/// output. And the files it reads through mappings: one cut short under it (SIGBUS) is an error
+/// naming it, not a crash. The executables call `install()`; the libraries remember and forget
+/// (`CCleanup` holds the slots and the handlers, which may call only async-signal-safe
+/// functions).
 public enum Cleanup {
     /// Catches the three signals (not those the process was started ignoring), and ignores
     /// SIGXFSZ and SIGPIPE: a write past the file size limit (`ulimit -f`) fails as an error like

@@ -24,8 +24,9 @@ public struct IsolatedImport: Sendable {
     }
 
     /// Imports `path` straight into `output`: the worker writes the file (with the lossless
-    /// passes when `optimize`) beside `output`, this process reads it with the checked reader,
-    /// then renames it into place — one write, and no partial file if anything fails.
+    /// passes when `optimize`) beside `output`'s destination (`AtomicFileWriter.destination`: a
+    /// link's target), this process reads it with the checked reader, then renames it into
+    /// place — one write, and no partial file if anything fails or a signal ends the import.
     /// - Returns: the graph, read from `output`.
     public func importFile(path: String, options: ImportOptions, optimize: Bool, to output: String) throws -> Graph {
         let scratch = try Scratch()

@@ -7,8 +7,9 @@
    it writes before renaming them into place (a half-written .fmodel of hundreds of MB beside the
    user's output), its temporary directories, and the worker processes it waits on. A path is
    remembered while it exists and forgotten once it has been renamed into place or removed.
+   And the files it reads through mappings, for SIGBUS (fm_cleanup_remember_mapping).
    Remembering has no effect until fm_cleanup_install() has run: the executables install the
-   handler, the libraries only remember. The handler calls only async-signal-safe functions. */
+   handlers, the libraries only remember. The handlers call only async-signal-safe functions. */
 
 /* Catches SIGINT, SIGTERM and SIGHUP where they are not ignored (a process started under nohup
    keeps ignoring SIGHUP) and unblocks them in the calling thread. Ignores SIGXFSZ, so that a
