@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         guard let model else {
             let rate = GEMMRate.measure()
-            print(json ? #"{"gemm_gflops": \#(rate)}"# : String(format: "sgemm 2048³: %.1f GFLOP/s", rate))
+            show(json ? #"{"gemm_gflops": \#(rate)}"# : String(format: "sgemm 2048³: %.1f GFLOP/s", rate))
             return
         }
         // The process before the model: code and libraries. Sampling it is the benchmark's own
@@ -95,9 +95,9 @@ struct BenchCommand: ParsableCommand {
                 layers: layers)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            show(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
+            show(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
                          batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))
         }
     }
@@ -153,7 +153,7 @@ private func printProfile(_ executor: Executor) {
     for (ops, t) in byOp.sorted(by: { $0.value > $1.value }) { text += String(format: "  %6.1f%%  %@\n", t / total * 100, ops) }
     text += "slowest layers:\n"
     for (name, v) in rows.prefix(25) { text += String(format: "  %6.1f%%  %@ (%@)\n", v.seconds / total * 100, name, v.ops) }
-    FileHandle.standardError.write(Data(text.utf8))
+    FileHandle.standardError.write(Data(text.terminalSafe.utf8))
 }
 
 /// CLOCK_MONOTONIC in seconds: the clock Python's `time.monotonic()` reads, so a benchmark can

@@ -59,8 +59,8 @@ public struct FModelCommand: ParsableCommand {
         switch error {
         case is ImportError, is FormatError, is GraphError, is CLIError, is StripError, is PruneError, is GraftError,
              is VerifyError, is DatasetError, is ImageError, is RuntimeError:
-            "error: " + clipped("\(error)")
-        default: fullMessage(for: error)
+            "error: " + clipped("\(error)").terminalSafe
+        default: fullMessage(for: error).terminalSafe
         }
     }
 
@@ -91,6 +91,12 @@ func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
 }
 
 /// Writes a line to standard error.
+/// Prints a command's output, its control characters escaped (`terminalSafe`): it shows names
+/// and text from the model file.
+func show(_ text: String) {
+    print(text.terminalSafe)
+}
+
 func printError(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }

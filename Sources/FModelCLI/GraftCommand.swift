@@ -18,7 +18,7 @@ struct GraftCommand: ParsableCommand {
         let grafted = try options.load(base).grafting(ModelOptions.parse([]).load(heads), at: at)
         try FModelWriter.write(grafted, to: output)
         let shapes = try grafted.inferShapes()
-        print("grafted \(heads) onto \(base) at \(at) -> \(output)")
-        for o in grafted.outputs { print("  output \(o) \(shapes[o]!)") }
+        show("grafted \(heads) onto \(base) at \(at) -> \(output)")
+        for o in grafted.outputs { show("  output \(o) \(shapes[o]!)") }
     }
 }

@@ -29,19 +29,19 @@ struct ImportCommand: ParsableCommand {
         } else {
             var g = try ModelLoader.load(path: source, options: options)
             if optimize {
-                for report in GraphPass.runLossless(&g) { print("  " + report.description) }
+                for report in GraphPass.runLossless(&g) { show("  " + report.description) }
             }
             try FModelWriter.write(g, to: output)
             graph = g
         }
         let summary = ModelSummary(graph)
-        print("imported \(source) -> \(output)")
-        print("  \(graph.nodes.count) nodes, \(summary.parameters) parameters, \(formatBytes(summary.bytes)) of weights")
+        show("imported \(source) -> \(output)")
+        show("  \(graph.nodes.count) nodes, \(summary.parameters) parameters, \(formatBytes(summary.bytes)) of weights")
         if let n = graph.metadata.sourceOptimizerTensors, n > 0 {
-            print("  optimizer state not imported: \(n) tensors, \(formatBytes(graph.metadata.sourceOptimizerBytes ?? 0))")
+            show("  optimizer state not imported: \(n) tensors, \(formatBytes(graph.metadata.sourceOptimizerBytes ?? 0))")
         }
         let written = (try? MappedFile(path: output).bytes.count) ?? 0
-        print("  wrote \(formatBytes(written))")
+        show("  wrote \(formatBytes(written))")
     }
 }
 

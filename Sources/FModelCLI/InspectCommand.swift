@@ -20,9 +20,9 @@ struct InspectCommand: ParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            show(String(decoding: try encoder.encode(summary), as: UTF8.self))
         } else {
-            print(text(summary))
+            show(text(summary))
         }
     }
 

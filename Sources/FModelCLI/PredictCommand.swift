@@ -33,7 +33,7 @@ struct PredictCommand: ParsableCommand {
                 let line = Line(image: path, age: p.age,
                                 gender: Dictionary(uniqueKeysWithValues: zip(FaceLabels.genders, p.gender)),
                                 ethnicity: Dictionary(uniqueKeysWithValues: zip(FaceLabels.races, p.ethnicity)))
-                print(json ? try jsonLine(line) : text(line, p))
+                show(json ? try jsonLine(line) : text(line, p))
             } catch {
                 failed += 1
                 printError("error: \(error)")

@@ -30,9 +30,9 @@ struct PruneCommand: ParsableCommand {
         let inputs = try calibration.data.map { _ in try calibration.inputs(for: graph) }
         let (pruned, report) = try pruner.prune(keep: count, inputs: inputs)
         try FModelWriter.write(pruned, to: output)
-        print("pruned \(layer): \(report.unitsKept) of \(report.unitsBefore) units kept; readers \(report.consumers.joined(separator: ", "))\(report.refitted ? " refitted by least squares" : ""); \(formatBytes(report.bytesSaved)) saved")
+        show("pruned \(layer): \(report.unitsKept) of \(report.unitsBefore) units kept; readers \(report.consumers.joined(separator: ", "))\(report.refitted ? " refitted by least squares" : ""); \(formatBytes(report.bytesSaved)) saved")
         let synthetic = try inputs ?? graph.syntheticInputs(batch: calibration.samples)
-        print(String(format: "  largest output change on %@: %.5f", calibration.data == nil ? "synthetic inputs" : "the images",
+        show(String(format: "  largest output change on %@: %.5f", calibration.data == nil ? "synthetic inputs" : "the images",
                      try graph.maxOutputChange(candidate: pruned, inputs: synthetic)))
     }
 }

@@ -40,10 +40,10 @@ struct QuantizeCommand: ParsableCommand {
         guard !nodes.isEmpty else { throw CLIError(description: "no conv or dense layer matches --include/--exclude") }
         let quantized = graph.quantizing(selection, scheme)
         try FModelWriter.write(quantized, to: output)
-        print("quantized \(nodes.count) layers to \(scheme): weights \(formatBytes(graph.parameterBytes)) -> \(formatBytes(quantized.parameterBytes)); wrote \(output)")
+        show("quantized \(nodes.count) layers to \(scheme): weights \(formatBytes(graph.parameterBytes)) -> \(formatBytes(quantized.parameterBytes)); wrote \(output)")
         if report || calibration.data != nil {
             let errors = try graph.layerErrors(candidate: quantized, nodes: nodes.map(\.name), inputs: calibration.inputs(for: graph))
-            for e in errors { print("  " + e.node.padding(toLength: max(48, e.node.count + 1), withPad: " ", startingAt: 0) + String(format: "SQNR %7.2f dB  cosine %.6f", e.sqnrDB, e.cosine)) }
+            for e in errors { show("  " + e.node.padding(toLength: max(48, e.node.count + 1), withPad: " ", startingAt: 0) + String(format: "SQNR %7.2f dB  cosine %.6f", e.sqnrDB, e.cosine)) }
         }
     }
 }

@@ -31,7 +31,7 @@ struct RunCommand: ParsableCommand {
             let t = outputs[name]!
             let file = (out as NSString).appendingPathComponent(Self.fileName(for: name))
             try NPY.write(NPYArray(shape: t.shape.dims, values: t.values), to: file)
-            print("\(name) \(t.shape) -> \(file)")
+            show("\(name) \(t.shape) -> \(file)")
         }
     }
 

@@ -50,9 +50,9 @@ struct ShrinkCommand: ParsableCommand {
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try e.encode(plan), as: UTF8.self))
+            show(String(decoding: try e.encode(plan), as: UTF8.self))
         } else {
-            print(table(plan, sourceSize: sourceSize))
+            show(table(plan, sourceSize: sourceSize))
         }
         guard result.reachedTarget else {
             throw CheckFailed(message: String(format: "cannot reach %.2f MB within --max-output-change %.4f: the closest is %.2f MB (no file written)",

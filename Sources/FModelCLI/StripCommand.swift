@@ -33,7 +33,7 @@ struct StripCommand: ParsableCommand {
             ?? graph.stripping(layers: layers!.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         try FModelWriter.write(stripped, to: output)
         let shapes = try stripped.inferShapes()
-        print("stripped \(model) -> \(output): \(graph.nodes.count - stripped.nodes.count) nodes removed, \(formatBytes(graph.parameterBytes - stripped.parameterBytes)) saved")
-        for o in stripped.outputs { print("  output \(o) \(shapes[o]!)") }
+        show("stripped \(model) -> \(output): \(graph.nodes.count - stripped.nodes.count) nodes removed, \(formatBytes(graph.parameterBytes - stripped.parameterBytes)) saved")
+        for o in stripped.outputs { show("  output \(o) \(shapes[o]!)") }
     }
 }

@@ -81,7 +81,7 @@ struct VerifyCommand: ParsableCommand {
         let json = try report.json()
         if let path = self.report { try writeAtomically(Array(json), to: path) }
         if let path = junit { try writeAtomically(Array(report.junit().utf8), to: path) }
-        print(self.json ? String(decoding: json, as: UTF8.self) : report.table())
+        show(self.json ? String(decoding: json, as: UTF8.self) : report.table())
     }
 }
 

@@ -46,7 +46,7 @@ struct KerasWorker: ParsableCommand {
         let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))
         if optimize {
-            for report in GraphPass.runLossless(&graph) { print("  " + report.description) }
+            for report in GraphPass.runLossless(&graph) { print(("  " + report.description).terminalSafe) }
         }
         try FModelWriter.write(graph, to: output)
     }

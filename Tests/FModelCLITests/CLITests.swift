@@ -154,6 +154,37 @@ import Testing
         #expect((run.message ?? "").count < 1300)
     }
 
+    /// Control characters in a file's names are shown escaped (`\u001B`), in errors and in
+    /// output: a config whose class name cleared the terminal and set its title (ESC [2J, ESC ]0;
+    /// … BEL; and C1's CSI), and a model with such a node name, which `inspect` lists. Both were
+    /// printed raw.
+    @Test func controlCharactersFromFilesAreEscaped() throws {
+        let hostile = "Dense\u{1B}[2J\u{1B}]0;pwned\u{7}\u{9B}31m", shown = #"Dense\u001B[2J\u001B]0;pwned\u0007\u009B31m"#
+        func isControl(_ c: Unicode.Scalar) -> Bool { (c.value < 0x20 && c != "\n" && c != "\t") || (0x7F...0x9F).contains(c.value) }
+        let text = try String(contentsOfFile: fixture("multitask_nested.json"), encoding: .utf8)
+        let config = dir + "/hostile.json"
+        try text.replacingOccurrences(of: "\"class_name\": \"Functional\", \"config\": {\"name\": \"facenet\"",
+                                      with: "\"class_name\": \"\(shown)\", \"config\": {\"name\": \"facenet\"")  // JSON's escapes
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let outcome = FModelCommand.outcome(arguments: ["import", fixture("multitask_nested_weights.h5"), "--config", config, "-o", dir + "/w.fmodel"])
+        expectRefusal(outcome, naming: ["layer 'facenet' is a " + shown])
+        #expect(!(outcome.message ?? "").unicodeScalars.contains(where: isControl))
+
+        let model = dir + "/named.fmodel", listing = dir + "/inspect.txt"
+        try FModelWriter.write(Graph(inputs: [ValueInfo(name: "x", shape: [-1, 4])], outputs: [hostile],
+                                     nodes: [Node(name: hostile, op: .dense(activation: .linear), inputs: ["x"], params: ["kernel": "k"])],
+                                     tensors: ["k": Tensor([Float](repeating: 0.5, count: 8), shape: [4, 2])]), to: model)
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let fd = open(listing, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        let pid = try #require(spawn(fmodel, ["inspect", model], standardOutput: fd))
+        close(fd)
+        var status: Int32 = 0
+        try #require(waitpid(pid, &status, 0) == pid && status == 0, "inspect: wait status \(status)")
+        let printed = try String(contentsOfFile: listing, encoding: .utf8)
+        #expect(printed.contains(shown) && !printed.unicodeScalars.contains(where: isControl), "\(printed)")
+    }
+
     /// Each bad file's message names the file and what is wrong with it: the layer, the weight
     /// or the Lambda argument.
     @Test(arguments: [("bad/not_hdf5.h5", "not an .fmodel, Keras HDF5"), ("bad/truncated.h5", "truncated or corrupt HDF5"),
