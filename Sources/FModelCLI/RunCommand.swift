@@ -25,13 +25,28 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let executor = try runtime.executor(model, options)
         let feeds = try bind(executor.inputNames)
+        try Self.makeFolder(out)  // before the run: a bad --out wastes none of it
         let outputs = try executor.run(feeds)
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        for name in executor.graph.outputs {
+        for (name, fileName) in zip(executor.graph.outputs, Self.fileNames(for: executor.graph.outputs)) {
             let t = outputs[name]!
-            let file = (out as NSString).appendingPathComponent(Self.fileName(for: name))
+            let file = (out as NSString).appendingPathComponent(fileName)
             try NPY.write(NPYArray(shape: t.shape.dims, values: t.values), to: file)
             show("\(name) \(t.shape) -> \(file)")
+        }
+    }
+
+    /// Makes `path` and any missing parents, as `mkdir -p` does; a file in the way is an error
+    /// naming it (it was a dump of Foundation's error, after the run).
+    static func makeFolder(_ path: String) throws {
+        var folder = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            folder += "/" + part
+            var info = stat()
+            if stat(folder, &info) == 0 {
+                guard info.st_mode & S_IFMT == S_IFDIR else { throw CLIError(description: "\(path): cannot make the folder: \(folder) is not a directory") }
+            } else if mkdir(folder, 0o777) != 0 && errno != EEXIST {
+                throw CLIError(description: "\(path): cannot make the folder: " + String(cString: strerror(errno)))
+            }
         }
     }
 
@@ -55,8 +70,25 @@ struct RunCommand: ParsableCommand {
         return feeds
     }
 
-    /// The output file name: characters outside `[A-Za-z0-9._-]` become `_`.
+    /// The output file name: characters outside `[A-Za-z0-9._-]` become `_`, and the name is cut
+    /// to 200 characters (a file name has at most 255 bytes).
     static func fileName(for output: String) -> String {
-        String(output.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" }) + ".npy"
+        String(output.prefix(200).map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" }) + ".npy"
+    }
+
+    /// The outputs' file names, one each: a name that another output's already took (`a/b` and
+    /// `a_b` both give `a_b.npy`; the second overwrote the first) gets `_2`, `_3`, … before
+    /// `.npy`.
+    static func fileNames(for outputs: [String]) -> [String] {
+        var taken = Set<String>()
+        return outputs.map { output in
+            let base = String(fileName(for: output).dropLast(4))
+            var name = base + ".npy", n = 1
+            while !taken.insert(name).inserted {
+                n += 1
+                name = "\(base)_\(n).npy"
+            }
+            return name
+        }
     }
 }

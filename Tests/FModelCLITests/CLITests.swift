@@ -380,9 +380,27 @@ import Testing
                       naming: fixture("bad/length_past_end.pb"), "byte offset 1: length 33554431 runs past the end of the file")
     }
 
-    @Test func outputFileNamesAreSanitised() {
+    /// Output file names: sanitised, at most 204 bytes, one per output (two outputs whose names
+    /// sanitise alike wrote one file, the second over the first).
+    @Test func outputFileNamesAreSanitisedAndDistinct() {
         #expect(RunCommand.fileName(for: "age") == "age.npy")
         #expect(RunCommand.fileName(for: "Bottleneck/BatchNorm:0 x") == "Bottleneck_BatchNorm_0_x.npy")
+        #expect(RunCommand.fileName(for: String(repeating: "n", count: 300)).utf8.count == 204)
+        #expect(RunCommand.fileNames(for: ["a/b", "a_b", "a:b", "c"]) == ["a_b.npy", "a_b_2.npy", "a_b_3.npy", "c.npy"])
+    }
+
+    /// `run --out` at a file is refused before the run, naming it (it was Foundation's error
+    /// dump, after the run); missing folders are made.
+    @Test func runOutputFolderIsCheckedFirst() throws {
+        let file = dir + "/file"
+        try #require(FileManager.default.createFile(atPath: file, contents: Data()))
+        for out in [file, file + "/sub"] {
+            expectRefused(["run", fixture("multitask_flat.h5"), "--input", fixture("multitask_flat.input.npy"), "--out", out],
+                          naming: out + ": cannot make the folder: " + file + " is not a directory")
+        }
+        #expect(FModelCommand.main(arguments: ["run", fixture("multitask_flat.h5"), "--input", fixture("multitask_flat.input.npy"),
+                                               "--out", dir + "/made/deeper"]) == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/made/deeper").sorted() == ["age.npy", "ethnicity.npy", "gender.npy"])
     }
 
     /// `bench`'s resident-set breakdown finds a mapped file's pages under `model_file` (all of
