@@ -22,6 +22,7 @@ struct CalibrationOptions: ParsableArguments {
     func inputs(for graph: Graph) throws -> [String: FloatTensor] {
         guard let data else { return try graph.syntheticInputs(batch: samples) }
         let pre = try ImagePreprocessor(for: graph)
+        try FaceDataset.requireFolder(data)
         let files = FaceDataset.imageFiles(in: data).prefix(samples)
         guard !files.isEmpty else { throw DatasetError.empty(data) }
         var values: [Float] = []

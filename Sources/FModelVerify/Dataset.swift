@@ -57,8 +57,7 @@ public struct FaceDataset: Sendable {
     ///   - strict: fail on any name that does not parse.
     ///   - labels: a CSV file (`file,age,gender,race`, paths relative to `folder`) used instead of names.
     public init(folder: String, limit: Int? = nil, strict: Bool = false, labels: String? = nil) throws(DatasetError) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else { throw .notAFolder(folder) }
+        try Self.requireFolder(folder)
         self.folder = folder
         var samples: [FaceSample] = []
         var skipped: [SkippedName] = []
@@ -77,6 +76,12 @@ public struct FaceDataset: Sendable {
         guard !samples.isEmpty else { throw .empty(folder) }
         self.samples = samples
         self.skipped = skipped
+    }
+
+    /// Throws `notAFolder` unless `folder` is a directory.
+    public static func requireFolder(_ folder: String) throws(DatasetError) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else { throw .notAFolder(folder) }
     }
 
     /// Image files below `folder` (relative paths), sorted.

@@ -105,6 +105,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         expectRefused(["verify", "--candidate", reference, "--data", empty], naming: empty, "no labelled .jpg or .png images")
         expectRefused(["verify", "--candidate", reference, "--data", dir + "/missing"], naming: dir + "/missing", "not a folder")
+        // The compression commands' --data says the same (it said "no labelled … images").
+        expectRefused(["shrink", reference, "--target-mb", "1", "--data", dir + "/missing", "-o", dir + "/s.fmodel"], naming: dir + "/missing", "not a folder")
         let faces = try makeFaces(count: 2)
         expectRefused(["verify", "--candidate", Fixtures.path("functional_zoo.h5"), "--data", faces], naming: "the model's input 'pixels' [?,12,12,4] is not an RGB image")
         expectRefused(["verify", "--candidate", Fixtures.path("facenet_small.h5"), "--data", faces], naming: "no age (117), gender (2) and ethnicity (5) outputs")
