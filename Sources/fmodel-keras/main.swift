@@ -54,8 +54,8 @@ struct KerasWorker: ParsableCommand {
 
 extension Preprocess: ExpressibleByArgument {}
 
-// Ended by fmodel (SIGTERM) or with it (Ctrl-C reaches both), the worker removes its
-// temporary file first.
+// Ended by fmodel (SIGTERM) or with it (Ctrl-C reaches both), the worker removes its temporary
+// file first; a closed standard output loses its reports, not its output (Cleanup).
 Cleanup.install()
 // Exit codes as fmodel's: 0 done, 2 bad input or usage (the error on stderr, which the parent
 // passes on).

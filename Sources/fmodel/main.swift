@@ -2,6 +2,7 @@ import FModelCLI
 import FModelFormat
 import Foundation
 
-// An interrupted command leaves no temporary file behind (Ctrl-C during a long write).
+// Signals (Cleanup): an interrupted command leaves nothing behind; a file size limit, a closed
+// standard output and a file cut short under its mapping end it as errors, not crashes.
 Cleanup.install()
 exit(FModelCommand.main(arguments: Array(CommandLine.arguments.dropFirst())))

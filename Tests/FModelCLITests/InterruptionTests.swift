@@ -6,8 +6,8 @@ import Testing
 
 /// Signals: a command ended by one leaves nothing behind (no temporary file beside its output,
 /// no scratch directory, no import worker still running); a write past the file size limit is
-/// an error (exit 2), and a closed standard output loses the reports, neither the end of the
-/// process.
+/// an error (exit 2) and a closed standard output loses the reports, neither the end of the
+/// process; a model cut short under its mapping is an error, not a crash.
 @Suite final class InterruptionTests {
     let dir = Fixtures.temporaryDirectory()
 
