@@ -153,7 +153,7 @@ private func printProfile(_ executor: Executor) {
     for (ops, t) in byOp.sorted(by: { $0.value > $1.value }) { text += String(format: "  %6.1f%%  %@\n", t / total * 100, ops) }
     text += "slowest layers:\n"
     for (name, v) in rows.prefix(25) { text += String(format: "  %6.1f%%  %@ (%@)\n", v.seconds / total * 100, name, v.ops) }
-    FileHandle.standardError.write(Data(text.terminalSafe.utf8))
+    printError(String(text.dropLast()))
 }
 
 /// CLOCK_MONOTONIC in seconds: the clock Python's `time.monotonic()` reads, so a benchmark can

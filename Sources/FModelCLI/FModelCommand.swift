@@ -34,7 +34,7 @@ public struct FModelCommand: ParsableCommand {
     public static func main(arguments: [String]) -> Int32 {
         let outcome = outcome(arguments: arguments)
         if let message = outcome.message {
-            if outcome.code == 0 { print(message) } else { printError(message) }
+            if outcome.code == 0 { show(message) } else { printError(message) }
         }
         return outcome.code
     }
@@ -59,8 +59,8 @@ public struct FModelCommand: ParsableCommand {
         switch error {
         case is ImportError, is FormatError, is GraphError, is CLIError, is StripError, is PruneError, is GraftError,
              is VerifyError, is DatasetError, is ImageError, is RuntimeError:
-            "error: " + clipped("\(error)").terminalSafe
-        default: fullMessage(for: error).terminalSafe
+            "error: " + clipped("\(error)")
+        default: fullMessage(for: error)
         }
     }
 
@@ -90,15 +90,16 @@ func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as GraphError { throw CLIError(description: "\(path): \(error)") }
 }
 
-/// Writes a line to standard error.
-/// Prints a command's output, its control characters escaped (`terminalSafe`): it shows names
-/// and text from the model file.
+/// Prints a line of a command's output. Everything the CLI writes goes through this or
+/// `printError`, which escape control characters (`terminalSafe`): both show names and text
+/// from the model file (a hostile class name cleared the terminal).
 func show(_ text: String) {
     print(text.terminalSafe)
 }
 
+/// Writes a line to standard error, its control characters escaped as `show` does.
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    FileHandle.standardError.write(Data((s.terminalSafe + "\n").utf8))
 }
 
 /// Options every command that takes a MODEL accepts, so that any importable file can be used

@@ -36,7 +36,7 @@ struct PredictCommand: ParsableCommand {
                 show(json ? try jsonLine(line) : text(line, p))
             } catch {
                 failed += 1
-                printError("error: \(error)")
+                printError(FModelCommand.describe(error))
             }
         }
         if failed > 0 { throw CLIError(description: "\(failed) of \(images.count) images could not be read") }

@@ -135,8 +135,10 @@ final class Progress {
         let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
         if isTerminal {
             let filled = total == 0 ? 30 : done * 30 / total
-            printError("\u{1B}[1A\u{1B}[2K\(label) [" + String(repeating: "#", count: filled) + String(repeating: " ", count: 30 - filled)
-                       + "] \(done)/\(total) \(String(format: "%.1f", rate)) images/s")
+            // Up a line and clear it: the bar's own terminal commands, which printError would escape.
+            FileHandle.standardError.write(Data(("\u{1B}[1A\u{1B}[2K\(label) [" + String(repeating: "#", count: filled)
+                                                 + String(repeating: " ", count: 30 - filled)
+                                                 + "] \(done)/\(total) \(String(format: "%.1f", rate)) images/s\n").utf8))
         } else if done * 10 / max(total, 1) > lastTenth {
             lastTenth = done * 10 / max(total, 1)
             printError("\(label): \(done)/\(total) images, \(String(format: "%.1f", rate)) images/s")

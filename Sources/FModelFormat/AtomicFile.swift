@@ -52,8 +52,7 @@ public struct AtomicFileWriter: ~Copyable {
                 let n = buffer.withUnsafeMutableBytes { readlink(current, $0.baseAddress!, $0.count) }
                 guard n > 0 else { throw .io(path: path, reason: "cannot read the link: " + MappedFile.errnoText()) }
                 let link = String(decoding: buffer[..<n], as: UTF8.self)
-                let directory = current.lastIndex(of: "/").map { String(current[...$0]) } ?? ""
-                current = link.hasPrefix("/") ? link : directory + link
+                current = link.hasPrefix("/") ? link : split(current).directory + link
             default:
                 throw .io(path: path, reason: "not a regular file (a device, FIFO or socket): an output is written whole and renamed into place, which would replace it")
             }
@@ -66,11 +65,15 @@ public struct AtomicFileWriter: ~Copyable {
     /// name for any name the destination may have. (A 247-byte output name failed with "File
     /// name too long" before.)
     public static func hiddenSibling(of path: String, suffix: String) -> String {
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[...$0]) } ?? ""
-        var name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        var (directory, name) = split(path)
         while name.utf8.count > Int(NAME_MAX) - 2 - suffix.utf8.count { name.removeLast() }
         return directory + "." + name + "." + suffix
+    }
+
+    /// `path`'s directory (with its trailing `/`, or empty) and file name.
+    private static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        return (String(path[...slash]), String(path[path.index(after: slash)...]))
     }
 
     /// Appends bytes.

@@ -154,27 +154,31 @@ import Testing
         #expect((run.message ?? "").count < 1300)
     }
 
-    /// Control characters in a file's names are shown escaped (`\u001B`), in errors and in
-    /// output: a config whose class name cleared the terminal and set its title (ESC [2J, ESC ]0;
-    /// … BEL; and C1's CSI), and a model with such a node name, which `inspect` lists. Both were
-    /// printed raw.
+    /// Control characters in a file's names are shown escaped (`\u001B`), on standard error and
+    /// standard output, as the `fmodel` process writes them: a config whose class name cleared
+    /// the terminal and set its title (ESC [2J, ESC ]0; … BEL; and C1's CSI) through `import`'s
+    /// error, an image of such a name through `predict`'s error for that image, and a model with
+    /// such a node name through `inspect`'s listing. All three were written raw.
     @Test func controlCharactersFromFilesAreEscaped() throws {
         let hostile = "Dense\u{1B}[2J\u{1B}]0;pwned\u{7}\u{9B}31m", shown = #"Dense\u001B[2J\u001B]0;pwned\u0007\u009B31m"#
         func isControl(_ c: Unicode.Scalar) -> Bool { (c.value < 0x20 && c != "\n" && c != "\t") || (0x7F...0x9F).contains(c.value) }
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         let text = try String(contentsOfFile: fixture("multitask_nested.json"), encoding: .utf8)
         let config = dir + "/hostile.json"
         try text.replacingOccurrences(of: "\"class_name\": \"Functional\", \"config\": {\"name\": \"facenet\"",
                                       with: "\"class_name\": \"\(shown)\", \"config\": {\"name\": \"facenet\"")  // JSON's escapes
             .write(toFile: config, atomically: true, encoding: .utf8)
-        let outcome = FModelCommand.outcome(arguments: ["import", fixture("multitask_nested_weights.h5"), "--config", config, "-o", dir + "/w.fmodel"])
-        expectRefusal(outcome, naming: ["layer 'facenet' is a " + shown])
-        #expect(!(outcome.message ?? "").unicodeScalars.contains(where: isControl))
+        let imported = try #require(runMeasured(fmodel, ["import", fixture("multitask_nested_weights.h5"), "--config", config, "-o", dir + "/w.fmodel"]))
+        #expect(imported.exitCode == 2 && imported.standardError.contains("layer 'facenet' is a " + shown), "\(imported.standardError)")
+        #expect(!imported.standardError.unicodeScalars.contains(where: isControl))
+        let predicted = try #require(runMeasured(fmodel, ["predict", fixture("multitask_flat.h5"), dir + "/" + hostile + ".jpg"]))
+        #expect(predicted.standardError.contains(shown + ".jpg") && !predicted.standardError.unicodeScalars.contains(where: isControl),
+                "\(predicted.standardError)")
 
         let model = dir + "/named.fmodel", listing = dir + "/inspect.txt"
         try FModelWriter.write(Graph(inputs: [ValueInfo(name: "x", shape: [-1, 4])], outputs: [hostile],
                                      nodes: [Node(name: hostile, op: .dense(activation: .linear), inputs: ["x"], params: ["kernel": "k"])],
                                      tensors: ["k": Tensor([Float](repeating: 0.5, count: 8), shape: [4, 2])]), to: model)
-        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         let fd = open(listing, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
         let pid = try #require(spawn(fmodel, ["inspect", model], standardOutput: fd))
