@@ -1,4 +1,5 @@
 #include "fm_cleanup.h"
+#include "fm_standard_streams.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -144,15 +145,7 @@ static void on_signal(int sig) {
     errno = saved;
 }
 
-static void say(const char *text) {
-    size_t n = strlen(text);
-    while (n > 0) {
-        ssize_t w = write(2, text, n);
-        if (w <= 0) return;
-        text += w;
-        n -= (size_t)w;
-    }
-}
+static void say(const char *text) { fm_standard_write(2, text, strlen(text)); }
 
 /* A fault in a remembered mapping: the file shrank under it. Said, cleaned up, exit code 2 (as
    for any bad input). A fault elsewhere: the handler that was there before is put back, and

@@ -32,9 +32,16 @@ public struct FModelCommand: ParsableCommand {
     /// Parses `arguments` (without the program name), runs the command and returns the exit
     /// code, having written its final message where it goes.
     public static func main(arguments: [String]) -> Int32 {
+        _ = StandardStream.output.takeFailure()  // another command's, in the same process (tests)
         let outcome = outcome(arguments: arguments)
         if let message = outcome.message {
             if outcome.code == 0 { show(message) } else { printError(message) }
+        }
+        // A report lost to a full disk or a closed descriptor is a failure (it was exit 0); one
+        // a pipe's reader stopped reading (`| head`) is not: the reader had what it wanted.
+        if outcome.code == 0, let failure = StandardStream.output.takeFailure(), failure != EPIPE {
+            printError("error: standard output: " + String(cString: strerror(failure)))
+            return 2
         }
         return outcome.code
     }
@@ -94,12 +101,12 @@ func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
 /// `printError`, which escape control characters (`terminalSafe`): both show names and text
 /// from the model file (a hostile class name cleared the terminal).
 func show(_ text: String) {
-    print(text.terminalSafe)
+    StandardStream.output.write(text.terminalSafe + "\n")
 }
 
 /// Writes a line to standard error, its control characters escaped as `show` does.
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s.terminalSafe + "\n").utf8))
+    StandardStream.error.write(s.terminalSafe + "\n")
 }
 
 /// Options every command that takes a MODEL accepts, so that any importable file can be used

@@ -136,9 +136,9 @@ final class Progress {
         if isTerminal {
             let filled = total == 0 ? 30 : done * 30 / total
             // Up a line and clear it: the bar's own terminal commands, which printError would escape.
-            FileHandle.standardError.write(Data(("\u{1B}[1A\u{1B}[2K\(label) [" + String(repeating: "#", count: filled)
-                                                 + String(repeating: " ", count: 30 - filled)
-                                                 + "] \(done)/\(total) \(String(format: "%.1f", rate)) images/s\n").utf8))
+            StandardStream.error.write("\u{1B}[1A\u{1B}[2K\(label) [" + String(repeating: "#", count: filled)
+                                       + String(repeating: " ", count: 30 - filled)
+                                       + "] \(done)/\(total) \(String(format: "%.1f", rate)) images/s\n")
         } else if done * 10 / max(total, 1) > lastTenth {
             lastTenth = done * 10 / max(total, 1)
             printError("\(label): \(done)/\(total) images, \(String(format: "%.1f", rate)) images/s")

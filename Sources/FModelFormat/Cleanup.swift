@@ -12,8 +12,14 @@ public enum Cleanup {
     /// Catches the three signals (not those the process was started ignoring), and ignores
     /// SIGXFSZ and SIGPIPE: a write past the file size limit (`ulimit -f`) fails as an error like
     /// any other (exit 2, the temporary file removed), and a closed standard output (`| head`)
-    /// loses the reports, not the file being written. Call first in `main`.
-    public static func install() { fm_cleanup_install() }
+    /// loses the reports, not the file being written. And first opens placeholders on the
+    /// standard descriptors (0–2) the process was started without, so that no file it opens
+    /// takes their numbers (`fmodel … >&-` gave its temporary output descriptor 1, where any
+    /// line printed would have gone). Call first in `main`.
+    public static func install() {
+        fm_reserve_standard_descriptors()
+        fm_cleanup_install()
+    }
 
     /// What one call remembered, until it is forgotten: by `forget()` (a local's owner calls it,
     /// in a `defer` or where the path stops being temporary) or when the ticket goes.

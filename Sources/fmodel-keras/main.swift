@@ -46,7 +46,7 @@ struct KerasWorker: ParsableCommand {
         let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))
         if optimize {
-            for report in GraphPass.runLossless(&graph) { print(("  " + report.description).terminalSafe) }
+            for report in GraphPass.runLossless(&graph) { StandardStream.output.write(("  " + report.description).terminalSafe + "\n") }
         }
         try FModelWriter.write(graph, to: output)
     }
@@ -68,6 +68,6 @@ do {
     // Bad input and usage errors alike (not ArgumentParser's 64).
     let domain = error is ImportError || error is FormatError || error is GraphError
     let message = domain ? "error: \(error)" : KerasWorker.fullMessage(for: error)
-    if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+    if !message.isEmpty { StandardStream.error.write(message + "\n") }
     exit(2)
 }

@@ -109,19 +109,4 @@ import Testing
         #expect(status == 2 << 8, "wait status \(status) (\(status & 0x7F): the signal that ended it)")
         #expect(message == "error: \(model): the file shrank while it was being read (another program wrote over it in place?)\n", "\(message)")
     }
-
-    /// Waits up to 30 s for `pid` to end; its wait status.
-    func waitForExit(_ pid: pid_t) -> Int32? {
-        var status: Int32 = 0
-        return waitUntil { waitpid(pid, &status, WNOHANG) == pid } ? status : nil
-    }
-
-    /// Polls `condition` every 10 ms for up to 30 s.
-    func waitUntil(_ condition: () -> Bool) -> Bool {
-        for _ in 0..<3000 {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        return condition()
-    }
 }

@@ -99,3 +99,18 @@ func spawn(_ executable: String, _ arguments: [String], environment: [String] = 
 func fmodelExecutable() -> String? {
     Helper.path.map { String($0.dropLast(Helper.name.count)) + "fmodel" }
 }
+
+/// Waits up to 30 s for `pid` to end; its wait status.
+func waitForExit(_ pid: pid_t) -> Int32? {
+    var status: Int32 = 0
+    return waitUntil { waitpid(pid, &status, WNOHANG) == pid } ? status : nil
+}
+
+/// Polls `condition` every 10 ms for up to 30 s.
+func waitUntil(_ condition: () -> Bool) -> Bool {
+    for _ in 0..<3000 {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+    return condition()
+}

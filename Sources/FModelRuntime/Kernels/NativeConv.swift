@@ -22,8 +22,12 @@ final class NativeConvolutions: @unchecked Sendable {
     /// error in `message` (for `FMODEL_DEBUG_CONV`).
     static func report(_ subject: String, _ implementation: String?, message: [CChar]) {
         let what = implementation ?? String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        FileHandle.standardError.write(Data("\(subject): \(what)\n".utf8))
+        say("\(subject): \(what)")
     }
+
+    /// A line on standard error, as one `write` (FileHandle.write ends the process when the
+    /// write fails; a debug line is not worth that).
+    static func say(_ line: String) { _ = (line + "\n").withCString { write(2, $0, strlen($0)) } }
 
     /// True when the float32 (or unsigned int8) primitive for `batch` was made and works.
     func made(batch: Int) -> Bool {
@@ -119,9 +123,8 @@ final class NativeConvolutions: @unchecked Sendable {
         }
         if Self.debug {
             let wino = w.map { String(format: ", Winograd %.3f ms", Double($0) / 1e6) } ?? ""
-            FileHandle.standardError.write(Data(String(format: "trial %@ batch %d: native %.3f ms, GEMM %.3f ms%@%@: %@\n", subject(), batch,
-                                                       Double(n) / 1e6, Double(g) / 1e6, wino, inL2 ? " (input in L2)" : "",
-                                                       "\(verdict)").utf8))
+            Self.say(String(format: "trial %@ batch %d: native %.3f ms, GEMM %.3f ms%@%@: %@", subject(), batch,
+                            Double(n) / 1e6, Double(g) / 1e6, wino, inL2 ? " (input in L2)" : "", "\(verdict)"))
         }
         verdicts[batch] = verdict
         let copiesBefore = copiesHeld(batch: batch)
