@@ -2,6 +2,10 @@
 #define FMODEL_CCLEANUP_H
 #include <stddef.h>
 #include <sys/types.h>
+/* And how the process starts and writes its standard streams (included here too, so that a
+   build made before that header existed sees it: a module's cache notices a header it knows
+   change, not a new one in its directory). */
+#include "fm_standard_streams.h"
 
 /* What a process removes, or ends, when SIGINT, SIGTERM or SIGHUP ends it: the temporary files
    it writes before renaming them into place (a half-written .fmodel of hundreds of MB beside the
