@@ -164,30 +164,64 @@ import Testing
         #expect(throws: ImportError.self) { try load("tf1_facenet_small.pb", inputs: "input:?x64x64x3", sets: ["phase_train=true"]) }
     }
 
-    /// Every unsupported op type is listed with its count and a node, not just the first met.
-    @Test func unsupportedOpsAreAllListed() throws {
-        func node(_ name: String, _ op: String, _ inputs: [String]) -> Tensorflow_NodeDef {
-            var n = Tensorflow_NodeDef()
-            (n.name, n.op, n.input) = (name, op, inputs)
-            return n
-        }
+    /// A node of `op` reading `inputs`.
+    static func node(_ name: String, _ op: String, _ inputs: [String]) -> Tensorflow_NodeDef {
+        var n = Tensorflow_NodeDef()
+        (n.name, n.op, n.input) = (name, op, inputs)
+        return n
+    }
+
+    /// The graph input `x`, [?, 4].
+    static let input: Tensorflow_NodeDef = {
         var x = node("x", "Placeholder", [])
         var shape = Tensorflow_TensorShapeProto()
         shape.dim = [Int64(-1), 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
         var attr = Tensorflow_AttrValue()
         attr.shape = shape
         x.attr["shape"] = attr
+        return x
+    }()
+
+    /// Imports a GraphDef of `nodes`, written to a temporary file.
+    func importNodes(_ nodes: [Tensorflow_NodeDef]) throws -> Graph {
         var g = Tensorflow_GraphDef()
-        g.node = [x, node("a", "Erf", ["x"]), node("b", "Erf", ["x"]), node("c", "Cumsum", ["x"]), node("out", "AddN", ["a", "b", "c"])]
+        g.node = nodes
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try #require(FileManager.default.createFile(atPath: dir + "/u.pb", contents: try g.serializedData()), "the test could not write its input")
+        try #require(FileManager.default.createFile(atPath: dir + "/g.pb", contents: try g.serializedData()), "the test could not write its input")
         var notes: [String] = []
+        return try TensorFlowImporter.importModel(path: dir + "/g.pb", notes: &notes)
+    }
+
+    /// Every unsupported op type is listed with its count and a node, not just the first met.
+    @Test func unsupportedOpsAreAllListed() throws {
+        let node = Self.node
         do {
-            _ = try TensorFlowImporter.importModel(path: dir + "/u.pb", notes: &notes)
+            _ = try importNodes([Self.input, node("a", "Erf", ["x"]), node("b", "Erf", ["x"]), node("c", "Cumsum", ["x"]), node("out", "AddN", ["a", "b", "c"])])
             Issue.record("imported unsupported ops")
         } catch let ImportError.unsupportedOps(_, ops) {
             #expect(ops == ["AddN ×1 (e.g. out)", "Cumsum ×1 (e.g. c)", "Erf ×2 (e.g. a)"])
+        }
+    }
+
+    /// A chain of 20,000 ReLUs (a 0.7 MB file) imports whole: the lowering walked the graph by
+    /// recursion, and a chain of 5,000 overflowed the stack (SIGSEGV) before its depth limit.
+    @Test func longChainImports() throws {
+        let n = 20_000
+        let chain = (0..<n).map { Self.node("r\($0)", "Relu", [$0 == 0 ? "x" : "r\($0 - 1)"]) }
+        let g = try importNodes([Self.input] + chain)
+        #expect(g.nodes.count == n && g.outputs == ["r\(n - 1)"])
+    }
+
+    /// A cycle (a reads b, b reads a) is an error naming a node on it: it was imported as a
+    /// graph of no nodes whose output named nothing.
+    @Test func cycleIsAnError() {
+        let node = Self.node
+        do {
+            _ = try importNodes([Self.input, node("a", "Add", ["x", "b"]), node("b", "Relu", ["a"]), node("out", "Relu", ["b"])])
+            Issue.record("imported a cycle")
+        } catch {
+            #expect("\(error)".contains("node 'b': is on a cycle"), "\(error)")
         }
     }
 

@@ -14,6 +14,8 @@ struct TFLowering {
     let order: [String]
     var builder = GraphBuilder()
     var memo: [String: [TFValue]] = [:]
+    /// Nodes whose evaluation has begun and not ended: one read again is on a cycle.
+    var evaluating: Set<String> = []
     /// Readers of each node (inputs listed in the NodeDefs) not yet computed.
     var pendingReaders: [String: Int] = [:]
     /// Weights dropped from `memo` after their last reader (`releaseWeights`); reading one again
@@ -26,7 +28,6 @@ struct TFLowering {
     let outputs: [String]
     var unsupported: [String: (count: Int, example: String)] = [:]
     var notes: [String] = []
-    var depth = 0
 
     init(_ frozen: FrozenGraph, path: String, cut: GraphCut) throws(ImportError) {
         self.path = path
@@ -129,24 +130,63 @@ struct TFLowering {
 
     // MARK: - Evaluation
 
+    /// The value of `ref`, evaluated with every node it reads.
     mutating func value(_ ref: TFRef) throws -> TFValue {
-        let values = try evaluate(ref.node)
+        try evaluate(ref.node)
+        return try input(ref)
+    }
+
+    /// What `compute` needs before it can go on: these nodes, not evaluated yet, in the order
+    /// it reads them.
+    struct Pending: Error {
+        let nodes: [String]
+    }
+
+    /// Evaluates `root` and the nodes it reads, depth first in the order `compute` reads them,
+    /// with a stack of its own: recursion overflowed the thread's stack on a chain of 5,000
+    /// nodes (a crash, SIGSEGV). A node's `compute` that meets an input not yet evaluated
+    /// throws `Pending` before it does anything else, and runs again once those are; what it
+    /// reads it finds in `memo` then.
+    mutating func evaluate(_ root: String) throws {
+        var stack = [root]
+        while let name = stack.last {
+            if !evaluating.contains(name) {
+                guard memo[name] == nil else {
+                    stack.removeLast()  // evaluated since it was pushed, by another reader
+                    continue
+                }
+                guard !released.contains(name) else { throw fail(name, "is read after its last reader (an importer bug)") }
+                guard nodes[name] != nil else { throw fail(name, "is read but not defined in the graph") }
+                evaluating.insert(name)
+            }
+            let node = nodes[name]!
+            do {
+                memo[name] = try compute(node)
+            } catch let pending as Pending {
+                stack += pending.nodes.reversed()
+                continue
+            }
+            evaluating.remove(name)
+            stack.removeLast()
+            releaseWeights(readBy: node)
+        }
+    }
+
+    /// The value of `ref` for `compute`, once evaluated; else `Pending`.
+    func input(_ ref: TFRef) throws -> TFValue {
+        guard !evaluating.contains(ref.node) else { throw fail(ref.node, "is on a cycle: it reads itself through its inputs (a while loop? fmodel does not lower loops)") }
+        guard let values = memo[ref.node] else { throw Pending(nodes: [ref.node]) }
         guard ref.output < values.count else { throw fail(ref.node, "output :\(ref.output) is not supported") }
         return values[ref.output]
     }
 
-    mutating func evaluate(_ name: String) throws -> [TFValue] {
-        if let v = memo[name] { return v }
-        guard !released.contains(name) else { throw fail(name, "is read after its last reader (an importer bug)") }
-        guard let node = nodes[name] else { throw fail(name, "is read but not defined in the graph") }
-        depth += 1
-        defer { depth -= 1 }
-        guard depth < 5000 else { throw fail(name, "the graph is deeper than 5000 nodes (or has a cycle)") }
-        memo[name] = [.unsupported]  // a cycle reads this
-        let result = try compute(node)
-        memo[name] = result
-        releaseWeights(readBy: node)
-        return result
+    /// The values of all `refs` for `compute`; `Pending` with every one not evaluated yet, so
+    /// that a node of many inputs runs again once, not once for each.
+    func inputs(_ refs: [TFRef]) throws -> [TFValue] {
+        var seen: Set<String> = []
+        let missing = refs.map(\.node).filter { memo[$0] == nil && !evaluating.contains($0) && seen.insert($0).inserted }
+        guard missing.isEmpty else { throw Pending(nodes: missing) }
+        return try refs.map(input)
     }
 
     /// Drops from `memo` the decoded weights (constants of `releasedConstantBytes` or more)
@@ -173,8 +213,8 @@ struct TFLowering {
         switch node.op {
         case "Const":
             // A constant inside a tf.cond branch hangs on the branch's switch by a control input.
-            for i in node.input where i.hasPrefix("^") {
-                if case .dead = try value(TFRef(i)) { return [.dead] }
+            for v in try inputs(node.input.filter { $0.hasPrefix("^") }.map(TFRef.init)) {
+                if case .dead = v { return [.dead] }
             }
             let content = weights[node.name]
             let value = try HostTensor(node.attr["value"]?.tensor ?? .init(), content: content, node: node.name, path: path)
@@ -190,7 +230,7 @@ struct TFLowering {
             return [.dynamic(try graphInput(node, shape: nil))]
         case "PlaceholderWithDefault":
             guard let first = node.input.first else { throw fail(node.name, "PlaceholderWithDefault without a default") }
-            return [try value(TFRef(first))]
+            return [try input(TFRef(first))]
         case "NoOp":
             return [.const(HostTensor(floats: [], shape: [0]))]
         default:
@@ -198,7 +238,7 @@ struct TFLowering {
         }
         // l2_normalize (Square→Sum→Maximum→Rsqrt→Mul) is one op: read only its x.
         if node.op == "Mul", let (x, eps) = l2Normalize(node) {
-            switch try value(x) {
+            switch try input(x) {
             case .dynamic(let v):
                 do { return [.dynamic(try builder.add(node.name, .l2Normalize(epsilon: eps), inputs: [v]))] } catch { throw fail(node.name, error.description) }
             case let other: return [other]
@@ -208,14 +248,9 @@ struct TFLowering {
         if let needed = Self.arity[node.op], dataInputs < needed {
             throw fail(node.name, "\(node.op) needs \(needed) inputs, has \(dataInputs)")
         }
-        var inputs: [TFValue] = []
-        var anyDead = false
-        for i in node.input {
-            let ref = TFRef(i)
-            let v = try value(ref)
-            if case .dead = v { anyDead = true }
-            if !ref.isControl { inputs.append(v) }
-        }
+        let refs = node.input.map(TFRef.init), values = try self.inputs(refs)
+        let anyDead = values.contains { if case .dead = $0 { true } else { false } }
+        let inputs = zip(refs, values).filter { !$0.0.isControl }.map(\.1)
         switch node.op {
         case "Switch": return try switchOutputs(node, inputs)
         case "Merge":
