@@ -45,6 +45,54 @@ import Testing
         }
     }
 
+    /// The plan is the greedy placement's, found by comparing each buffer with every one placed
+    /// before it (as the planner did until its meetings were found by a sweep), on random
+    /// lifetimes, some of them empty or never given back.
+    @Test func sweepPlansAsComparingEveryPairDid() {
+        var g = SplitMix64(seed: 11)
+        for _ in 0..<50 {
+            let n = 1 + Int(g.next() % 80)
+            let buffers: [(floats: Int, taken: Int, given: Int)] = (0..<n).map { _ in
+                let taken = Int(g.next() % 100), life = Int(g.next() % 30)
+                return (1 + Int(g.next() % 3000), taken, g.next() % 10 == 0 ? Int.max : taken + life)
+            }
+            let sizes = buffers.map { ($0.floats + 15) / 16 * 16 }
+            var offsets = [Int](repeating: 0, count: n), placed: [Int] = []
+            for i in buffers.indices.sorted(by: { sizes[$0] != sizes[$1] ? sizes[$0] > sizes[$1] : $0 < $1 }) {
+                var offset = 0
+                for j in placed.filter({ buffers[$0].taken < buffers[i].given && buffers[i].taken < buffers[$0].given })
+                    .sorted(by: { offsets[$0] < offsets[$1] }) {
+                    if offsets[j] - offset >= sizes[i] { break }
+                    offset = max(offset, offsets[j] + sizes[j])
+                }
+                offsets[i] = offset
+                placed.append(i)
+            }
+            #expect(ArenaPlan(buffers).offsets == offsets)
+        }
+    }
+
+    /// A chain of 200,000 activations (an 18 MB `.fmodel` of ReLUs) plans in two places: each
+    /// buffer meets only its neighbours. Comparing every buffer with every one placed, this ran
+    /// for hours.
+    @Test func longChainPlansInTwoPlaces() throws {
+        let n = 200_000
+        let meets = try #require(ArenaPlan.meetings((0..<n).map { (floats: 16, taken: $0, given: $0 + 2) }))
+        #expect(meets.indices.allSatisfy { i in meets[i].sorted() == [i - 1, i + 1].filter { (0..<n).contains($0) } })
+        let plan = ArenaPlan((0..<n).map { (floats: 16, taken: $0, given: $0 + 2) })
+        #expect(plan.floats == 32 && Set(plan.offsets) == [0, 16])
+    }
+
+    /// Past `maxMeetings` pairs alive together (3,000 buffers alive at once), each buffer has
+    /// a place of its own, one after another: what they need anyway.
+    @Test func crowdedLifetimesGetPlacesOfTheirOwn() {
+        let n = 3000
+        #expect(n * (n - 1) / 2 > ArenaPlan.maxMeetings)
+        let plan = ArenaPlan((0..<n).map { (floats: 1 + $0 % 40, taken: $0, given: Int.max) })
+        #expect(plan.floats == plan.sizes.reduce(0, +))
+        #expect(plan.offsets == plan.sizes.indices.map { plan.sizes[..<$0].reduce(0, +) })
+    }
+
     func model() throws -> Graph { try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess) }
 
     /// Every request of every run after the first walk comes from its plan — on the GEMM engine
