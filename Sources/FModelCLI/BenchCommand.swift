@@ -93,9 +93,7 @@ struct BenchCommand: ParsableCommand {
                 activation_first_output_mb: firstActivationMB,
                 rss_added_by_first_output_mb: firstOutput.merging(baseline.mapValues { -$0 }, uniquingKeysWith: +),
                 layers: layers)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            show(String(decoding: try encoder.encode(report), as: UTF8.self))
+            show(try jsonText(report, pretty: false))
         } else {
             show(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
                          batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))

@@ -104,6 +104,16 @@ func show(_ text: String) {
     StandardStream.output.write(text.terminalSafe + "\n")
 }
 
+/// A `--json` report's text: keys sorted, and NaN and infinities written as the strings "nan",
+/// "inf" and "-inf", as `verify`'s report writes them (JSON has no such numbers, and the
+/// encoder's error for one was all `predict --json` said of a model whose outputs were NaN).
+func jsonText<T: Encodable>(_ value: T, pretty: Bool) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
 /// Writes a line to standard error, its control characters escaped as `show` does.
 func printError(_ s: String) {
     StandardStream.error.write(s.terminalSafe + "\n")

@@ -18,9 +18,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let summary = ModelSummary(try options.load(model))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            show(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            show(try jsonText(summary, pretty: true))
         } else {
             show(text(summary))
         }

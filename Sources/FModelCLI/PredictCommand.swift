@@ -33,13 +33,13 @@ struct PredictCommand: ParsableCommand {
                 let line = Line(image: path, age: p.age,
                                 gender: Dictionary(uniqueKeysWithValues: zip(FaceLabels.genders, p.gender)),
                                 ethnicity: Dictionary(uniqueKeysWithValues: zip(FaceLabels.races, p.ethnicity)))
-                show(json ? try jsonLine(line) : text(line, p))
+                show(json ? try jsonText(line, pretty: false) : text(line, p))
             } catch {
                 failed += 1
                 printError(FModelCommand.describe(error))
             }
         }
-        if failed > 0 { throw CLIError(description: "\(failed) of \(images.count) images could not be read") }
+        if failed > 0 { throw CLIError(description: "\(failed) of \(images.count) images failed") }
     }
 
     func text(_ l: Line, _ p: FacePrediction) -> String {
@@ -47,11 +47,6 @@ struct PredictCommand: ParsableCommand {
         return String(format: "%@: age %.1f, %@ %.2f, %@ %.2f", l.image, l.age, g, p.gender[p.genderClass], e, p.ethnicity[p.ethnicityClass])
     }
 
-    func jsonLine(_ l: Line) throws -> String {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try e.encode(l), as: UTF8.self)
-    }
 }
 
 /// `fmodel preprocess IMAGE -o x.npy`: the input tensor a model would see, for checking.

@@ -48,9 +48,7 @@ struct ShrinkCommand: ParsableCommand {
                         maxOutputChange: result.outputChange, seconds: Date().timeIntervalSince(start))
         if result.reachedTarget { try FModelWriter.write(result.graph, to: output) }
         if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            show(String(decoding: try e.encode(plan), as: UTF8.self))
+            show(try jsonText(plan, pretty: true))
         } else {
             show(table(plan, sourceSize: sourceSize))
         }

@@ -162,6 +162,27 @@ import Testing
             .filter { !$0.hasPrefix("30_1_2_20170199") }.map { faces + "/" + $0 }
         #expect(images.count == 2)
         #expect(FModelCommand.main(arguments: ["predict", reference] + images + ["--json"]) == 0)
-        expectRefused(["predict", reference, faces + "/30_1_2_20170199.jpg"], naming: "1 of 1 images could not be read")
+        expectRefused(["predict", reference, faces + "/30_1_2_20170199.jpg"], naming: "1 of 1 images failed")
+    }
+
+    /// A model whose outputs are NaN (its age head's weights are) gets its answers said, in
+    /// JSON as the string "nan", as `verify`'s report writes it: `predict --json` printed the
+    /// encoder's error for each image, then that the images "could not be read", exit 2.
+    @Test func predictWritesNaNAsAString() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        var g = try ModelLoader.load(path: reference, options: .inProcess)
+        let kernel = try #require(g.node(named: "age")?.params["kernel"])
+        g.tensors[kernel] = Tensor(g.tensors[kernel]!.floats().map { _ in .nan }, shape: g.tensors[kernel]!.shape)
+        let model = dir + "/nan.fmodel", out = dir + "/nan.out"
+        try FModelWriter.write(g, to: model)
+        let faces = try makeFaces(count: 1)
+        let face = try #require(try FileManager.default.contentsOfDirectory(atPath: faces).first { $0.hasSuffix("_20170100.jpg") })
+        let fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        let pid = try #require(spawn(fmodel, ["predict", model, faces + "/" + face, "--json"], standardOutput: fd))
+        close(fd)
+        #expect(try #require(waitForExit(pid)) == 0)
+        let line = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
+        #expect(line?["age"] as? String == "nan", "\(String(describing: line))")
     }
 }
