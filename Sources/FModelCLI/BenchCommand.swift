@@ -32,7 +32,8 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        guard batch > 0, batch <= 4096, iterations > 0 else { throw ValidationError("--batch and --iterations must be positive") }
+        guard batch > 0, batch <= 4096 else { throw ValidationError("--batch must be 1...4096") }
+        guard iterations > 0 else { throw ValidationError("--iterations must be positive") }
         guard gemm != (model != nil) else { throw ValidationError("give a model or --gemm") }
     }
 

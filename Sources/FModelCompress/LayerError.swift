@@ -58,8 +58,8 @@ extension Graph {
             floats += n
         }
         let (bytes, overflow) = floats.multipliedReportingOverflow(by: batch * MemoryLayout<Float>.stride)
-        guard !overflow, bytes <= Executor.machineMemory else {
-            throw .activationMemory(batch: batch, bytes: overflow ? .max : bytes, limit: Executor.machineMemory)
+        guard !overflow, bytes <= Executor.memoryAvailable else {
+            throw .activationMemory(batch: batch, bytes: overflow ? .max : bytes, limit: Executor.memoryAvailable)
         }
         var state = seed
         var out: [String: FloatTensor] = [:]

@@ -41,11 +41,12 @@ public final class Executor: @unchecked Sendable {
     var plansActivations = true
     /// The most activation memory a run may take, in bytes: a run that would need more is a
     /// `RuntimeError.activationMemory` before anything is allocated (a model may state values of
-    /// up to 2^31 floats an image). The machine's physical memory unless set.
-    var activationLimit = Executor.machineMemory
+    /// up to 2^31 floats an image). `memoryAvailable` unless set.
+    var activationLimit = Executor.memoryAvailable
 
-    /// The machine's physical memory, in bytes.
-    public static let machineMemory = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    /// The memory this process may take, in bytes, when first asked (`ProcessMemory`: the
+    /// machine's, its cgroup's and its ulimits' least).
+    public static let memoryAvailable = ProcessMemory.available()
     /// Batch sizes whose first native run (the convolutions' trials) has been.
     private var measuredBatches: Set<Int> = []
     /// im2col scratch, kept across runs.

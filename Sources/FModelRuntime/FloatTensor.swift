@@ -13,8 +13,10 @@ public struct FloatTensor: Sendable, Equatable {
     }
 }
 
-private func gigabytes(_ bytes: Int) -> String {
-    let tenths = Int((Double(bytes) / 1e8).rounded(.up))
+/// `bytes` in GB to a tenth, rounded `rule`: up for what a run needs, down for what it may take,
+/// so that the one never reads as fitting the other.
+private func gigabytes(_ bytes: Int, _ rule: FloatingPointRoundingRule) -> String {
+    let tenths = Int((Double(bytes) / 1e8).rounded(rule))
     return "\(tenths / 10).\(tenths % 10) GB"
 }
 
@@ -31,7 +33,7 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// An input's values do not fill its shape (its fields were changed after it was made).
     case inputValueCount(name: String, shape: Shape, count: Int)
     /// A run's activations would need more memory than the executor may take
-    /// (`Executor.activationLimit`: the machine's physical memory unless set).
+    /// (`Executor.activationLimit`: `Executor.memoryAvailable` unless set).
     case activationMemory(batch: Int, bytes: Int, limit: Int)
     /// Inputs were to be made up for a model input whose sizes besides the batch are not known.
     case unsizedInput(name: String, shape: Shape)
@@ -44,7 +46,7 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownValue(let n): "the model has no value '\(n)'"
         case .inputValueCount(let n, let s, let c): "input '\(n)' has \(c) values for shape \(s)"
         case .activationMemory(let b, let bytes, let limit):
-            "a run of \(b) image\(b == 1 ? "" : "s") needs \(gigabytes(bytes)) of activation memory; at most \(gigabytes(limit)) may be taken (the machine's memory)"
+            "a run of \(b) image\(b == 1 ? "" : "s") needs \(gigabytes(bytes, .up)) of activation memory; at most \(gigabytes(limit, .down)) may be taken (the machine's memory, its cgroup's limit or ulimit -v/-d)"
         case .unsizedInput(let n, let s): "input '\(n)' \(s) has unknown sizes besides the batch (only the batch may be unknown)"
         }
     }

@@ -4,6 +4,7 @@ import FModelCore
 import FModelFormat
 import FModelImport
 import FModelKeras
+import FModelRuntime
 import FModelTestSupport
 import Foundation
 import Testing
@@ -321,6 +322,25 @@ import Testing
         try NPY.write(NPYArray(shape: [8, 64, 64, 1], values: [Float](repeating: 1, count: 8 * 64 * 64)), to: input)
         expectRefused(["run", model, "--input", input, "--out", out], naming: "a run of 8 images needs", "of activation memory")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: out))?.isEmpty ?? true)
+    }
+
+    /// A run that fits the machine's memory but not the process's limit is refused the same way:
+    /// a 1×1 conv to 2^19 channels on a 64×64 image needs 8.6 GB, under `ulimit -v` of 4 GB.
+    /// The machine's memory was the only bound: the arena's mapping failed, the run fell back to
+    /// pooled buffers and Swift's allocator ended it (SIGABRT, exit 134 in a shell). A cgroup's
+    /// `memory.max` counts the same way (`ProcessMemory`).
+    @Test(.enabled(if: FModelRuntime.Executor.memoryAvailable > 10 << 30, "needs a machine of more than 10 GB"))
+    func runsPastTheProcessLimitAreRefused() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let channels = 1 << 19
+        let g = Graph(inputs: [ValueInfo(name: "x", shape: [-1, 64, 64, 1])], outputs: ["w"],
+                      nodes: [Node(name: "w", op: .conv2D(ConvAttributes()), inputs: ["x"], params: ["kernel": "k"])],
+                      tensors: ["k": Tensor([Float](repeating: 0.5, count: channels), shape: [1, 1, 1, channels])])
+        let model = dir + "/limited.fmodel"
+        try FModelWriter.write(g, to: model)
+        let run = try #require(runMeasured("/bin/sh", ["-c", "ulimit -v 4000000 && exec \"$0\" \"$@\"", fmodel, "bench", model, "--iterations", "1"]))
+        #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode)) (nil: ended by a signal)")
+        #expect(run.standardError.contains("a run of 1 image needs 8.6 GB of activation memory; at most"), "\(run.standardError)")
     }
 
     /// Synthetic inputs that would take more than the machine's memory (2^31 floats an image on
