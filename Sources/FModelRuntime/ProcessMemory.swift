@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How much more memory this process may take, in bytes: the least of the machine's physical
 /// memory, what its memory cgroup and each cgroup above it may still be charged (its limit
@@ -18,19 +20,19 @@ enum ProcessMemory {
             guard getrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { continue }
             least = min(least, Int(clamping: limit.rlim_cur) - (status[used] ?? 0))
         }
-        for (group, limitFile, usageFile) in cgroups() {
+        for (group, limitFile, usageFile) in cgroups(text(of: "/proc/self/cgroup") ?? "") {
             guard let limit = Int(text(of: group + limitFile) ?? ""), let usage = Int(text(of: group + usageFile) ?? "") else { continue }
             least = min(least, limit - usage)
         }
         return Swift.max(least, 0)
     }
 
-    /// This process's memory cgroup directory and those above it, with the files of its limit
-    /// and its usage: from /proc/self/cgroup's `0::/path` (v2: `memory.max`, "max" when none)
-    /// or `N:memory:/path` (v1, as on this machine: `memory.limit_in_bytes`).
-    static func cgroups() -> [(directory: String, limit: String, usage: String)] {
+    /// The memory cgroup directories of /proc/self/cgroup's `lines`, the process's and those
+    /// above it, with the files of their limit and usage: `0::/path` (v2: `memory.max`, "max"
+    /// when none) or `N:memory:/path` (v1, as on this machine: `memory.limit_in_bytes`).
+    static func cgroups(_ lines: String) -> [(directory: String, limit: String, usage: String)] {
         var out: [(String, String, String)] = []
-        for line in (text(of: "/proc/self/cgroup") ?? "").split(separator: "\n") {
+        for line in lines.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
             let files: (String, String, String)? = switch (fields[0], fields[1]) {
@@ -55,20 +57,26 @@ enum ProcessMemory {
         var out: [String: Int] = [:]
         for line in (text(of: path) ?? "").split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, let value = Int(parts[1].split(separator: " ").first ?? "") else { continue }
+            // "VmSize:\t  215416 kB": a tab, then spaces.
+            guard parts.count == 2, let value = Int(parts[1].split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") else { continue }
             out[String(parts[0])] = kibibytes ? value * 1024 : value
         }
         return out
     }
 
-    /// A small text file's contents (at most 64 KiB), trimmed; nil when it cannot be read.
+    /// A small text file's contents (at most 8 KiB: /proc/self/status is under 2), without the
+    /// whitespace around them; nil when it cannot be read. POSIX calls and bytes, not
+    /// Foundation: this runs on the way to a model's first output, and Foundation's text code
+    /// would be paged in for it.
     static func text(of path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 1 << 16)
+        var bytes = [UInt8](repeating: 0, count: 8192)
         let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard n >= 0 else { return nil }
-        return String(decoding: bytes[..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let isSpace = { (b: UInt8) in b == 0x20 || (0x09...0x0D).contains(b) }
+        let text = bytes[..<n].drop(while: isSpace)
+        return String(decoding: text.reversed().drop(while: isSpace).reversed(), as: UTF8.self)
     }
 }
