@@ -91,10 +91,16 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// `body`'s result; a `GraphError` it throws names `path`, where the graph came from (the graph
-/// errors of a well-formed file, such as a run's shapes, know no file).
+/// `body`'s result; a `GraphError` or `VerifyError` it throws names `path`, where the graph
+/// came from (the errors of a well-formed file, such as a run's shapes or a model without face
+/// heads, know no file: with a reference and a candidate, "the model has no age … outputs" did
+/// not say which).
 func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as GraphError { throw CLIError(description: "\(path): \(error)") }
+    do {
+        return try body()
+    } catch where error is GraphError || error is VerifyError {
+        throw CLIError(description: "\(path): \(error)")
+    }
 }
 
 /// Prints a line of a command's output. Everything the CLI writes goes through this or

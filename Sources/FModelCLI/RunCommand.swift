@@ -24,9 +24,16 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let executor = try runtime.executor(model, options)
-        let feeds = try bind(executor.inputNames)
+        let (feeds, files) = try bind(executor.inputNames)
         try Self.makeFolder(out)  // before the run: a bad --out wastes none of it
-        let outputs = try executor.run(feeds)
+        let outputs: [String: FloatTensor]
+        do {
+            outputs = try executor.run(feeds)
+        } catch let error as RuntimeError {
+            // An input of the wrong shape: the error names the input; say which file it was.
+            guard case .inputShape(let name, _, _) = error, let file = files[name] else { throw error }
+            throw CLIError(description: "\(file): \(error)")
+        }
         for (name, fileName) in zip(executor.graph.outputs, Self.fileNames(for: executor.graph.outputs)) {
             let t = outputs[name]!
             let file = (out as NSString).appendingPathComponent(fileName)
@@ -50,10 +57,10 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    /// Pairs each `--input` with a model input.
-    func bind(_ names: [String]) throws -> [String: FloatTensor] {
+    /// Pairs each `--input` with a model input: the values, and the file each came from.
+    func bind(_ names: [String]) throws -> (feeds: [String: FloatTensor], files: [String: String]) {
         guard !inputs.isEmpty else { throw CLIError(description: "give an --input for each of: \(names.joined(separator: ", "))") }
-        var feeds: [String: FloatTensor] = [:]
+        var feeds: [String: FloatTensor] = [:], files: [String: String] = [:]
         for spec in inputs {
             var name: String
             var file = spec
@@ -66,8 +73,9 @@ struct RunCommand: ParsableCommand {
             }
             let array = try NPY.read(path: file)
             feeds[name] = FloatTensor(shape: Shape(array.shape), values: array.values)
+            files[name] = file
         }
-        return feeds
+        return (feeds, files)
     }
 
     /// The output file name: characters outside `[A-Za-z0-9._-]` become `_`, and the name is cut

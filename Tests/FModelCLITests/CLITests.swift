@@ -427,6 +427,15 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/made/deeper").sorted() == ["age.npy", "ethnicity.npy", "gender.npy"])
     }
 
+    /// An input of the wrong shape is refused naming its file (the message named only the
+    /// model's input, which with several `--input`s did not say which file was wrong).
+    @Test func inputOfTheWrongShapeNamesItsFile() throws {
+        let wrong = dir + "/wrong.npy"
+        try NPY.write(NPYArray(shape: [1, 4], values: [1, 2, 3, 4]), to: wrong)
+        expectRefused(["run", fixture("multitask_flat.h5"), "--input", wrong, "--out", dir + "/wrong_out"],
+                      naming: wrong + ": input 'input_1' has shape [1,4], the model takes [?,")
+    }
+
     /// `bench`'s resident-set breakdown finds a mapped file's pages under `model_file` (all of
     /// them once read; smaps is read to its end, past the first mappings) and the rest elsewhere.
     @Test func residentSetCountsTheModelFile() throws {

@@ -165,6 +165,16 @@ import Testing
         expectRefused(["predict", reference, faces + "/30_1_2_20170199.jpg"], naming: "1 of 1 images failed")
     }
 
+    /// A candidate without face heads is refused naming it: "the model has no age … outputs"
+    /// did not say which of the two models.
+    @Test func modelWithoutHeadsIsNamed() throws {
+        let faces = try makeFaces(count: 1)
+        let trunk = Fixtures.path("facenet_small.h5")
+        expectRefused(["verify", "--reference", reference, "--candidate", trunk, "--data", faces],
+                      naming: trunk + ": the model has no age (117), gender (2) and ethnicity (5) outputs")
+        expectRefused(["predict", trunk, faces + "/30_1_2_20170199.jpg"], naming: trunk + ": the model has no age")
+    }
+
     /// A model whose outputs are NaN (its age head's weights are) gets its answers said, in
     /// JSON as the string "nan", as `verify`'s report writes it: `predict --json` printed the
     /// encoder's error for each image, then that the images "could not be read", exit 2.
