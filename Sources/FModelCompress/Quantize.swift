@@ -93,15 +93,22 @@ extension Graph {
     /// The graph with `node`'s kernel stored as `scheme`.
     public func quantizing(_ node: Node, _ scheme: QuantizationScheme) -> Graph {
         var g = self
-        let name = node.params["kernel"]!
-        g.tensors[name] = tensors[name]!.quantized(scheme)
+        g.quantize(node, scheme)
         return g
     }
 
-    /// The graph with every selected kernel stored as `scheme`.
+    /// Stores `node`'s kernel as `scheme`, in place.
+    mutating func quantize(_ node: Node, _ scheme: QuantizationScheme) {
+        let name = node.params["kernel"]!
+        tensors[name] = tensors[name]!.quantized(scheme)
+    }
+
+    /// The graph with every selected kernel stored as `scheme`. In place on one copy: a copy of
+    /// the graph per layer copied its tensors' table each time, and a model of 50,000 layers
+    /// took 266 s.
     public func quantizing(_ selection: LayerSelection, _ scheme: QuantizationScheme) -> Graph {
         var g = self
-        for node in selection.nodes(in: self) { g = g.quantizing(node, scheme) }
+        for node in selection.nodes(in: self) { g.quantize(node, scheme) }
         g.metadata.passes.append("quantize_\(scheme)")
         return g
     }
