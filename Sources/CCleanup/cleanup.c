@@ -147,14 +147,22 @@ static void on_signal(int sig) {
 
 static void say(const char *text) { fm_standard_write(2, text, strlen(text)); }
 
+/* Set by the first thread to fault in a remembered mapping. */
+static int bus_reported;
+
 /* A fault in a remembered mapping: the file shrank under it. Said, cleaned up, exit code 2 (as
-   for any bad input). A fault elsewhere: the handler that was there before is put back, and
-   the faulting access, made again on return, goes to it. */
+   for any bad input). Threads that read the mapping together all fault: the first says it and
+   ends the process, the others wait for that (they wrote "error: error: PATHPATH: …" together
+   before). A fault elsewhere: the handler that was there before is put back, and the faulting
+   access, made again on return, goes to it. */
 static void on_bus(int sig, siginfo_t *info, void *context) {
     const char *address = info->si_addr;
     for (int i = 0; i < MAPPING_SLOTS; i++) {
         const struct mapping *m = __atomic_load_n(&mappings[i], __ATOMIC_SEQ_CST);
         if (m == NULL || address < m->start || address >= m->start + m->length) continue;
+        if (__atomic_exchange_n(&bus_reported, 1, __ATOMIC_SEQ_CST)) {
+            for (;;) pause();
+        }
         say("error: ");
         say(m->path);
         say(": the file shrank while it was being read (another program wrote over it in place?)\n");

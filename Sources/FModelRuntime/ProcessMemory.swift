@@ -72,9 +72,15 @@ enum ProcessMemory {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 8192)
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n >= 0 else { return nil }
+        // Read to the end: the kernel gives a /proc file a page at a time.
+        var bytes = [UInt8](repeating: 0, count: 8192), n = 0
+        while n < bytes.count {
+            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, $0.count - n) }
+            if got < 0 && errno == EINTR { continue }
+            guard got >= 0 else { return nil }
+            if got == 0 { break }
+            n += got
+        }
         let isSpace = { (b: UInt8) in b == 0x20 || (0x09...0x0D).contains(b) }
         let text = bytes[..<n].drop(while: isSpace)
         return String(decoding: text.reversed().drop(while: isSpace).reversed(), as: UTF8.self)

@@ -101,8 +101,9 @@ import Testing
         #expect(FModelCommand.main(arguments: ["import", Fixtures.path("facenet_small.h5"), "-o", model]) == 0)
         let pid = try #require(spawn(fmodel, ["bench", model, "--iterations", "1000000"], standardError: errors))
         defer { kill(pid, SIGKILL) }
-        let mapped = waitUntil { ((try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "").contains(model) }
-        try #require(mapped, "fmodel did not map the model")
+        let mapped = waitUntil { procText("/proc/\(pid)/maps").contains(model) }
+        var early: Int32 = 0
+        try #require(mapped, "fmodel did not map the model; wait status \(waitpid(pid, &early, WNOHANG) == pid ? "\(early)" : "running"): \((try? String(contentsOfFile: errors, encoding: .utf8)) ?? "")")
         try #require(truncate(model, 4096) == 0)
         let status = try #require(waitForExit(pid), "fmodel did not end within 30 s of the cut")
         let message = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""

@@ -60,7 +60,7 @@ import Testing
             kill(pid, SIGKILL)
             _ = waitForExit(pid)
         }
-        let mapped = waitUntil { ((try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "").contains(model) }
+        let mapped = waitUntil { procText("/proc/\(pid)/maps").contains(model) }
         try #require(mapped, "fmodel did not map the model")
         for fd in 0...2 {
             let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")

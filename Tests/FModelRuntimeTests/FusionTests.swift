@@ -111,7 +111,7 @@ import Testing
         #expect(Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-4)
         guard case .conv(let k) = native.program.instructions[0].step else { Issue.record("not a conv"); return }
         // oneDNN 2.6 has Winograd for AVX-512 CPUs (this test compares it only where it runs).
-        let avx512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f") == true
+        let avx512 = procText("/proc/cpuinfo").contains(" avx512f")
         let implementation = try #require(k.native?.implementation(batch: 2))
         #expect(implementation.contains("wino") || !avx512, "\(implementation)")
     }

@@ -38,7 +38,7 @@ import Testing
         let native = try Executor(graph: g, engine: .native), gemm = try Executor(graph: g, engine: .gemm)
         #expect(native.program.linearRuns == [Array(0..<5)])
         let a = try native.run(x)["d"]!.values, b = try gemm.run(x)["d"]!.values
-        let avx512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f") == true
+        let avx512 = procText("/proc/cpuinfo").contains(" avx512f")
         #expect(native.chainCount(batch: batch) == (avx512 ? 1 : 0), "oneDNN has Winograd on AVX-512 CPUs")
         #expect(a.count == b.count && a.contains { $0 > 0 })
         #expect(Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-4)
