@@ -70,7 +70,7 @@ let package = Package(
             ]),
 
         // MARK: - Tests (fixtures made by real TensorFlow live in Tests/Fixtures)
-        .target(name: "FModelTestSupport", dependencies: ["FModelCore", "FModelFormat", "FModelVerify", "CTurboJPEG", "CPNG"], path: "Tests/FModelTestSupport"),
+        .target(name: "FModelTestSupport", dependencies: ["FModelCore", "FModelFormat", "FModelRuntime", "FModelVerify", "CTurboJPEG", "CPNG"], path: "Tests/FModelTestSupport"),
         .testTarget(name: "FModelCoreTests", dependencies: ["FModelCore", "FModelTestSupport"]),
         .testTarget(name: "FModelFormatTests", dependencies: ["FModelFormat", "FModelTestSupport"]),
         .testTarget(name: "FModelImportTests", dependencies: ["FModelImport", "FModelKeras", "FModelRuntime", "FModelTestSupport"]),

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FModelRuntime
 
 /// This process's resident memory by kind of mapping, from `/proc/self/smaps`, in MB of 10⁶
 /// bytes (as the weights are counted): where `bench` reports what loading and the first run
@@ -16,7 +17,7 @@ enum ResidentSet {
     /// it the kernel's reading of /proc).
     static func sample(modelPath: String) -> [String: Double] {
         let model = realpath(modelPath, nil).map { p in defer { free(p) }; return String(cString: p) } ?? modelPath
-        return parse(smaps: procFile("/proc/self/smaps"), model: model)
+        return parse(smaps: ProcessMemory.procFile("/proc/self/smaps", chunk: 1 << 16), model: model)
     }
 
     /// The `Rss:` lines of an smaps text summed by the kind of their mapping, MB.
@@ -67,29 +68,7 @@ enum ResidentSet {
     /// read. For the peak, `VmHWM`: `getrusage`'s ru_maxrss would do, but Linux carries it
     /// across exec, so a process started by a big parent reports the parent's size.
     static func status() -> [String: Double] {
-        var fields: [String: Double] = [:]
-        for line in procFile("/proc/self/status").split(separator: UInt8(ascii: "\n")) {
-            // "VmRSS:\t    2060 kB": a tab after the name, spaces before the number.
-            let parts = line.split { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-            guard parts.count == 3, parts[2].elementsEqual("kB".utf8), parts[0].last == UInt8(ascii: ":"),
-                  let kb = Double(String(decoding: parts[1], as: UTF8.self)) else { continue }
-            fields[String(decoding: parts[0].dropLast(), as: UTF8.self)] = kb * 1024 / 1e6
-        }
-        return fields
-    }
-
-    /// The whole of a /proc file (they report a size of 0, so read to the end).
-    static func procFile(_ path: String) -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { return bytes }
-            bytes += chunk[0..<n]
-        }
+        ProcessMemory.status().mapValues { Double($0) / 1e6 }
     }
 
     static func isHex(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x61...0x66).contains(c) }

@@ -11,14 +11,14 @@ import Glibc
 /// the machine's 23 GB were the only bound; in a container, the kernel's out-of-memory killer
 /// would end it instead. (Other allocations are not bounded so: under a limit far below the
 /// model's needs, one of them still fails first.)
-enum ProcessMemory {
-    static func available() -> Int {
+package enum ProcessMemory {
+    package static func available() -> Int {
         var least = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
-        let status = fields(of: "/proc/self/status", kibibytes: true)
-        for (resource, used) in [(RLIMIT_AS, "VmSize"), (RLIMIT_DATA, "VmData")] {
+        let used = status()
+        for (resource, field) in [(RLIMIT_AS, "VmSize"), (RLIMIT_DATA, "VmData")] {
             var limit = rlimit()
             guard getrlimit(__rlimit_resource_t(resource.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { continue }
-            least = min(least, Int(clamping: limit.rlim_cur) - (status[used] ?? 0))
+            least = min(least, Int(clamping: limit.rlim_cur) - (used[field] ?? 0))
         }
         for (group, limitFile, usageFile) in cgroups(text(of: "/proc/self/cgroup") ?? "") {
             guard let limit = Int(text(of: group + limitFile) ?? ""), let usage = Int(text(of: group + usageFile) ?? "") else { continue }
@@ -52,37 +52,43 @@ enum ProcessMemory {
         return out
     }
 
-    /// `NAME: value` lines of a /proc file, values in bytes (`kibibytes`: given in kB).
-    static func fields(of path: String, kibibytes: Bool) -> [String: Int] {
-        var out: [String: Int] = [:]
-        for line in (text(of: path) ?? "").split(separator: "\n") {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            // "VmSize:\t  215416 kB": a tab, then spaces.
-            guard parts.count == 2, let value = Int(parts[1].split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") else { continue }
-            out[String(parts[0])] = kibibytes ? value * 1024 : value
+    /// The `kB` fields of `/proc/self/status` in bytes, by name (`VmSize`, `VmRSS`, `VmHWM`, …).
+    package static func status() -> [String: Int] {
+        var fields: [String: Int] = [:]
+        for line in procFile("/proc/self/status").split(separator: UInt8(ascii: "\n")) {
+            // "VmRSS:\t    2060 kB": a tab after the name, spaces before the number.
+            let parts = line.split { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard parts.count == 3, parts[2].elementsEqual("kB".utf8), parts[0].last == UInt8(ascii: ":"),
+                  let kB = Int(String(decoding: parts[1], as: UTF8.self)) else { continue }
+            fields[String(decoding: parts[0].dropLast(), as: UTF8.self)] = kB * 1024
         }
-        return out
+        return fields
     }
 
-    /// A small text file's contents (at most 8 KiB: /proc/self/status is under 2), without the
-    /// whitespace around them; nil when it cannot be read. POSIX calls and bytes, not
-    /// Foundation: this runs on the way to a model's first output, and Foundation's text code
-    /// would be paged in for it.
-    static func text(of path: String) -> String? {
+    /// The whole of a /proc or /sys file, read to its end: they report a size of 0, and the
+    /// kernel gives a page or so a read (Foundation's `String(contentsOfFile:)` stops after one
+    /// read: 4,017 of a process's 15,564 bytes of maps). POSIX calls and bytes, not Foundation:
+    /// this runs on the way to a model's first output, and `bench` samples with it. `chunk` is
+    /// the read size (`smaps` is tens of kB; the small files are read in a page).
+    package static func procFile(_ path: String, chunk size: Int = 4096) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { return [] }
         defer { close(fd) }
-        // Read to the end: the kernel gives a /proc file a page at a time.
-        var bytes = [UInt8](repeating: 0, count: 8192), n = 0
-        while n < bytes.count {
-            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, $0.count - n) }
-            if got < 0 && errno == EINTR { continue }
-            guard got >= 0 else { return nil }
-            if got == 0 { break }
-            n += got
+        var bytes: [UInt8] = [], chunk = [UInt8](repeating: 0, count: size)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return bytes }
+            bytes += chunk[..<n]
         }
+    }
+
+    /// A small file's text without the whitespace around it; nil when it cannot be read or is
+    /// empty.
+    static func text(of path: String) -> String? {
         let isSpace = { (b: UInt8) in b == 0x20 || (0x09...0x0D).contains(b) }
-        let text = bytes[..<n].drop(while: isSpace)
+        let text = procFile(path).drop(while: isSpace)
+        guard !text.isEmpty else { return nil }
         return String(decoding: text.reversed().drop(while: isSpace).reversed(), as: UTF8.self)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FModelRuntime
 
 /// How many of the pages under `bytes` this process has mapped (`/proc/self/pagemap`'s present
 /// bit): what counts in its resident set. Nil where the file cannot be read.
@@ -13,21 +14,11 @@ public func residentPages(_ bytes: UnsafeRawBufferPointer) -> Int? {
     return entries.filter { $0 >> 63 == 1 }.count
 }
 
-/// The whole text of a /proc file (`/proc/PID/maps`, `/proc/cpuinfo`), read to its end.
-/// Foundation's `String(contentsOfFile:)` reads such a file (whose size says 0) once, and the
-/// kernel gives a page at a time: it had the first 4,017 of 15,564 bytes of a `bench` process's
-/// maps, so whether the model's mapping was among them depended on where it was placed, and a
-/// test that looked for it failed now and then (3 runs in 15 of the optimised tests).
+/// The whole text of a /proc file (`/proc/PID/maps`, `/proc/cpuinfo`), read to its end
+/// (`ProcessMemory.procFile`). Foundation's `String(contentsOfFile:)` reads such a file once:
+/// it had the first 4,017 of 15,564 bytes of a `bench` process's maps, so whether the model's
+/// mapping was among them depended on where it was placed, and a test that looked for it
+/// failed now and then (3 runs in 15 of the optimised tests).
 public func procText(_ path: String) -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return "" }
-    defer { close(fd) }
-    var bytes: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { break }
-        bytes += chunk[..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    String(decoding: ProcessMemory.procFile(path), as: UTF8.self)
 }
