@@ -78,15 +78,7 @@ public struct AtomicFileWriter: ~Copyable {
 
     /// Appends bytes.
     public func write(_ data: UnsafeRawBufferPointer) throws(FormatError) {
-        var offset = 0
-        while offset < data.count {
-            let n = Glibc.write(fd, data.baseAddress! + offset, data.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(path: path, reason: "write: " + MappedFile.errnoText())
-            }
-            offset += n
-        }
+        try writeAll(fd, data, path: path)
     }
 
     /// Appends the bytes of an array.

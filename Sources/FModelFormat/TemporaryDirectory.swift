@@ -22,4 +22,35 @@ public enum TemporaryDirectory {
         }
         throw .io(path: path, reason: "cannot make a temporary directory in TMPDIR (\(base)): " + MappedFile.errnoText())
     }
+
+    /// Writes `bytes` to a new file at `path` in such a directory (0600, closed on exec, not
+    /// flushed: scratch, not output). A failure names `path` and the system's reason (a full
+    /// disk, `ulimit -f`), and leaves no file.
+    public static func writeFile(_ bytes: UnsafeRawBufferPointer, to path: String) throws(FormatError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .io(path: path, reason: MappedFile.errnoText()) }
+        do { try writeAll(fd, bytes, path: path) } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
+        guard close(fd) == 0 else {
+            unlink(path)
+            throw .io(path: path, reason: "close: " + MappedFile.errnoText())
+        }
+    }
 }
+
+/// Writes all of `data` to `fd`, through short writes and interruptions; `path` names it in errors.
+func writeAll(_ fd: Int32, _ data: UnsafeRawBufferPointer, path: String) throws(FormatError) {
+    var offset = 0
+    while offset < data.count {
+        let n = write(fd, data.baseAddress! + offset, data.count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw .io(path: path, reason: "write: " + MappedFile.errnoText())
+        }
+        offset += n
+    }
+}
+

@@ -54,8 +54,9 @@ public struct IsolatedImport: Sendable {
     private func work(path: String, options: ImportOptions, output: String, extra: [String], scratch: borrowing Scratch) throws {
         var arguments = [path, "--output", output] + extra
         if let config = options.configJSON {
-            guard FileManager.default.createFile(atPath: scratch.config, contents: Data(config.utf8)) else {
-                throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker to \(scratch.path)")
+            let file = scratch.config
+            do { try Array(config.utf8).withUnsafeBytes { try TemporaryDirectory.writeFile($0, to: file) } } catch {
+                throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker: \(error)")
             }
             arguments += ["--config", scratch.config]
         }

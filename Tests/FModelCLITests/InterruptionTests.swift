@@ -73,6 +73,27 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [])
     }
 
+    /// The worker's scratch files, a `.keras` file's weights and a weights-only `.h5`'s config,
+    /// past the same limit (or on a full disk): the error names the scratch file and gives the
+    /// system's reason (it said only "cannot write a temporary copy of the weights to DIR"),
+    /// and nothing is left in `TMPDIR`.
+    @Test(arguments: [(["keras3_multitask.keras"], "cannot write a temporary copy of its weights: ", "/model.weights.h5: write: File too large"),
+                      (["multitask_nested_weights.h5", "--config", Fixtures.path("multitask_nested.json")],
+                       "cannot write the config for the import worker: ", "/config.json: write: File too large")])
+    func scratchFileSizeLimitIsAnError(arguments: [String], says: String, about: String) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let source = Fixtures.path(arguments[0])
+        let output = dir + "/scratch-limited-" + arguments[0], temporary = output + "/tmp"
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        let run = try #require(runMeasured("/bin/sh", ["-c", "ulimit -f 8 && exec \"$0\" \"$@\"", fmodel, "import", source] + arguments.dropFirst()
+                                                      + ["-o", output + "/model.fmodel"], environment: ["TMPDIR=" + temporary]))
+        #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode)) (nil: ended by a signal)")
+        let message = run.standardError
+        #expect(message.hasPrefix("error: \(source): \(says)\(temporary)/") && message.hasSuffix(about + "\n"), "\(message)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: output) == ["tmp"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary) == [])
+    }
+
     /// A closed standard output (`fmodel import … | head -1`) loses the reports, not the import:
     /// before, SIGPIPE ended the Keras worker as it printed the passes' reports, which fmodel
     /// took for libhdf5 crashing on a corrupt file (exit 2, no output), and ended fmodel itself
