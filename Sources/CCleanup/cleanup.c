@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* gettid */
 #include "fm_cleanup.h"
 #include "fm_standard_streams.h"
 #include <errno.h>
@@ -13,6 +14,8 @@
    that claims it uses it. A path the handler claims is not freed (the process is ending). */
 enum { FILE_SLOTS = 32, DIRECTORY_SLOTS = 8, CHILD_SLOTS = 4, MAPPING_SLOTS = 64, KIND_STRIDE = 64 };
 enum { KIND_FILE = 0, KIND_DIRECTORY = 1, KIND_CHILD = 2, KIND_MAPPING = 3 };
+/* A child slot holds the child's pid, or while the child is being started, minus the id of the
+   thread starting it (fm_cleanup_starting_child). */
 
 /* A mapping, published whole: the handler reads it only through its slot's pointer. */
 struct mapping {
@@ -46,13 +49,27 @@ int fm_cleanup_remember_directory(const char *path) {
     return remember_path(directories, DIRECTORY_SLOTS, KIND_DIRECTORY, path);
 }
 
-int fm_cleanup_remember_child(pid_t pid) {
+static int remember_child(pid_t pid) {
     for (int i = 0; i < CHILD_SLOTS; i++) {
         pid_t expected = 0;
         if (__atomic_compare_exchange_n(&children[i], &expected, pid, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
             return KIND_CHILD * KIND_STRIDE + i;
     }
     return -1;
+}
+
+/* A signal that came to a thread while it was starting a child, handled once the pid is known. */
+static int deferred_signal;
+static void on_signal(int sig);
+
+int fm_cleanup_starting_child(void) { return remember_child(-(pid_t)gettid()); }
+
+void fm_cleanup_started_child(int ticket, pid_t pid) {
+    int i = ticket % KIND_STRIDE;
+    if (ticket < 0 || ticket / KIND_STRIDE != KIND_CHILD || i >= CHILD_SLOTS) return;
+    __atomic_store_n(&children[i], pid > 0 ? pid : 0, __ATOMIC_SEQ_CST);
+    int sig = __atomic_exchange_n(&deferred_signal, 0, __ATOMIC_SEQ_CST);
+    if (sig != 0) on_signal(sig);
 }
 
 int fm_cleanup_remember_mapping(const void *start, size_t length, const char *path) {
@@ -116,9 +133,21 @@ static void end_child(pid_t pid) {
     waitpid(pid, NULL, 0);
 }
 
-/* Ends the remembered children, removes the remembered files, then the directories. */
+/* Whether the calling thread is starting a child (its slot holds minus this thread's id). */
+static int starting_here(void) {
+    pid_t mark = -(pid_t)gettid();
+    for (int i = 0; i < CHILD_SLOTS; i++)
+        if (__atomic_load_n(&children[i], __ATOMIC_SEQ_CST) == mark) return 1;
+    return 0;
+}
+
+/* Ends the remembered children, removes the remembered files, then the directories. A child
+   another thread is starting is waited for (up to 2 s) until that thread publishes its pid. */
 static void clean_up(void) {
+    struct timespec tick = {0, 10 * 1000 * 1000};
     for (int i = 0; i < CHILD_SLOTS; i++) {
+        for (int waited = 0; waited < 200 && __atomic_load_n(&children[i], __ATOMIC_SEQ_CST) < 0; waited++)
+            nanosleep(&tick, NULL);
         pid_t pid = __atomic_exchange_n(&children[i], 0, __ATOMIC_SEQ_CST);
         if (pid > 0) end_child(pid);
     }
@@ -132,8 +161,16 @@ static void clean_up(void) {
     }
 }
 
+/* The handler of the three signals, and fm_cleanup_started_child's for one it deferred. On a
+   thread starting a child, whose pid is not known yet, the signal is deferred: the handler
+   returns (SA_RESTART: the start goes on), and the thread handles it once it publishes the pid. */
 static void on_signal(int sig) {
     int saved = errno;
+    if (starting_here()) {
+        __atomic_store_n(&deferred_signal, sig, __ATOMIC_SEQ_CST);
+        errno = saved;
+        return;
+    }
     clean_up();
     /* End by the same signal: it is blocked while this handler runs, so it is delivered, with
        its default action, when the handler returns. (sigaction, not signal(): only the former
@@ -183,6 +220,7 @@ void fm_cleanup_install(void) {
         struct sigaction action;
         memset(&action, 0, sizeof action);
         action.sa_handler = on_signal;
+        action.sa_flags = SA_RESTART;
         sigfillset(&action.sa_mask);
         sigaction(handled[i], &action, NULL);
         sigaddset(&unblock, handled[i]);

@@ -43,9 +43,21 @@ public enum Cleanup {
     /// Remembers an empty directory to remove, after the files (up to 8 at once).
     public static func remember(directory path: String) -> Ticket { Ticket(slot: fm_cleanup_remember_directory(path)) }
 
-    /// Remembers a child process to end and wait for, before the paths are removed (it may be
-    /// writing one of them; up to 4 at once).
-    public static func remember(child pid: Int32) -> Ticket { Ticket(slot: fm_cleanup_remember_child(pid)) }
+    /// Starts a child with `start`, which returns its pid, and remembers it, to end and wait for
+    /// before the paths are removed (it may be writing one of them; up to 4 at once). There is no
+    /// moment between the two in which a signal would end this process and leave the child
+    /// running (`fm_cleanup_starting_child`: one that comes meanwhile is handled once the pid
+    /// is known).
+    public static func remember(childStartedBy start: () throws -> Int32) rethrows -> Ticket {
+        let slot = fm_cleanup_starting_child()
+        let pid: Int32
+        do { pid = try start() } catch {
+            fm_cleanup_started_child(slot, 0)
+            throw error
+        }
+        fm_cleanup_started_child(slot, pid)
+        return Ticket(slot: slot)
+    }
 
     /// Remembers a file's read-only mapping: if reading it faults (SIGBUS: the file shrank under
     /// it, written over in place by another program), the process says so, naming `path`,

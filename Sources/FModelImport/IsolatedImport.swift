@@ -97,11 +97,11 @@ public struct IsolatedImport: Sendable {
         process.terminationHandler = { _ in done.signal() }
         // The reason in the system's words (Foundation's own error is a dump of its userInfo).
         let runnable = access(helper, X_OK) == 0 ? nil : String(cString: strerror(errno))
-        do { try process.run() } catch {
+        // Ended and waited for if a signal ends this process: it may be writing the output.
+        let cleanup: Cleanup.Ticket
+        do { cleanup = try Cleanup.remember(childStartedBy: { try process.run(); return process.processIdentifier }) } catch {
             throw ImportError.unknownFormat(path: path, reason: "cannot start the import worker \(helper): \(runnable ?? "\(error)")")
         }
-        // Ended and waited for if a signal ends this process: it may be writing the output.
-        let cleanup = Cleanup.remember(child: process.processIdentifier)
         defer { cleanup.forget() }
         // Read stderr on its own thread: waiting for its end here would wait as long as a hung
         // worker lives, and the time limit below would never apply.

@@ -34,9 +34,15 @@ int fm_cleanup_remember_file(const char *path);
    removed with them). Returns a ticket, or -1 as above. */
 int fm_cleanup_remember_directory(const char *path);
 
-/* Remembers a child process to end and wait for before the paths are removed (it may be
-   writing one of them). Returns a ticket, or -1 as above. */
-int fm_cleanup_remember_child(pid_t pid);
+/* Remembers a child process about to be started by the calling thread, to end and wait for
+   before the paths are removed (it may be writing one of them). Call just before starting it,
+   and fm_cleanup_started_child with its pid (0 if the start failed) just after: there is no
+   moment in which a signal would end this process and leave the child running (it was
+   remembered only once started). The handler waits for the pid on another thread, and on this
+   one returns and leaves the signal to fm_cleanup_started_child, which then handles it (the
+   process ends). Returns a ticket, or -1 when every slot is taken. */
+int fm_cleanup_starting_child(void);
+void fm_cleanup_started_child(int ticket, pid_t pid);
 
 /* Remembers a file's read-only mapping: a fault reading it (SIGBUS, when the file shrank under
    the mapping: another program wrote over it in place) then ends the process with exit code 2
