@@ -64,7 +64,9 @@ public struct FaceDataset: Sendable {
         if let labels {
             samples = try Self.readLabels(labels, folder: folder)
         } else {
-            for file in Self.imageFiles(in: folder) {
+            let found = Self.scan(folder)
+            skipped = found.unusable
+            for file in found.files {
                 switch Self.parse(name: (file as NSString).lastPathComponent) {
                 case .success(let l): samples.append(FaceSample(path: folder + "/" + file, labels: l))
                 case .failure(let s): skipped.append(s)
@@ -85,10 +87,50 @@ public struct FaceDataset: Sendable {
     }
 
     /// Image files below `folder` (relative paths), sorted.
-    public static func imageFiles(in folder: String) -> [String] {
-        let all = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String]) ?? []
-        return all.filter { ["jpg", "jpeg", "png"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+    public static func imageFiles(in folder: String) -> [String] { scan(folder).files }
+
+    /// Image files below `folder` (relative paths, sorted), following links to folders (each
+    /// folder scanned once: a link back up is no loop), and what could not be used: a name that is
+    /// not UTF-8 (a Swift string cannot hold it, so no report could name it; its image was
+    /// "unreadable: No such file or directory" when Foundation listed the folder), a folder that
+    /// cannot be read. (Foundation's listing also passed over linked folders.)
+    public static func scan(_ folder: String) -> (files: [String], unusable: [SkippedName]) {
+        var files: [String] = [], unusable: [SkippedName] = []
+        var scanned = Set<[UInt64]>()
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let path = relative.isEmpty ? folder : folder + "/" + relative
+            guard let dir = opendir(path) else {
+                unusable.append(SkippedName(name: relative, reason: "cannot read the folder: " + MappedFile.errnoText()))
+                continue
+            }
+            defer { closedir(dir) }
+            var info = stat()
+            guard fstat(dirfd(dir), &info) == 0, scanned.insert([UInt64(info.st_dev), UInt64(info.st_ino)]).inserted else { continue }
+            let prefix = relative.isEmpty ? "" : relative + "/"
+            while let entry = readdir(dir) {
+                // The name's own bytes, for what is there (its String may not be the same name).
+                var info = stat()
+                let (name, utf8, found) = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    let bytes = raw.prefix { $0 != 0 }
+                    let found = fstatat(dirfd(dir), raw.baseAddress!.assumingMemoryBound(to: CChar.self), &info, 0) == 0
+                    return (String(decoding: bytes, as: UTF8.self), String(validating: bytes, as: UTF8.self) != nil, found)
+                }
+                guard name != ".", name != ".." else { continue }
+                let isFolder = found && info.st_mode & S_IFMT == S_IFDIR
+                guard isFolder || isImage(name) else { continue }
+                guard utf8 else {
+                    unusable.append(SkippedName(name: prefix + name, reason: "the name is not UTF-8 (its bad bytes shown as U+FFFD), so no report could name it: rename it" + (isFolder ? "; the folder's images are not read" : "")))
+                    continue
+                }
+                if isFolder { pending.append(prefix + name) } else { files.append(prefix + name) }
+            }
+        }
+        return (files.sorted(), unusable.sorted { $0.name < $1.name })
     }
+
+    /// Whether `name` ends in .jpg, .jpeg or .png, in any case.
+    static func isImage(_ name: String) -> Bool { ["jpg", "jpeg", "png"].contains((name as NSString).pathExtension.lowercased()) }
 
     /// Parses a UTKFace file name.
     public static func parse(name: String) -> Result<FaceLabels, SkippedName> {

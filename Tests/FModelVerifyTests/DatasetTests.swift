@@ -36,6 +36,31 @@ import Testing
         #expect(throws: DatasetError.self) { try FaceDataset(folder: dir, strict: true) }
     }
 
+    /// Names that are not UTF-8 are skipped with the reason (a folder's image was "unreadable:
+    /// No such file or directory", a file's name "not digits"); linked folders are scanned (they
+    /// were passed over), each folder once (a link back up is not a loop).
+    @Test func oddNamesAndLinkedFolders() throws {
+        let dir = try folder(["10_0_1_2017.jpg"]), other = try folder(["sub/20_1_0_2017.png"])
+        defer { [dir, other].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        // Paths with one byte that is not UTF-8 after `head`.
+        func odd(_ head: String, _ byte: UInt8, _ tail: String = "") -> [CChar] {
+            (Array(head.utf8) + [byte] + Array(tail.utf8) + [0]).map { CChar(bitPattern: $0) }
+        }
+        func touch(_ path: [CChar]) throws { let fd = open(path, O_CREAT | O_WRONLY, 0o644); try #require(fd >= 0); close(fd) }
+        try #require(mkdir(odd(dir + "/bad", 0xFF), 0o755) == 0)
+        try touch(odd(dir + "/bad", 0xFF, "/30_0_1_2017.jpg"))
+        try touch(odd(dir + "/40_0_1_2017", 0xFE, ".jpg"))
+        try #require(symlink(other, dir + "/linked") == 0 && symlink("..", other + "/sub/up") == 0 && symlink("loop", dir + "/loop") == 0)
+
+        #expect(FaceDataset.imageFiles(in: dir) == ["10_0_1_2017.jpg", "linked/sub/20_1_0_2017.png"])
+        let d = try FaceDataset(folder: dir)
+        #expect(d.samples.map(\.path) == [dir + "/10_0_1_2017.jpg", dir + "/linked/sub/20_1_0_2017.png"])
+        #expect(d.skipped.map(\.name) == ["40_0_1_2017\u{FFFD}.jpg", "bad\u{FFFD}"])
+        #expect(d.skipped.allSatisfy { $0.reason.hasPrefix("the name is not UTF-8") })
+        #expect(d.skipped.last?.reason.hasSuffix("the folder's images are not read") == true)
+        #expect(throws: DatasetError.self) { try FaceDataset(folder: dir, strict: true) }
+    }
+
     @Test func emptyOrMissingFolderIsAnError() throws {
         let dir = try folder(["readme.txt"])
         defer { try? FileManager.default.removeItem(atPath: dir) }
