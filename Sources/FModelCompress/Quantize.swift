@@ -36,10 +36,12 @@ extension Tensor {
             }
             return Tensor(dtype: .int8PerChannel, shape: shape, storage: TensorStorage(values: q), scales: TensorStorage(values: scales))
         case .int4PerGroup(let g):
-            let groups = (w.count + g - 1) / g
+            // In that order: `(count + g - 1) / g` and `(k + 1) * g` overflowed (a crash) for
+            // a group near Int.max, which is one group, as is any past the count.
+            let groups = w.count / g + (w.count % g == 0 ? 0 : 1)
             var scales = [Float16](repeating: 0, count: groups)
             for k in 0..<groups {
-                let m = w[k * g..<min((k + 1) * g, w.count)].reduce(0) { max($0, abs($1)) }
+                let m = w[k * g..<(k * g + min(g, w.count - k * g))].reduce(0) { max($0, abs($1)) }
                 scales[k] = Float16(m / 7)
             }
             var packed = [UInt8](repeating: 0, count: (w.count + 1) / 2)

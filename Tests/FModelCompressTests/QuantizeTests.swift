@@ -44,6 +44,17 @@ import Testing
         }
     }
 
+    /// A group past the element count is one group, up to the largest even one (which crashed,
+    /// overflowing, from `quantize --group 9223372036854775806`).
+    @Test(arguments: [1 << 20, Int.max - 1])
+    func hugeGroupIsOneGroup(_ group: Int) throws {
+        let t = Self.weights([3, 3, 4, 6], seed: 4)
+        let q = t.quantized(.int4PerGroup(groupSize: group))
+        try q.validate(name: "q")
+        #expect(q.scales?.bytes.count == 2)
+        #expect(q.floats() == t.quantized(.int4PerGroup(groupSize: 216)).floats())
+    }
+
     @Test(arguments: shapes)
     func f16KeepsElevenBits(_ shape: Shape) {
         let t = Self.weights(shape, seed: 3)
