@@ -26,4 +26,11 @@ public enum GraphError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownOutput(let o): "output '\(o)' names no value"
         }
     }
+
+    /// The description, without the node's name when it is `node`'s: for a message that names
+    /// the node already (it said "node 'X': node 'X': …").
+    public func reason(at node: String) -> String {
+        if case .invalidNode(node, let r) = self { return r }
+        return description
+    }
 }

@@ -160,6 +160,27 @@ import Testing
         #expect(w.floats == [7])
     }
 
+    /// `--inputs NODE:SHAPE` with an empty field is refused (they were dropped: "t:" kept the
+    /// graph's shape, "?x48x48x3x" was taken as 4-D).
+    @Test(arguments: ["input:", "input:?x64x64x3x", "input:?xx64x64x3", "input:,?x64x64x3"])
+    func inputShapeWithAnEmptyFieldIsRefused(spec: String) {
+        let path = Fixtures.path("tf1_facenet_small.pb")
+        let shape = String(spec.dropFirst("input:".count))
+        #expect(throws: ImportError.badGraph(path: path, node: nil, reason: "shape '\(shape)' is not like 1x160x160x3")) { try load("tf1_facenet_small.pb", inputs: spec) }
+    }
+
+    /// A node that does not fit its input is named once ("node 'X': node 'X': …" before).
+    @Test func nodeThatDoesNotFitIsNamedOnce() throws {
+        let path = Fixtures.path("tf1_facenet_small.pb")
+        do {
+            _ = try load("tf1_facenet_small.pb", inputs: "input:?x9223372036854775807x64x3")
+            Issue.record("imported an input of 2^63 − 1 rows")
+        } catch let error as ImportError {
+            let text = error.description
+            #expect(text.hasPrefix(path + ": node '") && text.components(separatedBy: "node '").count == 2, "\(text)")
+        }
+    }
+
     @Test func trainingBranchIsRefused() {
         #expect(throws: ImportError.self) { try load("tf1_facenet_small.pb", inputs: "input:?x64x64x3", sets: ["phase_train=true"]) }
     }

@@ -80,7 +80,7 @@ extension TFLowering {
 
     /// Adds an IR node named after the TensorFlow node.
     private mutating func emit(_ name: String, _ op: Op, _ ins: [String], _ params: [String: Tensor] = [:]) throws -> TFValue {
-        do { return .dynamic(try builder.add(name, op, inputs: ins, params: params)) } catch { throw fail(name, error.description) }
+        do { return .dynamic(try builder.add(name, op, inputs: ins, params: params)) } catch { throw fail(name, error.reason(at: name)) }
     }
 
     private mutating func activation(_ act: Activation, _ inputs: [TFValue], _ node: Tensorflow_NodeDef) throws -> TFValue {

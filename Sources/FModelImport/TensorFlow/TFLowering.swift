@@ -41,7 +41,7 @@ struct TFLowering {
         order = g.node.map(\.name)
         for n in g.node { for i in n.input { pendingReaders[TFRef(i).node, default: 0] += 1 } }
         for spec in cut.inputs {
-            let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+            let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard map[parts[0]] != nil else { throw .badGraph(path: path, node: parts[0], reason: "--inputs names a node the graph does not have") }
             inputSpecs[parts[0]] = try parts.count > 1 ? Self.shape(parts[1], path: path) : nil
         }
@@ -87,7 +87,9 @@ struct TFLowering {
     ]
 
     static func shape(_ s: String, path: String) throws(ImportError) -> Shape {
-        let dims = s.split(whereSeparator: { $0 == "x" || $0 == "," }).map { $0 == "?" || $0 == "-1" ? -1 : Int($0) ?? -2 }
+        // Every field a size: "1x2x" and "" were taken (the empty fields dropped).
+        let dims = s.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "x" || $0 == "," })
+            .map { $0 == "?" || $0 == "-1" ? -1 : Int($0) ?? -2 }
         guard !dims.isEmpty, dims.allSatisfy({ $0 >= -1 && $0 != 0 }) else { throw .badGraph(path: path, node: nil, reason: "shape '\(s)' is not like 1x160x160x3") }
         return Shape(dims)
     }
@@ -240,7 +242,7 @@ struct TFLowering {
         if node.op == "Mul", let (x, eps) = l2Normalize(node) {
             switch try input(x) {
             case .dynamic(let v):
-                do { return [.dynamic(try builder.add(node.name, .l2Normalize(epsilon: eps), inputs: [v]))] } catch { throw fail(node.name, error.description) }
+                do { return [.dynamic(try builder.add(node.name, .l2Normalize(epsilon: eps), inputs: [v]))] } catch { throw fail(node.name, error.reason(at: node.name)) }
             case let other: return [other]
             }
         }

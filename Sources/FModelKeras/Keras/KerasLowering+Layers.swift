@@ -11,7 +11,7 @@ extension KerasLowering {
         do {
             return try builder.add(layer.name, op, inputs: inputs, params: params)
         } catch {
-            throw .badConfig(path: path, layer: layer.name, reason: error.description)
+            throw .badConfig(path: path, layer: layer.name, reason: error.reason(at: layer.name))
         }
     }
 
