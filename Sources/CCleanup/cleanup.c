@@ -182,6 +182,11 @@ static void on_signal(int sig) {
     errno = saved;
 }
 
+void fm_cleanup_exit(int code) {
+    clean_up();
+    _exit(code);
+}
+
 static void say(const char *text) { fm_standard_write(2, text, strlen(text)); }
 
 /* Set by the first thread to fault in a remembered mapping. */

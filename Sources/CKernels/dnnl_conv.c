@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct fm_conv {
     dnnl_primitive_t primitive;
@@ -52,6 +53,20 @@ static dnnl_status_t scratchpad_of(const_dnnl_primitive_desc_t pd, dnnl_memory_t
 static dnnl_status_t user_scratchpad(dnnl_primitive_attr_t *attr) {
     dnnl_status_t s = dnnl_primitive_attr_create(attr);
     return s == dnnl_success ? dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user) : s;
+}
+
+/* Room for a primitive's JIT code and tables, checked before oneDNN makes one: when its code
+   buffer's mmap fails (under `ulimit -v`), oneDNN 2.6 writes through the null pointer (SIGSEGV
+   in dnnl_primitive_create, `ulimit -v 350000` with `bench --batch 64` of the full model). The
+   probe reserves address space only (no pages), so it costs a system call pair; without the
+   room, the primitive is not made (dnnl_out_of_memory) and the caller takes its other path. */
+enum { PRIMITIVE_HEADROOM = 64 << 20 };
+
+static dnnl_status_t make_primitive(dnnl_primitive_t *primitive, const_dnnl_primitive_desc_t pd) {
+    void *room = mmap(NULL, PRIMITIVE_HEADROOM, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (room == MAP_FAILED) return dnnl_out_of_memory;
+    munmap(room, PRIMITIVE_HEADROOM);
+    return dnnl_primitive_create(primitive, pd);
 }
 
 #define CHECK(call, what)                                                                   \
@@ -198,7 +213,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
     const char *implementation = NULL;
     CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation), "implementation query");
     snprintf(c->implementation, sizeof c->implementation, "%s", implementation ? implementation : "?");
-    CHECK(dnnl_primitive_create(&c->primitive, pd), "convolution primitive");
+    CHECK(make_primitive(&c->primitive, pd), "convolution primitive");
     CHECK(scratchpad_of(pd, &c->pad, &c->pad_size), "scratchpad memory");
 
     const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -212,7 +227,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         CHECK(dnnl_primitive_attr_set_output_scales(reorder_attr, 1, 0, &scale), "kernel scale");
     }
     CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &user_w_md, engine, w_md, engine, reorder_attr), "kernel reorder");
-    CHECK(dnnl_primitive_create(&c->weight_reorder, reorder_pd), "kernel reorder");
+    CHECK(make_primitive(&c->weight_reorder, reorder_pd), "kernel reorder");
     if (bias) {
         CHECK(dnnl_memory_create(&c->bias, &bias_md, engine, DNNL_MEMORY_ALLOCATE), "bias memory");
         void *handle = NULL;
@@ -233,7 +248,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         dnnl_primitive_desc_t rpd = NULL;
         CHECK(dnnl_memory_create(&c->user_src, &src_md, engine, DNNL_MEMORY_NONE), "source memory");
         CHECK(dnnl_reorder_primitive_desc_create(&rpd, &src_md, engine, conv_src, engine, pad_attr), "source reorder");
-        dnnl_status_t made = dnnl_primitive_create(&c->src_reorder, rpd);
+        dnnl_status_t made = make_primitive(&c->src_reorder, rpd);
         if (made == dnnl_success) made = scratchpad_of(rpd, &c->src_pad, &c->pad_size);
         dnnl_primitive_desc_destroy(rpd);
         CHECK(made, "source reorder");
@@ -242,7 +257,7 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         dnnl_primitive_desc_t rpd = NULL;
         CHECK(dnnl_memory_create(&c->user_dst, &dst_md, engine, DNNL_MEMORY_NONE), "destination memory");
         CHECK(dnnl_reorder_primitive_desc_create(&rpd, conv_dst, engine, &dst_md, engine, pad_attr), "destination reorder");
-        dnnl_status_t made = dnnl_primitive_create(&c->dst_reorder, rpd);
+        dnnl_status_t made = make_primitive(&c->dst_reorder, rpd);
         if (made == dnnl_success) made = scratchpad_of(rpd, &c->dst_pad, &c->pad_size);
         dnnl_primitive_desc_destroy(rpd);
         CHECK(made, "destination reorder");
@@ -463,7 +478,7 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
             const char *implementation = NULL;
             dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &implementation);
             append(c->implementation, sizeof c->implementation, implementation ? implementation : "?");
-            dnnl_status_t made = dnnl_primitive_create(&c->pools[i], pd);
+            dnnl_status_t made = make_primitive(&c->pools[i], pd);
             if (made == dnnl_success) made = scratchpad_of(pd, &c->pads[2 * i], &c->workspace_size);
             if (made == dnnl_success) made = dnnl_memory_create(&c->in[i], src_md, engine, DNNL_MEMORY_NONE);
             if (made == dnnl_success)
@@ -481,7 +496,7 @@ fm_chain *fm_chain_create(const fm_chain_layer *layers, int count, char *err, si
             } else {
                 dnnl_primitive_desc_t rpd = NULL;
                 CHECK(dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, pad_attr), "reorder");
-                dnnl_status_t made = dnnl_primitive_create(&c->links[i], rpd);
+                dnnl_status_t made = make_primitive(&c->links[i], rpd);
                 if (made == dnnl_success) made = scratchpad_of(rpd, &c->pads[2 * i + 1], &c->workspace_size);
                 dnnl_primitive_desc_destroy(rpd);
                 CHECK(made, "reorder");

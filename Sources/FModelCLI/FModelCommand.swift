@@ -33,6 +33,12 @@ public struct FModelCommand: ParsableCommand {
     /// code, having written its final message where it goes.
     public static func main(arguments: [String]) -> Int32 {
         _ = StandardStream.output.takeFailure()  // another command's, in the same process (tests)
+        // A runtime allocation that cannot be had is said like any error, after the cleanup a
+        // signal does, with exit code 2 (it was Swift's trap and a stack trace).
+        MemoryExhaustion.handler = { message in
+            printError("error: " + message)
+            Cleanup.exit(2)
+        }
         let outcome = outcome(arguments: arguments)
         if let message = outcome.message {
             if outcome.code == 0 { show(message) } else { printError(message) }

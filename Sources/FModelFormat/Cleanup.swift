@@ -66,6 +66,10 @@ public enum Cleanup {
         Ticket(slot: fm_cleanup_remember_mapping(bytes.baseAddress, bytes.count, path))
     }
 
+    /// Ends the process with exit code `code` at once, after the cleanup a signal would do:
+    /// for a failure nothing can recover from (memory that cannot be had).
+    public static func exit(_ code: Int32) -> Never { fm_cleanup_exit(code) }
+
     /// Whether `path` is remembered, as a file or a directory.
     public static func remembers(_ path: String) -> Bool { fm_cleanup_remembers(path) != 0 }
 }

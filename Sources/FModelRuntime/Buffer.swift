@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A float32 buffer, 64-byte aligned: memory of its own, freed when the last reference goes; a
 /// place in the activation arena (`ActivationMemory`); or a caller's memory read in place.
 final class Buffer {
@@ -18,7 +22,7 @@ final class Buffer {
 
     init(capacity: Int) {
         self.capacity = max(capacity, 1)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: self.capacity * 4, alignment: 64)
+        let raw = MemoryExhaustion.allocate(bytes: self.capacity * 4)
         pointer = raw.bindMemory(to: Float.self, capacity: self.capacity)
         origin = .heap
     }
@@ -39,7 +43,7 @@ final class Buffer {
 
     var isWritable: Bool { origin != .borrowed }
 
-    deinit { if origin == .heap { UnsafeMutableRawPointer(pointer).deallocate() } }
+    deinit { if origin == .heap { free(pointer) } }
 }
 
 /// Free buffers kept for reuse across nodes (and across runs) so that steady-state inference

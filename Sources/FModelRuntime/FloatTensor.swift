@@ -13,13 +13,6 @@ public struct FloatTensor: Sendable, Equatable {
     }
 }
 
-/// `bytes` in GB to a tenth, rounded `rule`: up for what a run needs, down for what it may take,
-/// so that the one never reads as fitting the other.
-private func gigabytes(_ bytes: Int, _ rule: FloatingPointRoundingRule) -> String {
-    let tenths = Int((Double(bytes) / 1e8).rounded(rule))
-    return "\(tenths / 10).\(tenths % 10) GB"
-}
-
 /// Why a model could not run.
 public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// An input the model needs was not given.
@@ -46,7 +39,7 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownValue(let n): "the model has no value '\(n)'"
         case .inputValueCount(let n, let s, let c): "input '\(n)' has \(c) values for shape \(s)"
         case .activationMemory(let b, let bytes, let limit):
-            "a run of \(b) image\(b == 1 ? "" : "s") needs \(gigabytes(bytes, .up)) of activation memory; at most \(gigabytes(limit, .down)) may be taken (the machine's memory, its cgroup's limit or ulimit -v/-d)"
+            "a run of \(b) image\(b == 1 ? "" : "s") needs \(memoryText(bytes, .up)) of activation memory; at most \(memoryText(limit, .down)) may be taken (the machine's memory, its cgroup's limit or ulimit -v/-d)"
         case .unsizedInput(let n, let s): "input '\(n)' \(s) has unknown sizes besides the batch (only the batch may be unknown)"
         }
     }

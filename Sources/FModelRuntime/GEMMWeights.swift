@@ -56,7 +56,7 @@ final class Int8Weights: @unchecked Sendable {
         defer { lock.unlock() }
         if let blocked { return blocked }
         let units = scales.count
-        let storage = UnsafeMutablePointer<Int8>.allocate(capacity: max(inputs * units, 1))
+        let storage = MemoryExhaustion.allocate(bytes: inputs * units).assumingMemoryBound(to: Int8.self)
         let blocks = stride(from: 0, to: units, by: Self.blockWidth).map { c0 in
             (pointer: UnsafePointer(storage + inputs * c0), width: min(Self.blockWidth, units - c0))
         }
@@ -78,7 +78,7 @@ final class Int8Weights: @unchecked Sendable {
         return blocks
     }
 
-    deinit { blockedStorage?.deallocate() }
+    deinit { free(blockedStorage) }
 
     init?(_ tensor: Tensor) {
         guard let base = tensor.storage.bytes.baseAddress, let scales = tensor.scales else { return nil }

@@ -33,4 +33,25 @@ import Testing
         let available = ProcessMemory.available()
         #expect(available > 0 && available <= physical)
     }
+
+    /// A buffer that cannot be had goes to `MemoryExhaustion.handler` with what was asked for
+    /// (fmodel's says it and exits 2), not to Swift's allocator, which trapped ("Fatal error:
+    /// failed to allocate 58720256 bytes" under `ulimit -v 600000`, `bench --batch 64` of the
+    /// full model). 2^50 floats are more than any address space: the handler runs on a thread
+    /// of its own, which it ends, since it may not return.
+    @Test func bufferThatCannotBeHadGoesToTheHandler() {
+        final class Told: @unchecked Sendable { var message = ""; let done = DispatchSemaphore(value: 0) }
+        let told = Told()
+        let saved = MemoryExhaustion.handler
+        MemoryExhaustion.handler = { message in
+            told.message = message
+            told.done.signal()
+            Thread.exit()
+            fatalError("unreachable")
+        }
+        defer { MemoryExhaustion.handler = saved }
+        Thread { _ = Buffer(capacity: 1 << 50) }.start()
+        #expect(told.done.wait(timeout: .now() + 30) == .success)
+        #expect(told.message.hasPrefix("out of memory: 4503599.7 GB could not be allocated, with at most "), "\(told.message)")
+    }
 }

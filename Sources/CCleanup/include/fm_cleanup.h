@@ -50,6 +50,11 @@ void fm_cleanup_started_child(int ticket, pid_t pid);
    A fault elsewhere goes to the SIGBUS handler that was there before. Returns a ticket, or -1. */
 int fm_cleanup_remember_mapping(const void *start, size_t length, const char *path);
 
+/* Ends the process with exit code `code` at once, after the cleanup the handler does (children
+   ended, files and directories removed): for a failure no caller can recover from, such as
+   memory that cannot be had. */
+_Noreturn void fm_cleanup_exit(int code);
+
 /* Forgets what a ticket remembered. A ticket of -1 is ignored. */
 void fm_cleanup_forget(int ticket);
 
