@@ -33,12 +33,7 @@ public struct FModelCommand: ParsableCommand {
     /// code, having written its final message where it goes.
     public static func main(arguments: [String]) -> Int32 {
         _ = StandardStream.output.takeFailure()  // another command's, in the same process (tests)
-        // A runtime allocation that cannot be had is said like any error, after the cleanup a
-        // signal does, with exit code 2 (it was Swift's trap and a stack trace).
-        MemoryExhaustion.handler = { message in
-            printError("error: " + message)
-            Cleanup.exit(2)
-        }
+        _ = memoryExhaustionIsAnError
         let outcome = outcome(arguments: arguments)
         if let message = outcome.message {
             if outcome.code == 0 { show(message) } else { printError(message) }
@@ -51,6 +46,16 @@ public struct FModelCommand: ParsableCommand {
         }
         return outcome.code
     }
+
+    /// A runtime allocation that cannot be had is said like any error, after the cleanup a
+    /// signal does, with exit code 2 (it was Swift's trap and a stack trace). Set once, before
+    /// the first command runs.
+    private static let memoryExhaustionIsAnError: Void = {
+        MemoryExhaustion.handler = { message in
+            printError("error: " + message)
+            Cleanup.exit(2)
+        }
+    }()
 
     /// Runs the command as `main` does, but hands back its final message instead of writing it.
     public static func outcome(arguments: [String]) -> Outcome {

@@ -53,4 +53,3 @@ func writeAll(_ fd: Int32, _ data: UnsafeRawBufferPointer, path: String) throws(
         offset += n
     }
 }
-

@@ -14,11 +14,11 @@ public enum MemoryExhaustion {
     nonisolated(unsafe) public static var handler: (String) -> Never = { fatalError($0) }
 
     /// `bytes` (at least 1), aligned to `alignment` (a power of two, at least the pointer's),
-    /// for `free`.
-    static func allocate(bytes: Int, alignment: Int = 64) -> UnsafeMutableRawPointer {
+    /// for `free`; `fail` (`handler` unless given) is told when they cannot be had.
+    static func allocate(bytes: Int, alignment: Int = 64, failing fail: (String) -> Never = { handler($0) }) -> UnsafeMutableRawPointer {
         var pointer: UnsafeMutableRawPointer?
         if posix_memalign(&pointer, alignment, max(bytes, 1)) == 0, let pointer { return pointer }
-        handler("out of memory: \(memoryText(bytes, .up)) could not be allocated, with at most \(memoryText(ProcessMemory.available(), .down)) more to be had (the machine's memory, its cgroup's limit or ulimit -v/-d)")
+        fail("out of memory: \(memoryText(bytes, .up)) could not be allocated, with at most \(memoryText(ProcessMemory.available(), .down)) more to be had (the machine's memory, its cgroup's limit or ulimit -v/-d)")
     }
 }
 

@@ -101,7 +101,7 @@ public struct FaceDataset: Sendable {
         while let relative = pending.popLast() {
             let path = relative.isEmpty ? folder : folder + "/" + relative
             guard let dir = opendir(path) else {
-                unusable.append(SkippedName(name: relative, reason: "cannot read the folder: " + MappedFile.errnoText()))
+                unusable.append(SkippedName(name: relative.isEmpty ? "." : relative, reason: "cannot read the folder: " + MappedFile.errnoText()))
                 continue
             }
             defer { closedir(dir) }
