@@ -29,6 +29,19 @@ public struct FModelCommand: ParsableCommand {
         public let message: String?
     }
 
+    /// `main` on this process's arguments, unless one is not UTF-8: Swift's
+    /// `CommandLine.arguments` puts U+FFFD for such bytes, so a model so named was "No such file
+    /// or directory" and an output so named was written under another name (`-o $'out\xfe.fmodel'`
+    /// wrote `out\xef\xbf\xbd.fmodel`). Such an argument is refused, exit 2, before anything runs.
+    public static func mainOnProcessArguments() -> Int32 {
+        for i in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i], String(validatingCString: raw) == nil else { continue }
+            printError("error: argument \(i) (\(CommandLine.arguments[i])) is not UTF-8, which fmodel cannot name files in: rename the file")
+            return 2
+        }
+        return main(arguments: Array(CommandLine.arguments.dropFirst()))
+    }
+
     /// Parses `arguments` (without the program name), runs the command and returns the exit
     /// code, having written its final message where it goes.
     public static func main(arguments: [String]) -> Int32 {

@@ -5,4 +5,4 @@ import Foundation
 // Signals (Cleanup): an interrupted command leaves nothing behind; a file size limit, a closed
 // standard output and a file cut short under its mapping end it as errors, not crashes.
 Cleanup.install()
-exit(FModelCommand.main(arguments: Array(CommandLine.arguments.dropFirst())))
+exit(FModelCommand.mainOnProcessArguments())

@@ -307,6 +307,20 @@ import Testing
         #expect(FModelCommand.main(arguments: ["inspect", path]) == 0)
     }
 
+    /// An argument that is not UTF-8 is refused before anything runs: Swift's arguments put
+    /// U+FFFD for its bytes, so `-o $'out\xfe.fmodel'` wrote `out\xef\xbf\xbd.fmodel`, and a
+    /// model so named was "No such file or directory".
+    @Test func argumentsThatAreNotUTF8AreRefused() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let folder = dir + "/odd-arguments"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let run = try #require(runMeasured("/bin/sh", ["-c", #"exec "$0" import "$1" -o "$(printf '%s/out\376.fmodel' "$2")""#,
+                                                       fmodel, Fixtures.path("multitask_flat.h5"), folder]))
+        #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode))")
+        #expect(run.standardError == "error: argument 4 (\(folder)/out\u{FFFD}.fmodel) is not UTF-8, which fmodel cannot name files in: rename the file\n", "\(run.standardError)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == [])
+    }
+
     /// A legal model whose run needs more memory than any machine has: eight outputs of 2^31
     /// floats an image (8.6 GB each), kept to the end, on eight images — each 68.7 GB, 550 GB
     /// together. `fmodel run` says so and exits 2 before allocating any of it (it trapped in
