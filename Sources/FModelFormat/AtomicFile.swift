@@ -51,7 +51,11 @@ public struct AtomicFileWriter: ~Copyable {
                 var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
                 let n = buffer.withUnsafeMutableBytes { readlink(current, $0.baseAddress!, $0.count) }
                 guard n > 0 else { throw .io(path: path, reason: "cannot read the link: " + MappedFile.errnoText()) }
-                let link = String(decoding: buffer[..<n], as: UTF8.self)
+                // Not decoded with U+FFFD for bytes that are not UTF-8: the output went to that
+                // other name, the link left dangling.
+                guard let link = String(validating: buffer[..<n], as: UTF8.self) else {
+                    throw .io(path: path, reason: "the symbolic link's target is not UTF-8, which fmodel cannot name files in")
+                }
                 current = link.hasPrefix("/") ? link : split(current).directory + link
             default:
                 throw .io(path: path, reason: "not a regular file (a device, FIFO or socket): an output is written whole and renamed into place, which would replace it")

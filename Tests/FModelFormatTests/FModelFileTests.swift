@@ -147,7 +147,10 @@ import Testing
         try fm.createDirectory(atPath: dir + "/folder", withIntermediateDirectories: true)
         try fm.createSymbolicLink(atPath: dir + "/loop1", withDestinationPath: "loop2")
         try fm.createSymbolicLink(atPath: dir + "/loop2", withDestinationPath: "loop1")
-        for (name, reason) in [("fifo", "not a regular file"), ("folder", "is a directory"), ("loop1", "too many levels of symbolic links")] {
+        // A target that is not UTF-8 was written under the name with U+FFFD, the link dangling.
+        try #require(symlink((Array("odd".utf8) + [0xFF, 0]).map { CChar(bitPattern: $0) }, dir + "/odd") == 0)
+        for (name, reason) in [("fifo", "not a regular file"), ("folder", "is a directory"), ("loop1", "too many levels of symbolic links"),
+                               ("odd", "the symbolic link's target is not UTF-8")] {
             do {
                 try FModelWriter.write(Self.sample(), to: dir + "/" + name)
                 Issue.record("\(name) was written")
