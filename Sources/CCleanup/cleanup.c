@@ -155,7 +155,8 @@ static void clean_up(void) {
         char *p = __atomic_exchange_n(&files[i], NULL, __ATOMIC_SEQ_CST);
         if (p != NULL) unlink(p);
     }
-    for (int i = 0; i < DIRECTORY_SLOTS; i++) {
+    /* Last remembered first: a directory made inside another was made after it. */
+    for (int i = DIRECTORY_SLOTS - 1; i >= 0; i--) {
         char *p = __atomic_exchange_n(&directories[i], NULL, __ATOMIC_SEQ_CST);
         if (p != NULL) rmdir(p);
     }

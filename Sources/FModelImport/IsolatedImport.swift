@@ -89,7 +89,9 @@ public struct IsolatedImport: Sendable {
         process.executableURL = URL(fileURLWithPath: helper)
         process.arguments = arguments
         // A crash is reported by its signal: the Swift runtime's backtrace would only delay it.
-        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no", "TMPDIR": temporary]) { $1 }
+        // FMODEL_PARENT: this process, which the worker ends with (`fm_end_with_parent`).
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["SWIFT_BACKTRACE": "enable=no", "TMPDIR": temporary, "FMODEL_PARENT": "\(getpid())"]) { $1 }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.standardOutput  // the passes' reports

@@ -38,10 +38,23 @@ struct KerasWorker: ParsableCommand {
     }
 
     func run() throws {
+        var scratch: [Cleanup.Ticket] = []
+        defer { scratch.forEach { $0.forget() } }
         if let cpuSeconds, let memoryBytes {
             // Started by fmodel: limited to its budget for the file, and ending with it.
             IsolatedImport.Budget(cpuSeconds: cpuSeconds, memoryBytes: memoryBytes).apply()
-            guard fm_end_with_parent() == 0 else { throw ExitCode(2) }
+            // Its TMPDIR is fmodel's scratch directory for this import, with the config fmodel
+            // wrote there: removed by this process too when a signal ends it, since fmodel
+            // killed by SIGKILL cannot remove them itself (`kill -9` of fmodel left the
+            // directory in /tmp).
+            if let directory = getenv("TMPDIR").map({ String(cString: $0) }), directory.hasPrefix("/") {
+                scratch.append(Cleanup.remember(directory: directory))
+                if let config, config.hasPrefix(directory + "/") { scratch.append(Cleanup.remember(file: config)) }
+            }
+            // fmodel gone already (FMODEL_PARENT is its pid): its scratch goes, and nothing is
+            // imported for nobody.
+            let parent = getenv("FMODEL_PARENT").flatMap { pid_t(String(cString: $0)) } ?? 0
+            guard fm_end_with_parent(parent) == 0 else { Cleanup.exit(2) }
         }
         let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))

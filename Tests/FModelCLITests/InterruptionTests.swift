@@ -56,6 +56,40 @@ import Testing
         #expect(waitUntil { kill(workerPID!, 0) != 0 }, "the worker \(workerPID!) is still running")
     }
 
+    /// fmodel killed by SIGKILL, which it cannot clean up after, as soon as its real worker has
+    /// started: the worker, told by SIGTERM (it was SIGKILL) or finding its parent gone when it
+    /// asks to be told (its parent is no longer FMODEL_PARENT; only init counted before, and
+    /// an orphan may go to a subreaper), removes fmodel's scratch directory. It was left in
+    /// TMPDIR with its config. (`kill -9` of fmodel during a 478 MB import left the worker's 152
+    /// MB temporary file beside the output, and during a `.keras` import the copied weights in
+    /// TMPDIR; not timed here.) The worker takes a tenth of a second: it is killed long before
+    /// it is done.
+    @Test func killedImportLeavesNoScratch() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let output = dir + "/killed", temporary = dir + "/killed-tmp"
+        for folder in [output, temporary] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        let pid = try #require(spawn(fmodel, ["import", Fixtures.path("multitask_nested_weights.h5"), "--config", Fixtures.path("multitask_nested.json"),
+                                              "-o", output + "/model.fmodel"], environment: ["TMPDIR=" + temporary]))
+        var worker: pid_t?
+        for _ in 0..<30_000 where worker == nil {
+            worker = procText("/proc/\(pid)/task/\(pid)/children").split(separator: " ").first.flatMap { pid_t($0) }
+            if worker == nil { usleep(1000) }
+        }
+        let child = try #require(worker, "no worker started")
+        kill(pid, SIGKILL)
+        _ = try #require(waitForExit(pid), "fmodel did not end")
+        // Not this process's child: ended once gone, or a zombie of whoever adopted it.
+        func running(_ p: pid_t) -> Bool {
+            let stat = procText("/proc/\(p)/stat")
+            guard let close = stat.lastIndex(of: ")"), let state = stat[close...].dropFirst(2).first else { return false }
+            return state != "Z" && state != "X"
+        }
+        #expect(waitUntil { !running(child) }, "the worker \(child) is still running")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary) == [],
+                "left in TMPDIR: \((try? FileManager.default.subpathsOfDirectory(atPath: temporary)) ?? [])")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [], "left beside the output")
+    }
+
     /// Past the file size limit (`ulimit -f`), the kernel sends SIGXFSZ, which ended fmodel
     /// (exit 153 in a shell) with its temporary file left: fmodel and its worker ignore it, so
     /// the write fails, and the import with it, naming the output (the worker's error named the
