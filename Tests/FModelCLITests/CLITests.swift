@@ -122,6 +122,18 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["file"])
     }
 
+    /// A `TMPDIR` that is not UTF-8 is named as such: decoded with U+FFFD, it named another
+    /// directory, and the error said "No such file or directory" of one that exists.
+    @Test func temporaryDirectoryThatIsNotUTF8IsNamed() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        try #require(mkdir((Array((dir + "/tmp").utf8) + [0xFF, 0]).map { CChar(bitPattern: $0) }, 0o700) == 0)
+        let run = try #require(runMeasured("/bin/sh", ["-c", #"TMPDIR="$(printf '%s/tmp\377' "$1")" exec "$0" import "$2" -o "$1/out.fmodel""#,
+                                                       fmodel, dir, fixture("multitask_flat.h5")]))
+        #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode))")
+        #expect(run.standardError == "error: \(dir)/tmp\u{FFFD}: TMPDIR is not UTF-8, which fmodel cannot name files in\n", "\(run.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out.fmodel"))
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],
