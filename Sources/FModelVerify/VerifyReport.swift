@@ -149,9 +149,18 @@ public struct VerifyReport: Sendable, Codable {
                                 f.genderAgreement * 100, f.ethnicityAgreement * 100, f.ageRMSE, f.maxProbabilityDifference))
         }
         lines.append("\(images) images in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", imagesPerSecond)) images/s); \(skippedNames.count) names skipped, \(unreadableImages.count) images unreadable")
+        // Which, and why: the first few of each (only the counts were printed; the reasons were
+        // in the JSON report alone). An unreadable image's reason names it already.
+        for (kind, list) in [("skipped", skippedNames.map { "\($0.name): \($0.reason)" }), ("unreadable", unreadableImages.map(\.reason))] where !list.isEmpty {
+            lines += list.prefix(Self.listed).map { "  \(kind): \($0)" }
+            if list.count > Self.listed { lines.append("  … \(list.count - Self.listed) more \(kind) (all in --report or --json)") }
+        }
         lines.append(passed ? "PASSED" : "FAILED: " + checks.filter { !$0.passed }.map(\.name).joined(separator: ", "))
         return lines.joined(separator: "\n")
     }
+
+    /// Skipped names and unreadable images the table lists, of each.
+    static let listed = 3
 
     private func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
 }

@@ -68,6 +68,10 @@ import Testing
         #expect((report["unreadable_images"] as? [[String: Any]])?.count == 1)
         let parser = XMLParser(data: try Data(contentsOf: URL(fileURLWithPath: xml)))
         #expect(parser.parse())
+        // The table says which were left out, and why (it gave the counts alone).
+        let table = try JSONDecoder().decode(VerifyReport.self, from: Data(contentsOf: URL(fileURLWithPath: json))).table()
+        #expect(table.contains("\n  skipped: not_a_face_name.jpg: age 'not' is not 0–116\n"), "\(table)")
+        #expect(table.contains("\n  unreadable: \(faces)/30_1_2_20170199.jpg: not a JPEG or PNG image\n"), "\(table)")
     }
 
     @Test func clearlyWorseCandidateFails() throws {
