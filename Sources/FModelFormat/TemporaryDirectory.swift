@@ -13,10 +13,13 @@ public enum TemporaryDirectory {
     public static func make(prefix: String) throws(FormatError) -> String {
         // Not decoded with U+FFFD for bytes that are not UTF-8: that names another directory,
         // and the error said "No such file or directory" of one that exists.
-        if let raw = getenv("TMPDIR"), String(validatingCString: raw) == nil {
-            throw .io(path: String(cString: raw), reason: "TMPDIR is not UTF-8, which fmodel cannot name files in")
+        var base = ""
+        if let raw = getenv("TMPDIR") {
+            guard let text = String(validatingCString: raw) else {
+                throw .io(path: String(cString: raw), reason: "TMPDIR is not UTF-8, which fmodel cannot name files in")
+            }
+            base = text
         }
-        var base = getenv("TMPDIR").map { String(cString: $0) } ?? ""
         if base.isEmpty { base = "/tmp" }
         if !base.hasSuffix("/") { base += "/" }
         var path = ""
