@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* gettid */
 #include "fm_cleanup.h"
 #include "fm_standard_streams.h"
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -240,4 +241,14 @@ void fm_cleanup_install(void) {
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     signal(SIGXFSZ, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+}
+
+int fm_open_unnamed(const char *directory) {
+#ifdef O_TMPFILE
+    return open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#else
+    (void)directory;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
 }

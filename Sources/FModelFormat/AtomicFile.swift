@@ -3,32 +3,84 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CCleanup
 
-/// Writes a file so that it appears whole or not at all: the bytes go to a temporary file in
-/// the same directory, which is flushed (`fsync`) and renamed over `path` only on success. The
-/// temporary file is removed when the writer is dropped uncommitted, and (`Cleanup`) when a
-/// signal ends the process. A symbolic link at `path` is kept and the file it points to written
-/// (`destination(of:)`).
+/// Writes a file so that it appears whole or not at all: the bytes go to a file with no name in
+/// the destination's directory (`O_TMPFILE`), which is flushed (`fsync`) and linked into place
+/// only on success, so that nothing is left when the writer is dropped uncommitted or the
+/// process ends in any way, SIGKILL included. Where the file system has no unnamed files, to a
+/// hidden temporary file in the same directory instead, renamed into place on success, removed
+/// when the writer is dropped uncommitted and (`Cleanup`) when a signal ends the process. A
+/// symbolic link at `path` is kept and the file it points to written (`destination(of:)`).
 public struct AtomicFileWriter: ~Copyable {
     private let path: String
     private let target: String
-    private let tempPath: String
     private var fd: Int32
-    private let cleanup: Cleanup.Ticket
+    private let staging: Staging
+    /// Where the file being written can be opened, by this process or another, until `commit`:
+    /// `/proc/PID/fd/N` for an unnamed file. The import worker writes into it (`init(into:)`),
+    /// and the reader checks what it wrote there before it is committed.
+    public let stagedPath: String
 
-    /// Creates the temporary file next to `path`'s destination.
+    private enum Staging {
+        /// A file with no name, linked into place by `commit`.
+        case unnamed
+        /// A hidden file beside the destination, renamed into place by `commit`.
+        case named(Cleanup.Ticket)
+        /// Another writer's staged file (`init(into:)`), which that writer commits.
+        case borrowed
+    }
+
+    /// Creates the file to write next to `path`'s destination: a file with no name where the
+    /// file system allows, else a hidden one.
     public init(path: String) throws(FormatError) {
+        try self.init(path: path, unnamed: true)
+    }
+
+    /// As `init(path:)`; a hidden file whatever the file system when not `unnamed` (tests).
+    init(path: String, unnamed: Bool) throws(FormatError) {
         let target = try Self.destination(of: path)
+        var file = unnamed ? Self.unnamedFile(beside: target) : nil
+        if file == nil { file = try Self.hiddenFile(beside: target, path: path) }
+        let (fd, staged, staging) = file!
+        (self.path, self.target, self.fd, self.stagedPath, self.staging) = (path, target, fd, staged, staging)
+    }
+
+    /// A file with no name in `target`'s directory, or nil where the file system has none.
+    private static func unnamedFile(beside target: String) -> (Int32, String, Staging)? {
+        let directory = split(target).directory
+        let fd = fm_open_unnamed(directory.isEmpty ? "." : directory)
+        guard fd >= 0 else { return nil }
+        // Linked into place through /proc (`linkat` of the descriptor itself needs a privilege):
+        // without /proc, a named file.
+        let staged = "/proc/\(getpid())/fd/\(fd)"
+        guard access(staged, F_OK) == 0 else {
+            close(fd)
+            return nil
+        }
+        return (fd, staged, .unnamed)
+    }
+
+    /// A new hidden file beside `target`.
+    private static func hiddenFile(beside target: String, path: String) throws(FormatError) -> (Int32, String, Staging) {
         var fd: Int32 = -1, name = ""
         for _ in 0..<100 where fd < 0 {
-            name = Self.hiddenSibling(of: target, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
+            name = hiddenSibling(of: target, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
             // Closed on exec: a process started meanwhile (the import worker) must not hold it.
             fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 || errno == EEXIST else { break }
         }
         guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file: " + MappedFile.errnoText()) }
-        (self.path, self.target, self.fd, self.tempPath) = (path, target, fd, name)
-        self.cleanup = Cleanup.remember(file: name)
+        return (fd, name, .named(Cleanup.remember(file: name)))
+    }
+
+    /// Writes into the file another writer staged (its `stagedPath`, which may be in another
+    /// process), from its start; `commit` flushes it, and that writer commits it. `path` names
+    /// it in errors.
+    public init(into stagedPath: String, path: String) throws(FormatError) {
+        let fd = open(stagedPath, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(path: path, reason: "cannot open the file to write: " + MappedFile.errnoText()) }
+        (self.path, self.target, self.fd, self.stagedPath, self.staging) = (path, stagedPath, fd, stagedPath, .borrowed)
     }
 
     /// Where an output written to `path` goes, so that it can be renamed into place there: `path`
@@ -100,33 +152,72 @@ public struct AtomicFileWriter: ~Copyable {
         try write([UInt8](repeating: 0, count: count))
     }
 
-    /// Flushes, closes and renames the temporary file over the destination.
+    /// Flushes and closes the file and puts it in place: links or renames it over the
+    /// destination (a borrowed file is left to its own writer).
     public consuming func commit() throws(FormatError) {
         let fd = self.fd
         self.fd = -1
-        guard fsync(fd) == 0, close(fd) == 0 else {
-            unlink(tempPath)
+        guard fsync(fd) == 0 else {
+            close(fd)
+            if case .named = staging { unlink(stagedPath) }
             throw .io(path: path, reason: "cannot flush: " + MappedFile.errnoText())
         }
-        fchmodPath(tempPath)
-        guard rename(tempPath, target) == 0 else {
-            unlink(tempPath)
-            throw .io(path: path, reason: "cannot rename into place: " + MappedFile.errnoText())
+        switch staging {
+        case .borrowed:
+            guard close(fd) == 0 else { throw .io(path: path, reason: "cannot flush: " + MappedFile.errnoText()) }
+        case .named:
+            guard close(fd) == 0 else {
+                unlink(stagedPath)
+                throw .io(path: path, reason: "cannot flush: " + MappedFile.errnoText())
+            }
+            chmod(stagedPath, Self.mode)
+            guard rename(stagedPath, target) == 0 else {
+                unlink(stagedPath)
+                throw .io(path: path, reason: "cannot rename into place: " + MappedFile.errnoText())
+            }
+        case .unnamed:
+            defer { close(fd) }
+            fchmod(fd, Self.mode)
+            try linkIntoPlace()
         }
+    }
+
+    /// Gives the unnamed file the destination's name: linked there when the name is free; else
+    /// linked under a hidden name and renamed over it (a link cannot replace a file), the
+    /// hidden name remembered for `Cleanup` for that moment.
+    private func linkIntoPlace() throws(FormatError) {
+        func link(as name: String) -> Bool { linkat(AT_FDCWD, stagedPath, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0 }
+        if link(as: target) { return }
+        guard errno == EEXIST else { throw .io(path: path, reason: "cannot link into place: " + MappedFile.errnoText()) }
+        for _ in 0..<100 {
+            let name = Self.hiddenSibling(of: target, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
+            let cleanup = Cleanup.remember(file: name)
+            defer { cleanup.forget() }
+            guard link(as: name) else {
+                if errno == EEXIST { continue }
+                throw .io(path: path, reason: "cannot link into place: " + MappedFile.errnoText())
+            }
+            guard rename(name, target) == 0 else {
+                unlink(name)
+                throw .io(path: path, reason: "cannot rename into place: " + MappedFile.errnoText())
+            }
+            return
+        }
+        throw .io(path: path, reason: "cannot link into place: no free temporary name")
     }
 
     deinit {
-        // Not committed: remove the partial file.
+        // Not committed: the partial file goes (an unnamed one with its descriptor).
         if fd >= 0 {
             close(fd)
-            unlink(tempPath)
+            if case .named = staging { unlink(stagedPath) }
         }
     }
 
-    /// mkstemp creates 0600; give the finished file the usual 0644 less the umask.
-    private func fchmodPath(_ p: String) {
+    /// The file is made 0600; finished, it gets the usual 0644 less the umask.
+    private static var mode: mode_t {
         let mask = umask(0)
         umask(mask)
-        chmod(p, 0o644 & ~mask)
+        return 0o644 & ~mask
     }
 }

@@ -7,9 +7,20 @@ public enum FModelWriter {
     /// - Throws: `GraphError` when the graph is not well formed, `FormatError` on I/O failure.
     public static func write(_ graph: Graph, to path: String) throws {
         try graph.validate()
+        try write(graph, with: AtomicFileWriter(path: path))
+    }
+
+    /// Writes `graph` into the file another writer staged, which that writer commits: the
+    /// import worker into the output `fmodel` staged (`AtomicFileWriter.stagedPath`). `path`
+    /// names it in errors.
+    public static func write(_ graph: Graph, into stagedPath: String, naming path: String) throws {
+        try graph.validate()
+        try write(graph, with: AtomicFileWriter(into: stagedPath, path: path))
+    }
+
+    private static func write(_ graph: Graph, with out: consuming AtomicFileWriter) throws {
         let (header, regions) = layout(graph)
         let json = try encodeHeader(header)
-        let out = try AtomicFileWriter(path: path)
         try out.write(preamble(headerLength: json.count, headerCRC: CRC32C.checksum(json)))
         try out.write(json)
         let headerEnd = FModelLayout.preambleSize + json.count

@@ -16,12 +16,14 @@ public final class MappedFile: @unchecked Sendable {
     /// The mapping, for the SIGBUS handler (`Cleanup`).
     private let cleanup: Cleanup.Ticket?
 
-    /// Maps `path` read-only.
+    /// Maps `path` read-only; `name`, when given, names it in messages (a file not yet in place,
+    /// at /proc/PID/fd/N, by the output it will be).
     /// - Throws: `FormatError.io` when the file cannot be opened, sized or mapped, or is not a
     ///   regular file (a FIFO is refused at once: it is opened without blocking).
-    public init(path: String) throws(FormatError) {
+    public init(path opened: String, name: String? = nil) throws(FormatError) {
+        let path = name ?? opened
         self.path = path
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        let fd = open(opened, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: path, reason: Self.errnoText()) }
         defer { close(fd) }
         var st = stat()

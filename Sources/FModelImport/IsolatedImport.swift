@@ -24,29 +24,23 @@ public struct IsolatedImport: Sendable {
     }
 
     /// Imports `path` straight into `output`: the worker writes the file (with the lossless
-    /// passes when `optimize`) beside `output`'s destination (`AtomicFileWriter.destination`: a
-    /// link's target), this process reads it with the checked reader, then renames it into
-    /// place — one write, and no partial file if anything fails or a signal ends the import.
+    /// passes when `optimize`) into the one this process staged for `output`
+    /// (`AtomicFileWriter`: with no name where the file system allows, so that nothing is left
+    /// however this process ends, SIGKILL included), this process reads it with the checked
+    /// reader, then puts it in place — one write, and no partial file if anything fails.
     /// - Returns: the graph, read from `output`.
     public func importFile(path: String, options: ImportOptions, optimize: Bool, to output: String) throws -> Graph {
-        let scratch = try Scratch()
-        let destination = try AtomicFileWriter.destination(of: output)
-        let staged = AtomicFileWriter.hiddenSibling(of: destination, suffix: "import-" + UUID().uuidString)
-        let cleanup = Cleanup.remember(file: staged)
-        defer {
-            unlink(staged)
-            cleanup.forget()
-        }
-        var extra: [String] = optimize ? ["--optimize"] : []
+        let writer = try AtomicFileWriter(path: output)
+        var extra = ["--into", writer.stagedPath] + (optimize ? ["--optimize"] : [])
         if let p = options.preprocess { extra += ["--preprocess", p.rawValue] }
-        do { try work(path: path, options: options, output: staged, extra: extra, scratch: scratch) } catch ImportError.worker(let message) {
-            // The worker's error names the file it wrote (a full disk): the user's is `output`.
-            throw ImportError.worker(message: message.replacingOccurrences(of: staged, with: output))
+        do {
+            // Removed as soon as the worker has ended, not after the check below: this process
+            // killed by SIGKILL meanwhile (the worker, which removes it then, gone) left it.
+            let scratch = try Scratch()
+            try work(path: path, options: options, output: output, extra: extra, scratch: scratch)
         }
-        let graph = try FModelReader.read(path: staged)
-        guard rename(staged, destination) == 0 else {
-            throw FormatError.io(path: output, reason: String(cString: strerror(errno)))
-        }
+        let graph = try FModelReader.read(MappedFile(path: writer.stagedPath, name: output))
+        try writer.commit()
         return graph
     }
 

@@ -20,6 +20,8 @@ struct KerasWorker: ParsableCommand {
     var source: String
     @Option(help: "The .fmodel to write.")
     var output: String
+    @Option(help: "The file fmodel staged for the output (/proc/PID/fd/N), to write into in place of --output, which then names it in messages; fmodel puts it in place.")
+    var into: String?
     @Option(help: "Keras model config (JSON) for a weights-only .h5.")
     var config: String?
     @Flag(help: "Run the lossless graph passes before writing.")
@@ -38,8 +40,11 @@ struct KerasWorker: ParsableCommand {
     }
 
     func run() throws {
-        var scratch: [Cleanup.Ticket] = []
+        var scratch: [Cleanup.Ticket] = [], scratchPaths: [String] = []
         defer { scratch.forEach { $0.forget() } }
+        // A file fmodel staged for the output with a name (a file system without unnamed
+        // files): removed by this process too when a signal ends it, as fmodel's scratch is.
+        if let into, !into.hasPrefix("/proc/") { scratch.append(Cleanup.remember(file: into)) }
         if let cpuSeconds, let memoryBytes {
             // Started by fmodel: limited to its budget for the file, and ending with it.
             IsolatedImport.Budget(cpuSeconds: cpuSeconds, memoryBytes: memoryBytes).apply()
@@ -49,7 +54,11 @@ struct KerasWorker: ParsableCommand {
             // directory in /tmp).
             if let directory = getenv("TMPDIR").map({ String(cString: $0) }), directory.hasPrefix("/") {
                 scratch.append(Cleanup.remember(directory: directory))
-                if let config, config.hasPrefix(directory + "/") { scratch.append(Cleanup.remember(file: config)) }
+                if let config, config.hasPrefix(directory + "/") {
+                    scratch.append(Cleanup.remember(file: config))
+                    scratchPaths.append(config)
+                }
+                scratchPaths.append(directory)
             }
             // fmodel gone already (FMODEL_PARENT is its pid): its scratch goes, and nothing is
             // imported for nobody.
@@ -61,7 +70,15 @@ struct KerasWorker: ParsableCommand {
         if optimize {
             for report in GraphPass.runLossless(&graph) { StandardStream.output.write(("  " + report.description).terminalSafe + "\n") }
         }
-        try FModelWriter.write(graph, to: output)
+        if let into {
+            try FModelWriter.write(graph, into: into, naming: output)
+            // Writing into fmodel's output, fmodel needs nothing more from its scratch: removed
+            // here, as a signal would (the config, then the directory if empty), since fmodel
+            // killed by SIGKILL from now until it removes it itself would leave it.
+            for path in scratchPaths { _ = path == scratchPaths.last ? rmdir(path) : unlink(path) }
+        } else {
+            try FModelWriter.write(graph, to: output)
+        }
     }
 }
 

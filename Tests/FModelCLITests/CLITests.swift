@@ -50,6 +50,27 @@ import Testing
         #expect(runMeasured(worker, [source, "--output", out, "--cpu-seconds", "5", "--memory-bytes", "1000000000"])?.exitCode == 0)
     }
 
+    /// Started by fmodel to write into the output fmodel staged (`--into`), the worker removes
+    /// fmodel's scratch (the config, then the directory) once it has written: fmodel killed by
+    /// SIGKILL after the worker had ended and before it removed them itself left them (8 of 8
+    /// `kill -9`s the moment the worker of an import of the 478 MB `.h5` ended, with the
+    /// hidden output). The file it wrote is whole.
+    @Test func theKerasWorkerRemovesTheScratchOnceItHasWritten() throws {
+        let worker = try #require(Helper.path, "no fmodel-keras beside the test bundle")
+        let scratch = dir + "/scratch", config = scratch + "/config.json", out = dir + "/staged.fmodel"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixture("multitask_nested.json"), toPath: config)
+        let staged = try AtomicFileWriter(path: out)
+        let run = runMeasured(worker, [fixture("multitask_nested_weights.h5"), "--output", out, "--into", staged.stagedPath, "--config", config,
+                                       "--cpu-seconds", "30", "--memory-bytes", "1000000000"],
+                              environment: ["TMPDIR=" + scratch, "FMODEL_PARENT=\(getpid())"])
+        #expect(run?.exitCode == 0, "\(run?.standardError ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: scratch), "the scratch is left: \((try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? [])")
+        let written = try FModelReader.read(path: staged.stagedPath)
+        try staged.commit()
+        #expect(try FModelReader.read(path: out).nodes.map(\.name) == written.nodes.map(\.name))
+    }
+
     @Test func importThenRunMatchesRunningTheSource() throws {
         let out = dir + "/m.fmodel"
         #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested.h5"), "-o", out]) == 0)

@@ -108,15 +108,39 @@ import Testing
         #expect(throws: FormatError.self) { try FModelWriter.write(Self.sample(), to: "/nonexistent-dir/x.fmodel") }
     }
 
-    /// The temporary file a writer fills is remembered for `Cleanup` (which removes it if a
-    /// signal ends the process: `InterruptionTests`) while it exists, and forgotten once it is
-    /// renamed into place or removed.
+    /// A writer's file has no name until it is committed (`O_TMPFILE`): nothing is left in its
+    /// directory while it is written, when it is dropped, or (what that stands for) when the
+    /// process is killed by SIGKILL, which no handler sees. Committed, it replaces the file
+    /// there, with the usual mode. Before, a hidden `.w.bin.tmp-…` was there all along, and
+    /// `kill -9` of fmodel left it (a 152 MB one beside an import's output).
+    @Test func outputHasNoNameUntilCommitted() throws {
+        let path = dir + "/w.bin"
+        for (round, committed) in [(1, false), (2, true), (3, true)] {
+            let writer = try AtomicFileWriter(path: path)
+            try writer.write(Array(repeating: UInt8(round), count: 1000 * round))
+            let listed = try FileManager.default.contentsOfDirectory(atPath: dir)
+            #expect(listed == (round == 3 ? ["w.bin"] : []), "round \(round): named while written: \(listed)")
+            #expect(try MappedFile(path: writer.stagedPath).withBytes { Array($0) } == Array(repeating: UInt8(round), count: 1000 * round))
+            if committed { try writer.commit() } else { _ = consume writer }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == (round == 1 ? [] : ["w.bin"]), "round \(round)")
+        }
+        #expect(try MappedFile(path: path).withBytes { Array($0) } == Array(repeating: 3, count: 3000), "replaced by the last")
+        let mask = umask(0)
+        umask(mask)
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+        #expect(mode == 0o644 & ~Int(mask))
+    }
+
+    /// Where the file system has no unnamed files, the temporary file a writer fills is
+    /// remembered for `Cleanup` (which removes it if a signal ends the process:
+    /// `InterruptionTests`) while it exists, and forgotten once it is renamed into place or
+    /// removed.
     @Test func temporaryFileIsRememberedWhileItExists() throws {
         func temporaryFiles() -> [String] {
             ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.contains(".tmp-") }.map { dir + "/" + $0 }
         }
         for committed in [true, false] {
-            let writer = try AtomicFileWriter(path: dir + "/w.bin")
+            let writer = try AtomicFileWriter(path: dir + "/w.bin", unnamed: false)
             let temporary = temporaryFiles()
             try #require(temporary.count == 1, "\(temporary)")
             #expect(Cleanup.remembers(temporary[0]))

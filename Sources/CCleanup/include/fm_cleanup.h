@@ -60,4 +60,11 @@ void fm_cleanup_forget(int ticket);
 
 /* 1 when `path` is remembered as a file or a directory, else 0. */
 int fm_cleanup_remembers(const char *path);
+
+/* Opens a new file with no name in `directory` for reading and writing (O_TMPFILE), mode
+   0600: what a process writes there vanishes with the process, even one ended by SIGKILL,
+   which no handler above sees, until the file is linked into the directory under a name
+   (linkat). Returns the descriptor (closed on exec), or -1 with errno set; where the file
+   system or the kernel has no such files, EOPNOTSUPP or EISDIR. */
+int fm_open_unnamed(const char *directory);
 #endif
