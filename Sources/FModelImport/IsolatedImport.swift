@@ -16,11 +16,13 @@ public struct IsolatedImport: Sendable {
 
     public init(helper: String) { self.helper = helper }
 
-    /// Imports `path` in a worker and returns the graph it wrote.
+    /// Imports `path` in a worker and returns the graph it wrote, into a file with no name
+    /// where the file system allows (an `AtomicFileWriter` in the scratch directory, never
+    /// committed): it goes with this process however it ends.
     public func load(path: String, options: ImportOptions) throws -> Graph {
         let scratch = try Scratch()
-        try work(path: path, options: options, output: scratch.model, extra: [], scratch: scratch)
-        return try FModelReader.read(path: scratch.model)
+        let model = try AtomicFileWriter(path: scratch.model)
+        return try work(path: path, options: options, into: model, naming: scratch.model, extra: [], scratch: scratch)
     }
 
     /// Imports `path` straight into `output`: the worker writes the file (with the lossless
@@ -30,18 +32,23 @@ public struct IsolatedImport: Sendable {
     /// reader, then puts it in place — one write, and no partial file if anything fails.
     /// - Returns: the graph, read from `output`.
     public func importFile(path: String, options: ImportOptions, optimize: Bool, to output: String) throws -> Graph {
+        let scratch = try Scratch()
         let writer = try AtomicFileWriter(path: output)
-        var extra = ["--into", writer.stagedPath] + (optimize ? ["--optimize"] : [])
+        var extra = optimize ? ["--optimize"] : []
         if let p = options.preprocess { extra += ["--preprocess", p.rawValue] }
-        do {
-            // Removed as soon as the worker has ended, not after the check below: this process
-            // killed by SIGKILL meanwhile (the worker, which removes it then, gone) left it.
-            let scratch = try Scratch()
-            try work(path: path, options: options, output: output, extra: extra, scratch: scratch)
-        }
-        let graph = try FModelReader.read(MappedFile(path: writer.stagedPath, name: output))
+        let graph = try work(path: path, options: options, into: writer, naming: output, extra: extra, scratch: scratch)
         try writer.commit()
         return graph
+    }
+
+    /// Runs the worker on `path`, writing into `staged` (`output` names it), and reads what it
+    /// wrote with the checked reader. The worker removes `scratch` once it has written: this
+    /// process killed by SIGKILL after the worker had ended left it, with the worker's file when
+    /// that had a name.
+    private func work(path: String, options: ImportOptions, into staged: borrowing AtomicFileWriter, naming output: String,
+                      extra: [String], scratch: borrowing Scratch) throws -> Graph {
+        try work(path: path, options: options, output: output, extra: ["--into", staged.stagedPath] + extra, scratch: scratch)
+        return try FModelReader.read(MappedFile(path: staged.stagedPath, name: output))
     }
 
     /// Runs the worker on `path`, writing `output`; `scratch` holds the config it reads.
@@ -126,14 +133,15 @@ private struct Scratch: ~Copyable {
     let path: String
     /// The worker's config (a weights-only `.h5`'s model config).
     let config: String
-    /// The `.fmodel` the worker writes for `load`.
+    /// The name of the `.fmodel` the worker writes for `load`: its messages name it, and the
+    /// file is staged beside it (`AtomicFileWriter`), never put in place.
     let model: String
     private let cleanup: [Cleanup.Ticket]
 
     init() throws {
         path = try TemporaryDirectory.make(prefix: "fmodel-import")
         (config, model) = (path + "/config.json", path + "/model.fmodel")
-        cleanup = [Cleanup.remember(directory: path), Cleanup.remember(file: config), Cleanup.remember(file: model)]
+        cleanup = [Cleanup.remember(directory: path), Cleanup.remember(file: config)]
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }

@@ -36,22 +36,28 @@ import Testing
         #expect(waitUntil { kill(workerPID, 0) != 0 }, "the worker \(workerPID) is still running")
     }
 
-    /// fmodel killed by SIGKILL while its output is half-written, and its worker after it: the
-    /// file fmodel staged has no name (`AtomicFileWriter`), so nothing is left beside the
-    /// output, whoever had written what. The stand-in worker, unlike the real one, removes
-    /// nothing: it stands for the moment after the real one has finished and before fmodel has
-    /// checked and renamed its file, when fmodel alone could remove it. Killed there, fmodel left
-    /// that hidden file (4 times in 4 hit that moment in imports of the 478 MB `.h5`: 41–50 ms
-    /// of a 1 s import).
-    @Test func killedImportLeavesNoOutput() throws {
-        let output = dir + "/out-killed", records = dir + "/records-killed"
-        let (pid, workerPID) = try importHalfWritten(output: output, records: records)
+    /// fmodel killed by SIGKILL while its worker's output is half-written, and the worker after
+    /// it: the file fmodel staged for it has no name (`AtomicFileWriter`), so nothing is left
+    /// beside the output (`import`) or in the scratch directory (`inspect`, which reads the
+    /// model the worker writes), whoever had written what. The stand-in worker, unlike the real
+    /// one, removes nothing: it stands for the moment after the real one has finished and
+    /// before fmodel has checked its file, when fmodel alone could remove it. Killed there,
+    /// fmodel left that file: the hidden 152 MB one beside the output of an import of the 478
+    /// MB `.h5`, and for `inspect` of it the 158 MB `model.fmodel` in TMPDIR (8 of 8 and 4 of 4
+    /// `kill -9`s the moment the worker ended).
+    @Test(arguments: ["import", "inspect"])
+    func killedImportLeavesNoOutput(command: String) throws {
+        let output = dir + "/out-killed-" + command, records = dir + "/records-killed-" + command, temporary = dir + "/tmp-killed-" + command
+        let (pid, workerPID) = try importHalfWritten(command, output: output, records: records, temporary: temporary)
         defer { kill(workerPID, SIGKILL) }
         kill(pid, SIGKILL)
         _ = try #require(waitForExit(pid), "fmodel did not end")
         kill(workerPID, SIGKILL)
         #expect(waitUntil { !running(workerPID) }, "the worker \(workerPID) is still running")
         #expect(try FileManager.default.contentsOfDirectory(atPath: output) == [], "left beside the output")
+        // The scratch directory and the config in it stay: the real worker removes them.
+        let files = try FileManager.default.subpathsOfDirectory(atPath: temporary).filter { $0.contains("/") && !$0.hasSuffix("/config.json") }
+        #expect(files == [], "left in TMPDIR")
     }
 
     /// Whether a process that is not this one's child runs: ended once gone, or a zombie of
@@ -62,13 +68,17 @@ import Testing
         return state != "Z" && state != "X"
     }
 
-    /// Starts `fmodel import` of a Keras file with a config into a new folder `output`, with a
-    /// stand-in worker (`FMODEL_HELPER`) that records its pid and arguments in `records`, writes
-    /// part of its output (into `--into`, the file fmodel staged; else `--output`) and sleeps.
+    /// Starts `fmodel import` (into a new folder `output`) or `fmodel inspect` of a Keras file
+    /// with a config, with a stand-in worker (`FMODEL_HELPER`) that records its pid and
+    /// arguments in `records`, writes part of its output (into `--into`, the file fmodel
+    /// staged; else `--output`) and sleeps; `temporary`, when given, is fmodel's TMPDIR.
     /// Returns once the worker has written: fmodel's pid and the worker's.
-    private func importHalfWritten(output: String, records: String) throws -> (fmodel: pid_t, worker: pid_t) {
+    private func importHalfWritten(_ command: String = "import", output: String, records: String,
+                                   temporary: String? = nil) throws -> (fmodel: pid_t, worker: pid_t) {
         let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
-        for folder in [output, records] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        for folder in [output, records] + (temporary.map { [$0] } ?? []) {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
         let worker = records + "/worker.sh"
         try Fixtures.script("""
             echo "$$ $*" > \(records)/arguments
@@ -81,9 +91,10 @@ import Testing
             exec sleep 60
 
             """, at: worker)
-        let pid = try #require(spawn(fmodel, ["import", Fixtures.path("multitask_nested_weights.h5"), "--config", Fixtures.path("multitask_nested.json"),
-                                              "-o", output + "/model.fmodel"], environment: ["FMODEL_HELPER=" + worker],
-                                       standardError: records + "/stderr"))
+        let arguments = [command, Fixtures.path("multitask_nested_weights.h5"), "--config", Fixtures.path("multitask_nested.json")]
+            + (command == "import" ? ["-o", output + "/model.fmodel"] : [])
+        let pid = try #require(spawn(fmodel, arguments, environment: ["FMODEL_HELPER=" + worker] + (temporary.map { ["TMPDIR=" + $0] } ?? []),
+                                     standardError: records + "/stderr"))
         // Until the worker has written, or fmodel has ended without it (the error then says why).
         var status: Int32 = 0, ended = false
         let written = waitUntil {
