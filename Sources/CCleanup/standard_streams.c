@@ -2,6 +2,7 @@
 #include "fm_standard_streams.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int failures[3];
@@ -14,6 +15,21 @@ void fm_reserve_standard_descriptors(void) {
         if (placeholder < 0) placeholder = open("/", O_PATH | O_DIRECTORY);
         if (placeholder >= 0 && placeholder != fd) close(placeholder);
     }
+}
+
+long fm_ensure_open_files(long needed) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= (rlim_t)needed) return 0;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < (rlim_t)needed) return (long)limit.rlim_max;
+    /* The hard limit, not just `needed`: Foundation's Process closes every descriptor up to the
+       highest one open in the child, and fails (EBADF) on one at or past the soft limit, as a
+       descriptor inherited from the parent can be. */
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        limit.rlim_cur = (rlim_t)needed;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    return 0;
 }
 
 void fm_standard_write(int fd, const void *bytes, size_t length) {

@@ -34,6 +34,10 @@ public struct FModelCommand: ParsableCommand {
     /// or directory" and an output so named was written under another name (`-o $'out\xfe.fmodel'`
     /// wrote `out\xef\xbf\xbd.fmodel`). Such an argument is refused, exit 2, before anything runs.
     public static func mainOnProcessArguments() -> Int32 {
+        if let hard = Cleanup.ensureOpenFiles(openFilesNeeded) {
+            printError("error: fmodel needs to have up to \(openFilesNeeded) files open at once, and the limit (ulimit -n) is \(hard): raise it")
+            return 2
+        }
         for i in 1..<Int(CommandLine.argc) {
             guard let raw = CommandLine.unsafeArgv[i], String(validatingCString: raw) == nil else { continue }
             printError("error: argument \(i) (\(CommandLine.arguments[i])) is not UTF-8, which fmodel cannot name files in: rename the file")
@@ -41,6 +45,11 @@ public struct FModelCommand: ParsableCommand {
         }
         return main(arguments: Array(CommandLine.arguments.dropFirst()))
     }
+
+    /// Files fmodel may need open at once: a Keras import needed 18 (its worker started through
+    /// Foundation's Process and run loop; other commands 6–8), and with fewer the libraries
+    /// crashed (SIGILL: Dispatch's event loop, Foundation's run loop) instead of failing.
+    static let openFilesNeeded = 64
 
     /// Parses `arguments` (without the program name), runs the command and returns the exit
     /// code, having written its final message where it goes.

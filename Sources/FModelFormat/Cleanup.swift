@@ -66,6 +66,14 @@ public enum Cleanup {
         Ticket(slot: fm_cleanup_remember_mapping(bytes.baseAddress, bytes.count, path))
     }
 
+    /// Makes sure the process may have `needed` files open at once (`ulimit -n`), raising its
+    /// soft limit to the hard one where it is lower. Returns nil, or the hard limit when even
+    /// that is lower than `needed` (nothing changed).
+    public static func ensureOpenFiles(_ needed: Int) -> Int? {
+        let hard = fm_ensure_open_files(needed)
+        return hard == 0 ? nil : hard
+    }
+
     /// Ends the process with exit code `code` at once, after the cleanup a signal would do:
     /// for a failure nothing can recover from (memory that cannot be had).
     public static func exit(_ code: Int32) -> Never { fm_cleanup_exit(code) }

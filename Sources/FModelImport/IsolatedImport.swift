@@ -103,7 +103,10 @@ public struct IsolatedImport: Sendable {
         // Ended and waited for if a signal ends this process: it may be writing the output.
         let cleanup: Cleanup.Ticket
         do { cleanup = try Cleanup.remember(childStartedBy: { try process.run(); return process.processIdentifier }) } catch {
-            throw ImportError.unknownFormat(path: path, reason: "cannot start the import worker \(helper): \(runnable ?? "\(error)")")
+            // Foundation's error in the system's words too, not its dump (EBADF: a descriptor
+            // inherited at or past `ulimit -n`, which it fails to close for the worker).
+            let posix = (error as NSError).domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32((error as NSError).code))) : nil
+            throw ImportError.unknownFormat(path: path, reason: "cannot start the import worker \(helper): \(runnable ?? posix ?? "\(error)")")
         }
         defer { cleanup.forget() }
         // Read stderr on its own thread: waiting for its end here would wait as long as a hung

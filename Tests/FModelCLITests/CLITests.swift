@@ -155,6 +155,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir + "/out.fmodel"))
     }
 
+    /// With few files allowed open (`ulimit -n`), a Keras import crashed (SIGILL: Dispatch's
+    /// event loop or Foundation's run loop could not open their descriptors; at 12 and 16 its
+    /// worker did not start, "Bad file descriptor" in a dump of Foundation's error). A low soft
+    /// limit is raised to the hard one, and a hard limit below fmodel's needs is said at once.
+    @Test(arguments: [("-n 8", false), ("-Sn 8", true)])
+    func fewOpenFilesAreRaisedOrRefused(limit: String, imports: Bool) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let out = dir + "/limited.fmodel"
+        let run = try #require(runMeasured("/bin/sh", ["-c", "ulimit \(limit) && exec \"$0\" \"$@\"", fmodel, "import", fixture("multitask_flat.h5"), "-o", out]))
+        if imports {
+            #expect(run.exitCode == 0 && FileManager.default.fileExists(atPath: out), "exit code \(String(describing: run.exitCode)): \(run.standardError)")
+        } else {
+            #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode))")
+            #expect(run.standardError == "error: fmodel needs to have up to 64 files open at once, and the limit (ulimit -n) is 8: raise it\n", "\(run.standardError)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],

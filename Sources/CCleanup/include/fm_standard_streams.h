@@ -17,6 +17,13 @@
    opens takes its number. Call from main before anything opens a file. */
 void fm_reserve_standard_descriptors(void);
 
+/* Makes sure the process may have `needed` files open at once (RLIMIT_NOFILE): a lower soft
+   limit is raised to the hard limit, as a process may. Returns 0, or the hard limit when even
+   that is lower (the limits are then left as they were). With a few descriptors free, the
+   libraries fmodel starts threads and its import worker with end the process (SIGILL) where
+   they cannot open one: Dispatch's event loop, Foundation's Process and its run loop. */
+long fm_ensure_open_files(long needed);
+
 /* Writes all `length` bytes to `fd` (1 or 2), retrying short writes and EINTR. On a failure
    the rest is dropped and the first failure's errno is kept for fm_standard_failure.
    Async-signal-safe. */
