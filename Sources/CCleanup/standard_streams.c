@@ -2,6 +2,7 @@
 #include "fm_standard_streams.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -30,6 +31,25 @@ long fm_ensure_open_files(long needed) {
         setrlimit(RLIMIT_NOFILE, &limit);
     }
     return 0;
+}
+
+static void *wait_for_release(void *gate) {
+    pthread_mutex_lock(gate);
+    pthread_mutex_unlock(gate);
+    return NULL;
+}
+
+int fm_probe_threads(int count) {
+    pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+    pthread_t threads[64];
+    int started = 0, failure = 0;
+    if (count > 64) count = 64;
+    /* Each waits on the gate held here, so that all are alive at once. */
+    pthread_mutex_lock(&gate);
+    while (started < count && (failure = pthread_create(&threads[started], NULL, wait_for_release, &gate)) == 0) started++;
+    pthread_mutex_unlock(&gate);
+    for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+    return failure;
 }
 
 void fm_standard_write(int fd, const void *bytes, size_t length) {

@@ -38,6 +38,10 @@ public struct FModelCommand: ParsableCommand {
             printError("error: fmodel needs to have up to \(openFilesNeeded) files open at once, and the limit (ulimit -n) is \(hard): raise it")
             return 2
         }
+        if let failure = Cleanup.probeThreads(threadsNeeded) {
+            printError("error: fmodel runs up to \(threadsNeeded + 1) threads, and could not start them: \(failure) (ulimit -u: processes and threads)")
+            return 2
+        }
         for i in 1..<Int(CommandLine.argc) {
             guard let raw = CommandLine.unsafeArgv[i], String(validatingCString: raw) == nil else { continue }
             printError("error: argument \(i) (\(CommandLine.arguments[i])) is not UTF-8, which fmodel cannot name files in: rename the file")
@@ -50,6 +54,11 @@ public struct FModelCommand: ParsableCommand {
     /// Foundation's Process and run loop; other commands 6–8), and with fewer the libraries
     /// crashed (SIGILL: Dispatch's event loop, Foundation's run loop) instead of failing.
     static let openFilesNeeded = 64
+
+    /// Threads fmodel starts beside its main thread, at most, checked before it starts any: a
+    /// process of `bench` or `import` had up to 4 and 5 (and a Keras import's worker as many
+    /// again). Past `ulimit -u` Dispatch hung and OpenMP ended the process with exit code 1.
+    static let threadsNeeded = 4
 
     /// Parses `arguments` (without the program name), runs the command and returns the exit
     /// code, having written its final message where it goes.

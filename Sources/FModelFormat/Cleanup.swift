@@ -1,4 +1,7 @@
 import CCleanup
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What this process removes, or ends, if SIGINT, SIGTERM or SIGHUP ends it (Ctrl-C, `timeout`, a
 /// closed terminal): the temporary files it writes before renaming them into place, its
@@ -72,6 +75,13 @@ public enum Cleanup {
     public static func ensureOpenFiles(_ needed: Int) -> Int? {
         let hard = fm_ensure_open_files(needed)
         return hard == 0 ? nil : hard
+    }
+
+    /// Whether `count` more threads can live at once (`ulimit -u`): nil, or the error of the
+    /// first that could not start.
+    public static func probeThreads(_ count: Int) -> String? {
+        let failure = fm_probe_threads(Int32(count))
+        return failure == 0 ? nil : String(cString: strerror(failure))
     }
 
     /// Ends the process with exit code `code` at once, after the cleanup a signal would do:

@@ -87,6 +87,12 @@ extension Preprocess: ExpressibleByArgument {}
 // Ended by fmodel (SIGTERM) or with it (Ctrl-C reaches both), the worker removes its temporary
 // file first; a closed standard output loses its reports, not its output (Cleanup).
 Cleanup.install()
+// Its 2 threads beside the main one, or an error: past `ulimit -u`, Dispatch would wait for
+// them for ever (fmodel's threads and the worker's share the limit).
+if let failure = Cleanup.probeThreads(2) {
+    StandardStream.error.write("error: the import worker runs up to 3 threads, and could not start them: \(failure) (ulimit -u: processes and threads)\n")
+    exit(2)
+}
 // Exit codes as fmodel's: 0 done, 2 bad input or usage (the error on stderr, which the parent
 // passes on).
 do {

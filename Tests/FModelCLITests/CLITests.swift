@@ -173,6 +173,26 @@ import Testing
         }
     }
 
+    /// Past `ulimit -u` (processes and threads), `bench` hung: Dispatch waited, a second at a
+    /// time, for a thread it could start, and OpenMP ended it with exit code 1 ("libgomp:
+    /// Thread creation failed"); and a Keras import's worker, whose threads share the limit
+    /// with fmodel's, hung the same way until fmodel's 600 s limit. Each starts the threads it
+    /// may run first, and says so when it cannot. Root is not held to the limit: as root, the
+    /// test runs them as nobody. (Killed after 20 s here.)
+    @Test(.enabled(if: ThreadLimit.command != nil, "neither a user held to ulimit -u, nor setpriv to become one"),
+          arguments: [("fmodel", ["bench", "tf1_facenet_small.pb", "--inputs", "input:?x64x64x3", "--iterations", "1"], "fmodel runs up to 5 threads"),
+                      (Helper.name, ["multitask_flat.h5", "--output", "/nonexistent/w.fmodel"], "the import worker runs up to 3 threads")])
+    func threadsThatCannotStartAreRefused(executable: String, arguments: [String], says: String) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let path = String(fmodel.dropLast("fmodel".count)) + executable
+        let run = try #require(runMeasured(ThreadLimit.command![0], Array(ThreadLimit.command!.dropFirst()) + [
+            "/usr/bin/timeout", "-s", "KILL", "20", "/usr/bin/prlimit", "--nproc=1", path]
+            + arguments.map { $0.hasSuffix(".pb") || $0.hasSuffix(".h5") ? fixture($0) : $0 }))
+        #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode)): \(run.standardError)")
+        #expect(run.standardError == "error: \(says), and could not start them: Resource temporarily unavailable (ulimit -u: processes and threads)\n",
+                "\(run.standardError)")
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],
@@ -543,4 +563,20 @@ import Testing
         let mb = ResidentSet.parse(smaps: Array(text.utf8), model: "/models/my model.fmodel").mapValues { $0 * 1e6 / 1024 }
         #expect(mb.mapValues { Int($0.rounded()) } == ["model_file": 1234, "heap_anonymous": 15, "jit_code": 7, "libdnnl": 300, "stacks_vdso": 12])
     }
+}
+
+/// How a test runs a command held to `ulimit -u`: as this user, or as root (whom the limit
+/// does not hold) through `setpriv` as nobody, if nobody can run fmodel here (its folders and
+/// the fixtures readable by all). Nil when neither.
+enum ThreadLimit {
+    static let command: [String]? = {
+        let tools = ["/usr/bin/timeout", "/usr/bin/prlimit"]
+        guard tools.allSatisfy(FileManager.default.isExecutableFile(atPath:)), let fmodel = fmodelExecutable() else { return nil }
+        guard getuid() == 0 else { return ["/usr/bin/env"] }
+        let setpriv = ["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        guard FileManager.default.isExecutableFile(atPath: setpriv[0]),
+              runMeasured(setpriv[0], Array(setpriv.dropFirst()) + [fmodel, "inspect", Fixtures.path("tf1_facenet_small.pb"), "--inputs", "input:?x64x64x3"])?.exitCode == 0
+        else { return nil }
+        return setpriv
+    }()
 }
