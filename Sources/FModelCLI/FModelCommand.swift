@@ -56,8 +56,9 @@ public struct FModelCommand: ParsableCommand {
     static let openFilesNeeded = 64
 
     /// Threads fmodel starts beside its main thread, at most, checked before it starts any: a
-    /// process of `bench` or `import` had up to 4 and 5 (and a Keras import's worker as many
-    /// again). Past `ulimit -u` Dispatch hung and OpenMP ended the process with exit code 1.
+    /// process of `bench` or `import` had up to 4 and 5 in all (a Keras import's worker 3, which
+    /// it checks itself). Past `ulimit -u` Dispatch hung and OpenMP ended the process with
+    /// exit code 1.
     static let threadsNeeded = 4
 
     /// Parses `arguments` (without the program name), runs the command and returns the exit
