@@ -89,6 +89,13 @@ public struct AtomicFileWriter: ~Copyable {
     /// `path`: renaming over a directory fails, and over a device, a FIFO or a socket it would
     /// replace it (`-o /dev/null` as root replaced /dev/null with a regular file).
     public static func destination(of path: String) throws(FormatError) -> String {
+        // Where the links lead as the system follows them: a link to a pipe through /proc
+        // (/dev/stdout) reads "pipe:[N]", no path, which the walk below would take for a file
+        // yet to be made.
+        var followed = stat()
+        if stat(path, &followed) == 0, case let kind = followed.st_mode & S_IFMT, kind != S_IFREG, kind != S_IFDIR {
+            throw .io(path: path, reason: Self.notAFile)
+        }
         var current = path
         for _ in 0..<40 {
             var info = stat()
@@ -110,11 +117,13 @@ public struct AtomicFileWriter: ~Copyable {
                 }
                 current = link.hasPrefix("/") ? link : split(current).directory + link
             default:
-                throw .io(path: path, reason: "not a regular file (a device, FIFO or socket): an output is written whole and renamed into place, which would replace it")
+                throw .io(path: path, reason: Self.notAFile)
             }
         }
         throw .io(path: path, reason: "too many levels of symbolic links")
     }
+
+    private static let notAFile = "not a regular file (a device, FIFO or socket): an output is written whole and renamed into place, which would replace it"
 
     /// `.NAME.SUFFIX` in `path`'s directory, NAME being `path`'s file name, cut short (at a
     /// character) where the whole would pass the 255 bytes a file name may have: a temporary

@@ -173,8 +173,15 @@ import Testing
         try fm.createSymbolicLink(atPath: dir + "/loop2", withDestinationPath: "loop1")
         // A target that is not UTF-8 was written under the name with U+FFFD, the link dangling.
         try #require(symlink((Array("odd".utf8) + [0xFF, 0]).map { CChar(bitPattern: $0) }, dir + "/odd") == 0)
+        // A link to a pipe through /proc, as /dev/stdout is (`-o /dev/stdout | …`): its target
+        // reads "pipe:[N]", no path, and was taken for a file to make ("cannot create a
+        // temporary file: No such file or directory").
+        var pipeEnds: [Int32] = [0, 0]
+        try #require(pipe(&pipeEnds) == 0)
+        defer { pipeEnds.forEach { close($0) } }
+        try fm.createSymbolicLink(atPath: dir + "/stdout", withDestinationPath: "/proc/self/fd/\(pipeEnds[1])")
         for (name, reason) in [("fifo", "not a regular file"), ("folder", "is a directory"), ("loop1", "too many levels of symbolic links"),
-                               ("odd", "the symbolic link's target is not UTF-8")] {
+                               ("odd", "the symbolic link's target is not UTF-8"), ("stdout", "not a regular file")] {
             do {
                 try FModelWriter.write(Self.sample(), to: dir + "/" + name)
                 Issue.record("\(name) was written")
