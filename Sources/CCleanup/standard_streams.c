@@ -1,8 +1,10 @@
 #define _GNU_SOURCE /* O_PATH */
 #include "fm_standard_streams.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -18,16 +20,35 @@ void fm_reserve_standard_descriptors(void) {
     }
 }
 
+/* The highest descriptor open in this process, or -1 (no /proc). */
+static long highest_open_descriptor(void) {
+    DIR *fds = opendir("/proc/self/fd");
+    if (fds == NULL) return -1;
+    long highest = -1;
+    for (struct dirent *entry; (entry = readdir(fds)) != NULL;) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (*end == 0 && end != entry->d_name && fd > highest) highest = fd;
+    }
+    closedir(fds);
+    return highest;
+}
+
 long fm_ensure_open_files(long needed) {
     struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= (rlim_t)needed) return 0;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 0;
+    /* Past the highest descriptor open too: Foundation's Process closes every descriptor up to
+       the highest one open for the child, and fails (EBADF) on one at or past the soft limit,
+       as one inherited from the parent can be. */
+    long highest = highest_open_descriptor();
+    rlim_t wanted = (rlim_t)(highest + 1 > needed ? highest + 1 : needed);
+    if (limit.rlim_cur >= wanted) return 0;
     if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < (rlim_t)needed) return (long)limit.rlim_max;
-    /* The hard limit, not just `needed`: Foundation's Process closes every descriptor up to the
-       highest one open in the child, and fails (EBADF) on one at or past the soft limit, as a
-       descriptor inherited from the parent can be. */
+    /* The hard limit (what a process may raise its soft limit to), or what is wanted where the
+       hard limit is infinite, which the soft limit cannot be. */
     limit.rlim_cur = limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-        limit.rlim_cur = (rlim_t)needed;
+        limit.rlim_cur = limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted ? limit.rlim_max : wanted;
         setrlimit(RLIMIT_NOFILE, &limit);
     }
     return 0;

@@ -17,9 +17,10 @@
    opens takes its number. Call from main before anything opens a file. */
 void fm_reserve_standard_descriptors(void);
 
-/* Makes sure the process may have `needed` files open at once (RLIMIT_NOFILE): a lower soft
-   limit is raised to the hard limit, as a process may. Returns 0, or the hard limit when even
-   that is lower (the limits are then left as they were). With a few descriptors free, the
+/* Makes sure the process may have `needed` files open at once (RLIMIT_NOFILE), and a
+   descriptor past the highest one it has open (one inherited from the parent can be past the
+   limit): a lower soft limit is raised to the hard limit, as a process may. Returns 0, or the
+   hard limit when that is lower than `needed` (the limits are then left as they were). With a few descriptors free, the
    libraries fmodel starts threads and its import worker with end the process (SIGILL) where
    they cannot open one: Dispatch's event loop, Foundation's Process and its run loop. */
 long fm_ensure_open_files(long needed);
