@@ -22,4 +22,6 @@ void GOMP_barrier(void);
 int omp_get_thread_num(void);
 int omp_get_num_threads(void);
 int omp_get_max_threads(void);
+/* The calling thread's team size for the parallel regions it starts (oneDNN's among them). */
+void omp_set_num_threads(int count);
 #endif

@@ -117,6 +117,7 @@ public final class Executor: @unchecked Sendable {
 
     /// `run` with the inputs' values pinned: the model reads them where they are (`Buffer(borrowing:)`).
     private func run(batch: Int, inputs: [UnsafeBufferPointer<Float>], requested: [String]) throws -> [String: FloatTensor] {
+        joinTeam()
         let keep = Set(requested.map { valueIndex[$0]! })
         let program = lock.withLock { self.program(keep: keep) }
         func bindInputs(_ images: Range<Int>) -> (Run) -> Void {

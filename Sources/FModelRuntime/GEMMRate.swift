@@ -5,6 +5,7 @@ import Foundation
 public enum GEMMRate {
     /// Best-of-`repeats` GFLOP/s of an `n×n×n` float32 product (2n³ FLOPs per product).
     public static func measure(n: Int = 2048, repeats: Int = 5) -> Double {
+        joinTeam()
         let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         let b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)

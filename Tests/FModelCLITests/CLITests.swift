@@ -195,6 +195,21 @@ import Testing
                 "\(run.standardError)")
     }
 
+    /// An OMP_NUM_THREADS past the CPUs the process may run on is held to them: 100,000 crashed
+    /// `bench` (SIGSEGV) and had `run` ask for 26.3 GB of per-thread scratch ("out of memory",
+    /// exit 2); on the 2-CPU machine 8 made the int8 model's batch 1 take 104 ms against 11.
+    @Test func threadCountsPastTheCPUsAreHeldToThem() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let out = dir + "/omp"
+        for arguments in [["bench", fixture("tf1_facenet_small.pb"), "--inputs", "input:?x64x64x3", "--iterations", "1"],
+                          ["run", fixture("multitask_flat.h5"), "--input", fixture("multitask_flat.input.npy"), "--out", out]] {
+            let run = try #require(runMeasured(fmodel, arguments, environment: ["OMP_NUM_THREADS=100000"]))
+            #expect(run.exitCode == 0, "\(arguments[0]): exit code \(String(describing: run.exitCode)): \(run.standardError)")
+        }
+        let age = try NPY.read(path: out + "/age.npy"), expected = try NPY.read(path: fixture("multitask_flat.out.age.npy"))
+        #expect(age.values.count == expected.values.count && zip(age.values, expected.values).allSatisfy { abs($0 - $1) <= 1e-4 })
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],

@@ -190,4 +190,8 @@ void fm_line_winograd_kernel(const float *w, size_t c, size_t k, float *u);
 void fm_line_winograd_run(const fm_line_shape *s, const float *x, const float *u, size_t t0, size_t t1, float *scratch, float *y,
                           const float *bias, float scale, int activation, float alpha);
 
+/* The CPUs this process may run on (its affinity mask: `taskset`, a cpuset), or 0 when it
+   cannot be read. */
+int fm_available_cpus(void);
+
 #endif

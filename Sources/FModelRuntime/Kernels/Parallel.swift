@@ -1,7 +1,19 @@
 import CDNNL
+import CKernels
 
-/// The OpenMP thread team's size: oneDNN's, and fmodel's own loops'.
-let teamSize = Int(omp_get_max_threads())
+/// The OpenMP thread team's size: oneDNN's, and fmodel's own loops'; at most the CPUs this
+/// process may run on. An OMP_NUM_THREADS past them only has threads spin for the cores: on the
+/// 2-CPU machine, 8 made the int8 multi-task model's batch 1 take 104 ms against 11, 1,000 took
+/// 6 s, and 100,000 crashed (SIGSEGV).
+let teamSize: Int = {
+    let requested = Int(omp_get_max_threads()), cpus = Int(fm_available_cpus())
+    return cpus > 0 ? min(requested, cpus) : requested
+}()
+
+/// Holds the OpenMP regions the calling thread starts, oneDNN's too (which size themselves by
+/// the thread's own setting, OMP_NUM_THREADS at first), to `teamSize`. Called where the runtime
+/// starts computing (`Executor`, `GEMMRate`), on whichever thread that is.
+func joinTeam() { omp_set_num_threads(Int32(teamSize)) }
 
 /// The calling thread's number in the OpenMP team (0 outside a parallel region).
 func threadNumber() -> Int { Int(omp_get_thread_num()) }
