@@ -108,6 +108,17 @@ void fm_cleanup_forget(int ticket) {
     }
 }
 
+void fm_cleanup_remove_now(int ticket) {
+    if (ticket < 0) return;
+    int kind = ticket / KIND_STRIDE, i = ticket % KIND_STRIDE;
+    char *p = NULL;
+    if (kind == KIND_FILE && i < FILE_SLOTS) p = __atomic_exchange_n(&files[i], NULL, __ATOMIC_SEQ_CST);
+    if (kind == KIND_DIRECTORY && i < DIRECTORY_SLOTS) p = __atomic_exchange_n(&directories[i], NULL, __ATOMIC_SEQ_CST);
+    if (p == NULL) return;
+    if (kind == KIND_FILE) unlink(p); else rmdir(p);
+    free(p);
+}
+
 static int remembered_in(char **slots, int count, const char *path) {
     for (int i = 0; i < count; i++) {
         const char *p = __atomic_load_n(&slots[i], __ATOMIC_SEQ_CST);

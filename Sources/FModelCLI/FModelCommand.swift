@@ -29,17 +29,18 @@ public struct FModelCommand: ParsableCommand {
         public let message: String?
     }
 
-    /// `main` on this process's arguments, unless one is not UTF-8: Swift's
-    /// `CommandLine.arguments` puts U+FFFD for such bytes, so a model so named was "No such file
-    /// or directory" and an output so named was written under another name (`-o $'out\xfe.fmodel'`
-    /// wrote `out\xef\xbf\xbd.fmodel`). Such an argument is refused, exit 2, before anything runs.
+    /// `main` on this process's arguments, unless the process's limits are below what it needs
+    /// (`ProcessLimits`) or an argument is not UTF-8: Swift's `CommandLine.arguments` puts U+FFFD
+    /// for such bytes, so a model so named was "No such file or directory" and an output so
+    /// named was written under another name (`-o $'out\xfe.fmodel'` wrote
+    /// `out\xef\xbf\xbd.fmodel`). Either is refused, exit 2, before anything runs.
     public static func mainOnProcessArguments() -> Int32 {
-        if let hard = Cleanup.ensureOpenFiles(openFilesNeeded) {
+        if let hard = ProcessLimits.ensureOpenFiles(openFilesNeeded) {
             printError("error: fmodel needs to have up to \(openFilesNeeded) files open at once, and the limit (ulimit -n) is \(hard): raise it")
             return 2
         }
-        if let failure = Cleanup.probeThreads(threadsNeeded) {
-            printError("error: fmodel runs up to \(threadsNeeded + 1) threads, and could not start them: \(failure) (ulimit -u: processes and threads)")
+        if let message = ProcessLimits.threadsUnavailable(threadsNeeded, program: "fmodel") {
+            printError(message)
             return 2
         }
         for i in 1..<Int(CommandLine.argc) {

@@ -63,15 +63,24 @@ public struct AtomicFileWriter: ~Copyable {
 
     /// A new hidden file beside `target`.
     private static func hiddenFile(beside target: String, path: String) throws(FormatError) -> (Int32, String, Staging) {
-        var fd: Int32 = -1, name = ""
-        for _ in 0..<100 where fd < 0 {
-            name = hiddenSibling(of: target, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
-            // Closed on exec: a process started meanwhile (the import worker) must not hold it.
-            fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 || errno == EEXIST else { break }
+        var fd: Int32 = -1
+        // Closed on exec: a process started meanwhile (the import worker) must not hold it.
+        guard let name = atFreeName(beside: target, { fd = open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600); return fd >= 0 }) else {
+            throw .io(path: path, reason: "cannot create a temporary file: " + MappedFile.errnoText())
         }
-        guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file: " + MappedFile.errnoText()) }
         return (fd, name, .named(Cleanup.remember(file: name)))
+    }
+
+    /// The hidden name beside `target` at which `make` succeeded, trying random ones while it
+    /// fails because the name is taken (EEXIST); nil, with `errno` set, when it fails otherwise
+    /// or 100 names were taken.
+    private static func atFreeName(beside target: String, _ make: (String) -> Bool) -> String? {
+        for _ in 0..<100 {
+            let name = hiddenSibling(of: target, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
+            if make(name) { return name }
+            if errno != EEXIST { return nil }
+        }
+        return nil
     }
 
     /// Writes into the file another writer staged (its `stagedPath`, which may be in another
@@ -197,22 +206,21 @@ public struct AtomicFileWriter: ~Copyable {
     private func linkIntoPlace() throws(FormatError) {
         func link(as name: String) -> Bool { linkat(AT_FDCWD, stagedPath, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0 }
         if link(as: target) { return }
-        guard errno == EEXIST else { throw .io(path: path, reason: "cannot link into place: " + MappedFile.errnoText()) }
-        for _ in 0..<100 {
-            let name = Self.hiddenSibling(of: target, suffix: "tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
-            let cleanup = Cleanup.remember(file: name)
-            defer { cleanup.forget() }
-            guard link(as: name) else {
-                if errno == EEXIST { continue }
-                throw .io(path: path, reason: "cannot link into place: " + MappedFile.errnoText())
-            }
-            guard rename(name, target) == 0 else {
-                unlink(name)
-                throw .io(path: path, reason: "cannot rename into place: " + MappedFile.errnoText())
-            }
-            return
+        var cleanup: Cleanup.Ticket?
+        defer { cleanup?.forget() }
+        guard errno == EEXIST, let name = Self.atFreeName(beside: target, { name in
+            // Remembered before it exists: no moment in which a signal would leave it.
+            cleanup = Cleanup.remember(file: name)
+            if link(as: name) { return true }
+            let failure = errno
+            cleanup?.forget()
+            errno = failure
+            return false
+        }) else { throw .io(path: path, reason: "cannot link into place: " + MappedFile.errnoText()) }
+        guard rename(name, target) == 0 else {
+            unlink(name)
+            throw .io(path: path, reason: "cannot rename into place: " + MappedFile.errnoText())
         }
-        throw .io(path: path, reason: "cannot link into place: no free temporary name")
     }
 
     deinit {

@@ -1,7 +1,4 @@
 import CCleanup
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What this process removes, or ends, if SIGINT, SIGTERM or SIGHUP ends it (Ctrl-C, `timeout`, a
 /// closed terminal): the temporary files it writes before renaming them into place, its
@@ -37,6 +34,12 @@ public enum Cleanup {
             slot = -1
         }
 
+        /// Removes the file or (empty) directory now, as a signal would have, and forgets it.
+        public func removeNow() {
+            fm_cleanup_remove_now(slot)
+            slot = -1
+        }
+
         deinit { fm_cleanup_forget(slot) }
     }
 
@@ -67,21 +70,6 @@ public enum Cleanup {
     /// cleans up and exits with code 2, instead of crashing with "Bus error".
     public static func remember(mapping bytes: UnsafeRawBufferPointer, path: String) -> Ticket {
         Ticket(slot: fm_cleanup_remember_mapping(bytes.baseAddress, bytes.count, path))
-    }
-
-    /// Makes sure the process may have `needed` files open at once (`ulimit -n`), raising its
-    /// soft limit to the hard one where it is lower. Returns nil, or the hard limit when even
-    /// that is lower than `needed` (nothing changed).
-    public static func ensureOpenFiles(_ needed: Int) -> Int? {
-        let hard = fm_ensure_open_files(needed)
-        return hard == 0 ? nil : hard
-    }
-
-    /// Whether `count` more threads can live at once (`ulimit -u`): nil, or the error of the
-    /// first that could not start.
-    public static func probeThreads(_ count: Int) -> String? {
-        let failure = fm_probe_threads(Int32(count))
-        return failure == 0 ? nil : String(cString: strerror(failure))
     }
 
     /// Ends the process with exit code `code` at once, after the cleanup a signal would do:

@@ -40,11 +40,16 @@ struct KerasWorker: ParsableCommand {
     }
 
     func run() throws {
-        var scratch: [Cleanup.Ticket] = [], scratchPaths: [String] = []
-        defer { scratch.forEach { $0.forget() } }
-        // A file fmodel staged for the output with a name (a file system without unnamed
-        // files): removed by this process too when a signal ends it, as fmodel's scratch is.
-        if let into, !into.hasPrefix("/proc/") { scratch.append(Cleanup.remember(file: into)) }
+        // fmodel's scratch (its config, then the directory: removed in that order) and a file
+        // fmodel staged for the output with a name (a file system without unnamed files):
+        // removed by this process too when a signal ends it. (Forgotten at the end, not at
+        // their last use.)
+        var scratch: [Cleanup.Ticket] = [], staged: Cleanup.Ticket?
+        defer {
+            scratch.forEach { $0.forget() }
+            staged?.forget()
+        }
+        if let into, !into.hasPrefix("/proc/") { staged = Cleanup.remember(file: into) }
         if let cpuSeconds, let memoryBytes {
             // Started by fmodel: limited to its budget for the file, and ending with it.
             IsolatedImport.Budget(cpuSeconds: cpuSeconds, memoryBytes: memoryBytes).apply()
@@ -53,12 +58,8 @@ struct KerasWorker: ParsableCommand {
             // killed by SIGKILL cannot remove them itself (`kill -9` of fmodel left the
             // directory in /tmp).
             if let directory = getenv("TMPDIR").map({ String(cString: $0) }), directory.hasPrefix("/") {
+                if let config, config.hasPrefix(directory + "/") { scratch.append(Cleanup.remember(file: config)) }
                 scratch.append(Cleanup.remember(directory: directory))
-                if let config, config.hasPrefix(directory + "/") {
-                    scratch.append(Cleanup.remember(file: config))
-                    scratchPaths.append(config)
-                }
-                scratchPaths.append(directory)
             }
             // fmodel gone already (FMODEL_PARENT is its pid): its scratch goes, and nothing is
             // imported for nobody.
@@ -75,7 +76,7 @@ struct KerasWorker: ParsableCommand {
             // Writing into fmodel's output, fmodel needs nothing more from its scratch: removed
             // here, as a signal would (the config, then the directory if empty), since fmodel
             // killed by SIGKILL from now until it removes it itself would leave it.
-            for path in scratchPaths { _ = path == scratchPaths.last ? rmdir(path) : unlink(path) }
+            scratch.forEach { $0.removeNow() }
         } else {
             try FModelWriter.write(graph, to: output)
         }
@@ -89,8 +90,8 @@ extension Preprocess: ExpressibleByArgument {}
 Cleanup.install()
 // Its 2 threads beside the main one, or an error: past `ulimit -u`, Dispatch would wait for
 // them for ever (fmodel's threads and the worker's share the limit).
-if let failure = Cleanup.probeThreads(2) {
-    StandardStream.error.write("error: the import worker runs up to 3 threads, and could not start them: \(failure) (ulimit -u: processes and threads)\n")
+if let message = ProcessLimits.threadsUnavailable(2, program: "the import worker") {
+    StandardStream.error.write(message + "\n")
     exit(2)
 }
 // Exit codes as fmodel's: 0 done, 2 bad input or usage (the error on stderr, which the parent

@@ -2,10 +2,11 @@
 #define FMODEL_CCLEANUP_H
 #include <stddef.h>
 #include <sys/types.h>
-/* And how the process starts and writes its standard streams (included here too, so that a
-   build made before that header existed sees it: a module's cache notices a header it knows
-   change, not a new one in its directory). */
+/* And how the process starts and writes its standard streams, and the limits it needs
+   (included here too, so that a build made before those headers existed sees them: a module's
+   cache notices a header it knows change, not a new one in its directory). */
 #include "fm_standard_streams.h"
+#include "fm_process_limits.h"
 
 /* What a process removes, or ends, when SIGINT, SIGTERM or SIGHUP ends it: the temporary files
    it writes before renaming them into place (a half-written .fmodel of hundreds of MB beside the
@@ -57,6 +58,10 @@ _Noreturn void fm_cleanup_exit(int code);
 
 /* Forgets what a ticket remembered. A ticket of -1 is ignored. */
 void fm_cleanup_forget(int ticket);
+
+/* Removes now the file or (empty) directory a ticket remembered, as the handler would, and
+   forgets it. A ticket of -1, or one for a child or a mapping, is ignored. */
+void fm_cleanup_remove_now(int ticket);
 
 /* 1 when `path` is remembered as a file or a directory, else 0. */
 int fm_cleanup_remembers(const char *path);

@@ -1,0 +1,34 @@
+/* What fmodel's start-up checks of its limits cost (ProcessLimits: `ulimit -n` and `ulimit -u`):
+   fm_ensure_open_files(64), which reads /proc/self/fd, and fm_probe_threads(4), which starts
+   and ends four threads, each timed five times in a fresh process, microseconds. The first of
+   each is what a command pays; the later ones are warm.
+
+     gcc -O2 -ISources/CCleanup/include Benchmarks/process_limits.c Sources/CCleanup/process_limits.c -o /tmp/process_limits -lpthread
+     /tmp/process_limits
+*/
+#include <stdio.h>
+#include <time.h>
+#include "fm_process_limits.h"
+
+static double microseconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
+}
+
+int main(void) {
+    printf("fm_ensure_open_files(64):");
+    for (int i = 0; i < 5; i++) {
+        double start = microseconds();
+        long hard = fm_ensure_open_files(64);
+        printf(" %.1f%s", microseconds() - start, hard ? " (refused)" : "");
+    }
+    printf(" us\nfm_probe_threads(4):");
+    for (int i = 0; i < 5; i++) {
+        double start = microseconds();
+        int failure = fm_probe_threads(4);
+        printf(" %.1f%s", microseconds() - start, failure ? " (failed)" : "");
+    }
+    printf(" us\n");
+    return 0;
+}

@@ -1,0 +1,23 @@
+#ifndef FMODEL_PROCESS_LIMITS_H
+#define FMODEL_PROCESS_LIMITS_H
+
+/* What a process needs of its limits before it starts work (`ulimit -n`, `ulimit -u`): the
+   libraries fmodel runs on do not fail with an error past them, they crash or hang. Call from
+   main, before other threads start. */
+
+/* Makes sure the process may have `needed` files open at once (RLIMIT_NOFILE), and a
+   descriptor past the highest one it has open (one inherited from the parent can be past the
+   limit): a lower soft limit is raised to the hard limit, as a process may. Returns 0, or the
+   hard limit when that is lower than `needed` (the limits are then left as they were). With
+   a few descriptors free, the libraries fmodel starts threads and its import worker with end
+   the process (SIGILL) where they cannot open one: Dispatch's event loop, Foundation's Process
+   and its run loop. */
+long fm_ensure_open_files(long needed);
+
+/* Starts `count` threads that live at once, then ends them: 0 when all started, else the
+   error of the first that did not (EAGAIN: the user's processes and threads at `ulimit -u`).
+   Past that limit the libraries fmodel computes with do not fail with an error: Dispatch
+   waits, a second at a time, for a thread it can start (a hang), and OpenMP ends the process
+   with exit code 1 ("libgomp: Thread creation failed"). */
+int fm_probe_threads(int count);
+#endif
