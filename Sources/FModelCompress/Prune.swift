@@ -40,15 +40,39 @@ public struct DensePruner {
     let chain: [Node]
     let consumers: [Node]
 
-    public init(graph: Graph, layer name: String) throws(PruneError) {
-        guard let node = graph.node(named: name), case .dense = node.op else { throw .notADenseLayer(name) }
+    /// What a prune needs to know of a graph's structure: where each node is, which nodes read
+    /// each value and how many read each tensor. A prune changes tensors, not structure, so one
+    /// index serves every prune of a graph and of the graphs pruned from it. (Built anew for
+    /// each prune, a shrink plan over a chain of 2,000 dense layers spent 61% of its 24 s on it.)
+    public struct Index: Sendable {
+        let position: [String: Int]
+        let readers: [String: [Int]]
+        let tensorReads: [String: Int]
+        let outputs: Set<String>
+
+        public init(_ graph: Graph) {
+            position = Dictionary(graph.nodes.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+            var readers: [String: [Int]] = [:], reads: [String: Int] = [:]
+            for (i, node) in graph.nodes.enumerated() {
+                for v in Set(node.inputs) { readers[v, default: []].append(i) }
+                for t in node.params.values { reads[t, default: 0] += 1 }
+            }
+            (self.readers, tensorReads, outputs) = (readers, reads, Set(graph.outputs))
+        }
+    }
+
+    /// The pruner of layer `name`; `index`, if given, must be of `graph` or of a graph it was
+    /// pruned from.
+    public init(graph: Graph, layer name: String, index: Index? = nil) throws(PruneError) {
+        let index = index ?? Index(graph)
+        guard let at = index.position[name], case .dense = graph.nodes[at].op else { throw .notADenseLayer(name) }
+        let node = graph.nodes[at]
         self.graph = graph
         layer = node
         var chain: [Node] = [], consumers: [Node] = [], frontier = [name]
-        let outputs = Set(graph.outputs)
         while let v = frontier.popLast() {
-            if outputs.contains(v) { throw .isAnOutput(v) }
-            for reader in graph.nodes where reader.inputs.contains(v) {
+            if index.outputs.contains(v) { throw .isAnOutput(v) }
+            for reader in (index.readers[v] ?? []).map({ graph.nodes[$0] }) {
                 switch reader.op {
                 case .dense where reader.inputs == [v]: consumers.append(reader)
                 case .activation(let a) where a != .softmax: chain.append(reader); frontier.append(reader.name)
@@ -59,9 +83,7 @@ public struct DensePruner {
         }
         // A tensor the prune cuts must have no other reader (a layer called twice shares its
         // kernel): cut for one, it would no longer fit the other.
-        var reads: [String: Int] = [:]
-        for reader in graph.nodes { for t in reader.params.values { reads[t, default: 0] += 1 } }
-        if let shared = ([node] + chain + consumers).flatMap(\.params.values).first(where: { reads[$0, default: 0] > 1 }) {
+        if let shared = ([node] + chain + consumers).flatMap(\.params.values).first(where: { index.tensorReads[$0, default: 0] > 1 }) {
             throw .sharedTensor(layer: name, tensor: shared)
         }
         self.chain = chain
@@ -96,6 +118,31 @@ public struct DensePruner {
     /// Keeps the `keep` most important units. With `inputs`, ranks by activations there and
     /// refits each reader by least squares so its pre-activations change as little as possible.
     public func prune(keep: Int, inputs: [String: FloatTensor]? = nil) throws -> (Graph, PruneReport) {
+        let (edit, report) = try self.edit(keep: keep, inputs: inputs)
+        var g = graph
+        edit.apply(to: &g)
+        return (g, report)
+    }
+
+    /// What a prune changes in the graph: tensors replaced or added, readers given a bias.
+    /// Applied to a graph no pruner holds, it changes that graph in place instead of copying
+    /// its table of tensors.
+    public struct Edit: Sendable {
+        var layer: String
+        var tensors: [String: Tensor] = [:]
+        var biases: [(node: String, tensor: String)] = []
+
+        public func apply(to g: inout Graph) {
+            for (name, t) in tensors { g.tensors[name] = t }
+            for (node, bias) in biases {
+                if let i = g.nodes.firstIndex(where: { $0.name == node }) { g.nodes[i].params["bias"] = bias }
+            }
+            g.metadata.passes.append("prune_\(layer)")
+        }
+    }
+
+    /// The prune as an edit of the graph, not yet applied.
+    public func edit(keep: Int, inputs: [String: FloatTensor]? = nil) throws -> (Edit, PruneReport) {
         guard keep > 0, keep <= units else { throw PruneError.badKeep(layer: layer.name, keep: keep, units: units) }
         var activations: [Float]?, rows = 0
         var atReaders: [String: [Float]] = [:]
@@ -107,43 +154,43 @@ public struct DensePruner {
         }
         let scores = importance(activations: activations, rows: rows)
         let kept = (0..<units).sorted { scores[$0] > scores[$1] }.prefix(keep).sorted()
-        var g = graph
-        try slice(&g, node: layer, role: "kernel", columns: kept)
-        try slice(&g, node: layer, role: "bias", columns: kept)
-        for node in chain { for role in ["gamma", "beta", "mean", "variance"] { try slice(&g, node: node, role: role, columns: kept) } }
+        var edit = Edit(layer: layer.name)
+        slice(&edit, node: layer, role: "kernel", columns: kept)
+        slice(&edit, node: layer, role: "bias", columns: kept)
+        for node in chain { for role in ["gamma", "beta", "mean", "variance"] { slice(&edit, node: node, role: role, columns: kept) } }
         for c in consumers {
             // A least-squares fit needs at least as many samples as kept units.
             if let x = atReaders[c.inputs[0]], rows > kept.count {
-                refit(&g, consumer: c, x: x, rows: rows, kept: Array(kept))
+                refit(&edit, consumer: c, x: x, rows: rows, kept: Array(kept))
             } else {
-                try sliceRows(&g, node: c, rows: Array(kept))
+                sliceRows(&edit, node: c, rows: Array(kept))
             }
         }
-        g.metadata.passes.append("prune_\(layer.name)")
+        let saved = edit.tensors.reduce(0) { $0 + (graph.tensors[$1.key]?.byteCount ?? 0) - $1.value.byteCount }
         let report = PruneReport(layer: layer.name, unitsBefore: units, unitsKept: keep, consumers: consumers.map(\.name),
-                                 refitted: activations != nil && rows > kept.count, bytesSaved: graph.parameterBytes - g.parameterBytes)
-        return (g, report)
+                                 refitted: activations != nil && rows > kept.count, bytesSaved: saved)
+        return (edit, report)
     }
 
-    private func slice(_ g: inout Graph, node: Node, role: String, columns kept: [Int]) throws {
-        guard let name = node.params[role], let t = g.tensors[name] else { return }
+    private func slice(_ edit: inout Edit, node: Node, role: String, columns kept: [Int]) {
+        guard let name = node.params[role], let t = graph.tensors[name] else { return }
         let w = t.floats(), n = t.shape.last, rows = w.count / n
         var out: [Float] = []
         out.reserveCapacity(rows * kept.count)
         for r in 0..<rows { for j in kept { out.append(w[r * n + j]) } }
         var dims = t.shape.dims
         dims[dims.count - 1] = kept.count
-        g.tensors[name] = Tensor(out, shape: Shape(dims))
+        edit.tensors[name] = Tensor(out, shape: Shape(dims))
     }
 
-    private func sliceRows(_ g: inout Graph, node: Node, rows kept: [Int]) throws {
-        let name = node.params["kernel"]!, t = g.tensors[name]!
+    private func sliceRows(_ edit: inout Edit, node: Node, rows kept: [Int]) {
+        let name = node.params["kernel"]!, t = graph.tensors[name]!
         let w = t.floats(), out = t.shape[1]
-        g.tensors[name] = Tensor(kept.flatMap { w[$0 * out..<($0 + 1) * out] }, shape: [kept.count, out])
+        edit.tensors[name] = Tensor(kept.flatMap { w[$0 * out..<($0 + 1) * out] }, shape: [kept.count, out])
     }
 
     /// Least squares with a small ridge: `[X_kept 1]·[W'; b'] ≈ X·W + b` over the data rows.
-    private func refit(_ g: inout Graph, consumer c: Node, x: [Float], rows: Int, kept: [Int]) {
+    private func refit(_ edit: inout Edit, consumer c: Node, x: [Float], rows: Int, kept: [Int]) {
         let w = graph.param("kernel", of: c)!.floats(), n = units, out = w.count / n
         let b = graph.param("bias", of: c)?.floats() ?? [Float](repeating: 0, count: out)
         let k = kept.count + 1
@@ -165,10 +212,10 @@ public struct DensePruner {
         let trace = (0..<k).reduce(0.0) { $0 + a[$1 * k + $1] }
         for p in 0..<k { a[p * k + p] += 1e-4 * trace / Double(k) + 1e-9 }
         let solution = Cholesky.solve(a, rhs, n: k, columns: out)
-        g.tensors[c.params["kernel"]!] = Tensor((0..<(k - 1) * out).map { Float(solution[$0]) }, shape: [kept.count, out])
+        edit.tensors[c.params["kernel"]!] = Tensor((0..<(k - 1) * out).map { Float(solution[$0]) }, shape: [kept.count, out])
         let biasName = c.params["bias"] ?? "\(c.name)/bias"
-        g.tensors[biasName] = Tensor((0..<out).map { Float(solution[(k - 1) * out + $0]) }, shape: [out])
-        if let i = g.nodes.firstIndex(where: { $0.name == c.name }) { g.nodes[i].params["bias"] = biasName }
+        edit.tensors[biasName] = Tensor((0..<out).map { Float(solution[(k - 1) * out + $0]) }, shape: [out])
+        if c.params["bias"] == nil { edit.biases.append((c.name, biasName)) }
     }
 }
 

@@ -42,6 +42,8 @@ public struct ShrinkPlanner {
         enum Action { case quantize(QuantizationScheme), prune(keep: Int) }
         var node: Node
         var action: Action
+        /// Bytes of the float tensors of the layers the move changes (a prune changes its readers).
+        var bytes: Int
         var saved: Int
         var noise: Double
         var sqnr: Double
@@ -103,8 +105,7 @@ public struct ShrinkPlanner {
         }
         let change = try candidate.maxOutputChange(from: floatOutputs, inputs: inputs)
         for m in accepted {
-            let bytes = float.param("kernel", of: m.node)!.byteCount
-            steps.append(ShrinkStep(layer: m.node.name, action: m.label, bytesBefore: bytes, bytesAfter: bytes - m.saved, sqnrDB: m.sqnr))
+            steps.append(ShrinkStep(layer: m.node.name, action: m.label, bytesBefore: m.bytes, bytesAfter: m.bytes - m.saved, sqnrDB: m.sqnr))
         }
         return ShrinkResult(graph: candidate, steps: steps, outputChange: change, sizeBytes: size, reachedTarget: size <= targetBytes)
     }
@@ -120,9 +121,15 @@ public struct ShrinkPlanner {
             case .prune(let k): keeps[m.node.name] = k
             }
         }
-        for name in g.nodes.map(\.name) where keeps[name] != nil { g = try DensePruner(graph: g, layer: name).prune(keep: keeps[name]!).0 }
+        // One index serves every prune; each edit is applied once its pruner has gone, so the
+        // table of tensors is changed in place, not copied per prune.
+        let index = DensePruner.Index(float)
+        for name in g.nodes.map(\.name) where keeps[name] != nil {
+            let edit = try DensePruner(graph: g, layer: name, index: index).edit(keep: keeps[name]!).0
+            edit.apply(to: &g)
+        }
         let pruned = Set(moves.flatMap { m -> [String] in
-            guard case .prune = m.action, let p = try? DensePruner(graph: float, layer: m.node.name) else { return [] }
+            guard case .prune = m.action, let p = try? DensePruner(graph: float, layer: m.node.name, index: index) else { return [] }
             return [m.node.name] + p.consumers.map(\.name)
         })
         // Nodes by name, looked up once each: `node(named:)` searches the list, and a model of
@@ -153,45 +160,63 @@ public struct ShrinkPlanner {
 
     /// Moves in the order they should be taken, enough to save `bytesToSave` if possible: the
     /// least added noise per byte saved first, negligible savings last.
+    ///
+    /// A ladder's next move depends only on where that ladder stands, so the order is a merge
+    /// of the ladders: a heap holds each ladder's next move, and only the ladder a pick moved
+    /// is priced again. (Pricing every move for every pick took a chain of 2,000 dense layers
+    /// 6 s.) Equal prices go to the ladder of the earlier layer, whatever the hash seed.
     func greedyOrder(_ float: Graph, inputs: [String: FloatTensor], bytesToSave: Int) throws -> [Move] {
         let options = try measure(float, inputs: inputs)
         let negligible = Int(Double(float.parameterBytes) * Self.negligibleFraction)
-        var level: [String: Move] = [:]
+        let position = Dictionary(float.nodes.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+        func rank(_ ladder: String) -> (Int, String) {
+            (position[ladder.hasPrefix("prune:") ? String(ladder.dropFirst(6)) : ladder] ?? .max, ladder)
+        }
+        let ladders = options.keys.sorted { rank($0) < rank($1) }
+        var level = [Move?](repeating: nil, count: ladders.count)
+        /// The ladder's best next move: negligible savings after the others; within each, the
+        /// least noise per byte; the first of equals.
+        func next(_ l: Int) -> NextMove? {
+            let current = level[l]
+            var pick: NextMove?
+            for m in options[ladders[l]]! where m.saved > (current?.saved ?? 0) {
+                let gain = m.saved - (current?.saved ?? 0)
+                let cost = (m.noise - (current?.noise ?? 0)) / Double(gain)
+                let candidate = NextMove(late: gain < negligible, cost: cost.isNaN ? .infinity : cost, ladder: l, move: m)
+                if pick.map({ candidate < $0 }) ?? true { pick = candidate }
+            }
+            return pick
+        }
+        var heap = MinHeap(ladders.indices.compactMap(next))
         var order: [Move] = []
         var saved = 0
-        while saved < bytesToSave {
-            var pick: (move: Move, late: Bool, cost: Double)?
-            for (key, moves) in options {
-                let current = level[key]
-                for m in moves where m.saved > (current?.saved ?? 0) {
-                    let gain = m.saved - (current?.saved ?? 0)
-                    let cost = (m.noise - (current?.noise ?? 0)) / Double(gain), late = gain < negligible
-                    // Negligible savings after the others; within each, the least noise per byte.
-                    let better = pick.map { p in p.late != late ? !late : cost < p.cost } ?? true
-                    if better { pick = (m, late, cost) }
-                }
-            }
-            guard let (m, _, _) = pick else { break }
-            let key = Self.ladder(m)
-            saved += m.saved - (level[key]?.saved ?? 0)
-            level[key] = m
-            order.append(m)
+        while saved < bytesToSave, let pick = heap.pop() {
+            saved += pick.move.saved - (level[pick.ladder]?.saved ?? 0)
+            level[pick.ladder] = pick.move
+            order.append(pick.move)
+            if let after = next(pick.ladder) { heap.push(after) }
         }
         return order
     }
 
-    /// Moves of one ladder replace each other: quantizing a layer, or pruning it.
-    static func ladder(_ m: Move) -> String {
-        if case .prune = m.action { return "prune:" + m.node.name }
-        return m.node.name
+    /// A ladder's next move, ordered as `greedyOrder` takes them.
+    struct NextMove: Comparable {
+        var late: Bool
+        var cost: Double
+        var ladder: Int
+        var move: Move
+
+        static func < (a: Self, b: Self) -> Bool { (a.late ? 1 : 0, a.cost, a.ladder) < (b.late ? 1 : 0, b.cost, b.ladder) }
+        static func == (a: Self, b: Self) -> Bool { !(a < b) && !(b < a) }
     }
 
     /// Dense layers pruned to each fraction: the noise at their readers' outputs, measured on
     /// the sub-graph from the layer to its readers, fed with what the layer sees.
     func measurePruning(_ float: Graph, inputs: [String: FloatTensor]) throws -> [String: [Move]] {
         var candidates: [(Node, DensePruner)] = []
+        let index = DensePruner.Index(float)
         for node in float.nodes {
-            guard case .dense = node.op, let pruner = try? DensePruner(graph: float, layer: node.name), !pruner.consumers.isEmpty,
+            guard case .dense = node.op, let pruner = try? DensePruner(graph: float, layer: node.name, index: index), !pruner.consumers.isEmpty,
                   float.param("kernel", of: node)!.shape[1] >= 8 else { continue }
             candidates.append((node, pruner))
         }
@@ -210,7 +235,7 @@ public struct ShrinkPlanner {
                 let after = try Executor(graph: pruned).run(["x": x], outputs: readers)
                 let worst = readers.map { LayerError(node: $0, float: before[$0]!.values, approximate: after[$0]!.values) }
                     .max { $0.relativeNoise < $1.relativeNoise }!
-                return Move(node: node, action: .prune(keep: keep), saved: report.bytesSaved, noise: worst.relativeNoise, sqnr: worst.sqnrDB)
+                return Move(node: node, action: .prune(keep: keep), bytes: sub.parameterBytes, saved: report.bytesSaved, noise: worst.relativeNoise, sqnr: worst.sqnrDB)
             }
         }
         return out
@@ -238,7 +263,7 @@ public struct ShrinkPlanner {
             out[node.name] = try [QuantizationScheme.f16, .int8PerChannel, .int4PerGroup(groupSize: groupSize)].map { scheme in
                 let q = single.quantizing(single.nodes[0], scheme)
                 let e = LayerError(node: node.name, float: y, approximate: try Executor(graph: q).run(["x": x])[node.name]!.values)
-                return Move(node: node, action: .quantize(scheme), saved: bytes - q.param("kernel", of: q.nodes[0])!.byteCount, noise: e.relativeNoise, sqnr: e.sqnrDB)
+                return Move(node: node, action: .quantize(scheme), bytes: bytes, saved: bytes - q.param("kernel", of: q.nodes[0])!.byteCount, noise: e.relativeNoise, sqnr: e.sqnrDB)
             }
             if (i + 1) % 20 == 0 { log("measured \(i + 1)/\(nodes.count) layers") }
         }

@@ -48,6 +48,17 @@ import Testing
 }
 
 @Suite struct ShrinkOrderTests {
+    /// A chain of `n` dense layers 8 wide, alike.
+    static func chain(_ n: Int) -> Graph {
+        let kernel = Tensor((0..<64).map { Float($0 % 7) / 7 - 0.4 }, shape: [8, 8])
+        return Graph(inputs: [ValueInfo(name: "x", shape: [-1, 8])], outputs: ["d\(n - 1)"],
+                     nodes: (0..<n).map { Node(name: "d\($0)", op: .dense(activation: .linear), inputs: [$0 == 0 ? "x" : "d\($0 - 1)"], params: ["kernel": "k\($0)"]) },
+                     tensors: Dictionary(uniqueKeysWithValues: (0..<n).map { ("k\($0)", kernel) }))
+    }
+
+    /// Zero inputs: every layer sees zeros, so every move adds no noise.
+    static let zeros = ["x": FloatTensor(shape: [2, 8], values: [Float](repeating: 0, count: 16))]
+
     /// A move that saves less than a ten-thousandth of the weights comes after every other,
     /// however little noise it adds per byte: here a 24-value conv before a 4 MB dense layer,
     /// whose f16 move would otherwise come before the dense layer's int4.
@@ -67,6 +78,51 @@ import Testing
     }
 }
 
+extension ShrinkOrderTests {
+    /// A chain of dense layers that all see zeros, so that every move costs nothing: equal
+    /// costs go to the earlier layer. (They went in the order of a dictionary's keys, which
+    /// changes with each process's hash seed.)
+    @Test func equalCostsGoInLayerOrder() throws {
+        let n = 40, g = Self.chain(n)
+        let planner = ShrinkPlanner(targetBytes: 1, maxOutputChange: 1)
+        let order = try planner.greedyOrder(g, inputs: Self.zeros, bytesToSave: .max)
+        let f16 = order.filter { $0.label == "f16" }.map(\.node.name)
+        #expect(f16.count == n)
+        #expect(f16 == (0..<n).map { "d\($0)" }, "order: \(order.prefix(12).map { "\($0.node.name) \($0.label)" })")
+    }
+}
+
+extension ShrinkOrderTests {
+    /// The heap's order is the order of pricing every move of every ladder for each pick, on
+    /// the multi-task fixture (whose moves all differ in cost).
+    @Test func heapOrderIsTheGreedyOrder() throws {
+        var g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess)
+        _ = GraphPass.runLossless(&g)
+        let planner = ShrinkPlanner(targetBytes: 1, maxOutputChange: 1)
+        let inputs = try g.syntheticInputs(batch: 2)
+        let options = try planner.measure(g, inputs: inputs)
+        let negligible = Int(Double(g.parameterBytes) * ShrinkPlanner.negligibleFraction)
+        var level: [String: ShrinkPlanner.Move] = [:], expected: [String] = []
+        while true {
+            var pick: (key: String, move: ShrinkPlanner.Move, late: Bool, cost: Double)?
+            for (key, moves) in options {
+                let current = level[key]
+                for m in moves where m.saved > (current?.saved ?? 0) {
+                    let gain = m.saved - (current?.saved ?? 0)
+                    let cost = (m.noise - (current?.noise ?? 0)) / Double(gain), late = gain < negligible
+                    if pick.map({ p in p.late != late ? !late : cost < p.cost }) ?? true { pick = (key, m, late, cost) }
+                }
+            }
+            guard let pick else { break }
+            level[pick.key] = pick.move
+            expected.append("\(pick.move.node.name) \(pick.move.label)")
+        }
+        let order = try planner.greedyOrder(g, inputs: inputs, bytesToSave: .max).map { "\($0.node.name) \($0.label)" }
+        #expect(order.count > 100 && order.contains { $0.hasSuffix("units") })
+        #expect(order == expected)
+    }
+}
+
 @Suite struct ShrinkPruningTests {
     /// Dense layers are priced for pruning too, and a prune move applies as a real prune.
     @Test func pruneMovesAreMeasuredAndApplied() throws {
@@ -80,6 +136,32 @@ import Testing
         let pruned = try planner.apply([fc1[0]], to: folded)
         try pruned.validate()
         #expect(pruned.parameterBytes == folded.parameterBytes - fc1[0].saved)
+    }
+
+    /// Prunes of neighbouring layers, applied by the plan with one index for all, give the
+    /// graph that pruning one layer after the other gives.
+    @Test func neighbouringPrunesApplyAsOneAfterTheOther() throws {
+        var seed = SplitMix64(seed: 62)
+        var g = ShrinkOrderTests.chain(4)
+        for t in g.tensors.keys { g.tensors[t] = Tensor((0..<64).map { _ in Float(seed.next() % 2001) / 1000 - 1 }, shape: [8, 8]) }
+        let planner = ShrinkPlanner(targetBytes: 1, maxOutputChange: 1)
+        let moves = try planner.measurePruning(g, inputs: g.syntheticInputs(batch: 2))
+        let planned = try planner.apply([moves["prune:d1"]![0], moves["prune:d2"]![1]], to: g)
+        let oneByOne = try DensePruner(graph: DensePruner(graph: g, layer: "d1").prune(keep: 4).0, layer: "d2").prune(keep: 2).0
+        #expect(planned.tensors.mapValues { $0.floats() } == oneByOne.tensors.mapValues { $0.floats() })
+        #expect(planned.tensors["k2"]?.shape == [4, 2] && planned.tensors["k3"]?.shape == [2, 8])
+    }
+
+    /// A prune's step counts the bytes of the readers it cuts as well as the layer's own: a
+    /// layer of 8 units pruned to 2 saves 384 bytes of the 512 of its kernel and its reader's,
+    /// which against its kernel's 256 said "256 -> -128".
+    @Test func pruneStepsCountTheirReaders() throws {
+        let g = ShrinkOrderTests.chain(3)
+        let r = try ShrinkPlanner(targetBytes: 1, maxOutputChange: 1).shrink(g, inputs: ShrinkOrderTests.zeros, sizeOf: FModelWriter.fileSize(of:))
+        let prunes = r.steps.filter { $0.action.hasPrefix("prune") }
+        #expect(!prunes.isEmpty)
+        #expect(r.steps.allSatisfy { $0.bytesAfter >= 0 && $0.bytesAfter <= $0.bytesBefore }, "\(r.steps)")
+        #expect(prunes.allSatisfy { $0.bytesBefore == 512 }, "\(prunes)")
     }
 }
 
