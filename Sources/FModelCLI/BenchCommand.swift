@@ -86,7 +86,7 @@ struct BenchCommand: ParsableCommand {
             } : nil
             let end = ResidentSet.status()
             let report = BenchReport(
-                batch: batch, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
+                batch: batch, threads: runtimeThreads, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
                 baseline_sample_ms: baselineSampleMs, first_run_ms: firstRunMs, max_rss_mb: end["VmHWM"] ?? 0, rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
                 rss_file_mb: end["RssFile"] ?? 0, rss_anon_mb: end["RssAnon"] ?? 0,
@@ -96,8 +96,8 @@ struct BenchCommand: ParsableCommand {
                 layers: layers)
             show(try jsonText(report, pretty: false))
         } else {
-            show(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s",
-                         batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds))
+            show(String(format: "batch %d: median %.2f ms (min %.2f, max %.2f) over %d runs; %.2f ms per image; %.1f GFLOP/s; load %.2f s; %@",
+                         batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds, runtimeThreads == 1 ? "1 thread" : "\(runtimeThreads) threads"))
         }
     }
 }
@@ -114,6 +114,8 @@ private struct BenchReport: Encodable {
 
     // swiftlint:disable identifier_name
     var batch: Int
+    /// The threads the runtime computed on: OMP_NUM_THREADS held to the CPUs and the cgroups' quota.
+    var threads: Int
     var median_ms, min_ms, max_ms, load_s: Double
     var gflop_per_image, gflops: Double
     /// CLOCK_MONOTONIC seconds at the first output: the clock Python's `time.monotonic()` reads,

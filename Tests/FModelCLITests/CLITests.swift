@@ -210,6 +210,28 @@ import Testing
         #expect(age.values.count == expected.values.count && zip(age.values, expected.values).allSatisfy { abs($0 - $1) <= 1e-4 })
     }
 
+    /// Under a cgroup CPU quota of one CPU (`docker --cpus 1`), `bench` computes on one thread;
+    /// two were throttled in turn (batch 32 of the multi-task model 1,020–1,094 ms against one
+    /// thread's 817–835). Needs a cgroup this process may make (root, here).
+    @Test(.enabled(if: QuotaCgroup.available, "no cgroup with a CPU quota can be made here"))
+    func aCPUQuotaHoldsTheTeam() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let cgroup = try #require(QuotaCgroup.make())
+        defer { rmdir(cgroup) }
+        func threads(inQuota: Bool) throws -> Int {
+            let report = dir + "/bench\(inQuota).json"
+            let join = inQuota ? "echo $$ > '\(cgroup)/cgroup.procs' && " : ""
+            let run = try #require(runMeasured("/bin/sh", ["-c", join + "exec \"$0\" bench \"$1\" --iterations 1 --json > \"$2\"",
+                                                           fmodel, fixture("multitask_flat.h5"), report]))
+            #expect(run.exitCode == 0, "\(run.standardError)")
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+            return try #require(json?["threads"] as? Int)
+        }
+        #expect(try threads(inQuota: true) == 1)
+        let open = try threads(inQuota: false)
+        #expect(open == min(ProcessInfo.processInfo.activeProcessorCount, Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? .max))
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],
@@ -585,6 +607,28 @@ import Testing
 /// How a test runs a command held to `ulimit -u`: as this user, or as root (whom the limit
 /// does not hold) through `setpriv` as nobody, if nobody can run fmodel here (its folders and
 /// the fixtures readable by all). Nil when neither.
+/// Cgroups with a CPU quota of one CPU (cgroup v1's cpu controller or v2's), if this process
+/// may make them (root, a writable cgroup mount).
+enum QuotaCgroup {
+    static let available: Bool = make().map { rmdir($0) == 0 } ?? false
+
+    /// A new cgroup's folder; the caller removes it once its processes have ended.
+    static func make() -> String? {
+        let name = "fmodel-test-\(getpid())-\(UUID().uuidString.prefix(8))"
+        func write(_ text: String, _ path: String) -> Bool { (try? text.write(toFile: path, atomically: false, encoding: .utf8)) != nil }
+        // Each mount is a cgroup file system only if its own control file is there (a tmpfs
+        // would take the folder and the files as plain ones).
+        for (mount, own, limit) in [("/sys/fs/cgroup/cpu", "cpu.cfs_quota_us", ["cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "100000"]),
+                                    ("/sys/fs/cgroup", "cgroup.controllers", ["cpu.max": "100000 100000"])] {
+            let folder = mount + "/" + name
+            guard FileManager.default.fileExists(atPath: mount + "/" + own), mkdir(folder, 0o755) == 0 else { continue }
+            if limit.allSatisfy({ write($0.value, folder + "/" + $0.key) }) { return folder }
+            rmdir(folder)
+        }
+        return nil
+    }
+}
+
 enum ThreadLimit {
     static let command: [String]? = {
         let tools = ["/usr/bin/timeout", "/usr/bin/prlimit"]

@@ -194,4 +194,10 @@ void fm_line_winograd_run(const fm_line_shape *s, const float *x, const float *u
    cannot be read. */
 int fm_available_cpus(void);
 
+/* The whole CPUs the CPU quota of this process's cgroups allows (cgroup v1 cpu.cfs_quota_us over
+   cpu.cfs_period_us, v2 cpu.max; its own cgroup's and its parents', the least; rounded down, at
+   least 1), or 0 when none is set or none can be read. `root` prefixes "proc/self/cgroup" and
+   "sys/fs/cgroup": "/" but for tests. */
+int fm_cgroup_cpus(const char *root);
+
 #endif
