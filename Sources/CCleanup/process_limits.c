@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* The highest descriptor open in this process, or -1 (no /proc). */
 static long highest_open_descriptor(void) {
@@ -16,6 +17,18 @@ static long highest_open_descriptor(void) {
     }
     closedir(fds);
     return highest;
+}
+
+/* Closes the descriptors at or past `first`. */
+static void close_from(long first) {
+    DIR *fds = opendir("/proc/self/fd");
+    if (fds == NULL) return;
+    for (struct dirent *entry; (entry = readdir(fds)) != NULL;) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (*end == 0 && end != entry->d_name && fd >= first && fd != dirfd(fds)) close((int)fd);
+    }
+    closedir(fds);
 }
 
 long fm_ensure_open_files(long needed) {
@@ -35,6 +48,9 @@ long fm_ensure_open_files(long needed) {
         limit.rlim_cur = limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted ? limit.rlim_max : wanted;
         setrlimit(RLIMIT_NOFILE, &limit);
     }
+    /* Descriptors inherited past even the hard limit are closed: fmodel uses none it inherits
+       past standard error, and Process would fail on them. */
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && (rlim_t)highest >= limit.rlim_cur) close_from((long)limit.rlim_cur);
     return 0;
 }
 

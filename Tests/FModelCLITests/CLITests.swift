@@ -159,9 +159,11 @@ import Testing
     /// event loop or Foundation's run loop could not open their descriptors; at 12 and 16 its
     /// worker did not start, "Bad file descriptor" in a dump of Foundation's error, as it did
     /// under any limit with a descriptor past it inherited from the parent). A low soft limit is
-    /// raised to the hard one, and a hard limit below fmodel's needs is said at once.
+    /// raised to the hard one, and a hard limit below fmodel's needs is said at once. A
+    /// descriptor inherited past even the hard limit is closed (it failed the worker the same way).
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/bin/bash")),
-          arguments: [("ulimit -n 8", false), ("ulimit -Sn 8", true), ("exec 300</dev/null; ulimit -Sn 100", true)])
+          arguments: [("ulimit -n 8", false), ("ulimit -Sn 8", true), ("exec 300</dev/null; ulimit -Sn 100", true),
+                      ("exec 300</dev/null; ulimit -n 100", true)])
     func fewOpenFilesAreRaisedOrRefused(limit: String, imports: Bool) throws {
         let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         let out = dir + "/limited.fmodel"

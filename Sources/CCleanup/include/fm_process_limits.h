@@ -7,7 +7,9 @@
 
 /* Makes sure the process may have `needed` files open at once (RLIMIT_NOFILE), and a
    descriptor past the highest one it has open (one inherited from the parent can be past the
-   limit): a lower soft limit is raised to the hard limit, as a process may. Returns 0, or the
+   limit): a lower soft limit is raised to the hard limit, as a process may, and descriptors
+   inherited past even that are closed (fmodel uses none it inherits past standard error; past
+   the limit, Foundation's Process failed to start the worker, EBADF). Returns 0, or the
    hard limit when that is lower than `needed` (the limits are then left as they were). With
    a few descriptors free, the libraries fmodel starts threads and its import worker with end
    the process (SIGILL) where they cannot open one: Dispatch's event loop, Foundation's Process
