@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_getattr_default_np */
 #include "fm_process_limits.h"
 #include <dirent.h>
 #include <pthread.h>
@@ -71,4 +72,22 @@ int fm_probe_threads(int count) {
     pthread_mutex_unlock(&gate);
     for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
     return failure;
+}
+
+long fm_ensure_stack(long needed, long main_bytes, long thread_bytes) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_STACK, &limit) != 0) return 0;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < (rlim_t)needed) return (long)limit.rlim_max;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (rlim_t)main_bytes) {
+        limit.rlim_cur = limit.rlim_max != RLIM_INFINITY && limit.rlim_max < (rlim_t)main_bytes ? limit.rlim_max : (rlim_t)main_bytes;
+        setrlimit(RLIMIT_STACK, &limit);
+    }
+    pthread_attr_t attributes;
+    size_t size = 0;
+    if (pthread_getattr_default_np(&attributes) != 0) return 0;
+    if (pthread_attr_getstacksize(&attributes, &size) == 0 && size < (size_t)thread_bytes &&
+        pthread_attr_setstacksize(&attributes, (size_t)thread_bytes) == 0)
+        pthread_setattr_default_np(&attributes);
+    pthread_attr_destroy(&attributes);
+    return 0;
 }

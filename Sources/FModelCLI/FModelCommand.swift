@@ -35,6 +35,10 @@ public struct FModelCommand: ParsableCommand {
     /// named was written under another name (`-o $'out\xfe.fmodel'` wrote
     /// `out\xef\xbf\xbd.fmodel`). Either is refused, exit 2, before anything runs.
     public static func mainOnProcessArguments() -> Int32 {
+        if let message = ProcessLimits.stackUnavailable(program: "fmodel") {
+            printError(message)
+            return 2
+        }
         if let hard = ProcessLimits.ensureOpenFiles(openFilesNeeded) {
             printError("error: fmodel needs to have up to \(openFilesNeeded) files open at once, and the limit (ulimit -n) is \(hard): raise it")
             return 2

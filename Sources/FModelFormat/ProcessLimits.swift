@@ -16,6 +16,16 @@ public enum ProcessLimits {
         return hard == 0 ? nil : hard
     }
 
+    /// Makes sure the main thread's stack may grow to 8 MiB (Linux's usual limit) where the
+    /// hard limit allows, and that threads start with 2 MiB (glibc's size when the limit is
+    /// unlimited): nil, or the error to say when the hard limit is below 256 KiB, naming
+    /// `program`. (Debug builds ran every command tried in 128 KiB, and crashed in 64 KiB.)
+    public static func stackUnavailable(program: String) -> String? {
+        let hard = fm_ensure_stack(256 << 10, 8 << 20, 2 << 20)
+        guard hard != 0 else { return nil }
+        return "error: \(program) needs a stack of at least 256 KiB, and the limit (ulimit -s) is \(hard / 1024) KiB: raise it"
+    }
+
     /// Starts `count` threads beside the calling one, all alive at once, and ends them: nil, or
     /// the error to say when they could not all start, naming `program` (which runs up to
     /// `count` + 1 threads).

@@ -177,6 +177,27 @@ import Testing
         }
     }
 
+    /// With a small stack (`ulimit -s`) fmodel crashed (SIGSEGV) parsing its arguments, in the
+    /// Swift runtime, at 48 KiB and below (debug builds at 64 KiB; a Keras import's worker then
+    /// said the file was corrupt). A low soft limit is raised, and threads get stacks of their
+    /// own size; a hard limit below 256 KiB is said at once.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/bin/bash")),
+          arguments: [("ulimit -s 48", false), ("ulimit -Ss 24", true)])
+    func smallStacksAreRaisedOrRefused(limit: String, runs: Bool) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let out = dir + "/stack.fmodel"
+        for arguments in [["import", fixture("multitask_flat.h5"), "-o", out], ["bench", out, "--batch", "4", "--iterations", "1"]] {
+            let run = try #require(runMeasured("/bin/bash", ["-c", "\(limit) && exec \"$0\" \"$@\"", fmodel] + arguments))
+            if runs {
+                #expect(run.exitCode == 0, "\(arguments[0]): exit code \(String(describing: run.exitCode)): \(run.standardError)")
+            } else {
+                #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode))")
+                #expect(run.standardError == "error: fmodel needs a stack of at least 256 KiB, and the limit (ulimit -s) is 48 KiB: raise it\n", "\(run.standardError)")
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: out) == runs)
+    }
+
     /// Past `ulimit -u` (processes and threads), `bench` hung: Dispatch waited, a second at a
     /// time, for a thread it could start, and OpenMP ended it with exit code 1 ("libgomp:
     /// Thread creation failed"); and a Keras import's worker, whose threads share the limit

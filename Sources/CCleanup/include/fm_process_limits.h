@@ -1,7 +1,7 @@
 #ifndef FMODEL_PROCESS_LIMITS_H
 #define FMODEL_PROCESS_LIMITS_H
 
-/* What a process needs of its limits before it starts work (`ulimit -n`, `ulimit -u`): the
+/* What a process needs of its limits before it starts work (`ulimit -n`, `-u`, `-s`): the
    libraries fmodel runs on do not fail with an error past them, they crash or hang. Call from
    main, before other threads start. */
 
@@ -22,4 +22,12 @@ long fm_ensure_open_files(long needed);
    waits, a second at a time, for a thread it can start (a hang), and OpenMP ends the process
    with exit code 1 ("libgomp: Thread creation failed"). */
 int fm_probe_threads(int count);
+
+/* Makes sure the main thread's stack may grow to `main_bytes` (its soft RLIMIT_STACK raised,
+   as far as the hard limit allows: the kernel checks the limit as the stack grows) and that
+   threads start with stacks of at least `thread_bytes` (glibc sizes them by the limit at
+   exec). Returns 0, or the hard limit in bytes when it is below `needed` (nothing changed).
+   Under `ulimit -s 48` fmodel crashed (SIGSEGV) parsing its arguments, in the Swift runtime's
+   type metadata. */
+long fm_ensure_stack(long needed, long main_bytes, long thread_bytes);
 #endif
