@@ -29,13 +29,13 @@ public struct FModelCommand: ParsableCommand {
         public let message: String?
     }
 
-    /// `main` on this process's arguments, unless the process's limits are below what it needs
-    /// (`ProcessLimits`) or an argument is not UTF-8: Swift's `CommandLine.arguments` puts U+FFFD
+    /// `main` on this process's arguments, unless /proc is not mounted, the process's limits are
+    /// below what it needs (`ProcessLimits`) or an argument is not UTF-8: Swift's `CommandLine.arguments` puts U+FFFD
     /// for such bytes, so a model so named was "No such file or directory" and an output so
     /// named was written under another name (`-o $'out\xfe.fmodel'` wrote
-    /// `out\xef\xbf\xbd.fmodel`). Either is refused, exit 2, before anything runs.
+    /// `out\xef\xbf\xbd.fmodel`). Each is refused, exit 2, before anything runs.
     public static func mainOnProcessArguments() -> Int32 {
-        if let message = ProcessLimits.stackUnavailable(program: "fmodel") {
+        if let message = ProcessLimits.procUnavailable(program: "fmodel") ?? ProcessLimits.stackUnavailable(program: "fmodel") {
             printError(message)
             return 2
         }

@@ -26,6 +26,16 @@ public enum ProcessLimits {
         return "error: \(program) needs a stack of at least 256 KiB, and the limit (ulimit -s) is \(hard / 1024) KiB: raise it"
     }
 
+    /// Nil, or the error to say, naming `program`, when /proc is not mounted (a chroot, a
+    /// sandbox). Without it the libraries fmodel runs on fail without an error: Swift's
+    /// `CommandLine` reads the arguments from /proc/self/cmdline and saw none (every command
+    /// trapped, "Range requires lowerBound <= upperBound"), Foundation's Process failed to start
+    /// the import worker (EBADF), and Dispatch traps when it cannot read a thread's state there.
+    public static func procUnavailable(program: String) -> String? {
+        guard access("/proc/self/stat", R_OK) != 0 else { return nil }
+        return "error: \(program) needs /proc, and it is not mounted here (mount -t proc proc /proc): Swift reads the command line there, and Dispatch its threads' states"
+    }
+
     /// Starts `count` threads beside the calling one, all alive at once, and ends them: nil, or
     /// the error to say when they could not all start, naming `program` (which runs up to
     /// `count` + 1 threads).

@@ -88,7 +88,7 @@ extension Preprocess: ExpressibleByArgument {}
 // Ended by fmodel (SIGTERM) or with it (Ctrl-C reaches both), the worker removes its temporary
 // file first; a closed standard output loses its reports, not its output (Cleanup).
 Cleanup.install()
-if let message = ProcessLimits.stackUnavailable(program: "the import worker") {
+if let message = ProcessLimits.procUnavailable(program: "the import worker") ?? ProcessLimits.stackUnavailable(program: "the import worker") {
     StandardStream.error.write(message + "\n")
     exit(2)
 }

@@ -198,6 +198,23 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: out) == runs)
     }
 
+    /// Without /proc (a chroot, a sandbox that does not mount it) every command ended with
+    /// SIGILL: Swift's `CommandLine` read no arguments ("Range requires lowerBound <=
+    /// upperBound"), and past that Foundation's Process could not start the import worker and
+    /// Dispatch trapped reading a thread's state. fmodel and its worker say so at once.
+    @Test(.enabled(if: NoProc.available, "no mount namespace of its own without /proc here (needs root and unshare)"),
+          arguments: [("fmodel", ["inspect", "multitask_flat.h5"]), (Helper.name, ["multitask_flat.h5", "--output", "/nonexistent/w.fmodel"])])
+    func withoutProcItSaysSo(executable: String, arguments: [String]) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let path = String(fmodel.dropLast("fmodel".count)) + executable
+        let run = try #require(runMeasured("/usr/bin/unshare", ["-m", "/bin/sh", "-c", "umount -l /proc && exec \"$0\" \"$@\"", path]
+                                           + arguments.map { $0.hasSuffix(".h5") ? fixture($0) : $0 }))
+        #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode)): \(run.standardError)")
+        let program = executable == "fmodel" ? "fmodel" : "the import worker"
+        #expect(run.standardError == "error: \(program) needs /proc, and it is not mounted here (mount -t proc proc /proc): Swift reads the command line there, and Dispatch its threads' states\n",
+                "\(run.standardError)")
+    }
+
     /// Past `ulimit -u` (processes and threads), `bench` hung: Dispatch waited, a second at a
     /// time, for a thread it could start, and OpenMP ended it with exit code 1 ("libgomp:
     /// Thread creation failed"); and a Keras import's worker, whose threads share the limit
@@ -650,6 +667,12 @@ enum QuotaCgroup {
         }
         return nil
     }
+}
+
+/// Whether a command can run here in a mount namespace of its own without /proc.
+enum NoProc {
+    static let available = FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
+        && runMeasured("/usr/bin/unshare", ["-m", "/bin/sh", "-c", "umount -l /proc && ! test -e /proc/self/stat"])?.exitCode == 0
 }
 
 enum ThreadLimit {
