@@ -45,19 +45,19 @@ struct BenchCommand: ParsableCommand {
         }
         // The process before the model: code and libraries. Sampling it is the benchmark's own
         // work, between process start and the first output: its time is reported apart.
-        let sampleStart = monotonicSeconds()
+        let sampleStart = MonotonicClock.seconds
         let baseline = json ? ResidentSet.sample(modelPath: model) : [:]
-        let baselineSampleMs = (monotonicSeconds() - sampleStart) * 1000
+        let baselineSampleMs = (MonotonicClock.seconds - sampleStart) * 1000
         let baselineMB = ResidentSet.status()["VmRSS"] ?? 0
         // Times from the monotonic clock, not `Date`, whose code (Foundation's) would be paged in
         // after the baseline.
-        let loadStart = monotonicSeconds()
+        let loadStart = MonotonicClock.seconds
         let executor = try runtime.executor(model, options)
-        let loadSeconds = monotonicSeconds() - loadStart
+        let loadSeconds = MonotonicClock.seconds - loadStart
         let feeds = try executor.graph.syntheticInputs(batch: batch)
-        let firstStart = monotonicSeconds()
+        let firstStart = MonotonicClock.seconds
         _ = try executor.run(feeds)
-        let firstOutputAt = monotonicSeconds()
+        let firstOutputAt = MonotonicClock.seconds
         let firstRunMs = (firstOutputAt - firstStart) * 1000
         let firstOutputRSS = ResidentSet.status()["VmRSS"] ?? 0
         let firstOutput = json ? ResidentSet.sample(modelPath: model) : [:]
@@ -71,9 +71,9 @@ struct BenchCommand: ParsableCommand {
         executor.profiling = profile
         var times: [Double] = []
         for _ in 0..<iterations {
-            let t = Date()
+            let t = MonotonicClock.seconds
             _ = try executor.run(feeds)
-            times.append(Date().timeIntervalSince(t) * 1000)
+            times.append((MonotonicClock.seconds - t) * 1000)
         }
         times.sort()
         let median = times[times.count / 2]
@@ -155,13 +155,5 @@ private func printProfile(_ executor: Executor) {
     text += "slowest layers:\n"
     for (name, v) in rows.prefix(25) { text += String(format: "  %6.1f%%  %@ (%@)\n", v.seconds / total * 100, name, v.ops) }
     printError(String(text.dropLast()))
-}
-
-/// CLOCK_MONOTONIC in seconds: the clock Python's `time.monotonic()` reads, so a benchmark can
-/// time this process from before it started to its first output.
-private func monotonicSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 

@@ -37,7 +37,7 @@ struct ShrinkCommand: ParsableCommand {
     }
 
     func run() throws {
-        let start = Date()
+        let start = MonotonicClock.seconds
         let graph = try options.load(model)
         let sourceSize = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
         var planner = ShrinkPlanner(targetBytes: Int(targetMb * 1_000_000), maxOutputChange: maxOutputChange)
@@ -45,7 +45,7 @@ struct ShrinkCommand: ParsableCommand {
         planner.log = { printError("shrink: " + $0) }
         let result = try planner.shrink(graph, inputs: calibration.inputs(for: graph), sizeOf: FModelWriter.fileSize(of:))
         let plan = Plan(steps: result.steps, sizeBytes: result.sizeBytes, targetBytes: planner.targetBytes, reachedTarget: result.reachedTarget,
-                        maxOutputChange: result.outputChange, seconds: Date().timeIntervalSince(start))
+                        maxOutputChange: result.outputChange, seconds: MonotonicClock.seconds - start)
         if result.reachedTarget { try FModelWriter.write(result.graph, to: output) }
         if json {
             show(try jsonText(plan, pretty: true))

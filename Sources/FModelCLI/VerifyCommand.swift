@@ -127,12 +127,12 @@ final class Progress {
     let label: String
     let isTerminal = isatty(2) != 0
     var lastTenth = -1
-    let start = Date()
+    let start = MonotonicClock.seconds
 
     init(label: String) { self.label = label }
 
     func update(_ done: Int, _ total: Int) {
-        let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
+        let rate = Double(done) / max(MonotonicClock.seconds - start, 1e-9)
         if isTerminal {
             let filled = total == 0 ? 30 : done * 30 / total
             // Up a line and clear it: the bar's own terminal commands, which printError would escape.

@@ -11,12 +11,12 @@ public struct Evaluation: Sendable {
     public var samples: [FaceSample]
     /// Images that could not be read or decoded (the run went on without them).
     public var unreadable: [SkippedName]
-    /// Wall-clock seconds, decoding included.
+    /// Seconds it took (monotonic clock), decoding included.
     public var seconds: Double
 
     /// Runs `models` over `samples` in batches of `batchSize`; `progress(done, total)` after each batch.
     public init(models: [FaceModel], samples: [FaceSample], batchSize: Int = 32, progress: (Int, Int) -> Void = { _, _ in }) throws {
-        let start = Date()
+        let start = MonotonicClock.seconds
         self.samples = samples
         let batches = stride(from: 0, to: samples.count, by: batchSize).map { Array(samples[$0..<min($0 + batchSize, samples.count)]) }
         let preprocessors = Array(Set(models.map(\.preprocessor)))
@@ -37,7 +37,7 @@ public struct Evaluation: Sendable {
         }
         self.predictions = predictions
         self.unreadable = unreadable
-        seconds = Date().timeIntervalSince(start)
+        seconds = MonotonicClock.seconds - start
     }
 
     /// Prediction/label pairs of model `m`, over the readable images.
