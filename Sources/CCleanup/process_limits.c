@@ -6,30 +6,33 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* The highest descriptor open in this process, or -1 (no /proc). */
-static long highest_open_descriptor(void) {
-    DIR *fds = opendir("/proc/self/fd");
-    if (fds == NULL) return -1;
-    long highest = -1;
-    for (struct dirent *entry; (entry = readdir(fds)) != NULL;) {
-        char *end;
-        long fd = strtol(entry->d_name, &end, 10);
-        if (*end == 0 && end != entry->d_name && fd > highest) highest = fd;
-    }
-    closedir(fds);
-    return highest;
-}
-
-/* Closes the descriptors at or past `first`. */
-static void close_from(long first) {
+/* Calls `visit` with each descriptor open in this process but the listing's own (none without
+   /proc). */
+static void each_open_descriptor(void (*visit)(long fd, long *context), long *context) {
     DIR *fds = opendir("/proc/self/fd");
     if (fds == NULL) return;
     for (struct dirent *entry; (entry = readdir(fds)) != NULL;) {
         char *end;
         long fd = strtol(entry->d_name, &end, 10);
-        if (*end == 0 && end != entry->d_name && fd >= first && fd != dirfd(fds)) close((int)fd);
+        if (*end == 0 && end != entry->d_name && fd != dirfd(fds)) visit(fd, context);
     }
     closedir(fds);
+}
+
+static void keep_highest(long fd, long *highest) {
+    if (fd > *highest) *highest = fd;
+}
+
+/* Closes the descriptor if it is at or past `*first`. */
+static void close_from(long fd, long *first) {
+    if (fd >= *first) close((int)fd);
+}
+
+/* The highest descriptor open in this process, or -1 (no /proc). */
+static long highest_open_descriptor(void) {
+    long highest = -1;
+    each_open_descriptor(keep_highest, &highest);
+    return highest;
 }
 
 long fm_ensure_open_files(long needed) {
@@ -51,7 +54,10 @@ long fm_ensure_open_files(long needed) {
     }
     /* Descriptors inherited past even the hard limit are closed: fmodel uses none it inherits
        past standard error, and Process would fail on them. */
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && (rlim_t)highest >= limit.rlim_cur) close_from((long)limit.rlim_cur);
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && (rlim_t)highest >= limit.rlim_cur) {
+        long first = (long)limit.rlim_cur;
+        each_open_descriptor(close_from, &first);
+    }
     return 0;
 }
 

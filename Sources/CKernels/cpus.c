@@ -69,7 +69,8 @@ int fm_cgroup_cpus(const char *root) {
         char *first = strchr(line, ':'), *second = first ? strchr(first + 1, ':') : NULL;
         if (!second || second[1] != '/') continue;
         second[strcspn(second, "\n")] = '\0';
-        const char *cgroup = second + 1;
+        /* The cgroup's path below the mount, "" for the root. */
+        const char *cgroup = strcmp(second + 1, "/") ? second + 1 : "";
         *second = '\0';
         const char *controllers = first + 1;
         long cpus = 0;
@@ -78,7 +79,7 @@ int fm_cgroup_cpus(const char *root) {
             for (int i = 0; i < 2 && cpus == 0; i++) {
                 char mount[PATH_MAX];
                 snprintf(mount, sizeof mount, "%s%s", root, mounts[i]);
-                cpus = least_along(mount, strcmp(cgroup, "/") ? cgroup : "", 1);
+                cpus = least_along(mount, cgroup, 1);
             }
         } else {
             int has_cpu = 0;
@@ -90,10 +91,10 @@ int fm_cgroup_cpus(const char *root) {
             if (!has_cpu) continue;
             char mount[PATH_MAX];
             if (snprintf(mount, sizeof mount, "%ssys/fs/cgroup/%s", root, controllers) >= (int)sizeof mount) continue;
-            cpus = least_along(mount, strcmp(cgroup, "/") ? cgroup : "", 0);
+            cpus = least_along(mount, cgroup, 0);
             if (cpus == 0 && strcmp(controllers, "cpu") != 0) {
                 snprintf(mount, sizeof mount, "%ssys/fs/cgroup/cpu", root);
-                cpus = least_along(mount, strcmp(cgroup, "/") ? cgroup : "", 0);
+                cpus = least_along(mount, cgroup, 0);
             }
         }
         if (cpus > 0 && (least == 0 || cpus < least)) least = cpus;
