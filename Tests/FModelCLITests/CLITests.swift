@@ -252,24 +252,27 @@ import Testing
 
     /// Under a cgroup CPU quota of one CPU (`docker --cpus 1`), `bench` computes on one thread;
     /// two were throttled in turn (batch 32 of the multi-task model 1,020–1,094 ms against one
-    /// thread's 817–835). Needs a cgroup this process may make (root, here).
+    /// thread's 817–835). OMP_NUM_THREADS, when set, says otherwise (up to the CPUs). Needs a
+    /// cgroup this process may make (root, here).
     @Test(.enabled(if: QuotaCgroup.available, "no cgroup with a CPU quota can be made here"))
     func aCPUQuotaHoldsTheTeam() throws {
         let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         let cgroup = try #require(QuotaCgroup.make())
         defer { rmdir(cgroup) }
-        func threads(inQuota: Bool) throws -> Int {
-            let report = dir + "/bench\(inQuota).json"
-            let join = inQuota ? "echo $$ > '\(cgroup)/cgroup.procs' && " : ""
+        func threads(inQuota: Bool, ompThreads: Int?) throws -> Int {
+            let report = dir + "/bench\(inQuota)\(ompThreads ?? 0).json"
+            let join = (inQuota ? "echo $$ > '\(cgroup)/cgroup.procs' && " : "")
+                + (ompThreads.map { "export OMP_NUM_THREADS=\($0) && " } ?? "unset OMP_NUM_THREADS && ")
             let run = try #require(runMeasured("/bin/sh", ["-c", join + "exec \"$0\" bench \"$1\" --iterations 1 --json > \"$2\"",
                                                            fmodel, fixture("multitask_flat.h5"), report]))
             #expect(run.exitCode == 0, "\(run.standardError)")
             let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
             return try #require(json?["threads"] as? Int)
         }
-        #expect(try threads(inQuota: true) == 1)
-        let open = try threads(inQuota: false)
-        #expect(open == min(ProcessInfo.processInfo.activeProcessorCount, Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? .max))
+        let cpus = ProcessInfo.processInfo.activeProcessorCount
+        #expect(try threads(inQuota: true, ompThreads: nil) == 1)
+        #expect(try threads(inQuota: false, ompThreads: nil) == cpus)
+        #expect(try threads(inQuota: true, ompThreads: cpus) == cpus)
     }
 
     @Test func weightsOnlyImportTakesAConfig() {

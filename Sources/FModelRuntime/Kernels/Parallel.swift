@@ -1,17 +1,23 @@
 import CDNNL
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The OpenMP thread team's size: oneDNN's, and fmodel's own loops'; at most the CPUs this
-/// process may run on, and the whole CPUs its cgroups' CPU quota allows (`docker --cpus`).
+/// process may run on, and, unless OMP_NUM_THREADS says otherwise, the whole CPUs its cgroups'
+/// CPU quota allows (`docker --cpus`).
 /// An OMP_NUM_THREADS past the CPUs only has threads spin for the cores: on the 2-CPU machine,
 /// 8 made the int8 multi-task model's batch 1 take 104 ms against 11, 1,000 took 6 s, and
 /// 100,000 crashed (SIGSEGV). Two threads under a quota of one CPU are throttled in turn: batch
 /// 32 of the multi-task model took 1,020–1,094 ms against one thread's 817–835, and 200 runs
 /// at batch 1 8.4–9.4 s against 6.5–6.7 (their median was lower, 20–22 ms against 30, as a
-/// run that starts with the period's quota unspent has both CPUs for it).
+/// run that starts with the period's quota unspent has both CPUs for it: one who runs a request
+/// at a time may set OMP_NUM_THREADS for that).
 let teamSize: Int = {
     let requested = Int(omp_get_max_threads()), cpus = Int(fm_available_cpus())
-    return [requested, cpus, cgroupCPUs() ?? 0].filter { $0 > 0 }.min() ?? 1
+    let quota = getenv("OMP_NUM_THREADS") == nil ? cgroupCPUs() ?? 0 : 0
+    return [requested, cpus, quota].filter { $0 > 0 }.min() ?? 1
 }()
 
 /// The whole CPUs the CPU quota of this process's cgroups allows, if one is set; `root` stands
