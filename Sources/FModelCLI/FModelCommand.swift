@@ -35,7 +35,8 @@ public struct FModelCommand: ParsableCommand {
     /// named was written under another name (`-o $'out\xfe.fmodel'` wrote
     /// `out\xef\xbf\xbd.fmodel`). Each is refused, exit 2, before anything runs.
     public static func mainOnProcessArguments() -> Int32 {
-        if let message = ProcessLimits.procUnavailable(program: "fmodel") ?? ProcessLimits.stackUnavailable(program: "fmodel") {
+        if let message = ProcessLimits.procUnavailable(program: "fmodel") ?? ProcessLimits.stackUnavailable(program: "fmodel")
+            ?? ProcessLimits.openMPStackTooSmall() {
             printError(message)
             return 2
         }

@@ -26,6 +26,41 @@ public enum ProcessLimits {
         return "error: \(program) needs a stack of at least 256 KiB, and the limit (ulimit -s) is \(hard / 1024) KiB: raise it"
     }
 
+    /// Nil, or the error to say when OMP_STACKSIZE (or GOMP_STACKSIZE) gives OpenMP's threads
+    /// stacks below 256 KiB: oneDNN's JIT kernels ran off one of 18 KiB (SIGSEGV; 20 KiB ran).
+    /// libgomp reads the variable as it is loaded, before `main`, so it cannot be mended here.
+    /// (Below 16 KiB libgomp itself keeps its default, and says so.)
+    public static func openMPStackTooSmall() -> String? {
+        // libgomp takes the first of the two that it can read.
+        for (name, suffixes) in [("OMP_STACKSIZE", true), ("GOMP_STACKSIZE", false)] {
+            guard let raw = getenv(name) else { continue }
+            let value = String(cString: raw)
+            guard let bytes = stackBytes(value, suffixes: suffixes) else { continue }
+            guard bytes >= 16 << 10, bytes < 256 << 10 else { return nil }
+            return "error: \(name) gives OpenMP's threads stacks of \(bytes >> 10) KiB, and fmodel needs at least 256 KiB: raise it or unset it"
+        }
+        return nil
+    }
+
+    /// A stack size as libgomp reads it: kilobytes, or with `suffixes` a B, K, M or G after the
+    /// number; spaces around each. Nil when libgomp would not take it.
+    static func stackBytes(_ text: String, suffixes: Bool) -> Int? {
+        func trimmed(_ s: Substring) -> Substring {
+            var s = s
+            while s.first?.isWhitespace == true { s.removeFirst() }
+            while s.last?.isWhitespace == true { s.removeLast() }
+            return s
+        }
+        var digits = trimmed(Substring(text)), scale = 1 << 10
+        let scales: [Character: Int] = ["b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
+        if suffixes, let last = digits.last, let s = scales[Character(last.lowercased())] {
+            (digits, scale) = (trimmed(digits.dropLast()), s)
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(digits) else { return nil }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : bytes
+    }
+
     /// Nil, or the error to say, naming `program`, when /proc is not mounted (a chroot, a
     /// sandbox). Without it the libraries fmodel runs on fail without an error: Swift's
     /// `CommandLine` reads the arguments from /proc/self/cmdline and saw none (every command

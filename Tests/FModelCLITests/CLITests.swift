@@ -215,6 +215,24 @@ import Testing
                 "\(run.standardError)")
     }
 
+    /// OMP_STACKSIZE below 256 KiB: oneDNN's JIT kernels ran off OpenMP's threads' stacks
+    /// (SIGSEGV at 16 and 18 KiB with the full-size multi-task model, not with the fixtures'
+    /// small kernels). libgomp reads it before `main`, so fmodel refuses; below 16 KiB libgomp
+    /// keeps its default, and an OMP_STACKSIZE it cannot read leaves GOMP_STACKSIZE to count.
+    @Test(arguments: [(["OMP_STACKSIZE=16K"], "OMP_STACKSIZE", 16), (["OMP_STACKSIZE=abc", "GOMP_STACKSIZE=64"], "GOMP_STACKSIZE", 64),
+                      (["OMP_STACKSIZE=1K"], nil, 0), (["OMP_STACKSIZE=256K"], nil, 0)])
+    func smallOpenMPStacksAreRefused(environment: [String], refusedBy: String?, kib: Int) throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let run = try #require(runMeasured(fmodel, ["bench", fixture("multitask_flat.h5"), "--iterations", "1"], environment: environment))
+        if let refusedBy {
+            #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode))")
+            #expect(run.standardError.hasSuffix("error: \(refusedBy) gives OpenMP's threads stacks of \(kib) KiB, and fmodel needs at least 256 KiB: raise it or unset it\n"),
+                    "\(run.standardError)")
+        } else {
+            #expect(run.exitCode == 0, "\(run.standardError)")
+        }
+    }
+
     /// Past `ulimit -u` (processes and threads), `bench` hung: Dispatch waited, a second at a
     /// time, for a thread it could start, and OpenMP ended it with exit code 1 ("libgomp:
     /// Thread creation failed"); and a Keras import's worker, whose threads share the limit
