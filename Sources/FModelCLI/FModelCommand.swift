@@ -35,16 +35,7 @@ public struct FModelCommand: ParsableCommand {
     /// named was written under another name (`-o $'out\xfe.fmodel'` wrote
     /// `out\xef\xbf\xbd.fmodel`). Each is refused, exit 2, before anything runs.
     public static func mainOnProcessArguments() -> Int32 {
-        if let message = ProcessLimits.procUnavailable(program: "fmodel") ?? ProcessLimits.stackUnavailable(program: "fmodel")
-            ?? ProcessLimits.openMPStackTooSmall() {
-            printError(message)
-            return 2
-        }
-        if let hard = ProcessLimits.ensureOpenFiles(openFilesNeeded) {
-            printError("error: fmodel needs to have up to \(openFilesNeeded) files open at once, and the limit (ulimit -n) is \(hard): raise it")
-            return 2
-        }
-        if let message = ProcessLimits.threadsUnavailable(threadsNeeded, program: "fmodel") {
+        if let message = ProcessLimits.refusal(program: "fmodel", threads: threadsNeeded, openFiles: openFilesNeeded, openMP: true) {
             printError(message)
             return 2
         }

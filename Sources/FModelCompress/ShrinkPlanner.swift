@@ -82,6 +82,7 @@ public struct ShrinkPlanner {
         }
         let order = try greedyOrder(float, inputs: inputs, bytesToSave: .max)
         let floatOutputs = try Executor(graph: float).run(inputs)
+        let index = DensePruner.Index(float)
         var accepted: [Move] = []
         var candidate = float
         var i = 0, chunk = max(1, order.count / 16)
@@ -90,7 +91,7 @@ public struct ShrinkPlanner {
         // a chunk that breaks it is halved down to the move that does, which is skipped.
         while i < order.count, size > targetBytes {
             let trialMoves = accepted + order[i..<min(i + chunk, order.count)]
-            let trial = try apply(trialMoves, to: float)
+            let trial = try apply(trialMoves, to: float, index: index)
             if try trial.maxOutputChange(from: floatOutputs, inputs: inputs) <= maxOutputChange {
                 (accepted, candidate) = (trialMoves, trial)
                 size = try sizeOf(candidate)
@@ -112,7 +113,7 @@ public struct ShrinkPlanner {
 
     /// The graph with the moves applied: prunes first (each layer's last), then each node's last
     /// scheme to its (possibly pruned) float kernel.
-    func apply(_ moves: [Move], to float: Graph) throws -> Graph {
+    func apply(_ moves: [Move], to float: Graph, index: DensePruner.Index? = nil) throws -> Graph {
         var g = float
         var schemes: [String: QuantizationScheme] = [:], keeps: [String: Int] = [:]
         for m in moves {
@@ -121,9 +122,10 @@ public struct ShrinkPlanner {
             case .prune(let k): keeps[m.node.name] = k
             }
         }
-        // One index serves every prune; each edit is applied once its pruner has gone, so the
-        // table of tensors is changed in place, not copied per prune.
-        let index = DensePruner.Index(float)
+        // One index serves every prune of every trial (a prune changes tensors, not nodes); each
+        // edit is applied once its pruner has gone, so the table of tensors is changed in place,
+        // not copied per prune.
+        let index = index ?? DensePruner.Index(float)
         for name in g.nodes.map(\.name) where keeps[name] != nil {
             let edit = try DensePruner(graph: g, layer: name, index: index).edit(keep: keeps[name]!).0
             edit.apply(to: &g)
@@ -132,11 +134,10 @@ public struct ShrinkPlanner {
             guard case .prune = m.action, let p = try? DensePruner(graph: float, layer: m.node.name, index: index) else { return [] }
             return [m.node.name] + p.consumers.map(\.name)
         })
-        // Nodes by name, looked up once each: `node(named:)` searches the list, and a model of
-        // 2,000 layers spent 44% of `shrink` there.
-        let nodes = Dictionary(g.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        // Nodes found by the index, not `node(named:)`, which searches the list (a model of
+        // 2,000 layers spent 44% of `shrink` there).
         for (name, scheme) in schemes {
-            let node = nodes[name]!, tensor = node.params["kernel"]!
+            let node = g.nodes[index.position[name]!], tensor = node.params["kernel"]!
             let key = "\(name)|\(scheme)"
             // Kernels untouched by pruning are quantized once per scheme, however many trials.
             if !pruned.contains(name), let cached = quantizedCache.values[key] {
@@ -169,11 +170,10 @@ public struct ShrinkPlanner {
     func greedyOrder(_ float: Graph, inputs: [String: FloatTensor], bytesToSave: Int) throws -> [Move] {
         let options = try measure(float, inputs: inputs)
         let negligible = Int(Double(float.parameterBytes) * Self.negligibleFraction)
+        // Ladders in the order of their layers (a layer's two by their keys).
         let position = Dictionary(float.nodes.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
-        func rank(_ ladder: String) -> (Int, String) {
-            (position[ladder.hasPrefix("prune:") ? String(ladder.dropFirst(6)) : ladder] ?? .max, ladder)
-        }
-        let ladders = options.keys.sorted { rank($0) < rank($1) }
+        let ladders = options.filter { !$0.value.isEmpty }.map { (key: $0.key, at: position[$0.value[0].node.name]!) }
+            .sorted { ($0.at, $0.key) < ($1.at, $1.key) }.map(\.key)
         var level = [Move?](repeating: nil, count: ladders.count)
         /// The ladder's best next move: negligible savings after the others; within each, the
         /// least noise per byte; the first of equals.

@@ -8,36 +8,50 @@ import Glibc
 /// Foundation's run loop crash (SIGILL), and with few threads allowed (`ulimit -u`) Dispatch
 /// waits for one for ever and OpenMP exits with code 1. The executables check first, in `main`.
 public enum ProcessLimits {
-    /// Makes sure the process may have `needed` files open at once, and one past the highest
-    /// descriptor it has open, raising its soft limit to the hard one where it is lower. Returns
-    /// nil, or the hard limit when even that is lower than `needed` (nothing changed).
-    public static func ensureOpenFiles(_ needed: Int) -> Int? {
-        let hard = fm_ensure_open_files(needed)
-        return hard == 0 ? nil : hard
+    /// Every check a program makes as it starts, in order (/proc first: the others read it),
+    /// raising what it may: nil, or the first error to say, naming `program`. `threads`: the
+    /// threads it starts beside its main one; `openFiles`: the files it may have open at once;
+    /// `openMP`: whether it computes on OpenMP's threads.
+    public static func refusal(program: String, threads: Int, openFiles: Int? = nil, openMP: Bool = false) -> String? {
+        procUnavailable(program: program) ?? stackUnavailable(program: program) ?? (openMP ? openMPStackTooSmall() : nil)
+            ?? openFiles.flatMap { openFilesUnavailable($0, program: program) } ?? threadsUnavailable(threads, program: program)
     }
+
+    /// Makes sure the process may have `needed` files open at once, and one past the highest
+    /// descriptor it has open, raising its soft limit to the hard one where it is lower: nil, or
+    /// the error to say when even the hard limit is lower than `needed` (nothing changed).
+    static func openFilesUnavailable(_ needed: Int, program: String) -> String? {
+        let hard = fm_ensure_open_files(needed)
+        guard hard != 0 else { return nil }
+        return "error: \(program) needs to have up to \(needed) files open at once, and the limit (ulimit -n) is \(hard): raise it"
+    }
+
+    /// The least stack, the main thread's or an OpenMP thread's, fmodel runs with. Debug builds
+    /// ran every command tried in a main stack of 128 KiB, and crashed in 64 KiB.
+    static let leastStack = 256 << 10
 
     /// Makes sure the main thread's stack may grow to 8 MiB (Linux's usual limit) where the
     /// hard limit allows, and that threads start with 2 MiB (glibc's size when the limit is
-    /// unlimited): nil, or the error to say when the hard limit is below 256 KiB, naming
-    /// `program`. (Debug builds ran every command tried in 128 KiB, and crashed in 64 KiB.)
-    public static func stackUnavailable(program: String) -> String? {
-        let hard = fm_ensure_stack(256 << 10, 8 << 20, 2 << 20)
+    /// unlimited): nil, or the error to say when the hard limit is below `leastStack`, naming
+    /// `program`.
+    static func stackUnavailable(program: String) -> String? {
+        let hard = fm_ensure_stack(leastStack, 8 << 20, 2 << 20)
         guard hard != 0 else { return nil }
-        return "error: \(program) needs a stack of at least 256 KiB, and the limit (ulimit -s) is \(hard / 1024) KiB: raise it"
+        return "error: \(program) needs a stack of at least \(leastStack >> 10) KiB, and the limit (ulimit -s) is \(hard >> 10) KiB: raise it"
     }
 
     /// Nil, or the error to say when OMP_STACKSIZE (or GOMP_STACKSIZE) gives OpenMP's threads
-    /// stacks below 256 KiB: oneDNN's JIT kernels ran off one of 18 KiB (SIGSEGV; 20 KiB ran).
-    /// libgomp reads the variable as it is loaded, before `main`, so it cannot be mended here.
-    /// (Below 16 KiB libgomp itself keeps its default, and says so.)
-    public static func openMPStackTooSmall() -> String? {
+    /// stacks below `leastStack`: oneDNN's JIT kernels ran off one of 18 KiB (SIGSEGV; 20 KiB
+    /// ran). libgomp reads the variable as it is loaded, before `main`, so it cannot be mended
+    /// here. (Below 16 KiB libgomp itself keeps its default, and says so.)
+    static func openMPStackTooSmall() -> String? {
         // libgomp takes the first of the two that it can read.
         for (name, suffixes) in [("OMP_STACKSIZE", true), ("GOMP_STACKSIZE", false)] {
             guard let raw = getenv(name) else { continue }
             let value = String(cString: raw)
             guard let bytes = stackBytes(value, suffixes: suffixes) else { continue }
-            guard bytes >= 16 << 10, bytes < 256 << 10 else { return nil }
-            return "error: \(name) gives OpenMP's threads stacks of \(bytes >> 10) KiB, and fmodel needs at least 256 KiB: raise it or unset it"
+            guard bytes >= 16 << 10, bytes < leastStack else { return nil }
+            return "error: \(name) gives OpenMP's threads stacks of \(bytes >> 10) KiB, and fmodel needs at least \(leastStack >> 10) KiB: raise it or unset it"
         }
         return nil
     }
@@ -66,7 +80,7 @@ public enum ProcessLimits {
     /// `CommandLine` reads the arguments from /proc/self/cmdline and saw none (every command
     /// trapped, "Range requires lowerBound <= upperBound"), Foundation's Process failed to start
     /// the import worker (EBADF), and Dispatch traps when it cannot read a thread's state there.
-    public static func procUnavailable(program: String) -> String? {
+    static func procUnavailable(program: String) -> String? {
         guard access("/proc/self/stat", R_OK) != 0 else { return nil }
         return "error: \(program) needs /proc, and it is not mounted here (mount -t proc proc /proc): Swift reads the command line there, and Dispatch its threads' states"
     }
@@ -74,7 +88,7 @@ public enum ProcessLimits {
     /// Starts `count` threads beside the calling one, all alive at once, and ends them: nil, or
     /// the error to say when they could not all start, naming `program` (which runs up to
     /// `count` + 1 threads).
-    public static func threadsUnavailable(_ count: Int, program: String) -> String? {
+    static func threadsUnavailable(_ count: Int, program: String) -> String? {
         let failure = fm_probe_threads(Int32(count))
         guard failure != 0 else { return nil }
         return "error: \(program) runs up to \(count + 1) threads, and could not start them: \(String(cString: strerror(failure))) (ulimit -u: processes and threads)"

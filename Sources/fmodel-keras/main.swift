@@ -88,13 +88,9 @@ extension Preprocess: ExpressibleByArgument {}
 // Ended by fmodel (SIGTERM) or with it (Ctrl-C reaches both), the worker removes its temporary
 // file first; a closed standard output loses its reports, not its output (Cleanup).
 Cleanup.install()
-if let message = ProcessLimits.procUnavailable(program: "the import worker") ?? ProcessLimits.stackUnavailable(program: "the import worker") {
-    StandardStream.error.write(message + "\n")
-    exit(2)
-}
-// Its 2 threads beside the main one, or an error: past `ulimit -u`, Dispatch would wait for
-// them for ever (fmodel's threads and the worker's share the limit).
-if let message = ProcessLimits.threadsUnavailable(2, program: "the import worker") {
+// Its 2 threads beside the main one among them: past `ulimit -u`, Dispatch would wait for them
+// for ever (fmodel's threads and the worker's share the limit).
+if let message = ProcessLimits.refusal(program: "the import worker", threads: 2) {
     StandardStream.error.write(message + "\n")
     exit(2)
 }
