@@ -48,6 +48,14 @@ public enum FModelReader {
             }
             tensors[entry.name] = try tensor(entry, file: file, dataStart: dataStart, options: options)
         }
+        // The file ends where its data does: bytes past it (a file appended to, or two
+        // concatenated) mean it is not the file that was written.
+        let dataEnd = header.tensors.flatMap { [$0.data] + ($0.scales.map { [$0] } ?? []) }
+            .reduce(dataStart) { max($0, dataStart + $1.offset + $1.length) }
+        guard file.bytes.count <= dataEnd else {
+            throw FormatError.corrupt(path: file.path, offset: dataEnd,
+                                      reason: "\(file.bytes.count - dataEnd) bytes after the end of the last tensor's data")
+        }
         // The regions are in bounds; their checksums all at once, on every core.
         if options.verifyChecksums { try verifyChecksums(header.tensors, file: file, dataStart: dataStart) }
         let graph = Graph(inputs: header.graph.inputs, outputs: header.graph.outputs, nodes: header.graph.nodes,

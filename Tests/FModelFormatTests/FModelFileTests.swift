@@ -230,6 +230,20 @@ import Testing
         }
     }
 
+    /// Bytes past the end of the data (a file appended to, two files concatenated) are an error
+    /// at the offset where the data ends; before, such a file read as the one it starts with.
+    @Test func bytesAfterTheDataAreAnError() throws {
+        let (_, bytes) = try written()
+        for tail in [[UInt8(0)], [UInt8](repeating: 0, count: 64), bytes] {
+            guard case .corrupt(_, let offset, let reason)? = try readError(bytes + tail) as? FormatError else {
+                Issue.record("\(tail.count) bytes appended: \(String(describing: try readError(bytes + tail)))")
+                continue
+            }
+            #expect(offset == bytes.count && reason.hasPrefix("\(tail.count) bytes after"), "\(offset): \(reason)")
+        }
+        #expect(try readError(bytes) == nil)
+    }
+
     @Test func hostileHeaderFields() throws {
         let (_, bytes) = try written()
         var huge = bytes
