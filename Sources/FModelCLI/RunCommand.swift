@@ -43,7 +43,9 @@ struct RunCommand: ParsableCommand {
     }
 
     /// Makes `path` and any missing parents, as `mkdir -p` does; a file in the way is an error
-    /// naming it (it was a dump of Foundation's error, after the run).
+    /// naming it (it was a dump of Foundation's error, after the run). Each folder it makes its
+    /// owner may write and search whatever the umask, as `mkdir -p` makes the parents: a umask
+    /// taking the owner's write (0222) made a folder no output could be written into.
     static func makeFolder(_ path: String) throws {
         var folder = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
@@ -51,7 +53,9 @@ struct RunCommand: ParsableCommand {
             var info = stat()
             if stat(folder, &info) == 0 {
                 guard info.st_mode & S_IFMT == S_IFDIR else { throw CLIError(description: "\(path): cannot make the folder: \(folder) is not a directory") }
-            } else if mkdir(folder, 0o777) != 0 && errno != EEXIST {
+            } else if mkdir(folder, 0o777) == 0 {
+                chmod(folder, (0o777 & ~AtomicFileWriter.processUmask) | S_IWUSR | S_IXUSR)
+            } else if errno != EEXIST {
                 throw CLIError(description: "\(path): cannot make the folder: " + String(cString: strerror(errno)))
             }
         }

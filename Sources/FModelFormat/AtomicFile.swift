@@ -43,6 +43,9 @@ public struct AtomicFileWriter: ~Copyable {
         var file = unnamed ? Self.unnamedFile(beside: target) : nil
         if file == nil { file = try Self.hiddenFile(beside: target, path: path) }
         let (fd, staged, staging) = file!
+        // 0600 whatever the umask: the import worker opens the staged file again to write it,
+        // which a umask taking the owner's write (0222) refused ("Permission denied").
+        fchmod(fd, 0o600)
         (self.path, self.target, self.fd, self.stagedPath, self.staging) = (path, target, fd, staged, staging)
     }
 
@@ -232,9 +235,12 @@ public struct AtomicFileWriter: ~Copyable {
     }
 
     /// The file is made 0600; finished, it gets the usual 0644 less the umask.
-    private static var mode: mode_t {
+    private static var mode: mode_t { 0o644 & ~processUmask }
+
+    /// The process's umask (read by setting it and setting it back).
+    public static var processUmask: mode_t {
         let mask = umask(0)
         umask(mask)
-        return 0o644 & ~mask
+        return mask
     }
 }

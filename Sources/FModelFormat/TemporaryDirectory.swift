@@ -25,7 +25,11 @@ public enum TemporaryDirectory {
         var path = ""
         for _ in 0..<100 {
             path = base + prefix + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-            if mkdir(path, 0o700) == 0 { return path }
+            if mkdir(path, 0o700) == 0 {
+                // 0700 whatever the umask: 0222 made it 0500, and nothing could be written in it.
+                chmod(path, 0o700)
+                return path
+            }
             guard errno == EEXIST else { break }
         }
         throw .io(path: path, reason: "cannot make a temporary directory in TMPDIR (\(base)): " + MappedFile.errnoText())

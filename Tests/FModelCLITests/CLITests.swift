@@ -239,18 +239,43 @@ import Testing
     /// with fmodel's, hung the same way until fmodel's 600 s limit. Each starts the threads it
     /// may run first, and says so when it cannot. Root is not held to the limit: as root, the
     /// test runs them as nobody. (Killed after 20 s here.)
-    @Test(.enabled(if: ThreadLimit.command != nil, "neither a user held to ulimit -u, nor setpriv to become one"),
+    @Test(.enabled(if: Unprivileged.command != nil, "neither a user held to ulimit -u, nor setpriv to become one"),
           arguments: [("fmodel", ["bench", "tf1_facenet_small.pb", "--inputs", "input:?x64x64x3", "--iterations", "1"], "fmodel runs up to 5 threads"),
                       (Helper.name, ["multitask_flat.h5", "--output", "/nonexistent/w.fmodel"], "the import worker runs up to 3 threads")])
     func threadsThatCannotStartAreRefused(executable: String, arguments: [String], says: String) throws {
         let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         let path = String(fmodel.dropLast("fmodel".count)) + executable
-        let run = try #require(runMeasured(ThreadLimit.command![0], Array(ThreadLimit.command!.dropFirst()) + [
+        let run = try #require(runMeasured(Unprivileged.command![0], Array(Unprivileged.command!.dropFirst()) + [
             "/usr/bin/timeout", "-s", "KILL", "20", "/usr/bin/prlimit", "--nproc=1", path]
             + arguments.map { $0.hasSuffix(".pb") || $0.hasSuffix(".h5") ? fixture($0) : $0 }))
         #expect(run.exitCode == 2, "exit code \(String(describing: run.exitCode)): \(run.standardError)")
         #expect(run.standardError == "error: \(says), and could not start them: Resource temporarily unavailable (ulimit -u: processes and threads)\n",
                 "\(run.standardError)")
+    }
+
+    /// A umask that takes the owner's write (0222: new files read-only) failed a Keras import
+    /// ("Permission denied": the worker could not open the file fmodel had staged for it), any
+    /// command given a Keras file (its scratch folder was made 0500) and a `run` into a folder
+    /// it made (which it could not write in). Now the outputs are written, with the umask's
+    /// modes. Root is not held to modes: as root, the test runs them as nobody.
+    @Test(.enabled(if: Unprivileged.command != nil, "neither a user held to file modes, nor setpriv to become one"))
+    func aUmaskTakingTheOwnersWriteIsHonouredNotFatal() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let work = dir + "/umask"
+        try #require(mkdir(work, 0o777) == 0 && chmod(dir, 0o711) == 0 && chmod(work, 0o777) == 0)
+        let model = work + "/m.fmodel", out = work + "/made/deeper"
+        let script = #"umask 0222 && export TMPDIR="$5" && "$0" import "$1" -o "$2" && "$0" import "$4" -o "$2.keras.fmodel""#
+            + #" && "$0" run "$1" --input "$3" --out "$5/made/deeper""#
+        let run = try #require(runMeasured(Unprivileged.command![0], Array(Unprivileged.command!.dropFirst()) + [
+            "/bin/sh", "-c", script, fmodel, fixture("multitask_flat.h5"), model, fixture("multitask_flat.input.npy"),
+            fixture("keras3_multitask.keras"), work]))
+        #expect(run.exitCode == 0, "exit code \(String(describing: run.exitCode)): \(run.standardError)")
+        for written in [model, model + ".keras.fmodel"] {
+            #expect(try FileManager.default.attributesOfItem(atPath: written)[.posixPermissions] as? Int == 0o444)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["age.npy", "ethnicity.npy", "gender.npy"])
+        let age = try NPY.read(path: out + "/age.npy"), expected = try NPY.read(path: fixture("multitask_flat.out.age.npy"))
+        #expect(age.values.count == expected.values.count && zip(age.values, expected.values).allSatisfy { abs($0 - $1) <= 1e-4 })
     }
 
     /// An OMP_NUM_THREADS past the CPUs the process may run on is held to them: 100,000 crashed
@@ -665,9 +690,6 @@ import Testing
     }
 }
 
-/// How a test runs a command held to `ulimit -u`: as this user, or as root (whom the limit
-/// does not hold) through `setpriv` as nobody, if nobody can run fmodel here (its folders and
-/// the fixtures readable by all). Nil when neither.
 /// Cgroups with a CPU quota of one CPU (cgroup v1's cpu controller or v2's), if this process
 /// may make them (root, a writable cgroup mount).
 enum QuotaCgroup {
@@ -696,7 +718,10 @@ enum NoProc {
         && runMeasured("/usr/bin/unshare", ["-m", "/bin/sh", "-c", "umount -l /proc && ! test -e /proc/self/stat"])?.exitCode == 0
 }
 
-enum ThreadLimit {
+/// How a test runs a command held to what root is not (`ulimit -u`, file modes): as this
+/// user, or as root through `setpriv` as nobody, if nobody can run fmodel here (its folders and
+/// the fixtures readable by all). Nil when neither.
+enum Unprivileged {
     static let command: [String]? = {
         let tools = ["/usr/bin/timeout", "/usr/bin/prlimit"]
         guard tools.allSatisfy(FileManager.default.isExecutableFile(atPath:)), let fmodel = fmodelExecutable() else { return nil }

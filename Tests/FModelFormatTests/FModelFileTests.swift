@@ -125,10 +125,8 @@ import Testing
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == (round == 1 ? [] : ["w.bin"]), "round \(round)")
         }
         #expect(try MappedFile(path: path).withBytes { Array($0) } == Array(repeating: 3, count: 3000), "replaced by the last")
-        let mask = umask(0)
-        umask(mask)
         let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
-        #expect(mode == 0o644 & ~Int(mask))
+        #expect(mode == 0o644 & ~Int(AtomicFileWriter.processUmask))
     }
 
     /// Where the file system has no unnamed files, the temporary file a writer fills is
