@@ -25,40 +25,64 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let executor = try runtime.executor(model, options)
         let (feeds, files) = try bind(executor.inputNames)
-        try Self.makeFolder(out)  // before the run: a bad --out wastes none of it
-        let outputs: [String: FloatTensor]
+        let made = try Self.makeFolder(out)  // before the run: a bad --out wastes none of it
         do {
-            outputs = try executor.run(feeds)
-        } catch let error as RuntimeError {
-            // An input of the wrong shape: the error names the input; say which file it was.
-            guard case .inputShape(let name, _, _) = error, let file = files[name] else { throw error }
-            throw CLIError(description: "\(file): \(error)")
-        }
-        for (name, fileName) in zip(executor.graph.outputs, Self.fileNames(for: executor.graph.outputs)) {
-            let t = outputs[name]!
-            let file = (out as NSString).appendingPathComponent(fileName)
-            try NPY.write(NPYArray(shape: t.shape.dims, values: t.values), to: file)
-            show("\(name) \(t.shape) -> \(file)")
+            let outputs: [String: FloatTensor]
+            do {
+                outputs = try executor.run(feeds)
+            } catch let error as RuntimeError {
+                // An input of the wrong shape: the error names the input; say which file it was.
+                guard case .inputShape(let name, _, _) = error, let file = files[name] else { throw error }
+                throw CLIError(description: "\(file): \(error)")
+            }
+            let written = zip(executor.graph.outputs, Self.fileNames(for: executor.graph.outputs)).map { name, fileName in
+                let t = outputs[name]!
+                return (path: (out as NSString).appendingPathComponent(fileName), array: NPYArray(shape: t.shape.dims, values: t.values))
+            }
+            try Self.write(written[...])
+            for (name, file) in zip(executor.graph.outputs, written) { show("\(name) \(outputs[name]!.shape) -> \(file.path)") }
+        } catch {
+            for folder in made.reversed() { rmdir(folder) }  // the folders it made, left empty
+            throw error
         }
     }
 
-    /// Makes `path` and any missing parents, as `mkdir -p` does; a file in the way is an error
-    /// naming it (it was a dump of Foundation's error, after the run). Each folder it makes its
-    /// owner may write and search whatever the umask, as `mkdir -p` makes the parents: a umask
-    /// taking the owner's write (0222) made a folder no output could be written into.
-    static func makeFolder(_ path: String) throws {
+    /// Writes every array, each staged whole before any is put in place: a failure writing one
+    /// (a full disk, a directory by its name) leaves the folder as it was. It left the outputs
+    /// written before it beside those of an earlier run.
+    static func write(_ files: ArraySlice<(path: String, array: NPYArray)>) throws {
+        guard let (path, array) = files.first else { return }
+        let writer = try AtomicFileWriter(path: path)
+        try writer.write(NPY.encode(array))
+        try write(files.dropFirst())
+        try writer.commit()
+    }
+
+    /// Makes `path` and any missing parents, as `mkdir -p` does, and returns the folders it
+    /// made; a file in the way is an error naming it (it was a dump of Foundation's error, after
+    /// the run). Each folder it makes its owner may write and search whatever the umask, as
+    /// `mkdir -p` makes the parents: a umask taking the owner's write (0222) made a folder no
+    /// output could be written into.
+    static func makeFolder(_ path: String) throws -> [String] {
         var folder = path.hasPrefix("/") ? "" : "."
+        var made: [String] = []
+        func refusal(_ reason: String) -> CLIError {
+            for folder in made.reversed() { rmdir(folder) }
+            return CLIError(description: "\(path): cannot make the folder: " + reason)
+        }
         for part in path.split(separator: "/") {
             folder += "/" + part
             var info = stat()
             if stat(folder, &info) == 0 {
-                guard info.st_mode & S_IFMT == S_IFDIR else { throw CLIError(description: "\(path): cannot make the folder: \(folder) is not a directory") }
+                guard info.st_mode & S_IFMT == S_IFDIR else { throw refusal("\(folder) is not a directory") }
             } else if mkdir(folder, 0o777) == 0 {
                 chmod(folder, (0o777 & ~AtomicFileWriter.processUmask) | S_IWUSR | S_IXUSR)
+                made.append(folder)
             } else if errno != EEXIST {
-                throw CLIError(description: "\(path): cannot make the folder: " + String(cString: strerror(errno)))
+                throw refusal(String(cString: strerror(errno)))
             }
         }
+        return made
     }
 
     /// Pairs each `--input` with a model input: the values, and the file each came from.

@@ -642,8 +642,22 @@ import Testing
     @Test func inputOfTheWrongShapeNamesItsFile() throws {
         let wrong = dir + "/wrong.npy"
         try NPY.write(NPYArray(shape: [1, 4], values: [1, 2, 3, 4]), to: wrong)
-        expectRefused(["run", fixture("multitask_flat.h5"), "--input", wrong, "--out", dir + "/wrong_out"],
+        expectRefused(["run", fixture("multitask_flat.h5"), "--input", wrong, "--out", dir + "/wrong_out/deeper"],
                       naming: wrong + ": input 'input_1' has shape [1,4], the model takes [?,")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/wrong_out"), "the folders it made for the outputs, left empty")
+    }
+
+    /// `run` puts its outputs in place all or none: one it cannot write (here a directory by its
+    /// name) fails the command with the folder as it was. The outputs written before it were
+    /// left beside an earlier run's.
+    @Test func runWritesItsOutputsAllOrNone() throws {
+        let out = dir + "/all_or_none"
+        try FileManager.default.createDirectory(atPath: out + "/ethnicity.npy", withIntermediateDirectories: true)
+        try NPY.write(NPYArray(shape: [1], values: [42]), to: out + "/age.npy")
+        expectRefused(["run", fixture("multitask_flat.h5"), "--input", fixture("multitask_flat.input.npy"), "--out", out],
+                      naming: out + "/ethnicity.npy: is a directory")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["age.npy", "ethnicity.npy"])
+        #expect(try NPY.read(path: out + "/age.npy").values == [42], "an earlier run's output, kept")
     }
 
     /// `bench`'s resident-set breakdown finds a mapped file's pages under `model_file` (all of
