@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -252,6 +253,16 @@ void fm_cleanup_install(void) {
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     signal(SIGXFSZ, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+}
+
+int fm_memory_file(const char *name) {
+#ifdef MFD_CLOEXEC
+    return memfd_create(name, MFD_CLOEXEC);
+#else
+    (void)name;
+    errno = ENOSYS;
+    return -1;
+#endif
 }
 
 int fm_open_unnamed(const char *directory) {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CCleanup
 
 /// A new directory of this process's own in `$TMPDIR` (else /tmp), for the import's scratch
 /// files: made with `mkdir` 0700 (its owner alone reads the model it holds), never with missing
@@ -11,6 +12,17 @@ import Darwin
 public enum TemporaryDirectory {
     /// Makes `$TMPDIR/PREFIX-<random>` and returns its path.
     public static func make(prefix: String) throws(FormatError) -> String {
+        var path = ""
+        for _ in 0..<100 {
+            path = try name(prefix: prefix)
+            do { try create(path); return path } catch where errno == EEXIST {}
+        }
+        throw .io(path: path, reason: "cannot make a temporary directory: 100 names were taken")
+    }
+
+    /// A new name `$TMPDIR/PREFIX-<random>`, not made: for a directory another process makes
+    /// (`create`).
+    public static func name(prefix: String) throws(FormatError) -> String {
         // Not decoded with U+FFFD for bytes that are not UTF-8: that names another directory,
         // and the error said "No such file or directory" of one that exists.
         var base = ""
@@ -22,17 +34,20 @@ public enum TemporaryDirectory {
         }
         if base.isEmpty { base = "/tmp" }
         if !base.hasSuffix("/") { base += "/" }
-        var path = ""
-        for _ in 0..<100 {
-            path = base + prefix + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-            if mkdir(path, 0o700) == 0 {
-                // 0700 whatever the umask: 0222 made it 0500, and nothing could be written in it.
-                chmod(path, 0o700)
-                return path
-            }
-            guard errno == EEXIST else { break }
+        return base + prefix + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    }
+
+    /// Makes the directory `path` (a `name`), 0700 whatever the umask (0222 made it 0500, and
+    /// nothing could be written in it); its parent must exist. A failure names the parent (the
+    /// `TMPDIR`), `errno` kept.
+    public static func create(_ path: String) throws(FormatError) {
+        guard mkdir(path, 0o700) == 0 else {
+            let failure = errno
+            let reason = "cannot make a temporary directory in TMPDIR (\(path[...(path.lastIndex(of: "/") ?? path.startIndex)])): " + MappedFile.errnoText()
+            errno = failure
+            throw .io(path: path, reason: reason)
         }
-        throw .io(path: path, reason: "cannot make a temporary directory in TMPDIR (\(base)): " + MappedFile.errnoText())
+        chmod(path, 0o700)
     }
 
     /// Writes `bytes` to a new file at `path` in such a directory (0600, closed on exec, not
@@ -50,6 +65,27 @@ public enum TemporaryDirectory {
             unlink(path)
             throw .io(path: path, reason: "close: " + MappedFile.errnoText())
         }
+    }
+}
+
+extension TemporaryDirectory {
+    /// A new file with no name, in memory (`memfd_create`), holding `bytes` and read from its
+    /// start: gone with its last descriptor, however the process ends. Returns the descriptor
+    /// (closed on exec); a failure (`ulimit -f`, no memory files) names the file as
+    /// `memfd:NAME`.
+    public static func memoryFile(holding bytes: UnsafeRawBufferPointer, name: String) throws(FormatError) -> Int32 {
+        let path = "memfd:" + name
+        let fd = fm_memory_file(name)
+        guard fd >= 0 else { throw .io(path: path, reason: "memfd_create: " + MappedFile.errnoText()) }
+        do { try writeAll(fd, bytes, path: path) } catch {
+            close(fd)
+            throw error
+        }
+        guard lseek(fd, 0, SEEK_SET) == 0 else {
+            defer { close(fd) }
+            throw .io(path: path, reason: "lseek: " + MappedFile.errnoText())
+        }
+        return fd
     }
 }
 

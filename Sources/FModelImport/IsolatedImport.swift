@@ -17,7 +17,7 @@ public struct IsolatedImport: Sendable {
     public init(helper: String) { self.helper = helper }
 
     /// Imports `path` in a worker and returns the graph it wrote, into a file with no name
-    /// where the file system allows (an `AtomicFileWriter` in the scratch directory, never
+    /// where the file system allows (an `AtomicFileWriter` beside the scratch directory, never
     /// committed): it goes with this process however it ends.
     public func load(path: String, options: ImportOptions) throws -> Graph {
         let scratch = try Scratch()
@@ -51,18 +51,17 @@ public struct IsolatedImport: Sendable {
         return try FModelReader.read(MappedFile(path: staged.stagedPath, name: output))
     }
 
-    /// Runs the worker on `path`, writing `output`; `scratch` holds the config it reads.
+    /// Runs the worker on `path`, writing `output`, with `scratch` its temporary directory, which
+    /// it makes. The config goes to it as its standard input, a file with no name in memory.
     private func work(path: String, options: ImportOptions, output: String, extra: [String], scratch: borrowing Scratch) throws {
-        var arguments = [path, "--output", output] + extra
+        var arguments = [path, "--output", output, "--scratch", scratch.path] + extra
+        var input: FileHandle?
         if let config = options.configJSON {
-            let file = scratch.config
-            do { try Array(config.utf8).withUnsafeBytes { try TemporaryDirectory.writeFile($0, to: file) } } catch {
-                throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker: \(error)")
-            }
-            arguments += ["--config", scratch.config]
+            input = try Self.memoryFile(holding: config, for: path)
+            arguments += ["--config", "/dev/stdin"]
         }
         let budget = Budget(file: path)
-        let (status, message) = try run(arguments + budget.arguments, path: path, temporary: scratch.path)
+        let (status, message) = try run(arguments + budget.arguments, path: path, input: input)
         switch status {
         case 0: return
         case -SIGXCPU:
@@ -82,17 +81,29 @@ public struct IsolatedImport: Sendable {
         }
     }
 
-    /// Runs the worker with `temporary` as its temporary directory (`TMPDIR`: what it leaves
-    /// there when it crashes goes with the scratch directory); returns its exit status
-    /// (negative: killed by that signal) and stderr.
-    private func run(_ arguments: [String], path: String, temporary: String) throws -> (Int32, String) {
+    /// `text` in a file with no name in memory, read from its start: nothing to leave behind
+    /// however this process ends. (It was `config.json` in the scratch directory this process
+    /// made, which `kill -9` before the worker had started left in TMPDIR.)
+    static func memoryFile(holding text: String, for path: String) throws -> FileHandle {
+        do {
+            let fd = try Array(text.utf8).withUnsafeBytes { b throws(FormatError) in try TemporaryDirectory.memoryFile(holding: b, name: "fmodel-config") }
+            return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        } catch {
+            throw ImportError.unknownFormat(path: path, reason: "cannot write the config for the import worker: \(error)")
+        }
+    }
+
+    /// Runs the worker, with `input` (else this process's) as its standard input; returns its
+    /// exit status (negative: killed by that signal) and stderr.
+    private func run(_ arguments: [String], path: String, input: FileHandle?) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: helper)
         process.arguments = arguments
         // A crash is reported by its signal: the Swift runtime's backtrace would only delay it.
         // FMODEL_PARENT: this process, which the worker ends with (`fm_end_with_parent`).
         process.environment = ProcessInfo.processInfo.environment.merging(
-            ["SWIFT_BACKTRACE": "enable=no", "TMPDIR": temporary, "FMODEL_PARENT": "\(getpid())"]) { $1 }
+            ["SWIFT_BACKTRACE": "enable=no", "FMODEL_PARENT": "\(getpid())"]) { $1 }
+        if let input { process.standardInput = input }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.standardOutput  // the passes' reports
@@ -128,23 +139,24 @@ public struct IsolatedImport: Sendable {
     }
 }
 
-/// A directory of one import's own in the system's temporary directory: the worker's config,
-/// its own temporary files (a `.keras` file's weights, copied for libhdf5) and, for `load`, its
-/// output. Removed with what it holds when dropped, even when the worker crashed (libhdf5 does,
-/// on some hostile files), and by `Cleanup` when a signal ends the process.
+/// A directory of one import's own in the system's temporary directory, for the worker's
+/// temporary files (a `.keras` file's weights, copied for libhdf5): named here, made by the
+/// worker (its `TMPDIR`) once it will end with this process, which removes it when it ends.
+/// This process made it before, and `kill -9` before the worker had started left it in TMPDIR
+/// (3 of 40 kills 1–20 ms into an import). Removed with what it holds when dropped, even when
+/// the worker crashed (libhdf5 does, on some hostile files), and by `Cleanup` when a signal
+/// ends this process.
 private struct Scratch: ~Copyable {
     let path: String
-    /// The worker's config (a weights-only `.h5`'s model config).
-    let config: String
-    /// The name of the `.fmodel` the worker writes for `load`: its messages name it, and the
-    /// file is staged beside it (`AtomicFileWriter`), never put in place.
+    /// The name of the `.fmodel` the worker writes for `load`, beside the directory: its
+    /// messages name it, and the file is staged there (`AtomicFileWriter`), never put in place.
     let model: String
-    private let cleanup: [Cleanup.Ticket]
+    private let cleanup: Cleanup.Ticket
 
     init() throws {
-        path = try TemporaryDirectory.make(prefix: "fmodel-import")
-        (config, model) = (path + "/config.json", path + "/model.fmodel")
-        cleanup = [Cleanup.remember(directory: path), Cleanup.remember(file: config)]
+        path = try TemporaryDirectory.name(prefix: "fmodel-import")
+        model = path + ".fmodel"
+        cleanup = Cleanup.remember(directory: path)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }

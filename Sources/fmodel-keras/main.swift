@@ -24,6 +24,8 @@ struct KerasWorker: ParsableCommand {
     var into: String?
     @Option(help: "Keras model config (JSON) for a weights-only .h5.")
     var config: String?
+    @Option(help: "A directory to make for this import's temporary files (its TMPDIR), removed at its end; fmodel names one.")
+    var scratch: String?
     @Flag(help: "Run the lossless graph passes before writing.")
     var optimize = false
     @Option(help: "Input normalisation to record: prewhiten, scale01 or none.")
@@ -40,31 +42,34 @@ struct KerasWorker: ParsableCommand {
     }
 
     func run() throws {
-        // fmodel's scratch (its config, then the directory: removed in that order) and a file
-        // fmodel staged for the output with a name (a file system without unnamed files):
-        // removed by this process too when a signal ends it. (Forgotten at the end, not at
-        // their last use.)
-        var scratch: [Cleanup.Ticket] = [], staged: Cleanup.Ticket?
+        // The scratch directory (removed at the end, or by a signal, empty: what the importers
+        // write in it they remove) and a file fmodel staged for the output with a name (a file
+        // system without unnamed files): removed by this process too when a signal ends it.
+        // (Forgotten at the end, not at their last use.)
+        var made: Cleanup.Ticket?, staged: Cleanup.Ticket?
         defer {
-            scratch.forEach { $0.forget() }
+            made?.removeNow()
             staged?.forget()
         }
         if let into, !into.hasPrefix("/proc/") { staged = Cleanup.remember(file: into) }
         if let cpuSeconds, let memoryBytes {
             // Started by fmodel: limited to its budget for the file, and ending with it.
             IsolatedImport.Budget(cpuSeconds: cpuSeconds, memoryBytes: memoryBytes).apply()
-            // Its TMPDIR is fmodel's scratch directory for this import, with the config fmodel
-            // wrote there: removed by this process too when a signal ends it, since fmodel
-            // killed by SIGKILL cannot remove them itself (`kill -9` of fmodel left the
-            // directory in /tmp).
-            if let directory = getenv("TMPDIR").map({ String(cString: $0) }), directory.hasPrefix("/") {
-                if let config, config.hasPrefix(directory + "/") { scratch.append(Cleanup.remember(file: config)) }
-                scratch.append(Cleanup.remember(directory: directory))
-            }
-            // fmodel gone already (FMODEL_PARENT is its pid): its scratch goes, and nothing is
-            // imported for nobody.
+            // fmodel gone already (FMODEL_PARENT is its pid): nothing is imported for nobody.
             let parent = getenv("FMODEL_PARENT").flatMap { pid_t(String(cString: $0)) } ?? 0
             guard fm_end_with_parent(parent) == 0 else { Cleanup.exit(2) }
+        }
+        if let scratch {
+            // Made here, once this process ends with fmodel (which removes it when this one
+            // crashes): fmodel killed by SIGKILL before this process had started left the
+            // directory it had made. Remembered before it exists.
+            let ticket = Cleanup.remember(directory: scratch)
+            do { try TemporaryDirectory.create(scratch) } catch {
+                ticket.forget()  // not this process's to remove
+                throw error
+            }
+            made = ticket
+            setenv("TMPDIR", scratch, 1)
         }
         let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))
@@ -73,10 +78,6 @@ struct KerasWorker: ParsableCommand {
         }
         if let into {
             try FModelWriter.write(graph, into: into, naming: output)
-            // Writing into fmodel's output, fmodel needs nothing more from its scratch: removed
-            // here, as a signal would (the config, then the directory if empty), since fmodel
-            // killed by SIGKILL from now until it removes it itself would leave it.
-            scratch.forEach { $0.removeNow() }
         } else {
             try FModelWriter.write(graph, to: output)
         }

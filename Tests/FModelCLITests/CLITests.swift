@@ -50,25 +50,31 @@ import Testing
         #expect(runMeasured(worker, [source, "--output", out, "--cpu-seconds", "5", "--memory-bytes", "1000000000"])?.exitCode == 0)
     }
 
-    /// Started by fmodel to write into the output fmodel staged (`--into`), the worker removes
-    /// fmodel's scratch (the config, then the directory) once it has written: fmodel killed by
-    /// SIGKILL after the worker had ended and before it removed them itself left them (8 of 8
-    /// `kill -9`s the moment the worker of an import of the 478 MB `.h5` ended, with the
-    /// hidden output). The file it wrote is whole.
-    @Test func theKerasWorkerRemovesTheScratchOnceItHasWritten() throws {
+    /// Started by fmodel (`--scratch`), the worker makes its scratch directory itself, once it
+    /// will end with fmodel, and removes it once it has written into the output fmodel staged
+    /// (`--into`): fmodel killed by SIGKILL before the worker had started left the directory it
+    /// had made, with the config in it; after the worker had ended and before fmodel removed it,
+    /// likewise (8 of 8 `kill -9`s the moment the worker of an import of the 478 MB `.h5` ended,
+    /// with the hidden output). The file it wrote is whole.
+    @Test func theKerasWorkerMakesItsScratchAndRemovesIt() throws {
         let worker = try #require(Helper.path, "no fmodel-keras beside the test bundle")
-        let scratch = dir + "/scratch", config = scratch + "/config.json", out = dir + "/staged.fmodel"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: fixture("multitask_nested.json"), toPath: config)
+        let scratch = dir + "/scratch", out = dir + "/staged.fmodel"
         let staged = try AtomicFileWriter(path: out)
-        let run = runMeasured(worker, [fixture("multitask_nested_weights.h5"), "--output", out, "--into", staged.stagedPath, "--config", config,
+        let run = runMeasured(worker, [fixture("multitask_nested_weights.h5"), "--output", out, "--into", staged.stagedPath,
+                                       "--config", fixture("multitask_nested.json"), "--scratch", scratch,
                                        "--cpu-seconds", "30", "--memory-bytes", "1000000000"],
-                              environment: ["TMPDIR=" + scratch, "FMODEL_PARENT=\(getpid())"])
+                              environment: ["FMODEL_PARENT=\(getpid())"])
         #expect(run?.exitCode == 0, "\(run?.standardError ?? "")")
         #expect(!FileManager.default.fileExists(atPath: scratch), "the scratch is left: \((try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? [])")
         let written = try FModelReader.read(path: staged.stagedPath)
         try staged.commit()
         #expect(try FModelReader.read(path: out).nodes.map(\.name) == written.nodes.map(\.name))
+        // A scratch it cannot make (one that exists) is an error, not another's directory used.
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let taken = runMeasured(worker, [fixture("multitask_flat.h5"), "--output", dir + "/taken.fmodel", "--scratch", scratch])
+        #expect(taken?.exitCode == 2 && taken?.standardError == "error: \(scratch): cannot make a temporary directory in TMPDIR (\(dir)/): File exists\n",
+                "\(taken?.standardError ?? "")")
+        #expect(FileManager.default.fileExists(atPath: scratch), "a directory it did not make is not removed")
     }
 
     @Test func importThenRunMatchesRunningTheSource() throws {

@@ -43,21 +43,22 @@ import Testing
     }
 
     /// What a worker leaves in its temporary directory when it crashes (a `.keras` file's
-    /// weights, copied there for libhdf5) goes with the import's scratch directory: the worker's
-    /// `TMPDIR` is in it. Before, crashes on hostile `.keras` files left `fmodel-keras3-…`
-    /// directories in /tmp.
+    /// weights, copied there for libhdf5) goes with the import's scratch directory, which the
+    /// worker makes (`--scratch`) and takes for its `TMPDIR`. Before, crashes on hostile
+    /// `.keras` files left `fmodel-keras3-…` directories in /tmp.
     @Test func whatACrashedWorkerLeavesIsRemoved() throws {
         let record = dir + "/tmpdir"
         let script = try worker("""
-            mkdir "${TMPDIR:?}/fmodel-keras3-x" && echo weights > "$TMPDIR/fmodel-keras3-x/model.weights.h5"
-            echo "$TMPDIR" > \(record)
+            while [ "$1" != --scratch ]; do shift; done
+            mkdir "$2" && mkdir "$2/fmodel-keras3-x" && echo weights > "$2/fmodel-keras3-x/model.weights.h5"
+            echo "$2" > \(record)
             kill -KILL $$
 
             """)
         #expect(throws: ImportError.self) { try IsolatedImport(helper: script).load(path: Fixtures.path("tiny_residual.h5"), options: ImportOptions()) }
         let temporary = try String(contentsOfFile: record, encoding: .utf8).trimmingCharacters(in: .newlines)
         #expect(temporary.hasPrefix(NSTemporaryDirectory() + "fmodel-import-"), "the worker's TMPDIR: \(temporary)")
-        #expect(!FileManager.default.fileExists(atPath: temporary + "/fmodel-keras3-x"))
+        #expect(!FileManager.default.fileExists(atPath: temporary))
     }
 
     /// The budget follows the bytes a file holds: a terabyte of holes behind a real header gets

@@ -72,4 +72,9 @@ int fm_cleanup_remembers(const char *path);
    (linkat). Returns the descriptor (closed on exec), or -1 with errno set; where the file
    system or the kernel has no such files, EOPNOTSUPP or EISDIR. */
 int fm_open_unnamed(const char *directory);
+
+/* A new file in memory with no name anywhere (memfd_create; `name` shows in /proc only), for
+   reading and writing, closed on exec: gone with the last descriptor, whatever ends the
+   process. Returns the descriptor, or -1 with errno set (ENOSYS where the kernel has none). */
+int fm_memory_file(const char *name);
 #endif
