@@ -94,7 +94,10 @@ fm_decode_status fm_png_decode(const uint8_t *data, size_t size, uint8_t *rgb, i
         if (depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
         png_set_gray_to_rgb(s->png);
     }
-    if (type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(s->png);
+    /* A palette's transparency (tRNS) becomes an alpha channel with its colours (libpng's
+       palette_to_rgb expands it too), stripped as a stored one is: such files were refused
+       ("decodes to rows of 96 bytes"), which TensorFlow decodes to their colours. */
+    if ((type & PNG_COLOR_MASK_ALPHA) || png_get_valid(s->png, s->info, PNG_INFO_tRNS)) png_set_strip_alpha(s->png);
     if (depth > 8) png_set_strip_16(s->png);
     const int passes = png_set_interlace_handling(s->png);
     png_read_update_info(s->png, s->info);

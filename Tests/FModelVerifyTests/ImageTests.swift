@@ -29,11 +29,14 @@ import Testing
     }
 
     /// Images TensorFlow wrote (JPEG baseline 4:2:0 and 4:4:4, progressive, greyscale, and one
-    /// whose scan meets its end marker early; PNG RGB, grey, RGBA and 16-bit), and a CMYK JPEG
-    /// Pillow wrote (with Adobe's marker, inverted, and without), decode to TensorFlow's pixels
-    /// exactly, and every cut of them is refused where TensorFlow refuses it.
+    /// whose scan meets its end marker early; PNG RGB, grey, RGBA and 16-bit), a CMYK JPEG
+    /// Pillow wrote (with Adobe's marker, inverted, and without), a palette PNG with transparent
+    /// entries (Pillow) and an interlaced PNG decode to TensorFlow's pixels exactly, and every
+    /// cut of them is refused where TensorFlow refuses it.
     /// libpng's simplified API, before, composited the RGBA onto black, converted the 16-bit
-    /// samples as linear light, and decoded each PNG cut in its last 12 bytes.
+    /// samples as linear light, and decoded each PNG cut in its last 12 bytes; the palette PNG
+    /// was refused on 7fb2bb0 ("decodes to rows of 192 bytes": its transparency made a fourth
+    /// channel).
     @Test(arguments: Fixtures.images.map(\.name))
     func decodesAsTensorFlowDoes(_ name: String) throws {
         let entry = try #require(Fixtures.images.first { $0.name == name })
@@ -46,7 +49,7 @@ import Testing
         #expect(decodedCuts == entry.tensorflowDecodesCuts)
     }
 
-    @Test func theImageFixturesAreThere() { #expect(Fixtures.images.count == 11) }
+    @Test func theImageFixturesAreThere() { #expect(Fixtures.images.count == 13) }
 
     /// A JPEG whose bytes end before its image or its end marker does is refused (as
     /// `tf.io.decode_jpeg` refuses it: `decodesAsTensorFlowDoes`), saying so, where libjpeg's own
