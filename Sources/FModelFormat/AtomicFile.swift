@@ -191,14 +191,14 @@ public struct AtomicFileWriter: ~Copyable {
                 unlink(stagedPath)
                 throw .io(path: path, reason: "cannot flush: " + MappedFile.errnoText())
             }
-            chmod(stagedPath, Self.mode)
+            chmod(stagedPath, Self.mode(replacing: target))
             guard rename(stagedPath, target) == 0 else {
                 unlink(stagedPath)
                 throw .io(path: path, reason: "cannot rename into place: " + MappedFile.errnoText())
             }
         case .unnamed:
             defer { close(fd) }
-            fchmod(fd, Self.mode)
+            fchmod(fd, Self.mode(replacing: target))
             try linkIntoPlace()
         }
     }
@@ -234,8 +234,14 @@ public struct AtomicFileWriter: ~Copyable {
         }
     }
 
-    /// The file is made 0600; finished, it gets the usual 0644 less the umask.
-    private static var mode: mode_t { 0o644 & ~processUmask }
+    /// The file is made 0600; finished, it gets the permissions of the file it replaces, else
+    /// the usual 0644 less the umask. (A model kept private, 0600, was made 0644 by writing it
+    /// again, as `sed -i` and editors keep them.)
+    private static func mode(replacing target: String) -> mode_t {
+        var info = stat()
+        if stat(target, &info) == 0, info.st_mode & S_IFMT == S_IFREG { return info.st_mode & 0o777 }
+        return 0o644 & ~processUmask
+    }
 
     /// The process's umask (read by setting it and setting it back).
     public static var processUmask: mode_t {

@@ -129,6 +129,22 @@ import Testing
         #expect(mode == 0o644 & ~Int(AtomicFileWriter.processUmask))
     }
 
+    /// A file replaced keeps its permissions, however the writer staged it and through a link
+    /// to it: a model kept private (0600) was made 0644 by writing it again.
+    @Test(arguments: [true, false])
+    func replacingAFileKeepsItsPermissions(unnamed: Bool) throws {
+        let path = dir + "/private-\(unnamed).bin", link = dir + "/link-\(unnamed)"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        for (mode, through) in [(0o600, path), (0o640, link)] {
+            try #require(FileManager.default.createFile(atPath: path, contents: Data([1])) && chmod(path, mode_t(mode)) == 0)
+            let writer = try AtomicFileWriter(path: through, unnamed: unnamed)
+            try writer.write([2, 3])
+            try writer.commit()
+            #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == mode, "through \(through)")
+            #expect(try MappedFile(path: path).withBytes { Array($0) } == [2, 3])
+        }
+    }
+
     /// Where the file system has no unnamed files, the temporary file a writer fills is
     /// remembered for `Cleanup` (which removes it if a signal ends the process:
     /// `InterruptionTests`) while it exists, and forgotten once it is renamed into place or
