@@ -1,6 +1,6 @@
 /* What fmodel's start-up checks of its limits and environment cost (ProcessLimits: `ulimit -n`,
    `-u` and `-s`; the runtime's team size): fm_ensure_open_files(64), which reads /proc/self/fd,
-   fm_probe_threads(4), which starts and ends four threads, fm_ensure_stack, and fm_cgroup_cpus,
+   fm_probe_threads(4, 0), which starts and ends four threads, fm_ensure_stack, and fm_cgroup_cpus,
    which reads /proc/self/cgroup and the CPU quota files, each timed five times in a fresh
    process, microseconds. The first of each is what a command pays; the later ones are warm.
 
@@ -26,10 +26,10 @@ int main(void) {
         long hard = fm_ensure_open_files(64);
         printf(" %.1f%s", microseconds() - start, hard ? " (refused)" : "");
     }
-    printf(" us\nfm_probe_threads(4):");
+    printf(" us\nfm_probe_threads(4, 0):");
     for (int i = 0; i < 5; i++) {
         double start = microseconds();
-        int failure = fm_probe_threads(4);
+        int failure = fm_probe_threads(4, 0);
         printf(" %.1f%s", microseconds() - start, failure ? " (failed)" : "");
     }
     printf(" us\nfm_ensure_stack:");

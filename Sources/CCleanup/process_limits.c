@@ -1,8 +1,14 @@
 #define _GNU_SOURCE /* pthread_getattr_default_np */
 #include "fm_process_limits.h"
+#include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -67,17 +73,94 @@ static void *wait_for_release(void *gate) {
     return NULL;
 }
 
-int fm_probe_threads(int count) {
+int fm_probe_threads(int count, long stack_bytes) {
     pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
     pthread_t threads[64];
+    pthread_attr_t attributes;
     int started = 0, failure = 0;
     if (count > 64) count = 64;
+    if (pthread_attr_init(&attributes) != 0) return EAGAIN;
+    if (stack_bytes > 0 && (failure = pthread_attr_setstacksize(&attributes, (size_t)stack_bytes)) != 0) {
+        pthread_attr_destroy(&attributes);
+        return failure;
+    }
     /* Each waits on the gate held here, so that all are alive at once. */
     pthread_mutex_lock(&gate);
-    while (started < count && (failure = pthread_create(&threads[started], NULL, wait_for_release, &gate)) == 0) started++;
+    while (started < count &&
+           (failure = pthread_create(&threads[started], stack_bytes > 0 ? &attributes : NULL, wait_for_release, &gate)) == 0)
+        started++;
     pthread_mutex_unlock(&gate);
     for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+    pthread_attr_destroy(&attributes);
     return failure;
+}
+
+int fm_openmp_affinity_unusable(char *allowed, size_t capacity) {
+    const char *p = getenv("GOMP_CPU_AFFINITY"), *bind = getenv("OMP_PROC_BIND");
+    if (p == NULL || getenv("OMP_PLACES") != NULL) return 0;
+    if (bind != NULL) {
+        while (isspace((unsigned char)*bind)) bind++;
+        if (strncasecmp(bind, "false", 5) == 0) {
+            for (bind += 5; isspace((unsigned char)*bind); bind++) {}
+            if (*bind == 0) return 0;
+        }
+    }
+    long configured = sysconf(_SC_NPROCESSORS_CONF);
+    if (configured < 1) configured = 1;
+    const size_t size = CPU_ALLOC_SIZE(configured), bits = 8 * size;
+    cpu_set_t *mask = CPU_ALLOC(bits);
+    if (mask == NULL) return 0;
+    int named = 0, usable = 0;
+    if (sched_getaffinity(0, size, mask) != 0) goto ignored;
+    /* libgomp's syntax: CPU, CPU-CPU or CPU-CPU:STRIDE (strtoul, base 0), each below 65536,
+       separated by commas or spaces; anything else and libgomp ignores the variable. */
+    for (;;) {
+        while (isspace((unsigned char)*p)) p++;
+        char *end;
+        errno = 0;
+        unsigned long first = strtoul(p, &end, 0), last, stride = 1;
+        if (errno || end == p || first >= 65536) goto ignored;
+        last = first;
+        p = end;
+        if (*p == '-') {
+            errno = 0;
+            last = strtoul(++p, &end, 0);
+            if (errno || end == p || last >= 65536 || last < first) goto ignored;
+            p = end;
+            if (*p == ':') {
+                errno = 0;
+                stride = strtoul(++p, &end, 0);
+                if (errno || stride == 0 || stride >= 65536) goto ignored;
+                p = end;
+            }
+        }
+        for (unsigned long cpu = first; cpu <= last; cpu += stride)
+            if (cpu < bits) { /* libgomp drops the others */
+                named = 1;
+                if (CPU_ISSET_S(cpu, size, mask)) usable = 1;
+            }
+        while (isspace((unsigned char)*p)) p++;
+        if (*p == ',') p++;
+        else if (*p == 0) break;
+    }
+    if (!named || usable) goto ignored;
+    /* The CPUs it may run on, as ranges: "0-1", "2,4-7". */
+    size_t used = 0;
+    if (capacity > 0) allowed[0] = 0;
+    for (size_t cpu = 0; cpu < bits; cpu++) {
+        if (!CPU_ISSET_S(cpu, size, mask) || (cpu > 0 && CPU_ISSET_S(cpu - 1, size, mask))) continue;
+        size_t end = cpu;
+        while (end + 1 < bits && CPU_ISSET_S(end + 1, size, mask)) end++;
+        int n = end > cpu ? snprintf(allowed + used, capacity - used, "%s%zu-%zu", used ? "," : "", cpu, end)
+                          : snprintf(allowed + used, capacity - used, "%s%zu", used ? "," : "", cpu);
+        if (n < 0 || (size_t)n >= capacity - used) break;
+        used += (size_t)n;
+    }
+    CPU_FREE(mask);
+    return 1;
+ignored:
+    CPU_FREE(mask);
+    return 0;
 }
 
 long fm_ensure_stack(long needed, long main_bytes, long thread_bytes) {

@@ -1,4 +1,5 @@
 import CCleanup
+import FModelCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,10 +12,15 @@ public enum ProcessLimits {
     /// Every check a program makes as it starts, in order (/proc first: the others read it),
     /// raising what it may: nil, or the first error to say, naming `program`. `threads`: the
     /// threads it starts beside its main one; `openFiles`: the files it may have open at once;
-    /// `openMP`: whether it computes on OpenMP's threads.
-    public static func refusal(program: String, threads: Int, openFiles: Int? = nil, openMP: Bool = false) -> String? {
-        procUnavailable(program: program) ?? stackUnavailable(program: program) ?? (openMP ? openMPStackTooSmall() : nil)
+    /// `openMPTeam`: the threads of the OpenMP team it computes on (0: none), asked once the
+    /// stack is checked (under `ulimit -s 24` its code crashed before).
+    public static func refusal(program: String, threads: Int, openFiles: Int? = nil, openMPTeam: () -> Int = { 0 }) -> String? {
+        if let message = procUnavailable(program: program) ?? stackUnavailable(program: program) { return message }
+        let team = openMPTeam(), stack = team > 0 ? openMPStack() : nil
+        return stack.flatMap(openMPStackTooSmall)
             ?? openFiles.flatMap { openFilesUnavailable($0, program: program) } ?? threadsUnavailable(threads, program: program)
+            ?? (team > 1 ? openMPAffinityUnusable() : nil)
+            ?? (team > 1 ? stack.flatMap { openMPStackUnavailable($0, threads: team - 1) } : nil)
     }
 
     /// Makes sure the process may have `needed` files open at once, and one past the highest
@@ -40,20 +46,46 @@ public enum ProcessLimits {
         return "error: \(program) needs a stack of at least \(leastStack >> 10) KiB, and the limit (ulimit -s) is \(hard >> 10) KiB: raise it"
     }
 
-    /// Nil, or the error to say when OMP_STACKSIZE (or GOMP_STACKSIZE) gives OpenMP's threads
-    /// stacks below `leastStack`: oneDNN's JIT kernels ran off one of 18 KiB (SIGSEGV; 20 KiB
-    /// ran). libgomp reads the variable as it is loaded, before `main`, so it cannot be mended
-    /// here. (Below 16 KiB libgomp itself keeps its default, and says so.)
-    static func openMPStackTooSmall() -> String? {
-        // libgomp takes the first of the two that it can read.
+    /// OpenMP's threads' stack size as libgomp reads it as it is loaded, before `main` (so it
+    /// cannot be mended here): the variable, and the size, of the first of OMP_STACKSIZE and
+    /// GOMP_STACKSIZE that it can read.
+    static func openMPStack() -> (variable: String, bytes: Int)? {
         for (name, suffixes) in [("OMP_STACKSIZE", true), ("GOMP_STACKSIZE", false)] {
-            guard let raw = getenv(name) else { continue }
-            let value = String(cString: raw)
-            guard let bytes = stackBytes(value, suffixes: suffixes) else { continue }
-            guard bytes >= 16 << 10, bytes < leastStack else { return nil }
-            return "error: \(name) gives OpenMP's threads stacks of \(bytes >> 10) KiB, and fmodel needs at least \(leastStack >> 10) KiB: raise it or unset it"
+            guard let raw = getenv(name), let bytes = stackBytes(String(cString: raw), suffixes: suffixes) else { continue }
+            return (name, bytes)
         }
         return nil
+    }
+
+    /// Nil, or the error to say when OpenMP's threads get stacks below `leastStack`: oneDNN's
+    /// JIT kernels ran off one of 18 KiB (SIGSEGV; 20 KiB ran). (Below 16 KiB libgomp itself
+    /// keeps its default, and says so.)
+    static func openMPStackTooSmall(_ stack: (variable: String, bytes: Int)) -> String? {
+        guard stack.bytes >= 16 << 10, stack.bytes < leastStack else { return nil }
+        return "error: \(stack.variable) gives OpenMP's threads stacks of \(stack.bytes >> 10) KiB, and fmodel needs at least \(leastStack >> 10) KiB: raise it or unset it"
+    }
+
+    /// Nil, or the error to say when `threads` threads with OpenMP's stacks cannot start (more
+    /// than the memory there is: `OMP_STACKSIZE=100G`), which libgomp would end the process for,
+    /// exit code 1 ("libgomp: Thread creation failed: Resource temporarily unavailable").
+    static func openMPStackUnavailable(_ stack: (variable: String, bytes: Int), threads: Int) -> String? {
+        guard stack.bytes > 8 << 20 else { return nil }  // as large as a main thread's: no probe
+        let failure = fm_probe_threads(Int32(threads), stack.bytes)
+        guard failure != 0 else { return nil }
+        let size = stack.bytes >= 1 << 30 ? "\(stack.bytes >> 30) GiB" : "\(stack.bytes >> 20) MiB"
+        return "error: \(stack.variable) gives OpenMP's threads stacks of \(size), and the \(threads == 1 ? "thread" : "\(threads) threads") OpenMP starts for fmodel could not start with such stacks: \(String(cString: strerror(failure))): lower it or unset it"
+    }
+
+    /// Nil, or the error to say when GOMP_CPU_AFFINITY names no CPU this process may run on
+    /// (`fm_openmp_affinity_unusable`), which libgomp would end the process for, exit code 1
+    /// ("libgomp: Thread creation failed: Invalid argument"): set for another machine, or for
+    /// CPUs a container does not have.
+    static func openMPAffinityUnusable() -> String? {
+        var allowed = [CChar](repeating: 0, count: 256)
+        guard fm_openmp_affinity_unusable(&allowed, allowed.count) != 0 else { return nil }
+        let value = String(cString: getenv("GOMP_CPU_AFFINITY")).terminalSafe
+        let cpus = String(decoding: allowed.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "error: GOMP_CPU_AFFINITY (\(value)) names no CPU this process may run on (it may run on \(cpus)), and OpenMP cannot start its threads there: name some of those, or unset it"
     }
 
     /// A stack size as libgomp reads it: kilobytes, or with `suffixes` a B, K, M or G after the
@@ -89,7 +121,7 @@ public enum ProcessLimits {
     /// the error to say when they could not all start, naming `program` (which runs up to
     /// `count` + 1 threads).
     static func threadsUnavailable(_ count: Int, program: String) -> String? {
-        let failure = fm_probe_threads(Int32(count))
+        let failure = fm_probe_threads(Int32(count), 0)
         guard failure != 0 else { return nil }
         return "error: \(program) runs up to \(count + 1) threads, and could not start them: \(String(cString: strerror(failure))) (ulimit -u: processes and threads)"
     }

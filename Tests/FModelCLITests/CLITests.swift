@@ -299,6 +299,38 @@ import Testing
         #expect(age.values.count == expected.values.count && zip(age.values, expected.values).allSatisfy { abs($0 - $1) <= 1e-4 })
     }
 
+    /// OpenMP settings libgomp reads before `main` and ends the process for as it starts its
+    /// threads (exit code 1, "libgomp: Thread creation failed: …"): a GOMP_CPU_AFFINITY naming
+    /// only CPUs this process may not run on (set for another machine, or for CPUs a container
+    /// lacks) and an OMP_STACKSIZE no thread can have (past the address space). Each is an
+    /// error that names it, exit 2, where the team has threads to start; a GOMP_CPU_AFFINITY
+    /// naming one it may run on is fine.
+    @Test(.enabled(if: Self.cpuNotAllowed != nil, "every CPU below 64 is this process's"))
+    func openMPSettingsNoThreadCanStartWithAreNamed() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let arguments = ["bench", fixture("tf1_facenet_small.pb"), "--inputs", "input:?x64x64x3", "--iterations", "1"]
+        let team = runtimeThreads > 1
+        for (variable, says) in [("GOMP_CPU_AFFINITY=\(Self.cpuNotAllowed!)", "error: GOMP_CPU_AFFINITY (\(Self.cpuNotAllowed!)) names no CPU this process may run on (it may run on "),
+                                 ("OMP_STACKSIZE=1000000G", "error: OMP_STACKSIZE gives OpenMP's threads stacks of 1000000 GiB, and the thread")] {
+            let run = try #require(runMeasured(fmodel, arguments, environment: [variable]))
+            #expect(run.exitCode == (team ? 2 : 0), "\(variable): exit code \(String(describing: run.exitCode)): \(run.standardError)")
+            #expect(!team || run.standardError.hasPrefix(says), "\(variable): \(run.standardError)")
+        }
+        let allowed = try #require(runMeasured(fmodel, arguments, environment: ["GOMP_CPU_AFFINITY=\(Self.cpuNotAllowed!),\(Self.cpusAllowed.first!)"]))
+        #expect(allowed.exitCode == 0, "\(allowed.standardError)")
+    }
+
+    /// The CPUs this process may run on (/proc/self/status), and the first below 64 it may not.
+    static let cpusAllowed: [Int] = {
+        let status = procText("/proc/self/status")
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return [] }
+        return line.dropFirst("Cpus_allowed_list:".count).split(separator: ",").flatMap { range -> [Int] in
+            let ends = range.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            return ends.count == 2 ? Array(ends[0]...ends[1]) : ends
+        }
+    }()
+    static let cpuNotAllowed: Int? = cpusAllowed.isEmpty ? nil : (0..<64).first { !cpusAllowed.contains($0) }
+
     /// Under a cgroup CPU quota of one CPU (`docker --cpus 1`), `bench` computes on one thread;
     /// two were throttled in turn (batch 32 of the multi-task model 1,020–1,094 ms against one
     /// thread's 817–835). OMP_NUM_THREADS, when set, says otherwise (up to the CPUs). Needs a

@@ -1,6 +1,8 @@
 #ifndef FMODEL_PROCESS_LIMITS_H
 #define FMODEL_PROCESS_LIMITS_H
 
+#include <stddef.h>
+
 /* What a process needs of its limits before it starts work (`ulimit -n`, `-u`, `-s`): the
    libraries fmodel runs on do not fail with an error past them, they crash or hang. Call from
    main, before other threads start. */
@@ -16,12 +18,20 @@
    and its run loop. */
 long fm_ensure_open_files(long needed);
 
-/* Starts `count` threads that live at once, then ends them: 0 when all started, else the
-   error of the first that did not (EAGAIN: the user's processes and threads at `ulimit -u`).
-   Past that limit the libraries fmodel computes with do not fail with an error: Dispatch
+/* Starts `count` threads that live at once, each with a stack of `stack_bytes` (0: the
+   default), then ends them: 0 when all started, else the error of the first that did not
+   (EAGAIN: the user's processes and threads at `ulimit -u`, or stacks past the memory there
+   is). Past either the libraries fmodel computes with do not fail with an error: Dispatch
    waits, a second at a time, for a thread it can start (a hang), and OpenMP ends the process
    with exit code 1 ("libgomp: Thread creation failed"). */
-int fm_probe_threads(int count);
+int fm_probe_threads(int count, long stack_bytes);
+
+/* Whether GOMP_CPU_AFFINITY, as libgomp reads it (when OMP_PLACES is unset and OMP_PROC_BIND
+   is not false), names CPUs libgomp keeps (below 8 × CPU_ALLOC_SIZE(configured CPUs)) and none
+   this process may run on: libgomp then ends the process (exit code 1, "Thread creation
+   failed: Invalid argument") as it starts a team's second thread. Returns 1 then, with the
+   CPUs the process may run on in `allowed` ("0-1", "2,4-7"); else 0. */
+int fm_openmp_affinity_unusable(char *allowed, size_t capacity);
 
 /* Makes sure the main thread's stack may grow to `main_bytes` (its soft RLIMIT_STACK raised,
    as far as the hard limit allows: the kernel checks the limit as the stack grows) and that
