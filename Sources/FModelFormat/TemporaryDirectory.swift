@@ -6,9 +6,10 @@ import Darwin
 import CCleanup
 
 /// A new directory of this process's own in `$TMPDIR` (else /tmp), for the import's scratch
-/// files: made with `mkdir` 0700 (its owner alone reads the model it holds), never with missing
-/// parents (a `TMPDIR` that did not exist was made, and left). A `TMPDIR` that is not a
-/// directory is an error that names it (it was a Foundation error dump before).
+/// files: made with `mkdir` 0700 (its owner alone reads the weights it holds), never with
+/// missing parents (a `TMPDIR` that did not exist was made, and left). A `TMPDIR` that is not
+/// a directory is an error that names it (it was a Foundation error dump before). And files
+/// with no name in memory, for what another process reads (`memoryFile`).
 public enum TemporaryDirectory {
     /// Makes `$TMPDIR/PREFIX-<random>` and returns its path.
     public static func make(prefix: String) throws(FormatError) -> String {
