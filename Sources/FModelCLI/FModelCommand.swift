@@ -195,7 +195,7 @@ struct ModelOptions: ParsableArguments {
         options.graphCut = GraphCut(inputs: inputs.map(Self.list) ?? [], outputs: outputs.map(Self.list) ?? [], sets: sets)
         options.onNote = { printError("note: " + $0) }
         if let config {
-            do { options.configJSON = try MappedFile.text(path: config) } catch {
+            do { options.configJSON = try MappedFile.text(path: config, maxBytes: MappedFile.maxConfigBytes) } catch {
                 throw CLIError(description: "\(config): cannot read the config file (\(error.detail))")
             }
         }

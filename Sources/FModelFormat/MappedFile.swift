@@ -55,14 +55,24 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     /// The text of the UTF-8 file at `path` (a config or labels file), read through a mapping,
-    /// so that a FIFO or device is refused rather than waited on.
-    /// - Throws: `FormatError.io` as `init(path:)` does, or when the bytes are not UTF-8.
-    public static func text(path: String) throws(FormatError) -> String {
-        guard let text = try MappedFile(path: path).withBytes({ String(validating: $0, as: UTF8.self) }) else {
+    /// so that a FIFO or device is refused rather than waited on, and at most `maxBytes` long:
+    /// a 3 GB config (sparse zeros) took 40 s and 6.3 GB of memory to be refused.
+    /// - Throws: `FormatError.io` as `init(path:)` does, or when the bytes are not UTF-8;
+    ///   `.limitExceeded` past `maxBytes`.
+    public static func text(path: String, maxBytes: Int) throws(FormatError) -> String {
+        let file = try MappedFile(path: path)
+        guard file.bytes.count <= maxBytes else {
+            throw .limitExceeded(path: path, what: "its size", value: file.bytes.count, limit: maxBytes)
+        }
+        guard let text = file.withBytes({ String(validating: $0, as: UTF8.self) }) else {
             throw .io(path: path, reason: "not UTF-8 text")
         }
         return text
     }
+
+    /// The largest Keras model config read (`--config`): 64 MiB, as an `.fmodel`'s header. The
+    /// full-size multi-task model's is 0.2 MB.
+    public static let maxConfigBytes = 64 << 20
 }
 
 extension MappedFile: PageReleasing {

@@ -148,7 +148,11 @@ public struct FaceDataset: Sendable {
     }
 
     static func readLabels(_ path: String, folder: String) throws(DatasetError) -> [FaceSample] {
-        guard let text = try? MappedFile.text(path: path) else { throw .badLabelsFile(path: path, line: 0, reason: "cannot read") }
+        // 256 MiB: some 5 million lines. (A 3 GB file was read whole, and split into lines.)
+        let text: String
+        do { text = try MappedFile.text(path: path, maxBytes: 256 << 20) } catch {
+            throw .badLabelsFile(path: path, line: 0, reason: "cannot read: \(error.detail)")
+        }
         var out: [FaceSample] = []
         for (i, line) in text.split(whereSeparator: \.isNewline).enumerated() {
             let f = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }

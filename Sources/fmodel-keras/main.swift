@@ -71,7 +71,7 @@ struct KerasWorker: ParsableCommand {
             made = ticket
             setenv("TMPDIR", scratch, 1)
         }
-        let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path) }
+        let text = try config.map { path throws(FormatError) in try MappedFile.text(path: path, maxBytes: MappedFile.maxConfigBytes) }
         var graph = try ModelLoader.load(path: source, options: ImportOptions(configJSON: text, preprocess: preprocess, hdf5: KerasFiles()))
         if optimize {
             for report in GraphPass.runLossless(&graph) { StandardStream.output.write(("  " + report.description).terminalSafe + "\n") }

@@ -364,6 +364,20 @@ import Testing
         #expect(FModelCommand.main(arguments: ["import", fixture("multitask_nested_weights.h5"), "--config", fixture("multitask_nested.json"), "-o", out]) == 0)
     }
 
+    /// A config past 64 MiB is refused by its size before it is read: a 3 GB one (sparse zeros)
+    /// took 40 s and 6.3 GB of memory to be refused as not JSON. The worker holds `--config` to
+    /// the same limit.
+    @Test func oversizedConfigIsRefusedUnread() throws {
+        let config = dir + "/huge.json"
+        try #require(FileManager.default.createFile(atPath: config, contents: Data()) && truncate(config, off_t(MappedFile.maxConfigBytes + 1)) == 0)
+        let refusal = "\(config): cannot read the config file (its size is \(MappedFile.maxConfigBytes + 1), over the limit of \(MappedFile.maxConfigBytes))"
+        expectRefused(["import", fixture("multitask_nested_weights.h5"), "--config", config, "-o", dir + "/w.fmodel"], naming: refusal)
+        let worker = try #require(Helper.path, "no fmodel-keras beside the test bundle")
+        let run = runMeasured(worker, [fixture("multitask_nested_weights.h5"), "--output", dir + "/w.fmodel", "--config", config])
+        #expect(run?.exitCode == 2 && run?.standardError == "error: \(config): its size is \(MappedFile.maxConfigBytes + 1), over the limit of \(MappedFile.maxConfigBytes)\n",
+                "\(run?.standardError ?? "")")
+    }
+
     /// A hostile config's class name of 100,000 characters, or a hostile input's header: the
     /// message keeps the file, what failed and the end of the reason, and leaves out the middle
     /// (each was printed whole).

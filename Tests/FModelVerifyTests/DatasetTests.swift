@@ -79,5 +79,10 @@ import Testing
         #expect(throws: DatasetError.badLabelsFile(path: csv, line: 2, reason: "expected file,age(0-116),gender(0-1),race(0-4)")) {
             try FaceDataset(folder: dir, labels: csv)
         }
+        // Past 256 MiB, refused by its size before it is read (a 3 GB one was read whole).
+        try #require(truncate(csv, off_t(256 << 20) + 1) == 0)
+        #expect(throws: DatasetError.badLabelsFile(path: csv, line: 0, reason: "cannot read: its size is \((256 << 20) + 1), over the limit of \(256 << 20)")) {
+            try FaceDataset(folder: dir, labels: csv)
+        }
     }
 }
