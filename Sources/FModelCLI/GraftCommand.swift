@@ -15,8 +15,9 @@ struct GraftCommand: ParsableCommand {
     @OptionGroup var options: ModelOptions
 
     func run() throws {
+        let staged = try AtomicFileWriter(path: output)  // before the work: an output that cannot be written wastes none of it
         let grafted = try options.load(base).grafting(ModelOptions.parse([]).load(heads), at: at)
-        try FModelWriter.write(grafted, to: output)
+        try FModelWriter.write(grafted, into: staged)
         let shapes = try grafted.inferShapes()
         show("grafted \(heads) onto \(base) at \(at) -> \(output)")
         for o in grafted.outputs { show("  output \(o) \(shapes[o]!)") }

@@ -23,13 +23,14 @@ struct PruneCommand: ParsableCommand {
     }
 
     func run() throws {
+        let staged = try AtomicFileWriter(path: output)  // before the work: an output that cannot be written wastes none of it
         let graph = try options.load(model)
         let pruner = try DensePruner(graph: graph, layer: layer)
         let units = graph.param("kernel", of: pruner.layer)!.shape[1]
         let count = keep <= 1 ? max(1, Int((keep * Double(units)).rounded())) : Int(keep)
         let inputs = try calibration.data.map { _ in try calibration.inputs(for: graph) }
         let (pruned, report) = try pruner.prune(keep: count, inputs: inputs)
-        try FModelWriter.write(pruned, to: output)
+        try FModelWriter.write(pruned, into: staged)
         show("pruned \(layer): \(report.unitsKept) of \(report.unitsBefore) units kept; readers \(report.consumers.joined(separator: ", "))\(report.refitted ? " refitted by least squares" : ""); \(formatBytes(report.bytesSaved)) saved")
         let synthetic = try inputs ?? graph.syntheticInputs(batch: calibration.samples)
         show(String(format: "  largest output change on %@: %.5f", calibration.data == nil ? "synthetic inputs" : "the images",

@@ -34,12 +34,13 @@ struct QuantizeCommand: ParsableCommand {
     }
 
     func run() throws {
+        let staged = try AtomicFileWriter(path: output)  // before the work: an output that cannot be written wastes none of it
         let graph = try options.load(model)
         let selection = LayerSelection(include: include, exclude: exclude)
         let nodes = selection.nodes(in: graph)
         guard !nodes.isEmpty else { throw CLIError(description: "no conv or dense layer matches --include/--exclude") }
         let quantized = graph.quantizing(selection, scheme)
-        try FModelWriter.write(quantized, to: output)
+        try FModelWriter.write(quantized, into: staged)
         show("quantized \(nodes.count) layers to \(scheme): weights \(formatBytes(graph.parameterBytes)) -> \(formatBytes(quantized.parameterBytes)); wrote \(output)")
         if report || calibration.data != nil {
             let errors = try graph.layerErrors(candidate: quantized, nodes: nodes.map(\.name), inputs: calibration.inputs(for: graph))

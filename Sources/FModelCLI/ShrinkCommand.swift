@@ -37,6 +37,7 @@ struct ShrinkCommand: ParsableCommand {
     }
 
     func run() throws {
+        let staged = try AtomicFileWriter(path: output)  // before the work: an output that cannot be written wastes none of it
         let start = MonotonicClock.seconds
         let graph = try options.load(model)
         let sourceSize = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
@@ -46,7 +47,7 @@ struct ShrinkCommand: ParsableCommand {
         let result = try planner.shrink(graph, inputs: calibration.inputs(for: graph), sizeOf: FModelWriter.fileSize(of:))
         let plan = Plan(steps: result.steps, sizeBytes: result.sizeBytes, targetBytes: planner.targetBytes, reachedTarget: result.reachedTarget,
                         maxOutputChange: result.outputChange, seconds: MonotonicClock.seconds - start)
-        if result.reachedTarget { try FModelWriter.write(result.graph, to: output) }
+        if result.reachedTarget { try FModelWriter.write(result.graph, into: staged) }
         if json {
             show(try jsonText(plan, pretty: true))
         } else {

@@ -28,10 +28,11 @@ struct StripCommand: ParsableCommand {
     }
 
     func run() throws {
+        let staged = try AtomicFileWriter(path: output)  // before the work: an output that cannot be written wastes none of it
         let graph = try options.load(model)
         let stripped = try after.map { try graph.cutting(after: $0) }
             ?? graph.stripping(layers: layers!.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
-        try FModelWriter.write(stripped, to: output)
+        try FModelWriter.write(stripped, into: staged)
         let shapes = try stripped.inferShapes()
         show("stripped \(model) -> \(output): \(graph.nodes.count - stripped.nodes.count) nodes removed, \(formatBytes(graph.parameterBytes - stripped.parameterBytes)) saved")
         for o in stripped.outputs { show("  output \(o) \(shapes[o]!)") }

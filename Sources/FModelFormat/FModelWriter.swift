@@ -6,8 +6,15 @@ public enum FModelWriter {
     /// Writes `graph` to `path`; on any failure no file is left at `path`.
     /// - Throws: `GraphError` when the graph is not well formed, `FormatError` on I/O failure.
     public static func write(_ graph: Graph, to path: String) throws {
+        try write(graph, into: AtomicFileWriter(path: path))
+    }
+
+    /// Writes `graph` into `staged` and commits it: a command that works a while before it
+    /// writes stages its output first, so that an output that cannot be written (a missing
+    /// folder, no permission) is refused before the work, not after it.
+    public static func write(_ graph: Graph, into staged: consuming AtomicFileWriter) throws {
         try graph.validate()
-        try write(graph, with: AtomicFileWriter(path: path))
+        try write(graph, with: staged)
     }
 
     /// Writes `graph` into the file another writer staged, which that writer commits: the

@@ -689,6 +689,17 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/made/deeper").sorted() == ["age.npy", "ethnicity.npy", "gender.npy"])
     }
 
+    /// An output that cannot be written is refused before the work (here the model does not
+    /// even exist): on bcbce0b `shrink`, `prune`, `quantize`, `graft` and `strip` found out only
+    /// once they had done it (`shrink --data` of the full-size model: minutes).
+    @Test(arguments: [["shrink", "MODEL", "--target-mb", "1"], ["prune", "MODEL", "--layer", "fc1", "--keep", "0.5"],
+                      ["quantize", "MODEL", "--dtype", "int8"], ["graft", "MODEL", "--at", "x", "MODEL"], ["strip", "MODEL", "--after", "x"]])
+    func unwritableOutputsAreRefusedFirst(arguments: [String]) {
+        let output = dir + "/no-such-folder/out.fmodel"
+        expectRefused(arguments.map { $0 == "MODEL" ? dir + "/missing.fmodel" : $0 } + ["-o", output],
+                      naming: output + ": cannot create a temporary file: No such file or directory")
+    }
+
     /// An input of the wrong shape is refused naming its file (the message named only the
     /// model's input, which with several `--input`s did not say which file was wrong).
     @Test func inputOfTheWrongShapeNamesItsFile() throws {

@@ -74,6 +74,18 @@ import Testing
         #expect(table.contains("\n  unreadable: \(faces)/30_1_2_20170199.jpg: not a JPEG or PNG image\n"), "\(table)")
     }
 
+    /// A report that cannot be written is refused before the faces are read and the models
+    /// run (here the candidate does not even exist): on bcbce0b it was refused after the whole
+    /// evaluation, minutes for UTKFace's 24,000 faces.
+    @Test func unwritableReportsAreRefusedFirst() throws {
+        let faces = try makeFaces()
+        for option in ["--report", "--junit"] {
+            let report = dir + "/no-such-folder/" + option.dropFirst(2)
+            expectRefused(["verify", "--candidate", dir + "/missing.fmodel", "--data", faces, option, report],
+                          naming: report + ": cannot create a temporary file: No such file or directory")
+        }
+    }
+
     @Test func clearlyWorseCandidateFails() throws {
         let faces = try makeFaces()
         let json = dir + "/report.json"
