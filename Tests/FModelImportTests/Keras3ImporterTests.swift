@@ -44,6 +44,30 @@ import Testing
         }
     }
 
+    /// A compressed entry (a `.keras` zipped again with `zip -r`: deflate) is named as such and
+    /// the remedy given: it was reported as not in the archive ("'/' has no config.json (stored)
+    /// in the .keras zip"). Here the central directory calls each entry deflated in turn.
+    @Test func compressedEntriesAreNamedAsSuch() throws {
+        let original = [UInt8](try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras"))))
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for entry in ["config.json", "model.weights.h5"] {
+            var bytes = original
+            // The central directory entry (signature 50 4B 01 02) whose name is `entry`: method 8.
+            let signature: [UInt8] = [0x50, 0x4B, 0x01, 0x02], name = Array(entry.utf8)
+            func isEntry(_ o: Int) -> Bool {
+                Array(bytes[o..<(o + 4)]) == signature && Array(bytes[(o + 46)..<(o + 46 + name.count)]) == name
+            }
+            let at = try #require((0..<(bytes.count - 46 - name.count)).first(where: isEntry))
+            bytes[at + 10] = 8
+            let path = "\(dir)/\(entry).keras"
+            try #require(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+            #expect(throws: ImportError.unknownFormat(path: path, reason: "\(entry) is compressed in the .keras zip (deflate, method 8); fmodel reads stored entries, as Keras writes them: zip it again with `zip -0 -r`")) {
+                try ModelLoader.load(path: path, options: .inProcess)
+            }
+        }
+    }
+
     /// An error in the weights names the `.keras` file, not the temporary copy libhdf5 reads.
     @Test func weightErrorsNameTheArchive() throws {
         var data = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))

@@ -31,8 +31,7 @@ enum Keras3Importer {
     /// resident beside the weights libhdf5 reads (a 134 MB file peaked at 294 MB, now 162).
     private static func unpack(_ path: String, weightsTo h5: String) throws -> KerasModel {
         let zip = try ZipArchive(path: path)
-        guard let config = zip.data("config.json") else { throw ImportError.missing(path: path, object: "/", what: "config.json (stored) in the .keras zip") }
-        guard let weights = zip.data("model.weights.h5") else { throw ImportError.missing(path: path, object: "/", what: "model.weights.h5 (stored) in the .keras zip") }
+        let config = try zip.stored("config.json", path: path), weights = try zip.stored("model.weights.h5", path: path)
         let json: JSONValue
         do { json = try JSONValue.parse(String(decoding: config, as: UTF8.self)) } catch {
             throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")

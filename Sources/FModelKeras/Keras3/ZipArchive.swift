@@ -8,6 +8,8 @@ struct ZipArchive {
     let file: MappedFile
     /// Entry name → byte range of its data in the file.
     private(set) var entries: [String: Range<Int>] = [:]
+    /// Entry name → compression method, for the entries that are compressed (not read).
+    private(set) var compressed: [String: Int] = [:]
 
     init(path: String) throws(ImportError) {
         do { file = try MappedFile(path: path) } catch { throw .unknownFormat(path: path, reason: error.description) }
@@ -43,6 +45,10 @@ struct ZipArchive {
                     throw fail(start, "\(name) fails its CRC-32 (the archive records \(hex(recorded)), its bytes give \(hex(computed)))")
                 }
                 entries[name] = start..<(start + size)
+                compressed[name] = nil
+            } else {
+                compressed[name] = method
+                entries[name] = nil
             }
             o += 46 + nameLength + extra + comment
         }
@@ -51,6 +57,16 @@ struct ZipArchive {
     /// The bytes of entry `name`, if it is present and stored uncompressed.
     func data(_ name: String) -> UnsafeRawBufferPointer? {
         entries[name].map { UnsafeRawBufferPointer(rebasing: file.bytes[$0]) }
+    }
+
+    /// The bytes of entry `name`, or an error naming `path` that says why there are none: not
+    /// in the archive, or compressed (a `.keras` zipped again with `zip -r`, deflate), which
+    /// was reported as not there.
+    func stored(_ name: String, path: String) throws(ImportError) -> UnsafeRawBufferPointer {
+        if let bytes = data(name) { return bytes }
+        guard let method = compressed[name] else { throw .missing(path: path, object: "/", what: "\(name) in the .keras zip") }
+        let kind = [8: "deflate", 12: "bzip2", 14: "LZMA"][method].map { "\($0), method \(method)" } ?? "method \(method)"
+        throw .unknownFormat(path: path, reason: "\(name) is compressed in the .keras zip (\(kind)); fmodel reads stored entries, as Keras writes them: zip it again with `zip -0 -r`")
     }
 }
 
