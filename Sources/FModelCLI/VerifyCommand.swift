@@ -84,14 +84,8 @@ struct VerifyCommand: ParsableCommand {
     /// Writes the report into the files staged for it, and shows it.
     func write(_ report: VerifyReport, _ reportFile: consuming AtomicFileWriter?, _ junitFile: consuming AtomicFileWriter?) throws {
         let json = try report.json()
-        if let file = reportFile.take() {
-            try file.write(Array(json))
-            try file.commit()
-        }
-        if let file = junitFile.take() {
-            try file.write(Array(report.junit().utf8))
-            try file.commit()
-        }
+        try reportFile.take()?.commit(writing: Array(json))
+        try junitFile.take()?.commit(writing: Array(report.junit().utf8))
         show(self.json ? String(decoding: json, as: UTF8.self) : report.table())
     }
 }

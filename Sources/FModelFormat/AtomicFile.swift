@@ -173,6 +173,12 @@ public struct AtomicFileWriter: ~Copyable {
         try write([UInt8](repeating: 0, count: count))
     }
 
+    /// Writes `bytes`, then commits: a whole file from one buffer.
+    public consuming func commit(writing bytes: [UInt8]) throws(FormatError) {
+        try write(bytes)
+        try commit()
+    }
+
     /// Flushes and closes the file and puts it in place: links or renames it over the
     /// destination (a borrowed file is left to its own writer).
     public consuming func commit() throws(FormatError) {

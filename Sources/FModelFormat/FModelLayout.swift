@@ -33,6 +33,11 @@ struct TensorEntry: Codable {
     var groupSize: Int?
 }
 
+extension TensorEntry {
+    /// The regions it takes in the data section: its values, then its scales if any.
+    var regions: [Region] { [data] + (scales.map { [$0] } ?? []) }
+}
+
 /// The graph part of the header.
 struct GraphEntry: Codable {
     var inputs: [ValueInfo]

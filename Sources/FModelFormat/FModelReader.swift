@@ -50,8 +50,7 @@ public enum FModelReader {
         }
         // The file ends where its data does: bytes past it (a file appended to, or two
         // concatenated) mean it is not the file that was written.
-        let dataEnd = header.tensors.flatMap { [$0.data] + ($0.scales.map { [$0] } ?? []) }
-            .reduce(dataStart) { max($0, dataStart + $1.offset + $1.length) }
+        let dataEnd = header.tensors.flatMap(\.regions).reduce(dataStart) { max($0, dataStart + $1.offset + $1.length) }
         guard file.bytes.count <= dataEnd else {
             throw FormatError.corrupt(path: file.path, offset: dataEnd,
                                       reason: "\(file.bytes.count - dataEnd) bytes after the end of the last tensor's data")
@@ -118,7 +117,7 @@ public enum FModelReader {
     /// Checks every region's CRC-32C (the regions were bounds-checked), largest first across
     /// the cores; throws for the mismatch at the lowest offset.
     static func verifyChecksums(_ entries: [TensorEntry], file: MappedFile, dataStart: Int) throws(FormatError) {
-        let regions = entries.flatMap { e in ([e.data] + (e.scales.map { [$0] } ?? [])).map { (name: e.name, region: $0) } }
+        let regions = entries.flatMap { e in e.regions.map { (name: e.name, region: $0) } }
             .sorted { $0.region.length > $1.region.length }
         nonisolated(unsafe) let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: regions.count)
         failed.initialize(repeating: false)

@@ -92,8 +92,6 @@ public enum NPY {
 
     /// Writes `array` to `path` atomically.
     public static func write(_ array: NPYArray, to path: String) throws(FormatError) {
-        let w = try AtomicFileWriter(path: path)
-        try w.write(encode(array))
-        try w.commit()
+        try AtomicFileWriter(path: path).commit(writing: encode(array))
     }
 }
