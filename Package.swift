@@ -28,6 +28,10 @@ let package = Package(
         .systemLibrary(
             name: "CPNG", pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]),
+        // zlib's inflate: deflated entries in a `.keras` zip.
+        .systemLibrary(
+            name: "CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Libraries, one per concern
         .target(name: "FModelCore"),
@@ -47,7 +51,7 @@ let package = Package(
             dependencies: ["FModelCore", "FModelFormat", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // The formats read through libhdf5 (Keras .h5 and .keras), linked only by the worker that
         // imports them and by tests: the fmodel executable does not load libhdf5 at all.
-        .target(name: "FModelKeras", dependencies: ["FModelCore", "FModelFormat", "FModelImport", "CHDF5"]),
+        .target(name: "FModelKeras", dependencies: ["FModelCore", "FModelFormat", "FModelImport", "CHDF5", "CZlib"]),
         .target(name: "FModelRuntime", dependencies: ["FModelCore", "CDNNL", "CKernels"]),
         .target(name: "FModelCompress", dependencies: ["FModelCore", "FModelRuntime"]),
         .target(name: "FModelVerify", dependencies: ["FModelCore", "FModelRuntime", "FModelFormat", "CImageDecoders"]),

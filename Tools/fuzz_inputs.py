@@ -130,6 +130,7 @@ def targets(work):
         ("tiny_residual.h5", f"{FIXTURES}/tiny_residual.h5", ["inspect", "{}"]),
         ("graft_heads.h5", f"{FIXTURES}/graft_heads.h5", ["inspect", "{}"]),
         ("keras3_multitask.keras", f"{FIXTURES}/keras3_multitask.keras", ["inspect", "{}"]),
+        ("keras3_multitask_deflated.keras", f"{FIXTURES}/keras3_multitask_deflated.keras", ["inspect", "{}"]),
         ("tf2_keras_frozen.pb", f"{FIXTURES}/tf2_keras_frozen.pb", ["inspect", "{}"]),
         ("tf1_facenet_small.pb", f"{FIXTURES}/tf1_facenet_small.pb", run_on("tf1_facenet_small.input.npy", *facenet_inputs)),
         ("tiny.fmodel", tiny, run_on("tiny_residual.input.npy")),
@@ -367,7 +368,7 @@ def reconfigure(data, rng):
 def repack(data, rng):
     """A Keras 3 `.keras` (`data`) with its config.json changed (`change_config`) or its weights
     file's bytes mutated (which the zip's checksums would otherwise catch), zipped again so that
-    every CRC-32 holds; each entry stored as it was."""
+    every CRC-32 holds; each entry stored or deflated at random."""
     source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
     target = rng.choice(["config.json", "model.weights.h5"])
     with zipfile.ZipFile(out, "w") as z:
@@ -377,7 +378,7 @@ def repack(data, rng):
                 body = json.dumps(change_config(json.loads(body), rng)).encode()
             elif info.filename == target:
                 body = mutate(body, rng)[0]
-            z.writestr(info, body)
+            z.writestr(info, body, compress_type=rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
     return out.getvalue()
 
 

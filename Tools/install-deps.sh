@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system libraries fmodel builds against (HDF5, oneDNN, libjpeg-turbo: libjpeg and
-# TurboJPEG, libpng).
+# TurboJPEG, libpng, zlib).
 set -euo pipefail
-packages=(libhdf5-dev libdnnl-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev pkg-config)
+packages=(libhdf5-dev libdnnl-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -27,8 +27,10 @@ public enum CRC32C {
 public enum CRC32 {
     private static let table = SlicingCRC(reflectedPolynomial: 0xEDB8_8320)
 
-    /// The checksum of `bytes`.
-    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 { table.checksum(bytes) }
+    /// The checksum of `bytes`; or, given the checksum of the bytes before them, of both.
+    public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
+        table.checksum(bytes, continuing: previous)
+    }
 }
 
 /// A reflected 32-bit CRC, slicing by 8 bytes: eight 256-entry tables computed once.
@@ -49,9 +51,10 @@ struct SlicingCRC: Sendable {
         table = t
     }
 
-    /// The checksum of `bytes` (initial value and final inversion all ones).
-    func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
+    /// The checksum of `bytes` (initial value and final inversion all ones); or, given the
+    /// checksum of the bytes before them, of both.
+    func checksum(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
+        var crc = ~previous
         table.withUnsafeBufferPointer { t in
             var i = 0
             let n = bytes.count

@@ -51,20 +51,21 @@ public enum TemporaryDirectory {
         chmod(path, 0o700)
     }
 
-    /// Writes `bytes` to a new file at `path` in such a directory (0600, closed on exec, not
-    /// flushed: scratch, not output). A failure names `path` and the system's reason (a full
-    /// disk, `ulimit -f`), and leaves no file.
-    public static func writeFile(_ bytes: UnsafeRawBufferPointer, to path: String) throws(FormatError) {
+    /// Writes a new file at `path` in such a directory (0600, closed on exec, not flushed:
+    /// scratch, not output) from the pieces `produce` hands to the `write` it is given, in
+    /// order. A failure to write names `path` and the system's reason (a full disk, `ulimit
+    /// -f`); it, or `produce`'s own error, leaves no file.
+    public static func writeFile(to path: String, _ produce: (_ write: (UnsafeRawBufferPointer) throws(FormatError) -> Void) throws -> Void) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io(path: path, reason: MappedFile.errnoText()) }
-        do { try writeAll(fd, bytes, path: path) } catch {
+        guard fd >= 0 else { throw FormatError.io(path: path, reason: MappedFile.errnoText()) }
+        do { try produce { bytes throws(FormatError) in try writeAll(fd, bytes, path: path) } } catch {
             close(fd)
             unlink(path)
             throw error
         }
         guard close(fd) == 0 else {
             unlink(path)
-            throw .io(path: path, reason: "close: " + MappedFile.errnoText())
+            throw FormatError.io(path: path, reason: "close: " + MappedFile.errnoText())
         }
     }
 }

@@ -153,10 +153,11 @@ import Testing
     }
 
     /// The scratch files, a `.keras` file's weights (the worker's, in its scratch directory in
-    /// TMPDIR) and a weights-only `.h5`'s config (fmodel's, in memory), past the same limit (or
+    /// TMPDIR; stored or inflated) and a weights-only `.h5`'s config (fmodel's, in memory), past the same limit (or
     /// on a full disk): the error names the file and gives the system's reason (it said only
     /// "cannot write a temporary copy of the weights to DIR"), and nothing is left in `TMPDIR`.
-    @Test(arguments: [(["keras3_multitask.keras"], "cannot write a temporary copy of its weights: $TMPDIR/", "/model.weights.h5: write: File too large"),
+    @Test(arguments: [(["keras3_multitask.keras"], "cannot write a temporary copy of its model.weights.h5: $TMPDIR/", "/model.weights.h5: write: File too large"),
+                      (["keras3_multitask_deflated.keras"], "cannot write a temporary copy of its model.weights.h5: $TMPDIR/", "/model.weights.h5: write: File too large"),
                       (["multitask_nested_weights.h5", "--config", Fixtures.path("multitask_nested.json")],
                        "cannot write the config for the import worker: memfd:fmodel-config: write: File too large", "")])
     func scratchFileSizeLimitIsAnError(arguments: [String], says: String, about: String) throws {

@@ -332,6 +332,17 @@ import Testing
         #expect(Array("123456789".utf8).withUnsafeBytes { CRC32C.software($0) } == 0xE306_9283)
     }
 
+    /// A CRC-32 continued over pieces (a deflated zip entry, inflated a piece at a time) is
+    /// the CRC-32 of the whole, wherever the pieces are cut.
+    @Test func crc32ContinuesAcrossPieces() {
+        Array("123456789".utf8).withUnsafeBytes { all in
+            for cut in 0...9 {
+                let first = CRC32.checksum(UnsafeRawBufferPointer(rebasing: all[..<cut]))
+                #expect(CRC32.checksum(UnsafeRawBufferPointer(rebasing: all[cut...]), continuing: first) == 0xCBF4_3926, "cut at \(cut)")
+            }
+        }
+    }
+
     /// The hardware and table forms agree on every length and alignment.
     @Test func hardwareAndSoftwareAgree() {
         let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }

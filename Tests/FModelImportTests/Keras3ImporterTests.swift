@@ -10,14 +10,14 @@ import Testing
 /// Keras 3 `.keras` files made by the fixture script (Keras 3.15), against Keras 3's outputs.
 @Suite struct Keras3ImporterTests {
     struct Entry: Decodable {
-        var model, input: String
+        var name, model, input: String
         var outputs: [String: String]
     }
 
-    static func entry() throws -> Entry {
+    static func entry(_ name: String = "keras3_multitask") throws -> Entry {
         struct File: Decodable { var fixtures: [Entry] }
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("keras3.json")))
-        return try JSONDecoder().decode(File.self, from: data).fixtures[0]
+        return try #require(try JSONDecoder().decode(File.self, from: data).fixtures.first { $0.name == name })
     }
 
     @Test func nestedMultiTaskModelMatchesKeras() throws {
@@ -44,25 +44,98 @@ import Testing
         }
     }
 
-    /// A compressed entry (a `.keras` zipped again with `zip -r`: deflate) is named as such and
-    /// the remedy given: it was reported as not in the archive ("'/' has no config.json (stored)
-    /// in the .keras zip"). Here the central directory calls each entry deflated in turn.
-    @Test func compressedEntriesAreNamedAsSuch() throws {
-        let original = [UInt8](try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras"))))
+    /// The archive zipped again with its entries deflated, as `zip -r` does (the fixture script
+    /// checks that Keras reads it to the same outputs), imports to the stored archive's outputs.
+    /// It was refused ("model.weights.h5 is compressed in the .keras zip (deflate, method 8)").
+    @Test func deflatedArchiveMatchesKeras() throws {
+        let e = try Self.entry("keras3_multitask_deflated")
+        let zip = try ZipArchive(path: Fixtures.path(e.model))
+        try #require(zip.entries.values.allSatisfy { $0.method == 8 } && zip.entries["model.weights.h5"] != nil, "the fixture is not deflated")
+        let g = try ModelLoader.load(path: Fixtures.path(e.model), options: .inProcess)
+        let stored = try ModelLoader.load(path: Fixtures.path(try Self.entry().model), options: .inProcess)
+        let x = try NPY.read(path: Fixtures.path(e.input))
+        let input = [g.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)]
+        let out = try Executor(graph: g).run(input), reference = try Executor(graph: stored).run(input)
+        for (name, file) in e.outputs {
+            #expect(out[name]?.values == reference[name]?.values, "\(name) differs from the stored archive's")
+            let d = Difference(try #require(out[name]).values, try NPY.read(path: Fixtures.path(file)).values, tolerance: .tensorFlow)
+            #expect(d.isWithinTolerance, "\(name): max |Δ| \(d.maxAbsolute)")
+        }
+    }
+
+    /// Inflated a few hundred bytes at a time (the weights are smaller than the megabyte the
+    /// importer inflates at once), a deflated entry gives the stored one's bytes.
+    @Test func inflatingPieceByPieceGivesTheStoredBytes() throws {
+        var deflated = try ZipArchive(path: Fixtures.path("keras3_multitask_deflated.keras"))
+        let stored = try ZipArchive(path: Fixtures.path("keras3_multitask.keras"))
+        for name in ["config.json", "model.weights.h5"] {
+            let expected = try stored.contents(name, maxBytes: .max)
+            for chunk in [1 << 20, 333] {
+                deflated.inflateChunk = chunk
+                #expect(try deflated.contents(name, maxBytes: .max) == expected, "\(name), \(chunk) bytes at a time")
+            }
+        }
+    }
+
+    /// A deflated entry whose stream or records are wrong is an error naming the archive, the
+    /// entry and the byte offset; nothing past the length the archive records is inflated.
+    @Test func brokenDeflatedEntriesAreErrors() throws {
+        let original = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask_deflated.keras")))
+        let zip = try ZipArchive(path: Fixtures.path("keras3_multitask_deflated.keras"))
+        let w = try #require(zip.entries["model.weights.h5"]), c = try #require(zip.entries["config.json"])
+        let record = try Self.centralRecord(original, entry: "model.weights.h5"), configRecord = try Self.centralRecord(original, entry: "config.json")
+        func put32(_ data: inout Data, _ o: Int, _ value: Int) {
+            for k in 0..<4 { data[o + k] = UInt8(truncatingIfNeeded: value >> (8 * k)) }
+        }
+        let weights = "zip: model.weights.h5"
+        let cases: [(String, (inout Data) -> Void, (String) -> Bool)] = [
+            ("cut short", { put32(&$0, record + 20, w.data.count - 100) },
+             { $0 == "\(weights) ends before its deflate stream does at byte offset \(w.data.upperBound - 100)" }),
+            ("followed by bytes", { put32(&$0, record + 20, w.data.count + 4) },
+             { $0 == "\(weights) has 4 bytes after its deflate stream at byte offset \(w.data.upperBound)" }),
+            ("recorded smaller", { put32(&$0, record + 24, w.size - 1) },
+             { $0.hasPrefix("\(weights) inflates to more than the \(w.size - 1) bytes the archive records at byte offset ") }),
+            ("recorded larger", { put32(&$0, record + 24, w.size + 1) },
+             { $0 == "\(weights) inflates to \(w.size) bytes, the archive records \(w.size + 1) at byte offset \(w.data.upperBound)" }),
+            ("a zip bomb's ratio", { put32(&$0, record + 24, ZipArchive.maxInflation.floor + 1) },
+             { $0.hasPrefix("\(weights) records \(ZipArchive.maxInflation.floor + 1) bytes deflated to \(w.data.count), over the 64:1 fmodel inflates") }),
+            ("another checksum", { put32(&$0, record + 16, Int(w.crc ^ 1)) },
+             { $0.hasPrefix("\(weights) fails its CRC-32 (the archive records 0x") && $0.hasSuffix("at byte offset \(w.data.lowerBound)") }),
+            ("changed stream", { $0[w.data.lowerBound + w.data.count / 2] ^= 0x5A }, { $0.hasPrefix(weights + " ") }),
+            ("a config too large to read", { put32(&$0, configRecord + 24, MappedFile.maxConfigBytes + 1) },
+             { $0 == "zip: config.json records \(MappedFile.maxConfigBytes + 1) bytes, over the \(MappedFile.maxConfigBytes) fmodel reads, at byte offset \(c.data.lowerBound)" }),
+            ("encrypted", { $0[record + 8] |= 1 }, { $0 == "\(weights) is encrypted at byte offset \(record)" }),
+            ("zip64", { put32(&$0, record + 24, 0xFFFF_FFFF) },
+             { $0 == "\(weights) is in zip64 form (an archive or entry over 2 GiB, as Python writes it), which fmodel does not read at byte offset \(record)" }),
+        ]
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for entry in ["config.json", "model.weights.h5"] {
-            var bytes = original
-            // The central directory entry (signature 50 4B 01 02) whose name is `entry`: method 8.
-            let signature: [UInt8] = [0x50, 0x4B, 0x01, 0x02], name = Array(entry.utf8)
-            func isEntry(_ o: Int) -> Bool {
-                Array(bytes[o..<(o + 4)]) == signature && Array(bytes[(o + 46)..<(o + 46 + name.count)]) == name
+        for (name, change, expected) in cases {
+            var data = original
+            change(&data)
+            let p = "\(dir)/\(name).keras"
+            try #require(FileManager.default.createFile(atPath: p, contents: data), "the test could not write its input")
+            #expect {
+                try ModelLoader.load(path: p, options: .inProcess)
+            } throws: { error in
+                guard case .unknownFormat(p, let reason) = error as? ImportError else { return false }
+                return expected(reason)
             }
-            let at = try #require((0..<(bytes.count - 46 - name.count)).first(where: isEntry))
-            bytes[at + 10] = 8
-            let path = "\(dir)/\(entry).keras"
-            try #require(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-            #expect(throws: ImportError.unknownFormat(path: path, reason: "\(entry) is compressed in the .keras zip (deflate, method 8); fmodel reads stored entries, as Keras writes them: zip it again with `zip -0 -r`")) {
+        }
+    }
+
+    /// An entry kept with a method other than stored and deflate (bzip2, LZMA: `zip -Z bzip2`)
+    /// is named as such, with the remedy. Here the central directory says so of each in turn.
+    @Test func otherCompressionMethodsAreNamed() throws {
+        let original = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (entry, method, kind) in [("config.json", 12, "bzip2, "), ("model.weights.h5", 14, "LZMA, "), ("model.weights.h5", 99, "")] {
+            var bytes = original
+            bytes[try Self.centralRecord(original, entry: entry) + 10] = UInt8(method)
+            let path = "\(dir)/\(method).keras"
+            try #require(FileManager.default.createFile(atPath: path, contents: bytes))
+            #expect(throws: ImportError.unknownFormat(path: path, reason: "\(entry) is compressed in the .keras zip (\(kind)method \(method)); fmodel reads stored and deflated entries: zip it again with `zip -r`")) {
                 try ModelLoader.load(path: path, options: .inProcess)
             }
         }
@@ -84,14 +157,20 @@ import Testing
         }
     }
 
+    /// The offset of the central directory record of `entry` (the last name in an archive).
+    static func centralRecord(_ data: Data, entry: String) throws -> Int {
+        let name = try #require(data.range(of: Data(entry.utf8), options: .backwards), "no \(entry) in the archive")
+        let record = name.lowerBound - 46
+        try #require(data[record..<(record + 4)].elementsEqual([0x50, 0x4B, 0x01, 0x02]), "\(entry) is not named by a central directory record")
+        return record
+    }
+
     /// Records the CRC-32 of the stored `entry`'s bytes as they now are, in its central
     /// directory record (which the reader checks) and its local header.
     static func restampChecksum(_ data: inout Data, entry: String) throws {
-        let name = try #require(data.range(of: Data(entry.utf8), options: .backwards), "no \(entry) in the archive")
-        let record = name.lowerBound - 46
+        let record = try centralRecord(data, entry: entry)
         func u32(_ o: Int) -> Int { Int(data[o]) | Int(data[o + 1]) << 8 | Int(data[o + 2]) << 16 | Int(data[o + 3]) << 24 }
         func u16(_ o: Int) -> Int { Int(data[o]) | Int(data[o + 1]) << 8 }
-        try #require(u32(record) == 0x0201_4B50, "\(entry) is not named by a central directory record")
         let local = u32(record + 42), size = u32(record + 20)
         let start = local + 30 + u16(local + 26) + u16(local + 28)
         let crc = data[start..<(start + size)].withUnsafeBytes { CRC32.checksum($0) }

@@ -31,15 +31,13 @@ enum Keras3Importer {
     /// resident beside the weights libhdf5 reads (a 134 MB file peaked at 294 MB, now 162).
     private static func unpack(_ path: String, weightsTo h5: String) throws -> KerasModel {
         let zip = try ZipArchive(path: path)
-        let config = try zip.stored("config.json", path: path), weights = try zip.stored("model.weights.h5", path: path)
+        let config = try zip.contents("config.json", maxBytes: MappedFile.maxConfigBytes)
         let json: JSONValue
         do { json = try JSONValue.parse(String(decoding: config, as: UTF8.self)) } catch {
             throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")
         }
         let model = try KerasModel(json, path: path)
-        do { try TemporaryDirectory.writeFile(weights, to: h5) } catch {
-            throw ImportError.unknownFormat(path: path, reason: "cannot write a temporary copy of its weights: \(error)")
-        }
+        try zip.extract("model.weights.h5", to: h5)
         return model
     }
 }
