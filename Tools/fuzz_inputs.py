@@ -456,6 +456,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--max-rss-mb", type=float, default=1000)
     ap.add_argument("--keep", default=os.path.join(tempfile.gettempdir(), "fmodel-fuzz"))
+    ap.add_argument("--only", metavar="TEXT", help="only the targets whose name contains TEXT (e.g. deflated)")
     args = ap.parse_args()
     if not os.access(FMODEL, os.X_OK):
         sys.exit(f"no release build at {FMODEL}: run swift build -c release --static-swift-stdlib")
@@ -463,7 +464,9 @@ def main():
     outcomes, bad = collections.Counter(), 0
     longest = (0, "")  # the longest standard error, in bytes, and its target: an error quoting hostile input whole
     with tempfile.TemporaryDirectory() as work:
-        cases = targets(work)
+        cases = [case for case in targets(work) if args.only is None or args.only in case[0]]
+        if not cases:
+            sys.exit(f"no target's name contains {args.only!r}")
         # Each case's temporary directory, which it must leave empty, as it must leave no hidden
         # file (a temporary output) in `work`.
         scratch = os.path.join(work, "tmp")
