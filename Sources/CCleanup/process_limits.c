@@ -1,6 +1,5 @@
 #define _GNU_SOURCE /* pthread_getattr_default_np */
 #include "fm_process_limits.h"
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -8,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -95,55 +93,15 @@ int fm_probe_threads(int count, long stack_bytes) {
     return failure;
 }
 
-int fm_openmp_affinity_unusable(char *allowed, size_t capacity) {
-    const char *p = getenv("GOMP_CPU_AFFINITY"), *bind = getenv("OMP_PROC_BIND");
-    if (p == NULL || getenv("OMP_PLACES") != NULL) return 0;
-    if (bind != NULL) {
-        while (isspace((unsigned char)*bind)) bind++;
-        if (strncasecmp(bind, "false", 5) == 0) {
-            for (bind += 5; isspace((unsigned char)*bind); bind++) {}
-            if (*bind == 0) return 0;
-        }
-    }
+int fm_openmp_affinity_unusable(const int *cpus, size_t count, char *allowed, size_t capacity) {
     long configured = sysconf(_SC_NPROCESSORS_CONF);
     if (configured < 1) configured = 1;
     const size_t size = CPU_ALLOC_SIZE(configured), bits = 8 * size;
     cpu_set_t *mask = CPU_ALLOC(bits);
     if (mask == NULL) return 0;
-    int named = 0, usable = 0;
-    if (sched_getaffinity(0, size, mask) != 0) goto ignored;
-    /* libgomp's syntax: CPU, CPU-CPU or CPU-CPU:STRIDE (strtoul, base 0), each below 65536,
-       separated by commas or spaces; anything else and libgomp ignores the variable. */
-    for (;;) {
-        while (isspace((unsigned char)*p)) p++;
-        char *end;
-        errno = 0;
-        unsigned long first = strtoul(p, &end, 0), last, stride = 1;
-        if (errno || end == p || first >= 65536) goto ignored;
-        last = first;
-        p = end;
-        if (*p == '-') {
-            errno = 0;
-            last = strtoul(++p, &end, 0);
-            if (errno || end == p || last >= 65536 || last < first) goto ignored;
-            p = end;
-            if (*p == ':') {
-                errno = 0;
-                stride = strtoul(++p, &end, 0);
-                if (errno || stride == 0 || stride >= 65536) goto ignored;
-                p = end;
-            }
-        }
-        for (unsigned long cpu = first; cpu <= last; cpu += stride)
-            if (cpu < bits) { /* libgomp drops the others */
-                named = 1;
-                if (CPU_ISSET_S(cpu, size, mask)) usable = 1;
-            }
-        while (isspace((unsigned char)*p)) p++;
-        if (*p == ',') p++;
-        else if (*p == 0) break;
-    }
-    if (!named || usable) goto ignored;
+    if (count == 0 || sched_getaffinity(0, size, mask) != 0) goto ignored;
+    for (size_t i = 0; i < count; i++)
+        if (cpus[i] >= 0 && (size_t)cpus[i] < bits && CPU_ISSET_S(cpus[i], size, mask)) goto ignored;
     /* The CPUs it may run on, as ranges: "0-1", "2,4-7". */
     size_t used = 0;
     if (capacity > 0) allowed[0] = 0;

@@ -24,4 +24,10 @@ int omp_get_num_threads(void);
 int omp_get_max_threads(void);
 /* The calling thread's team size for the parallel regions it starts (oneDNN's among them). */
 void omp_set_num_threads(int count);
+/* Where the team's threads are bound (OpenMP 4.5): omp_proc_bind_false is 0; the places, each
+   a set of CPUs, come from OMP_PLACES or GOMP_CPU_AFFINITY as libgomp took them. */
+int omp_get_proc_bind(void);
+int omp_get_num_places(void);
+int omp_get_place_num_procs(int place);
+void omp_get_place_proc_ids(int place, int *ids);
 #endif

@@ -35,7 +35,7 @@ public struct FModelCommand: ParsableCommand {
     /// named was written under another name (`-o $'out\xfe.fmodel'` wrote
     /// `out\xef\xbf\xbd.fmodel`). Each is refused, exit 2, before anything runs.
     public static func mainOnProcessArguments() -> Int32 {
-        if let message = ProcessLimits.refusal(program: "fmodel", threads: threadsNeeded, openFiles: openFilesNeeded, openMPTeam: { runtimeThreads }) {
+        if let message = ProcessLimits.refusal(program: "fmodel", threads: threadsNeeded, openFiles: openFilesNeeded, openMPTeam: { (runtimeThreads, openMPBinding) }) {
             printError(message)
             return 2
         }

@@ -12,15 +12,17 @@ public enum ProcessLimits {
     /// Every check a program makes as it starts, in order (/proc first: the others read it),
     /// raising what it may: nil, or the first error to say, naming `program`. `threads`: the
     /// threads it starts beside its main one; `openFiles`: the files it may have open at once;
-    /// `openMPTeam`: the threads of the OpenMP team it computes on (0: none), asked once the
-    /// stack is checked (under `ulimit -s 24` its code crashed before).
-    public static func refusal(program: String, threads: Int, openFiles: Int? = nil, openMPTeam: () -> Int = { 0 }) -> String? {
+    /// `openMPTeam`: the threads of the OpenMP team it computes on (0: none) and the CPUs
+    /// libgomp binds them to (none: unbound), asked once the stack is checked (under `ulimit -s
+    /// 24` its code crashed before).
+    public static func refusal(program: String, threads: Int, openFiles: Int? = nil,
+                               openMPTeam: () -> (threads: Int, boundTo: [Int]) = { (0, []) }) -> String? {
         if let message = procUnavailable(program: program) ?? stackUnavailable(program: program) { return message }
-        let team = openMPTeam(), stack = team > 0 ? openMPStack() : nil
+        let team = openMPTeam(), stack = team.threads > 0 ? openMPStack() : nil
         return stack.flatMap(openMPStackTooSmall)
             ?? openFiles.flatMap { openFilesUnavailable($0, program: program) } ?? threadsUnavailable(threads, program: program)
-            ?? (team > 1 ? openMPAffinityUnusable() : nil)
-            ?? (team > 1 ? stack.flatMap { openMPStackUnavailable($0, threads: team - 1) } : nil)
+            ?? (team.threads > 1 ? openMPAffinityUnusable(team.boundTo) : nil)
+            ?? (team.threads > 1 ? stack.flatMap { openMPStackUnavailable($0, threads: team.threads - 1) } : nil)
     }
 
     /// Makes sure the process may have `needed` files open at once, and one past the highest
@@ -76,16 +78,21 @@ public enum ProcessLimits {
         return "error: \(stack.variable) gives OpenMP's threads stacks of \(size), and the \(threads == 1 ? "thread" : "\(threads) threads") OpenMP starts for fmodel could not start with such stacks: \(String(cString: strerror(failure))): lower it or unset it"
     }
 
-    /// Nil, or the error to say when GOMP_CPU_AFFINITY names no CPU this process may run on
-    /// (`fm_openmp_affinity_unusable`), which libgomp would end the process for, exit code 1
-    /// ("libgomp: Thread creation failed: Invalid argument"): set for another machine, or for
-    /// CPUs a container does not have.
-    static func openMPAffinityUnusable() -> String? {
+    /// Nil, or the error to say when `cpus`, those libgomp binds its threads to, hold none this
+    /// process may run on (`fm_openmp_affinity_unusable`), which libgomp would end the process
+    /// for, exit code 1 ("libgomp: Thread creation failed: Invalid argument"): a
+    /// GOMP_CPU_AFFINITY set for another machine, or for CPUs a container does not have. (libgomp
+    /// keeps only such CPUs of OMP_PLACES, and takes GOMP_CPU_AFFINITY when it refuses those:
+    /// the check read the variables and took an OMP_PLACES set at all, `garbage` too, for one.)
+    static func openMPAffinityUnusable(_ cpus: [Int]) -> String? {
         var allowed = [CChar](repeating: 0, count: 256)
-        guard fm_openmp_affinity_unusable(&allowed, allowed.count) != 0 else { return nil }
-        let value = String(cString: getenv("GOMP_CPU_AFFINITY")).terminalSafe
-        let cpus = String(decoding: allowed.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "error: GOMP_CPU_AFFINITY (\(value)) names no CPU this process may run on (it may run on \(cpus)), and OpenMP cannot start its threads there: name some of those, or unset it"
+        let ids = cpus.map { Int32(clamping: $0) }
+        guard fm_openmp_affinity_unusable(ids, ids.count, &allowed, allowed.count) != 0 else { return nil }
+        let cpusAllowed = String(decoding: allowed.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let source = getenv("GOMP_CPU_AFFINITY").map { "GOMP_CPU_AFFINITY (\(String(cString: $0).terminalSafe))" }
+            ?? "OpenMP's places (CPUs \(cpus.map(String.init).joined(separator: ",")))"
+        let refused = getenv("OMP_PLACES") == nil ? "" : ", which libgomp took as OMP_PLACES is not one it accepts,"
+        return "error: \(source)\(refused) names no CPU this process may run on (it may run on \(cpusAllowed)), and OpenMP cannot start its threads there: name some of those, or unset it"
     }
 
     /// A stack size as libgomp reads it: kilobytes, or with `suffixes` a B, K, M or G after the

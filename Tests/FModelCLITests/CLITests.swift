@@ -303,21 +303,28 @@ import Testing
     /// threads (exit code 1, "libgomp: Thread creation failed: …"): a GOMP_CPU_AFFINITY naming
     /// only CPUs this process may not run on (set for another machine, or for CPUs a container
     /// lacks) and an OMP_STACKSIZE no thread can have (past the address space). Each is an
-    /// error that names it, exit 2, where the team has threads to start; a GOMP_CPU_AFFINITY
-    /// naming one it may run on is fine.
+    /// error that names it, exit 2, where the team has threads to start, also when libgomp
+    /// took GOMP_CPU_AFFINITY for an OMP_PLACES it refused (that was exit 1); a
+    /// GOMP_CPU_AFFINITY naming one it may run on, or set aside for a good OMP_PLACES, is fine.
     @Test(.enabled(if: Self.cpuNotAllowed != nil, "every CPU below 64 is this process's"))
     func openMPSettingsNoThreadCanStartWithAreNamed() throws {
         let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         let arguments = ["bench", fixture("tf1_facenet_small.pb"), "--inputs", "input:?x64x64x3", "--iterations", "1"]
         let team = runtimeThreads > 1
-        for (variable, says) in [("GOMP_CPU_AFFINITY=\(Self.cpuNotAllowed!)", "error: GOMP_CPU_AFFINITY (\(Self.cpuNotAllowed!)) names no CPU this process may run on (it may run on "),
-                                 ("OMP_STACKSIZE=1000000G", "error: OMP_STACKSIZE gives OpenMP's threads stacks of 1000000 GiB, and the thread")] {
-            let run = try #require(runMeasured(fmodel, arguments, environment: [variable]))
-            #expect(run.exitCode == (team ? 2 : 0), "\(variable): exit code \(String(describing: run.exitCode)): \(run.standardError)")
-            #expect(!team || run.standardError.hasPrefix(says), "\(variable): \(run.standardError)")
+        let cpu = Self.cpuNotAllowed!
+        for (variables, says) in [(["GOMP_CPU_AFFINITY=\(cpu)"], "error: GOMP_CPU_AFFINITY (\(cpu)) names no CPU this process may run on (it may run on "),
+                                  (["GOMP_CPU_AFFINITY=\(cpu)", "OMP_PLACES=garbage"],
+                                   "error: GOMP_CPU_AFFINITY (\(cpu)), which libgomp took as OMP_PLACES is not one it accepts, names no CPU this process may run on (it may run on "),
+                                  (["OMP_STACKSIZE=1000000G"], "error: OMP_STACKSIZE gives OpenMP's threads stacks of 1000000 GiB, and the thread")] {
+            let run = try #require(runMeasured(fmodel, arguments, environment: variables))
+            #expect(run.exitCode == (team ? 2 : 0), "\(variables): exit code \(String(describing: run.exitCode)): \(run.standardError)")
+            // libgomp's own complaint about OMP_PLACES comes first.
+            #expect(!team || run.standardError.split(separator: "\n").last?.hasPrefix(says) == true, "\(variables): \(run.standardError)")
         }
-        let allowed = try #require(runMeasured(fmodel, arguments, environment: ["GOMP_CPU_AFFINITY=\(Self.cpuNotAllowed!),\(Self.cpusAllowed.first!)"]))
-        #expect(allowed.exitCode == 0, "\(allowed.standardError)")
+        for variables in [["GOMP_CPU_AFFINITY=\(cpu),\(Self.cpusAllowed.first!)"], ["GOMP_CPU_AFFINITY=\(cpu)", "OMP_PLACES=cores"]] {
+            let allowed = try #require(runMeasured(fmodel, arguments, environment: variables))
+            #expect(allowed.exitCode == 0, "\(variables): \(allowed.standardError)")
+        }
     }
 
     /// The CPUs this process may run on (/proc/self/status), and the first below 64 it may not.

@@ -26,12 +26,11 @@ long fm_ensure_open_files(long needed);
    with exit code 1 ("libgomp: Thread creation failed"). */
 int fm_probe_threads(int count, long stack_bytes);
 
-/* Whether GOMP_CPU_AFFINITY, as libgomp reads it (when OMP_PLACES is unset and OMP_PROC_BIND
-   is not false), names CPUs libgomp keeps (below 8 × CPU_ALLOC_SIZE(configured CPUs)) and none
+/* Whether none of `cpus` (the `count` CPUs of the places libgomp binds its threads to) is one
    this process may run on: libgomp then ends the process (exit code 1, "Thread creation
    failed: Invalid argument") as it starts a team's second thread. Returns 1 then, with the
    CPUs the process may run on in `allowed` ("0-1", "2,4-7"); else 0. */
-int fm_openmp_affinity_unusable(char *allowed, size_t capacity);
+int fm_openmp_affinity_unusable(const int *cpus, size_t count, char *allowed, size_t capacity);
 
 /* Makes sure the main thread's stack may grow to `main_bytes` (its soft RLIMIT_STACK raised,
    as far as the hard limit allows: the kernel checks the limit as the stack grows) and that

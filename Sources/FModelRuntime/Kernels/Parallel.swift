@@ -30,6 +30,18 @@ func cgroupCPUs(root: String = "/") -> Int? {
 /// The threads the runtime computes on (`teamSize`).
 public var runtimeThreads: Int { teamSize }
 
+/// The CPUs libgomp binds the team's threads to: those of its places, from OMP_PLACES or
+/// GOMP_CPU_AFFINITY as it took them; none when it binds them nowhere (OMP_PROC_BIND false, or
+/// unset with neither variable).
+public var openMPBinding: [Int] {
+    guard omp_get_proc_bind() != 0 else { return [] }
+    return (0..<omp_get_num_places()).flatMap { place -> [Int] in
+        var ids = [Int32](repeating: 0, count: Int(max(omp_get_place_num_procs(place), 0)))
+        omp_get_place_proc_ids(place, &ids)
+        return ids.map(Int.init)
+    }
+}
+
 /// Holds the OpenMP regions the calling thread starts, oneDNN's too (which size themselves by
 /// the thread's own setting, OMP_NUM_THREADS at first), to `teamSize`. Called where the runtime
 /// starts computing (`Executor`, `GEMMRate`), on whichever thread that is.
