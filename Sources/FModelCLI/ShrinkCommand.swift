@@ -2,6 +2,7 @@ import ArgumentParser
 import FModelCompress
 import FModelCore
 import FModelFormat
+import FModelImport
 import Foundation
 
 /// `fmodel shrink MODEL --target-mb X -o OUT`: plan and apply compression to meet a size.
@@ -40,7 +41,7 @@ struct ShrinkCommand: ParsableCommand {
         let staged = try AtomicFileWriter(path: output)  // before the work: an output that cannot be written wastes none of it
         let start = MonotonicClock.seconds
         let graph = try options.load(model)
-        let sourceSize = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
+        let sourceSize = ModelLoader.sourceBytes(path: model)
         var planner = ShrinkPlanner(targetBytes: Int(targetMb * 1_000_000), maxOutputChange: maxOutputChange)
         planner.groupSize = group
         planner.log = { printError("shrink: " + $0) }

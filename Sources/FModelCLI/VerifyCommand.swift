@@ -77,7 +77,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func entry(_ path: String, _ evaluation: ModelEvaluation) throws -> ModelEntry {
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let size = ModelLoader.sourceBytes(path: path)
         return ModelEntry(path: path, sha256: try ModelLoader.sha256(path: path), sizeBytes: size, evaluation: evaluation)
     }
 

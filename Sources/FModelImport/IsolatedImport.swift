@@ -191,14 +191,15 @@ extension IsolatedImport {
             self.init(cpuSeconds: 5 + sourceBytes / 10_000_000, memoryBytes: (256 << 20) + 4 * sourceBytes)
         }
 
-        /// The budget for the file at `path`, by the bytes it holds: its size, or less when it
-        /// has holes. A sparse file of 2^40 bytes whose first 4 KB were a real `.h5`'s had a budget
+        /// The budget for the file at `path` (or a Keras 3 model directory's files), by the bytes
+        /// it holds: its size, or less when it has holes. A sparse file of 2^40 bytes whose first 4 KB were a real `.h5`'s had a budget
         /// of 109,956 s of CPU (30 hours), and libhdf5 looped over its holes (a 1 GiB one used all
         /// its 112 s).
         public init(file path: String) {
-            var info = stat()
-            guard stat(path, &info) == 0 else { self.init(sourceBytes: 0); return }
-            self.init(sourceBytes: min(Int(info.st_size), Int(info.st_blocks) * 512))
+            self.init(sourceBytes: ModelLoader.sourceFiles(path: path).reduce(0) { bytes, file in
+                var info = stat()
+                return stat(file, &info) == 0 ? bytes + min(Int(info.st_size), Int(info.st_blocks) * 512) : bytes
+            })
         }
 
         /// The worker's options that carry the budget.

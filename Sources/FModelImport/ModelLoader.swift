@@ -44,6 +44,12 @@ public enum SourceFormat: String, Sendable {
 public enum ModelLoader {
     /// Tells the format of `path` from its first bytes (and, for a GraphDef, its extension).
     public static func detect(path: String) throws(ImportError) -> SourceFormat {
+        if isDirectory(path) {
+            guard access(path + "/config.json", F_OK) == 0 else {
+                throw .unknownFormat(path: path, reason: "a directory, and not a Keras 3 model saved as one (it has no config.json)")
+            }
+            return .keras3
+        }
         // Through MappedFile (POSIX, not FileHandle: Foundation's file and Data code, 0.4 MB of
         // pages by `bench --json`, would otherwise be paged in on the way to an .fmodel's first
         // output), which takes regular files only and does not wait on a FIFO.
@@ -95,6 +101,24 @@ public enum ModelLoader {
         return graph
     }
 
+    /// True when `path` is a directory (or a link to one): a Keras 3 model saved unzipped.
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// The files the model at `path` is read from: itself or, for a Keras 3 model saved as a
+    /// directory (`save(zipped=False)`, as Keras puts models on the Hugging Face Hub), its
+    /// `config.json` and `model.weights.h5`, in that order.
+    public static func sourceFiles(path: String) -> [String] {
+        isDirectory(path) ? [path + "/config.json", path + "/model.weights.h5"] : [path]
+    }
+
+    /// The size in bytes of the model at `path`: of its source files, together.
+    public static func sourceBytes(path: String) -> Int {
+        sourceFiles(path: path).reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+    }
+
     /// True when `prefix` (a file's first bytes) holds the HDF5 signature `\x89HDF\r\n\x1a\n`
     /// at offset 0 or a power of two from 512.
     package static func hasHDF5Signature(_ prefix: [UInt8]) -> Bool {
@@ -115,19 +139,22 @@ public enum ModelLoader {
         return graph
     }
 
-    /// Hex SHA-256 of a file, streamed in 1 MiB reads (a memory map would count the whole
-    /// file in the process's resident memory). Before each read it asks `continuing`, and
-    /// stops with an error if told not to go on.
+    /// Hex SHA-256 of a model's source files (`sourceFiles`) one after the other: of the file,
+    /// or of a directory's `cat config.json model.weights.h5`. Streamed in 1 MiB reads (a
+    /// memory map would count the whole file in the process's resident memory); before each
+    /// read it asks `continuing`, and stops with an error if told not to go on.
     public static func sha256(path: String, continuing: () -> Bool = { true }) throws(FormatError) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw .io(path: path, reason: "cannot open") }
-        defer { try? handle.close() }
         var hash = SHA256()
-        while true {
-            guard continuing() else { throw .io(path: path, reason: "hashing stopped") }
-            let chunk: Data
-            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch { throw .io(path: path, reason: "\(error)") }
-            if chunk.isEmpty { break }
-            chunk.withUnsafeBytes { hash.update($0) }
+        for file in sourceFiles(path: path) {
+            guard let handle = FileHandle(forReadingAtPath: file) else { throw .io(path: file, reason: "cannot open") }
+            defer { try? handle.close() }
+            while true {
+                guard continuing() else { throw .io(path: file, reason: "hashing stopped") }
+                let chunk: Data
+                do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch { throw .io(path: file, reason: "\(error)") }
+                if chunk.isEmpty { break }
+                chunk.withUnsafeBytes { hash.update($0) }
+            }
         }
         return hash.finalizeHex()
     }

@@ -88,6 +88,24 @@ import Testing
         }
     }
 
+    /// The Keras 3 forms the worker imports beside the stored `.keras` (a deflated archive, a
+    /// model directory) run to the stored archive's outputs; a directory that is no model is an
+    /// error, exit 2.
+    @Test func keras3FormsImportThroughTheWorker() throws {
+        let input = fixture("keras3_multitask.input.npy")
+        #expect(FModelCommand.main(arguments: ["run", fixture("keras3_multitask.keras"), "--input", input, "--out", dir + "/stored"]) == 0)
+        for form in ["keras3_multitask_deflated.keras", "keras3_multitask_dir"] {
+            let model = dir + "/" + form + ".fmodel"
+            #expect(FModelCommand.main(arguments: ["import", fixture(form), "-o", model]) == 0, "\(form)")
+            #expect(FModelCommand.main(arguments: ["run", model, "--input", input, "--out", dir + "/" + form]) == 0, "\(form)")
+            for name in ["age", "gender", "ethnicity"] {
+                #expect(try NPY.read(path: "\(dir)/\(form)/\(name).npy") == NPY.read(path: "\(dir)/stored/\(name).npy"), "\(form): \(name)")
+            }
+        }
+        let outcome = FModelCommand.outcome(arguments: ["import", dir + "/stored", "-o", dir + "/x.fmodel"])
+        #expect(outcome.code == 2 && outcome.message == "error: \(dir)/stored: a directory, and not a Keras 3 model saved as one (it has no config.json)", "\(outcome)")
+    }
+
     /// The worker writes the optimized file itself; it equals the passes run in this process,
     /// and `--preprocess` is recorded.
     @Test func workerImportWithOptimizeMatchesInProcess() throws {

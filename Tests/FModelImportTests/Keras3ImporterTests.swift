@@ -44,13 +44,21 @@ import Testing
         }
     }
 
-    /// The archive zipped again with its entries deflated, as `zip -r` does (the fixture script
-    /// checks that Keras reads it to the same outputs), imports to the stored archive's outputs.
-    /// It was refused ("model.weights.h5 is compressed in the .keras zip (deflate, method 8)").
-    @Test func deflatedArchiveMatchesKeras() throws {
-        let e = try Self.entry("keras3_multitask_deflated")
-        let zip = try ZipArchive(path: Fixtures.path(e.model))
-        try #require(zip.entries.values.allSatisfy { $0.method == 8 } && zip.entries["model.weights.h5"] != nil, "the fixture is not deflated")
+    /// The archive zipped again with its entries deflated, as `zip -r` does, and the model Keras
+    /// reads from it saved unzipped, as a directory (`zipped=False`, as Keras puts models on the
+    /// Hugging Face Hub): the fixture script checks that Keras reads each to the archive's
+    /// outputs; each imports to the stored archive's outputs exactly. The first was refused
+    /// ("model.weights.h5 is compressed in the .keras zip (deflate, method 8)"), the second
+    /// was "cannot open the file (not a regular file)".
+    @Test(arguments: ["keras3_multitask_deflated", "keras3_multitask_dir"])
+    func otherFormsMatchTheArchive(_ name: String) throws {
+        let e = try Self.entry(name)
+        if name.hasSuffix("deflated") {
+            let zip = try ZipArchive(path: Fixtures.path(e.model))
+            try #require(zip.entries.values.allSatisfy { $0.method == 8 } && zip.entries["model.weights.h5"] != nil, "the fixture is not deflated")
+        } else {
+            try #require(ModelLoader.isDirectory(Fixtures.path(e.model)), "the fixture is not a directory")
+        }
         let g = try ModelLoader.load(path: Fixtures.path(e.model), options: .inProcess)
         let stored = try ModelLoader.load(path: Fixtures.path(try Self.entry().model), options: .inProcess)
         let x = try NPY.read(path: Fixtures.path(e.input))
@@ -60,6 +68,25 @@ import Testing
             #expect(out[name]?.values == reference[name]?.values, "\(name) differs from the stored archive's")
             let d = Difference(try #require(out[name]).values, try NPY.read(path: Fixtures.path(file)).values, tolerance: .tensorFlow)
             #expect(d.isWithinTolerance, "\(name): max |Δ| \(d.maxAbsolute)")
+        }
+    }
+
+    /// A directory is a model when it holds a config.json, as Keras decides; without one, or
+    /// without the weights, it is an error naming the directory.
+    @Test func directoriesWithoutTheFilesAreErrors() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(throws: ImportError.unknownFormat(path: dir, reason: "a directory, and not a Keras 3 model saved as one (it has no config.json)")) {
+            try ModelLoader.load(path: dir, options: .inProcess)
+        }
+        try FileManager.default.copyItem(atPath: Fixtures.path("keras3_multitask_dir/config.json"), toPath: dir + "/config.json")
+        #expect(throws: ImportError.missing(path: dir, object: "/", what: "model.weights.h5 in the directory")) {
+            try ModelLoader.load(path: dir, options: .inProcess)
+        }
+        try FileManager.default.removeItem(atPath: dir + "/config.json")
+        try FileManager.default.createDirectory(atPath: dir + "/config.json", withIntermediateDirectories: false)
+        #expect(throws: ImportError.unknownFormat(path: dir, reason: "cannot read its config.json: not a regular file")) {
+            try ModelLoader.load(path: dir, options: .inProcess)
         }
     }
 

@@ -27,6 +27,18 @@ import Testing
         #expect(graph.metadata.sourceSHA256 == (try digest(of: path)))
     }
 
+    /// A Keras 3 model saved as a directory records the digest of its config.json followed by
+    /// its model.weights.h5 (`cat … | sha256sum`); its budget counts both files.
+    @Test func aModelDirectoryRecordsItsFilesDigest() throws {
+        let path = Fixtures.path("keras3_multitask_dir")
+        let graph = try ModelLoader.load(path: path, options: .inProcess)
+        let config = try #require(FileManager.default.contents(atPath: path + "/config.json"))
+        let weights = try #require(FileManager.default.contents(atPath: path + "/model.weights.h5"))
+        #expect(graph.metadata.sourceSHA256 == (config + weights).withUnsafeBytes { SHA256.hex($0) })
+        #expect(graph.metadata.sourceFile == "keras3_multitask_dir")
+        #expect(IsolatedImport.Budget(file: path) == IsolatedImport.Budget(sourceBytes: config.count + weights.count))
+    }
+
     /// A file of several reads (2.5 MiB: two whole reads and a part) hashed on another thread
     /// gives the one-pass digest; asked twice, the same.
     @Test func aFileOfSeveralReadsIsHashedWhole() throws {

@@ -5,9 +5,20 @@ import FModelImport
 import Foundation
 
 /// Imports Keras 3 `.keras` files: a zip of `config.json` and `model.weights.h5`, whose weights sit
-/// in `…/vars/0, 1, …` groups tagged with the layer's name, in the order the layer creates them.
+/// in `…/vars/0, 1, …` groups tagged with the layer's name, in the order the layer creates them;
+/// or the same two files in a directory (`save(zipped=False)`, as Keras puts models on the
+/// Hugging Face Hub).
 enum Keras3Importer {
     static func importModel(path: String) throws -> Graph {
+        if ModelLoader.isDirectory(path) {
+            let config: String
+            do { config = try MappedFile.text(path: path + "/config.json", maxBytes: MappedFile.maxConfigBytes) } catch {
+                throw ImportError.unknownFormat(path: path, reason: "cannot read its config.json: \(error.detail)")
+            }
+            let h5 = path + "/model.weights.h5"
+            guard access(h5, F_OK) == 0 else { throw ImportError.missing(path: path, object: "/", what: "model.weights.h5 in the directory") }
+            return try lower(try model(config: Array(config.utf8), path: path), weights: h5, named: h5, path: path)
+        }
         // libhdf5 reads files: the weights go to a private temporary copy (in the import's
         // scratch directory when fmodel runs this worker), removed on a signal too.
         let dir = try TemporaryDirectory.make(prefix: "fmodel-keras3"), h5 = dir + "/model.weights.h5"
@@ -16,9 +27,14 @@ enum Keras3Importer {
             try? FileManager.default.removeItem(atPath: dir)
             cleanup.forEach { $0.forget() }
         }
-        let model = try unpack(path, weightsTo: h5)
-        return try HDF5File.withLibrary {
-            let file = try HDF5File(path: h5, name: path + " (its model.weights.h5)")
+        return try lower(try unpack(path, weightsTo: h5), weights: h5, named: path + " (its model.weights.h5)", path: path)
+    }
+
+    /// The graph of `model`, its weights read from the Keras 3 weights file `h5` (`name` in
+    /// errors).
+    private static func lower(_ model: KerasModel, weights h5: String, named name: String, path: String) throws -> Graph {
+        try HDF5File.withLibrary {
+            let file = try HDF5File(path: h5, name: name)
             let source = try Keras3Weights(file: file, model: model, path: path)
             var lowering = KerasLowering(path: path, weights: source)
             let outputs = try lowering.lowerTopLevel(model)
@@ -26,17 +42,21 @@ enum Keras3Importer {
         }
     }
 
+    /// The model `config.json` (its bytes) describes.
+    private static func model(config: [UInt8], path: String) throws -> KerasModel {
+        let json: JSONValue
+        do { json = try JSONValue.parse(String(decoding: config, as: UTF8.self)) } catch {
+            throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")
+        }
+        return try KerasModel(json, path: path)
+    }
+
     /// Reads the `.keras` zip's model config and copies its weights to `h5`. The zip is unmapped
     /// on return, before libhdf5 reads the copy: its pages, all read for their checksums, were
     /// resident beside the weights libhdf5 reads (a 134 MB file peaked at 294 MB, now 162).
     private static func unpack(_ path: String, weightsTo h5: String) throws -> KerasModel {
         let zip = try ZipArchive(path: path)
-        let config = try zip.contents("config.json", maxBytes: MappedFile.maxConfigBytes)
-        let json: JSONValue
-        do { json = try JSONValue.parse(String(decoding: config, as: UTF8.self)) } catch {
-            throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")
-        }
-        let model = try KerasModel(json, path: path)
+        let model = try model(config: try zip.contents("config.json", maxBytes: MappedFile.maxConfigBytes), path: path)
         try zip.extract("model.weights.h5", to: h5)
         return model
     }
