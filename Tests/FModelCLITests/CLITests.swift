@@ -89,14 +89,15 @@ import Testing
     }
 
     /// The Keras 3 forms the worker imports beside the stored `.keras` (a deflated archive, a
-    /// model directory) run to the stored archive's outputs; a directory that is no model is an
-    /// error, exit 2.
+    /// model directory, `save_weights` with `--config`) run to the stored archive's outputs; a
+    /// directory that is no model is an error, exit 2.
     @Test func keras3FormsImportThroughTheWorker() throws {
         let input = fixture("keras3_multitask.input.npy")
         #expect(FModelCommand.main(arguments: ["run", fixture("keras3_multitask.keras"), "--input", input, "--out", dir + "/stored"]) == 0)
-        for form in ["keras3_multitask_deflated.keras", "keras3_multitask_dir"] {
+        for (form, options) in [("keras3_multitask_deflated.keras", []), ("keras3_multitask_dir", []),
+                                ("keras3_multitask.weights.h5", ["--config", fixture("keras3_multitask.weights.json")])] {
             let model = dir + "/" + form + ".fmodel"
-            #expect(FModelCommand.main(arguments: ["import", fixture(form), "-o", model]) == 0, "\(form)")
+            #expect(FModelCommand.main(arguments: ["import", fixture(form), "-o", model] + options) == 0, "\(form)")
             #expect(FModelCommand.main(arguments: ["run", model, "--input", input, "--out", dir + "/" + form]) == 0, "\(form)")
             for name in ["age", "gender", "ethnicity"] {
                 #expect(try NPY.read(path: "\(dir)/\(form)/\(name).npy") == NPY.read(path: "\(dir)/stored/\(name).npy"), "\(form): \(name)")

@@ -12,6 +12,8 @@ import Testing
     struct Entry: Decodable {
         var name, model, input: String
         var outputs: [String: String]
+        /// The model config of a weights-only file (`--config`).
+        var config: String?
     }
 
     static func entry(_ name: String = "keras3_multitask") throws -> Entry {
@@ -44,22 +46,27 @@ import Testing
         }
     }
 
-    /// The archive zipped again with its entries deflated, as `zip -r` does, and the model Keras
+    /// The archive zipped again with its entries deflated, as `zip -r` does; the model Keras
     /// reads from it saved unzipped, as a directory (`zipped=False`, as Keras puts models on the
-    /// Hugging Face Hub): the fixture script checks that Keras reads each to the archive's
-    /// outputs; each imports to the stored archive's outputs exactly. The first was refused
-    /// ("model.weights.h5 is compressed in the .keras zip (deflate, method 8)"), the second
-    /// was "cannot open the file (not a regular file)".
-    @Test(arguments: ["keras3_multitask_deflated", "keras3_multitask_dir"])
+    /// Hugging Face Hub); and its weights alone (`save_weights`) with its config (`to_json`).
+    /// The fixture script checks that Keras reads each to the archive's outputs; each imports
+    /// to the stored archive's outputs exactly. Before, the first was refused ("model.weights.h5
+    /// is compressed in the .keras zip (deflate, method 8)"), the second was "cannot open the
+    /// file (not a regular file)", the third "'/' has no 'layer_names' attribute (not a Keras
+    /// weights file)".
+    @Test(arguments: ["keras3_multitask_deflated", "keras3_multitask_dir", "keras3_multitask_weights"])
     func otherFormsMatchTheArchive(_ name: String) throws {
         let e = try Self.entry(name)
+        var options = ImportOptions.inProcess
         if name.hasSuffix("deflated") {
             let zip = try ZipArchive(path: Fixtures.path(e.model))
             try #require(zip.entries.values.allSatisfy { $0.method == 8 } && zip.entries["model.weights.h5"] != nil, "the fixture is not deflated")
-        } else {
+        } else if name.hasSuffix("dir") {
             try #require(ModelLoader.isDirectory(Fixtures.path(e.model)), "the fixture is not a directory")
+        } else {
+            options.configJSON = try String(contentsOfFile: Fixtures.path(try #require(e.config)), encoding: .utf8)
         }
-        let g = try ModelLoader.load(path: Fixtures.path(e.model), options: .inProcess)
+        let g = try ModelLoader.load(path: Fixtures.path(e.model), options: options)
         let stored = try ModelLoader.load(path: Fixtures.path(try Self.entry().model), options: .inProcess)
         let x = try NPY.read(path: Fixtures.path(e.input))
         let input = [g.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)]

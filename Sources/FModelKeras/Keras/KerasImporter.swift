@@ -19,6 +19,10 @@ public enum KerasImporter {
             configText = configJSON ?? text
             weightsRoot = "/model_weights"
         } else if let configJSON {
+            // Keras 3's `save_weights` file: the layout of a `.keras` file's weights.
+            if try Keras3Importer.holdsWeights(file) {
+                return try Keras3Importer.lower(try Keras3Importer.model(config: Array(configJSON.utf8), path: path), weights: file, path: path)
+            }
             configText = configJSON
             weightsRoot = "/"
         } else {

@@ -33,17 +33,26 @@ enum Keras3Importer {
     /// The graph of `model`, its weights read from the Keras 3 weights file `h5` (`name` in
     /// errors).
     private static func lower(_ model: KerasModel, weights h5: String, named name: String, path: String) throws -> Graph {
-        try HDF5File.withLibrary {
-            let file = try HDF5File(path: h5, name: name)
-            let source = try Keras3Weights(file: file, model: model, path: path)
-            var lowering = KerasLowering(path: path, weights: source)
-            let outputs = try lowering.lowerTopLevel(model)
-            return lowering.builder.build(outputs: outputs, metadata: ModelMetadata(sourceFormat: "keras3"))
-        }
+        try HDF5File.withLibrary { try lower(model, weights: try HDF5File(path: h5, name: name), path: path) }
+    }
+
+    /// The graph of `model`, its weights read from `file`, a Keras 3 weights file (the
+    /// `model.weights.h5` of a `.keras`, or what `save_weights` writes); `path` names the model.
+    static func lower(_ model: KerasModel, weights file: HDF5File, path: String) throws -> Graph {
+        let source = try Keras3Weights(file: file, model: model, path: path)
+        var lowering = KerasLowering(path: path, weights: source)
+        let outputs = try lowering.lowerTopLevel(model)
+        return lowering.builder.build(outputs: outputs, metadata: ModelMetadata(sourceFormat: "keras3"))
+    }
+
+    /// True when `file` is laid out as Keras 3 writes weights: a `layers` group at its root,
+    /// no Keras 2 `layer_names` list.
+    static func holdsWeights(_ file: HDF5File) throws(ImportError) -> Bool {
+        try file.strings("layer_names", of: "/") == nil && file.kind("/layers") == H5I_GROUP
     }
 
     /// The model `config.json` (its bytes) describes.
-    private static func model(config: [UInt8], path: String) throws -> KerasModel {
+    static func model(config: [UInt8], path: String) throws -> KerasModel {
         let json: JSONValue
         do { json = try JSONValue.parse(String(decoding: config, as: UTF8.self)) } catch {
             throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")
