@@ -126,6 +126,9 @@ def targets(work):
     # A Keras 3 file whose config or weights are changed, zipped again.
     structured.append(("keras3_multitask.keras repacked", f"{FIXTURES}/keras3_multitask.keras",
                        run_on("keras3_multitask.input.npy"), structured_mutator(repack)))
+    # tf-keras's .keras: weights found by place, not by name.
+    structured.append(("tiny_residual_tfkeras.keras repacked", f"{FIXTURES}/tiny_residual_tfkeras.keras",
+                       run_on("tiny_residual.input.npy"), structured_mutator(repack)))
     byte_mutated = [
         ("tiny_residual.h5", f"{FIXTURES}/tiny_residual.h5", ["inspect", "{}"]),
         ("graft_heads.h5", f"{FIXTURES}/graft_heads.h5", ["inspect", "{}"]),

@@ -42,6 +42,9 @@ struct KerasModel {
     var outputs: [KerasRef]
     /// Keras 3 configs write calls as `{"args": …}` and number a nested model's calls from 0.
     var isKeras3 = false
+    /// A Sequential model, whose `layers` (as Keras walks them to save weights) leave out the
+    /// InputLayer.
+    var isSequential = false
 
     static let modelClasses: Set<String> = ["Functional", "Model", "Sequential"]
 
@@ -58,8 +61,12 @@ struct KerasModel {
         guard let layerList = config["layers"]?.array else { throw .badConfig(path: path, layer: nil, reason: "no layer list") }
         var parsed: [KerasLayer] = []
         for l in layerList { parsed.append(try Self.layer(l, path: path, depth: depth)) }
-        isKeras3 = json["module"] != nil || layerList.contains { $0["inbound_nodes"]?[0]?.object != nil }
+        // tf-keras's `.keras` configs (and Keras 2.13–2.15's) name a module too, but from its
+        // `engine` (`tf_keras.src.engine.functional`), and write calls as Keras 2 does.
+        isKeras3 = layerList.contains { $0["inbound_nodes"]?[0]?.object != nil }
+            || json["module"]?.string.map { !$0.contains(".engine") } ?? false
         if cls == "Sequential" {
+            isSequential = true
             (layers, inputs, outputs) = try Self.chain(parsed, path: path)
         } else {
             layers = parsed

@@ -82,7 +82,46 @@ struct Keras3Weights: KerasWeightSource {
         self.file = file
         self.path = path
         try collect("/", depth: 0)
+        // tf-keras writes the same layout without the layer names: found where Keras looks.
+        if vars.isEmpty { try locate(model, in: "") }
         roles = Self.roleOrders(model)
+    }
+
+    /// Finds each layer's `vars` group by where Keras (tf-keras and Keras 3 alike) puts it: a
+    /// model's layers, in order, at `layers/` + the snake-cased class name, numbered from the
+    /// second of a class (`dense`, `dense_1`, …; a Sequential model's InputLayer is not one
+    /// of them); a nested model's below its own. A layer met twice (shared) is saved once, at
+    /// the first place.
+    private mutating func locate(_ model: KerasModel, in group: String) throws(ImportError) {
+        guard group.count < 4096 else { return }
+        var used: [String: Int] = [:]
+        for layer in model.layers where !(model.isSequential && layer.className == "InputLayer") {
+            let base = Self.snakeCase(layer.className == "Model" ? "Functional" : layer.className)
+            let count = used[base].map { $0 + 1 } ?? 0
+            used[base] = count
+            let place = group + "/layers/" + (count == 0 ? base : "\(base)_\(count)")
+            if vars[layer.name] == nil, file.kind(place + "/vars") == H5I_GROUP {
+                let datasets = try datasets(in: place + "/vars")
+                if !datasets.isEmpty { vars[layer.name] = datasets }
+            }
+            if let nested = layer.nested { try locate(nested, in: place) }
+        }
+    }
+
+    /// A class name as Keras names its weights' place: `Conv2D` → `conv2d`, `LeakyReLU` →
+    /// `leaky_re_lu`, `BatchNormalization` → `batch_normalization` (tf-keras's `to_snake_case`).
+    static func snakeCase(_ name: String) -> String {
+        func replacing(_ pattern: String, in text: String) -> String {
+            let regex = try! NSRegularExpression(pattern: pattern)
+            return regex.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1_$2")
+        }
+        let snake = replacing("([a-z])([A-Z])", in: replacing("(.)([A-Z][a-z0-9]+)", in: name)).lowercased()
+        return snake.hasPrefix("_") ? "private" + snake : snake
+    }
+
+    /// The datasets `0`, `1`, … of a `vars` group, in order.
+    private func datasets(in group: String) throws(ImportError) -> [String] {
+        try file.children(group).compactMap { c in Int(c).map { ($0, group + "/" + c) } }.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
     /// Finds every `vars` group (attribute `name` = layer name) below `group`.
@@ -92,8 +131,8 @@ struct Keras3Weights: KerasWeightSource {
             let p = group == "/" ? "/" + child : group + "/" + child
             guard file.kind(p) == H5I_GROUP else { continue }
             if child == "vars", let name = try file.strings("name", of: p)?.first {
-                let datasets = try file.children(p).compactMap { c in Int(c).map { ($0, p + "/" + c) } }.sorted { $0.0 < $1.0 }
-                if !datasets.isEmpty { vars[name] = datasets.map(\.1) }
+                let datasets = try datasets(in: p)
+                if !datasets.isEmpty { vars[name] = datasets }
             } else {
                 try collect(p, depth: depth + 1)
             }
