@@ -192,9 +192,9 @@ extension IsolatedImport {
         }
 
         /// The budget for the file at `path` (or a Keras 3 model directory's files), by the bytes
-        /// it holds: its size, or less when it has holes. A sparse file of 2^40 bytes whose first 4 KB were a real `.h5`'s had a budget
-        /// of 109,956 s of CPU (30 hours), and libhdf5 looped over its holes (a 1 GiB one used all
-        /// its 112 s).
+        /// it holds: its size, or less when it has holes. A sparse file of 2^40 bytes whose first
+        /// 4 KB were a real `.h5`'s had a budget of 109,956 s of CPU (30 hours), and libhdf5
+        /// looped over its holes (a 1 GiB one used all its 112 s).
         public init(file path: String) {
             self.init(sourceBytes: ModelLoader.sourceFiles(path: path).reduce(0) { bytes, file in
                 var info = stat()
