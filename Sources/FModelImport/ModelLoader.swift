@@ -46,6 +46,7 @@ public enum ModelLoader {
     public static func detect(path: String) throws(ImportError) -> SourceFormat {
         if isDirectory(path) {
             guard access(path + "/config.json", F_OK) == 0 else {
+                if access(path + "/saved_model.pb", F_OK) == 0 { throw .unknownFormat(path: path, reason: savedModel) }
                 throw .unknownFormat(path: path, reason: "a directory, and not a Keras 3 model saved as one (it has no config.json)")
             }
             return .keras3
@@ -100,6 +101,10 @@ public enum ModelLoader {
         graph.metadata.producer = "fmodel \(FModelVersion.current)"
         return graph
     }
+
+    /// What is said of a TensorFlow SavedModel (a directory with `saved_model.pb`, or that file),
+    /// which fmodel does not read, and what to give it instead.
+    static let savedModel = "a TensorFlow SavedModel, which fmodel does not read: give it a frozen GraphDef (.pb; convert_variables_to_constants_v2), or the Keras model saved as .keras or .h5"
 
     /// True when `path` is a directory (or a link to one): a Keras 3 model saved unzipped.
     public static func isDirectory(_ path: String) -> Bool {

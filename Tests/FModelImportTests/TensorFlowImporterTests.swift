@@ -251,6 +251,24 @@ import Testing
         #expect(throws: ImportError.self) { try load(file, inputs: "input:?x64x64x3") }
     }
 
+    /// A TensorFlow SavedModel, as a directory or its `saved_model.pb` (which opens with its
+    /// schema version, field 1 as a number: 08 01, then its meta graphs), is named as one with
+    /// what to give instead. They were "not a Keras 3 model saved as one (it has no
+    /// config.json)" and "the GraphDef has no nodes"; an empty GraphDef is still the latter.
+    @Test func savedModelsAreNamedAsSuch() throws {
+        let dir = Fixtures.temporaryDirectory(), model = dir + "/saved_model.pb"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reason = "a TensorFlow SavedModel, which fmodel does not read: give it a frozen GraphDef (.pb; convert_variables_to_constants_v2), or the Keras model saved as .keras or .h5"
+        try #require(FileManager.default.createFile(atPath: model, contents: Data([0x08, 0x01, 0x12, 0x00])))
+        for path in [dir, model] {
+            #expect(throws: ImportError.unknownFormat(path: path, reason: reason)) { try ModelLoader.load(path: path) }
+        }
+        try #require(FileManager.default.createFile(atPath: dir + "/empty.pb", contents: Data([0x1A, 0x00])))
+        #expect(throws: ImportError.unknownFormat(path: dir + "/empty.pb", reason: "the GraphDef has no nodes")) {
+            try ModelLoader.load(path: dir + "/empty.pb")
+        }
+    }
+
     @Test func tensorContentMismatchNamesTheNode() {
         do {
             _ = try load("bad/tensor_content_mismatch.pb", inputs: "input:?x64x64x3")

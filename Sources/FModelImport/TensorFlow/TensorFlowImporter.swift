@@ -82,7 +82,12 @@ public enum TensorFlowImporter {
         } catch {
             throw .unknownFormat(path: path, reason: "not a valid GraphDef protobuf (its fields besides the nodes: \(error))")
         }
-        guard !graphDef.node.isEmpty else { throw .unknownFormat(path: path, reason: "the GraphDef has no nodes") }
+        guard !graphDef.node.isEmpty else {
+            // A SavedModel's saved_model.pb opens with field 1 as a number, its schema version
+            // (a GraphDef's field 1 is a node): it parsed as a GraphDef without nodes.
+            if file.bytes.first == 0x08 { throw .unknownFormat(path: path, reason: ModelLoader.savedModel) }
+            throw .unknownFormat(path: path, reason: "the GraphDef has no nodes")
+        }
         return FrozenGraph(graphDef: graphDef, file: file, weights: weights)
     }
 }
