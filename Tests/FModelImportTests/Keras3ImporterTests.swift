@@ -48,13 +48,14 @@ import Testing
 
     /// The archive zipped again with its entries deflated, as `zip -r` does; the model Keras
     /// reads from it saved unzipped, as a directory (`zipped=False`, as Keras puts models on the
-    /// Hugging Face Hub); and its weights alone (`save_weights`) with its config (`to_json`).
-    /// The fixture script checks that Keras reads each to the archive's outputs; each imports
-    /// to the stored archive's outputs exactly. Before, the first was refused ("model.weights.h5
-    /// is compressed in the .keras zip (deflate, method 8)"), the second was "cannot open the
-    /// file (not a regular file)", the third "'/' has no 'layer_names' attribute (not a Keras
-    /// weights file)".
-    @Test(arguments: ["keras3_multitask_deflated", "keras3_multitask_dir", "keras3_multitask_weights"])
+    /// Hugging Face Hub); its weights alone (`save_weights`) with its config (`to_json`); and
+    /// the legacy `.h5` Keras 3 writes. The fixture script checks that Keras reads each to the
+    /// archive's outputs; each imports to the stored archive's outputs exactly. Before, the
+    /// first was refused ("model.weights.h5 is compressed in the .keras zip (deflate, method
+    /// 8)"), the second was "cannot open the file (not a regular file)", the third "'/' has no
+    /// 'layer_names' attribute (not a Keras weights file)", the fourth "layer 'dw' needs weight
+    /// 'dw/depthwise_kernel:0'" (Keras 3 calls it `kernel`).
+    @Test(arguments: ["keras3_multitask_deflated", "keras3_multitask_dir", "keras3_multitask_weights", "keras3_multitask_h5"])
     func otherFormsMatchTheArchive(_ name: String) throws {
         let e = try Self.entry(name)
         var options = ImportOptions.inProcess
@@ -63,6 +64,8 @@ import Testing
             try #require(zip.entries.values.allSatisfy { $0.method == 8 } && zip.entries["model.weights.h5"] != nil, "the fixture is not deflated")
         } else if name.hasSuffix("dir") {
             try #require(ModelLoader.isDirectory(Fixtures.path(e.model)), "the fixture is not a directory")
+        } else if name.hasSuffix("h5") {
+            try #require(try ModelLoader.detect(path: Fixtures.path(e.model)) == .kerasH5)
         } else {
             options.configJSON = try String(contentsOfFile: Fixtures.path(try #require(e.config)), encoding: .utf8)
         }

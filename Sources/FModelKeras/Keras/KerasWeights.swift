@@ -43,12 +43,19 @@ struct KerasWeights: KerasWeightSource {
 
     /// True when layer `layer` (stored in top-level group `group`) has weight `role`.
     func has(_ role: String, layer: String, group: String) -> Bool {
-        index[group]?["\(layer)/\(role)"] != nil
+        dataset(role, layer: layer, group: group) != nil
+    }
+
+    /// The dataset of weight `role` of `layer`. Keras 3 names a DepthwiseConv2D's kernel
+    /// `kernel`, and so writes it in the `.h5` it saves (`model.save("x.h5")`): a layer's one
+    /// kernel either way.
+    private func dataset(_ role: String, layer: String, group: String) -> String? {
+        index[group]?["\(layer)/\(role)"] ?? (role == "depthwise_kernel" ? index[group]?["\(layer)/kernel"] : nil)
     }
 
     /// Reads weight `role` of `layer` as a float32 tensor.
     func tensor(_ role: String, layer: String, group: String) throws(ImportError) -> Tensor {
-        guard let dataset = index[group]?["\(layer)/\(role)"], file.kind(dataset) == H5I_DATASET else {
+        guard let dataset = dataset(role, layer: layer, group: group), file.kind(dataset) == H5I_DATASET else {
             throw .missingWeight(path: file.path, layer: layer, weight: "\(layer)/\(role):0")
         }
         let (shape, storage) = try file.floatStorage(dataset)
