@@ -68,6 +68,21 @@ import Testing
         #expect(outputs == fromH5)
     }
 
+    /// A tf-keras `.keras` with a Sequential trunk inside a Functional model (its weights under
+    /// `layers/sequential/layers/…`) and a Dense layer called twice among three others (one
+    /// place, numbered in the config's order). Runs to tf-keras's outputs.
+    @Test func tfKerasNestedSequentialAndSharedLayerMatchTensorFlow() throws {
+        let name = "nested_shared_tfkeras"
+        let graph = try ModelLoader.load(path: Fixtures.path(name + ".keras"), options: .inProcess)
+        let x = try NPY.read(path: Fixtures.path(name + ".input.npy"))
+        let outputs = try Executor(graph: graph).run([graph.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
+        #expect(Set(outputs.keys) == ["sum", "probs"])
+        for output in ["sum", "probs"] {
+            let d = Difference(try #require(outputs[output]).values, try NPY.read(path: Fixtures.path("\(name).out.\(output).npy")).values, tolerance: .tensorFlow)
+            #expect(d.isWithinTolerance, "\(output): max |Δ| \(d.maxAbsolute)")
+        }
+    }
+
     /// tf-keras's `save_weights("x.weights.h5")` (the `.keras` weights' layout, unnamed) with its
     /// `to_json` config runs to the `.h5`'s numbers exactly.
     @Test func tfKerasWeightsFileWithItsConfigMatchesTensorFlow() throws {

@@ -42,9 +42,6 @@ struct KerasModel {
     var outputs: [KerasRef]
     /// Keras 3 configs write calls as `{"args": …}` and number a nested model's calls from 0.
     var isKeras3 = false
-    /// A Sequential model, whose `layers` (as Keras walks them to save weights) leave out the
-    /// InputLayer.
-    var isSequential = false
 
     static let modelClasses: Set<String> = ["Functional", "Model", "Sequential"]
 
@@ -66,7 +63,6 @@ struct KerasModel {
         isKeras3 = layerList.contains { $0["inbound_nodes"]?[0]?.object != nil }
             || json["module"]?.string.map { !$0.contains(".engine") } ?? false
         if cls == "Sequential" {
-            isSequential = true
             (layers, inputs, outputs) = try Self.chain(parsed, path: path)
         } else {
             layers = parsed

@@ -89,13 +89,14 @@ struct Keras3Weights: KerasWeightSource {
 
     /// Finds each layer's `vars` group by where Keras (tf-keras and Keras 3 alike) puts it: a
     /// model's layers, in order, at `layers/` + the snake-cased class name, numbered from the
-    /// second of a class (`dense`, `dense_1`, …; a Sequential model's InputLayer is not one
-    /// of them); a nested model's below its own. A layer met twice (shared) is saved once, at
-    /// the first place.
+    /// second of a class (`dense`, `dense_1`, …); a nested model's below its own. (Keras
+    /// leaves a Sequential model's InputLayer out of its layers there: it counts only
+    /// `input_layer`s, which hold no weights.) A name met again in a nested model keeps the
+    /// first place found.
     private mutating func locate(_ model: KerasModel, in group: String) throws(ImportError) {
         guard group.count < 4096 else { return }
         var used: [String: Int] = [:]
-        for layer in model.layers where !(model.isSequential && layer.className == "InputLayer") {
+        for layer in model.layers {
             let base = Self.snakeCase(layer.className == "Model" ? "Functional" : layer.className)
             let count = used[base].map { $0 + 1 } ?? 0
             used[base] = count
