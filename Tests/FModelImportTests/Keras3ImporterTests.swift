@@ -35,6 +35,19 @@ import Testing
         }
     }
 
+    /// A nested model naming a layer as one outside it is named (`fc` in both): each takes its
+    /// own weights, found where Keras puts them. They were taken by the layer name Keras 3
+    /// tags them with, one for both: "layer 'fc' weight 'kernel' has shape [4, 3], expected
+    /// [-1, 5]" (tf-keras's `.keras` alike).
+    @Test func aNestedModelMayReuseALayerName() throws {
+        let e = try Self.entry("keras3_shadowed")
+        let g = try ModelLoader.load(path: Fixtures.path(e.model), options: .inProcess)
+        let x = try NPY.read(path: Fixtures.path(e.input))
+        let out = try Executor(graph: g).run([g.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
+        let d = Difference(try #require(out["head"]).values, try NPY.read(path: Fixtures.path(e.outputs["head"]!)).values, tolerance: .tensorFlow)
+        #expect(d.isWithinTolerance, "max |Δ| \(d.maxAbsolute)")
+    }
+
     @Test func brokenZipsAreErrors() throws {
         let original = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
         let dir = Fixtures.temporaryDirectory()

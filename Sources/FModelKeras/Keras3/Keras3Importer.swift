@@ -4,10 +4,10 @@ import FModelFormat
 import FModelImport
 import Foundation
 
-/// Imports Keras 3 `.keras` files: a zip of `config.json` and `model.weights.h5`, whose weights sit
-/// in `…/vars/0, 1, …` groups tagged with the layer's name, in the order the layer creates them;
-/// or the same two files in a directory (`save(zipped=False)`, as Keras puts models on the
-/// Hugging Face Hub).
+/// Imports Keras 3 `.keras` files (and tf-keras's): a zip of `config.json` and
+/// `model.weights.h5`, whose weights sit in `…/vars/0, 1, …` groups at each layer's place, in
+/// the order the layer creates them; or the same two files in a directory (`save(zipped=False)`,
+/// as Keras puts models on the Hugging Face Hub).
 enum Keras3Importer {
     static func importModel(path: String) throws -> Graph {
         if ModelLoader.isDirectory(path) {
@@ -71,41 +71,47 @@ enum Keras3Importer {
     }
 }
 
-/// Keras 3 weights: per layer name, the `vars` datasets in order, and which role each index is.
+/// Keras 3 weights: per layer, the `vars` datasets in order, and which role each index is. A
+/// layer is keyed by its top-level group and its name (`key`): a nested model may name a layer
+/// as one outside it is named.
 struct Keras3Weights: KerasWeightSource {
     let file: HDF5File
     let path: String
+    /// Found where Keras puts them (`locate`), by key.
     private var vars: [String: [String]] = [:]
     private var roles: [String: [String]] = [:]
 
     init(file: HDF5File, model: KerasModel, path: String) throws(ImportError) {
         self.file = file
         self.path = path
-        try collect("/", depth: 0)
-        // tf-keras writes the same layout without the layer names: found where Keras looks.
-        if vars.isEmpty { try locate(model, in: "") }
-        roles = Self.roleOrders(model)
+        try locate(model, in: "", group: nil)
+        roles = Self.roleOrders(model, group: nil)
     }
+
+    /// The key of layer `layer` in top-level group `group` (the layer's own name at top level).
+    static func key(_ group: String, _ layer: String) -> String { group + "\u{0}" + layer }
 
     /// Finds each layer's `vars` group by where Keras (tf-keras and Keras 3 alike) puts it: a
     /// model's layers, in order, at `layers/` + the snake-cased class name, numbered from the
     /// second of a class (`dense`, `dense_1`, …); a nested model's below its own. (Keras
     /// leaves a Sequential model's InputLayer out of its layers there: it counts only
-    /// `input_layer`s, which hold no weights.) A name met again in a nested model keeps the
-    /// first place found.
-    private mutating func locate(_ model: KerasModel, in group: String) throws(ImportError) {
-        guard group.count < 4096 else { return }
+    /// `input_layer`s, which hold no weights.) Keras loads by these places. Keras 3 also tags
+    /// each with the layer's name, which tf-keras does not; fmodel took Keras 3's weights by
+    /// those names, one for two layers of a name (`keras3_shadowed`). `group`: the top-level
+    /// group of `model`'s layers (nil: they are top-level).
+    private mutating func locate(_ model: KerasModel, in place: String, group: String?) throws(ImportError) {
+        guard place.count < 4096 else { return }
         var used: [String: Int] = [:]
         for layer in model.layers {
             let base = Self.snakeCase(layer.className == "Model" ? "Functional" : layer.className)
             let count = used[base].map { $0 + 1 } ?? 0
             used[base] = count
-            let place = group + "/layers/" + (count == 0 ? base : "\(base)_\(count)")
-            if vars[layer.name] == nil, file.kind(place + "/vars") == H5I_GROUP {
-                let datasets = try datasets(in: place + "/vars")
-                if !datasets.isEmpty { vars[layer.name] = datasets }
+            let at = place + "/layers/" + (count == 0 ? base : "\(base)_\(count)"), key = Self.key(group ?? layer.name, layer.name)
+            if vars[key] == nil, file.kind(at + "/vars") == H5I_GROUP {
+                let datasets = try datasets(in: at + "/vars")
+                if !datasets.isEmpty { vars[key] = datasets }
             }
-            if let nested = layer.nested { try locate(nested, in: place) }
+            if let nested = layer.nested { try locate(nested, in: at, group: group ?? layer.name) }
         }
     }
 
@@ -125,34 +131,21 @@ struct Keras3Weights: KerasWeightSource {
         try file.children(group).compactMap { c in Int(c).map { ($0, group + "/" + c) } }.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
-    /// Finds every `vars` group (attribute `name` = layer name) below `group`.
-    private mutating func collect(_ group: String, depth: Int) throws(ImportError) {
-        guard depth < 32 else { return }
-        for child in try file.children(group) {
-            let p = group == "/" ? "/" + child : group + "/" + child
-            guard file.kind(p) == H5I_GROUP else { continue }
-            if child == "vars", let name = try file.strings("name", of: p)?.first {
-                let datasets = try datasets(in: p)
-                if !datasets.isEmpty { vars[name] = datasets }
-            } else {
-                try collect(p, depth: depth + 1)
-            }
-        }
-    }
-
-    /// Each layer's weights by Keras name, in the order it creates them (nested models too).
-    static func roleOrders(_ model: KerasModel) -> [String: [String]] {
+    /// Each layer's weights by Keras name, in the order it creates them (nested models too), by
+    /// key.
+    static func roleOrders(_ model: KerasModel, group: String?) -> [String: [String]] {
         var out: [String: [String]] = [:]
         for layer in model.layers {
-            if let nested = layer.nested { out.merge(roleOrders(nested)) { a, _ in a } }
+            if let nested = layer.nested { out.merge(roleOrders(nested, group: group ?? layer.name)) { a, _ in a } }
             let names = layer.weights.map(\.keras)
-            if !names.isEmpty { out[layer.name] = names }
+            if !names.isEmpty { out[key(group ?? layer.name, layer.name)] = names }
         }
         return out
     }
 
     func tensor(_ role: String, layer: String, group: String) throws(ImportError) -> Tensor {
-        guard let i = roles[layer]?.firstIndex(of: role), let list = vars[layer], i < list.count else {
+        let key = Self.key(group, layer)
+        guard let i = roles[key]?.firstIndex(of: role), let list = vars[key], i < list.count else {
             throw .missingWeight(path: path, layer: layer, weight: role)
         }
         let (shape, storage) = try file.floatStorage(list[i])
