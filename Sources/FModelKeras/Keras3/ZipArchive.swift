@@ -26,8 +26,8 @@ struct ZipArchive {
     /// How many bytes a deflated entry is inflated at a time.
     var inflateChunk = 1 << 20
     /// The most a deflated entry may inflate to: 64 times its compressed bytes, or 64 MiB.
-    /// Weights deflate about 1.1:1 (the trained model in `../shared`, 1.12; the seeded full-size
-    /// one, 1.10), the tiny fixture's HDF5 metadata 4.9:1; deflate's 1032:1 comes from runs of
+    /// Weights deflate about 1.1:1 (`Benchmarks/deflate_ratio.py`: the trained model in
+    /// `../shared`, 1.12; the seeded full-size one, 1.10), the tiny fixture's HDF5 metadata 5:1; deflate's 1032:1 comes from runs of
     /// one byte, a zip bomb's, which would write 1 GB to the scratch directory (memory, where
     /// it is a tmpfs) for each MB of the archive.
     static let maxInflation = (ratio: 64, floor: 64 << 20)
