@@ -45,6 +45,13 @@ struct KerasModel {
 
     static let modelClasses: Set<String> = ["Functional", "Model", "Sequential"]
 
+    /// Parses the text of such a document: `what` names it in the error when it is not JSON.
+    init(text: String, what: String, path: String) throws(ImportError) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(text) } catch { throw .badConfig(path: path, layer: nil, reason: "\(what) is not JSON") }
+        try self.init(json, path: path)
+    }
+
     /// Parses a `{"class_name": ..., "config": ...}` document.
     init(_ json: JSONValue, path: String, depth: Int = 0) throws(ImportError) {
         guard depth < 16 else { throw .badConfig(path: path, layer: nil, reason: "models nested deeper than 16") }

@@ -19,20 +19,14 @@ public enum KerasImporter {
             configText = configJSON ?? text
             weightsRoot = "/model_weights"
         } else if let configJSON {
-            // Keras 3's `save_weights` file: the layout of a `.keras` file's weights.
-            if try Keras3Importer.holdsWeights(file) {
-                return try Keras3Importer.lower(try Keras3Importer.model(config: Array(configJSON.utf8), path: path), weights: file, path: path)
-            }
             configText = configJSON
             weightsRoot = "/"
         } else {
             throw ImportError.missing(path: path, object: "/", what: "'model_config' attribute: a weights-only file needs --config MODEL.json")
         }
-        let json: JSONValue
-        do { json = try JSONValue.parse(configText) } catch {
-            throw ImportError.badConfig(path: path, layer: nil, reason: "config is not JSON")
-        }
-        let model = try KerasModel(json, path: path)
+        let model = try KerasModel(text: configText, what: "config", path: path)
+        // Keras 3's `save_weights` file (and tf-keras's `.weights.h5`): a `.keras` file's layout.
+        if weightsRoot == "/", try Keras3Importer.holdsWeights(file) { return try Keras3Importer.lower(model, weights: file, path: path) }
         let weights = try KerasWeights(file: file, root: weightsRoot)
         var lowering = KerasLowering(path: path, weights: weights)
         let outputs = try lowering.lowerTopLevel(model)

@@ -17,7 +17,7 @@ enum Keras3Importer {
             }
             let h5 = path + "/model.weights.h5"
             guard access(h5, F_OK) == 0 else { throw ImportError.missing(path: path, object: "/", what: "model.weights.h5 in the directory") }
-            return try lower(try model(config: Array(config.utf8), path: path), weights: h5, named: h5, path: path)
+            return try lower(try KerasModel(text: config, what: "config.json", path: path), weights: h5, named: h5, path: path)
         }
         // libhdf5 reads files: the weights go to a private temporary copy (in the import's
         // scratch directory when fmodel runs this worker), removed on a signal too.
@@ -51,21 +51,13 @@ enum Keras3Importer {
         try file.strings("layer_names", of: "/") == nil && file.kind("/layers") == H5I_GROUP
     }
 
-    /// The model `config.json` (its bytes) describes.
-    static func model(config: [UInt8], path: String) throws -> KerasModel {
-        let json: JSONValue
-        do { json = try JSONValue.parse(String(decoding: config, as: UTF8.self)) } catch {
-            throw ImportError.badConfig(path: path, layer: nil, reason: "config.json is not JSON")
-        }
-        return try KerasModel(json, path: path)
-    }
-
     /// Reads the `.keras` zip's model config and copies its weights to `h5`. The zip is unmapped
     /// on return, before libhdf5 reads the copy: its pages, all read for their checksums, were
     /// resident beside the weights libhdf5 reads (a 134 MB file peaked at 294 MB, now 162).
     private static func unpack(_ path: String, weightsTo h5: String) throws -> KerasModel {
         let zip = try ZipArchive(path: path)
-        let model = try model(config: try zip.contents("config.json", maxBytes: MappedFile.maxConfigBytes), path: path)
+        let config = try zip.contents("config.json", maxBytes: MappedFile.maxConfigBytes)
+        let model = try KerasModel(text: String(decoding: config, as: UTF8.self), what: "config.json", path: path)
         try zip.extract("model.weights.h5", to: h5)
         return model
     }
@@ -118,13 +110,16 @@ struct Keras3Weights: KerasWeightSource {
     /// A class name as Keras names its weights' place: `Conv2D` → `conv2d`, `LeakyReLU` →
     /// `leaky_re_lu`, `BatchNormalization` → `batch_normalization` (tf-keras's `to_snake_case`).
     static func snakeCase(_ name: String) -> String {
-        func replacing(_ pattern: String, in text: String) -> String {
-            let regex = try! NSRegularExpression(pattern: pattern)
-            return regex.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1_$2")
+        func replacing(_ regex: NSRegularExpression, in text: String) -> String {
+            regex.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1_$2")
         }
-        let snake = replacing("([a-z])([A-Z])", in: replacing("(.)([A-Z][a-z0-9]+)", in: name)).lowercased()
+        let snake = replacing(lowerUpper, in: replacing(word, in: name)).lowercased()
         return snake.hasPrefix("_") ? "private" + snake : snake
     }
+
+    /// `snakeCase`'s two patterns, compiled once rather than for every layer.
+    private static let word = try! NSRegularExpression(pattern: "(.)([A-Z][a-z0-9]+)")
+    private static let lowerUpper = try! NSRegularExpression(pattern: "([a-z])([A-Z])")
 
     /// The datasets `0`, `1`, … of a `vars` group, in order.
     private func datasets(in group: String) throws(ImportError) -> [String] {
