@@ -14,6 +14,9 @@ import Testing
         var outputs: [String: String]
         /// The model config of a weights-only file (`--config`).
         var config: String?
+        /// Keras-quantized models: the outputs of the float model with the int8 kernels
+        /// dequantized (`kernel / kernel_scale`).
+        var dequantized: [String: String]?
     }
 
     static func entry(_ name: String = "keras3_multitask") throws -> Entry {
@@ -29,12 +32,14 @@ import Testing
         return try ModelLoader.load(path: Fixtures.path(e.model), options: options)
     }
 
-    /// `graph`'s outputs on entry `e`'s input, each checked against the outputs Keras saved.
-    static func runMatchingKeras(_ graph: Graph, _ e: Entry) throws -> [String: FloatTensor] {
+    /// `graph`'s outputs on entry `e`'s input, each checked against the outputs Keras saved
+    /// (`outputs`, by default `e.outputs`) within `tolerance`.
+    static func runMatchingKeras(_ graph: Graph, _ e: Entry, outputs: [String: String]? = nil,
+                                 tolerance: Tolerance = .tensorFlow) throws -> [String: FloatTensor] {
         let x = try NPY.read(path: Fixtures.path(e.input))
         let out = try Executor(graph: graph).run([graph.inputs[0].name: FloatTensor(shape: Shape(x.shape), values: x.values)])
-        for (name, file) in e.outputs {
-            let d = Difference(try #require(out[name]).values, try NPY.read(path: Fixtures.path(file)).values, tolerance: .tensorFlow)
+        for (name, file) in outputs ?? e.outputs {
+            let d = Difference(try #require(out[name]).values, try NPY.read(path: Fixtures.path(file)).values, tolerance: tolerance)
             #expect(d.isWithinTolerance, "\(e.name) \(name): max |Δ| \(d.maxAbsolute)")
         }
         return out
@@ -55,6 +60,60 @@ import Testing
     @Test func aNestedModelMayReuseALayerName() throws {
         let e = try Self.entry("keras3_shadowed")
         #expect(try Self.runMatchingKeras(Self.load(e), e).keys.sorted() == ["head"])
+    }
+
+    /// A model whose Dense layers Keras quantized (`model.quantize("int8")`), as `.keras` and as
+    /// the legacy `.h5`, keeps them int8 and computes with exactly Keras's int8 weights: as the
+    /// float model holding them dequantized, and as Keras's int8 model up to its 8-bit
+    /// activations. The int8 kernels were read as floats and `kernel_scale` ignored: outputs
+    /// of 67822 for 0.97.
+    @Test(arguments: ["keras3_int8", "keras3_int8_h5"])
+    func kerasInt8DenseLayersStayInt8(_ name: String) throws {
+        let e = try Self.entry(name)
+        let g = try Self.load(e)
+        for layer in ["fc1", "age", "gender", "ethnicity"] {
+            let kernel = try #require(g.node(named: layer).flatMap { g.param("kernel", of: $0) })
+            #expect(kernel.dtype == .int8PerChannel, "\(layer) is \(kernel.dtype)")
+        }
+        _ = try Self.runMatchingKeras(g, e, outputs: try #require(e.dequantized))
+        _ = try Self.runMatchingKeras(g, e, tolerance: Tolerance(absolute: 0.005))
+    }
+
+    /// The quantizations fmodel does not read (int4, float8, GPTQ, AWQ, any on a layer other
+    /// than Dense) are errors naming the layer and the mode.
+    @Test func otherKerasQuantizationsAreErrors() throws {
+        let zip = try ZipArchive(path: Fixtures.path("keras3_int8.keras"))
+        let config = String(decoding: try zip.contents("config.json", maxBytes: 1 << 20), as: UTF8.self)
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try zip.extract("model.weights.h5", to: dir + "/model.weights.h5")
+        for mode in ["int4", "float8", "gptq"] {
+            let changed = config.replacingOccurrences(of: #""mode": "int8""#, with: "\"mode\": \"\(mode)\"")
+            try #require(changed != config, "the fixture's config names no int8 mode")
+            try changed.write(toFile: dir + "/config.json", atomically: false, encoding: .utf8)
+            #expect(throws: ImportError.badConfig(path: dir, layer: "fc1", reason: "is quantized by Keras (\(mode)); fmodel reads Keras's "
+                    + "quantization only for Dense layers in int8: import the float model and quantize it with `fmodel quantize`")) {
+                try ModelLoader.load(path: dir, options: .inProcess)
+            }
+        }
+    }
+
+    /// Keras's int8 kernel and scales are checked before they become fmodel's.
+    @Test func brokenKerasInt8WeightsAreErrors() throws {
+        let c = LayerConfig(layer: KerasLayer(className: "Dense", name: "fc", config: .object([:]), inbound: [], nested: nil), path: "m.keras")
+        let q = Tensor([1, -127, 127, 0, 5, -5], shape: [3, 2])
+        let good = try c.int8Kernel(q, kerasScale: Tensor([127, 0.5], shape: [2]))
+        #expect(good.floats() == [1 / 127, -254, 1, 0, 5 / 127, -10])
+        func reason(_ q: Tensor, _ scale: [Float]) -> String? {
+            do { _ = try c.int8Kernel(q, kerasScale: Tensor(scale, shape: Shape([scale.count]))) } catch { return error.description }
+            return nil
+        }
+        #expect(reason(q, [1, 0])?.hasSuffix("kernel_scale of unit 1 is 0.0, expected a positive finite number") == true)
+        #expect(reason(q, [.infinity, 1])?.hasSuffix("kernel_scale of unit 0 is inf, expected a positive finite number") == true)
+        #expect(reason(q, [1e-45, 1])?.contains("kernel_scale of unit 0") == true)
+        #expect(reason(q, [1, 2, 3]) == "m.keras: layer 'fc' weight 'kernel_scale' has shape [3], expected [2]")
+        #expect(reason(Tensor([1, 1.5, 0, 0, 0, 0], shape: [3, 2]), [1, 1])?.hasSuffix("int8 kernel value 1 is 1.5, not an 8-bit integer") == true)
+        #expect(reason(Tensor([1, 1, 0, 200, 0, 0], shape: [3, 2]), [1, 1])?.hasSuffix("int8 kernel value 3 is 200.0, not an 8-bit integer") == true)
     }
 
     @Test func brokenZipsAreErrors() throws {

@@ -17,13 +17,18 @@ struct KerasLayer {
     /// The model config, when this layer is itself a model.
     var nested: KerasModel?
 
+    /// How Keras quantized this layer (`model.quantize(mode)`): its dtype policy's `mode`
+    /// (`int8`, `int4`, `float8`, `gptq`, `awq`, …), nil for a float layer.
+    var quantization: String? { config["dtype"]?["config"]?["mode"].map { $0.string ?? $0.brief } }
+
     /// The weights this layer creates, by Keras name in the order it creates them (the order
     /// of a Keras 3 file's `vars/0, 1, …`), with the IR parameter each becomes.
     var weights: [(keras: String, role: String)] {
         func flag(_ key: String) -> Bool { config[key]?.bool ?? true }
         let bias = flag("use_bias") ? [(keras: "bias", role: "bias")] : []
         switch className {
-        case "Conv2D", "Dense": return [("kernel", "kernel")] + bias
+        case "Conv2D": return [("kernel", "kernel")] + bias
+        case "Dense": return [("kernel", "kernel")] + bias + (quantization == "int8" ? [("kernel_scale", "kernel_scale")] : [])
         case "DepthwiseConv2D": return [("depthwise_kernel", "kernel")] + bias
         case "BatchNormalization":
             return (flag("scale") ? [("gamma", "gamma")] : []) + (flag("center") ? [("beta", "beta")] : [])

@@ -16,6 +16,10 @@ extension KerasLowering {
     }
 
     private func lowering(_ layer: KerasLayer, _ c: LayerConfig, inputs: [String], group: String) throws(ImportError) -> (Op, [String: Tensor]) {
+        if let mode = layer.quantization, !(mode == "int8" && layer.className == "Dense") {
+            throw .badConfig(path: path, layer: layer.name, reason: "is quantized by Keras (\(mode)); fmodel reads Keras's quantization "
+                             + "only for Dense layers in int8: import the float model and quantize it with `fmodel quantize`")
+        }
         // The layer's weights by IR role, read under their Keras names.
         var p: [String: Tensor] = [:]
         for w in layer.weights { p[w.role] = try weights.tensor(w.keras, layer: layer.name, group: group) }
@@ -29,6 +33,7 @@ extension KerasLowering {
             return (.depthwiseConv2D(try c.conv()), p)
         case "Dense":
             try c.checkShape(p["kernel"]!, "kernel", [-1, c.int("units")])
+            if let scale = p.removeValue(forKey: "kernel_scale") { p["kernel"] = try c.int8Kernel(p["kernel"]!, kerasScale: scale) }
             return (.dense(activation: try c.activation()), p)
         case "BatchNormalization":
             try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
@@ -68,7 +73,7 @@ struct LayerConfig {
     let layer: KerasLayer
     let path: String
 
-    private func fail(_ reason: String) -> ImportError { .badConfig(path: path, layer: layer.name, reason: reason) }
+    func fail(_ reason: String) -> ImportError { .badConfig(path: path, layer: layer.name, reason: reason) }
     private var config: JSONValue { layer.config }
 
     func int(_ key: String, default d: Int? = nil) -> Int { config[key]?.int ?? d ?? -1 }
