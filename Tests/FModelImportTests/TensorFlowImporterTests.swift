@@ -185,6 +185,18 @@ import Testing
         #expect(throws: ImportError.self) { try load("tf1_facenet_small.pb", inputs: "input:?x64x64x3", sets: ["phase_train=true"]) }
     }
 
+    /// BiasAdd, FusedBatchNorm and MaxPool over NCHW (`data_format`; graphs TensorFlow froze,
+    /// [1, 4, 4, 4]) are errors naming the node. Taken as NHWC, the first two imported and ran,
+    /// 0.77 and 2.78 away from TensorFlow's outputs.
+    @Test(arguments: [("nchw_bias_add", "BiasAdd"), ("nchw_batch_norm", "FusedBatchNormV3"), ("nchw_max_pool", "MaxPool2d")])
+    func nchwNodesAreErrors(_ file: String, _ node: String) throws {
+        let path = Fixtures.path("bad/\(file).pb")
+        #expect(throws: ImportError.badGraph(path: path, node: node, reason: "data_format NCHW is not supported (only NHWC)")) {
+            var notes: [String] = []
+            _ = try TensorFlowImporter.importModel(path: path, notes: &notes)
+        }
+    }
+
     /// A node of `op` reading `inputs`.
     static func node(_ name: String, _ op: String, _ inputs: [String]) -> Tensorflow_NodeDef {
         var n = Tensorflow_NodeDef()

@@ -13,16 +13,18 @@ extension TFLowering {
             return inputs[0]
         case "Conv2D", "DepthwiseConv2dNative":
             guard let x = dyn(0), let w = const(1) else { return record(node) }
-            guard (a["data_format"]?.s).map({ String(decoding: $0, as: UTF8.self) }) ?? "NHWC" == "NHWC" else { throw fail(name, "only NHWC is supported") }
+            try requireNHWC(a, name)
             let attrs = ConvAttributes(strides: try pair(a["strides"], name), dilations: try pair(a["dilations"], name, default: [1, 1]),
                                        padding: try padding(a, name))
             return try emit(name, node.op == "Conv2D" ? .conv2D(attrs) : .depthwiseConv2D(attrs), [x], ["kernel": w.tensor])
         case "BiasAdd":
             guard let x = dyn(0), let b = const(1) else { return record(node) }
+            if builder.shape(x).rank > 2 { try requireNHWC(a, name) }  // NCHW adds along axis 1
             return try emit(name, .affine, [x], ["bias": b.tensor])
         case "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3":
             guard let x = dyn(0), let scale = const(1), let offset = const(2), let mean = const(3), let variance = const(4) else { return record(node) }
             guard !(a["is_training"]?.b ?? false) else { throw fail(name, "batch norm in training mode on the inference path (is_training=true)") }
+            try requireNHWC(a, name)
             return try emit(name, .batchNorm(epsilon: a["epsilon"]?.f ?? 0.001), [x],
                            ["gamma": scale.tensor, "beta": offset.tensor, "mean": mean.tensor, "variance": variance.tensor])
         case "Relu": return try activation(.relu, inputs, node)
@@ -33,6 +35,7 @@ extension TFLowering {
         case "Softmax": return try activation(.softmax, inputs, node)
         case "MaxPool", "AvgPool":
             guard let x = dyn(0) else { return record(node) }
+            try requireNHWC(a, name)
             let p = PoolAttributes(size: try pair(a["ksize"], name), strides: try pair(a["strides"], name), padding: try padding(a, name))
             return try emit(name, node.op == "MaxPool" ? .maxPool(p) : .avgPool(p), [x])
         case "ConcatV2":
@@ -139,6 +142,13 @@ extension TFLowering {
         if list.isEmpty, let d { return d }
         guard list.count == 4, list[0] == 1, list[3] == 1, list[1] > 0, list[2] > 0 else { throw fail(node, "window attribute \(list) is not [1, h, w, 1]") }
         return [list[1], list[2]]
+    }
+
+    /// Refuses a layout other than NHWC, TensorFlow's default: the IR is NHWC, and an NCHW
+    /// node taken as NHWC computes along the wrong axis without a word.
+    private func requireNHWC(_ a: [String: Tensorflow_AttrValue], _ node: String) throws(ImportError) {
+        let format = a["data_format"].map { String(decoding: $0.s, as: UTF8.self) } ?? "NHWC"
+        guard format == "NHWC" else { throw fail(node, "data_format \(format) is not supported (only NHWC)") }
     }
 
     private func padding(_ a: [String: Tensorflow_AttrValue], _ node: String) throws(ImportError) -> Padding {
