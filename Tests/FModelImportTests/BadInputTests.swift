@@ -45,6 +45,16 @@ import Testing
         #expect(saw.contains("not a number"))
     }
 
+    /// A layer computing over channels_first after a channels_last conv (models tf-keras saved)
+    /// is an error naming it. The global pooling and the Flatten imported and ran, 0.36 and
+    /// 2.62 from tf-keras's outputs; the pooling and the padding imported.
+    @Test(arguments: ["global_average_pooling", "flatten", "max_pooling", "zero_padding"])
+    func channelsFirstLayersAreErrors(_ kind: String) {
+        let file = "bad/channels_first_\(kind).h5"
+        #expect(importError(file) == .badConfig(path: Fixtures.path(file), layer: "cf",
+                                                reason: "'data_format' = channels_first is not supported (only channels_last)"))
+    }
+
     @Test func missingWeight() {
         #expect(importError("bad/missing_weight.h5") == .missingWeight(path: Fixtures.path("bad/missing_weight.h5"), layer: "Conv2d_2a_3x3", weight: "Conv2d_2a_3x3/kernel:0"))
     }

@@ -47,9 +47,16 @@ extension KerasLowering {
         case "Dropout", "SpatialDropout2D", "GaussianDropout", "AlphaDropout": return (.dropout(rate: Float(c.double("rate", default: 0))), [:])
         case "MaxPooling2D": return (.maxPool(try c.pool()), [:])
         case "AveragePooling2D": return (.avgPool(try c.pool()), [:])
-        case "GlobalAveragePooling2D": return (.globalAvgPool(keepDims: c.bool("keepdims", default: false)), [:])
-        case "GlobalMaxPooling2D": return (.globalMaxPool(keepDims: c.bool("keepdims", default: false)), [:])
-        case "Flatten": return (.flatten, [:])
+        case "GlobalAveragePooling2D":
+            try c.channelsLast()
+            return (.globalAvgPool(keepDims: c.bool("keepdims", default: false)), [:])
+        case "GlobalMaxPooling2D":
+            try c.channelsLast()
+            return (.globalMaxPool(keepDims: c.bool("keepdims", default: false)), [:])
+        case "Flatten":
+            // channels_first moves axis 1 last before flattening (none to move at rank 2).
+            if builder.shape(inputs[0]).rank > 2 { try c.channelsLast() }
+            return (.flatten, [:])
         case "Reshape": return (.reshape(shape: try c.ints("target_shape")), [:])
         case "Concatenate": return (.concat(axis: c.int("axis", default: -1)), [:])
         case "Add": return (.add, [:])
@@ -138,12 +145,19 @@ struct LayerConfig {
         }
     }
 
-    func conv() throws(ImportError) -> ConvAttributes {
+    /// Refuses `data_format` channels_first: the IR is NHWC, and such a layer taken as NHWC
+    /// computes over the wrong axes without a word.
+    func channelsLast() throws(ImportError) {
         try require("data_format", "channels_last", default: "channels_last")
+    }
+
+    func conv() throws(ImportError) -> ConvAttributes {
+        try channelsLast()
         return ConvAttributes(strides: try pair("strides"), dilations: try pair("dilation_rate"), padding: try padding(), activation: try activation())
     }
 
     func pool() throws(ImportError) -> PoolAttributes {
+        try channelsLast()
         let size = try pair("pool_size")
         let strides = config["strides"]?.isNull == false ? try pair("strides") : size
         return PoolAttributes(size: size, strides: strides, padding: try padding())
@@ -151,6 +165,7 @@ struct LayerConfig {
 
     /// ZeroPadding2D's `padding`: int, (h, w) or ((top, bottom), (left, right)).
     func padding2D() throws(ImportError) -> [Int] {
+        try channelsLast()
         let p = config["padding"]
         if let i = p?.int { return [i, i, i, i] }
         if let a = p?.array, a.count == 2 {
