@@ -55,6 +55,12 @@ import Testing
                                                 reason: "'data_format' = channels_first is not supported (only channels_last)"))
     }
 
+    /// A Dense layer whose activation is a lambda is an error naming it: it was taken as linear.
+    @Test func lambdaActivation() {
+        guard case .badConfig(_, "doubled", let reason)? = importError("bad/lambda_activation.h5") else { Issue.record("no config error"); return }
+        #expect(reason.hasPrefix("activation {\"value\": [") && reason.hasSuffix("is not supported (a lambda's code?)"), "\(reason)")
+    }
+
     @Test func missingWeight() {
         #expect(importError("bad/missing_weight.h5") == .missingWeight(path: Fixtures.path("bad/missing_weight.h5"), layer: "Conv2d_2a_3x3", weight: "Conv2d_2a_3x3/kernel:0"))
     }

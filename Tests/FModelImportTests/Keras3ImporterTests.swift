@@ -116,6 +116,15 @@ import Testing
         #expect(reason(Tensor([1, 1, 0, 200, 0, 0], shape: [3, 2]), [1, 1])?.hasSuffix("int8 kernel value 3 is 200.0, not an 8-bit integer") == true)
     }
 
+    /// Dense layers given `LeakyReLU(negative_slope=0.1)` or `ReLU(max_value=6)` as their
+    /// activation, and "leaky_relu": such a layer was taken as linear.
+    @Test func layersGivenAsActivationsMatchKeras() throws {
+        let e = try Self.entry("keras3_activations")
+        let g = try Self.load(e)
+        #expect(g.node(named: "leaky_layer")?.op == .dense(activation: .leakyRelu(alpha: 0.1)))
+        _ = try Self.runMatchingKeras(g, e)
+    }
+
     @Test func brokenZipsAreErrors() throws {
         let original = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
         let dir = Fixtures.temporaryDirectory()

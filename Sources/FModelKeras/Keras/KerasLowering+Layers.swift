@@ -40,7 +40,7 @@ extension KerasLowering {
             return (.batchNorm(epsilon: Float(c.double("epsilon", default: 0.001))), p)
         case "Activation": return (.activation(try c.activation()), [:])
         case "ReLU": return (.activation(try c.relu()), [:])
-        case "LeakyReLU": return (.activation(.leakyRelu(alpha: Float(c.double("alpha", default: c.double("negative_slope", default: 0.3))))), [:])
+        case "LeakyReLU": return (.activation(c.leakyRelu()), [:])
         case "Softmax":
             try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
             return (.activation(.softmax), [:])
@@ -127,10 +127,28 @@ struct LayerConfig {
         }
     }
 
+    /// A layer's `activation`: a function's name, or a layer given as the activation
+    /// (`activation=LeakyReLU(0.1)`), which Keras writes as that layer's config. Anything else
+    /// is an error: a layer or a lambda taken as "linear" imported and ran to other numbers.
     func activation() throws(ImportError) -> Activation {
-        let name = config["activation"]?.string ?? "linear"
-        guard let a = Activation(spelling: name) else { throw fail("activation '\(config["activation"]?.brief ?? name)' is not supported") }
-        return a
+        guard let value = config["activation"], !value.isNull else { return .linear }
+        if let name = value.string {
+            // `tf.nn.leaky_relu` and Keras 3's `leaky_relu`, whose slope is 0.2 by default.
+            if name == "leaky_relu" { return .leakyRelu(alpha: 0.2) }
+            guard let a = Activation(spelling: name) else { throw fail("activation '\(name)' is not supported") }
+            return a
+        }
+        guard let cls = value["class_name"]?.string else { throw fail("activation \(value.brief.prefix(60))… is not supported (a lambda's code?)") }
+        if let layerConfig = value["config"], layerConfig.object != nil, ["LeakyReLU", "ReLU"].contains(cls) {
+            let inner = LayerConfig(layer: KerasLayer(className: cls, name: layer.name, config: layerConfig, inbound: [], nested: nil), path: path)
+            return cls == "LeakyReLU" ? inner.leakyRelu() : try inner.relu()
+        }
+        throw fail("activation '\(cls)' is not supported (of layers given as an activation, LeakyReLU and ReLU are)")
+    }
+
+    /// LeakyReLU's slope: tf-keras's `alpha`, Keras 3's `negative_slope`.
+    func leakyRelu() -> Activation {
+        .leakyRelu(alpha: Float(double("alpha", default: double("negative_slope", default: 0.3))))
     }
 
     func relu() throws(ImportError) -> Activation {
