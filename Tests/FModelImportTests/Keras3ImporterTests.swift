@@ -125,6 +125,14 @@ import Testing
         _ = try Self.runMatchingKeras(g, e)
     }
 
+    /// bfloat16 weights (2-byte opaque data tagged `dtype: bfloat16`) and float16 ones read
+    /// exactly: the model runs as its float32 twin holding the same weights. bfloat16 was
+    /// "HDF5 object '/layers/conv2d/vars/0': is not numeric".
+    @Test func halfPrecisionWeightsMatchTheirFloatTwin() throws {
+        let e = try Self.entry("keras3_half")
+        _ = try Self.runMatchingKeras(Self.load(e), e)
+    }
+
     @Test func brokenZipsAreErrors() throws {
         let original = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
         let dir = Fixtures.temporaryDirectory()

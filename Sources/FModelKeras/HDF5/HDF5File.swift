@@ -152,9 +152,11 @@ final class HDF5File {
         let d = try check(H5Dopen2(id, object, fm_H5P_DEFAULT()), object, "H5Dopen2")
         defer { H5Dclose(d) }
         let type = try check(H5Dget_type(d), object, "H5Dget_type")
+        defer { H5Tclose(type) }
         let (cls, size) = (H5Tget_class(type), H5Tget_size(type))
-        H5Tclose(type)
-        guard cls == H5T_FLOAT || cls == H5T_INTEGER else { throw .hdf5(path: path, object: object, reason: "is not numeric") }
+        // Keras 3 writes bfloat16 weights as 2-byte opaque data with a `dtype` attribute.
+        let bfloat16 = cls == H5T_OPAQUE && size == 2 ? try strings("dtype", of: object) == ["bfloat16"] : false
+        guard cls == H5T_FLOAT || cls == H5T_INTEGER || bfloat16 else { throw .hdf5(path: path, object: object, reason: "is not numeric") }
         // libhdf5 would allocate a conversion buffer of such elements.
         guard (1...8).contains(size) else {
             throw .limitExceeded(path: path, object: object, reason: "declares \(size)-byte numbers (at most 8)")
@@ -171,7 +173,14 @@ final class HDF5File {
             throw .limitExceeded(path: path, object: object, reason: "declares \(count) values in a \(fileSize)-byte file")
         }
         let storage = try TensorStorage(floatCount: count) { (values: UnsafeMutableBufferPointer<Float>) throws(ImportError) in
-            if count > 0 {
+            guard count > 0 else { return }
+            if bfloat16 {
+                // Read as stored into the buffer's second half, then widened in order (float i
+                // overwrites only values already read): a bfloat16 is a float's top 16 bits.
+                let raw = UnsafeMutableRawPointer(values.baseAddress!)
+                try check(H5Dread(d, type, fm_H5S_ALL(), fm_H5S_ALL(), fm_H5P_DEFAULT(), raw + count * 2), object, "H5Dread")
+                for i in 0..<count { values[i] = Float(bitPattern: UInt32(raw.load(fromByteOffset: count * 2 + i * 2, as: UInt16.self)) << 16) }
+            } else {
                 try check(H5Dread(d, fm_H5T_NATIVE_FLOAT(), fm_H5S_ALL(), fm_H5S_ALL(), fm_H5P_DEFAULT(), values.baseAddress), object, "H5Dread")
             }
         }
