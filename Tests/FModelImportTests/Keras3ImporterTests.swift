@@ -133,6 +133,17 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
+    /// Outputs given by name (`Model(x, {"cat": …, "age": …})`), a nested model's too, as
+    /// `.keras` and as the legacy `.h5`: listed in the order Keras flattens them, by key. Both
+    /// were "model config: missing connection list".
+    @Test(arguments: ["keras3_named", "keras3_named_h5"])
+    func outputsGivenByNameMatchKeras(_ name: String) throws {
+        let e = try Self.entry(name)
+        let g = try Self.load(e)
+        #expect(g.outputs == ["age_head", "cat"])
+        _ = try Self.runMatchingKeras(g, e)
+    }
+
     @Test func brokenZipsAreErrors() throws {
         let original = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
         let dir = Fixtures.temporaryDirectory()

@@ -122,8 +122,15 @@ struct KerasModel {
         return out
     }
 
-    /// Parses `[[name, node, tensor, kwargs?], ...]`.
+    /// Parses `[[name, node, tensor, kwargs?], ...]`, or a model's inputs or outputs given by
+    /// name (`{"age": [name, node, tensor], …}`, Keras 3's `Model(…, outputs={…})`), in the order
+    /// Keras flattens them: by key.
     static func refs(_ v: JSONValue?, path: String, layer: String?) throws(ImportError) -> [KerasRef] {
+        if let named = v?.object {
+            var out: [KerasRef] = []
+            for key in named.keys.sorted() { out.append(try ref(named[key]!, path: path, layer: layer)) }
+            return out
+        }
         guard let list = v?.array else { throw .badConfig(path: path, layer: layer, reason: "missing connection list") }
         // A single reference may be given bare: [name, node, tensor].
         if list.first?.string != nil { return [try ref(v!, path: path, layer: layer)] }
