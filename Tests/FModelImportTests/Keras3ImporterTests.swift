@@ -144,6 +144,28 @@ import Testing
         _ = try Self.runMatchingKeras(g, e)
     }
 
+    /// Rescaling layers with a scale and offset per channel, as a list and as Keras 3's
+    /// serialised array: "layer 'imagenet' is a Rescaling, which fmodel does not support".
+    @Test func perChannelRescalingMatchesKeras() throws {
+        let e = try Self.entry("keras3_rescaling")
+        _ = try Self.runMatchingKeras(Self.load(e), e)
+    }
+
+    /// A Rescaling's scale or offset that is not a number or one per channel is an error.
+    @Test func rescalingOfTheWrongShapeIsAnError() throws {
+        func values(_ v: JSONValue) throws(ImportError) -> [Float] {
+            let c = LayerConfig(layer: KerasLayer(className: "Rescaling", name: "r", config: .object(["scale": v]), inbound: [], nested: nil), path: "m.keras")
+            return try c.perChannel("scale", channels: 3, default: 1)
+        }
+        #expect(try values(.number(0.5)) == [0.5, 0.5, 0.5])
+        #expect(try values(.array([.number(2)])) == [2, 2, 2])
+        #expect(try values(.object(["class_name": .string("__numpy__"), "config": .object(["value": .array([.number(1), .number(2), .number(3)])])])) == [1, 2, 3])
+        for bad: JSONValue in [.array([.number(1), .number(2)]), .string("0.5"), .array([.array([.number(1), .number(2), .number(3)])]),
+                               .array([.number(1), .string("2"), .number(3)]), .null] {
+            #expect(throws: ImportError.self, "\(bad.brief)") { try values(bad) }
+        }
+    }
+
     @Test func brokenZipsAreErrors() throws {
         let original = try #require(FileManager.default.contents(atPath: Fixtures.path("keras3_multitask.keras")))
         let dir = Fixtures.temporaryDirectory()

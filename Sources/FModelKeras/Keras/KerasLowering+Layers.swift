@@ -64,6 +64,11 @@ extension KerasLowering {
         case "ZeroPadding2D":
             let p = try c.padding2D()
             return (.zeroPad(top: p[0], bottom: p[1], left: p[2], right: p[3]), [:])
+        case "Rescaling":
+            // `x · scale + offset`, each a number or one per channel (`Rescaling(1 / 127.5, offset: -1)`).
+            let channels = builder.shape(inputs[0]).last
+            return (.affine, ["scale": Tensor(try c.perChannel("scale", channels: channels, default: 1), shape: [channels]),
+                              "bias": Tensor(try c.perChannel("offset", channels: channels, default: 0), shape: [channels])])
         case "Lambda":
             switch LambdaScaling.scale(config: layer.config) {
             case .success(let s): return (.scale(s), [:])
@@ -191,6 +196,19 @@ struct LayerConfig {
             if let h = a[0].array?.compactMap(\.int), let w = a[1].array?.compactMap(\.int), h.count == 2, w.count == 2 { return h + w }
         }
         throw fail("padding \(p?.brief ?? "missing") is not understood")
+    }
+
+    /// A number, or one per channel, as `channels` values: a number or a list (of one or
+    /// `channels`), or Keras 3's serialised array (`{"class_name": "__numpy__", "config":
+    /// {"value": […]}}`).
+    func perChannel(_ key: String, channels: Int, default d: Double) throws(ImportError) -> [Float] {
+        let v = config[key] ?? .number(d)
+        let list = v["class_name"]?.string == "__numpy__" ? v["config"]?["value"] : v
+        let values = list?.double.map { [$0] } ?? list?.array?.compactMap(\.double)
+        guard let values, values.count == (list?.array?.count ?? 1), values.count == 1 || values.count == channels, channels > 0 else {
+            throw fail("'\(key)' is \(v.brief.prefix(80)), expected a number or \(channels) numbers")
+        }
+        return values.count == 1 ? [Float](repeating: Float(values[0]), count: channels) : values.map(Float.init)
     }
 
     /// Only the channel (last) axis is supported for normalisation and softmax.
