@@ -133,14 +133,14 @@ public enum ModelLoader {
 
     /// The graph `importing` makes of `path`, with where it came from recorded: the file's name
     /// and SHA-256, hashed on another thread meanwhile (`SourceHash`). Face models take
-    /// FaceNet's prewhitening unless told otherwise.
+    /// FaceNet's prewhitening unless the importer or the user says otherwise.
     private static func recordingSource(_ path: String, _ importing: () throws -> Graph) throws -> Graph {
         let hash = SourceHash(path: path)
         defer { hash.cancel() }
         var graph = try importing()
         graph.metadata.sourceFile = (path as NSString).lastPathComponent
         graph.metadata.sourceSHA256 = try hash.value()
-        graph.metadata.preprocess = .prewhiten
+        graph.metadata.preprocess = graph.metadata.preprocess ?? .prewhiten
         return graph
     }
 

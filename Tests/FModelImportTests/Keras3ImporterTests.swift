@@ -151,6 +151,16 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
+    /// A model whose input goes straight to a Rescaling normalises its pixels itself, so its
+    /// import records none (`predict` and `verify` then feed it pixels as they are); others
+    /// keep FaceNet's prewhitening. A face prewhitened and then rescaled is not what such a
+    /// model was trained on.
+    @Test(arguments: [("rescaling.h5", Preprocess.none), ("keras3_rescaling.keras", .none), ("keras3_multitask.keras", .prewhiten),
+                      ("tiny_residual.h5", .prewhiten)])
+    func aModelThatRescalesItsPixelsRecordsNoNormalisation(_ file: String, _ expected: Preprocess) throws {
+        #expect(try ModelLoader.load(path: Fixtures.path(file), options: .inProcess).metadata.preprocess == expected)
+    }
+
     /// A Rescaling's scale or offset that is not a number or one per channel is an error.
     @Test func rescalingOfTheWrongShapeIsAnError() throws {
         func values(_ v: JSONValue) throws(ImportError) -> [Float] {

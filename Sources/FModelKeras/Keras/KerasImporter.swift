@@ -31,7 +31,7 @@ public enum KerasImporter {
         var lowering = KerasLowering(path: path, weights: weights)
         let outputs = try lowering.lowerTopLevel(model)
         let optimizer = try OptimizerState(file: file)
-        var metadata = ModelMetadata(sourceFormat: "keras-h5")
+        var metadata = ModelMetadata(sourceFormat: "keras-h5", preprocess: lowering.inputPreprocess)
         metadata.sourceOptimizerTensors = optimizer.tensors
         metadata.sourceOptimizerBytes = optimizer.bytes
         return lowering.builder.build(outputs: outputs, metadata: metadata)
@@ -43,6 +43,8 @@ struct KerasLowering {
     let path: String
     let weights: any KerasWeightSource
     var builder = GraphBuilder()
+    /// True when a Rescaling reads a model input: the model normalises its pixels itself.
+    var rescalesInput = false
 
     init(path: String, weights: any KerasWeightSource) {
         self.path = path

@@ -8,12 +8,18 @@ extension KerasLowering {
         guard !inputs.isEmpty else { throw .badConfig(path: path, layer: layer.name, reason: "a call of this layer has no inputs") }
         let c = LayerConfig(layer: layer, path: path)
         let (op, params) = try lowering(layer, c, inputs: inputs, group: group)
+        if layer.className == "Rescaling", builder.graph.inputs.contains(where: { $0.name == inputs[0] }) { rescalesInput = true }
         do {
             return try builder.add(layer.name, op, inputs: inputs, params: params)
         } catch {
             throw .badConfig(path: path, layer: layer.name, reason: error.reason(at: layer.name))
         }
     }
+
+    /// The input normalisation to record: none when the model rescales its pixels itself (a
+    /// prewhitened face fed to `Rescaling(1 / 127.5, offset: -1)` is not what it was trained
+    /// on); nil leaves FaceNet's prewhitening, the default.
+    var inputPreprocess: Preprocess? { rescalesInput ? Preprocess.none : nil }
 
     private func lowering(_ layer: KerasLayer, _ c: LayerConfig, inputs: [String], group: String) throws(ImportError) -> (Op, [String: Tensor]) {
         if let mode = layer.quantization, !(mode == "int8" && layer.className == "Dense") {

@@ -42,7 +42,7 @@ enum Keras3Importer {
         let source = try Keras3Weights(file: file, model: model, path: path)
         var lowering = KerasLowering(path: path, weights: source)
         let outputs = try lowering.lowerTopLevel(model)
-        return lowering.builder.build(outputs: outputs, metadata: ModelMetadata(sourceFormat: "keras3"))
+        return lowering.builder.build(outputs: outputs, metadata: ModelMetadata(sourceFormat: "keras3", preprocess: lowering.inputPreprocess))
     }
 
     /// True when `file` is laid out as Keras 3 writes weights: a `layers` group at its root,
