@@ -51,6 +51,8 @@ extension KerasLowering {
             try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
             return (.activation(.softmax), [:])
         case "Dropout", "SpatialDropout2D", "GaussianDropout", "AlphaDropout": return (.dropout(rate: Float(c.double("rate", default: 0))), [:])
+        // Layers that pass their input through at inference.
+        case "Identity", "GaussianNoise", "ActivityRegularization": return (.identity, [:])
         case "MaxPooling2D": return (.maxPool(try c.pool()), [:])
         case "AveragePooling2D": return (.avgPool(try c.pool()), [:])
         case "GlobalAveragePooling2D":
