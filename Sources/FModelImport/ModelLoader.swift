@@ -61,6 +61,7 @@ public enum ModelLoader {
         if prefix.starts(with: FModelLayout.magic) { return .fmodel }
         if hasHDF5Signature(prefix) { return .kerasH5 }
         if prefix.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .keras3 }
+        if KerasShardIndex.isIndex(path: path, prefix: prefix) { return .keras3 }
         if path.hasSuffix(".pb") { return .tensorflowPB }
         throw .unknownFormat(path: path, reason: "not an .fmodel, Keras HDF5 (.h5), Keras 3 (.keras) or TensorFlow GraphDef (.pb) file")
     }
@@ -114,9 +115,12 @@ public enum ModelLoader {
 
     /// The files the model at `path` is read from: itself or, for a Keras 3 model saved as a
     /// directory (`save(zipped=False)`, as Keras puts models on the Hugging Face Hub), its
-    /// `config.json` and `model.weights.h5`, in that order.
+    /// `config.json` and `model.weights.h5`, in that order; for an index of weights in shards,
+    /// it and its shards (an index that cannot be read is an error when it is imported).
     public static func sourceFiles(path: String) -> [String] {
-        isDirectory(path) ? [path + "/config.json", path + "/model.weights.h5"] : [path]
+        if isDirectory(path) { return [path + "/config.json", path + "/model.weights.h5"] }
+        if path.hasSuffix(".json"), let index = try? KerasShardIndex(path: path) { return [path] + index.shards }
+        return [path]
     }
 
     /// The size in bytes of the model at `path`: of its source files, together.

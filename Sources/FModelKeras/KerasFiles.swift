@@ -8,7 +8,8 @@ public struct KerasFiles: HDF5Importing {
     public init() {}
 
     public func importModel(path: String, format: SourceFormat, configJSON: String?) throws -> Graph {
-        format == .keras3 ? try Keras3Importer.importModel(path: path) : try KerasImporter.importModel(path: path, configJSON: configJSON)
+        format == .keras3
+            ? try Keras3Importer.importModel(path: path, configJSON: configJSON) : try KerasImporter.importModel(path: path, configJSON: configJSON)
     }
 }
 

@@ -95,7 +95,8 @@ import Testing
         let input = fixture("keras3_multitask.input.npy")
         #expect(FModelCommand.main(arguments: ["run", fixture("keras3_multitask.keras"), "--input", input, "--out", dir + "/stored"]) == 0)
         for (form, options) in [("keras3_multitask_deflated.keras", []), ("keras3_multitask_dir", []),
-                                ("keras3_multitask.weights.h5", ["--config", fixture("keras3_multitask.weights.json")])] {
+                                ("keras3_multitask.weights.h5", ["--config", fixture("keras3_multitask.weights.json")]),
+                                ("keras3_sharded.weights.json", ["--config", fixture("keras3_multitask.weights.json")])] {
             let model = dir + "/" + form + ".fmodel"
             #expect(FModelCommand.main(arguments: ["import", fixture(form), "-o", model] + options) == 0, "\(form)")
             #expect(FModelCommand.main(arguments: ["run", model, "--input", input, "--out", dir + "/" + form]) == 0, "\(form)")

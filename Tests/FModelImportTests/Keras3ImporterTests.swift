@@ -196,7 +196,8 @@ import Testing
     /// 8)"), the second was "cannot open the file (not a regular file)", the third "'/' has no
     /// 'layer_names' attribute (not a Keras weights file)", the fourth "layer 'dw' needs weight
     /// 'dw/depthwise_kernel:0'" (Keras 3 calls it `kernel`).
-    @Test(arguments: ["keras3_multitask_deflated", "keras3_multitask_dir", "keras3_multitask_weights", "keras3_multitask_h5"])
+    @Test(arguments: ["keras3_multitask_deflated", "keras3_multitask_dir", "keras3_multitask_weights", "keras3_multitask_h5",
+                      "keras3_multitask_sharded"])
     func otherFormsMatchTheArchive(_ name: String) throws {
         let e = try Self.entry(name)
         if name.hasSuffix("deflated") {
@@ -211,6 +212,40 @@ import Testing
         }
         let out = try Self.runMatchingKeras(Self.load(e), e), stored = try Self.runMatchingKeras(Self.load(Self.entry()), Self.entry())
         for name in e.outputs.keys { #expect(out[name]?.values == stored[name]?.values, "\(name) differs from the stored archive's") }
+    }
+
+    /// Weights saved in shards are read from the index and the shards it names beside it, which
+    /// also make up the model's digest and size; an index naming a file elsewhere, a shard
+    /// that is not there or no config is an error naming the index or the shard. The index was
+    /// "not an .fmodel, Keras HDF5 (.h5), Keras 3 (.keras) or TensorFlow GraphDef (.pb) file".
+    @Test func shardIndexesAreReadAsKerasReadsThem() throws {
+        let index = Fixtures.path("keras3_sharded.weights.json")
+        let shards = (0..<3).map { Fixtures.path("keras3_sharded_0000\($0).weights.h5") }
+        #expect(ModelLoader.sourceFiles(path: index) == [index] + shards)
+        #expect(try ModelLoader.detect(path: index) == .keras3)
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for s in shards { try FileManager.default.copyItem(atPath: s, toPath: dir + "/" + (s as NSString).lastPathComponent) }
+        var options = ImportOptions.inProcess
+        options.configJSON = try String(contentsOfFile: Fixtures.path("keras3_multitask.weights.json"), encoding: .utf8)
+        let text = try String(contentsOfFile: index, encoding: .utf8)
+        func load(_ changed: String) throws {
+            try changed.write(toFile: dir + "/x.weights.json", atomically: false, encoding: .utf8)
+            _ = try ModelLoader.load(path: dir + "/x.weights.json", options: options)
+        }
+        try load(text)
+        let p = dir + "/x.weights.json"
+        #expect(throws: ImportError.badConfig(path: p, layer: nil, reason: "weight_map names '../keras3_sharded_00001.weights.h5' for '/layers/dense_1/vars', not a file beside the index")) {
+            try load(text.replacingOccurrences(of: "\"keras3_sharded_00001", with: "\"../keras3_sharded_00001"))
+        }
+        #expect(throws: ImportError.unknownFormat(path: dir + "/gone.weights.h5", reason: "cannot open the file (No such file or directory)")) {
+            try load(text.replacingOccurrences(of: "keras3_sharded_00002", with: "gone"))
+        }
+        #expect(throws: ImportError.badConfig(path: p, layer: nil, reason: "the shard index has no weight_map object")) {
+            try load(#"{"weight_map": ["keras3_sharded_00000.weights.h5"]}"#)
+        }
+        options.configJSON = nil
+        #expect(throws: ImportError.missing(path: p, object: "/", what: "model config: weights in shards need --config MODEL.json")) { try load(text) }
     }
 
     /// A directory is a model when it holds a config.json, as Keras decides; without one, or

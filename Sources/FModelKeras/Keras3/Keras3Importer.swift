@@ -7,9 +7,11 @@ import Foundation
 /// Imports Keras 3 `.keras` files (and tf-keras's): a zip of `config.json` and
 /// `model.weights.h5`, whose weights sit in `…/vars/0, 1, …` groups at each layer's place, in
 /// the order the layer creates them; or the same two files in a directory (`save(zipped=False)`,
-/// as Keras puts models on the Hugging Face Hub).
+/// as Keras puts models on the Hugging Face Hub); or weights saved in shards, with their config
+/// (`--config`).
 enum Keras3Importer {
-    static func importModel(path: String) throws -> Graph {
+    static func importModel(path: String, configJSON: String? = nil) throws -> Graph {
+        if path.hasSuffix(".json"), !ModelLoader.isDirectory(path) { return try importShards(index: path, configJSON: configJSON) }
         if ModelLoader.isDirectory(path) {
             let config: String
             do { config = try MappedFile.text(path: path + "/config.json", maxBytes: MappedFile.maxConfigBytes) } catch {
@@ -30,6 +32,20 @@ enum Keras3Importer {
         return try lower(try unpack(path, weightsTo: h5), weights: h5, named: path + " (its model.weights.h5)", path: path)
     }
 
+    /// The graph of the model whose weights the shard index at `index` lists, its config given.
+    private static func importShards(index: String, configJSON: String?) throws -> Graph {
+        guard let configJSON else {
+            throw ImportError.missing(path: index, object: "/", what: "model config: weights in shards need --config MODEL.json")
+        }
+        let model = try KerasModel(text: configJSON, what: "config", path: index)
+        let shards = try KerasShardIndex(path: index).shards
+        return try HDF5File.withLibrary {
+            var files: [HDF5File] = []
+            for shard in shards { files.append(try HDF5File(path: shard)) }
+            return try lower(model, weights: files, path: index)
+        }
+    }
+
     /// The graph of `model`, its weights read from the Keras 3 weights file `h5` (`name` in
     /// errors).
     private static func lower(_ model: KerasModel, weights h5: String, named name: String, path: String) throws -> Graph {
@@ -39,7 +55,13 @@ enum Keras3Importer {
     /// The graph of `model`, its weights read from `file`, a Keras 3 weights file (the
     /// `model.weights.h5` of a `.keras`, or what `save_weights` writes); `path` names the model.
     static func lower(_ model: KerasModel, weights file: HDF5File, path: String) throws -> Graph {
-        let source = try Keras3Weights(file: file, model: model, path: path)
+        try lower(model, weights: [file], path: path)
+    }
+
+    /// The graph of `model`, its weights read from `files`, Keras 3 weights files that each hold
+    /// some of the layers' places (one for a whole file; its shards).
+    static func lower(_ model: KerasModel, weights files: [HDF5File], path: String) throws -> Graph {
+        let source = try Keras3Weights(files: files, model: model, path: path)
         var lowering = KerasLowering(path: path, weights: source)
         let outputs = try lowering.lowerTopLevel(model)
         return lowering.builder.build(outputs: outputs, metadata: ModelMetadata(sourceFormat: "keras3", preprocess: lowering.inputPreprocess))
@@ -67,14 +89,15 @@ enum Keras3Importer {
 /// layer is keyed by its top-level group and its name (`key`): a nested model may name a layer
 /// as one outside it is named.
 struct Keras3Weights: KerasWeightSource {
-    let file: HDF5File
+    /// The weights file, or its shards (a layer's place may be in several).
+    let files: [HDF5File]
     let path: String
-    /// Found where Keras puts them (`locate`), by key.
-    private var vars: [String: [String]] = [:]
+    /// Found where Keras puts them (`locate`), by key: each weight's file and dataset, in order.
+    private var vars: [String: [(file: HDF5File, dataset: String)]] = [:]
     private var roles: [String: [String]] = [:]
 
-    init(file: HDF5File, model: KerasModel, path: String) throws(ImportError) {
-        self.file = file
+    init(files: [HDF5File], model: KerasModel, path: String) throws(ImportError) {
+        self.files = files
         self.path = path
         try locate(model, in: "", group: nil)
         roles = Self.roleOrders(model, group: nil)
@@ -99,9 +122,12 @@ struct Keras3Weights: KerasWeightSource {
             let count = used[base].map { $0 + 1 } ?? 0
             used[base] = count
             let at = place + "/layers/" + (count == 0 ? base : "\(base)_\(count)"), key = Self.key(group ?? layer.name, layer.name)
-            if vars[key] == nil, file.kind(at + "/vars") == H5I_GROUP {
-                let datasets = try datasets(in: at + "/vars")
-                if !datasets.isEmpty { vars[key] = datasets }
+            if vars[key] == nil {
+                var found: [(index: Int, file: HDF5File, dataset: String)] = []
+                for file in files where file.kind(at + "/vars") == H5I_GROUP {
+                    found += try Self.datasets(in: at + "/vars", of: file)
+                }
+                if !found.isEmpty { vars[key] = found.sorted { $0.index < $1.index }.map { ($0.file, $0.dataset) } }
             }
             if let nested = layer.nested { try locate(nested, in: at, group: group ?? layer.name) }
         }
@@ -121,9 +147,9 @@ struct Keras3Weights: KerasWeightSource {
     private static let word = try! NSRegularExpression(pattern: "(.)([A-Z][a-z0-9]+)")
     private static let lowerUpper = try! NSRegularExpression(pattern: "([a-z])([A-Z])")
 
-    /// The datasets `0`, `1`, … of a `vars` group, in order.
-    private func datasets(in group: String) throws(ImportError) -> [String] {
-        try file.children(group).compactMap { c in Int(c).map { ($0, group + "/" + c) } }.sorted { $0.0 < $1.0 }.map(\.1)
+    /// The datasets `0`, `1`, … of a `vars` group of `file`, with their numbers.
+    private static func datasets(in group: String, of file: HDF5File) throws(ImportError) -> [(index: Int, file: HDF5File, dataset: String)] {
+        try file.children(group).compactMap { c in Int(c).map { ($0, file, group + "/" + c) } }
     }
 
     /// Each layer's weights by Keras name, in the order it creates them (nested models too), by
@@ -143,7 +169,7 @@ struct Keras3Weights: KerasWeightSource {
         guard let i = roles[key]?.firstIndex(of: role), let list = vars[key], i < list.count else {
             throw .missingWeight(path: path, layer: layer, weight: role)
         }
-        let (shape, storage) = try file.floatStorage(list[i])
+        let (shape, storage) = try list[i].file.floatStorage(list[i].dataset)
         return Tensor(dtype: .f32, shape: Shape(shape), storage: storage)
     }
 }
