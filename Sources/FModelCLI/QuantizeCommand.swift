@@ -37,11 +37,13 @@ struct QuantizeCommand: ParsableCommand {
         let staged = try AtomicFileWriter(path: output)  // before the work: an output that cannot be written wastes none of it
         let graph = try options.load(model)
         let selection = LayerSelection(include: include, exclude: exclude)
-        let nodes = selection.nodes(in: graph)
-        guard !nodes.isEmpty else { throw CLIError(description: "no conv or dense layer matches --include/--exclude") }
+        let selected = selection.nodes(in: graph)
+        guard !selected.isEmpty else { throw CLIError(description: "no conv or dense layer matches --include/--exclude") }
+        let nodes = graph.shrinkable(selection, to: scheme)
         let quantized = graph.quantizing(selection, scheme)
         try FModelWriter.write(quantized, into: staged)
-        show("quantized \(nodes.count) layers to \(scheme): weights \(formatBytes(graph.parameterBytes)) -> \(formatBytes(quantized.parameterBytes)); wrote \(output)")
+        let kept = selected.count == nodes.count ? "" : " (\(selected.count - nodes.count) already as compact, left as they are)"
+        show("quantized \(nodes.count) layers to \(scheme)\(kept): weights \(formatBytes(graph.parameterBytes)) -> \(formatBytes(quantized.parameterBytes)); wrote \(output)")
         if report || calibration.data != nil {
             let errors = try graph.layerErrors(candidate: quantized, nodes: nodes.map(\.name), inputs: calibration.inputs(for: graph))
             for e in errors { show("  " + e.node.padding(toLength: max(48, e.node.count + 1), withPad: " ", startingAt: 0) + String(format: "SQNR %7.2f dB  cosine %.6f", e.sqnrDB, e.cosine)) }

@@ -9,6 +9,15 @@ public enum QuantizationScheme: Sendable, Hashable, CustomStringConvertible {
     /// Symmetric int4 with one float16 scale per `groupSize` consecutive values.
     case int4PerGroup(groupSize: Int)
 
+    /// The encoding this scheme stores.
+    public var dtype: DType {
+        switch self {
+        case .f16: .f16
+        case .int8PerChannel: .int8PerChannel
+        case .int4PerGroup: .int4PerGroup
+        }
+    }
+
     public var description: String {
         switch self {
         case .f16: "f16"
@@ -105,12 +114,19 @@ extension Graph {
         tensors[name] = tensors[name]!.quantized(scheme)
     }
 
-    /// The graph with every selected kernel stored as `scheme`. In place on one copy: a copy of
-    /// the graph per layer copied its tensors' table each time, and a model of 50,000 layers
-    /// took 266 s.
+    /// The selected nodes whose kernel `scheme` would store in fewer bits a value: a kernel
+    /// already as compact (int8 for f16, as Keras's own int8 layers import) stays as it is,
+    /// rather than grow.
+    public func shrinkable(_ selection: LayerSelection, to scheme: QuantizationScheme) -> [Node] {
+        selection.nodes(in: self).filter { tensors[$0.params["kernel"]!]!.dtype.bitsPerValue > scheme.dtype.bitsPerValue }
+    }
+
+    /// The graph with every selected kernel that would shrink (`shrinkable`) stored as
+    /// `scheme`. In place on one copy: a copy of the graph per layer copied its tensors' table
+    /// each time, and a model of 50,000 layers took 266 s.
     public func quantizing(_ selection: LayerSelection, _ scheme: QuantizationScheme) -> Graph {
         var g = self
-        for node in selection.nodes(in: self) { g.quantize(node, scheme) }
+        for node in shrinkable(selection, to: scheme) { g.quantize(node, scheme) }
         g.metadata.passes.append("quantize_\(scheme)")
         return g
     }

@@ -14,6 +14,16 @@ public enum DType: String, Codable, Sendable, CaseIterable {
 }
 
 extension DType {
+    /// Bits one value takes (its scales aside).
+    public var bitsPerValue: Int {
+        switch self {
+        case .f32: 32
+        case .f16: 16
+        case .int8PerChannel: 8
+        case .int4PerGroup: 4
+        }
+    }
+
     /// Number of bytes the values (not the scales) of `count` elements take, or nil when that
     /// overflows (a hostile shape: a file's header may declare up to `Int.max` elements).
     package func valueBytes(count: Int) -> Int? {

@@ -90,6 +90,22 @@ import Testing
         #expect(q.tensors["k7"]?.floats() == g.tensors["k7"]!.quantized(.int8PerChannel).floats())
     }
 
+    /// A kernel already as compact as the scheme or more stays as it is: the Dense layers Keras
+    /// quantized to int8 (`keras3_int8`) grew to f16 under `quantize --dtype f16` (a model of
+    /// 8.0 KiB became 7.3 KiB, not 5.8).
+    @Test func compactKernelsAreNotWidened() throws {
+        let g = try ModelLoader.load(path: Fixtures.path("keras3_int8.keras"), options: .inProcess)
+        let int8 = Set(g.nodes.filter { g.param("kernel", of: $0)?.dtype == .int8PerChannel }.map(\.name))
+        #expect(int8 == ["fc1", "age", "gender", "ethnicity"])
+        for scheme in [QuantizationScheme.f16, .int8PerChannel] {
+            let q = g.quantizing(LayerSelection(), scheme)
+            #expect(Set(g.shrinkable(LayerSelection(), to: scheme).map(\.name)).isDisjoint(with: int8))
+            for name in int8 { #expect(q.param("kernel", of: q.node(named: name)!)?.floats() == g.param("kernel", of: g.node(named: name)!)?.floats()) }
+            #expect(q.parameterBytes < g.parameterBytes, "\(scheme)")
+        }
+        #expect(g.shrinkable(LayerSelection(), to: .int4PerGroup(groupSize: 32)).count == LayerSelection().nodes(in: g).count)
+    }
+
     /// int8 everywhere: stored as int8 in the file, read back as int8, and close to float.
     @Test func int8ModelRoundTripsAndStaysClose() throws {
         let g = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess)
