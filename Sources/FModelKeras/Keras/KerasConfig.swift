@@ -47,6 +47,9 @@ struct KerasModel {
     var outputs: [KerasRef]
     /// Keras 3 configs write calls as `{"args": …}` and number a nested model's calls from 0.
     var isKeras3 = false
+    /// The names a model gives its outputs (`Model(x, {"age": …})`), in `outputs`' order; nil
+    /// when they are a list.
+    var outputNames: [String]?
 
     static let modelClasses: Set<String> = ["Functional", "Model", "Sequential"]
 
@@ -80,6 +83,7 @@ struct KerasModel {
             layers = parsed
             inputs = try Self.refs(config["input_layers"], path: path, layer: nil)
             outputs = try Self.refs(config["output_layers"], path: path, layer: nil)
+            outputNames = config["output_layers"]?.object?.keys.sorted()
         }
     }
 

@@ -51,8 +51,23 @@ struct KerasLowering {
         self.weights = weights
     }
 
-    /// Lowers the top-level model: its InputLayers become graph inputs.
+    /// Lowers the top-level model: its InputLayers become graph inputs, and outputs it names
+    /// (`Model(x, {"age": …})`) take those names, as Keras's `predict` gives them (an identity
+    /// node, unless the layer has the name or a node already does).
     mutating func lowerTopLevel(_ model: KerasModel) throws(ImportError) -> [String] {
+        let outputs = try lowerValues(model)
+        guard let names = model.outputNames, names.count == outputs.count else { return outputs }
+        var named: [String] = []
+        for (name, value) in zip(names, outputs) {
+            guard name != value, builder.shapes[name] == nil else { named.append(value); continue }
+            do { named.append(try builder.add(name, .identity, inputs: [value])) } catch {
+                throw .badConfig(path: path, layer: name, reason: error.reason(at: name))
+            }
+        }
+        return named
+    }
+
+    private mutating func lowerValues(_ model: KerasModel) throws(ImportError) -> [String] {
         var inputs: [String] = []
         for ref in model.inputs {
             guard let layer = model.layers.first(where: { $0.name == ref.layer }), layer.className == "InputLayer" else {
