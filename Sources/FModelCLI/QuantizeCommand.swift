@@ -40,7 +40,7 @@ struct QuantizeCommand: ParsableCommand {
         let selected = selection.nodes(in: graph)
         guard !selected.isEmpty else { throw CLIError(description: "no conv or dense layer matches --include/--exclude") }
         let nodes = graph.shrinkable(selection, to: scheme)
-        let quantized = graph.quantizing(selection, scheme)
+        let quantized = graph.quantizing(nodes, scheme)
         try FModelWriter.write(quantized, into: staged)
         let kept = selected.count == nodes.count ? "" : " (\(selected.count - nodes.count) already as compact, left as they are)"
         show("quantized \(nodes.count) layers to \(scheme)\(kept): weights \(formatBytes(graph.parameterBytes)) -> \(formatBytes(quantized.parameterBytes)); wrote \(output)")

@@ -125,8 +125,13 @@ extension Graph {
     /// `scheme`. In place on one copy: a copy of the graph per layer copied its tensors' table
     /// each time, and a model of 50,000 layers took 266 s.
     public func quantizing(_ selection: LayerSelection, _ scheme: QuantizationScheme) -> Graph {
+        quantizing(shrinkable(selection, to: scheme), scheme)
+    }
+
+    /// The graph with the kernels of `nodes` stored as `scheme`, and the pass recorded.
+    public func quantizing(_ nodes: [Node], _ scheme: QuantizationScheme) -> Graph {
         var g = self
-        for node in shrinkable(selection, to: scheme) { g.quantize(node, scheme) }
+        for node in nodes { g.quantize(node, scheme) }
         g.metadata.passes.append("quantize_\(scheme)")
         return g
     }

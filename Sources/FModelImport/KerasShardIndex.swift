@@ -9,6 +9,13 @@ package struct KerasShardIndex {
     /// The shards' paths, each once.
     package let shards: [String]
 
+    /// True when the file at `path` is a shard index (`isIndex(path:prefix:)` on its first bytes).
+    /// Every place that tells an index from other files asks this.
+    package static func isIndex(path: String) -> Bool {
+        guard path.hasSuffix(".json"), let prefix = try? MappedFile(path: path).withBytes({ Array($0.prefix(2056)) }) else { return false }
+        return isIndex(path: path, prefix: prefix)
+    }
+
     /// True when `prefix` (a file's first bytes) opens a shard index: a `.json` file whose
     /// object names a `weight_map` (Keras writes it after a short `metadata`).
     package static func isIndex(path: String, prefix: [UInt8]) -> Bool {

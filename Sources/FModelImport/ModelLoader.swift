@@ -119,7 +119,7 @@ public enum ModelLoader {
     /// it and its shards (an index that cannot be read is an error when it is imported).
     public static func sourceFiles(path: String) -> [String] {
         if isDirectory(path) { return [path + "/config.json", path + "/model.weights.h5"] }
-        if path.hasSuffix(".json"), let index = try? KerasShardIndex(path: path) { return [path] + index.shards }
+        if KerasShardIndex.isIndex(path: path), let index = try? KerasShardIndex(path: path) { return [path] + index.shards }
         return [path]
     }
 

@@ -247,6 +247,12 @@ import Testing
         }
         options.configJSON = nil
         #expect(throws: ImportError.missing(path: p, object: "/", what: "model config: weights in shards need --config MODEL.json")) { try load(text) }
+        // What is an index is told by content, in every place that asks: a `.keras` named
+        // `.json` is a `.keras` (it was read as an index: "the shard index is not JSON").
+        let zip = dir + "/model.json"
+        try FileManager.default.copyItem(atPath: Fixtures.path("keras3_multitask.keras"), toPath: zip)
+        #expect(ModelLoader.sourceFiles(path: zip) == [zip])
+        #expect(try ModelLoader.load(path: zip, options: .inProcess).outputs == ["age", "gender", "ethnicity"])
     }
 
     /// A directory is a model when it holds a config.json, as Keras decides; without one, or

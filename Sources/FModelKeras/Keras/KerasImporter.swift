@@ -56,7 +56,7 @@ struct KerasLowering {
     /// node, unless the layer has the name or a node already does).
     mutating func lowerTopLevel(_ model: KerasModel) throws(ImportError) -> [String] {
         let outputs = try lowerValues(model)
-        guard let names = model.outputNames, names.count == outputs.count else { return outputs }
+        guard let names = model.outputNames else { return outputs }
         var named: [String] = []
         for (name, value) in zip(names, outputs) {
             guard name != value, builder.shapes[name] == nil else { named.append(value); continue }

@@ -11,7 +11,7 @@ import Foundation
 /// (`--config`).
 enum Keras3Importer {
     static func importModel(path: String, configJSON: String? = nil) throws -> Graph {
-        if path.hasSuffix(".json"), !ModelLoader.isDirectory(path) { return try importShards(index: path, configJSON: configJSON) }
+        if KerasShardIndex.isIndex(path: path) { return try importShards(index: path, configJSON: configJSON) }
         if ModelLoader.isDirectory(path) {
             let config: String
             do { config = try MappedFile.text(path: path + "/config.json", maxBytes: MappedFile.maxConfigBytes) } catch {
@@ -89,17 +89,15 @@ enum Keras3Importer {
 /// layer is keyed by its top-level group and its name (`key`): a nested model may name a layer
 /// as one outside it is named.
 struct Keras3Weights: KerasWeightSource {
-    /// The weights file, or its shards (a layer's place may be in several).
-    let files: [HDF5File]
     let path: String
     /// Found where Keras puts them (`locate`), by key: each weight's file and dataset, in order.
     private var vars: [String: [(file: HDF5File, dataset: String)]] = [:]
     private var roles: [String: [String]] = [:]
 
+    /// `files`: the weights file, or its shards (a layer's place may be in several).
     init(files: [HDF5File], model: KerasModel, path: String) throws(ImportError) {
-        self.files = files
         self.path = path
-        try locate(model, in: "", group: nil)
+        try locate(model, in: "", group: nil, files: files)
         roles = Self.roleOrders(model, group: nil)
     }
 
@@ -114,7 +112,7 @@ struct Keras3Weights: KerasWeightSource {
     /// each with the layer's name, which tf-keras does not; fmodel took Keras 3's weights by
     /// those names, one for two layers of a name (`keras3_shadowed`). `group`: the top-level
     /// group of `model`'s layers (nil: they are top-level).
-    private mutating func locate(_ model: KerasModel, in place: String, group: String?) throws(ImportError) {
+    private mutating func locate(_ model: KerasModel, in place: String, group: String?, files: [HDF5File]) throws(ImportError) {
         guard place.count < 4096 else { return }
         var used: [String: Int] = [:]
         for layer in model.layers {
@@ -129,7 +127,7 @@ struct Keras3Weights: KerasWeightSource {
                 }
                 if !found.isEmpty { vars[key] = found.sorted { $0.index < $1.index }.map { ($0.file, $0.dataset) } }
             }
-            if let nested = layer.nested { try locate(nested, in: at, group: group ?? layer.name) }
+            if let nested = layer.nested { try locate(nested, in: at, group: group ?? layer.name, files: files) }
         }
     }
 
