@@ -211,13 +211,26 @@ private struct ShapeRules {
         return Shape(d)
     }
 
+    /// The inputs broadcast together: each expanded to the highest rank (`Shape.expanded`),
+    /// then along each axis all of one size or 1 (squeeze-and-excitation's `[N, 1, 1, C]`
+    /// against `[N, H, W, C]`, spatial attention's `[N, H, W, 1]`). The batch is never broadcast.
     func elementwise() throws(GraphError) -> Shape {
-        guard let first = inputs.first, inputs.count >= 2 else { throw fail("needs at least 2 inputs") }
-        for s in inputs.dropFirst() where s != first {
-            let broadcastLast = node.op == .mul && s.rank == 2 && s[1] == first.last && first.rank > 2
-            guard broadcastLast else { throw fail("inputs \(first) and \(s) differ") }
+        guard inputs.count >= 2 else { throw fail("needs at least 2 inputs") }
+        let rank = inputs.map(\.rank).max()!
+        guard inputs.allSatisfy({ $0.rank >= 2 }) else { throw fail("inputs \(inputs.map(\.description).joined(separator: " and ")) need a batch and channels") }
+        var out = inputs[0].expanded(toRank: rank).dims
+        for s in inputs.dropFirst() {
+            let e = s.expanded(toRank: rank)
+            for i in 0..<rank where e[i] != out[i] {
+                // An unknown size (-1) takes a known one; only a 1 broadcasts.
+                if i > 0, e[i] == 1 { continue }
+                guard i > 0, out[i] == 1 || out[i] < 0 || e[i] < 0 else {
+                    throw fail("inputs \(inputs.map(\.description).joined(separator: " and ")) do not broadcast")
+                }
+                if out[i] == 1 || out[i] < 0 { out[i] = e[i] }
+            }
         }
-        return first
+        return Shape(out)
     }
 
     func reshape(_ target: [Int]) throws(GraphError) -> Shape {

@@ -69,9 +69,10 @@ public enum Op: Hashable, Sendable {
     case globalMaxPool(keepDims: Bool)
     /// Concatenation of all inputs along `axis` (negative counts from the end).
     case concat(axis: Int)
-    /// Element-wise sum of all inputs (same shape).
+    /// Element-wise sum of all inputs, broadcast as NumPy does once each has the highest rank
+    /// (unit axes inserted after the batch, as Keras's merge layers do).
     case add
-    /// Element-wise product of all inputs (same shape, or the second broadcast along the last axis).
+    /// Element-wise product of all inputs, broadcast as `add`'s.
     case mul
     /// Multiplication by a constant.
     case scale(Float)

@@ -28,6 +28,13 @@ public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible, Expre
         d[0] = batch
         return Shape(d)
     }
+    /// The shape as an element-wise node reads it against `rank` axes: unit axes inserted
+    /// after the batch, as Keras's merge layers expand an input of lower rank (`[N, C]` against
+    /// `[N, H, W, C]` reads as `[N, 1, 1, C]`).
+    public func expanded(toRank rank: Int) -> Shape {
+        guard dims.count < rank, !dims.isEmpty else { return self }
+        return Shape([dims[0]] + [Int](repeating: 1, count: rank - dims.count) + dims.dropFirst())
+    }
     /// The last dimension, or 1 for a scalar.
     public var last: Int { dims.last ?? 1 }
     public var description: String {

@@ -554,8 +554,8 @@ public final class Executor: @unchecked Sendable {
                 if known { run.ranges[UnsafeRawPointer(y)] = (lo, hi) }
             }
         case .combine(let multiply):
-            let parts = ins.map { (UnsafePointer(run.buffers[$0]!.pointer), run.shapes[$0].elementCount!) }
-            combine(parts, into: y, count: count, channels: outShape.last, batch: outShape[0], multiply: multiply)
+            let parts = ins.map { (UnsafePointer(run.buffers[$0]!.pointer), run.shapes[$0]) }
+            combine(parts, into: y, outShape: outShape, multiply: multiply)
         case .scale(let s): scaleValues(x, y, count: count, by: s)
         case .zeroPad(let top, let left): zeroPad(x, inShape: inShape, y, outShape: outShape, top: top, left: left)
         case .l2Normalize(let e): l2Normalize(x, y, count: count, channels: outShape.last, epsilon: e)

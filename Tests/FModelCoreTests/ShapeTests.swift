@@ -48,6 +48,28 @@ import Testing
         #expect(throws: GraphError.self) { try graph(.reshape(shape: [7]), input: [2, 3, 4, 5]).inferShapes() }
     }
 
+    /// Element-wise inputs broadcast as Keras's merge layers: a lower rank gains unit axes
+    /// after the batch, then each axis is one size or 1, in any order; the batch never
+    /// broadcasts, and an unknown size takes a known one.
+    @Test func elementwiseInputsBroadcast() throws {
+        func shape(_ op: Op, _ shapes: [Shape]) throws -> Shape? {
+            let names = shapes.indices.map { "x\($0)" }
+            let g = Graph(inputs: zip(names, shapes).map { ValueInfo(name: $0, shape: $1) }, outputs: ["n"],
+                          nodes: [Node(name: "n", op: op, inputs: names)], tensors: [:])
+            return try g.inferShapes()["n"]
+        }
+        #expect(try shape(.mul, [[-1, 4, 4, 8], [-1, 1, 1, 8]]) == [-1, 4, 4, 8])
+        #expect(try shape(.add, [[-1, 1, 1, 8], [-1, 4, 4, 8]]) == [-1, 4, 4, 8])
+        #expect(try shape(.add, [[-1, 4, 4, 8], [-1, 8]]) == [-1, 4, 4, 8])
+        #expect(try shape(.mul, [[-1, 4, 4, 1], [-1, 1, 1, 8]]) == [-1, 4, 4, 8])
+        #expect(try shape(.mul, [[-1, 4, -1, 8], [-1, 1, 5, 1]]) == [-1, 4, 5, 8])
+        #expect(throws: GraphError.invalidNode(node: "n", reason: "inputs [?,4,4,8] and [?,1,1,4] do not broadcast")) {
+            try shape(.mul, [[-1, 4, 4, 8], [-1, 1, 1, 4]])
+        }
+        #expect(throws: GraphError.invalidNode(node: "n", reason: "inputs [2,4] and [1,4] do not broadcast")) { try shape(.add, [[2, 4], [1, 4]]) }
+        #expect(throws: GraphError.invalidNode(node: "n", reason: "inputs [?] and [?,4] need a batch and channels")) { try shape(.add, [[-1], [-1, 4]]) }
+    }
+
     @Test func convFlopsCountMultiplyAdds() throws {
         let g = graph(.conv2D(ConvAttributes(padding: .same)), input: [-1, 10, 10, 3], kernel: [3, 3, 3, 8])
         let cost = g.cost(of: g.nodes[0], shapes: try g.inferShapes())

@@ -152,6 +152,15 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
+    /// Attention blocks' products and sums that broadcast: squeeze-and-excitation's
+    /// `[N, 1, 1, C]` (after a Reshape, and with the gate first), its `[N, C]` vector straight
+    /// into Multiply, and a `[N, H, W, 1]` spatial gate. Each was "inputs [?,6,6,8] and
+    /// [?,1,1,8] differ".
+    @Test func broadcastingProductsAndSumsMatchKeras() throws {
+        let e = try Self.entry("keras3_attention")
+        _ = try Self.runMatchingKeras(Self.load(e), e)
+    }
+
     /// A model whose input goes straight to a Rescaling normalises its pixels itself, so its
     /// import records none (`predict` and `verify` then feed it pixels as they are); others
     /// keep FaceNet's prewhitening. A face prewhitened and then rescaled is not what such a

@@ -237,6 +237,43 @@ import Testing
         }
     }
 
+    /// A value list shorter than the shape repeats its last value, and an empty one is zeros,
+    /// as TensorFlow fills a tensor: a frozen Keras Reshape's `strided_slice` begins at `[0]`
+    /// stored as no values (`attention_frozen.pb`), which was refused as holding 0 values.
+    @Test func emptyValueListsAreZeros() throws {
+        func proto(_ dtype: Tensorflow_DataType, count: Int64, _ fill: (inout Tensorflow_TensorProto) -> Void = { _ in }) -> Tensorflow_TensorProto {
+            var t = Tensorflow_TensorProto()
+            t.dtype = dtype
+            var d = Tensorflow_TensorShapeProto.Dim()
+            d.size = count
+            t.tensorShape.dim = [d]
+            fill(&t)
+            return t
+        }
+        #expect(try HostTensor(proto(.dtInt32, count: 1), node: "begin", path: "g.pb").ints == [0])
+        #expect(try HostTensor(proto(.dtFloat, count: 3), node: "c", path: "g.pb").floats == [0, 0, 0])
+        #expect(try HostTensor(proto(.dtInt64, count: 3) { $0.int64Val = [4, 5] }, node: "c", path: "g.pb").ints == [4, 5, 5])
+        #expect(throws: ImportError.self) { try HostTensor(proto(.dtInt32, count: 1) { $0.intVal = [1, 2] }, node: "c", path: "g.pb") }
+    }
+
+    /// TensorFlow broadcasts from the last axis, fmodel's sums and products after the batch
+    /// (as Keras's merge layers): activations of different ranks are an error naming the node.
+    @Test func productsOfDifferentRanksAreRefused() throws {
+        var axis = Tensorflow_NodeDef()
+        (axis.name, axis.op) = ("axis", "Const")
+        var v = Tensorflow_AttrValue()
+        v.tensor.dtype = .dtInt32
+        v.tensor.intVal = [1]
+        axis.attr["value"] = v
+        let nodes = [Self.input, axis, Self.node("e", "ExpandDims", ["x", "axis"]), Self.node("out", "Mul", ["x", "e"])]
+        do {
+            _ = try importNodes(nodes)
+            Issue.record("imported a product of [?,4] and [?,1,4]")
+        } catch let ImportError.badGraph(_, node, reason) {
+            #expect(node == "out" && reason.contains("[?,4] and [?,1,4]: shapes of different ranks"), "\(reason)")
+        }
+    }
+
     /// A chain of 20,000 ReLUs (a 0.7 MB file) imports whole: the lowering walked the graph by
     /// recursion, and a chain of 5,000 overflowed the stack (SIGSEGV) before its depth limit.
     @Test func longChainImports() throws {

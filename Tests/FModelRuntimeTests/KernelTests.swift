@@ -131,6 +131,51 @@ import Testing
     }
 }
 
+/// Sums and products whose inputs broadcast, against the same sums taken element by element.
+@Suite struct BroadcastTests {
+    /// Values that differ from input to input and along every axis.
+    static func input(_ shape: Shape, _ k: Int) -> FloatTensor {
+        FloatTensor(shape: shape, values: (0..<shape.elementCount!).map { Float(($0 * 7 + k * 3) % 11) * 0.25 - 1 + Float(k) })
+    }
+
+    /// Output element `index` of the inputs combined, each read at its expanded index with its
+    /// unit axes at 0.
+    static func expected(_ inputs: [FloatTensor], out: Shape, multiply: Bool) -> [Float] {
+        (0..<out.elementCount!).map { flat in
+            var index = [Int](repeating: 0, count: out.rank), rest = flat
+            for a in (0..<out.rank).reversed() { (index[a], rest) = (rest % out[a], rest / out[a]) }
+            let values = inputs.map { t in
+                let e = t.shape.expanded(toRank: out.rank)
+                var offset = 0
+                for a in 0..<out.rank { offset = offset * e[a] + (e[a] == 1 ? 0 : index[a]) }
+                return t.values[offset]
+            }
+            return values.dropFirst().reduce(values[0]) { multiply ? $0 * $1 : $0 + $1 }
+        }
+    }
+
+    /// Squeeze-and-excitation's `[N, 1, 1, C]` either side, Keras's `[N, C]`, spatial gates
+    /// `[N, H, W, 1]`, two inputs both broadcast, three inputs, and one large enough that the
+    /// rows are split across the team.
+    @Test(arguments: [
+        ([[2, 3, 4, 5], [2, 1, 1, 5]], [2, 3, 4, 5]), ([[2, 1, 1, 5], [2, 3, 4, 5]], [2, 3, 4, 5]),
+        ([[2, 3, 4, 5], [2, 5]], [2, 3, 4, 5]), ([[2, 3, 4, 5], [2, 3, 4, 1]], [2, 3, 4, 5]),
+        ([[2, 3, 4, 1], [2, 1, 1, 5]], [2, 3, 4, 5]), ([[2, 3, 4, 5], [2, 1, 4, 5], [2, 3, 1, 1]], [2, 3, 4, 5]),
+        ([[2, 16, 16, 64], [2, 1, 1, 64]], [2, 16, 16, 64]), ([[2, 6], [2, 6]], [2, 6]),
+    ] as [([[Int]], [Int])])
+    func matchesElementByElement(_ shapes: [[Int]], _ out: [Int]) throws {
+        let inputs = shapes.enumerated().map { Self.input(Shape($1), $0) }
+        for (op, multiply) in [(Op.add, false), (.mul, true)] {
+            let names = inputs.indices.map { "x\($0)" }
+            let g = Graph(inputs: zip(names, inputs).map { ValueInfo(name: $0, shape: $1.shape.withBatch(-1)) }, outputs: ["n"],
+                          nodes: [Node(name: "n", op: op, inputs: names)], tensors: [:])
+            let y = try #require(try Executor(graph: g).run(Dictionary(uniqueKeysWithValues: zip(names, inputs)))["n"])
+            #expect(y.shape == Shape(out))
+            #expect(y.values == Self.expected(inputs, out: Shape(out), multiply: multiply), "\(op.kind) of \(shapes)")
+        }
+    }
+}
+
 @Suite struct ExecutorTests {
     /// conv → relu → conv, whose buffers the executor reuses.
     static func chain() -> Graph {

@@ -120,17 +120,17 @@ extension HostTensor {
                 }
             }
         }
-        func expand<T>(_ list: [T], _ what: String) throws(ImportError) -> [T] {
+        /// The list at the shape's count: a shorter one repeats its last value, and an empty
+        /// one is `zero`s, as TensorFlow fills a tensor (`FromProtoField`). A frozen Keras
+        /// Reshape's `strided_slice` begins at a `[0]` stored as no values at all.
+        func expand<T>(_ list: [T], _ what: String, zero: T) throws(ImportError) -> [T] {
             if list.count == n { return list }
-            guard let last = list.last, list.count < n else {
-                if n == 0 { return [] }
-                throw fail("\(what) holds \(list.count) values, shape \(dims) needs \(n)")
-            }
+            guard list.count < n else { throw fail("\(what) holds \(list.count) values, shape \(dims) needs \(n)") }
             // A few bytes of file repeated into a large tensor: bounded, unlike raw content.
             guard n <= ConstantFolding.maxMadeValues else {
-                throw fail("\(what) repeats its last value into \(n) values (at most \(ConstantFolding.maxMadeValues))")
+                throw fail("\(what) is filled out to \(n) values (at most \(ConstantFolding.maxMadeValues))")
             }
-            return list + [T](repeating: last, count: n - list.count)
+            return list + [T](repeating: list.last ?? zero, count: n - list.count)
         }
         switch proto.dtype {
         case .dtFloat:
@@ -142,22 +142,22 @@ extension HostTensor {
                 }
                 self.init(shape: dims, values: .stored(storage))
             }
-            else { self.init(floats: try expand(proto.floatVal, "float_val"), shape: dims) }
+            else { self.init(floats: try expand(proto.floatVal, "float_val", zero: 0), shape: dims) }
         case .dtDouble:
             if let r = try fromRaw(UInt64.self, { Float(Double(bitPattern: $0)) }) { self.init(floats: r, shape: dims) }
-            else { self.init(floats: try expand(proto.doubleVal.map(Float.init), "double_val"), shape: dims) }
+            else { self.init(floats: try expand(proto.doubleVal.map(Float.init), "double_val", zero: 0), shape: dims) }
         case .dtHalf:
             if let r = try fromRaw(UInt16.self, { Float(Float16(bitPattern: $0)) }) { self.init(floats: r, shape: dims) }
-            else { self.init(floats: try expand(proto.halfVal.map { Float(Float16(bitPattern: UInt16(truncatingIfNeeded: $0))) }, "half_val"), shape: dims) }
+            else { self.init(floats: try expand(proto.halfVal.map { Float(Float16(bitPattern: UInt16(truncatingIfNeeded: $0))) }, "half_val", zero: 0), shape: dims) }
         case .dtInt32:
             if let r = try fromRaw(UInt32.self, { Int64(Int32(bitPattern: $0)) }) { self.init(ints: r, shape: dims) }
-            else { self.init(ints: try expand(proto.intVal.map(Int64.init), "int_val"), shape: dims) }
+            else { self.init(ints: try expand(proto.intVal.map(Int64.init), "int_val", zero: 0), shape: dims) }
         case .dtInt64:
             if let r = try fromRaw(UInt64.self, { Int64(bitPattern: $0) }) { self.init(ints: r, shape: dims) }
-            else { self.init(ints: try expand(proto.int64Val, "int64_val"), shape: dims) }
+            else { self.init(ints: try expand(proto.int64Val, "int64_val", zero: 0), shape: dims) }
         case .dtBool:
             if let r = try fromRaw(UInt8.self, { $0 != 0 }) { self.init(shape: dims, values: .bool(r)) }
-            else { self.init(shape: dims, values: .bool(try expand(proto.boolVal, "bool_val"))) }
+            else { self.init(shape: dims, values: .bool(try expand(proto.boolVal, "bool_val", zero: false))) }
         default:
             throw fail("tensors of type \(proto.dtype) are not supported")
         }

@@ -45,9 +45,11 @@ extension TFLowering {
             return try emit(name, .concat(axis: Int(axis)), parts)
         case "Add", "AddV2", "Sub", "Mul", "RealDiv":
             return try arithmetic(node, inputs)
-        case "Mean":
+        case "Mean", "Max":
+            // Over height and width: Keras's global pooling.
             guard let x = dyn(0), let axes = const(1)?.ints, Set(axes.map { $0 < 0 ? $0 + 4 : $0 }) == [1, 2], builder.shape(x).rank == 4 else { return record(node) }
-            return try emit(name, .globalAvgPool(keepDims: a["keep_dims"]?.b ?? false), [x])
+            let keep = a["keep_dims"]?.b ?? false
+            return try emit(name, node.op == "Mean" ? .globalAvgPool(keepDims: keep) : .globalMaxPool(keepDims: keep), [x])
         case "MatMul":
             guard let x = dyn(0), var w = const(1), !(a["transpose_a"]?.b ?? false) else { return record(node) }
             if a["transpose_b"]?.b ?? false { w = transpose(w) }
@@ -98,6 +100,10 @@ extension TFLowering {
         let name = node.name
         switch (inputs[0], inputs[1]) {
         case (.dynamic(let x), .dynamic(let y)):
+            // TensorFlow aligns shapes from the last axis, fmodel's nodes after the batch (as
+            // Keras's merge layers): they agree when the ranks do.
+            let (sx, sy) = (builder.shape(x), builder.shape(y))
+            guard sx.rank == sy.rank else { throw fail(name, "\(node.op) of \(sx) and \(sy): shapes of different ranks are not supported") }
             if node.op == "Add" || node.op == "AddV2" { return try emit(name, .add, [x, y], [:]) }
             if node.op == "Mul" { return try emit(name, .mul, [x, y], [:]) }
             return record(node)

@@ -71,7 +71,7 @@ struct TFLowering {
         for op in ["Identity", "StopGradient", "Snapshot", "PreventGradient", "Square", "Sqrt", "Rsqrt", "Neg", "Cast", "Squeeze",
                    "Relu", "Relu6", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "MaxPool", "AvgPool", "Shape", "Merge", "Pack"] { a[op] = 1 }
         for op in ["Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Maximum", "Minimum", "SquaredDifference", "Reshape", "Prod",
-                   "Sum", "Mean", "Fill", "ExpandDims", "Conv2D", "DepthwiseConv2dNative", "BiasAdd", "MatMul", "Pad", "Switch", "ConcatV2"] { a[op] = 2 }
+                   "Sum", "Mean", "Max", "Fill", "ExpandDims", "Conv2D", "DepthwiseConv2dNative", "BiasAdd", "MatMul", "Pad", "Switch", "ConcatV2"] { a[op] = 2 }
         a["PadV2"] = 3
         a["StridedSlice"] = 4
         for op in ["FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"] { a[op] = 5 }
@@ -82,7 +82,7 @@ struct TFLowering {
     static let lowered: Set<String> = [
         "Identity", "StopGradient", "Snapshot", "PreventGradient", "Conv2D", "DepthwiseConv2dNative", "BiasAdd",
         "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Relu", "Relu6", "LeakyRelu", "Sigmoid", "Tanh", "Softmax",
-        "MaxPool", "AvgPool", "ConcatV2", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Mean", "MatMul", "Reshape", "Squeeze",
+        "MaxPool", "AvgPool", "ConcatV2", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Mean", "Max", "MatMul", "Reshape", "Squeeze",
         "ExpandDims", "Pad", "PadV2", "Shape",
     ]
 
