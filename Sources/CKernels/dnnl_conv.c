@@ -138,6 +138,10 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         case FM_ACT_RELU6: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f), "ReLU6 post-op"); break;
         case FM_ACT_SIGMOID: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f), "sigmoid post-op"); break;
         case FM_ACT_TANH: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_tanh, 0.0f, 0.0f), "tanh post-op"); break;
+        case FM_ACT_SWISH: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f), "swish post-op"); break;
+        case FM_ACT_ELU: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_elu, p->alpha, 0.0f), "ELU post-op"); break;
+        case FM_ACT_GELU_ERF: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f), "GELU post-op"); break;
+        case FM_ACT_GELU_TANH: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f), "GELU post-op"); break;
         default: snprintf(err, err_len, "activation %d has no oneDNN post-op", p->activation); goto fail;
         }
         CHECK(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops");

@@ -11,6 +11,9 @@ extension Activation: Codable {
         case .tanh: "tanh"
         case .softmax: "softmax"
         case .leakyRelu(let a): "leaky_relu(\(a))"
+        case .swish: "swish"
+        case .elu(let a): "elu(\(a))"
+        case .gelu(let approximate): approximate ? "gelu_tanh" : "gelu"
         }
     }
 
@@ -23,10 +26,18 @@ extension Activation: Codable {
         case "sigmoid": self = .sigmoid
         case "tanh": self = .tanh
         case "softmax": self = .softmax
+        case "swish": self = .swish
+        case "gelu": self = .gelu(approximate: false)
+        case "gelu_tanh": self = .gelu(approximate: true)
         default:
-            guard s.hasPrefix("leaky_relu("), s.hasSuffix(")"),
-                  let a = Float(s.dropFirst(11).dropLast()) else { return nil }
-            self = .leakyRelu(alpha: a)
+            /// `NAME(NUMBER)`'s number.
+            func argument(_ name: String) -> Float? {
+                guard s.hasPrefix(name + "("), s.hasSuffix(")"), let a = Float(s.dropFirst(name.count + 1).dropLast()), a.isFinite else { return nil }
+                return a
+            }
+            if let a = argument("leaky_relu") { self = .leakyRelu(alpha: a) }
+            else if let a = argument("elu") { self = .elu(alpha: a) }
+            else { return nil }
         }
     }
 

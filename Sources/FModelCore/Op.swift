@@ -13,6 +13,13 @@ public enum Activation: Hashable, Sendable {
     case leakyRelu(alpha: Float)
     /// Softmax over the last axis.
     case softmax
+    /// `x · sigmoid(x)`: Keras's swish, also named silu.
+    case swish
+    /// `x < 0 ? alpha · (e^x − 1) : x`.
+    case elu(alpha: Float)
+    /// `x · Φ(x)`, Φ the normal distribution: `0.5 · x · (1 + erf(x / √2))`, or with
+    /// `approximate` its tanh form, `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`.
+    case gelu(approximate: Bool)
 }
 
 /// Attributes of a 2-D convolution (also depthwise).

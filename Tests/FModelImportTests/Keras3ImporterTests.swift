@@ -161,6 +161,12 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
+    /// silu, swish, elu and gelu by name and an ELU layer: "activation 'silu' is not supported".
+    @Test func smoothActivationsMatchKeras() throws {
+        let e = try Self.entry("keras3_smooth_activations")
+        _ = try Self.runMatchingKeras(Self.load(e), e)
+    }
+
     /// A model whose input goes straight to a Rescaling normalises its pixels itself, so its
     /// import records none (`predict` and `verify` then feed it pixels as they are); others
     /// keep FaceNet's prewhitening. A face prewhitened and then rescaled is not what such a

@@ -1,4 +1,5 @@
 import FModelCore
+import Foundation
 import FModelRuntime
 import Testing
 
@@ -113,6 +114,23 @@ import Testing
         #expect(try run(.activation(.relu), x).values == [0, 0, 0.5, 8])
         #expect(try run(.activation(.relu6), x).values == [0, 0, 0.5, 6])
         #expect(try run(.activation(.leakyRelu(alpha: 0.1)), x).values == [-0.2, -0.05, 0.5, 8])
+        // The smooth ones against their definitions in double precision, in the GEMM path's
+        // kernel (oneDNN's post-ops are held to TensorFlow by the golden fixtures).
+        let wide = FloatTensor(shape: [1, 9], values: [-9, -3, -1, -0.25, 0, 0.001, 0.5, 2, 7])
+        let c = (2 / Double.pi).squareRoot()
+        let definitions: [(Activation, (Double) -> Double)] = [
+            (.swish, { v in v / (1 + exp(-v)) }),
+            (.elu(alpha: 0.5), { v in v < 0 ? 0.5 * expm1(v) : v }),
+            (.gelu(approximate: false), { v in 0.5 * v * (1 + erf(v / 2.0.squareRoot())) }),
+            (.gelu(approximate: true), { v in 0.5 * v * (1 + tanh(c * (v + 0.044715 * v * v * v))) }),
+        ]
+        for (activation, f) in definitions {
+            let y = try run(.activation(activation), wide).values
+            for (v, got) in zip(wide.values, y) {
+                let want = f(Double(v))
+                #expect(abs(Double(got) - want) <= 2e-7 * max(1, abs(want)), "\(activation.spelling)(\(v)) = \(got), not \(want)")
+            }
+        }
         let s = try run(.activation(.softmax), x).values
         #expect(abs(s.reduce(0, +) - 1) < 1e-6 && s[3] > 0.99)
         let l2 = try run(.l2Normalize(epsilon: 1e-10), FloatTensor(shape: [1, 2], values: [3, 4]))

@@ -15,7 +15,7 @@ typedef struct {
     float scale;        /* 1: none */
     int add_dst;        /* 1: add what dst holds before the call (a residual placed there) */
     int activation;     /* FM_ACT_* */
-    float alpha;        /* leaky ReLU slope */
+    float alpha;        /* leaky ReLU slope, ELU alpha */
     int src_type;       /* FM_SRC_* */
     int linked_src;     /* 1: a chain's inner side (float32): the layout the primitive prefers, */
     int linked_dst;     /*    memory the chain hands over; 0: the caller's NHWC */
@@ -25,7 +25,8 @@ typedef struct {
    float32 bias, destination and post-ops, as for FM_SRC_F32. */
 enum { FM_SRC_F32 = 0, FM_SRC_U8 = 1, FM_SRC_S8 = 2, FM_SRC_BF16 = 3 };
 
-enum { FM_ACT_LINEAR = 0, FM_ACT_RELU = 1, FM_ACT_RELU6 = 2, FM_ACT_LEAKY = 3, FM_ACT_SIGMOID = 4, FM_ACT_TANH = 5 };
+enum { FM_ACT_LINEAR = 0, FM_ACT_RELU = 1, FM_ACT_RELU6 = 2, FM_ACT_LEAKY = 3, FM_ACT_SIGMOID = 4, FM_ACT_TANH = 5,
+       FM_ACT_SWISH = 6, FM_ACT_ELU = 7, FM_ACT_GELU_ERF = 8, FM_ACT_GELU_TANH = 9 };
 
 /* NULL on failure, with a message in err. `bias` (may be NULL; float32 only) is read during the
    call; `weights` (HWIO: int8 for the int8 types, else float) must stay until the kernel is

@@ -32,6 +32,7 @@ extension TFLowering {
         case "LeakyRelu": return try activation(.leakyRelu(alpha: a["alpha"]?.f ?? 0.2), inputs, node)
         case "Sigmoid": return try activation(.sigmoid, inputs, node)
         case "Tanh": return try activation(.tanh, inputs, node)
+        case "Elu": return try activation(.elu(alpha: 1), inputs, node)
         case "Softmax": return try activation(.softmax, inputs, node)
         case "MaxPool", "AvgPool":
             guard let x = dyn(0) else { return record(node) }

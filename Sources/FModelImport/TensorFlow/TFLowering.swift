@@ -69,7 +69,7 @@ struct TFLowering {
     static let arity: [String: Int] = {
         var a: [String: Int] = [:]
         for op in ["Identity", "StopGradient", "Snapshot", "PreventGradient", "Square", "Sqrt", "Rsqrt", "Neg", "Cast", "Squeeze",
-                   "Relu", "Relu6", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "MaxPool", "AvgPool", "Shape", "Merge", "Pack"] { a[op] = 1 }
+                   "Relu", "Relu6", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Softmax", "MaxPool", "AvgPool", "Shape", "Merge", "Pack"] { a[op] = 1 }
         for op in ["Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "Maximum", "Minimum", "SquaredDifference", "Reshape", "Prod",
                    "Sum", "Mean", "Max", "Fill", "ExpandDims", "Conv2D", "DepthwiseConv2dNative", "BiasAdd", "MatMul", "Pad", "Switch", "ConcatV2"] { a[op] = 2 }
         a["PadV2"] = 3
@@ -81,7 +81,7 @@ struct TFLowering {
     /// Ops `lower` handles on activations (constant folding handles more on constants).
     static let lowered: Set<String> = [
         "Identity", "StopGradient", "Snapshot", "PreventGradient", "Conv2D", "DepthwiseConv2dNative", "BiasAdd",
-        "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Relu", "Relu6", "LeakyRelu", "Sigmoid", "Tanh", "Softmax",
+        "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Relu", "Relu6", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Softmax",
         "MaxPool", "AvgPool", "ConcatV2", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Mean", "Max", "MatMul", "Reshape", "Squeeze",
         "ExpandDims", "Pad", "PadV2", "Shape",
     ]
@@ -259,6 +259,9 @@ struct TFLowering {
             let live = inputs.enumerated().filter { if case .dead = $0.element { return false } else { return true } }
             guard let first = live.first else { return [.dead, .dead] }
             return [first.element, .const(HostTensor(ints: [Int64(first.offset)], shape: []))]
+        // Each input passed through as its output: how `tf.custom_gradient` (Keras's swish,
+        // `tf.nn.silu`) leaves its result in a frozen graph.
+        case "IdentityN": return inputs
         default: break
         }
         if anyDead { return [TFValue](repeating: .dead, count: 6) }

@@ -47,6 +47,7 @@ extension KerasLowering {
         case "Activation": return (.activation(try c.activation()), [:])
         case "ReLU": return (.activation(try c.relu()), [:])
         case "LeakyReLU": return (.activation(c.leakyRelu()), [:])
+        case "ELU": return (.activation(.elu(alpha: Float(c.double("alpha", default: 1)))), [:])
         case "Softmax":
             try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
             return (.activation(.softmax), [:])
@@ -146,9 +147,7 @@ struct LayerConfig {
     func activation() throws(ImportError) -> Activation {
         guard let value = config["activation"], !value.isNull else { return .linear }
         if let name = value.string {
-            // `tf.nn.leaky_relu` and Keras 3's `leaky_relu`, whose slope is 0.2 by default.
-            if name == "leaky_relu" { return .leakyRelu(alpha: 0.2) }
-            guard let a = Activation(spelling: name) else { throw fail("activation '\(name)' is not supported") }
+            guard let a = Self.activations[name] else { throw fail("activation '\(name)' is not supported") }
             return a
         }
         guard let cls = value["class_name"]?.string else { throw fail("activation \(value.brief.prefix(60))… is not supported (a lambda's code?)") }
@@ -158,6 +157,14 @@ struct LayerConfig {
         }
         throw fail("activation '\(cls)' is not supported (of layers given as an activation, LeakyReLU and ReLU are)")
     }
+
+    /// The activations Keras names, as tf-keras and Keras 3 define them: `leaky_relu` is
+    /// `tf.nn.leaky_relu`'s and Keras 3's (slope 0.2), `swish` is tf-keras's name for Keras 3's
+    /// `silu`, `elu` has alpha 1, and `gelu` is the exact form (`approximate=False`).
+    static let activations: [String: Activation] = [
+        "linear": .linear, "relu": .relu, "relu6": .relu6, "sigmoid": .sigmoid, "tanh": .tanh, "softmax": .softmax,
+        "leaky_relu": .leakyRelu(alpha: 0.2), "swish": .swish, "silu": .swish, "elu": .elu(alpha: 1), "gelu": .gelu(approximate: false),
+    ]
 
     /// LeakyReLU's slope: tf-keras's `alpha`, Keras 3's `negative_slope`.
     func leakyRelu() -> Activation {

@@ -14,6 +14,12 @@ extension Activation {
         case .sigmoid: for i in 0..<count { x[i] = 1 / (1 + expf(-x[i])) }
         case .tanh: for i in 0..<count { x[i] = tanhf(x[i]) }
         case .softmax: softmaxRows(x, rows: count / max(channels, 1), channels: channels)
+        case .swish: for i in 0..<count { x[i] = x[i] / (1 + expf(-x[i])) }
+        case .elu(let a): for i in 0..<count where x[i] < 0 { x[i] = a * expm1f(x[i]) }
+        case .gelu(false): for i in 0..<count { x[i] = 0.5 * x[i] * (1 + erff(x[i] * Float(0.5).squareRoot())) }
+        case .gelu(true):
+            let c = Float(2 / Double.pi).squareRoot()
+            for i in 0..<count { x[i] = 0.5 * x[i] * (1 + tanhf(c * (x[i] + 0.044715 * x[i] * x[i] * x[i]))) }
         }
     }
 }

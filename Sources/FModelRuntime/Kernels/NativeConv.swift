@@ -269,6 +269,9 @@ extension Activation {
         case .leakyRelu(let a): (Int32(FM_ACT_LEAKY), a)
         case .sigmoid: (Int32(FM_ACT_SIGMOID), 0)
         case .tanh: (Int32(FM_ACT_TANH), 0)
+        case .swish: (Int32(FM_ACT_SWISH), 0)
+        case .elu(let a): (Int32(FM_ACT_ELU), a)
+        case .gelu(let approximate): (Int32(approximate ? FM_ACT_GELU_TANH : FM_ACT_GELU_ERF), 0)
         case .softmax: nil
         }
     }
