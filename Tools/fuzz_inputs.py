@@ -118,7 +118,8 @@ def targets(work):
     # Keras files whose model_config is changed, the HDF5 file otherwise intact.
     structured += [(f"{name} configured", f"{FIXTURES}/{name}", ["inspect", "{}"], structured_mutator(reconfigure))
                    for name in ["tiny_residual.h5", "graft_heads.h5", "facenet_small.h5", "functional_zoo.h5",
-                                "multitask_flat.h5", "dense_activations.h5", "rescaling.h5", "inference_identities.h5"] if h5py]
+                                "multitask_flat.h5", "dense_activations.h5", "rescaling.h5", "inference_identities.h5",
+                                "smooth_activations.h5", "normalization.h5"] if h5py]
     # Products and sums that broadcast, run: a changed shape reaches the runtime's broadcast.
     structured += [("attention.h5 configured", f"{FIXTURES}/attention.h5", run_on("attention.input.npy"), structured_mutator(reconfigure))
                    ] if h5py else []
@@ -126,14 +127,16 @@ def targets(work):
     structured += [(f"{name} regraphed", f"{FIXTURES}/{name}", command, structured_mutator(regraph)) for name, command in [
         ("tf1_facenet_small.pb", run_on("tf1_facenet_small.input.npy", *facenet_inputs)),
         ("tf2_keras_frozen.pb", ["inspect", "{}"]),
-        ("attention_frozen.pb", run_on("attention.input.npy", "--inputs", "pixels:2x6x6x3"))] if graph_pb2]
+        ("attention_frozen.pb", run_on("attention.input.npy", "--inputs", "pixels:2x6x6x3")),
+        ("swish_frozen.pb", run_on("swish_frozen.input.npy"))] if graph_pb2]
     # A Keras 3 file whose config or weights are changed, zipped again.
     structured.append(("keras3_multitask.keras repacked", f"{FIXTURES}/keras3_multitask.keras",
                        run_on("keras3_multitask.input.npy"), structured_mutator(repack)))
     # Keras's own int8 quantization, bfloat16 and float16 weights, outputs given by name,
     # Rescaling, layers given as activations, products and sums that broadcast.
     structured += [(f"{name}.keras repacked", f"{FIXTURES}/{name}.keras", run_on(f"{name}.input.npy"), structured_mutator(repack))
-                   for name in ["keras3_int8", "keras3_half", "keras3_named", "keras3_rescaling", "keras3_activations", "keras3_attention"]]
+                   for name in ["keras3_int8", "keras3_half", "keras3_named", "keras3_rescaling", "keras3_activations", "keras3_attention",
+                                "keras3_smooth_activations", "keras3_normalization"]]
     # tf-keras's .keras: weights found by place, not by name.
     structured.append(("tiny_residual_tfkeras.keras repacked", f"{FIXTURES}/tiny_residual_tfkeras.keras",
                        run_on("tiny_residual.input.npy"), structured_mutator(repack)))

@@ -167,11 +167,21 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
-    /// A model whose input goes straight to a Rescaling normalises its pixels itself, so its
+    /// Normalization layers (adapted, given per channel with a variance of 0 that Keras clamps,
+    /// inverted, over all axes) as affine nodes: "layer 'adapted' is a Normalization, which
+    /// fmodel does not support". The clamp's channel is 0 where 0 · ∞ would be NaN.
+    @Test(arguments: ["keras3_normalization", "keras3_normalization_h5"])
+    func normalizationMatchesKeras(_ name: String) throws {
+        let e = try Self.entry(name)
+        _ = try Self.runMatchingKeras(Self.load(e), e)
+    }
+
+    /// A model whose input goes straight to a Rescaling or Normalization normalises its pixels itself, so its
     /// import records none (`predict` and `verify` then feed it pixels as they are); others
     /// keep FaceNet's prewhitening. A face prewhitened and then rescaled is not what such a
     /// model was trained on.
-    @Test(arguments: [("rescaling.h5", Preprocess.none), ("keras3_rescaling.keras", .none), ("keras3_multitask.keras", .prewhiten),
+    @Test(arguments: [("rescaling.h5", Preprocess.none), ("keras3_rescaling.keras", .none), ("normalization.h5", .none),
+                      ("keras3_normalization.keras", .none), ("keras3_multitask.keras", .prewhiten),
                       ("tiny_residual.h5", .prewhiten)])
     func aModelThatRescalesItsPixelsRecordsNoNormalisation(_ file: String, _ expected: Preprocess) throws {
         #expect(try ModelLoader.load(path: Fixtures.path(file), options: .inProcess).metadata.preprocess == expected)

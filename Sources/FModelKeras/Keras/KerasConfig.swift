@@ -33,6 +33,9 @@ struct KerasLayer {
         case "BatchNormalization":
             return (flag("scale") ? [("gamma", "gamma")] : []) + (flag("center") ? [("beta", "beta")] : [])
                 + [("moving_mean", "mean"), ("moving_variance", "variance")]
+        // Adapted (`adapt`) statistics; given ones are in the config instead. Its third
+        // weight, `count`, is not read.
+        case "Normalization": return config["mean"]?.isNull ?? true ? [("mean", "mean"), ("variance", "variance")] : []
         default: return []
         }
     }

@@ -8,13 +8,17 @@ extension KerasLowering {
         guard !inputs.isEmpty else { throw .badConfig(path: path, layer: layer.name, reason: "a call of this layer has no inputs") }
         let c = LayerConfig(layer: layer, path: path)
         let (op, params) = try lowering(layer, c, inputs: inputs, group: group)
-        if layer.className == "Rescaling", builder.graph.inputs.contains(where: { $0.name == inputs[0] }) { rescalesInput = true }
+        if Self.pixelLayers.contains(layer.className), builder.graph.inputs.contains(where: { $0.name == inputs[0] }) { rescalesInput = true }
         do {
             return try builder.add(layer.name, op, inputs: inputs, params: params)
         } catch {
             throw .badConfig(path: path, layer: layer.name, reason: error.reason(at: layer.name))
         }
     }
+
+    /// Layers that map pixels to what a model was trained on: a model whose input goes straight
+    /// into one normalises its input itself.
+    static let pixelLayers: Set<String> = ["Rescaling", "Normalization"]
 
     /// The input normalisation to record: none when the model rescales its pixels itself (a
     /// prewhitened face fed to `Rescaling(1 / 127.5, offset: -1)` is not what it was trained
@@ -78,6 +82,29 @@ extension KerasLowering {
             let channels = builder.shape(inputs[0]).last
             return (.affine, ["scale": Tensor(try c.perChannel("scale", channels: channels, default: 1), shape: [channels]),
                               "bias": Tensor(try c.perChannel("offset", channels: channels, default: 0), shape: [channels])])
+        case "Normalization":
+            // `(x − mean) / max(√variance, 1e-7)` per channel, or with `invert` its inverse,
+            // `mean + x · max(√variance, 1e-7)`: an affine node.
+            // `axis=None` (written `[]`) normalises by one mean and variance for all values.
+            let channels = builder.shape(inputs[0]).last, overAll = c.isEmptyList("axis")
+            if !overAll { try c.checkLastAxis(rank: builder.shape(inputs[0]).rank) }
+            func statistic(_ role: String) throws(ImportError) -> [Float] {
+                let n = overAll ? 1 : channels
+                var v: [Float]
+                if let t = p[role] {
+                    v = t.floats()
+                    guard v.count == n || v.count == 1 else { throw .weightShape(path: path, layer: layer.name, weight: role, expected: [n], got: t.shape.dims) }
+                } else {
+                    v = try c.perChannel(role, channels: n, default: .nan)
+                }
+                return v.count == 1 ? [Float](repeating: v[0], count: channels) : v
+            }
+            let mean = try statistic("mean"), deviation = try statistic("variance").map { max($0.squareRoot(), 1e-7) }
+            guard (mean + deviation).allSatisfy(\.isFinite) else { throw c.fail("mean or variance is not a finite number") }
+            let invert = c.bool("invert", default: false)
+            let scale = invert ? deviation : deviation.map { 1 / $0 }
+            let bias = invert ? mean : zip(mean, scale).map { -$0 * $1 }
+            return (.affine, ["scale": Tensor(scale, shape: [channels]), "bias": Tensor(bias, shape: [channels])])
         case "Lambda":
             switch LambdaScaling.scale(config: layer.config) {
             case .success(let s): return (.scale(s), [:])
@@ -225,6 +252,9 @@ struct LayerConfig {
         }
         return values.count == 1 ? [Float](repeating: Float(values[0]), count: channels) : values.map(Float.init)
     }
+
+    /// True when `key` is an empty list (Normalization's `axis=None`).
+    func isEmptyList(_ key: String) -> Bool { config[key]?.array?.isEmpty ?? false }
 
     /// Only the channel (last) axis is supported for normalisation and softmax.
     func checkLastAxis(rank: Int) throws(ImportError) {

@@ -28,7 +28,10 @@ struct KerasWeights: KerasWeightSource {
             let groupPath = "\(rootPath)/\(group)"
             var entries: [String: String] = [:]
             for w in try file.strings("weight_names", of: groupPath) ?? [] {
-                entries[Self.key(w)] = "\(groupPath)/\(w)"
+                // tf-keras's preprocessing layers (Normalization) name their weights with no
+                // scope (`mean:0`), in the group of the layer itself.
+                let key = Self.key(w)
+                entries[key.contains("/") ? key : "\(group)/\(key)"] = "\(groupPath)/\(w)"
             }
             index[group] = entries
         }
