@@ -14,7 +14,8 @@ protocol KerasWeightSource {
 
 struct KerasWeights: KerasWeightSource {
     let file: HDF5File
-    /// Per top-level group: `layer/weight` (without `:0`) → dataset path.
+    /// Per top-level group: `layer/weight` (without `:0`) → dataset path, under the full name
+    /// and under each shorter scope that names one weight only (see `names`).
     private var index: [String: [String: String]] = [:]
 
     /// Indexes the groups under `root` (`/model_weights` for full models, `/` for `save_weights`).
@@ -26,22 +27,28 @@ struct KerasWeights: KerasWeightSource {
         }
         for group in groups {
             let groupPath = "\(rootPath)/\(group)"
-            var entries: [String: String] = [:]
-            for w in try file.strings("weight_names", of: groupPath) ?? [] {
-                // tf-keras's preprocessing layers (Normalization) name their weights with no
-                // scope (`mean:0`), in the group of the layer itself.
-                let key = Self.key(w)
-                entries[key.contains("/") ? key : "\(group)/\(key)"] = "\(groupPath)/\(w)"
-            }
-            index[group] = entries
+            let weights = try file.strings("weight_names", of: groupPath) ?? []
+            index[group] = Self.names(weights.map { ($0, "\(groupPath)/\($0)") }, group: group)
         }
     }
 
-    /// `conv/kernel:0` → `conv/kernel`; a longer scope keeps its last two parts.
-    static func key(_ weightName: String) -> String {
-        let trimmed = weightName.hasSuffix(":0") ? String(weightName.dropLast(2)) : weightName
-        let parts = trimmed.split(separator: "/")
-        return parts.suffix(2).joined(separator: "/")
+    /// A group's weights by the names a layer may look them up under: the full name without
+    /// `:0` (`conv1/conv/kernel`: tf-keras's DenseNet and MobileNetV3 put `/` in layer names);
+    /// each shorter scope of two parts or more that no other weight of the group shares
+    /// (`outer/conv/kernel` is also `conv/kernel`); and a name with no scope at all under the
+    /// group's own (tf-keras's Normalization writes `mean:0` in group `adapted`). Full names win.
+    static func names(_ weights: [(name: String, path: String)], group: String) -> [String: String] {
+        var full: [String: String] = [:], scopes: [String: String?] = [:]
+        for (name, path) in weights {
+            let trimmed = name.hasSuffix(":0") ? String(name.dropLast(2)) : name
+            let parts = trimmed.split(separator: "/")
+            full[parts.count == 1 ? "\(group)/\(trimmed)" : trimmed] = path
+            for k in parts.indices.dropFirst().dropLast() {
+                let scope = parts[k...].joined(separator: "/")
+                scopes[scope] = scopes[scope] == nil ? path : .some(nil)
+            }
+        }
+        return full.merging(scopes.compactMapValues { $0 }) { whole, _ in whole }
     }
 
     /// True when layer `layer` (stored in top-level group `group`) has weight `role`.
