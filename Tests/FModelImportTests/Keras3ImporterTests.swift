@@ -176,6 +176,18 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
+    /// SeparableConv2D (Xception's) as a depthwise node, then a 1×1 convolution with the bias
+    /// and activation; InceptionResNetV2's CustomScaleLayer as a scale node, then a sum. Both
+    /// were "… which fmodel does not support".
+    @Test(arguments: ["keras3_separable_scaled", "keras3_separable_scaled_h5"])
+    func separableConvolutionAndScaledSumMatchKeras(_ name: String) throws {
+        let e = try Self.entry(name)
+        let g = try Self.load(e)
+        #expect(g.node(named: "sep_strided/depthwise")?.inputs == ["pixels"] && g.node(named: "sep_strided")?.inputs == ["sep_strided/depthwise"])
+        #expect(g.node(named: "scaled_sum/scaled")?.op == .scale(0.17) && g.node(named: "scaled_sum")?.inputs == ["sep_strided", "scaled_sum/scaled"])
+        _ = try Self.runMatchingKeras(g, e)
+    }
+
     /// A model whose input goes straight to a Rescaling or Normalization normalises its pixels itself, so its
     /// import records none (`predict` and `verify` then feed it pixels as they are); others
     /// keep FaceNet's prewhitening. A face prewhitened and then rescaled is not what such a

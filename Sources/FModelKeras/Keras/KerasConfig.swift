@@ -30,6 +30,7 @@ struct KerasLayer {
         case "Conv2D": return [("kernel", "kernel")] + bias
         case "Dense": return [("kernel", "kernel")] + bias + (quantization == "int8" ? [("kernel_scale", "kernel_scale")] : [])
         case "DepthwiseConv2D": return [("depthwise_kernel", "kernel")] + bias
+        case "SeparableConv2D": return [("depthwise_kernel", "depthwise"), ("pointwise_kernel", "kernel")] + bias
         case "BatchNormalization":
             return (flag("scale") ? [("gamma", "gamma")] : []) + (flag("center") ? [("beta", "beta")] : [])
                 + [("moving_mean", "mean"), ("moving_variance", "variance")]

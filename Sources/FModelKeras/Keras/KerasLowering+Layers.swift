@@ -1,18 +1,59 @@
 import FModelCore
 import FModelImport
 
-/// The Keras layer classes fmodel lowers, each to one IR node.
+/// The Keras layer classes fmodel lowers, each to one IR node named after the layer, or (a
+/// few) to two, the first named `layer/part`.
 extension KerasLowering {
     /// Lowers one call of a (non-model) layer and returns the value it produces.
     mutating func lowerLayer(_ layer: KerasLayer, inputs: [String], group: String) throws(ImportError) -> String {
         guard !inputs.isEmpty else { throw .badConfig(path: path, layer: layer.name, reason: "a call of this layer has no inputs") }
+        if let mode = layer.quantization, !(mode == "int8" && layer.className == "Dense") {
+            throw .badConfig(path: path, layer: layer.name, reason: "is quantized by Keras (\(mode)); fmodel reads Keras's quantization "
+                             + "only for Dense layers in int8: import the float model and quantize it with `fmodel quantize`")
+        }
         let c = LayerConfig(layer: layer, path: path)
-        let (op, params) = try lowering(layer, c, inputs: inputs, group: group)
+        // The layer's weights by IR role, read under their Keras names.
+        var p: [String: Tensor] = [:]
+        for w in layer.weights { p[w.role] = try weights.tensor(w.keras, layer: layer.name, group: group) }
+        if let (first, then) = try twoNodes(layer, c, p, inputs: inputs) {
+            let part = try add(layer, "\(layer.name)/\(first.part)", first.op, inputs: first.inputs, params: first.params)
+            return try add(layer, layer.name, then.op, inputs: then.inputs(part), params: then.params)
+        }
+        let (op, params) = try lowering(layer, c, p, inputs: inputs)
         if Self.pixelLayers.contains(layer.className), builder.graph.inputs.contains(where: { $0.name == inputs[0] }) { rescalesInput = true }
+        return try add(layer, layer.name, op, inputs: inputs, params: params)
+    }
+
+    private mutating func add(_ layer: KerasLayer, _ name: String, _ op: Op, inputs: [String], params: [String: Tensor]) throws(ImportError) -> String {
         do {
-            return try builder.add(layer.name, op, inputs: inputs, params: params)
+            return try builder.add(name, op, inputs: inputs, params: params)
         } catch {
             throw .badConfig(path: path, layer: layer.name, reason: error.reason(at: layer.name))
+        }
+    }
+
+    /// The first node of a layer that becomes two (its name's `part`), and the second, which
+    /// reads the first's value; nil for the others.
+    private func twoNodes(_ layer: KerasLayer, _ c: LayerConfig, _ p: [String: Tensor], inputs: [String]) throws(ImportError)
+        -> ((part: String, op: Op, inputs: [String], params: [String: Tensor]), (op: Op, inputs: (String) -> [String], params: [String: Tensor]))? {
+        switch layer.className {
+        case "SeparableConv2D":
+            // A depthwise convolution, then a 1×1 convolution with the bias and the activation.
+            try c.checkShape(p["depthwise"]!, "depthwise_kernel", c.pair("kernel_size") + [-1, c.int("depth_multiplier", default: 1)])
+            try c.checkShape(p["kernel"]!, "pointwise_kernel", [1, 1, -1, c.int("filters")])
+            var spatial = try c.conv()
+            let activation = spatial.activation
+            spatial.activation = .linear
+            return (("depthwise", .depthwiseConv2D(spatial), inputs, ["kernel": p["depthwise"]!]),
+                    (.conv2D(ConvAttributes(activation: activation)), { [$0] }, p.filter { $0.key != "depthwise" }))
+        case "CustomScaleLayer", "Custom>CustomScaleLayer":
+            // Keras's InceptionResNetV2 (tf-keras and Keras 3): `inputs[0] + inputs[1] · scale`.
+            guard inputs.count == 2, let scale = layer.config["scale"]?.double, scale.isFinite else {
+                throw c.fail("a CustomScaleLayer takes two inputs and a number 'scale' (Keras's InceptionResNetV2)")
+            }
+            return (("scaled", .scale(Float(scale)), [inputs[1]], [:]), (.add, { [inputs[0], $0] }, [:]))
+        default:
+            return nil
         }
     }
 
@@ -25,14 +66,8 @@ extension KerasLowering {
     /// on); nil leaves FaceNet's prewhitening, the default.
     var inputPreprocess: Preprocess? { rescalesInput ? Preprocess.none : nil }
 
-    private func lowering(_ layer: KerasLayer, _ c: LayerConfig, inputs: [String], group: String) throws(ImportError) -> (Op, [String: Tensor]) {
-        if let mode = layer.quantization, !(mode == "int8" && layer.className == "Dense") {
-            throw .badConfig(path: path, layer: layer.name, reason: "is quantized by Keras (\(mode)); fmodel reads Keras's quantization "
-                             + "only for Dense layers in int8: import the float model and quantize it with `fmodel quantize`")
-        }
-        // The layer's weights by IR role, read under their Keras names.
-        var p: [String: Tensor] = [:]
-        for w in layer.weights { p[w.role] = try weights.tensor(w.keras, layer: layer.name, group: group) }
+    private func lowering(_ layer: KerasLayer, _ c: LayerConfig, _ weights: [String: Tensor], inputs: [String]) throws(ImportError) -> (Op, [String: Tensor]) {
+        var p = weights
         switch layer.className {
         case "Conv2D":
             try c.require("groups", 1, default: 1)
