@@ -142,6 +142,8 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         case FM_ACT_ELU: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_elu, p->alpha, 0.0f), "ELU post-op"); break;
         case FM_ACT_GELU_ERF: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f), "GELU post-op"); break;
         case FM_ACT_GELU_TANH: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f), "GELU post-op"); break;
+        /* oneDNN 2.6's hardswish is s · relu6(s + 3) / 6, its alpha and beta ignored. */
+        case FM_ACT_HARD_SWISH: CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_hardswish, 0.0f, 0.0f), "hard swish post-op"); break;
         default: snprintf(err, err_len, "activation %d has no oneDNN post-op", p->activation); goto fail;
         }
         CHECK(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops");

@@ -14,6 +14,7 @@ extension Activation: Codable {
         case .swish: "swish"
         case .elu(let a): "elu(\(a))"
         case .gelu(let approximate): approximate ? "gelu_tanh" : "gelu"
+        case .hardSwish: "hard_swish"
         }
     }
 
@@ -29,6 +30,7 @@ extension Activation: Codable {
         case "swish": self = .swish
         case "gelu": self = .gelu(approximate: false)
         case "gelu_tanh": self = .gelu(approximate: true)
+        case "hard_swish": self = .hardSwish
         default:
             /// `NAME(NUMBER)`'s number.
             func argument(_ name: String) -> Float? {

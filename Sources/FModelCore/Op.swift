@@ -20,6 +20,8 @@ public enum Activation: Hashable, Sendable {
     /// `x · Φ(x)`, Φ the normal distribution: `0.5 · x · (1 + erf(x / √2))`, or with
     /// `approximate` its tanh form, `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`.
     case gelu(approximate: Bool)
+    /// `x · relu6(x + 3) / 6`: Keras 3's hard_silu (MobileNetV3's hard swish).
+    case hardSwish
 }
 
 /// Attributes of a 2-D convolution (also depthwise).

@@ -61,6 +61,13 @@ import Testing
         #expect(reason.hasPrefix("activation {\"value\": [") && reason.hasSuffix("is not supported (a lambda's code?)"), "\(reason)")
     }
 
+    /// A number divided by a tensor (tf-keras's TFOpLambda `1.0 / t`) is an error naming the
+    /// layer and the op.
+    @Test func numberDividedByATensor() {
+        guard case .badConfig(_, let layer?, let reason)? = importError("bad/divided_by_tensor.h5") else { Issue.record("no config error"); return }
+        #expect(layer.hasPrefix("tf.math.truediv") && reason == "tf.math.truediv: a number divided by a tensor is not supported", "\(reason)")
+    }
+
     @Test func missingWeight() {
         #expect(importError("bad/missing_weight.h5") == .missingWeight(path: Fixtures.path("bad/missing_weight.h5"), layer: "Conv2d_2a_3x3", weight: "Conv2d_2a_3x3/kernel:0"))
     }

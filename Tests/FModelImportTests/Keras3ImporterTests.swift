@@ -161,9 +161,11 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
-    /// silu, swish, elu and gelu by name and an ELU layer: "activation 'silu' is not supported".
-    @Test func smoothActivationsMatchKeras() throws {
-        let e = try Self.entry("keras3_smooth_activations")
+    /// silu, swish, elu and gelu by name and an ELU layer; Keras 3's hard_silu and hard_swish:
+    /// "activation 'silu' is not supported".
+    @Test(arguments: ["keras3_smooth_activations", "keras3_hard_swish"])
+    func smoothActivationsMatchKeras(_ name: String) throws {
+        let e = try Self.entry(name)
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
@@ -185,6 +187,18 @@ import Testing
         let g = try Self.load(e)
         #expect(g.node(named: "sep_strided/depthwise")?.inputs == ["pixels"] && g.node(named: "sep_strided")?.inputs == ["sep_strided/depthwise"])
         #expect(g.node(named: "scaled_sum/scaled")?.op == .scale(0.17) && g.node(named: "scaled_sum")?.inputs == ["sep_strided", "scaled_sum/scaled"])
+        _ = try Self.runMatchingKeras(g, e)
+    }
+
+    /// Arithmetic on Keras tensors, which Keras 3 writes as op layers (`keras.src.ops.numpy`):
+    /// `t + 3.0` was taken as the Add merge layer ("needs at least 2 inputs"), `t / 4.0` was
+    /// "a TrueDivide, which fmodel does not support". The legacy `.h5` (which Keras does not
+    /// read back) omits the module; an op there takes two operands, a merge layer one list.
+    @Test(arguments: ["keras3_tensor_arithmetic", "keras3_tensor_arithmetic_h5"])
+    func arithmeticOnTensorsMatchesKeras(_ name: String) throws {
+        let e = try Self.entry(name)
+        let g = try Self.load(e)
+        #expect(g.node(named: "true_divide")?.op == .scale(0.25) && g.node(named: "subtract_1")?.op == .affine)
         _ = try Self.runMatchingKeras(g, e)
     }
 

@@ -123,6 +123,7 @@ import Testing
             (.elu(alpha: 0.5), { v in v < 0 ? 0.5 * expm1(v) : v }),
             (.gelu(approximate: false), { v in 0.5 * v * (1 + erf(v / 2.0.squareRoot())) }),
             (.gelu(approximate: true), { v in 0.5 * v * (1 + tanh(c * (v + 0.044715 * v * v * v))) }),
+            (.hardSwish, { v in v * min(max(v + 3, 0), 6) / 6 }),
         ]
         for (activation, f) in definitions {
             let y = try run(.activation(activation), wide).values

@@ -26,7 +26,8 @@ typedef struct {
 enum { FM_SRC_F32 = 0, FM_SRC_U8 = 1, FM_SRC_S8 = 2, FM_SRC_BF16 = 3 };
 
 enum { FM_ACT_LINEAR = 0, FM_ACT_RELU = 1, FM_ACT_RELU6 = 2, FM_ACT_LEAKY = 3, FM_ACT_SIGMOID = 4, FM_ACT_TANH = 5,
-       FM_ACT_SWISH = 6, FM_ACT_ELU = 7, FM_ACT_GELU_ERF = 8, FM_ACT_GELU_TANH = 9 };
+       FM_ACT_SWISH = 6, FM_ACT_ELU = 7, FM_ACT_GELU_ERF = 8, FM_ACT_GELU_TANH = 9,
+       FM_ACT_HARD_SWISH = 10 };
 
 /* NULL on failure, with a message in err. `bias` (may be NULL; float32 only) is read during the
    call; `weights` (HWIO: int8 for the int8 types, else float) must stay until the kernel is

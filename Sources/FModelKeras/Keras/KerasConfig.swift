@@ -16,6 +16,14 @@ struct KerasLayer {
     var inbound: [[KerasRef]]
     /// The model config, when this layer is itself a model.
     var nested: KerasModel?
+    /// True for arithmetic on tensors that Keras wrote as a layer (`x + 3.0`): tf-keras's
+    /// TFOpLambda, and Keras 3's op classes (module `keras.src.ops.numpy`), whose names (`Add`,
+    /// `Multiply`) are also merge layers'; a legacy `.h5` omits the module, but a merge layer
+    /// takes one list of tensors where an op takes two operands.
+    var isOp = false
+    /// Per call, the numbers among an op's two operands, by position (0 or 1): `3.0 - x` has
+    /// the 3.0 first.
+    var numbers: [[Int: Double]] = []
 
     /// How Keras quantized this layer (`model.quantize(mode)`): its dtype policy's `mode`
     /// (`int8`, `int4`, `float8`, `gptq`, `awq`, …), nil for a float layer.
@@ -98,10 +106,24 @@ struct KerasModel {
         guard let name = l["name"]?.string ?? config["name"]?.string else {
             throw .badConfig(path: path, layer: nil, reason: "a \(cls) layer without a name")
         }
-        var inbound: [[KerasRef]] = []
-        for node in l["inbound_nodes"]?.array ?? [] {
-            if let args = node["args"] {
+        var inbound: [[KerasRef]] = [], numbers: [[Int: Double]] = []
+        let module = l["module"]?.string
+        let calls = l["inbound_nodes"]?.array ?? []
+        let isOp = cls == "TFOpLambda" || module?.hasPrefix("keras.src.ops") ?? false
+            || (module == nil && opClasses.contains(cls) && !calls.isEmpty && calls.allSatisfy { $0["args"]?.array?.count == 2 })
+        for node in calls {
+            // tf-keras writes a TFOpLambda's call bare, `[name, node, tensor, {"y": …}]`.
+            if cls == "TFOpLambda", let call = node[0]?.array != nil ? node[0] : node, call.array != nil {
+                let (refs, values) = try opOperands(call, path: path, layer: name)
+                inbound.append(refs)
+                numbers.append(values)
+            } else if let args = node["args"] {
                 inbound.append(try keras3Refs(args, path: path, layer: name))
+                var values: [Int: Double] = [:]
+                if isOp {
+                    for (i, a) in (args.array ?? []).enumerated() { if let d = a.double { values[i] = d } }
+                }
+                numbers.append(values)
             } else {
                 guard node.array != nil else {
                     throw .badConfig(path: path, layer: name, reason: "inbound node \(node.brief.prefix(80)) is neither the Keras 2 nor the Keras 3 form")
@@ -110,7 +132,25 @@ struct KerasModel {
             }
         }
         let nested = modelClasses.contains(cls) ? try KerasModel(l, path: path, depth: depth + 1) : nil
-        return KerasLayer(className: cls, name: name, config: config, inbound: inbound, nested: nested)
+        return KerasLayer(className: cls, name: name, config: config, inbound: inbound, nested: nested, isOp: isOp, numbers: numbers)
+    }
+
+    /// Keras 3's arithmetic op classes that lower (`KerasLowering.operators`).
+    static let opClasses: Set<String> = ["Add", "Subtract", "Multiply", "TrueDivide", "Divide"]
+
+    /// A TFOpLambda call's operands `x` and keyword `y`: each a reference, or a number (`x` as
+    /// `["_CONSTANT_VALUE", -1, 3.0, {"y": …}]` when the number came first, `3.0 - t`).
+    private static func opOperands(_ call: JSONValue, path: String, layer: String) throws(ImportError) -> ([KerasRef], [Int: Double]) {
+        var refs: [KerasRef] = [], numbers: [Int: Double] = [:]
+        if call[0]?.string == "_CONSTANT_VALUE", let d = call[2]?.double {
+            numbers[0] = d
+        } else {
+            refs.append(try ref(call, path: path, layer: layer))
+        }
+        if let y = call[3]?["y"] {
+            if let d = y.double { numbers[1] = d } else { refs.append(try ref(y, path: path, layer: layer)) }
+        }
+        return (refs, numbers)
     }
 
     /// The `__keras_tensor__` references in a Keras 3 call's `args`, in order (nested lists too).

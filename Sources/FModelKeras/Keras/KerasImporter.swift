@@ -43,7 +43,8 @@ struct KerasLowering {
     let path: String
     let weights: any KerasWeightSource
     var builder = GraphBuilder()
-    /// True when a Rescaling reads a model input: the model normalises its pixels itself.
+    /// True when a Rescaling or Normalization reads a model input: the model normalises its
+    /// pixels itself.
     var rescalesInput = false
 
     init(path: String, weights: any KerasWeightSource) {
@@ -125,7 +126,7 @@ struct KerasLowering {
             if let nested = layer.nested {
                 outs = try lower(nested, inputs: ins, group: group ?? layer.name)
             } else {
-                outs = [try lowerLayer(layer, inputs: ins, group: group ?? layer.name)]
+                outs = [try lowerLayer(layer, call: i, inputs: ins, group: group ?? layer.name)]
             }
             for (t, v) in outs.enumerated() { values[KerasRef(layer: layer.name, node: i + offset, tensor: t)] = v }
         }

@@ -5,7 +5,7 @@ import FModelImport
 /// few) to two, the first named `layer/part`.
 extension KerasLowering {
     /// Lowers one call of a (non-model) layer and returns the value it produces.
-    mutating func lowerLayer(_ layer: KerasLayer, inputs: [String], group: String) throws(ImportError) -> String {
+    mutating func lowerLayer(_ layer: KerasLayer, call: Int, inputs: [String], group: String) throws(ImportError) -> String {
         guard !inputs.isEmpty else { throw .badConfig(path: path, layer: layer.name, reason: "a call of this layer has no inputs") }
         if let mode = layer.quantization, !(mode == "int8" && layer.className == "Dense") {
             throw .badConfig(path: path, layer: layer.name, reason: "is quantized by Keras (\(mode)); fmodel reads Keras's quantization "
@@ -19,7 +19,8 @@ extension KerasLowering {
             let part = try add(layer, "\(layer.name)/\(first.part)", first.op, inputs: first.inputs, params: first.params)
             return try add(layer, layer.name, then.op, inputs: then.inputs(part), params: then.params)
         }
-        let (op, params) = try lowering(layer, c, p, inputs: inputs)
+        let (op, params) = layer.isOp ? try arithmetic(layer, c, numbers: layer.numbers.indices.contains(call) ? layer.numbers[call] : [:], inputs: inputs)
+            : try lowering(layer, c, p, inputs: inputs)
         if Self.pixelLayers.contains(layer.className), builder.graph.inputs.contains(where: { $0.name == inputs[0] }) { rescalesInput = true }
         return try add(layer, layer.name, op, inputs: inputs, params: params)
     }
@@ -65,6 +66,47 @@ extension KerasLowering {
     /// prewhitened face fed to `Rescaling(1 / 127.5, offset: -1)` is not what it was trained
     /// on); nil leaves FaceNet's prewhitening, the default.
     var inputPreprocess: Preprocess? { rescalesInput ? Preprocess.none : nil }
+
+    /// Arithmetic Keras wrote as a layer (`x + 3.0`, `x * y`): a sum or product of two tensors;
+    /// or one tensor and a number, as an affine or scale node.
+    private func arithmetic(_ layer: KerasLayer, _ c: LayerConfig, numbers: [Int: Double], inputs: [String]) throws(ImportError) -> (Op, [String: Tensor]) {
+        let kind = layer.className == "TFOpLambda" ? layer.config["function"]?.string ?? "?" : layer.className
+        let what = layer.className == "TFOpLambda" ? "tf.\(kind)" : "ops.\(kind)"
+        switch (Self.operators[kind], inputs.count, numbers.count) {
+        case ("+"?, 2, 0): return (.add, [:])
+        case ("*"?, 2, 0): return (.mul, [:])
+        case (let o?, 1, 1):
+            let (position, number) = numbers.first!
+            let v = Float(number)
+            guard v.isFinite else { throw c.fail("\(what) of \(number): not a finite float") }
+            let channels = builder.shape(inputs[0]).last
+            func affine(scale: Float = 1, bias: Float) -> (Op, [String: Tensor]) {
+                (.affine, (scale == 1 ? [:] : ["scale": Tensor([Float](repeating: scale, count: channels), shape: [channels])])
+                    .merging(["bias": Tensor([Float](repeating: bias, count: channels), shape: [channels])]) { a, _ in a })
+            }
+            switch (o, position) {
+            case ("+", _): return affine(bias: v)
+            case ("*", _): return (.scale(v), [:])
+            case ("-", 1): return affine(bias: -v)
+            case ("-", _): return affine(scale: -1, bias: v)
+            case ("/", 1) where v != 0: return (.scale(1 / v), [:])
+            case ("/", 0): throw c.fail("\(what): a number divided by a tensor is not supported")
+            default: break
+            }
+        default: break
+        }
+        throw c.fail("\(what) of \(inputs.count) tensor(s) and \(numbers.count) number(s) is not supported (of arithmetic written as a layer, "
+                     + "sums and products of two tensors, and +, −, × and ÷ by a number, are)")
+    }
+
+    /// The arithmetic op layers: Keras 3's `keras.src.ops` classes and tf-keras's TFOpLambda
+    /// functions.
+    static let operators: [String: Character] = [
+        "Add": "+", "__operators__.add": "+", "math.add": "+",
+        "Subtract": "-", "math.subtract": "-", "__operators__.sub": "-",
+        "Multiply": "*", "math.multiply": "*", "__operators__.mul": "*",
+        "TrueDivide": "/", "Divide": "/", "math.truediv": "/", "__operators__.truediv": "/", "math.divide": "/",
+    ]
 
     private func lowering(_ layer: KerasLayer, _ c: LayerConfig, _ weights: [String: Tensor], inputs: [String]) throws(ImportError) -> (Op, [String: Tensor]) {
         var p = weights
@@ -222,10 +264,14 @@ struct LayerConfig {
 
     /// The activations Keras names, as tf-keras and Keras 3 define them: `leaky_relu` is
     /// `tf.nn.leaky_relu`'s and Keras 3's (slope 0.2), `swish` is tf-keras's name for Keras 3's
-    /// `silu`, `elu` has alpha 1, and `gelu` is the exact form (`approximate=False`).
+    /// `silu`, `elu` has alpha 1, `gelu` is the exact form (`approximate=False`), and
+    /// `hard_silu` (also `hard_swish`) is Keras 3's. Not `hard_sigmoid`: tf-keras's is
+    /// `clip(0.2 · x + 0.5, 0, 1)`, Keras 3's `relu6(x + 3) / 6`, and a legacy `.h5` need not say
+    /// which Keras wrote it.
     static let activations: [String: Activation] = [
         "linear": .linear, "relu": .relu, "relu6": .relu6, "sigmoid": .sigmoid, "tanh": .tanh, "softmax": .softmax,
         "leaky_relu": .leakyRelu(alpha: 0.2), "swish": .swish, "silu": .swish, "elu": .elu(alpha: 1), "gelu": .gelu(approximate: false),
+        "hard_silu": .hardSwish, "hard_swish": .hardSwish,
     ]
 
     /// LeakyReLU's slope: tf-keras's `alpha`, Keras 3's `negative_slope`.

@@ -272,6 +272,7 @@ extension Activation {
         case .swish: (Int32(FM_ACT_SWISH), 0)
         case .elu(let a): (Int32(FM_ACT_ELU), a)
         case .gelu(let approximate): (Int32(approximate ? FM_ACT_GELU_TANH : FM_ACT_GELU_ERF), 0)
+        case .hardSwish: (Int32(FM_ACT_HARD_SWISH), 0)
         case .softmax: nil
         }
     }
