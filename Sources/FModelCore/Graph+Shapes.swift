@@ -129,6 +129,13 @@ private struct ShapeRules {
         case .depthwiseConv2D(let a): return try conv(a, depthwise: true)
         case .dense: return try dense()
         case .batchNorm: return try batchNorm()
+        case .layerNorm(let e):
+            let s = try single()
+            guard e.isFinite, e >= 0 else { throw fail("epsilon \(e) is not a finite number ≥ 0") }
+            for role in ["gamma", "beta"] where node.params[role] != nil {
+                guard try param(role).shape == [s.last] else { throw fail("\(role) does not have \(s.last) channels") }
+            }
+            return s
         case .affine:
             let s = try single()
             guard node.params["scale"] != nil || node.params["bias"] != nil else { throw fail("affine without scale or bias") }

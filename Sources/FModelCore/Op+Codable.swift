@@ -83,7 +83,7 @@ extension Op: Codable {
         case .conv2D(let a), .depthwiseConv2D(let a):
             (w.strides, w.dilations, w.padding, w.activation) = (a.strides, a.dilations, a.padding, a.activation)
         case .dense(let act), .activation(let act): w.activation = act
-        case .batchNorm(let e), .l2Normalize(let e): w.epsilon = e
+        case .batchNorm(let e), .l2Normalize(let e), .layerNorm(let e): w.epsilon = e
         case .maxPool(let p), .avgPool(let p): (w.size, w.strides, w.padding) = (p.size, p.strides, p.padding)
         case .globalAvgPool(let k), .globalMaxPool(let k): w.keepDims = k
         case .concat(let axis): w.axis = axis
@@ -116,6 +116,7 @@ extension Op: Codable {
         case "depthwise_conv2d": self = .depthwiseConv2D(try conv())
         case "dense": self = .dense(activation: w.activation ?? .linear)
         case "batch_norm": self = .batchNorm(epsilon: try need(w.epsilon, "epsilon"))
+        case "layer_norm": self = .layerNorm(epsilon: try need(w.epsilon, "epsilon"))
         case "activation": self = .activation(try need(w.activation, "activation"))
         case "max_pool": self = .maxPool(try pool())
         case "avg_pool": self = .avgPool(try pool())

@@ -93,6 +93,9 @@ public enum Op: Hashable, Sendable {
     case zeroPad(top: Int, bottom: Int, left: Int, right: Int)
     /// `x / sqrt(max(sum(x^2), epsilon))` over the last axis.
     case l2Normalize(epsilon: Float)
+    /// `(x − mean) / sqrt(variance + epsilon) · gamma + beta`, the mean and (biased) variance
+    /// over the last axis of each row (params `gamma`?, `beta`?): Keras's LayerNormalization.
+    case layerNorm(epsilon: Float)
     /// Training-only regularisation; the identity at inference.
     case dropout(rate: Float)
     case identity
@@ -105,6 +108,7 @@ extension Op {
         case .conv2D, .depthwiseConv2D, .dense: ["kernel", "bias"]
         case .batchNorm: ["mean", "variance", "gamma", "beta"]
         case .affine: ["scale", "bias"]
+        case .layerNorm: ["gamma", "beta"]
         default: []
         }
     }
@@ -130,6 +134,7 @@ extension Op {
         case .flatten: "flatten"
         case .zeroPad: "zero_pad"
         case .l2Normalize: "l2_normalize"
+        case .layerNorm: "layer_norm"
         case .dropout: "dropout"
         case .identity: "identity"
         }

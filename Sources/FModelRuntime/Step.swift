@@ -15,6 +15,7 @@ enum Step {
     case scale(Float)
     case zeroPad(top: Int, left: Int)
     case l2Normalize(epsilon: Float)
+    case layerNorm(epsilon: Float, gamma: [Float]?, beta: [Float]?)
     /// Identity, dropout, reshape and flatten: the output shares the input's buffer.
     case alias
 
@@ -59,6 +60,7 @@ enum Step {
         case .scale(let s): self = .scale(s)
         case .zeroPad(let t, _, let l, _): self = .zeroPad(top: t, left: l)
         case .l2Normalize(let e): self = .l2Normalize(epsilon: e)
+        case .layerNorm(let e): self = .layerNorm(epsilon: e, gamma: floats("gamma"), beta: floats("beta"))
         case .identity, .dropout, .reshape, .flatten: self = .alias
         }
     }

@@ -68,6 +68,13 @@ import Testing
         #expect(layer.hasPrefix("tf.math.truediv") && reason == "tf.math.truediv: a number divided by a tensor is not supported", "\(reason)")
     }
 
+    /// A Conv2D of two groups over four channels is an error naming the layer (one group a
+    /// channel is a depthwise convolution; other grouped convolutions are not supported).
+    @Test func groupedConvolution() {
+        #expect(importError("bad/grouped_conv.h5") == .badConfig(path: Fixtures.path("bad/grouped_conv.h5"), layer: "grouped",
+                                                                 reason: "'groups' = 2 is not supported (only 1, or one group an input channel)"))
+    }
+
     @Test func missingWeight() {
         #expect(importError("bad/missing_weight.h5") == .missingWeight(path: Fixtures.path("bad/missing_weight.h5"), layer: "Conv2d_2a_3x3", weight: "Conv2d_2a_3x3/kernel:0"))
     }

@@ -202,6 +202,20 @@ import Testing
         _ = try Self.runMatchingKeras(g, e)
     }
 
+    /// A ConvNeXt block as Keras's applications build it: a Conv2D with one group a channel
+    /// (a depthwise node), LayerNormalization, LayerScale (an affine node; its weight in the
+    /// `.h5`, which Keras does not read back, is `variable`), StochasticDepth (an identity).
+    /// Each was an error: "'groups' = 8 is not supported", "is a LayerNormalization, which
+    /// fmodel does not support", …
+    @Test(arguments: ["keras3_convnext_block", "keras3_convnext_block_h5"])
+    func convNeXtBlockMatchesKeras(_ name: String) throws {
+        let e = try Self.entry(name)
+        let g = try Self.load(e)
+        #expect(g.node(named: "depthwise_conv").map { if case .depthwiseConv2D = $0.op { true } else { false } } == true)
+        #expect(g.node(named: "layernorm")?.op == .layerNorm(epsilon: 1e-6) && g.node(named: "plain_norm")?.params["beta"] == nil)
+        _ = try Self.runMatchingKeras(g, e)
+    }
+
     /// A model whose input goes straight to a Rescaling or Normalization normalises its pixels itself, so its
     /// import records none (`predict` and `verify` then feed it pixels as they are); others
     /// keep FaceNet's prewhitening. A face prewhitened and then rescaled is not what such a

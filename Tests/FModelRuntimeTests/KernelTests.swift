@@ -134,6 +134,12 @@ import Testing
         }
         let s = try run(.activation(.softmax), x).values
         #expect(abs(s.reduce(0, +) - 1) < 1e-6 && s[3] > 0.99)
+        // Each row on its own: mean 2.5 and variance 1.25, then gamma and beta by channel.
+        let rows = FloatTensor(shape: [2, 4], values: [1, 2, 3, 4, 5, 5, 5, 5])
+        let norm = try run(.layerNorm(epsilon: 0.75), rows, params: ["gamma": Tensor([1, 1, 2, 2], shape: [4]), "beta": Tensor([0, 0, 0, 1], shape: [4])])
+        let root2 = Float(2).squareRoot()
+        let expected: [Float] = [-1.5 / root2, -0.5 / root2, 1 / root2, 3 / root2 + 1, 0, 0, 0, 1]
+        #expect(zip(norm.values, expected).allSatisfy { abs($0 - $1) < 1e-6 }, "\(norm.values)")
         let l2 = try run(.l2Normalize(epsilon: 1e-10), FloatTensor(shape: [1, 2], values: [3, 4]))
         #expect(l2.values == [0.6, 0.8])
     }

@@ -39,6 +39,9 @@ struct KerasLayer {
         case "Dense": return [("kernel", "kernel")] + bias + (quantization == "int8" ? [("kernel_scale", "kernel_scale")] : [])
         case "DepthwiseConv2D": return [("depthwise_kernel", "kernel")] + bias
         case "SeparableConv2D": return [("depthwise_kernel", "depthwise"), ("pointwise_kernel", "kernel")] + bias
+        case "LayerNormalization": return (flag("scale") ? [("gamma", "gamma")] : []) + (flag("center") ? [("beta", "beta")] : [])
+        // Keras's ConvNeXt: one factor a channel.
+        case "LayerScale": return [("gamma", "scale")]
         case "BatchNormalization":
             return (flag("scale") ? [("gamma", "gamma")] : []) + (flag("center") ? [("beta", "beta")] : [])
                 + [("moving_mean", "mean"), ("moving_variance", "variance")]

@@ -112,8 +112,18 @@ extension KerasLowering {
         var p = weights
         switch layer.className {
         case "Conv2D":
-            try c.require("groups", 1, default: 1)
             try c.checkShape(p["kernel"]!, "kernel", c.pair("kernel_size") + [-1, c.int("filters")])
+            let groups = c.int("groups", default: 1), channels = builder.shape(inputs[0]).last
+            if groups != 1 {
+                // One group an input channel (ConvNeXt's 7×7) is a depthwise convolution: the
+                // kernel [h, w, 1, filters] holds, in the same order, [h, w, channels, filters / channels].
+                let k = p["kernel"]!
+                guard groups == channels, k.shape[2] == 1, k.shape[3] % groups == 0 else {
+                    throw c.fail("'groups' = \(groups) is not supported (only 1, or one group an input channel)")
+                }
+                p["kernel"] = Tensor(dtype: k.dtype, shape: [k.shape[0], k.shape[1], groups, k.shape[3] / groups], storage: k.storage)
+                return (.depthwiseConv2D(try c.conv()), p)
+            }
             return (.conv2D(try c.conv()), p)
         case "DepthwiseConv2D":
             try c.checkShape(p["kernel"]!, "depthwise_kernel", c.pair("kernel_size") + [-1, c.int("depth_multiplier", default: 1)])
@@ -125,6 +135,15 @@ extension KerasLowering {
         case "BatchNormalization":
             try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
             return (.batchNorm(epsilon: Float(c.double("epsilon", default: 0.001))), p)
+        case "LayerNormalization":
+            try c.checkLastAxis(rank: builder.shape(inputs[0]).rank)
+            guard !c.bool("rms_scaling", default: false) else { throw c.fail("rms_scaling is not supported") }
+            return (.layerNorm(epsilon: Float(c.double("epsilon", default: 0.001))), p)
+        case "LayerScale":
+            // Keras's ConvNeXt (tf-keras and Keras 3): `x · gamma`, one factor a channel.
+            try c.checkShape(p["scale"]!, "gamma", [builder.shape(inputs[0]).last])
+            return (.affine, p)
+        case "StochasticDepth": return (.identity, [:])
         case "Activation": return (.activation(try c.activation()), [:])
         case "ReLU": return (.activation(try c.relu()), [:])
         case "LeakyReLU": return (.activation(c.leakyRelu()), [:])

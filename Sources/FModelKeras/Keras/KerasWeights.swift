@@ -58,9 +58,20 @@ struct KerasWeights: KerasWeightSource {
 
     /// The dataset of weight `role` of `layer`. Keras 3 names a DepthwiseConv2D's kernel
     /// `kernel`, and so writes it in the `.h5` it saves (`model.save("x.h5")`): a layer's one
-    /// kernel either way.
+    /// kernel either way. It names a weight created without a name `variable`, `variable_1`, …
+    /// (a count over the model), as ConvNeXt's LayerScale creates its `gamma`: a layer's one
+    /// such weight.
     private func dataset(_ role: String, layer: String, group: String) -> String? {
-        index[group]?["\(layer)/\(role)"] ?? (role == "depthwise_kernel" ? index[group]?["\(layer)/kernel"] : nil)
+        guard let names = index[group] else { return nil }
+        if let path = names["\(layer)/\(role)"] { return path }
+        if role == "depthwise_kernel" { return names["\(layer)/kernel"] }
+        guard role == "gamma" else { return nil }
+        let unnamed = names.filter { key, _ in
+            guard key.hasPrefix("\(layer)/variable") else { return false }
+            let rest = key.dropFirst(layer.count + 9)
+            return rest.isEmpty || (rest.first == "_" && rest.dropFirst().allSatisfy(\.isNumber))
+        }
+        return unnamed.count == 1 ? unnamed.first!.value : nil
     }
 
     /// Reads weight `role` of `layer` as a float32 tensor.
