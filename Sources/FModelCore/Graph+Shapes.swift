@@ -160,6 +160,11 @@ private struct ShapeRules {
             guard min(t, b, l, r) >= 0 else { throw fail("negative padding") }
             guard max(t, b, l, r) <= Graph.maxDimension else { throw fail("padding of more than 2^31 − 1") }
             return [s[0], s[1] < 0 ? -1 : s[1] + t + b, s[2] < 0 ? -1 : s[2] + l + r, s[3]]
+        case .crop(let t, let b, let l, let r):
+            let s = try image()
+            guard min(t, b, l, r) >= 0, max(t, b, l, r) <= Graph.maxDimension else { throw fail("crop of \([t, b, l, r]) is not 0 to 2^31 − 1") }
+            guard s[1] < 0 || t + b < s[1], s[2] < 0 || l + r < s[2] else { throw fail("crop of \([t, b, l, r]) leaves nothing of \(s)") }
+            return [s[0], s[1] < 0 ? -1 : s[1] - t - b, s[2] < 0 ? -1 : s[2] - l - r, s[3]]
         }
     }
 

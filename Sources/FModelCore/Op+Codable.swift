@@ -89,7 +89,7 @@ extension Op: Codable {
         case .concat(let axis): w.axis = axis
         case .scale(let v): w.value = v
         case .reshape(let s): w.shape = s
-        case .zeroPad(let t, let b, let l, let r): w.pads = [t, b, l, r]
+        case .zeroPad(let t, let b, let l, let r), .crop(let t, let b, let l, let r): w.pads = [t, b, l, r]
         case .dropout(let r): w.rate = r
         case .add, .mul, .flatten, .identity, .affine: break
         }
@@ -129,12 +129,12 @@ extension Op: Codable {
         case "scale": self = .scale(try need(w.value, "value"))
         case "reshape": self = .reshape(shape: try need(w.shape, "shape"))
         case "flatten": self = .flatten
-        case "zero_pad":
+        case "zero_pad", "crop":
             let p = try need(w.pads, "pads")
             guard p.count == 4 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "zero_pad needs 4 pads"))
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(w.type) needs 4 pads"))
             }
-            self = .zeroPad(top: p[0], bottom: p[1], left: p[2], right: p[3])
+            self = w.type == "crop" ? .crop(top: p[0], bottom: p[1], left: p[2], right: p[3]) : .zeroPad(top: p[0], bottom: p[1], left: p[2], right: p[3])
         case "l2_normalize": self = .l2Normalize(epsilon: try need(w.epsilon, "epsilon"))
         case "dropout": self = .dropout(rate: w.rate ?? 0)
         case "identity": self = .identity

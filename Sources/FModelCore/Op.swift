@@ -91,6 +91,8 @@ public enum Op: Hashable, Sendable {
     case flatten
     /// Zero padding of height and width: top, bottom, left, right.
     case zeroPad(top: Int, bottom: Int, left: Int, right: Int)
+    /// Rows and columns cut from height and width: top, bottom, left, right.
+    case crop(top: Int, bottom: Int, left: Int, right: Int)
     /// `x / sqrt(max(sum(x^2), epsilon))` over the last axis.
     case l2Normalize(epsilon: Float)
     /// `(x − mean) / sqrt(variance + epsilon) · gamma + beta`, the mean and (biased) variance
@@ -133,6 +135,7 @@ extension Op {
         case .reshape: "reshape"
         case .flatten: "flatten"
         case .zeroPad: "zero_pad"
+        case .crop: "crop"
         case .l2Normalize: "l2_normalize"
         case .layerNorm: "layer_norm"
         case .dropout: "dropout"

@@ -558,6 +558,7 @@ public final class Executor: @unchecked Sendable {
             combine(parts, into: y, outShape: outShape, multiply: multiply)
         case .scale(let s): scaleValues(x, y, count: count, by: s)
         case .zeroPad(let top, let left): zeroPad(x, inShape: inShape, y, outShape: outShape, top: top, left: left)
+        case .crop(let top, let left): crop(x, inShape: inShape, y, outShape: outShape, top: top, left: left)
         case .l2Normalize(let e): l2Normalize(x, y, count: count, channels: outShape.last, epsilon: e)
         case .layerNorm(let e, let gamma, let beta): layerNormalize(x, y, count: count, channels: outShape.last, epsilon: e, gamma: gamma, beta: beta)
         case .alias: break

@@ -14,6 +14,7 @@ enum Step {
     case combine(multiply: Bool)
     case scale(Float)
     case zeroPad(top: Int, left: Int)
+    case crop(top: Int, left: Int)
     case l2Normalize(epsilon: Float)
     case layerNorm(epsilon: Float, gamma: [Float]?, beta: [Float]?)
     /// Identity, dropout, reshape and flatten: the output shares the input's buffer.
@@ -59,6 +60,7 @@ enum Step {
         case .mul: self = .combine(multiply: true)
         case .scale(let s): self = .scale(s)
         case .zeroPad(let t, _, let l, _): self = .zeroPad(top: t, left: l)
+        case .crop(let t, _, let l, _): self = .crop(top: t, left: l)
         case .l2Normalize(let e): self = .l2Normalize(epsilon: e)
         case .layerNorm(let e): self = .layerNorm(epsilon: e, gamma: floats("gamma"), beta: floats("beta"))
         case .identity, .dropout, .reshape, .flatten: self = .alias

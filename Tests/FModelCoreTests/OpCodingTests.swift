@@ -12,7 +12,7 @@ import Testing
         .avgPool(PoolAttributes(size: [2, 2], strides: [1, 1], padding: .same)), .globalAvgPool(keepDims: true),
         .globalMaxPool(keepDims: false), .concat(axis: -1), .add, .mul, .scale(0.17), .reshape(shape: [-1, 4]),
         .flatten, .affine, .zeroPad(top: 1, bottom: 2, left: 3, right: 4), .l2Normalize(epsilon: 1e-10), .dropout(rate: 0.2), .identity,
-        .layerNorm(epsilon: 1e-6),
+        .layerNorm(epsilon: 1e-6), .crop(top: 1, bottom: 0, left: 2, right: 3),
     ]
 
     @Test(arguments: ops)

@@ -70,6 +70,15 @@ import Testing
         #expect(throws: GraphError.invalidNode(node: "n", reason: "inputs [?] and [?,4] need a batch and channels")) { try shape(.add, [[-1], [-1, 4]]) }
     }
 
+    /// A crop leaves at least one row and column, and cuts nothing negative.
+    @Test func cropsLeaveSomething() throws {
+        #expect(try graph(.crop(top: 1, bottom: 1, left: 0, right: 2), input: [-1, 4, 3, 2]).inferShapes()["n"] == [-1, 2, 1, 2])
+        #expect(throws: GraphError.invalidNode(node: "n", reason: "crop of [2, 2, 0, 0] leaves nothing of [?,4,3,2]")) {
+            try graph(.crop(top: 2, bottom: 2, left: 0, right: 0), input: [-1, 4, 3, 2]).inferShapes()
+        }
+        #expect(throws: GraphError.self) { try graph(.crop(top: -1, bottom: 0, left: 0, right: 0), input: [-1, 4, 3, 2]).inferShapes() }
+    }
+
     @Test func convFlopsCountMultiplyAdds() throws {
         let g = graph(.conv2D(ConvAttributes(padding: .same)), input: [-1, 10, 10, 3], kernel: [3, 3, 3, 8])
         let cost = g.cost(of: g.nodes[0], shapes: try g.inferShapes())

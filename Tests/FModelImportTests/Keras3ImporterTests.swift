@@ -216,6 +216,15 @@ import Testing
         _ = try Self.runMatchingKeras(g, e)
     }
 
+    /// Cropping2D (NASNet's), uneven and even: "is a Cropping2D, which fmodel does not support".
+    @Test(arguments: ["keras3_cropping", "keras3_cropping_h5"])
+    func croppingMatchesKeras(_ name: String) throws {
+        let e = try Self.entry(name)
+        let g = try Self.load(e)
+        #expect(g.node(named: "uneven")?.op == .crop(top: 1, bottom: 0, left: 0, right: 2))
+        _ = try Self.runMatchingKeras(g, e)
+    }
+
     /// A model whose input goes straight to a Rescaling or Normalization normalises its pixels itself, so its
     /// import records none (`predict` and `verify` then feed it pixels as they are); others
     /// keep FaceNet's prewhitening. A face prewhitened and then rescaled is not what such a

@@ -147,6 +147,8 @@ import Testing
     @Test func layoutOps() throws {
         let x = FloatTensor(shape: [1, 1, 2, 1], values: [1, 2])
         #expect(try run(.zeroPad(top: 1, bottom: 0, left: 0, right: 1), x).values == [0, 0, 0, 1, 2, 0])
+        let grid = FloatTensor(shape: [1, 3, 3, 1], values: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(try run(.crop(top: 1, bottom: 0, left: 0, right: 1), grid).values == [4, 5, 7, 8])
         let cat = try run(.concat(axis: -1), x, extra: [FloatTensor(shape: [1, 1, 2, 2], values: [7, 8, 9, 10])])
         #expect(cat.values == [1, 7, 8, 2, 9, 10])
         #expect(try run(.add, x, extra: [x, x]).values == [3, 6])

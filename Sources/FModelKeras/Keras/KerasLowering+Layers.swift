@@ -170,6 +170,9 @@ extension KerasLowering {
         case "Concatenate": return (.concat(axis: c.int("axis", default: -1)), [:])
         case "Add": return (.add, [:])
         case "Multiply": return (.mul, [:])
+        case "Cropping2D":
+            let p = try c.padding2D("cropping")
+            return (.crop(top: p[0], bottom: p[1], left: p[2], right: p[3]), [:])
         case "ZeroPadding2D":
             let p = try c.padding2D()
             return (.zeroPad(top: p[0], bottom: p[1], left: p[2], right: p[3]), [:])
@@ -328,16 +331,16 @@ struct LayerConfig {
         return PoolAttributes(size: size, strides: strides, padding: try padding())
     }
 
-    /// ZeroPadding2D's `padding`: int, (h, w) or ((top, bottom), (left, right)).
-    func padding2D() throws(ImportError) -> [Int] {
+    /// ZeroPadding2D's `padding` (Cropping2D's `cropping`): int, (h, w) or ((top, bottom), (left, right)).
+    func padding2D(_ key: String = "padding") throws(ImportError) -> [Int] {
         try channelsLast()
-        let p = config["padding"]
+        let p = config[key]
         if let i = p?.int { return [i, i, i, i] }
         if let a = p?.array, a.count == 2 {
             if let h = a[0].int, let w = a[1].int { return [h, h, w, w] }
             if let h = a[0].array?.compactMap(\.int), let w = a[1].array?.compactMap(\.int), h.count == 2, w.count == 2 { return h + w }
         }
-        throw fail("padding \(p?.brief ?? "missing") is not understood")
+        throw fail("\(key) \(p?.brief ?? "missing") is not understood")
     }
 
     /// A number, or one per channel, as `channels` values: a number or a list (of one or

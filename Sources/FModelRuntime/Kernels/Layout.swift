@@ -22,6 +22,17 @@ func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>, Shape), axis: I
 }
 
 /// Zero-pads height and width of NHWC images.
+/// The window of `x` that starts `top` rows and `left` columns in, of `outShape`'s size.
+func crop(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, outShape: Shape, top: Int, left: Int) {
+    let c = inShape[3]
+    for b in 0..<outShape[0] {
+        for oy in 0..<outShape[1] {
+            let src = x + ((b * inShape[1] + oy + top) * inShape[2] + left) * c
+            (y + (b * outShape[1] + oy) * outShape[2] * c).update(from: src, count: outShape[2] * c)
+        }
+    }
+}
+
 func zeroPad(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, outShape: Shape, top: Int, left: Int) {
     let c = inShape[3]
     y.update(repeating: 0, count: outShape.elementCount!)
