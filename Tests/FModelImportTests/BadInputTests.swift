@@ -68,6 +68,14 @@ import Testing
         #expect(layer.hasPrefix("tf.math.truediv") && reason == "tf.math.truediv: a number divided by a tensor is not supported", "\(reason)")
     }
 
+    /// A product of tensors of different ranks written as an op layer (NumPy aligns them from
+    /// the last axis) is an error naming the layer and the shapes; it had been broadcast after the
+    /// batch, as a merge layer is.
+    @Test func opOfDifferentRanks() {
+        guard case .badConfig(_, let layer?, let reason)? = importError("bad/keras3_op_ranks.keras") else { Issue.record("no config error"); return }
+        #expect(layer.hasPrefix("multiply") && reason == "ops.Multiply of [?,4,4,3] and [?,3]: shapes of different ranks are not supported", "\(reason)")
+    }
+
     /// A Conv2D of two groups over four channels is an error naming the layer (one group a
     /// channel is a depthwise convolution; other grouped convolutions are not supported).
     @Test func groupedConvolution() {

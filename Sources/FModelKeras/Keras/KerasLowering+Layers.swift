@@ -73,8 +73,12 @@ extension KerasLowering {
         let kind = layer.className == "TFOpLambda" ? layer.config["function"]?.string ?? "?" : layer.className
         let what = layer.className == "TFOpLambda" ? "tf.\(kind)" : "ops.\(kind)"
         switch (Self.operators[kind], inputs.count, numbers.count) {
-        case ("+"?, 2, 0): return (.add, [:])
-        case ("*"?, 2, 0): return (.mul, [:])
+        case (let o?, 2, 0) where o == "+" || o == "*":
+            // An op aligns its operands' shapes from the last axis, a merge layer (and fmodel's
+            // node) after the batch: they agree when the ranks do.
+            let (a, b) = (builder.shape(inputs[0]), builder.shape(inputs[1]))
+            guard a.rank == b.rank else { throw c.fail("\(what) of \(a) and \(b): shapes of different ranks are not supported") }
+            return (o == "+" ? .add : .mul, [:])
         case (let o?, 1, 1):
             let (position, number) = numbers.first!
             let v = Float(number)
