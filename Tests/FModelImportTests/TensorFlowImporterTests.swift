@@ -253,6 +253,7 @@ import Testing
         #expect(try HostTensor(proto(.dtInt32, count: 1), node: "begin", path: "g.pb").ints == [0])
         #expect(try HostTensor(proto(.dtFloat, count: 3), node: "c", path: "g.pb").floats == [0, 0, 0])
         #expect(try HostTensor(proto(.dtInt64, count: 3) { $0.int64Val = [4, 5] }, node: "c", path: "g.pb").ints == [4, 5, 5])
+        #expect(try HostTensor(proto(.dtInt64, count: 0) { $0.int64Val = [4, 5] }, node: "c", path: "g.pb").ints == [])
         #expect(throws: ImportError.self) { try HostTensor(proto(.dtInt32, count: 1) { $0.intVal = [1, 2] }, node: "c", path: "g.pb") }
     }
 

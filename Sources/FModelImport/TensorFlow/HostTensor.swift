@@ -124,6 +124,8 @@ extension HostTensor {
         /// one is `zero`s, as TensorFlow fills a tensor (`FromProtoField`). A frozen Keras
         /// Reshape's `strided_slice` begins at a `[0]` stored as no values at all.
         func expand<T>(_ list: [T], _ what: String, zero: T) throws(ImportError) -> [T] {
+            // A shape of no values reads none, whatever the list holds (as before the zeros).
+            if n == 0 { return [] }
             if list.count == n { return list }
             guard list.count < n else { throw fail("\(what) holds \(list.count) values, shape \(dims) needs \(n)") }
             // A few bytes of file repeated into a large tensor: bounded, unlike raw content.
