@@ -120,7 +120,7 @@ def targets(work):
                    for name in ["tiny_residual.h5", "graft_heads.h5", "facenet_small.h5", "functional_zoo.h5",
                                 "multitask_flat.h5", "dense_activations.h5", "rescaling.h5", "inference_identities.h5",
                                 "smooth_activations.h5", "normalization.h5", "separable_scaled.h5",
-                                "tensor_arithmetic.h5", "convnext_block.h5", "cropping.h5"] if h5py]
+                                "tensor_arithmetic.h5", "convnext_block.h5", "cropping.h5", "hard_sigmoid.h5"] if h5py]
     # Products and sums that broadcast, run: a changed shape reaches the runtime's broadcast.
     structured += [("attention.h5 configured", f"{FIXTURES}/attention.h5", run_on("attention.input.npy"), structured_mutator(reconfigure))
                    ] if h5py else []
@@ -139,7 +139,7 @@ def targets(work):
                    for name in ["keras3_int8", "keras3_half", "keras3_named", "keras3_rescaling", "keras3_activations", "keras3_attention",
                                 "keras3_smooth_activations", "keras3_normalization", "keras3_separable_scaled",
                                 "keras3_hard_swish", "keras3_tensor_arithmetic", "keras3_convnext_block",
-                                "keras3_cropping"]]
+                                "keras3_cropping", "keras3_hard_sigmoid"]]
     # tf-keras's .keras: weights found by place, not by name.
     structured.append(("tiny_residual_tfkeras.keras repacked", f"{FIXTURES}/tiny_residual_tfkeras.keras",
                        run_on("tiny_residual.input.npy"), structured_mutator(repack)))

@@ -15,6 +15,7 @@ extension Activation: Codable {
         case .elu(let a): "elu(\(a))"
         case .gelu(let approximate): approximate ? "gelu_tanh" : "gelu"
         case .hardSwish: "hard_swish"
+        case .hardSigmoid(let a): "hard_sigmoid(\(a))"
         }
     }
 
@@ -39,6 +40,7 @@ extension Activation: Codable {
             }
             if let a = argument("leaky_relu") { self = .leakyRelu(alpha: a) }
             else if let a = argument("elu") { self = .elu(alpha: a) }
+            else if let a = argument("hard_sigmoid") { self = .hardSigmoid(slope: a) }
             else { return nil }
         }
     }

@@ -22,6 +22,9 @@ public enum Activation: Hashable, Sendable {
     case gelu(approximate: Bool)
     /// `x · relu6(x + 3) / 6`: Keras 3's hard_silu (MobileNetV3's hard swish).
     case hardSwish
+    /// `clip(slope · x + 0.5, 0, 1)`: Keras's hard_sigmoid, slope 0.2 in tf-keras and 1/6 in
+    /// Keras 3 (`relu6(x + 3) / 6`).
+    case hardSigmoid(slope: Float)
 }
 
 /// Attributes of a 2-D convolution (also depthwise).

@@ -7,7 +7,7 @@ import Testing
         .conv2D(ConvAttributes(strides: [2, 1], dilations: [1, 2], padding: .same, activation: .leakyRelu(alpha: 0.1))),
         .depthwiseConv2D(ConvAttributes(activation: .relu6)), .dense(activation: .softmax), .batchNorm(epsilon: 0.001),
         .activation(.sigmoid), .activation(.tanh), .activation(.relu), .activation(.linear),
-        .activation(.swish), .activation(.elu(alpha: 0.5)), .activation(.gelu(approximate: false)), .dense(activation: .gelu(approximate: true)), .activation(.hardSwish),
+        .activation(.swish), .activation(.elu(alpha: 0.5)), .activation(.gelu(approximate: false)), .dense(activation: .gelu(approximate: true)), .activation(.hardSwish), .activation(.hardSigmoid(slope: 0.2)),
         .maxPool(PoolAttributes(size: [3, 3], strides: [2, 2], padding: .valid)),
         .avgPool(PoolAttributes(size: [2, 2], strides: [1, 1], padding: .same)), .globalAvgPool(keepDims: true),
         .globalMaxPool(keepDims: false), .concat(axis: -1), .add, .mul, .scale(0.17), .reshape(shape: [-1, 4]),

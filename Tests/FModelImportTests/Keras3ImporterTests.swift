@@ -100,7 +100,7 @@ import Testing
 
     /// Keras's int8 kernel and scales are checked before they become fmodel's.
     @Test func brokenKerasInt8WeightsAreErrors() throws {
-        let c = LayerConfig(layer: KerasLayer(className: "Dense", name: "fc", config: .object([:]), inbound: [], nested: nil), path: "m.keras")
+        let c = LayerConfig(layer: KerasLayer(className: "Dense", name: "fc", config: .object([:]), inbound: [], nested: nil), path: "m.keras", keras3: true)
         let q = Tensor([1, -127, 127, 0, 5, -5], shape: [3, 2])
         let good = try c.int8Kernel(q, kerasScale: Tensor([127, 0.5], shape: [2]))
         #expect(good.floats() == [1 / 127, -254, 1, 0, 5 / 127, -10])
@@ -161,9 +161,12 @@ import Testing
         _ = try Self.runMatchingKeras(Self.load(e), e)
     }
 
-    /// silu, swish, elu and gelu by name and an ELU layer; Keras 3's hard_silu and hard_swish:
-    /// "activation 'silu' is not supported".
-    @Test(arguments: ["keras3_smooth_activations", "keras3_hard_swish"])
+    /// silu, swish, elu and gelu by name and an ELU layer; Keras 3's hard_silu and hard_swish;
+    /// hard_sigmoid as Keras 3 defines it (`relu6(x + 3) / 6`; tf-keras's is `0.2 · x + 0.5`,
+    /// fixture `hard_sigmoid`), also in the legacy `.h5` of a Sequential model, whose config has
+    /// the Keras 2 form and whose `keras_version` attribute says Keras 3 wrote it. Each was
+    /// "activation '…' is not supported".
+    @Test(arguments: ["keras3_smooth_activations", "keras3_hard_swish", "keras3_hard_sigmoid", "keras3_hard_sigmoid_h5"])
     func smoothActivationsMatchKeras(_ name: String) throws {
         let e = try Self.entry(name)
         _ = try Self.runMatchingKeras(Self.load(e), e)
@@ -239,7 +242,7 @@ import Testing
     /// A Rescaling's scale or offset that is not a number or one per channel is an error.
     @Test func rescalingOfTheWrongShapeIsAnError() throws {
         func values(_ v: JSONValue) throws(ImportError) -> [Float] {
-            let c = LayerConfig(layer: KerasLayer(className: "Rescaling", name: "r", config: .object(["scale": v]), inbound: [], nested: nil), path: "m.keras")
+            let c = LayerConfig(layer: KerasLayer(className: "Rescaling", name: "r", config: .object(["scale": v]), inbound: [], nested: nil), path: "m.keras", keras3: true)
             return try c.perChannel("scale", channels: 3, default: 1)
         }
         #expect(try values(.number(0.5)) == [0.5, 0.5, 0.5])

@@ -124,6 +124,7 @@ import Testing
             (.gelu(approximate: false), { v in 0.5 * v * (1 + erf(v / 2.0.squareRoot())) }),
             (.gelu(approximate: true), { v in 0.5 * v * (1 + tanh(c * (v + 0.044715 * v * v * v))) }),
             (.hardSwish, { v in v * min(max(v + 3, 0), 6) / 6 }),
+            (.hardSigmoid(slope: 0.2), { v in min(max(0.2 * v + 0.5, 0), 1) }),
         ]
         for (activation, f) in definitions {
             let y = try run(.activation(activation), wide).values

@@ -28,7 +28,10 @@ public enum KerasImporter {
         // Keras 3's `save_weights` file (and tf-keras's `.weights.h5`): a `.keras` file's layout.
         if weightsRoot == "/", try Keras3Importer.holdsWeights(file) { return try Keras3Importer.lower(model, weights: file, path: path) }
         let weights = try KerasWeights(file: file, root: weightsRoot)
-        var lowering = KerasLowering(path: path, weights: weights)
+        // The file says which Keras wrote it: a Keras 3 Sequential model's legacy `.h5` has a
+        // config of the Keras 2 form.
+        let version = try file.strings("keras_version", of: "/")?.first
+        var lowering = KerasLowering(path: path, weights: weights, keras3: version.map { $0.hasPrefix("3.") } ?? model.isKeras3)
         let outputs = try lowering.lowerTopLevel(model)
         let optimizer = try OptimizerState(file: file)
         var metadata = ModelMetadata(sourceFormat: "keras-h5", preprocess: lowering.inputPreprocess)
@@ -46,10 +49,14 @@ struct KerasLowering {
     /// True when a Rescaling or Normalization reads a model input: the model normalises its
     /// pixels itself.
     var rescalesInput = false
+    /// True when Keras 3 wrote the model, whose activations of one name can differ from
+    /// tf-keras's (`hard_sigmoid`).
+    let keras3: Bool
 
-    init(path: String, weights: any KerasWeightSource) {
+    init(path: String, weights: any KerasWeightSource, keras3: Bool) {
         self.path = path
         self.weights = weights
+        self.keras3 = keras3
     }
 
     /// Lowers the top-level model: its InputLayers become graph inputs, and outputs it names

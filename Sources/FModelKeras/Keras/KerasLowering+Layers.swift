@@ -11,7 +11,7 @@ extension KerasLowering {
             throw .badConfig(path: path, layer: layer.name, reason: "is quantized by Keras (\(mode)); fmodel reads Keras's quantization "
                              + "only for Dense layers in int8: import the float model and quantize it with `fmodel quantize`")
         }
-        let c = LayerConfig(layer: layer, path: path)
+        let c = LayerConfig(layer: layer, path: path, keras3: keras3)
         // The layer's weights by IR role, read under their Keras names.
         var p: [String: Tensor] = [:]
         for w in layer.weights { p[w.role] = try weights.tensor(w.keras, layer: layer.name, group: group) }
@@ -223,6 +223,8 @@ extension KerasLowering {
 struct LayerConfig {
     let layer: KerasLayer
     let path: String
+    /// True when Keras 3 wrote the file (`KerasLowering.keras3`): its activations are Keras 3's.
+    let keras3: Bool
 
     func fail(_ reason: String) -> ImportError { .badConfig(path: path, layer: layer.name, reason: reason) }
     private var config: JSONValue { layer.config }
@@ -277,12 +279,14 @@ struct LayerConfig {
     func activation() throws(ImportError) -> Activation {
         guard let value = config["activation"], !value.isNull else { return .linear }
         if let name = value.string {
+            // tf-keras's hard_sigmoid is `clip(0.2 · x + 0.5, 0, 1)`, Keras 3's `relu6(x + 3) / 6`.
+            if name == "hard_sigmoid" { return .hardSigmoid(slope: keras3 ? 1 / 6 : 0.2) }
             guard let a = Self.activations[name] else { throw fail("activation '\(name)' is not supported") }
             return a
         }
         guard let cls = value["class_name"]?.string else { throw fail("activation \(value.brief.prefix(60))… is not supported (a lambda's code?)") }
         if let layerConfig = value["config"], layerConfig.object != nil, ["LeakyReLU", "ReLU"].contains(cls) {
-            let inner = LayerConfig(layer: KerasLayer(className: cls, name: layer.name, config: layerConfig, inbound: [], nested: nil), path: path)
+            let inner = LayerConfig(layer: KerasLayer(className: cls, name: layer.name, config: layerConfig, inbound: [], nested: nil), path: path, keras3: keras3)
             return cls == "LeakyReLU" ? inner.leakyRelu() : try inner.relu()
         }
         throw fail("activation '\(cls)' is not supported (of layers given as an activation, LeakyReLU and ReLU are)")
@@ -291,9 +295,8 @@ struct LayerConfig {
     /// The activations Keras names, as tf-keras and Keras 3 define them: `leaky_relu` is
     /// `tf.nn.leaky_relu`'s and Keras 3's (slope 0.2), `swish` is tf-keras's name for Keras 3's
     /// `silu`, `elu` has alpha 1, `gelu` is the exact form (`approximate=False`), and
-    /// `hard_silu` (also `hard_swish`) is Keras 3's. Not `hard_sigmoid`: tf-keras's is
-    /// `clip(0.2 · x + 0.5, 0, 1)`, Keras 3's `relu6(x + 3) / 6`, and a legacy `.h5` need not say
-    /// which Keras wrote it.
+    /// `hard_silu` (also `hard_swish`) is Keras 3's. `hard_sigmoid` differs between the two and
+    /// is read by `activation()`.
     static let activations: [String: Activation] = [
         "linear": .linear, "relu": .relu, "relu6": .relu6, "sigmoid": .sigmoid, "tanh": .tanh, "softmax": .softmax,
         "leaky_relu": .leakyRelu(alpha: 0.2), "swish": .swish, "silu": .swish, "elu": .elu(alpha: 1), "gelu": .gelu(approximate: false),

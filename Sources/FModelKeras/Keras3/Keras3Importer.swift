@@ -62,7 +62,7 @@ enum Keras3Importer {
     /// some of the layers' places (one for a whole file; its shards).
     static func lower(_ model: KerasModel, weights files: [HDF5File], path: String) throws -> Graph {
         let source = try Keras3Weights(files: files, model: model, path: path)
-        var lowering = KerasLowering(path: path, weights: source)
+        var lowering = KerasLowering(path: path, weights: source, keras3: model.isKeras3)
         let outputs = try lowering.lowerTopLevel(model)
         return lowering.builder.build(outputs: outputs, metadata: ModelMetadata(sourceFormat: "keras3", preprocess: lowering.inputPreprocess))
     }

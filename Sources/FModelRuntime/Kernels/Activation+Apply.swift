@@ -18,6 +18,7 @@ extension Activation {
         case .elu(let a): for i in 0..<count where x[i] < 0 { x[i] = a * expm1f(x[i]) }
         case .gelu(false): for i in 0..<count { x[i] = 0.5 * x[i] * (1 + erff(x[i] * Float(0.5).squareRoot())) }
         case .hardSwish: for i in 0..<count { x[i] = x[i] * (min(max(x[i] + 3, 0), 6) / 6) }
+        case .hardSigmoid(let a): for i in 0..<count { x[i] = min(max(a * x[i] + 0.5, 0), 1) }
         case .gelu(true):
             let c = Float(2 / Double.pi).squareRoot()
             for i in 0..<count { x[i] = 0.5 * x[i] * (1 + tanhf(c * (x[i] + 0.044715 * x[i] * x[i] * x[i]))) }

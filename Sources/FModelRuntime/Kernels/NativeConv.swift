@@ -273,7 +273,8 @@ extension Activation {
         case .elu(let a): (Int32(FM_ACT_ELU), a)
         case .gelu(let approximate): (Int32(approximate ? FM_ACT_GELU_TANH : FM_ACT_GELU_ERF), 0)
         case .hardSwish: (Int32(FM_ACT_HARD_SWISH), 0)
-        case .softmax: nil
+        // oneDNN 2.6 has no hard sigmoid post-op: such a layer takes the GEMM path.
+        case .softmax, .hardSigmoid: nil
         }
     }
 }
