@@ -12,7 +12,7 @@ package struct KerasShardIndex {
     /// True when the file at `path` is a shard index (`isIndex(path:prefix:)` on its first bytes).
     /// Every place that tells an index from other files asks this.
     package static func isIndex(path: String) -> Bool {
-        guard path.hasSuffix(".json"), let prefix = try? MappedFile(path: path).withBytes({ Array($0.prefix(2056)) }) else { return false }
+        guard path.hasSuffix(".json"), let prefix = try? ModelLoader.leadingBytes(of: path) else { return false }
         return isIndex(path: path, prefix: prefix)
     }
 

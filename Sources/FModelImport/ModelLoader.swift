@@ -55,7 +55,7 @@ public enum ModelLoader {
         // pages by `bench --json`, would otherwise be paged in on the way to an .fmodel's first
         // output), which takes regular files only and does not wait on a FIFO.
         let prefix: [UInt8]
-        do { prefix = try MappedFile(path: path).withBytes { Array($0.prefix(2056)) } } catch {
+        do { prefix = try leadingBytes(of: path) } catch {
             throw .unknownFormat(path: path, reason: "cannot open the file (\(error.detail))")
         }
         if prefix.starts(with: FModelLayout.magic) { return .fmodel }
@@ -126,6 +126,12 @@ public enum ModelLoader {
     /// The size in bytes of the model at `path`: of its source files, together.
     public static func sourceBytes(path: String) -> Int {
         sourceFiles(path: path).reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+    }
+
+    /// The first bytes of the file at `path` that tell its format: through the HDF5 signature at
+    /// its last place (2048), and the start of a shard index.
+    package static func leadingBytes(of path: String) throws(FormatError) -> [UInt8] {
+        try MappedFile(path: path).withBytes { Array($0.prefix(2056)) }
     }
 
     /// True when `prefix` (a file's first bytes) holds the HDF5 signature `\x89HDF\r\n\x1a\n`

@@ -16,7 +16,8 @@ enum Step {
     case zeroPad(top: Int, left: Int)
     case crop(top: Int, left: Int)
     case l2Normalize(epsilon: Float)
-    case layerNorm(epsilon: Float, gamma: [Float]?, beta: [Float]?)
+    /// Keras's LayerNormalization, gamma and beta filled with 1 and 0 where the node has none.
+    case layerNorm(epsilon: Float, gamma: [Float], beta: [Float])
     /// Identity, dropout, reshape and flatten: the output shares the input's buffer.
     case alias
 
@@ -62,7 +63,10 @@ enum Step {
         case .zeroPad(let t, _, let l, _): self = .zeroPad(top: t, left: l)
         case .crop(let t, _, let l, _): self = .crop(top: t, left: l)
         case .l2Normalize(let e): self = .l2Normalize(epsilon: e)
-        case .layerNorm(let e): self = .layerNorm(epsilon: e, gamma: floats("gamma"), beta: floats("beta"))
+        case .layerNorm(let e):
+            let c = graph.param("gamma", of: node)?.count ?? graph.param("beta", of: node)?.count
+            func values(_ role: String, else fill: Float) -> [Float] { floats(role) ?? c.map { [Float](repeating: fill, count: $0) } ?? [] }
+            self = .layerNorm(epsilon: e, gamma: values("gamma", else: 1), beta: values("beta", else: 0))
         case .identity, .dropout, .reshape, .flatten: self = .alias
         }
     }

@@ -141,6 +141,11 @@ import Testing
         let root2 = Float(2).squareRoot()
         let expected: [Float] = [-1.5 / root2, -0.5 / root2, 1 / root2, 3 / root2 + 1, 0, 0, 0, 1]
         #expect(zip(norm.values, expected).allSatisfy { abs($0 - $1) < 1e-6 }, "\(norm.values)")
+        // Without gamma and beta, and with beta alone (gamma then 1).
+        let bare = try run(.layerNorm(epsilon: 0.75), rows).values
+        #expect(zip(bare, [-1.5 / root2, -0.5 / root2, 0.5 / root2, 1.5 / root2, 0, 0, 0, 0]).allSatisfy { abs($0 - $1) < 1e-6 }, "\(bare)")
+        let shifted = try run(.layerNorm(epsilon: 0.75), rows, params: ["beta": Tensor([0, 0, 0, 1], shape: [4])]).values
+        #expect(abs(shifted[3] - (1.5 / root2 + 1)) < 1e-6 && shifted[7] == 1, "\(shifted)")
         let l2 = try run(.l2Normalize(epsilon: 1e-10), FloatTensor(shape: [1, 2], values: [3, 4]))
         #expect(l2.values == [0.6, 0.8])
     }

@@ -138,8 +138,9 @@ struct KerasModel {
         return KerasLayer(className: cls, name: name, config: config, inbound: inbound, nested: nested, isOp: isOp, numbers: numbers)
     }
 
-    /// Keras 3's arithmetic op classes that lower (`KerasLowering.operators`).
-    static let opClasses: Set<String> = ["Add", "Subtract", "Multiply", "TrueDivide", "Divide"]
+    /// Keras 3's arithmetic op classes that lower: the class names among `KerasLowering.operators`
+    /// (tf-keras's TFOpLambda functions are named with a module, `math.add`).
+    static let opClasses = Set(KerasLowering.operators.keys.filter { !$0.contains(".") })
 
     /// A TFOpLambda call's operands `x` and keyword `y`: each a reference, or a number (`x` as
     /// `["_CONSTANT_VALUE", -1, 3.0, {"y": …}]` when the number came first, `3.0 - t`).

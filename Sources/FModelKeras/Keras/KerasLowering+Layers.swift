@@ -84,9 +84,11 @@ extension KerasLowering {
             let v = Float(number)
             guard v.isFinite else { throw c.fail("\(what) of \(number): not a finite float") }
             let channels = builder.shape(inputs[0]).last
+            func perChannel(_ value: Float) -> Tensor { Tensor([Float](repeating: value, count: channels), shape: [channels]) }
             func affine(scale: Float = 1, bias: Float) -> (Op, [String: Tensor]) {
-                (.affine, (scale == 1 ? [:] : ["scale": Tensor([Float](repeating: scale, count: channels), shape: [channels])])
-                    .merging(["bias": Tensor([Float](repeating: bias, count: channels), shape: [channels])]) { a, _ in a })
+                var params = ["bias": perChannel(bias)]
+                if scale != 1 { params["scale"] = perChannel(scale) }
+                return (.affine, params)
             }
             switch (o, position) {
             case ("+", _): return affine(bias: v)
@@ -193,7 +195,7 @@ extension KerasLowering {
             if !overAll { try c.checkLastAxis(rank: builder.shape(inputs[0]).rank) }
             func statistic(_ role: String) throws(ImportError) -> [Float] {
                 let n = overAll ? 1 : channels
-                var v: [Float]
+                let v: [Float]
                 if let t = p[role] {
                     v = t.floats()
                     guard v.count == n || v.count == 1 else { throw .weightShape(path: path, layer: layer.name, weight: role, expected: [n], got: t.shape.dims) }

@@ -114,8 +114,9 @@ func l2Normalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, co
 
 /// Each row of `channels`: `(x − mean) / sqrt(variance + epsilon) · gamma + beta`, the mean and
 /// the biased variance of the row, as Keras's LayerNormalization; sums in double precision.
+/// `gamma` and `beta` hold one value a channel, or none for 1 and 0.
 func layerNormalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, channels: Int, epsilon: Float,
-                    gamma: [Float]?, beta: [Float]?) {
+                    gamma: [Float], beta: [Float]) {
     parallelFor(count / channels, grain: max(1, rowGrain / channels)) { rows in
         for r in rows {
             let xr = x + r * channels, yr = y + r * channels
@@ -125,7 +126,11 @@ func layerNormalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
             var squares = 0.0
             for i in 0..<channels { let d = Double(xr[i]) - mean; squares += d * d }
             let inverse = Float(1 / (squares / Double(channels) + Double(epsilon)).squareRoot()), m = Float(mean)
-            for i in 0..<channels { yr[i] = (xr[i] - m) * inverse * (gamma?[i] ?? 1) + (beta?[i] ?? 0) }
+            if gamma.isEmpty {
+                for i in 0..<channels { yr[i] = (xr[i] - m) * inverse }
+            } else {
+                for i in 0..<channels { yr[i] = (xr[i] - m) * inverse * gamma[i] + beta[i] }
+            }
         }
     }
 }
