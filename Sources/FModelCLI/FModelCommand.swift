@@ -219,13 +219,16 @@ struct RuntimeOptions: ParsableArguments {
         try naming(path) { try Executor(graph: options.load(path), precision: checkedPrecision()) }
     }
 
-    /// `precision`, with a note when this CPU cannot do it (bf16 without AVX-512 runs float32).
-    func checkedPrecision() -> ComputePrecision {
-        if precision == .bf16 && !ComputePrecision.bf16Available {
-            printError("note: this CPU has no AVX-512, so oneDNN has no bf16 convolutions here: running float32")
-        }
-        return precision
-    }
+    /// `precision`, with a note when this CPU cannot do it (`ComputePrecision.checked`).
+    func checkedPrecision() -> ComputePrecision { precision.checked() }
 }
 
-extension ComputePrecision: ExpressibleByArgument {}
+extension ComputePrecision: ExpressibleByArgument {
+    /// This precision, with a note when this CPU cannot do it (bf16 without AVX-512 runs float32).
+    func checked() -> ComputePrecision {
+        if self == .bf16 && !Self.bf16Available {
+            printError("note: this CPU has no AVX-512, so oneDNN has no bf16 convolutions here: running float32")
+        }
+        return self
+    }
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import FModelCore
 import FModelFormat
 import FModelImport
+import FModelRuntime
 import FModelVerify
 import Foundation
 
@@ -40,7 +41,13 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var heads: HeadOptions
     @OptionGroup var options: ModelOptions
 
+    /// `--precision` is the candidate's: the reference is the standard it is judged by, so it
+    /// multiplies in float32 unless told otherwise (with both in bf16, `verify --precision bf16`
+    /// compared bf16 with itself and could not show what bf16 costs).
     @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "What the reference's float32 convolutions multiply in (--precision is the candidate's).")
+    var referencePrecision: ComputePrecision = .f32
 
     func validate() throws {
         // A NaN bound fails every check: a typing mistake would read as a worse candidate (exit 1).
@@ -55,14 +62,15 @@ struct VerifyCommand: ParsableCommand {
         // faces of UTKFace).
         let reportFile = try report.map { try AtomicFileWriter(path: $0) }, junitFile = try junit.map { try AtomicFileWriter(path: $0) }
         let dataset = try data.load()
-        let paths = [reference, candidate].compactMap { $0 }
-        let models = try paths.map { path in
-            try naming(path) { try FaceModel(graph: options.load(path), preprocess: options.preprocess, heads: heads.explicit, precision: runtime.checkedPrecision()) }
+        let runs = [reference.map { ($0, referencePrecision.checked()) },
+                    (candidate, runtime.checkedPrecision())].compactMap { $0 }
+        let models = try runs.map { path, precision in
+            try naming(path) { try FaceModel(graph: options.load(path), preprocess: options.preprocess, heads: heads.explicit, precision: precision) }
         }
         let evaluation = try Evaluation(models: models, samples: dataset.samples, batchSize: data.batch, progress: Progress(label: "verify").update)
         var bounds = VerifyBounds()
         (bounds.maxAgeRMSEIncrease, bounds.maxGenderDrop, bounds.maxEthnicityDrop) = (maxAgeRmseIncrease, maxGenderDrop, maxEthnicityDrop)
-        let entries = try paths.indices.map { try entry(paths[$0], ModelEvaluation(evaluation.pairs($0))) }
+        let entries = try runs.indices.map { try entry(runs[$0].0, runs[$0].1, ModelEvaluation(evaluation.pairs($0))) }
         let candidateEntry = entries.last!, referenceEntry = entries.count == 2 ? entries[0] : nil
         let checks = VerifyReport.checks(reference: referenceEntry?.metrics, candidate: candidateEntry.metrics, bounds: bounds)
         let readable = evaluation.pairs(0).count
@@ -76,9 +84,10 @@ struct VerifyCommand: ParsableCommand {
         guard report.passed else { throw CheckFailed(message: "verify failed: " + checks.filter { !$0.passed }.map(\.name).joined(separator: ", ")) }
     }
 
-    func entry(_ path: String, _ evaluation: ModelEvaluation) throws -> ModelEntry {
+    func entry(_ path: String, _ precision: ComputePrecision, _ evaluation: ModelEvaluation) throws -> ModelEntry {
         let size = ModelLoader.sourceBytes(path: path)
-        return ModelEntry(path: path, sha256: try ModelLoader.sha256(path: path), sizeBytes: size, evaluation: evaluation)
+        return ModelEntry(path: path, sha256: try ModelLoader.sha256(path: path), sizeBytes: size, precision: precision.rawValue,
+                          evaluation: evaluation)
     }
 
     /// Writes the report into the files staged for it, and shows it.

@@ -21,14 +21,18 @@ public struct ModelEntry: Sendable, Codable {
     public var path: String
     public var sha256: String
     public var sizeBytes: Int
+    /// What its float32 convolutions multiplied in (`f32` or `bf16`); reports written before
+    /// there was a choice read as `f32`.
+    public var precision: String
     public var metrics: FaceMetrics
     public var details: ModelEvaluation
 
-    public init(path: String, sha256: String, sizeBytes: Int, evaluation: ModelEvaluation) {
-        (self.path, self.sha256, self.sizeBytes, metrics, details) = (path, sha256, sizeBytes, evaluation.overall, evaluation)
+    public init(path: String, sha256: String, sizeBytes: Int, precision: String = "f32", evaluation: ModelEvaluation) {
+        (self.path, self.sha256, self.sizeBytes, self.precision) = (path, sha256, sizeBytes, precision)
+        (metrics, details) = (evaluation.overall, evaluation)
     }
 
-    enum CodingKeys: String, CodingKey { case path, sha256, sizeBytes = "size_bytes", details }
+    enum CodingKeys: String, CodingKey { case path, sha256, sizeBytes = "size_bytes", precision, details }
 
     public func encode(to encoder: any Encoder) throws {
         try metrics.encode(to: encoder)
@@ -36,6 +40,7 @@ public struct ModelEntry: Sendable, Codable {
         try c.encode(path, forKey: .path)
         try c.encode(sha256, forKey: .sha256)
         try c.encode(sizeBytes, forKey: .sizeBytes)
+        try c.encode(precision, forKey: .precision)
         try c.encode(details, forKey: .details)
     }
 
@@ -45,6 +50,7 @@ public struct ModelEntry: Sendable, Codable {
         path = try c.decode(String.self, forKey: .path)
         sha256 = try c.decode(String.self, forKey: .sha256)
         sizeBytes = try c.decode(Int.self, forKey: .sizeBytes)
+        precision = try c.decodeIfPresent(String.self, forKey: .precision) ?? "f32"
         details = try c.decode(ModelEvaluation.self, forKey: .details)
     }
 }
@@ -144,6 +150,7 @@ public struct VerifyReport: Sendable, Codable {
                          + pad(check.map { String(format: "%.2f", $0.bound) } ?? "-", 9) + (check.map { $0.passed ? "pass" : "FAIL" } ?? ""))
         }
         lines.append(pad("size", 22) + pad(reference.map { String($0.sizeBytes) } ?? "-", 12) + pad(String(candidate.sizeBytes), 12))
+        lines.append(pad("precision", 22) + pad(reference?.precision ?? "-", 12) + pad(candidate.precision, 12))
         if let f = fidelity {
             lines.append(String(format: "fidelity: gender agreement %.2f%%, ethnicity agreement %.2f%%, age RMSE between models %.3f, max |Δp| %.4f",
                                 f.genderAgreement * 100, f.ethnicityAgreement * 100, f.ageRMSE, f.maxProbabilityDifference))

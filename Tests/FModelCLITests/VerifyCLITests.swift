@@ -3,6 +3,7 @@ import FModelCore
 import FModelFormat
 import FModelImport
 import FModelKeras
+import FModelRuntime
 import FModelTestSupport
 import FModelVerify
 import Foundation
@@ -110,6 +111,27 @@ import Testing
         let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
         let unreadable = try #require(report["unreadable_images"] as? [[String: Any]])
         #expect(unreadable.count == 2 && unreadable.contains { "\($0)".contains("40_0_1_20170105.jpg") && "\($0)".contains("not a regular file") })
+    }
+
+    /// `--precision` is the candidate's and the reference multiplies in float32, so verify shows
+    /// what bf16 costs: with both in bf16 (as before) the fidelity figures compared bf16 with
+    /// itself. Where oneDNN has bf16 convolutions the two models' probabilities differ; elsewhere
+    /// bf16 runs float32 and they agree exactly.
+    @Test func precisionIsTheCandidates() throws {
+        let faces = try makeFaces(count: 4), json = dir + "/bf16.json"
+        #expect(FModelCommand.main(arguments: ["verify", "--reference", reference, "--candidate", reference, "--data", faces,
+                                               "--precision", "bf16", "--report", json]) == 0)
+        let report = try JSONDecoder().decode(VerifyReport.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        #expect(report.reference?.precision == "f32" && report.candidate.precision == "bf16")
+        let difference = try #require(report.fidelity).maxProbabilityDifference
+        #expect((difference > 0) == ComputePrecision.bf16Available, "max |Δp| \(difference)")
+        #expect(report.table().contains("\nprecision             f32         bf16        \n"), "\(report.table())")
+
+        let both = dir + "/both.json"
+        #expect(FModelCommand.main(arguments: ["verify", "--reference", reference, "--candidate", reference, "--data", faces,
+                                               "--precision", "bf16", "--reference-precision", "bf16", "--report", both]) == 0)
+        let same = try JSONDecoder().decode(VerifyReport.self, from: Data(contentsOf: URL(fileURLWithPath: both)))
+        #expect(same.reference?.precision == "bf16" && same.fidelity?.maxProbabilityDifference == 0)
     }
 
     @Test func candidateAloneIsEvaluated() throws {
