@@ -134,10 +134,10 @@ def build_peers():
 
 # MARK: - Contenders: each a callable that times `iterations` calls on a batch, after a warm-up
 
-def fmodel_runner(path):
+def fmodel_runner(path, precision="f32"):
     def run(batch, iterations):
-        out = subprocess.run([FMODEL, "bench", path, "--batch", str(batch), "--iterations", str(iterations), "--json"],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([FMODEL, "bench", path, "--batch", str(batch), "--iterations", str(iterations), "--json",
+                              "--precision", precision], check=True, capture_output=True, text=True).stdout
         return json.loads(out)
     return run
 

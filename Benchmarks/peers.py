@@ -15,6 +15,9 @@ then, in one run on the same seeded inputs:
   each round (the two measured a moment apart, so a slow phase of the machine weighs on both):
   its median, min-max, and in how many rounds fmodel was faster;
 * int8: fmodel's int8 `.fmodel` against TFLite's dynamic-range int8 and ONNX Runtime's dynamic int8;
+* bf16, where the CPU has AVX512-BF16: the multi-task model with `--precision bf16` (bfloat16
+  products, float32 sums: not TensorFlow's numbers; its accuracy cost is `verify`'s, README)
+  against fmodel's float32, TensorFlow and ONNX Runtime, batch 1 and 32;
 * loading: `fmodel bench` reports time from process start to first output and peak RSS, and
   the resident memory at the first output above the weights and activations; the fixture
   FaceNet of 40 KB of weights beside the full models shows what of that is the runtime's own;
@@ -101,6 +104,20 @@ def latency_table(title, contenders, batches, rounds, reference="fmodel"):
         if gflops:
             results[batch]["GFLOP/s"] = statistics.median(gflops)
     return results
+
+
+def bf16_latency(model, onnx, gd, batches, rounds):
+    """The multi-task model with `--precision bf16` against float32 fmodel and the peers, where
+    this CPU multiplies in bf16 (`bench --json` says what it ran); {} elsewhere."""
+    probe = json.loads(subprocess.run([FMODEL, "bench", small_fmodel(), "--iterations", "1", "--json", "--precision", "bf16"],
+                                      check=True, capture_output=True, text=True).stdout)
+    if probe["precision"] != "bf16":
+        print("\nbf16: this CPU has no AVX512-BF16 (fmodel runs float32 there): left out")
+        return {}
+    return latency_table("Multi-task model (.h5), fmodel --precision bf16 (bfloat16 products: not TensorFlow's numbers)",
+                         {"fmodel bf16": fmodel_runner(model, "bf16"), "fmodel": fmodel_runner(model),
+                          "TensorFlow": tensorflow_runner("multitask", gd), "ONNX Runtime": ort_runner(onnx)},
+                         batches, rounds, reference="fmodel bf16")
 
 
 def loading(paths, rounds):
@@ -198,14 +215,20 @@ def importing():
     return ratios
 
 
-def bounds(rates, latency, int8, first, peers_over, imports):
-    """Issue #6's bounds on the multi-task model, each from this run's figures: met or not."""
+def bounds(rates, latency, int8, bf16, first, peers_over, imports):
+    """Issue #6's bounds on the multi-task model, each from this run's figures: met or not.
+    The latency bounds are judged on float32, TensorFlow's numbers; bf16's rows beside them are
+    for what it buys, at the accuracy cost `verify` measures."""
     rows = []
     def check(text, value, ok):
         rows.append(f"  {'met    ' if ok else 'NOT met'}  {text}: {value}")
     for batch, row in sorted(latency.items()):
         ort, tf = row["fmodel"] / row["ONNX Runtime"], row["fmodel"] / row["TensorFlow"]
         check(f"batch {batch} ≤ 1.0× ONNX Runtime and ≤ 0.7× TensorFlow", f"{ort:.2f}×, {tf:.2f}×", ort <= 1.0 and tf <= 0.7)
+    for batch, row in sorted(bf16.items()):
+        ort, tf = row["fmodel bf16"] / row["ONNX Runtime"], row["fmodel bf16"] / row["TensorFlow"]
+        check(f"(bf16, not float32) batch {batch} with --precision bf16 ≤ 1.0× ONNX Runtime and ≤ 0.7× TensorFlow",
+              f"{ort:.2f}×, {tf:.2f}× ({row['fmodel bf16'] / row['fmodel']:.2f}× fmodel's float32)", ort <= 1.0 and tf <= 0.7)
     if rates and 32 in latency and "GFLOP/s" in latency[32]:
         best = max(rates.values())
         conv = latency[32]["GFLOP/s"]
@@ -230,7 +253,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="batch 1 only, 3 rounds")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: gemm,latency,int8,loading,import")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: gemm,latency,int8,bf16,loading,import")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     require_fmodel()
@@ -240,7 +263,7 @@ def main():
     peers = build_peers()
     tf = configured_tensorflow()
     print(f"machine: {THREADS} cores; TensorFlow {tf.__version__}; threads {THREADS} everywhere")
-    rates, latency, int8, first, peers_over, imports = {}, {}, {}, None, {}, None
+    rates, latency, int8, bf16, first, peers_over, imports = {}, {}, {}, {}, None, {}, None
     if "gemm" not in skip:
         print("\nGEMM 2048³ float32 (best of 5):")
         rates = gemm_rates()
@@ -260,6 +283,8 @@ def main():
                                                      "ONNX Runtime dynamic int8": ort_runner(peers[m]["int8.onnx"])}, [1], rounds)
             if m == "multitask":
                 int8 = result[1]
+    if "bf16" not in skip:
+        bf16 = bf16_latency(fm["multitask"][0], peers["multitask"]["onnx"], gd, batches, rounds)
     if "loading" not in skip:
         loaded = loading([("multi-task fp32", fm["multitask"][0]), ("multi-task int8", fm["multitask"][1]),
                           ("FaceNet fp32", fm["facenet"][0]), ("tiny model: the runtime", small_fmodel())], rounds)
@@ -270,7 +295,7 @@ def main():
             ("TensorFlow", "load_model of the .h5, tf.function", "tensorflow", H5)], min(rounds, 3))
     if "import" not in skip:
         imports = importing()["multi-task .h5"]
-    bounds(rates, latency, int8, first, peers_over, imports)
+    bounds(rates, latency, int8, bf16, first, peers_over, imports)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ struct BenchCommand: ParsableCommand {
             } : nil
             let end = ResidentSet.status()
             let report = BenchReport(
-                batch: batch, threads: runtimeThreads, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
+                batch: batch, threads: runtimeThreads, precision: runtime.precision.effective.rawValue, median_ms: median, min_ms: times.first!, max_ms: times.last!, load_s: loadSeconds,
                 gflop_per_image: Double(summary.flops) / 1e9, gflops: gflops, first_output_at: firstOutputAt,
                 baseline_sample_ms: baselineSampleMs, first_run_ms: firstRunMs, max_rss_mb: end["VmHWM"] ?? 0, rss_before_load_mb: baselineMB, rss_first_output_mb: firstOutputRSS,
                 rss_file_mb: end["RssFile"] ?? 0, rss_anon_mb: end["RssAnon"] ?? 0,
@@ -116,6 +116,8 @@ private struct BenchReport: Encodable {
     var batch: Int
     /// The threads the runtime computed on: OMP_NUM_THREADS held to the CPUs and the cgroups' quota.
     var threads: Int
+    /// What the float32 convolutions multiplied in: `bf16` when asked for and this CPU has it.
+    var precision: String
     var median_ms, min_ms, max_ms, load_s: Double
     var gflop_per_image, gflops: Double
     /// CLOCK_MONOTONIC seconds at the first output: the clock Python's `time.monotonic()` reads,

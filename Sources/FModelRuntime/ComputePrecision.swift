@@ -12,4 +12,7 @@ public enum ComputePrecision: String, Sendable, CaseIterable {
     /// AVX512-BF16, emulated on plain AVX512). Elsewhere every layer of a `bf16` executor falls
     /// back to float32, and its outputs are float32's.
     public static let bf16Available = oneDNNIsAVX512
+
+    /// What the convolutions multiply in on this CPU: `bf16` falls back to `f32` without it.
+    public var effective: ComputePrecision { self == .bf16 && !Self.bf16Available ? .f32 : self }
 }

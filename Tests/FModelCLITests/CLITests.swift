@@ -383,6 +383,21 @@ import Testing
         #expect(try threads(inQuota: true, ompThreads: cpus) == cpus)
     }
 
+    /// `bench --json` says what the convolutions multiplied in, which `Benchmarks/peers.py`
+    /// reads to leave its bf16 rows out where bf16 falls back to float32.
+    @Test func benchReportsThePrecisionItRan() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        for asked in ComputePrecision.allCases {
+            let report = dir + "/bench-\(asked).json"
+            let run = try #require(runMeasured("/bin/sh", ["-c", "exec \"$0\" bench \"$1\" --iterations 1 --precision \"$2\" --json > \"$3\"",
+                                                           fmodel, fixture("facenet_small.h5"), asked.rawValue, report]))
+            #expect(run.exitCode == 0, "\(run.standardError)")
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+            let ran = asked == .bf16 && !ComputePrecision.bf16Available ? "f32" : asked.rawValue
+            #expect(json?["precision"] as? String == ran)
+        }
+    }
+
     @Test func weightsOnlyImportTakesAConfig() {
         let out = dir + "/w.fmodel"
         expectRefused(["import", fixture("multitask_nested_weights.h5"), "-o", out],
