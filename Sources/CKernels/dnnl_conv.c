@@ -83,13 +83,15 @@ static dnnl_status_t make_primitive(dnnl_primitive_t *primitive, const_dnnl_prim
    reordered in and out). Measured on FaceNet: its 32→64 layer gains at batch 32 (whole model
    282 → 277 ms) and breaks even at batch 1; its 32→32 layers do not pay for the reorders
    (Conv2d_2a: +0.7 ms at batch 1, nothing at batch 32). Inside a chain (blocked on both sides,
-   no reorders) Conv2d_2a gains from batch 8 on: a trial build that gave it Winograd at every
-   batch size ran the stem (Benchmarks/stem_chain.c) in 66.8 instead of 69.5 ms at batch 32,
-   2.7 instead of 2.4 at batch 1. */
+   no reorders) Conv2d_2a gains: a trial build that gave it Winograd at every batch size ran the
+   stem (Benchmarks/stem_chain.c) in 66.8 instead of 69.5 ms at batch 32 but 2.7 instead of 2.4
+   at batch 1 on the AVX-512 machine of the early sessions, so it took it from batch 8 on; on
+   the 30th session's Zen 5 (AVX-512, oneDNN's F(2×2) kernel) it gains at batch 1 too, the stem
+   1.75 → 1.67 ms (Benchmarks/layer_ab.py, 7 rounds twice; the model 0.99). */
 static int winograd_candidate(const fm_conv_params *p) {
     return p->src_type == FM_SRC_F32 && p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1
         && p->dilation_h == 1 && p->dilation_w == 1 && !p->add_dst && p->ic >= 32
-        && (p->oc >= 64 || (p->linked_src && p->linked_dst && p->n >= 8)) && !getenv("FMODEL_NO_WINOGRAD");
+        && (p->oc >= 64 || (p->linked_src && p->linked_dst)) && !getenv("FMODEL_NO_WINOGRAD");
 }
 
 fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const float *bias, char *err, size_t err_len) {
@@ -157,13 +159,15 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
                                                   bias ? &bias_md : NULL, &dst_any, strides, pad_l, pad_r) == dnnl_success
             && dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL) == dnnl_success)
             winograd = 1;
-        /* At batch 1 not oneDNN's F(4×4) kernel, jit_wino_4x3 (FaceNet's Mixed_6a 192→192): its
-           buffers are sized for large batches (the kernel 5.31 MB for 1.33 MB of weights and
-           12.98 MB besides, Benchmarks/conv_implementations.c), three times the batch's
-           activations, for no gain in the model (the multi-task model without it: ab.sh 1.004,
-           peak RSS 185 against 190-196 MB above the baseline). Its F(2×2) kernel, where oneDNN
-           has it, stays. */
-        if (winograd && p->n == 1) {
+        /* At batch 1 not oneDNN's F(4×4) kernel, jit_wino_4x3, on a map of fewer than 64 of
+           its 4×4 tiles (FaceNet's Mixed_6a 192→192, 17×17: 25): its buffers are sized for
+           large batches (the kernel 5.31 MB for 1.33 MB of weights and 12.98 MB besides,
+           Benchmarks/conv_implementations.c), three times the batch's activations, for no gain
+           in the model (the multi-task model without it: ab.sh 1.004, peak RSS 185 against
+           190-196 MB above the baseline; on the 30th session's Zen 5, Mixed_6a 1.15× slower
+           with it, layer_ab.py, 7 rounds). The stem's Conv2d_4a, 36×36 (81 tiles), gains on
+           that machine: the stem 2.10 → 1.85 ms. Its F(2×2) kernel, where oneDNN has it, stays. */
+        if (winograd && p->n == 1 && ((p->oh + 3) / 4) * ((p->ow + 3) / 4) < 64) {
             const char *name = NULL;
             dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
             if (name && strstr(name, "wino_4x3")) {

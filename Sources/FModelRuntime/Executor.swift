@@ -453,6 +453,14 @@ public final class Executor: @unchecked Sendable {
         return chainsByBatch[batch]?.chains.count ?? 0
     }
 
+    /// The implementations of each chain's layers at `batch`, as oneDNN names them, joined by
+    /// " > " (for tests).
+    func chainImplementations(batch: Int) -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return chainsByBatch[batch]?.chains.map(\.implementation) ?? []
+    }
+
     /// Every value's shape at `batch`, inferred once per batch size (inference over the
     /// whole graph was 8% of a batch-1 int8 run).
     private func shapes(batch: Int) throws(GraphError) -> [Shape] {

@@ -116,6 +116,28 @@ import Testing
         #expect(implementation.contains("wino") || !avx512, "\(implementation)")
     }
 
+    /// At batch 1 oneDNN's F(4×4) kernel, whose buffers are sized for large batches, takes a
+    /// map of 64 of its 4×4 tiles or more (FaceNet's Conv2d_4a, 36×36: the stem 12% faster on
+    /// the Zen 5) and not a smaller one (Mixed_6a's 17×17, 15% slower with it), where oneDNN's
+    /// F(2×2) kernel may run instead.
+    @Test(arguments: [(32, true), (12, false)]) func batchOneWinogradByTheMapsTiles(side: Int, large: Bool) throws {
+        var g = SplitMix64(seed: 22)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let (cin, cout) = (80, 192)
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, side, side, cin])], outputs: ["n"],
+                          nodes: [Node(name: "n", op: .conv2D(ConvAttributes(padding: .same, activation: .relu)), inputs: ["x"],
+                                       params: ["kernel": "k", "bias": "b"])],
+                          tensors: ["k": Tensor(randoms(9 * cin * cout).map { $0 * 0.1 }, shape: [3, 3, cin, cout]),
+                                    "b": Tensor(randoms(cout), shape: [cout])])
+        let x = ["x": FloatTensor(shape: [1, side, side, cin], values: randoms(side * side * cin))]
+        let native = try Executor(graph: graph, engine: .native), gemm = try Executor(graph: graph, engine: .gemm)
+        #expect(Difference(try native.run(x)["n"]!.values, try gemm.run(x)["n"]!.values, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+        guard case .conv(let k) = native.program.instructions[0].step else { Issue.record("not a conv"); return }
+        let implementation = try #require(k.native?.implementation(batch: 1))
+        let avx512 = procText("/proc/cpuinfo").contains(" avx512f")
+        #expect(implementation.contains("wino_4x3") == (large && avx512), "\(implementation)")
+    }
+
     /// Executors made and run on several threads at once (their oneDNN primitives are made one
     /// at a time in the process) give what one executor gives.
     @Test func executorsOnSeveralThreadsAgree() throws {

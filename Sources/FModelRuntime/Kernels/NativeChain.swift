@@ -62,6 +62,9 @@ final class NativeChain: @unchecked Sendable {
 
     deinit { fm_chain_destroy(handle) }
 
+    /// Its layers' implementations as oneDNN names them, joined by " > ".
+    var implementation: String { String(cString: fm_chain_implementation(handle)) }
+
     /// Copies the kernels into the primitives' layouts (any thread); the mapped ones leave memory.
     func load() {
         precondition(fm_chain_load_weights(handle) == 0, "oneDNN kernel reorder failed")
