@@ -231,18 +231,26 @@ extension ConvPath {
     /// faster of the others (`other`, in `otherTime`). A near-tie, within 10%, goes against the
     /// side the trial flatters.
     ///
-    /// Where the layer's input fits in a core's L2 cache (`inputInL2`; batch 1 on the Zen 3),
-    /// that is the primitive, which must then be 10% faster. Its second and third trial runs
-    /// read the input settled in the cache, but in the model it runs straight after the layer
-    /// whose threads wrote it, and there oneDNN reads it more slowly: Conv2d_4b, after
-    /// Winograd's Conv2d_4a, took 2.20–2.42 ms a steady inference against 1.63–1.66 for a
-    /// second call at once, while the GEMM path's time in the model matched its trial's. With
-    /// larger inputs, read from L3 or memory either way, the other must be 10% faster, so that
-    /// near-ties, which the warm timing decides by noise, do not flip. The alternating-process
-    /// measurements behind the split (batch 1 and 32, both models) are in `Benchmarks/HISTORY.md`,
-    /// thirteenth session.
-    static func verdict(native: Double, other: ConvPath, otherTime: Double, inputInL2: Bool) -> ConvPath {
-        inputInL2 ? (native < 0.9 * otherTime ? .native : other) : (otherTime < 0.9 * native ? other : .native)
+    /// With oneDNN's AVX2 kernels (`avx512` false), where the layer's input fits in a core's L2
+    /// cache (`inputInL2`; batch 1 on the Zen 3), that is the primitive, which must then be 10%
+    /// faster. Its second and third trial runs read the input settled in the cache, but in the
+    /// model it runs straight after the layer whose threads wrote it, and there oneDNN reads it
+    /// more slowly: Conv2d_4b, after Winograd's Conv2d_4a, took 2.20–2.42 ms a steady inference
+    /// against 1.63–1.66 for a second call at once, while the GEMM path's time in the model
+    /// matched its trial's. With larger inputs, read from L3 or memory either way, the other
+    /// must be 10% faster, so that near-ties, which the warm timing decides by noise, do not
+    /// flip. The alternating-process measurements behind the split (batch 1 and 32, both models)
+    /// are in `Benchmarks/HISTORY.md`, thirteenth session.
+    ///
+    /// With its AVX-512 kernels the other must be 10% faster at any size: on the 30th session's
+    /// Zen 5 the near-ties the L2 rule gave to fmodel's own paths at batch 1 (Block17's 1×1s to
+    /// the GEMM path, its 1×7s and 7×1s, Block35's 3×3s and Mixed_6a's 192→192 to fmodel's
+    /// Winograd, each within 10% in the trial) ran the multi-task model 5–9% slower than the
+    /// primitives (`Benchmarks/ab.sh`, 11 rounds, three times: 0.947, 0.912 with every layer
+    /// native); there the stem runs as a chain, and the case behind the L2 rule is gone.
+    static func verdict(native: Double, other: ConvPath, otherTime: Double, inputInL2: Bool,
+                        avx512: Bool = oneDNNIsAVX512) -> ConvPath {
+        inputInL2 && !avx512 ? (native < 0.9 * otherTime ? .native : other) : (otherTime < 0.9 * native ? other : .native)
     }
 }
 
