@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "The model (.fmodel or any importable file).")
     var model: String?
 
-    @Flag(help: "Measure the GEMM the runtime calls (2048³ float32) instead of a model, in GFLOP/s.")
+    @Flag(help: "Measure the GEMM the runtime calls (2048³ float32) and the machine's float32 multiply-add peak instead of a model, in GFLOP/s.")
     var gemm = false
 
     @Option(help: "Batch size.")
@@ -39,8 +39,13 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         guard let model else {
-            let rate = GEMMRate.measure()
-            show(json ? #"{"gemm_gflops": \#(rate)}"# : String(format: "sgemm 2048³: %.1f GFLOP/s", rate))
+            let rate = GEMMRate.measure(), peak = GEMMRate.multiplyAddPeak()
+            if json {
+                show(#"{"gemm_gflops": \#(rate), "fma_peak_gflops": \#(peak.map { "\($0)" } ?? "null")}"#)
+            } else {
+                show(String(format: "sgemm 2048³: %.1f GFLOP/s", rate)
+                     + (peak.map { String(format: "; multiply-add peak %.1f GFLOP/s (sgemm at %.0f%%)", $0, rate / $0 * 100) } ?? ""))
+            }
             return
         }
         // The process before the model: code and libraries. Sampling it is the benchmark's own

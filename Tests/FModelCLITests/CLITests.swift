@@ -1,4 +1,5 @@
 @testable import FModelCLI
+import CKernels
 import FModelCompress
 import FModelCore
 import FModelFormat
@@ -396,6 +397,19 @@ import Testing
             let ran = asked == .bf16 && !ComputePrecision.bf16Available ? "f32" : asked.rawValue
             #expect(json?["precision"] as? String == ran)
         }
+    }
+
+    /// `bench --gemm --json` gives the GEMM's rate and the multiply-add peak it is held to
+    /// (the benchmarks' ceiling), each a rate, where the CPU has AVX2 + FMA.
+    @Test func benchGEMMReportsTheMultiplyAddPeak() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let report = dir + "/gemm.json"
+        let run = try #require(runMeasured("/bin/sh", ["-c", "exec \"$0\" bench --gemm --json > \"$1\"", fmodel, report]))
+        #expect(run.exitCode == 0, "\(run.standardError)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        #expect((json["gemm_gflops"] as? Double ?? 0) > 0)
+        let peak = json["fma_peak_gflops"] as? Double
+        #expect(fm_fma_lanes() > 0 ? (peak ?? 0) > 0 : json["fma_peak_gflops"] is NSNull, "\(json)")
     }
 
     @Test func weightsOnlyImportTakesAConfig() {

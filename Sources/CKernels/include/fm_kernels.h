@@ -190,6 +190,13 @@ void fm_line_winograd_kernel(const float *w, size_t c, size_t k, float *u);
 void fm_line_winograd_run(const fm_line_shape *s, const float *x, const float *u, size_t t0, size_t t1, float *scratch, float *y,
                           const float *bias, float scale, int activation, float alpha);
 
+/* The float32 multiply-add ceiling (fma_peak.c): the vector width the chains run on (16 with
+   AVX-512, 8 with AVX2 + FMA, 0 without), and `iterations` rounds of 12 independent FMA chains
+   on the calling thread, 12 × lanes × 2 FLOPs a round; returns their sum, for the caller to
+   keep so the work is not optimised away. */
+int fm_fma_lanes(void);
+float fm_fma_chains(long iterations);
+
 /* The CPUs this process may run on (its affinity mask: `taskset`, a cpuset), or 0 when it
    cannot be read. */
 int fm_available_cpus(void);
