@@ -166,7 +166,8 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
            in the model (the multi-task model without it: ab.sh 1.004, peak RSS 185 against
            190-196 MB above the baseline; on the 30th session's Zen 5, Mixed_6a 1.15× slower
            with it, layer_ab.py, 7 rounds). The stem's Conv2d_4a, 36×36 (81 tiles), gains on
-           that machine: the stem 2.10 → 1.85 ms. Its F(2×2) kernel, where oneDNN has it, stays. */
+           that machine: the stem 2.00 → 1.75 ms (9 rounds). Its F(2×2) kernel, where oneDNN
+           has it, stays. */
         if (winograd && p->n == 1 && ((p->oh + 3) / 4) * ((p->ow + 3) / 4) < 64) {
             const char *name = NULL;
             dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);

@@ -21,8 +21,8 @@ public struct ModelEntry: Sendable, Codable {
     public var path: String
     public var sha256: String
     public var sizeBytes: Int
-    /// What its float32 convolutions multiplied in (`f32` or `bf16`); reports written before
-    /// there was a choice read as `f32`.
+    /// What its float32 convolutions multiplied in (`f32`, or `bf16` where the CPU has it);
+    /// reports written before there was a choice read as `f32`.
     public var precision: String
     public var metrics: FaceMetrics
     public var details: ModelEvaluation

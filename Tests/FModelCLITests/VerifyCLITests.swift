@@ -122,16 +122,17 @@ import Testing
         #expect(FModelCommand.main(arguments: ["verify", "--reference", reference, "--candidate", reference, "--data", faces,
                                                "--precision", "bf16", "--report", json]) == 0)
         let report = try JSONDecoder().decode(VerifyReport.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
-        #expect(report.reference?.precision == "f32" && report.candidate.precision == "bf16")
+        #expect(report.reference?.precision == "f32" && report.candidate.precision == ComputePrecision.bf16.effective.rawValue)
         let difference = try #require(report.fidelity).maxProbabilityDifference
         #expect((difference > 0) == ComputePrecision.bf16Available, "max |Δp| \(difference)")
-        #expect(report.table().contains("\nprecision             f32         bf16        \n"), "\(report.table())")
+        let shown = ComputePrecision.bf16.effective.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+        #expect(report.table().contains("\nprecision             f32         \(shown)\n"), "\(report.table())")
 
         let both = dir + "/both.json"
         #expect(FModelCommand.main(arguments: ["verify", "--reference", reference, "--candidate", reference, "--data", faces,
                                                "--precision", "bf16", "--reference-precision", "bf16", "--report", both]) == 0)
         let same = try JSONDecoder().decode(VerifyReport.self, from: Data(contentsOf: URL(fileURLWithPath: both)))
-        #expect(same.reference?.precision == "bf16" && same.fidelity?.maxProbabilityDifference == 0)
+        #expect(same.reference?.precision == same.candidate.precision && same.fidelity?.maxProbabilityDifference == 0)
     }
 
     @Test func candidateAloneIsEvaluated() throws {

@@ -245,9 +245,10 @@ extension ConvPath {
     /// With its AVX-512 kernels the other must be 10% faster at any size: on the 30th session's
     /// Zen 5 the near-ties the L2 rule gave to fmodel's own paths at batch 1 (Block17's 1×1s to
     /// the GEMM path, its 1×7s and 7×1s, Block35's 3×3s and Mixed_6a's 192→192 to fmodel's
-    /// Winograd, each within 10% in the trial) ran the multi-task model 5–9% slower than the
-    /// primitives (`Benchmarks/ab.sh`, 11 rounds, three times: 0.947, 0.912 with every layer
-    /// native); there the stem runs as a chain, and the case behind the L2 rule is gone.
+    /// Winograd, each within 10% in the trial) made the multi-task model slower: this rule
+    /// against the L2 rule 0.979 and 0.966, every layer forced to the primitive 0.947 and 0.912
+    /// (`Benchmarks/ab.sh`, 11 rounds each). There the stem runs as a chain, and the case behind
+    /// the L2 rule is gone.
     static func verdict(native: Double, other: ConvPath, otherTime: Double, inputInL2: Bool,
                         avx512: Bool = oneDNNIsAVX512) -> ConvPath {
         inputInL2 && !avx512 ? (native < 0.9 * otherTime ? .native : other) : (otherTime < 0.9 * native ? other : .native)
