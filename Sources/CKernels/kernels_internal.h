@@ -55,4 +55,7 @@ void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const
    its row), into m consecutive rows of y. */
 void fm_avx2_packed_rows(const float *const *rows, size_t m, size_t kb, const float *strips, size_t width, float *y, size_t n,
                          int accumulate);
+/* fm_avx2_packed_rows, on AVX-512 where the CPU has it (kernels.c): the same floats. */
+void fm_packed_rows(const float *const *rows, size_t m, size_t kb, const float *strips, size_t width, float *y, size_t n,
+                    int accumulate);
 #endif

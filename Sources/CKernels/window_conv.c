@@ -7,7 +7,7 @@
    input pixels side by side along the row). So the product over kernel rows [dy·kW·C + o,
    dy·kW·C + o + kb) reads each output pixel's inputs in place, through a pointer a row, as
    fm_gemm_f32 reads im2col's rows: the kernel's piece packed into 16-column strips
-   (fm_avx2_pack), up to FM_PACK_ROWS pixels at a time over each strip (fm_avx2_packed_rows).
+   (fm_avx2_pack), up to FM_PACK_ROWS pixels at a time over each strip (fm_packed_rows).
    im2col wrote every input value kH·kW/(sH·sW) times (2.25 for 3×3 stride 2) and the product
    read it back; here the reads come from the input itself. */
 #include "fm_kernels.h"
@@ -56,7 +56,7 @@ void fm_window_conv_f32(const fm_window_shape *s, const float *x, const float *w
                         const size_t p = q0 + r, image = p / pixels, oy = p % pixels / s->ow, ox = p % s->ow;
                         rows[r] = x + ((image * s->ih + oy * s->sh + dy) * s->iw + ox * s->sw) * s->c + o0;
                     }
-                    fm_avx2_packed_rows(rows, count, kb, strips, width, y + q0 * s->k + panel, s->k, dy > 0 || piece > 0);
+                    fm_packed_rows(rows, count, kb, strips, width, y + q0 * s->k + panel, s->k, dy > 0 || piece > 0);
                 }
             }
     }

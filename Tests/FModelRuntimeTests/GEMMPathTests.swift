@@ -48,10 +48,12 @@ private func gemmEngineConv(_ x: [Float], _ inShape: [Int], kernel: [Float], kH:
 
     /// A kernel packed once (`fm_pack_kernel`, as Winograd's transformed kernels are) times rows
     /// on one thread (`fm_gemm_packed_f32`): depths of one and of three 256-deep pieces, the
-    /// last short; columns that end inside a 16-column strip and that fill their last one; more
-    /// rows than pass over a piece at a time (144).
+    /// last short; columns that end inside a 16-column strip and that fill their last one (on
+    /// AVX-512, where strips go in pairs, also inside the second of a pair: 20); more rows than
+    /// pass over a piece at a time (144), and than a register block holds (6 on AVX2, 12 on
+    /// AVX-512).
     @Test(.enabled(if: fm_packed_available() != 0, "packed products need AVX2 + FMA"),
-          arguments: [(7, 20, 9), (30, 300, 33), (150, 600, 48)])
+          arguments: [(7, 20, 9), (13, 40, 20), (30, 300, 33), (150, 600, 48)])
     func packedKernelProductMatchesDirectSum(m: Int, k: Int, n: Int) {
         var g = SplitMix64(seed: 14)
         let a = randoms(m * k, &g), b = randoms(k * n, &g, scale: 0.05)

@@ -85,9 +85,10 @@ import Testing
     /// the 4×4 tile nor their channels of the 8-float vector (SAME and VALID padding, three
     /// images, a bias and each fused activation);
     /// the strided 3×3 and the 1×1 have no Winograd form and stay native. Small images (one
-    /// block of tiles a thread; there layer d, on 12 tiles, no more than a streamed product's
-    /// rows, stays off Winograd) and large ones (several: layer b has 960 tiles, each thread
-    /// takes 480 in blocks of 202).
+    /// block of tiles a thread; there layer d, on 12 tiles, fewer than
+    /// `WinogradKernel.fewestTiles`, stays off Winograd, and on AVX-512, where that is 64, so do
+    /// all) and large ones (several: layer b has 960 tiles, each thread takes 480 in blocks of
+    /// 202).
     @Test(arguments: [(3, 13, 11), (4, 61, 63)]) func winogradMatchesTheGEMMEngine(batch: Int, height: Int, width: Int) throws {
         var g = SplitMix64(seed: 47)
         func randoms(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
@@ -111,7 +112,11 @@ import Testing
         let available = WinogradKernel.available
         // Layer d runs on the strided layer's output, (height − 1) / 2 × (width − 1) / 2.
         let dTiles = batch * (((height - 1) / 2 + 3) / 4) * (((width - 1) / 2 + 3) / 4)
-        #expect(convs.map { $0.native!.winograd(batch: batch) != nil } == [available, available, false, available && dTiles > 16, false])
+        // Layers a and b: their tiles, SAME and VALID (both ways as many as a's at these sizes).
+        let abTiles = batch * ((height + 3) / 4) * ((width + 3) / 4), bTiles = batch * ((height - 2 + 3) / 4) * ((width - 2 + 3) / 4)
+        let fewest = WinogradKernel.fewestTiles(line: false)
+        #expect(convs.map { $0.native!.winograd(batch: batch) != nil }
+                == [available && abTiles >= fewest, available && bTiles >= fewest, false, available && dTiles >= fewest, false])
         let off = Difference(second, reference, tolerance: .tensorFlow).maxAbsolute, largest = reference.map(abs).max() ?? 0
         // SAME keeps the size, VALID takes 2, the strided layer halves it (rounding up).
         let out = batch * ((height - 1) / 2) * ((width - 1) / 2) * 6
@@ -122,9 +127,10 @@ import Testing
     /// Winograd F(4, 7) against the GEMM path on 1×7 and 7×1 layers whose lines are no
     /// multiple of the 4-output tile nor their channels of the 8-float vector (SAME and VALID
     /// padding, a bias and each fused activation, three images); the 1×3 and the strided 7×1
-    /// have no such form. A small image (layer c runs on 8 × 2 tiles, the fewest it takes; d,
-    /// on 8 × 1, stays off Winograd) and three large ones (where b and c, 200 channels wide,
-    /// take several blocks of tiles a thread: b 207 tiles in blocks of 123 on two threads).
+    /// have no such form. A small image (layer c runs on 8 × 2 tiles, the fewest it takes with
+    /// AVX2 products; d, on 8 × 1, stays off Winograd; with AVX-512's, 64 at least, all do) and
+    /// three large ones (where b and c, 200 channels wide, take several blocks of tiles a
+    /// thread: b 207 tiles in blocks of 123 on two threads).
     @Test(arguments: [(1, 8, 14), (3, 21, 23)]) func lineWinogradMatchesTheGEMMEngine(batch: Int, height: Int, width: Int) throws {
         var g = SplitMix64(seed: 53)
         func randoms(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in (Float(g.next() % 2001) / 1000 - 1) * scale } }
@@ -146,7 +152,8 @@ import Testing
         // Tiles: four outputs along each line, lines across the map, all images.
         func tiles(along: Int, across: Int) -> Int { batch * across * ((along + 3) / 4) }
         let expected = [tiles(along: width, across: height), tiles(along: height, across: width),
-                        tiles(along: width - 6, across: height), tiles(along: height - 6, across: width - 6)].map { $0 >= 16 } + [false, false]
+                        tiles(along: width - 6, across: height), tiles(along: height - 6, across: width - 6)]
+            .map { $0 >= WinogradKernel.fewestTiles(line: true) } + [false, false]
         let available = WinogradKernel.available
         #expect(convs.map { $0.native!.winograd(batch: batch) != nil } == expected.map { $0 && available })
         let off = Difference(second, reference, tolerance: .tensorFlow).maxAbsolute, largest = reference.map(abs).max() ?? 0

@@ -29,8 +29,16 @@ final class WinogradKernel: @unchecked Sendable {
         /// against 0.64-0.84 on the GEMM path; `profile_vs_ort.py`, five runs). F(4, 7)'s is
         /// 10/7×, and at Block17's 16 tiles at batch 1 it still gains in inference (`layer_ab.py`
         /// against the build that kept it to 17 tiles, 11 rounds: 1×7s 0.667, 7×1s 0.743, the
-        /// model 0.935).
-        var minimumTiles: Int { if case .square = self { streamedRowLimit + 1 } else { streamedRowLimit } }
+        /// model 0.935). With AVX-512 products (the 30th session's Zen 5) the trial's warm runs
+        /// flatter it more, and both forms take 64 tiles at least: at batch 1 (Block17's 16
+        /// tiles, Block35's and Mixed_6a's 25) they won their trials (1×7s 0.018 ms against
+        /// oneDNN's 0.030) and then ran slower in the model (the 1×7s and 7×1s 1.39×, Block35
+        /// 1.12×, Mixed_6a 1.10×, the model 1.05×; `layer_ab.py`, 7 rounds), while at batch 32
+        /// (512 tiles) the 1×7s and 7×1s went 0.72 → 0.43 ms and Block17 0.875×.
+        var minimumTiles: Int {
+            if oneDNNIsAVX512 { return 64 }
+            if case .square = self { return streamedRowLimit + 1 } else { return streamedRowLimit }
+        }
 
         init?(kH: Int, kW: Int, win: Window) {
             guard win.strideH == 1, win.strideW == 1, win.dilH == 1, win.dilW == 1 else { return nil }
@@ -93,6 +101,9 @@ final class WinogradKernel: @unchecked Sendable {
             }
         }
     }
+
+    /// The fewest tiles a 3×3 (`line` false) or a 1×7 / 7×1 layer runs as Winograd on.
+    static func fewestTiles(line: Bool) -> Int { (line ? Form.line(vertical: false) : Form.square).minimumTiles }
 
     /// True when this CPU and the environment allow Winograd at all.
     static let available = fm_winograd_available() != 0 && getenv("FMODEL_NO_WINOGRAD") == nil
