@@ -73,7 +73,7 @@ def gemm_rates():
         ob.cblas_sgemm.argtypes = [ctypes.c_int] * 6 + [ctypes.c_float, fp, ctypes.c_int, fp, ctypes.c_int, ctypes.c_float, fp, ctypes.c_int]
         args = (101, 111, 111, n, n, n, 1.0, a.ctypes.data_as(fp), n, b.ctypes.data_as(fp), n, 0.0, c.ctypes.data_as(fp), n)
         rates[f"Debian libopenblas cblas_sgemm (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})"] = best(lambda: ob.cblas_sgemm(*args))
-    return rates, ours["fma_peak_gflops"]
+    return rates, ours.get("fma_peak_gflops")
 
 
 def latency_table(title, contenders, batches, rounds, reference="fmodel"):

@@ -5,7 +5,9 @@
 #include "fm_kernels.h"
 #include <immintrin.h>
 
-/* Twelve independent accumulators: enough to cover the FMA latency (4 cycles) on two pipes. */
+/* Twelve independent accumulators: enough to cover the FMA latency (4 cycles) on two pipes.
+   The same loop twice, on each width's registers: one body on 16-float GCC vectors, inlined
+   into both, made 24 AVX2 chains for 16 ymm registers, and the compiler spilled them. */
 __attribute__((target("avx512f")))
 static float chains_avx512(long iterations) {
     __m512 acc[12];

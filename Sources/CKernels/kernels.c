@@ -454,6 +454,9 @@ static float *pack_buffer(void) {
     return buffer;
 }
 
+static void packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y, size_t n,
+                         int accumulate);
+
 /* fm_gemm_f32 on AVX2: panels of PACK_WIDTH columns, each through the depth FM_PACK_DEPTH rows
    at a time, each piece packed (fm_avx2_pack) and multiplied by all rows of x. On the Zen 3
    over the model's im2col products at batch 1, kernels out of L2 (`Benchmarks/gemm_path.c`,
@@ -467,7 +470,7 @@ static void gemm_packed_avx2(const float *x, size_t ldx, size_t m, size_t k, con
         for (size_t k0 = 0; k0 < k; k0 += FM_PACK_DEPTH) {
             const size_t kb = k - k0 < FM_PACK_DEPTH ? k - k0 : FM_PACK_DEPTH;
             fm_avx2_pack(w + k0 * n + p, n, kb, width, buffer);
-            fm_avx2_packed_piece(x + k0, ldx, m, kb, buffer, width, y + p, n, k0 > 0);
+            packed_piece(x + k0, ldx, m, kb, buffer, width, y + p, n, k0 > 0);
         }
     }
 }
@@ -537,11 +540,13 @@ static inline void packed_block_avx512(const int R, const int S, const float *co
     }
 }
 
-#define PACKED_BLOCK_CASE(R)                                                                                 \
-    case R:                                                                                                  \
-        if (S == 2) packed_block_avx512(R, 2, x, kb, strip, out, n, m0, m1, accumulate);                       \
-        else packed_block_avx512(R, 1, x, kb, strip, out, n, m0, m1, accumulate);                              \
-        break;
+/* One or two strips (`S`, known at run time) for a block of R rows (a constant). */
+__attribute__((target("avx512f"), always_inline))
+static inline void packed_strips_avx512(const int R, int S, const float *const *x, size_t kb, const float *strip, float *y,
+                                        size_t n, __mmask16 m0, __mmask16 m1, int accumulate) {
+    if (S == 2) packed_block_avx512(R, 2, x, kb, strip, y, n, m0, m1, accumulate);
+    else packed_block_avx512(R, 1, x, kb, strip, y, n, m0, m1, accumulate);
+}
 
 __attribute__((target("avx512f")))
 static void packed_rows_avx512(const float *const *rows, size_t m, size_t kb, const float *strips, size_t width, float *y,
@@ -556,18 +561,25 @@ static void packed_rows_avx512(const float *const *rows, size_t m, size_t kb, co
             const size_t R = m - r < AVX512_PACKED_ROWS ? m - r : AVX512_PACKED_ROWS;
             const float *const *x = rows + r;
             float *out = y + r * n + c;
+#define ROWS(R) packed_strips_avx512(R, S, x, kb, strip, out, n, m0, m1, accumulate)
             switch (R) {
-                PACKED_BLOCK_CASE(1) PACKED_BLOCK_CASE(2) PACKED_BLOCK_CASE(3) PACKED_BLOCK_CASE(4)
-                PACKED_BLOCK_CASE(5) PACKED_BLOCK_CASE(6) PACKED_BLOCK_CASE(7) PACKED_BLOCK_CASE(8)
-                PACKED_BLOCK_CASE(9) PACKED_BLOCK_CASE(10) PACKED_BLOCK_CASE(11)
-            default:
-                if (S == 2) packed_block_avx512(12, 2, x, kb, strip, out, n, m0, m1, accumulate);
-                else packed_block_avx512(12, 1, x, kb, strip, out, n, m0, m1, accumulate);
+            case 1: ROWS(1); break;
+            case 2: ROWS(2); break;
+            case 3: ROWS(3); break;
+            case 4: ROWS(4); break;
+            case 5: ROWS(5); break;
+            case 6: ROWS(6); break;
+            case 7: ROWS(7); break;
+            case 8: ROWS(8); break;
+            case 9: ROWS(9); break;
+            case 10: ROWS(10); break;
+            case 11: ROWS(11); break;
+            default: ROWS(12); break;
             }
+#undef ROWS
         }
     }
 }
-#undef PACKED_BLOCK_CASE
 
 void fm_packed_rows(const float *const *rows, size_t m, size_t kb, const float *strips, size_t width, float *y, size_t n,
                     int accumulate) {

@@ -323,17 +323,6 @@ AVX2 void fm_avx2_packed_rows(const float *const *rows, size_t m, size_t kb, con
     }
 }
 
-/* Rows of x in chunks of FM_PACK_ROWS. */
-AVX2 void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y,
-                               size_t n, int accumulate) {
-    const float *rows[FM_PACK_ROWS];
-    for (size_t r0 = 0; r0 < m; r0 += FM_PACK_ROWS) {
-        const size_t count = m - r0 < FM_PACK_ROWS ? m - r0 : FM_PACK_ROWS;
-        for (size_t r = 0; r < count; r++) rows[r] = x + (r0 + r) * ldx;
-        fm_avx2_packed_rows(rows, count, kb, strips, width, y + r0 * n, n, accumulate);
-    }
-}
-
 AVX2 void fm_avx2_pack(const float *w, size_t n, size_t kb, size_t width, float *strips) {
     for (size_t c = 0; c < width; c += 16) {
         float *d = strips + c * kb;

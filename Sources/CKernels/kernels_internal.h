@@ -42,20 +42,19 @@ fm_rows_blocks_fn fm_avx2_rows_blocks;
    (the last may be shorter), each piece as strips of 16 columns, kb × 16 floats a strip, in
    order, the last strip's columns past n zero; a piece of kb rows is kb × round16(n) floats,
    32-byte aligned. fm_avx2_pack lays out kernel rows [0, kb) and columns [0, width) of w (rows
-   n floats apart) so; fm_avx2_packed_piece multiplies them by m rows of x (kb floats each,
-   rows ldx apart) into columns [0, width) of y (rows n apart; added to y if `accumulate`). */
+   n floats apart) so. */
 #define FM_PACK_DEPTH 256
 /* n rounded up to whole strips. */
 static inline size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 #define FM_PACK_ROWS 144
 void fm_avx2_pack(const float *w, size_t n, size_t kb, size_t width, float *strips);
-void fm_avx2_packed_piece(const float *x, size_t ldx, size_t m, size_t kb, const float *strips, size_t width, float *y,
-                          size_t n, int accumulate);
-/* The same for at most FM_PACK_ROWS rows given by pointers (each at the piece's first value of
-   its row), into m consecutive rows of y. */
+/* Multiplies such a piece by m (at most FM_PACK_ROWS) rows of x given by pointers (each at the
+   piece's first value of its row, kb floats) into columns [0, width) of m consecutive rows of
+   y (n apart; added to y if `accumulate`). */
 void fm_avx2_packed_rows(const float *const *rows, size_t m, size_t kb, const float *strips, size_t width, float *y, size_t n,
                          int accumulate);
-/* fm_avx2_packed_rows, on AVX-512 where the CPU has it (kernels.c): the same floats. */
+/* fm_avx2_packed_rows, on AVX-512 where the CPU has it (kernels.c), each output summed in the
+   same order. */
 void fm_packed_rows(const float *const *rows, size_t m, size_t kb, const float *strips, size_t width, float *y, size_t n,
                     int accumulate);
 #endif

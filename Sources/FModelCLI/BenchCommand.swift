@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
         guard let model else {
             let rate = GEMMRate.measure(), peak = GEMMRate.multiplyAddPeak()
             if json {
-                show(#"{"gemm_gflops": \#(rate), "fma_peak_gflops": \#(peak.map { "\($0)" } ?? "null")}"#)
+                show(try jsonText(GEMMReport(gemm_gflops: rate, fma_peak_gflops: peak), pretty: false))
             } else {
                 show(String(format: "sgemm 2048³: %.1f GFLOP/s", rate)
                      + (peak.map { String(format: "; multiply-add peak %.1f GFLOP/s (sgemm at %.0f%%)", $0, rate / $0 * 100) } ?? ""))
@@ -105,6 +105,15 @@ struct BenchCommand: ParsableCommand {
                          batch, median, times.first!, times.last!, iterations, median / Double(batch), gflops, loadSeconds, runtimeThreads == 1 ? "1 thread" : "\(runtimeThreads) threads"))
         }
     }
+}
+
+/// What `fmodel bench --gemm --json` prints.
+private struct GEMMReport: Encodable {
+    // swiftlint:disable identifier_name
+    var gemm_gflops: Double
+    /// The multiply-add peak (`GEMMRate.multiplyAddPeak`); left out without AVX2 + FMA.
+    var fma_peak_gflops: Double?
+    // swiftlint:enable identifier_name
 }
 
 /// What `fmodel bench --json` prints (the benchmarks read these names).

@@ -224,11 +224,12 @@ struct RuntimeOptions: ParsableArguments {
 }
 
 extension ComputePrecision: ExpressibleByArgument {
-    /// This precision, with a note when this CPU cannot do it (bf16 without AVX-512 runs float32).
+    /// What this precision runs as here (`effective`), with a note when that is float32 for a
+    /// bf16 asked for on a CPU without AVX-512.
     func checked() -> ComputePrecision {
-        if self == .bf16 && !Self.bf16Available {
+        if effective != self {
             printError("note: this CPU has no AVX-512, so oneDNN has no bf16 convolutions here: running float32")
         }
-        return self
+        return effective
     }
 }

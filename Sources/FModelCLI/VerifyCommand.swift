@@ -86,7 +86,7 @@ struct VerifyCommand: ParsableCommand {
 
     func entry(_ path: String, _ precision: ComputePrecision, _ evaluation: ModelEvaluation) throws -> ModelEntry {
         let size = ModelLoader.sourceBytes(path: path)
-        return ModelEntry(path: path, sha256: try ModelLoader.sha256(path: path), sizeBytes: size, precision: precision.effective.rawValue,
+        return ModelEntry(path: path, sha256: try ModelLoader.sha256(path: path), sizeBytes: size, precision: precision.rawValue,
                           evaluation: evaluation)
     }
 

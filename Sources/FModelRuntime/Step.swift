@@ -16,7 +16,8 @@ enum Step {
     case zeroPad(top: Int, left: Int)
     case crop(top: Int, left: Int)
     case l2Normalize(epsilon: Float)
-    /// Keras's LayerNormalization, gamma and beta filled with 1 and 0 where the node has none.
+    /// Keras's LayerNormalization: where the node has one of gamma and beta, the other filled
+    /// with 1s or 0s; where it has neither, both empty (the kernel's plain normalisation).
     case layerNorm(epsilon: Float, gamma: [Float], beta: [Float])
     /// Identity, dropout, reshape and flatten: the output shares the input's buffer.
     case alias

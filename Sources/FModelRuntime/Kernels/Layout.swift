@@ -21,7 +21,6 @@ func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>, Shape), axis: I
     }
 }
 
-/// Zero-pads height and width of NHWC images.
 /// The window of `x` that starts `top` rows and `left` columns in, of `outShape`'s size.
 func crop(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, outShape: Shape, top: Int, left: Int) {
     let c = inShape[3]
@@ -33,6 +32,7 @@ func crop(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<F
     }
 }
 
+/// Zero-pads height and width of NHWC images.
 func zeroPad(_ x: UnsafePointer<Float>, inShape: Shape, _ y: UnsafeMutablePointer<Float>, outShape: Shape, top: Int, left: Int) {
     let c = inShape[3]
     y.update(repeating: 0, count: outShape.elementCount!)
