@@ -179,15 +179,22 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
         }
     }
     if (!winograd) {
-        /* Inside a chain (a linked source) a convolution works in oneDNN's blocked layout,
-           nChw16c, on both sides (its output reordered to NHWC if it is the chain's last):
-           left to choose, brgconv takes NHWC, and every Winograd layer would pay its reorders
-           again. The chain's first reads the caller's NHWC and writes what it prefers. */
+        /* Inside a chain (linked on both sides) a convolution works in oneDNN's blocked
+           layout, nChw16c: left to choose, brgconv takes NHWC, and every Winograd layer would
+           pay its reorders again. The chain's first reads the caller's NHWC and writes what it
+           prefers; its last writes the caller's NHWC and reads what it prefers, the chain
+           reordering into that. For FaceNet's stride-2 3×3s after a Winograd layer that is
+           brgconv on NHWC: Conv2d_4b at batch 8 3.6 ms against jit:avx512_core's 4.3-4.9 on
+           nChw16c (Benchmarks/conv_implementations.c), the stem 11.6 → 11.1 ms with the
+           reorder (Benchmarks/stem_chain.c); in the multi-task model (layer_ab.py, 7 rounds)
+           at batch 32 the stem 0.913×, Mixed_6a 0.926×, the model 0.949×; at batch 1 the stem
+           0.958×. */
         dnnl_memory_desc_t src_direct = src_md, dst_direct = dst_md;
         if (p->linked_src)
-            CHECK(dnnl_memory_desc_init_by_tag(&src_direct, 4, src_dims, src_dt, p->ic % 16 ? dnnl_format_tag_any : dnnl_nChw16c),
+            CHECK(dnnl_memory_desc_init_by_tag(&src_direct, 4, src_dims, src_dt,
+                                               p->ic % 16 || !p->linked_dst ? dnnl_format_tag_any : dnnl_nChw16c),
                   "source descriptor");
-        if (p->linked_src && p->oc % 16 == 0)
+        if (p->linked_src && p->linked_dst && p->oc % 16 == 0)
             CHECK(dnnl_memory_desc_init_by_tag(&dst_direct, 4, dst_dims, dst_dt, dnnl_nChw16c), "destination descriptor");
         else if (p->linked_dst)
             CHECK(dnnl_memory_desc_init_by_tag(&dst_direct, 4, dst_dims, dst_dt, dnnl_format_tag_any), "destination descriptor");

@@ -53,6 +53,19 @@ import Testing
         #expect(Difference(a2, b2, tolerance: .tensorFlow).maxAbsolute < 1e-4 && a2 != a)
     }
 
+    /// The chain's last layer writes the caller's NHWC and reads the layout its convolution
+    /// prefers, the chain reordering into it: for a stride-2 3×3 (FaceNet's Conv2d_4b) that is
+    /// brgconv on NHWC, faster than the direct kernel on the blocked layout the inner layers
+    /// share (the stem 0.91× at batch 32).
+    @Test(arguments: [1, 8]) func lastLayerReadsTheLayoutItPrefers(batch: Int) throws {
+        guard procText("/proc/cpuinfo").contains(" avx512f") else { return }  // chains are AVX-512's
+        let native = try Executor(graph: Self.stem(), engine: .native)
+        _ = try native.run(["x": FloatTensor(shape: [batch, 33, 33, 3], values: [Float](repeating: 0.5, count: batch * 33 * 33 * 3))])
+        let layers = try #require(native.chainImplementations(batch: batch).first).components(separatedBy: " > ")
+        // Each layer's name is followed by "reorder" where the chain reorders into it.
+        #expect(layers.suffix(2) == ["brgconv:avx512_core", "reorder"], "\(layers)")
+    }
+
     /// A narrow 3×3 (32 → 32, FaceNet's Conv2d_2a) inside a chain takes Winograd at every batch
     /// size, 1 included (the stem 5% faster at batch 1 on the Zen 5; it took it from batch 8 on),
     /// and gives what the layers give. The wide 3×3 after it (32 → 64, Conv2d_2b) makes the
