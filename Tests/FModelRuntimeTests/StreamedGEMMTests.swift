@@ -165,9 +165,25 @@ import Testing
         #expect(!multipliesPackedCopy(rows: 16, weights: 1792 * 8192), "a streamed product's rows")
     }
 
+    /// A dense layer's trial between the column panels and sgemm runs each three times, keeps
+    /// its verdict for the row count, and runs the winner last (its output is the one kept);
+    /// later runs take the winner alone, and another row count has a trial of its own.
+    @Test(arguments: [DenseTrial.Path.panels, .library]) func denseTrialRunsTheWinnerLast(winner: DenseTrial.Path) {
+        let trial = DenseTrial()
+        trial.forcedVerdict = winner
+        var calls: [DenseTrial.Path] = []
+        trial.run("test", rows: 24, panels: { calls.append(.panels) }, library: { calls.append(.library) })
+        #expect(calls.filter { $0 == .panels }.count == 3 + (winner == .panels ? 1 : 0))
+        #expect(calls.filter { $0 == .library }.count == 3 && calls.last == winner && trial.verdict(rows: 24) == winner)
+        calls = []
+        trial.run("test", rows: 24, panels: { calls.append(.panels) }, library: { calls.append(.library) })
+        #expect(calls == [winner])
+        #expect(trial.verdict(rows: 32) == nil)
+    }
+
     /// A dense layer whose kernel is 16 MB (2050 × 2048 weights) on 17 rows, in the executor,
     /// gives oneDNN's sgemm product: through the packed copy on an AVX2 CPU, the column panels
-    /// on an AVX-512 one, on every run.
+    /// or sgemm, whichever its trial picks, on an AVX-512 one; every run the same.
     @Test func largeDenseOnSeventeenRowsMatchesSGEMM() throws {
         var g = SplitMix64(seed: 10)
         func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
@@ -184,10 +200,13 @@ import Testing
             }
         }
         let e = try Executor(graph: graph)
+        var outputs: [[Float]] = []
         for _ in 0..<2 {
             let y = try e.run(["x": FloatTensor(shape: [rows, inputs], values: x)])["n"]!.values
             #expect(Difference(y, reference, tolerance: .tensorFlow).maxAbsolute < 1e-4)
+            outputs.append(y)
         }
+        #expect(outputs[0] == outputs[1], "the trial's run gives the winner's output")
     }
 
     /// Seventeen rows is past the limit: oneDNN runs it.

@@ -243,6 +243,8 @@ struct DenseKernel {
     let weights: GEMMWeights
     var epilogue: Epilogue
     let inputs, units: Int
+    /// Column panels or `dnnl_sgemm`, where both may run (`readsKernelInPanels`).
+    let trial = DenseTrial()
 
     func run(input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
              scratch: Scratch) {
@@ -257,8 +259,11 @@ struct DenseKernel {
             packedColumnGEMM(m: rows, n: units, k: inputs, a: input, packed: w.packed(k: inputs, n: units), c: output)
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w) where readsKernelInPanels(rows: rows, weights: inputs * units):
-            // fc1 at batch 17 to 32 on an AVX-512 CPU: the kernel read once, in place.
-            columnGEMM(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output)
+            // fc1 at batch 17 to 32 on an AVX-512 CPU: the kernel read once, in place, or
+            // sgemm, whichever this machine runs faster.
+            trial.run("dense \(inputs)->\(units)", rows: rows,
+                      panels: { columnGEMM(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output) },
+                      library: { sgemm(m: rows, n: units, k: inputs, a: input, b: w.pointer, c: output) })
             epilogue.apply(output, rows: rows, channels: units, stride: units, residual: residual)
         case .f32(let w) where rows <= streamedRowLimit:
             // The heads at batch 1 to 16: no call to dnnl_sgemm, which would compile its kernels.

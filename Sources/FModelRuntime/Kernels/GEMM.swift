@@ -1,5 +1,6 @@
 import CDNNL
 import CKernels
+import Foundation
 
 /// `C[m×n] = A[m×k] · B[k×n]`, row-major, through oneDNN's `dnnl_sgemm`: dense layers on more
 /// than 16 rows whose kernel the cache keeps, and `bench --gemm`. Its first call compiles its
@@ -104,15 +105,65 @@ func streamedGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePoin
     }
 }
 
-/// True when a float32 dense product over 17 to 32 rows reads its kernel in place, in column
-/// panels (`columnGEMM`), instead of through `dnnl_sgemm`, which packs the kernel on every
-/// call: a kernel of 16 MB or more, which no cache keeps between runs, on an AVX-512 CPU (an
-/// AVX2 one multiplies a packed copy: `multipliesPackedCopy`). fc1 (1792 × 8192) at 32 rows:
-/// 5.09 against 6.51 ms, at 24: 4.07 against 5.70; a kernel that stays in the cache gains
-/// nothing (8192 × 256 at 32 rows: 0.76 against 0.50 ms), nor do 48 rows of a shallow one
-/// (512 × 8192: 2.02 against 1.77 ms) (`Benchmarks/dense_rows.c`, on the AVX-512 machine).
+/// True when a float32 dense product over 17 to 32 rows may read its kernel in place, in
+/// column panels (`columnGEMM`), rather than through `dnnl_sgemm`, which packs the kernel on
+/// every call: a kernel of 16 MB or more, which no cache keeps between runs, on an AVX-512 CPU
+/// (an AVX2 one multiplies a packed copy: `multipliesPackedCopy`). A trial picks one of the
+/// two (`DenseTrial`). A kernel that stays in the cache gains nothing from the panels (8192 ×
+/// 256 at 32 rows: 0.76 against 0.50 ms), nor do 48 rows of a shallow one (512 × 8192: 2.02
+/// against 1.77 ms) (`Benchmarks/dense_rows.c`, on the early sessions' AVX-512 machine).
 func readsKernelInPanels(rows: Int, weights: Int) -> Bool {
     rows > streamedRowLimit && rows <= 32 && weights >= 1 << 22 && oneDNNIsAVX512
+}
+
+/// Which product a large dense layer on 17 to 32 rows multiplies through on an AVX-512 CPU
+/// (`readsKernelInPanels`), by trial for each row count: the column panels or `dnnl_sgemm`.
+/// The machine decides. fc1 (1792 × 8192, six cold copies, `Benchmarks/dense_rows.c`) at 32
+/// rows: the panels 5.09 ms against `sgemm`'s 6.51 on the early sessions' AVX-512 machine
+/// (at 24: 4.07 against 5.70), but 3.18 against 2.62 on the 31st session's Zen 5 (at 24: 2.62
+/// against 2.16; at 17 2.38 against 2.33); in the multi-task model there at batch 32, fc1 3.34
+/// → 2.88 ms with `sgemm` (`layer_ab.py`, 7 rounds).
+final class DenseTrial: @unchecked Sendable {
+    enum Path: Equatable { case panels, library }
+
+    private var verdicts: [Int: Path] = [:]
+    private let lock = NSLock()
+
+    /// For tests: the verdict trials return, not the clock's.
+    var forcedVerdict: Path?
+
+    /// The verdict for `rows` so far.
+    func verdict(rows: Int) -> Path? { lock.withLock { verdicts[rows] } }
+
+    /// Runs the product for `rows` through its verdict; the first time, times both (the
+    /// fastest of three runs each, taking turns) and keeps the faster, which runs last, so
+    /// that this run and the next give the same answer. `subject` names the layer in
+    /// `FMODEL_DEBUG_CONV`'s line.
+    func run(_ subject: @autoclosure () -> String, rows: Int, panels: () -> Void, library: () -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = verdicts[rows] {
+            known == .panels ? panels() : library()
+            return
+        }
+        func nanoseconds(_ body: () -> Void) -> UInt64 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return DispatchTime.now().uptimeNanoseconds - start
+        }
+        var p = UInt64.max, l = UInt64.max
+        for _ in 0..<3 {
+            p = min(p, nanoseconds(panels))
+            l = min(l, nanoseconds(library))
+        }
+        let verdict = forcedVerdict ?? (p <= l ? .panels : .library)
+        if NativeConvolutions.debug {
+            NativeConvolutions.say(String(format: "trial %@ rows %d: panels %.3f ms, sgemm %.3f ms: %@", subject(), rows,
+                                          Double(p) / 1e6, Double(l) / 1e6, "\(verdict)"))
+        }
+        verdicts[rows] = verdict
+        if verdict == .panels { panels() }  // the output is the winner's
+    }
 }
 
 /// True when a float32 dense product over more than `streamedRowLimit` rows multiplies a copy
