@@ -5,9 +5,13 @@
    How the choices in Sources/CKernels/dnnl_conv.c were looked at, one layer at a time.
 
      gcc -O2 Benchmarks/conv_implementations.c -o /tmp/conv_implementations -ldnnl
-     OMP_NUM_THREADS=2 /tmp/conv_implementations N H CIN COUT KH KW STRIDE SAME [winograd]
+     OMP_NUM_THREADS=2 /tmp/conv_implementations N H CIN COUT KH KW STRIDE SAME [winograd|blocked]
+
+   The activations are NHWC; with `winograd` (oneDNN's Winograd algorithm) or `blocked` (its
+   direct one) they are in the layout each implementation prefers, as inside a chain.
 
    e.g. FaceNet's Conv2d_4b at batch 32:  32 36 192 256 3 3 2 0
+        the same on blocked activations:  32 36 192 256 3 3 2 0 blocked
         Mixed_6a's 192→192 3×3, Winograd:  1 17 192 192 3 3 1 1 winograd */
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
@@ -23,11 +27,12 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     if (argc < 9) {
-        fprintf(stderr, "usage: %s N H CIN COUT KH KW STRIDE SAME(0|1) [winograd]\n", argv[0]);
+        fprintf(stderr, "usage: %s N H CIN COUT KH KW STRIDE SAME(0|1) [winograd|blocked]\n", argv[0]);
         return 2;
     }
     int n = atoi(argv[1]), h = atoi(argv[2]), ic = atoi(argv[3]), oc = atoi(argv[4]), kh = atoi(argv[5]), kw = atoi(argv[6]);
-    int s = atoi(argv[7]), same = atoi(argv[8]), winograd = argc > 9;
+    int s = atoi(argv[7]), same = atoi(argv[8]), blocked = argc > 9 && strcmp(argv[9], "blocked") == 0;
+    int winograd = argc > 9 && !blocked;
     int ph = same ? kh / 2 : 0, pw = same ? kw / 2 : 0;
     int oh = (h + 2 * ph - kh) / s + 1, ow = (h + 2 * pw - kw) / s + 1;
     dnnl_engine_t engine;
@@ -37,7 +42,7 @@ int main(int argc, char **argv) {
     dnnl_dims_t sd = {n, ic, h, h}, dd = {n, oc, oh, ow}, wd = {oc, ic, kh, kw}, bd = {oc}, strides = {s, s};
     dnnl_dims_t pad_l = {ph, pw}, pad_r = {ph, pw};
     dnnl_memory_desc_t src_md, dst_md, w_md, b_md, nhwc;
-    dnnl_format_tag_t act = winograd ? dnnl_format_tag_any : dnnl_nhwc;
+    dnnl_format_tag_t act = winograd || blocked ? dnnl_format_tag_any : dnnl_nhwc;
     dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, act);
     dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, act);
     dnnl_memory_desc_init_by_tag(&w_md, 4, wd, dnnl_f32, dnnl_format_tag_any);

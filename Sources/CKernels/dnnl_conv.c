@@ -185,10 +185,10 @@ fm_conv *fm_conv_create(const fm_conv_params *p, const void *weights, const floa
            prefers; its last writes the caller's NHWC and reads what it prefers, the chain
            reordering into that. For FaceNet's stride-2 3×3s after a Winograd layer that is
            brgconv on NHWC: Conv2d_4b at batch 8 3.6 ms against jit:avx512_core's 4.3-4.9 on
-           nChw16c (Benchmarks/conv_implementations.c), the stem 11.6 → 11.1 ms with the
-           reorder (Benchmarks/stem_chain.c); in the multi-task model (layer_ab.py, 7 rounds)
-           at batch 32 the stem 0.913×, Mixed_6a 0.926×, the model 0.949×; at batch 1 the stem
-           0.958×. */
+           nChw16c (Benchmarks/conv_implementations.c … blocked), the stem 11.6 → 11.1 ms with
+           the reorder (Benchmarks/stem_chain.c); in the multi-task model (layer_ab.py, 7-9
+           rounds) at batch 32 the stem 0.913×, Mixed_6a 0.926×, the model 0.949×; at batch 1
+           the stem 0.94-0.96×. */
         dnnl_memory_desc_t src_direct = src_md, dst_direct = dst_md;
         if (p->linked_src)
             CHECK(dnnl_memory_desc_init_by_tag(&src_direct, 4, src_dims, src_dt,
