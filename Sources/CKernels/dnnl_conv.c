@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 struct fm_conv {
     dnnl_primitive_t primitive;
@@ -563,7 +564,18 @@ size_t fm_chain_buffer_size(const fm_chain *c, int buffer) { return c->buffer_si
 
 size_t fm_chain_workspace_size(const fm_chain *c) { return c->workspace_size; }
 
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1, void *workspace) {
+    return fm_chain_run_timed(c, src, dst, buffer0, buffer1, workspace, NULL);
+}
+
+int fm_chain_run_timed(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1, void *workspace,
+                       double *step_ms) {
     void *buffers[2] = {buffer0, buffer1};
     for (int i = 0; i < c->count; i++) {
         if (i > 0 && dnnl_memory_set_data_handle(c->in[i], buffers[c->buffer_of[2 * i] - 1]) != dnnl_success) return 1;
@@ -572,6 +584,7 @@ int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void 
     for (int i = 0; i < 2 * c->count; i++)
         if (place(c->pads[i], workspace)) return 1;
     for (int i = 0; i < c->count; i++) {
+        const double start = step_ms ? seconds_now() : 0;
         if (c->links[i]) {
             dnnl_memory_t pad = c->pads[2 * i + 1];
             dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, c->out[i - 1]}, {DNNL_ARG_TO, c->in[i]}, {DNNL_ARG_SCRATCHPAD, pad}};
@@ -583,6 +596,10 @@ int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void 
             dnnl_memory_t pad = c->pads[2 * i];
             dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, c->in[i]}, {DNNL_ARG_DST, c->out[i]}, {DNNL_ARG_SCRATCHPAD, pad}};
             if (dnnl_primitive_execute(c->pools[i], stream, pad ? 3 : 2, args) != dnnl_success) return 1;
+        }
+        if (step_ms) {
+            if (dnnl_stream_wait(stream) != dnnl_success) return 1;
+            step_ms[i] += (seconds_now() - start) * 1e3;
         }
     }
     return dnnl_stream_wait(stream) != dnnl_success;

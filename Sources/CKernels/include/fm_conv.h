@@ -95,6 +95,12 @@ size_t fm_chain_workspace_size(const fm_chain *c);
    0 on success. */
 int fm_chain_run(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1, void *workspace);
 
+/* fm_chain_run, waiting for each layer (with the reorder into it) and adding its milliseconds
+   to step_ms[layer] (the chain's count of them): where a chain's time goes
+   (Benchmarks/stem_chain.c). */
+int fm_chain_run_timed(fm_chain *c, const float *src, float *dst, void *buffer0, void *buffer1, void *workspace,
+                       double *step_ms);
+
 /* The layers' implementations, and the reorders between them (for reports). */
 const char *fm_chain_implementation(const fm_chain *c);
 
