@@ -41,6 +41,6 @@ public enum GEMMRate {
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
         }
         precondition(sums.allSatisfy(\.isFinite), "multiply-add chains overflowed")
-        return Double(teamSize * iterations * 12 * lanes * 2) / best / 1e9
+        return Double(teamSize * iterations * Int(FM_FMA_CHAINS) * lanes * 2) / best / 1e9
     }
 }

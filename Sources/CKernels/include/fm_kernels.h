@@ -191,9 +191,10 @@ void fm_line_winograd_run(const fm_line_shape *s, const float *x, const float *u
                           const float *bias, float scale, int activation, float alpha);
 
 /* The float32 multiply-add ceiling (fma_peak.c): the vector width the chains run on (16 with
-   AVX-512, 8 with AVX2 + FMA, 0 without), and `iterations` rounds of 12 independent FMA chains
-   on the calling thread, 12 × lanes × 2 FLOPs a round; returns their sum, for the caller to
-   keep so the work is not optimised away. */
+   AVX-512, 8 with AVX2 + FMA, 0 without), and `iterations` rounds of FM_FMA_CHAINS independent
+   FMA chains on the calling thread, FM_FMA_CHAINS × lanes × 2 FLOPs a round; returns their sum,
+   for the caller to keep so the work is not optimised away. */
+#define FM_FMA_CHAINS 12
 int fm_fma_lanes(void);
 float fm_fma_chains(long iterations);
 

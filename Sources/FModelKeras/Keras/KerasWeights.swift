@@ -66,9 +66,10 @@ struct KerasWeights: KerasWeightSource {
         if let path = names["\(layer)/\(role)"] { return path }
         if role == "depthwise_kernel" { return names["\(layer)/kernel"] }
         guard role == "gamma" else { return nil }
+        let prefix = "\(layer)/variable"
         let unnamed = names.filter { key, _ in
-            guard key.hasPrefix("\(layer)/variable") else { return false }
-            let rest = key.dropFirst(layer.count + 9)
+            guard key.hasPrefix(prefix) else { return false }
+            let rest = key.dropFirst(prefix.count)
             return rest.isEmpty || (rest.first == "_" && rest.dropFirst().allSatisfy(\.isNumber))
         }
         return unnamed.count == 1 ? unnamed.first!.value : nil

@@ -123,39 +123,30 @@ func readsKernelInPanels(rows: Int, weights: Int) -> Bool {
 /// (at 24: 4.07 against 5.70), but 3.18 against 2.62 on the 31st session's Zen 5 (at 24: 2.62
 /// against 2.16; at 17 2.38 against 2.33); in the multi-task model there at batch 32, fc1 3.34
 /// → 2.88 ms with `sgemm` (`layer_ab.py`, 7 rounds).
+/// Like `NativeConvolutions`, it is used under its executor's lock, one run at a time.
 final class DenseTrial: @unchecked Sendable {
     enum Path: Equatable { case panels, library }
 
     private var verdicts: [Int: Path] = [:]
-    private let lock = NSLock()
 
     /// For tests: the verdict trials return, not the clock's.
     var forcedVerdict: Path?
 
     /// The verdict for `rows` so far.
-    func verdict(rows: Int) -> Path? { lock.withLock { verdicts[rows] } }
+    func verdict(rows: Int) -> Path? { verdicts[rows] }
 
-    /// Runs the product for `rows` through its verdict; the first time, times both (the
-    /// fastest of three runs each, taking turns) and keeps the faster, which runs last, so
-    /// that this run and the next give the same answer. `subject` names the layer in
-    /// `FMODEL_DEBUG_CONV`'s line.
+    /// Runs the product for `rows` through its verdict; the first time, times both
+    /// (`fastestRuns`) and keeps the faster, which runs last, so that this run and the next
+    /// give the same answer. `subject` names the layer in `FMODEL_DEBUG_CONV`'s line.
     func run(_ subject: @autoclosure () -> String, rows: Int, panels: () -> Void, library: () -> Void) {
-        lock.lock()
-        defer { lock.unlock() }
         if let known = verdicts[rows] {
             known == .panels ? panels() : library()
             return
         }
-        func nanoseconds(_ body: () -> Void) -> UInt64 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            return DispatchTime.now().uptimeNanoseconds - start
+        let times = withoutActuallyEscaping(panels) { panels in
+            withoutActuallyEscaping(library) { library in fastestRuns([panels, library]) }
         }
-        var p = UInt64.max, l = UInt64.max
-        for _ in 0..<3 {
-            p = min(p, nanoseconds(panels))
-            l = min(l, nanoseconds(library))
-        }
+        let (p, l) = (times[0], times[1])
         let verdict = forcedVerdict ?? (p <= l ? .panels : .library)
         if NativeConvolutions.debug {
             NativeConvolutions.say(String(format: "trial %@ rows %d: panels %.3f ms, sgemm %.3f ms: %@", subject(), rows,

@@ -101,18 +101,10 @@ final class NativeConvolutions: @unchecked Sendable {
     @discardableResult
     func trial(_ subject: @autoclosure () -> String, batch: Int, inputBytes: Int, native: () -> Void, gemm: () -> Void,
                winograd: (() -> Void)?) -> ConvPath {
-        func seconds(_ body: () -> Void) -> UInt64 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            return DispatchTime.now().uptimeNanoseconds - start
+        let times = withoutActuallyEscaping(native) { native in
+            withoutActuallyEscaping(gemm) { gemm in fastestRuns([native, gemm] + (winograd.map { [$0] } ?? [])) }
         }
-        // The fastest of three runs each, the contenders taking turns.
-        var n = UInt64.max, g = UInt64.max, w: UInt64? = winograd == nil ? nil : .max
-        for _ in 0..<3 {
-            n = min(n, seconds(native))
-            g = min(g, seconds(gemm))
-            if let winograd, let best = w { w = min(best, seconds(winograd)) }
-        }
+        let (n, g, w) = (times[0], times[1], times.count > 2 ? times[2] : nil)
         let inL2 = inputBytes <= Int(fm_l2_cache_bytes())
         let verdict: ConvPath
         if let forcedVerdict {
@@ -224,6 +216,20 @@ enum ConvPath: Sendable {
     case gemm
     /// Winograd F(4×4, 3×3) (`WinogradKernel`).
     case winograd
+}
+
+/// Each contender's fastest of `rounds` runs in nanoseconds, the contenders taking turns: the
+/// timing of a trial between implementations (`NativeConvolutions.trial`, `DenseTrial`).
+func fastestRuns(_ contenders: [() -> Void], rounds: Int = 3) -> [UInt64] {
+    var best = [UInt64](repeating: .max, count: contenders.count)
+    for _ in 0..<rounds {
+        for (i, run) in contenders.enumerated() {
+            let start = DispatchTime.now().uptimeNanoseconds
+            run()
+            best[i] = min(best[i], DispatchTime.now().uptimeNanoseconds - start)
+        }
+    }
+    return best
 }
 
 extension ConvPath {
