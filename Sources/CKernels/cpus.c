@@ -13,6 +13,18 @@ int fm_available_cpus(void) {
     return CPU_COUNT(&set);
 }
 
+int fm_thread_runs_on_exactly(const int *cpus, size_t count) {
+    cpu_set_t mine, given;
+    CPU_ZERO(&mine);
+    CPU_ZERO(&given);
+    if (sched_getaffinity(0, sizeof mine, &mine) != 0) return 0;
+    for (size_t i = 0; i < count; i++) {
+        if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE) return 0;
+        CPU_SET(cpus[i], &given);
+    }
+    return CPU_EQUAL(&mine, &given);
+}
+
 /* Whole CPUs a quota of `quota` µs per `period` µs allows: at least 1, 0 for none or nonsense. */
 static long whole_cpus(long long quota, long long period) {
     if (quota <= 0 || period <= 0) return 0;

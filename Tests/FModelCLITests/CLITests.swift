@@ -384,6 +384,32 @@ import Testing
         #expect(try threads(inQuota: true, ompThreads: cpus) == cpus)
     }
 
+    /// OpenMP binding (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY) keeps the team: libgomp
+    /// binds the initial thread to the first place before `main`, and on f57381d the team was
+    /// sized by that thread's mask, one CPU (`bench` reported 1 thread, and took 1.9× the time
+    /// at batch 32). Every place's CPUs count, or under `master` the first place's.
+    @Test(.enabled(if: runtimeThreads > 1 && Self.cpusAllowed.count > 1, "one CPU: binding cannot shrink the team"))
+    func openMPBindingKeepsTheTeam() throws {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        func threads(_ variables: [String]) throws -> Int {
+            let report = dir + "/bench-bound.json"
+            let run = try #require(runMeasured("/bin/sh", ["-c", "exec \"$0\" bench \"$1\" --inputs input:?x64x64x3 --iterations 1 --json > \"$2\"",
+                                                           fmodel, fixture("tf1_facenet_small.pb"), report], environment: variables))
+            #expect(run.exitCode == 0, "\(variables): \(run.standardError)")
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+            return try #require(json?["threads"] as? Int)
+        }
+        let unbound = try threads([])
+        let list = Self.cpusAllowed.map(String.init).joined(separator: ",")
+        for variables in [["OMP_PROC_BIND=close", "OMP_PLACES=threads"], ["OMP_PROC_BIND=spread", "OMP_PLACES=threads"],
+                          ["OMP_PROC_BIND=true"], ["GOMP_CPU_AFFINITY=\(list)"], ["OMP_PLACES={\(list)}"]] {
+            #expect(try threads(variables) == unbound, "\(variables)")
+        }
+        // Every thread in the initial thread's place: one CPU there.
+        #expect(try threads(["OMP_PROC_BIND=master", "OMP_PLACES=threads"]) == 1)
+        #expect(try threads(["GOMP_CPU_AFFINITY=\(Self.cpusAllowed[0])"]) == 1)
+    }
+
     /// `bench --json` says what the convolutions multiplied in, which `Benchmarks/peers.py`
     /// reads to leave its bf16 rows out where bf16 falls back to float32.
     @Test func benchReportsThePrecisionItRan() throws {

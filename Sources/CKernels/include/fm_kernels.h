@@ -202,6 +202,10 @@ float fm_fma_chains(long iterations);
    cannot be read. */
 int fm_available_cpus(void);
 
+/* 1 when the calling thread may run on exactly the `count` CPUs `cpus` (repeats allowed), else
+   0 (or when its mask cannot be read): whether libgomp's binding of the initial thread took. */
+int fm_thread_runs_on_exactly(const int *cpus, size_t count);
+
 /* The whole CPUs the CPU quota of this process's cgroups allows (cgroup v1 cpu.cfs_quota_us over
    cpu.cfs_period_us, v2 cpu.max; its own cgroup's and its parents', the least; rounded down, at
    least 1), or 0 when none is set or none can be read. `root` prefixes "proc/self/cgroup" and

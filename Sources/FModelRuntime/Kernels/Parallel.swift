@@ -15,10 +15,35 @@ import Glibc
 /// run that starts with the period's quota unspent has both CPUs for it: one who runs a request
 /// at a time may set OMP_NUM_THREADS for that).
 let teamSize: Int = {
-    let requested = Int(omp_get_max_threads()), cpus = Int(fm_available_cpus())
+    let requested = Int(omp_get_max_threads()), cpus = teamCPUs(bind: omp_get_proc_bind(), places: openMPPlaces)
     let quota = getenv("OMP_NUM_THREADS") == nil ? cgroupCPUs() ?? 0 : 0
     return [requested, cpus, quota].filter { $0 > 0 }.min() ?? 1
 }()
+
+/// The CPUs the team may run on: this process's (`taskset`, a cpuset), unless libgomp binds
+/// the team's threads to `places` (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY; `bind` is
+/// `omp_get_proc_bind()`). Then it has bound this thread, the initial one, to the first place
+/// before `main`, and the thread's own mask says only that place: on f57381d any binding but
+/// to one place of every CPU made a team of one, 1.7× the time at batch 1 and 1.9× at batch 32
+/// (`OMP_PROC_BIND=close OMP_PLACES=cores`, as oneDNN's tuning guides advise). The team runs
+/// on every place's CPUs, or, under `master` (2), every thread in the first place. Where that
+/// binding did not take (a place of CPUs this process may not run on), the process's CPUs
+/// count, as before, for `ProcessLimits` to name the setting.
+func teamCPUs(bind: Int32, places: [[Int]]) -> Int {
+    let own = Int(fm_available_cpus())
+    guard bind != 0, let first = places.first,
+          fm_thread_runs_on_exactly(first.map(Int32.init), first.count) != 0 else { return own }
+    return bind == 2 ? Set(first).count : Set(places.joined()).count
+}
+
+/// libgomp's places: the CPUs of each, in order.
+var openMPPlaces: [[Int]] {
+    (0..<omp_get_num_places()).map { place -> [Int] in
+        var ids = [Int32](repeating: 0, count: Int(max(omp_get_place_num_procs(place), 0)))
+        omp_get_place_proc_ids(place, &ids)
+        return ids.map(Int.init)
+    }
+}
 
 /// The whole CPUs the CPU quota of this process's cgroups allows, if one is set; `root` stands
 /// for "/" in tests.
@@ -34,12 +59,7 @@ public var runtimeThreads: Int { teamSize }
 /// GOMP_CPU_AFFINITY as it took them; none when it binds them nowhere (OMP_PROC_BIND false, or
 /// unset with neither variable).
 public var openMPBinding: [Int] {
-    guard omp_get_proc_bind() != 0 else { return [] }
-    return (0..<omp_get_num_places()).flatMap { place -> [Int] in
-        var ids = [Int32](repeating: 0, count: Int(max(omp_get_place_num_procs(place), 0)))
-        omp_get_place_proc_ids(place, &ids)
-        return ids.map(Int.init)
-    }
+    omp_get_proc_bind() == 0 ? [] : Array(openMPPlaces.joined())
 }
 
 /// Holds the OpenMP regions the calling thread starts, oneDNN's too (which size themselves by
