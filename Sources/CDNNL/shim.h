@@ -30,4 +30,8 @@ int omp_get_proc_bind(void);
 int omp_get_num_places(void);
 int omp_get_place_num_procs(int place);
 void omp_get_place_proc_ids(int place, int *ids);
+/* The most threads any team may have (OMP_THREAD_LIMIT), and how many parallel regions may be
+   active at once (OMP_MAX_ACTIVE_LEVELS; 0: none, every region runs on its one thread). */
+int omp_get_thread_limit(void);
+int omp_get_max_active_levels(void);
 #endif

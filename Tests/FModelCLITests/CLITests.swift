@@ -387,9 +387,10 @@ import Testing
     /// OpenMP binding (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY) keeps the team: libgomp
     /// binds the initial thread to the first place before `main`, and on f57381d the team was
     /// sized by that thread's mask, one CPU (`bench` reported 1 thread, and took 1.9× the time
-    /// at batch 32). Every place's CPUs count, or under `master` the first place's.
+    /// at batch 32). Every place's CPUs count, or under `master` the first place's. A thread
+    /// limit of one, or no active parallel levels, is a team of one.
     @Test(.enabled(if: runtimeThreads > 1 && Self.cpusAllowed.count > 1, "one CPU: binding cannot shrink the team"))
-    func openMPBindingKeepsTheTeam() throws {
+    func openMPBindingAndLimitsSizeTheTeam() throws {
         let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         func threads(_ variables: [String]) throws -> Int {
             let report = dir + "/bench-bound.json"
@@ -408,6 +409,9 @@ import Testing
         // Every thread in the initial thread's place: one CPU there.
         #expect(try threads(["OMP_PROC_BIND=master", "OMP_PLACES=threads"]) == 1)
         #expect(try threads(["GOMP_CPU_AFFINITY=\(Self.cpusAllowed[0])"]) == 1)
+        // Teams of one thread, said as such (b7e707a said 2 and computed on one).
+        #expect(try threads(["OMP_THREAD_LIMIT=1"]) == 1)
+        #expect(try threads(["OMP_MAX_ACTIVE_LEVELS=0"]) == 1)
     }
 
     /// `bench --json` says what the convolutions multiplied in, which `Benchmarks/peers.py`

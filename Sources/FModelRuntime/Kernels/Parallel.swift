@@ -17,7 +17,10 @@ import Glibc
 let teamSize: Int = {
     let requested = Int(omp_get_max_threads()), cpus = teamCPUs(bind: omp_get_proc_bind(), places: openMPPlaces)
     let quota = getenv("OMP_NUM_THREADS") == nil ? cgroupCPUs() ?? 0 : 0
-    return [requested, cpus, quota].filter { $0 > 0 }.min() ?? 1
+    // OMP_THREAD_LIMIT caps every team, and OMP_MAX_ACTIVE_LEVELS=0 runs every region on one
+    // thread: on b7e707a each left `bench` saying 2 threads while it computed on one.
+    let allowed = omp_get_max_active_levels() > 0 ? Int(omp_get_thread_limit()) : 1
+    return [requested, cpus, quota, allowed].filter { $0 > 0 }.min() ?? 1
 }()
 
 /// The CPUs the team may run on: this process's (`taskset`, a cpuset), unless libgomp binds
