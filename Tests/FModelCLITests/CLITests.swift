@@ -385,7 +385,7 @@ import Testing
     }
 
     /// OpenMP binding (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY) keeps the team: libgomp
-    /// binds the initial thread to the first place before `main`, and on f57381d the team was
+    /// binds the initial thread to the first place before `main`, and on aa8e8a0 the team was
     /// sized by that thread's mask, one CPU (`bench` reported 1 thread, and took 1.9× the time
     /// at batch 32). Every place's CPUs count, or under `master` the first place's. A thread
     /// limit of one, or no active parallel levels, is a team of one.

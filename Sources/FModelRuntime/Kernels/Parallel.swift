@@ -26,7 +26,7 @@ let teamSize: Int = {
 /// The CPUs the team may run on: this process's (`taskset`, a cpuset), unless libgomp binds
 /// the team's threads to `places` (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY; `bind` is
 /// `omp_get_proc_bind()`). Then it has bound this thread, the initial one, to the first place
-/// before `main`, and the thread's own mask says only that place: on f57381d any binding but
+/// before `main`, and the thread's own mask says only that place: on aa8e8a0 any binding but
 /// to one place of every CPU made a team of one, 1.7× the time at batch 1 and 1.9× at batch 32
 /// (`OMP_PROC_BIND=close OMP_PLACES=cores`, as oneDNN's tuning guides advise). The team runs
 /// on every place's CPUs, or, under `master` (2), every thread in the first place. Where that
