@@ -28,7 +28,7 @@ let teamSize: Int = {
 /// `omp_get_proc_bind()`). Then it has bound this thread, the initial one, to the first place
 /// before `main`, and the thread's own mask says only that place: on aa8e8a0 any binding but
 /// to one place of every CPU made a team of one, 1.7× the time at batch 1 and 1.9× at batch 32
-/// (`OMP_PROC_BIND=close OMP_PLACES=cores`, as oneDNN's tuning guides advise). The team runs
+/// (`OMP_PROC_BIND=close OMP_PLACES=cores`; `GOMP_CPU_AFFINITY=0-1` too). The team runs
 /// on every place's CPUs, or, under `master` (2), every thread in the first place. Where that
 /// binding did not take (a place of CPUs this process may not run on), the process's CPUs
 /// count, as before, for `ProcessLimits` to name the setting.
