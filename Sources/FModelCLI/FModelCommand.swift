@@ -216,11 +216,8 @@ struct RuntimeOptions: ParsableArguments {
 
     /// An executor of the model at `path` (loaded by `options`).
     func executor(_ path: String, _ options: ModelOptions) throws -> Executor {
-        try naming(path) { try Executor(graph: options.load(path), precision: checkedPrecision()) }
+        try naming(path) { try Executor(graph: options.load(path), precision: precision.checked()) }
     }
-
-    /// `precision`, with a note when this CPU cannot do it (`ComputePrecision.checked`).
-    func checkedPrecision() -> ComputePrecision { precision.checked() }
 }
 
 extension ComputePrecision: ExpressibleByArgument {

@@ -25,7 +25,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let face = try naming(model) { try FaceModel(graph: options.load(model), preprocess: options.preprocess, heads: heads.explicit, precision: runtime.checkedPrecision()) }
+        let face = try naming(model) { try FaceModel(graph: options.load(model), preprocess: options.preprocess, heads: heads.explicit, precision: runtime.precision.checked()) }
         var failed = 0
         for path in images {
             do {

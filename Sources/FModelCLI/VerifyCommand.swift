@@ -63,7 +63,7 @@ struct VerifyCommand: ParsableCommand {
         let reportFile = try report.map { try AtomicFileWriter(path: $0) }, junitFile = try junit.map { try AtomicFileWriter(path: $0) }
         let dataset = try data.load()
         let runs = [reference.map { ($0, referencePrecision.checked()) },
-                    (candidate, runtime.checkedPrecision())].compactMap { $0 }
+                    (candidate, runtime.precision.checked())].compactMap { $0 }
         let models = try runs.map { path, precision in
             try naming(path) { try FaceModel(graph: options.load(path), preprocess: options.preprocess, heads: heads.explicit, precision: precision) }
         }

@@ -19,6 +19,18 @@ import Testing
 
     func fixture(_ name: String) -> String { Fixtures.path(name) }
 
+    /// What `fmodel bench ARGUMENTS --json` printed, run with `environment` (`NAME=value`s)
+    /// after the shell commands `before`; an issue unless it exits 0.
+    func benchJSON(_ arguments: [String], environment: [String] = [], before: String = "") throws -> [String: Any] {
+        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
+        let report = dir + "/bench-\(UUID().uuidString).json"
+        defer { unlink(report) }
+        let run = try #require(runMeasured("/bin/sh", ["-c", before + "exec \"$0\" bench \"$@\" --json > \"\(report)\"", fmodel] + arguments,
+                                           environment: environment))
+        #expect(run.exitCode == 0, "\(arguments) \(environment): \(run.standardError)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+    }
+
     /// `fmodel` itself does not link libhdf5 (nor the libraries it brings): it imports Keras
     /// files through the `fmodel-keras` worker beside it, which does.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/ldd")))
@@ -366,18 +378,12 @@ import Testing
     @Test(.enabled(if: QuotaCgroup.available, "no cgroup with a CPU quota can be made here"),
           .enabled(if: ProcessInfo.processInfo.activeProcessorCount > 1, "one CPU: a quota of one changes nothing"))
     func aCPUQuotaHoldsTheTeam() throws {
-        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         let cgroup = try #require(QuotaCgroup.make())
         defer { rmdir(cgroup) }
         func threads(inQuota: Bool, ompThreads: Int?) throws -> Int {
-            let report = dir + "/bench\(inQuota)\(ompThreads ?? 0).json"
             let join = (inQuota ? "echo $$ > '\(cgroup)/cgroup.procs' && " : "")
                 + (ompThreads.map { "export OMP_NUM_THREADS=\($0) && " } ?? "unset OMP_NUM_THREADS && ")
-            let run = try #require(runMeasured("/bin/sh", ["-c", join + "exec \"$0\" bench \"$1\" --iterations 1 --json > \"$2\"",
-                                                           fmodel, fixture("multitask_flat.h5"), report]))
-            #expect(run.exitCode == 0, "\(run.standardError)")
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
-            return try #require(json?["threads"] as? Int)
+            return try #require(try benchJSON([fixture("multitask_flat.h5"), "--iterations", "1"], before: join)["threads"] as? Int)
         }
         let cpus = ProcessInfo.processInfo.activeProcessorCount
         #expect(try threads(inQuota: true, ompThreads: nil) == 1)
@@ -391,14 +397,9 @@ import Testing
     /// limit of one, or no active parallel levels, is a team of one.
     @Test(.enabled(if: runtimeThreads > 1 && Self.cpusAllowed.count > 1, "one CPU: binding cannot shrink the team"))
     func openMPBindingAndLimitsSizeTheTeam() throws {
-        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         func threads(_ variables: [String]) throws -> Int {
-            let report = dir + "/bench-bound.json"
-            let run = try #require(runMeasured("/bin/sh", ["-c", "exec \"$0\" bench \"$1\" --inputs input:?x64x64x3 --iterations 1 --json > \"$2\"",
-                                                           fmodel, fixture("tf1_facenet_small.pb"), report], environment: variables))
-            #expect(run.exitCode == 0, "\(variables): \(run.standardError)")
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
-            return try #require(json?["threads"] as? Int)
+            let arguments = [fixture("tf1_facenet_small.pb"), "--inputs", "input:?x64x64x3", "--iterations", "1"]
+            return try #require(try benchJSON(arguments, environment: variables)["threads"] as? Int)
         }
         let unbound = try threads([])
         let list = Self.cpusAllowed.map(String.init).joined(separator: ",")
@@ -417,26 +418,17 @@ import Testing
     /// `bench --json` says what the convolutions multiplied in, which `Benchmarks/peers.py`
     /// reads to leave its bf16 rows out where bf16 falls back to float32.
     @Test func benchReportsThePrecisionItRan() throws {
-        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
         for asked in ComputePrecision.allCases {
-            let report = dir + "/bench-\(asked).json"
-            let run = try #require(runMeasured("/bin/sh", ["-c", "exec \"$0\" bench \"$1\" --iterations 1 --precision \"$2\" --json > \"$3\"",
-                                                           fmodel, fixture("facenet_small.h5"), asked.rawValue, report]))
-            #expect(run.exitCode == 0, "\(run.standardError)")
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any]
+            let json = try benchJSON([fixture("facenet_small.h5"), "--iterations", "1", "--precision", asked.rawValue])
             let ran = asked == .bf16 && !ComputePrecision.bf16Available ? "f32" : asked.rawValue
-            #expect(json?["precision"] as? String == ran)
+            #expect(json["precision"] as? String == ran)
         }
     }
 
     /// `bench --gemm --json` gives the GEMM's rate and the multiply-add peak it is held to
     /// (the benchmarks' ceiling), each a rate; the peak is left out without AVX2 + FMA.
     @Test func benchGEMMReportsTheMultiplyAddPeak() throws {
-        let fmodel = try #require(fmodelExecutable(), "no fmodel beside the test bundle")
-        let report = dir + "/gemm.json"
-        let run = try #require(runMeasured("/bin/sh", ["-c", "exec \"$0\" bench --gemm --json > \"$1\"", fmodel, report]))
-        #expect(run.exitCode == 0, "\(run.standardError)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        let json = try benchJSON(["--gemm"])
         #expect((json["gemm_gflops"] as? Double ?? 0) > 0)
         let peak = json["fma_peak_gflops"] as? Double
         #expect(fm_fma_lanes() > 0 ? (peak ?? 0) > 0 : json["fma_peak_gflops"] == nil, "\(json)")

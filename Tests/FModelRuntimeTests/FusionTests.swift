@@ -111,9 +111,8 @@ import Testing
         #expect(Difference(a, b, tolerance: .tensorFlow).maxAbsolute < 1e-4)
         guard case .conv(let k) = native.program.instructions[0].step else { Issue.record("not a conv"); return }
         // oneDNN 2.6 has Winograd for AVX-512 CPUs (this test compares it only where it runs).
-        let avx512 = procText("/proc/cpuinfo").contains(" avx512f")
         let implementation = try #require(k.native?.implementation(batch: 2))
-        #expect(implementation.contains("wino") || !avx512, "\(implementation)")
+        #expect(implementation.contains("wino") || !oneDNNIsAVX512, "\(implementation)")
     }
 
     /// At batch 1 oneDNN's F(4×4) kernel, whose buffers are sized for large batches, takes a
@@ -134,8 +133,7 @@ import Testing
         #expect(Difference(try native.run(x)["n"]!.values, try gemm.run(x)["n"]!.values, tolerance: .tensorFlow).maxAbsolute < 1e-4)
         guard case .conv(let k) = native.program.instructions[0].step else { Issue.record("not a conv"); return }
         let implementation = try #require(k.native?.implementation(batch: 1))
-        let avx512 = procText("/proc/cpuinfo").contains(" avx512f")
-        #expect(implementation.contains("wino_4x3") == (large && avx512), "\(implementation)")
+        #expect(implementation.contains("wino_4x3") == (large && oneDNNIsAVX512), "\(implementation)")
     }
 
     /// Executors made and run on several threads at once (their oneDNN primitives are made one

@@ -29,15 +29,18 @@ let teamSize: Int = {
 /// before `main`, and the thread's own mask says only that place: on aa8e8a0 any binding but
 /// to one place of every CPU made a team of one, 1.7× the time at batch 1 and 1.9× at batch 32
 /// (`OMP_PROC_BIND=close OMP_PLACES=cores`; `GOMP_CPU_AFFINITY=0-1` too). The team runs
-/// on every place's CPUs, or, under `master` (2), every thread in the first place. Where that
+/// on every place's CPUs, or, under `master`, every thread in the first place. Where that
 /// binding did not take (a place of CPUs this process may not run on), the process's CPUs
 /// count, as before, for `ProcessLimits` to name the setting.
 func teamCPUs(bind: Int32, places: [[Int]]) -> Int {
     let own = Int(fm_available_cpus())
     guard bind != 0, let first = places.first,
           fm_thread_runs_on_exactly(first.map(Int32.init), first.count) != 0 else { return own }
-    return bind == 2 ? Set(first).count : Set(places.joined()).count
+    return bind == ompProcBindMaster ? Set(first).count : Set(places.joined()).count
 }
+
+/// `omp_proc_bind_master` (OpenMP 5.1's `primary`): every thread of a team in its parent's place.
+let ompProcBindMaster: Int32 = 2
 
 /// libgomp's places: the CPUs of each, in order.
 var openMPPlaces: [[Int]] {
