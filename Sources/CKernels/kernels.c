@@ -53,10 +53,10 @@ static inline float activate(float v, int activation, float alpha) {
 
 /* Columns [c0, channels) of one epilogue row (res: that row of the residual, or NULL); what it
    writes is folded into *lo and *hi. */
-void fm_epilogue_row_scalar(float *row, size_t c0, size_t channels, const float *column_scale, const float *bias,
+void fm_epilogue_row_scalar(float *row, const void *in, size_t c0, size_t channels, const float *column_scale, const float *bias,
                                 float scale, const float *res, int activation, float alpha, float *lo, float *hi) {
     for (size_t c = c0; c < channels; c++) {
-        float v = column_scale ? (float)((const int32_t *)row)[c] * column_scale[c] : row[c];
+        float v = column_scale ? (float)((const int32_t *)in)[c] * column_scale[c] : ((const float *)in)[c];
         if (bias) v += bias[c];
         v *= scale;
         if (res) v += res[c];
@@ -133,18 +133,20 @@ void fm_quantize_u8(const float *x, size_t n, float inverse, float zero, float t
 }
 
 __attribute__((target("avx512f,avx512bw")))
-static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale,
-                            const float *bias, float scale, const float *residual, int activation, float alpha, float range[2]) {
+static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t stride, const void *src, size_t src_stride,
+                            const float *column_scale, const float *bias, float scale, const float *residual, int activation,
+                            float alpha, float range[2]) {
     const __m512 vs = _mm512_set1_ps(scale), va = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6);
     __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY);
     float slo = INFINITY, shi = -INFINITY;
     for (size_t r = 0; r < rows; r++) {
         float *row = y + r * stride;
+        const float *in = (const float *)src + r * src_stride;  /* int32 with column_scale */
         const float *res = residual ? residual + r * channels : NULL;
         size_t c = 0;
         for (; c + 16 <= channels; c += 16) {
-            __m512 v = column_scale ? _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(row + c)), _mm512_loadu_ps(column_scale + c))
-                                    : _mm512_loadu_ps(row + c);
+            __m512 v = column_scale ? _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(in + c)), _mm512_loadu_ps(column_scale + c))
+                                    : _mm512_loadu_ps(in + c);
             if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + c));
             v = _mm512_mul_ps(v, vs);
             if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + c));
@@ -157,7 +159,7 @@ static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t strid
             _mm512_storeu_ps(row + c, v);
             if (range) { lo = _mm512_min_ps(v, lo); hi = _mm512_max_ps(v, hi); }  /* NaN in v: lo/hi kept */
         }
-        fm_epilogue_row_scalar(row, c, channels, column_scale, bias, scale, res, activation, alpha, &slo, &shi);
+        fm_epilogue_row_scalar(row, in, c, channels, column_scale, bias, scale, res, activation, alpha, &slo, &shi);
     }
     if (range) {
         float a = _mm512_reduce_min_ps(lo), b = _mm512_reduce_max_ps(hi);
@@ -166,13 +168,21 @@ static void epilogue_avx512(float *y, size_t rows, size_t channels, size_t strid
     }
 }
 
-void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
-                 float scale, const float *residual, int activation, float alpha, float range[2]) {
-    if (has_avx512()) { epilogue_avx512(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
-    if (fm_has_avx2()) { fm_avx2_epilogue(y, rows, channels, stride, column_scale, bias, scale, residual, activation, alpha, range); return; }
+void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const void *src, size_t src_stride,
+                 const float *column_scale, const float *bias, float scale, const float *residual, int activation, float alpha,
+                 float range[2]) {
+    if (has_avx512()) {
+        epilogue_avx512(y, rows, channels, stride, src, src_stride, column_scale, bias, scale, residual, activation, alpha, range);
+        return;
+    }
+    if (fm_has_avx2()) {
+        fm_avx2_epilogue(y, rows, channels, stride, src, src_stride, column_scale, bias, scale, residual, activation, alpha, range);
+        return;
+    }
     float lo = INFINITY, hi = -INFINITY;
     for (size_t r = 0; r < rows; r++)
-        fm_epilogue_row_scalar(y + r * stride, 0, channels, column_scale, bias, scale, residual ? residual + r * channels : NULL,
+        fm_epilogue_row_scalar(y + r * stride, (const float *)src + r * src_stride, 0, channels, column_scale, bias, scale,
+                               residual ? residual + r * channels : NULL,
                             activation, alpha, &lo, &hi);
     if (range) { range[0] = lo; range[1] = hi; }
 }

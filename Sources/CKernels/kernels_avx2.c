@@ -59,19 +59,21 @@ AVX2 void fm_avx2_quantize_s8(const float *x, size_t n, float inverse, int8_t *q
     fm_quantize_s8_scalar(x + i, n - i, inverse, q + i);
 }
 
-AVX2 void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale,
-                           const float *bias, float scale, const float *residual, int activation, float alpha, float range[2]) {
+AVX2 void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, const void *src, size_t src_stride,
+                           const float *column_scale, const float *bias, float scale, const float *residual, int activation,
+                           float alpha, float range[2]) {
     const __m256 vs = _mm256_set1_ps(scale);
     __m256 lo = _mm256_set1_ps(INFINITY), hi = _mm256_set1_ps(-INFINITY);
     float slo = INFINITY, shi = -INFINITY;
     for (size_t r = 0; r < rows; r++) {
         float *row = y + r * stride;
+        const float *in = (const float *)src + r * src_stride;  /* int32 with column_scale */
         const float *res = residual ? residual + r * channels : NULL;
         size_t c = 0;
         for (; c + 8 <= channels; c += 8) {
-            __m256 v = column_scale ? _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(row + c))),
+            __m256 v = column_scale ? _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(in + c))),
                                                     _mm256_loadu_ps(column_scale + c))
-                                    : _mm256_loadu_ps(row + c);
+                                    : _mm256_loadu_ps(in + c);
             if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
             v = _mm256_mul_ps(v, vs);
             if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + c));
@@ -79,7 +81,7 @@ AVX2 void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride
             _mm256_storeu_ps(row + c, v);
             if (range) { lo = _mm256_min_ps(v, lo); hi = _mm256_max_ps(v, hi); }  /* NaN in v: lo/hi kept */
         }
-        fm_epilogue_row_scalar(row, c, channels, column_scale, bias, scale, res, activation, alpha, &slo, &shi);
+        fm_epilogue_row_scalar(row, in, c, channels, column_scale, bias, scale, res, activation, alpha, &slo, &shi);
     }
     if (range) {
         float a = reduce_min(lo), b = reduce_max(hi);

@@ -16,7 +16,7 @@ size_t fm_gemm_panel_bytes(void);
 void fm_min_max_scalar(const float *x, size_t n, float *lo, float *hi);
 void fm_quantize_u8_scalar(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q);
 void fm_quantize_s8_scalar(const float *x, size_t n, float inverse, int8_t *q);
-void fm_epilogue_row_scalar(float *row, size_t c0, size_t channels, const float *column_scale, const float *bias,
+void fm_epilogue_row_scalar(float *row, const void *in, size_t c0, size_t channels, const float *column_scale, const float *bias,
                             float scale, const float *res, int activation, float alpha, float *lo, float *hi);
 void fm_gemv_s8_scalar(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, size_t c0, float *y);
 
@@ -30,8 +30,9 @@ typedef void fm_rows_blocks_fn(const float *x, size_t ldx, size_t m, size_t k, s
 void fm_avx2_min_max(const float *x, size_t n, float *lo, float *hi);
 void fm_avx2_quantize_u8(const float *x, size_t n, float inverse, float zero, float top, uint8_t *q);
 void fm_avx2_quantize_s8(const float *x, size_t n, float inverse, int8_t *q);
-void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
-                      float scale, const float *residual, int activation, float alpha, float range[2]);
+void fm_avx2_epilogue(float *y, size_t rows, size_t channels, size_t stride, const void *src, size_t src_stride,
+                      const float *column_scale, const float *bias, float scale, const float *residual, int activation, float alpha,
+                      float range[2]);
 void fm_avx2_gemv_s8(const float *a, size_t k, size_t n, const int8_t *w, const float *w_scale, float *y);
 void fm_avx2_window_max(float *out, const float *x, size_t n, size_t row_stride, size_t rows, size_t cols);
 /* fm_gemm_rows_f32 for one row: y[c] = sum over i < k of a[i] * w[i][c]. */

@@ -28,6 +28,9 @@ public final class Executor: @unchecked Sendable {
     var trackRanges = true
     /// int8 inputs quantized with a range taken from their producer, over all runs (for tests).
     private(set) var rangesReused = 0
+    /// Values written straight into a concat's buffer (`Program.ConcatSlot`), over all runs
+    /// (for tests).
+    private(set) var inputsWrittenIntoConcats = 0
     /// When set, `run` adds each instruction's wall time to `profile`.
     public var profiling = false
     /// Seconds spent per instruction since profiling began, by the name of the node that starts
@@ -306,7 +309,9 @@ public final class Executor: @unchecked Sendable {
                     profiledChains[instruction.node.name] = chain.layers.map { program.instructions[$0].node.name }
                 }
             } else {
-                execute(i, instruction, lastUse: program.lastUse, run: run, keep: keep)
+                // In place in a concat of this segment, unless the value itself is asked for.
+                let slot = program.concatSlots[i].flatMap { segment.contains($0.concat) && !keep.contains($0.part) ? $0 : nil }
+                execute(i, instruction, lastUse: program.lastUse, run: run, keep: keep, slot: slot)
             }
             if profiling {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -479,11 +484,24 @@ public final class Executor: @unchecked Sendable {
         return p
     }
 
-    private func execute(_ i: Int, _ instruction: Program.Instruction, lastUse: [Int], run: Run, keep: Set<Int>) {
+    private func execute(_ i: Int, _ instruction: Program.Instruction, lastUse: [Int], run: Run, keep: Set<Int>,
+                         slot: Program.ConcatSlot?) {
         let ins = instruction.inputs
         let outShape = run.shapes[instruction.output]
         if case .alias = instruction.step {
             run.bind(instruction.output, run.buffers[ins[0]]!)
+        } else if let slot {
+            // The concat's buffer, taken by the first of its inputs written in place; this value
+            // has no buffer of its own.
+            let y = run.buffers[slot.value] ?? take(run.shapes[slot.value].elementCount!)
+            if run.buffers[slot.value] == nil { run.bind(slot.value, y) }
+            if run.computes {
+                compute(instruction, y: y.pointer + slot.offset, outShape: outShape, run: run, slot: slot)
+                inputsWrittenIntoConcats += 1
+            }
+        } else if case .concat = instruction.step, let y = run.buffers[instruction.output] {
+            // Some of its inputs are in place already (`Program.ConcatSlot`).
+            if run.computes { compute(instruction, y: y.pointer, outShape: outShape, run: run) }
         } else if let r = instruction.residual, run.nativeFloat, instruction.step.addsResidualInPlace(batch: outShape[0]), lastUse[r] == i, !keep.contains(r),
                   !ins.contains(r), run.soleHolder(r), run.buffers[r]!.isWritable, let y = run.unbind(r) {
             // The residual's last reader writes over it: oneDNN adds the destination's old
@@ -528,9 +546,10 @@ public final class Executor: @unchecked Sendable {
     }
 
     private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run,
-                         residualInPlace: Buffer? = nil) {
+                         residualInPlace: Buffer? = nil, slot: Program.ConcatSlot? = nil) {
         let ins = instruction.inputs
-        let x = UnsafePointer(run.buffers[ins[0]]!.pointer)
+        // (A concat's input written in place has no buffer; the concat does not read `x`.)
+        let x = UnsafePointer(run.buffers[ins[0]]?.pointer ?? y)
         let inShape = run.shapes[ins[0]]
         let count = outShape.elementCount!
         let residual = residualInPlace.map { UnsafePointer($0.pointer) } ?? instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
@@ -538,11 +557,13 @@ public final class Executor: @unchecked Sendable {
         func scratch(_ bytes: Int) -> UnsafeMutableRawPointer { run.scratch(bytes: bytes) }
         switch instruction.step {
         case .conv(let k):
-            let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual, scratch: scratch,
-                              nativeFloat: run.nativeFloat) {
+            let range = k.run(input: x, inShape: inShape, output: y, outShape: outShape, outputStride: slot?.width, residual: residual,
+                              scratch: scratch, nativeFloat: run.nativeFloat) {
                 run.convert($0, count: $1, to: $2, trackRanges: trackRanges) { self.memory.takeUnplanned($0) }
             }
-            if trackRanges, let range { run.ranges[UnsafeRawPointer(y)] = range }
+            if trackRanges, let range {
+                if let slot { run.partRanges[slot.part] = range } else { run.ranges[UnsafeRawPointer(y)] = range }
+            }
         case .depthwise(let k): k.run(input: x, inShape: inShape, output: y, outShape: outShape, residual: residual)
         case .dense(let k): k.run(input: x, rows: count / k.units, output: y, residual: residual, scratch: scratch)
         case .scaleShift(let s, let t): scaleShift(x, y, count: count, scale: s, shift: t)
@@ -550,13 +571,15 @@ public final class Executor: @unchecked Sendable {
         case .pool(let p, let isMax): windowPool(x, inShape: inShape, y, outShape: outShape, p, max: isMax)
         case .globalPool(let isMax): globalPool(x, inShape: inShape, y, max: isMax)
         case .concat(let axis):
-            concat(count: ins.count, { (UnsafePointer(run.buffers[ins[$0]]!.pointer), run.shapes[ins[$0]]) }, axis: axis,
+            // The inputs without a buffer were written in place (`Program.ConcatSlot`).
+            concat(count: ins.count, { (run.buffers[ins[$0]].map { UnsafePointer($0.pointer) }, run.shapes[ins[$0]]) }, axis: axis,
                    into: y, outShape: outShape)
             // Its range is its parts' when each is known.
             if trackRanges {
                 var lo = Float.infinity, hi = -Float.infinity, known = true
                 for v in ins {
-                    guard let r = run.ranges[UnsafeRawPointer(run.buffers[v]!.pointer)] else { known = false; break }
+                    let range = if let b = run.buffers[v] { run.ranges[UnsafeRawPointer(b.pointer)] } else { run.partRanges[v] }
+                    guard let r = range else { known = false; break }
                     (lo, hi) = (min(lo, r.lo), max(hi, r.hi))
                 }
                 if known { run.ranges[UnsafeRawPointer(y)] = (lo, hi) }

@@ -34,6 +34,23 @@ struct Program {
     /// else reads and is no model output. All but the first depend on nothing else, so the
     /// sequence can run where its first instruction stands.
     let linearRuns: [[Int]]
+    /// By instruction: where it writes its output straight into the concat that alone reads it,
+    /// so that the concat copies nothing of it (`ConcatSlot`).
+    let concatSlots: [Int: ConcatSlot]
+
+    /// A concat input's place in the concat's output: its channels, `offset` on in each pixel
+    /// of `width`. Only int8 convolutions write there (their epilogue writes any stride), and
+    /// only values nothing else reads and no one asks for. The concat's buffer is taken when
+    /// its first such input is written, and the concat then copies only its other inputs.
+    struct ConcatSlot {
+        /// The concat's instruction and its output value.
+        let concat: Int
+        let value: Int
+        let offset: Int
+        let width: Int
+        /// The input value written there.
+        let part: Int
+    }
 
     init(graph: Graph, steps: [Step], valueIndex: [String: Int], shapes: [String: Shape], fuse: Bool) {
         var consumers: [String: [Int]] = [:]
@@ -120,5 +137,28 @@ struct Program {
             if run.count >= 2 { runs.append(run) }
         }
         linearRuns = runs
+        concatSlots = Program.concatSlots(instructions, readers: readers, outputs: outputValues, shapes: shapes,
+                                          names: Dictionary(uniqueKeysWithValues: valueIndex.map { ($1, $0) }))
+    }
+
+    /// The concat inputs that int8 convolutions can write in place (`ConcatSlot`), by writer.
+    private static func concatSlots(_ instructions: [Instruction], readers: [[Int]], outputs: Set<Int>,
+                                    shapes: [String: Shape], names: [Int: String]) -> [Int: ConcatSlot] {
+        var writer: [Int: Int] = [:]
+        for (i, instruction) in instructions.enumerated() { writer[instruction.output] = i }
+        var slots: [Int: ConcatSlot] = [:]
+        for (c, concat) in instructions.enumerated() {
+            guard case .concat(let axis) = concat.step, let outShape = shapes[concat.outputName],
+                  axis == outShape.rank - 1, Set(concat.inputs).count == concat.inputs.count else { continue }
+            var offset = 0
+            for v in concat.inputs {
+                guard let channels = names[v].flatMap({ shapes[$0] })?.dims.last else { break }
+                defer { offset += channels }
+                guard let w = writer[v], w < c, readers[v] == [c], !outputs.contains(v), instructions[w].residual == nil,
+                      case .conv(let k) = instructions[w].step, case .int8 = k.weights else { continue }
+                slots[w] = ConcatSlot(concat: c, value: concat.output, offset: offset, width: outShape.dims.last!, part: v)
+            }
+        }
+        return slots
     }
 }

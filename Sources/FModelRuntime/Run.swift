@@ -20,6 +20,8 @@ final class Run {
 
     /// Ranges of values written by an epilogue that measured them, by buffer address.
     var ranges: [UnsafeRawPointer: (lo: Float, hi: Float)] = [:]
+    /// Ranges of values written into a concat's buffer (`Program.ConcatSlot`), by value.
+    var partRanges: [Int: (lo: Float, hi: Float)] = [:]
     /// Float32 convolutions run as oneDNN primitives (false on a `tiered` first run).
     let nativeFloat: Bool
     /// False for the walk that plans a run's buffers (`ActivationMemory`): nothing is computed,

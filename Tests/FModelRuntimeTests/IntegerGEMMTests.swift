@@ -196,4 +196,35 @@ import Testing
         // The tracked run did take ranges from producers; the other measured every one.
         #expect(tracked.rangesReused > 0 && measured.rangesReused == 0)
     }
+
+    /// An int8 convolution whose output only a concat reads writes it into the concat's buffer
+    /// (`Program.ConcatSlot`), its accumulators beside: the same numbers exactly as when each
+    /// writes a tensor of its own, which asking for those values makes them do. Mixed_6a's and
+    /// Mixed_7a's max pools are still copied in.
+    @Test(arguments: [ConvolutionEngine.native, .gemm])
+    func concatInputsWrittenInPlaceChangeNothing(engine: ConvolutionEngine) throws {
+        // As `import` writes it: batch norms folded and activations fused, so the convs feed
+        // the concats.
+        var float = try ModelLoader.load(path: Fixtures.path("multitask_flat.h5"), options: .inProcess)
+        _ = GraphPass.runLossless(&float)
+        let g = float.quantizing(LayerSelection(), .int8PerChannel)
+        var seed = SplitMix64(seed: 41)
+        let shape = g.inputs[0].shape.withBatch(2)
+        let x = [g.inputs[0].name: FloatTensor(shape: shape, values: (0..<shape.elementCount!).map { _ in Float(seed.next() % 2001) / 1000 - 1 })]
+        let inPlace = try Executor(graph: g, engine: engine), separate = try Executor(graph: g, engine: engine)
+        let program = inPlace.program
+        let concats = g.nodes.filter { if case .concat = $0.op { true } else { false } }.map(\.name)
+        let parts = program.concatSlots.keys.map { program.instructions[$0].outputName }
+        // Every branch's last conv at the fixture's eight concats (two or three a block); not
+        // the pools.
+        #expect(Set(program.concatSlots.values.map(\.concat)).count == concats.count && concats.count == 8)
+        #expect(parts.count == 18 && !parts.contains { $0.contains("MaxPool") })
+        let a = try inPlace.run(x, outputs: g.outputs + concats)
+        #expect(inPlace.inputsWrittenIntoConcats == parts.count)
+        let b = try separate.run(x, outputs: g.outputs + concats + parts)
+        #expect(separate.inputsWrittenIntoConcats == 0)
+        for name in g.outputs + concats {
+            #expect(a[name] == b[name] && a[name] != nil, "\(name)")
+        }
+    }
 }

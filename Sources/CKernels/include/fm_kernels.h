@@ -15,14 +15,18 @@ void fm_quantize_u8(const float *x, size_t n, float inverse_scale, float zero_po
 /* q[i] = clamp(rint(x[i] * inverse_scale), -127, 127), as signed bytes (symmetric). */
 void fm_quantize_s8(const float *x, size_t n, float inverse_scale, int8_t *q);
 
-/* One pass over `rows` rows of `channels` values, `stride` apart, after a GEMM or convolution:
+/* One pass over `rows` rows of `channels` values after a GEMM or convolution, written to y (rows
+   `stride` apart):
    y = act(scale * (acc * column_scale[c] + bias[c]) + residual[r][c])
-   where acc is y itself (float) or, with column_scale, the int32 accumulator stored in its place.
-   column_scale, bias and residual may be NULL. activation: FM_EPI_* (others are left to the caller).
+   where acc is read from src (rows `src_stride` apart): floats, or, with column_scale, int32
+   accumulators. src may be y itself (the pass in place) or, for a layer that writes its channels
+   into a wider tensor (a concat's), a buffer of its own. column_scale, bias and residual (rows
+   `channels` apart) may be NULL. activation: FM_EPI_* (others are left to the caller).
    With range, also the smallest and largest value written (NaN ignored), for quantizing y next. */
 enum { FM_EPI_LINEAR = 0, FM_EPI_RELU = 1, FM_EPI_RELU6 = 2, FM_EPI_LEAKY = 3 };
-void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const float *column_scale, const float *bias,
-                 float scale, const float *residual, int activation, float alpha, float range[2]);
+void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const void *src, size_t src_stride,
+                 const float *column_scale, const float *bias, float scale, const float *residual, int activation, float alpha,
+                 float range[2]);
 
 /* y[c] = w_scale[c] * sum_k a[k] * w[k][c] for the n columns of an int8 [k, n] kernel (a
    column block of a layer's kernel, contiguous): a matrix-vector product for one row of float

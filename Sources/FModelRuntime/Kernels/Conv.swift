@@ -113,11 +113,13 @@ struct ConvKernel {
     }
 
     /// `nativeFloat` false keeps a float32 kernel on im2col + GEMM (a `tiered` first run).
+    /// `outputStride`, for int8 weights only: the floats from one output pixel to the next, when
+    /// the layer writes its channels into a wider tensor (a concat's, `Program.ConcatSlot`).
     /// - Returns: the range of the output when the epilogue measured it (int8 layers, whose
     ///   readers are int8 layers too), else nil.
     @discardableResult
     func run(input: UnsafePointer<Float>, inShape: Shape, output: UnsafeMutablePointer<Float>, outShape: Shape,
-             residual: UnsafePointer<Float>?, scratch: Scratch, nativeFloat: Bool,
+             outputStride: Int? = nil, residual: UnsafePointer<Float>?, scratch: Scratch, nativeFloat: Bool,
              converted: ConvertedInput) -> (lo: Float, hi: Float)? {
         let n = inShape[0]
         let win = window(inShape, outShape)
@@ -125,6 +127,7 @@ struct ConvKernel {
         let inCount = n * win.inH * win.inW * cin
         switch weights {
         case .f32(let w):
+            precondition(outputStride == nil, "a float32 convolution writes a tensor of its own")
             let nativeFloat = nativeFloat || dequantized
             func runStreamed() {
                 let columns = win.isPointwise ? 0 : rows * k
@@ -196,37 +199,52 @@ struct ConvKernel {
             runGEMM()
             return nil
         case .int8(let w):
-            let accumulators = UnsafeMutableRawPointer(output).assumingMemoryBound(to: Int32.self)
+            // The int32 accumulators take the output's place, unless it is a wider tensor's
+            // channels: then they go to scratch, ahead of what the kernels take of it (one
+            // request: scratch moves when it grows).
+            let stride = outputStride ?? cout
+            let accumulatorBytes = stride == cout ? 0 : (rows * cout * MemoryLayout<Int32>.stride + 63) & ~63
+            func space(_ bytes: Int) -> (accumulators: UnsafeMutablePointer<Int32>, rest: UnsafeMutableRawPointer) {
+                let base = scratch(accumulatorBytes + bytes)
+                let accumulators = accumulatorBytes == 0 ? UnsafeMutableRawPointer(output) : base
+                return (accumulators.assumingMemoryBound(to: Int32.self), base + accumulatorBytes)
+            }
+            func finish(_ q: ActivationQuantization, _ accumulators: UnsafeMutablePointer<Int32>) -> (lo: Float, hi: Float)? {
+                q.columnScales(w.scales) {
+                    epilogue.apply(output, rows: rows, channels: cout, stride: stride, residual: residual, dequantize: $0,
+                                   accumulators: accumulatorBytes == 0 ? nil : UnsafePointer(accumulators), measureRange: true)
+                }
+            }
             if let native {
                 let (quantization, a) = converted(input, inCount, .int8)
                 let q = quantization!
                 if let primitive = native.primitive(batch: n, signed: q.signed, win: win, kernel: self) {
-                    let status = fm_conv_run(primitive, a, accumulators, workspace(primitive, scratch))
+                    let workspaceBytes = fm_conv_workspace_size(primitive)
+                    let (accumulators, workspace) = space(workspaceBytes)
+                    let status = fm_conv_run(primitive, a, accumulators, workspaceBytes > 0 ? workspace : nil)
                     precondition(status == 0, "oneDNN convolution failed")
-                    return q.columnScales(w.scales) {
-                        epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0, measureRange: true)
-                    }
+                    return finish(q, accumulators)
                 }
             }
             let q = ActivationQuantization(input, count: inCount)
             if win.isPointwise {
-                let a = scratch(inCount).assumingMemoryBound(to: UInt8.self)
+                let (accumulators, rest) = space(inCount)
+                let a = rest.assumingMemoryBound(to: UInt8.self)
                 q.quantize(input, count: inCount, into: a)
                 gemmU8S8(m: rows, n: cout, k: cin, a: a, aZero: q.zeroPoint, b: w.pointer, c: accumulators)
-            } else {
-                // Several images per GEMM (a taller matrix runs faster), within a 4 MiB im2col.
-                let perChunk = max(1, min(n, (4 << 20) / max(pixels * k, 1)))
-                let col = scratch(perChunk * pixels * k).assumingMemoryBound(to: UInt8.self)
-                for first in stride(from: 0, to: n, by: perChunk) {
-                    let images = min(perChunk, n - first)
-                    im2col(input + first * win.inH * win.inW * cin, win, cin: cin, rows: images * pixels, into: col, quantization: q)
-                    gemmU8S8(m: images * pixels, n: cout, k: k, a: col, aZero: q.zeroPoint, b: w.pointer,
-                             c: accumulators + first * pixels * cout)
-                }
+                return finish(q, accumulators)
             }
-            return q.columnScales(w.scales) {
-                epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual, dequantize: $0, measureRange: true)
+            // Several images per GEMM (a taller matrix runs faster), within a 4 MiB im2col.
+            let perChunk = max(1, min(n, (4 << 20) / max(pixels * k, 1)))
+            let (accumulators, rest) = space(perChunk * pixels * k)
+            let col = rest.assumingMemoryBound(to: UInt8.self)
+            for first in Swift.stride(from: 0, to: n, by: perChunk) {
+                let images = min(perChunk, n - first)
+                im2col(input + first * win.inH * win.inW * cin, win, cin: cin, rows: images * pixels, into: col, quantization: q)
+                gemmU8S8(m: images * pixels, n: cout, k: k, a: col, aZero: q.zeroPoint, b: w.pointer,
+                         c: accumulators + first * pixels * cout)
             }
+            return finish(q, accumulators)
         }
     }
 }

@@ -28,14 +28,15 @@ struct Epilogue {
     }
 
     /// Applies the epilogue to `rows` rows of `channels` floats, `stride` apart. With `dequantize`,
-    /// `y` holds int32 accumulators that become floats times `columnScale[c]` first.
+    /// `y` holds int32 accumulators that become floats times `columnScale[c]` first, unless
+    /// `accumulators` holds them (rows `channels` apart; `y` then only receives the result).
     /// - Returns: with `measureRange`, the smallest and largest value written (what an int8 layer
     ///   reading `y` would otherwise measure in a pass of its own); nil when not measured.
     @discardableResult
     func apply(_ y: UnsafeMutablePointer<Float>, rows: Int, channels: Int, stride: Int,
                residual: UnsafePointer<Float>?, dequantize columnScale: UnsafePointer<Float>? = nil,
-               measureRange: Bool = false) -> (lo: Float, hi: Float)? {
-        let plain = bias == nil && scale == 1 && residual == nil && columnScale == nil
+               accumulators: UnsafePointer<Int32>? = nil, measureRange: Bool = false) -> (lo: Float, hi: Float)? {
+        let plain = bias == nil && scale == 1 && residual == nil && columnScale == nil && accumulators == nil
         if plain && activation == .linear { return nil }
         // ReLU-like activations go in the one C pass; the others after it, row by row.
         let (code, alpha) = fusedCode ?? (Int32(FM_EPI_LINEAR), 0)
@@ -46,7 +47,9 @@ struct Epilogue {
             let b = bias?.pointer
             parallelFor(rows, grain: max(1, 2 * rowGrain / max(channels, 1))) { range in
                 let slot = measure ? ranges.baseAddress! + 2 * threadNumber() : nil
-                fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, columnScale, b, scale,
+                let source = accumulators.map { (UnsafeRawPointer($0 + range.lowerBound * channels), channels) }
+                    ?? (UnsafeRawPointer(y + range.lowerBound * stride), stride)
+                fm_epilogue(y + range.lowerBound * stride, range.count, channels, stride, source.0, source.1, columnScale, b, scale,
                             residual.map { $0 + range.lowerBound * channels }, code, alpha, slot)
                 if let rest { for r in range { rest.apply(y + r * stride, count: channels, channels: channels) } }
             }

@@ -2,8 +2,9 @@ import CKernels
 import FModelCore
 
 /// Concatenates `count` inputs along `axis` (non-negative, not the batch); `input(i)` gives the
-/// i-th one's values and shape (a function rather than an array, so nothing is allocated).
-func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>, Shape), axis: Int, into y: UnsafeMutablePointer<Float>,
+/// i-th one's values (nil for one already in place) and shape (a function rather than an array,
+/// so nothing is allocated).
+func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>?, Shape), axis: Int, into y: UnsafeMutablePointer<Float>,
             outShape: Shape) {
     let outer = outShape.dims[..<axis].reduce(1, *)
     let innerOut = outShape.dims[axis...].reduce(1, *)
@@ -15,7 +16,7 @@ func concat(count: Int, _ input: (Int) -> (UnsafePointer<Float>, Shape), axis: I
         for i in 0..<count {
             let (x, shape) = input(i)
             let chunk = shape.dims[axis...].reduce(1, *)
-            fm_copy_rows(y + rows.lowerBound * innerOut + offset, innerOut, x + rows.lowerBound * chunk, chunk, chunk, rows.count)
+            if let x { fm_copy_rows(y + rows.lowerBound * innerOut + offset, innerOut, x + rows.lowerBound * chunk, chunk, chunk, rows.count) }
             offset += chunk
         }
     }
