@@ -35,8 +35,8 @@ struct Program {
     /// sequence can run where its first instruction stands.
     let linearRuns: [[Int]]
     /// By instruction: where it writes its output straight into the concat that alone reads it,
-    /// so that the concat copies nothing of it (`ConcatSlot`).
-    let concatSlots: [Int: ConcatSlot]
+    /// so that the concat copies nothing of it (`ConcatSlot`); nil for most.
+    let concatSlots: [ConcatSlot?]
 
     /// A concat input's place in the concat's output: its channels, `offset` on in each pixel
     /// of `width`. Only int8 convolutions write there (their epilogue writes any stride), and
@@ -143,10 +143,10 @@ struct Program {
 
     /// The concat inputs that int8 convolutions can write in place (`ConcatSlot`), by writer.
     private static func concatSlots(_ instructions: [Instruction], readers: [[Int]], outputs: Set<Int>,
-                                    shapes: [String: Shape], names: [Int: String]) -> [Int: ConcatSlot] {
+                                    shapes: [String: Shape], names: [Int: String]) -> [ConcatSlot?] {
         var writer: [Int: Int] = [:]
         for (i, instruction) in instructions.enumerated() { writer[instruction.output] = i }
-        var slots: [Int: ConcatSlot] = [:]
+        var slots = [ConcatSlot?](repeating: nil, count: instructions.count)
         for (c, concat) in instructions.enumerated() {
             guard case .concat(let axis) = concat.step, let outShape = shapes[concat.outputName],
                   axis == outShape.rank - 1, Set(concat.inputs).count == concat.inputs.count else { continue }
