@@ -7,7 +7,8 @@ import FModelCore
 /// (a `scale`, a residual `add`, an activation) into its epilogue, as long as nothing else reads
 /// what they replace; the absorbed nodes then have no instruction and their values don't exist.
 struct Program {
-    struct Instruction {
+    /// A class, so that a run reading one takes one reference rather than copying its fields.
+    final class Instruction {
         let step: Step
         /// The node whose inputs the step reads (for a fused group, its first node).
         let node: Node
@@ -19,6 +20,11 @@ struct Program {
         let residual: Int?
         /// The ops it runs, `+`-joined for a fused group (`conv2d+scale+add+activation`).
         let ops: String
+
+        init(step: Step, node: Node, outputName: String, inputs: [Int], output: Int, residual: Int?, ops: String) {
+            (self.step, self.node, self.outputName, self.inputs) = (step, node, outputName, inputs)
+            (self.output, self.residual, self.ops) = (output, residual, ops)
+        }
     }
 
     let instructions: [Instruction]
