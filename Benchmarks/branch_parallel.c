@@ -36,10 +36,9 @@ static dnnl_engine_t engine;
    gives now (oneDNN sizes its work split when the primitive is made). */
 static conv make(shape s, int hw, void *src, void *dst) {
     conv c;
-    dnnl_memory_desc_t sm, wm, wany, dm;
+    dnnl_memory_desc_t sm, wany, dm;
     dnnl_dims_t sd = {1, s.ic, hw, hw}, wd = {s.oc, s.ic, s.kh, s.kw}, dd = {1, s.oc, hw, hw};
     dnnl_memory_desc_init_by_tag(&sm, 4, sd, dnnl_u8, dnnl_nhwc);
-    dnnl_memory_desc_init_by_tag(&wm, 4, wd, dnnl_s8, dnnl_ohwi);
     dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_s8, dnnl_format_tag_any);
     dnnl_memory_desc_init_by_tag(&dm, 4, dd, dnnl_s32, dnnl_nhwc);
     dnnl_dims_t st = {1, 1}, dl = {0, 0}, pl = {(s.kh - 1) / 2, (s.kw - 1) / 2}, pr = {(s.kh - 1) / 2, (s.kw - 1) / 2};
@@ -54,7 +53,6 @@ static conv make(shape s, int hw, void *src, void *dst) {
     void *w;
     dnnl_memory_get_data_handle(c.wei, &w);
     memset(w, 1, dnnl_memory_desc_get_size(wq));
-    (void)wm;
     dnnl_memory_create(&c.src, &sm, engine, src);
     dnnl_memory_create(&c.dst, &dm, engine, dst);
     dnnl_primitive_desc_destroy(pd);
