@@ -3,8 +3,9 @@
    (fm_conv_run; Winograd layers reordering in and out; the max pool as a oneDNN NHWC pooling
    primitive), and as one fm_chain (blocked layout between the layers). Prints both, the ratio,
    the chain's implementations, the largest difference between the two outputs, and, from one
-   more run of the chain per round timed step by step (fm_chain_run_timed; the first round's
-   left out), each layer's mean milliseconds in it, with the reorder into it.
+   more run of the chain per round timed step by step (fm_chain_run_timed), each layer's
+   fastest milliseconds in it, with the reorder into it (and, for the last, the reorder out):
+   best of the rounds too, as conv_implementations.c gives a layer alone.
 
      gcc -O2 -ISources/CKernels/include Benchmarks/stem_chain.c -o /tmp/stem_chain -ldnnl -lm
      OMP_NUM_THREADS=2 /tmp/stem_chain BATCH [ROUNDS=10] */
@@ -85,7 +86,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < LAYERS; i++) space = single[i] && fm_conv_workspace_size(single[i]) > space ? fm_conv_workspace_size(single[i]) : space;
     void *workspace = aligned_alloc(64, (space + 63) / 64 * 64 + 64);
     for (size_t j = 0; j < in; j++) x[j] = (float)((j * 7919) % 1000) / 500.0f - 1.0f;
-    double one_by_one = 1e9, chained = 1e9, steps[LAYERS] = {0}, first[LAYERS] = {0};
+    double one_by_one = 1e9, chained = 1e9, fastest[LAYERS];
+    for (int i = 0; i < LAYERS; i++) fastest[i] = 1e9;
     for (int r = 0; r < rounds; r++) {
         double t = now();
         const float *cur = x;
@@ -110,15 +112,17 @@ int main(int argc, char **argv) {
         if (fm_chain_run(chain, x, y2, c0, c1, workspace)) { fprintf(stderr, "chain failed\n"); return 1; }
         t = now() - t;
         chained = t < chained ? t : chained;
-        if (fm_chain_run_timed(chain, x, y2, c0, c1, workspace, r == 0 ? first : steps)) { fprintf(stderr, "chain failed\n"); return 1; }
+        double steps[LAYERS] = {0};
+        if (fm_chain_run_timed(chain, x, y2, c0, c1, workspace, steps)) { fprintf(stderr, "chain failed\n"); return 1; }
+        for (int i = 0; i < LAYERS; i++) fastest[i] = steps[i] < fastest[i] ? steps[i] : fastest[i];
     }
     double most = 0;
     for (size_t j = 0; j < out; j++) most = fabs(y1[j] - y2[j]) > most ? fabs(y1[j] - y2[j]) : most;
     printf("FaceNet stem, batch %d, best of %d: layer by layer %.3f ms, chain %.3f ms, chain/layers %.2f; max |difference| %.2g\n",
            n, rounds, one_by_one * 1e3, chained * 1e3, chained / one_by_one, most);
     printf("chain: %s\n", fm_chain_implementation(chain));
-    for (int i = 0; rounds > 1 && i < LAYERS; i++)
+    for (int i = 0; i < LAYERS; i++)
         printf("  layer %d (%s %d→%d, %d×%d → %d×%d): %.3f ms\n", i, stem[i].pool ? "max pool" : stem[i].k == 1 ? "1×1" : "3×3",
-               stem[i].ic, stem[i].oc, stem[i].in, stem[i].in, stem[i].out, stem[i].out, steps[i] / (rounds - 1));
+               stem[i].ic, stem[i].oc, stem[i].in, stem[i].in, stem[i].out, stem[i].out, fastest[i]);
     return 0;
 }

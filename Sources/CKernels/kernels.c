@@ -54,7 +54,7 @@ static inline float activate(float v, int activation, float alpha) {
 /* Columns [c0, channels) of one epilogue row (res: that row of the residual, or NULL); what it
    writes is folded into *lo and *hi. */
 void fm_epilogue_row_scalar(float *row, const void *in, size_t c0, size_t channels, const float *column_scale, const float *bias,
-                                float scale, const float *res, int activation, float alpha, float *lo, float *hi) {
+                            float scale, const float *res, int activation, float alpha, float *lo, float *hi) {
     for (size_t c = c0; c < channels; c++) {
         float v = column_scale ? (float)((const int32_t *)in)[c] * column_scale[c] : ((const float *)in)[c];
         if (bias) v += bias[c];
@@ -182,8 +182,7 @@ void fm_epilogue(float *y, size_t rows, size_t channels, size_t stride, const vo
     float lo = INFINITY, hi = -INFINITY;
     for (size_t r = 0; r < rows; r++)
         fm_epilogue_row_scalar(y + r * stride, (const float *)src + r * src_stride, 0, channels, column_scale, bias, scale,
-                               residual ? residual + r * channels : NULL,
-                            activation, alpha, &lo, &hi);
+                               residual ? residual + r * channels : NULL, activation, alpha, &lo, &hi);
     if (range) { range[0] = lo; range[1] = hi; }
 }
 

@@ -493,8 +493,13 @@ public final class Executor: @unchecked Sendable {
         } else if let slot {
             // The concat's buffer, taken by the first of its inputs written in place; this value
             // has no buffer of its own.
-            let y = run.buffers[slot.value] ?? take(run.shapes[slot.value].elementCount!)
-            if run.buffers[slot.value] == nil { run.bind(slot.value, y) }
+            let y: Buffer
+            if let taken = run.buffers[slot.value] {
+                y = taken
+            } else {
+                y = take(run.shapes[slot.value].elementCount!)
+                run.bind(slot.value, y)
+            }
             if run.computes {
                 compute(instruction, y: y.pointer + slot.offset, outShape: outShape, run: run, slot: slot)
                 inputsWrittenIntoConcats += 1
@@ -545,11 +550,27 @@ public final class Executor: @unchecked Sendable {
         release(x, readAt: first, lastUse: program.lastUse, run: run, keep: keep)
     }
 
+    /// A concat of the values `ins`: those without a buffer were written in place already
+    /// (`Program.ConcatSlot`), and only the others are copied. Its range is its inputs' when
+    /// each is known.
+    private func concatenate(_ ins: [Int], axis: Int, into y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run) {
+        concat(count: ins.count, { (run.buffers[ins[$0]].map { UnsafePointer($0.pointer) }, run.shapes[ins[$0]]) }, axis: axis,
+               into: y, outShape: outShape)
+        guard trackRanges else { return }
+        var lo = Float.infinity, hi = -Float.infinity
+        for v in ins {
+            let range = if let b = run.buffers[v] { run.ranges[UnsafeRawPointer(b.pointer)] } else { run.partRanges[v] }
+            guard let r = range else { return }
+            (lo, hi) = (min(lo, r.lo), max(hi, r.hi))
+        }
+        run.ranges[UnsafeRawPointer(y)] = (lo, hi)
+    }
+
     private func compute(_ instruction: Program.Instruction, y: UnsafeMutablePointer<Float>, outShape: Shape, run: Run,
                          residualInPlace: Buffer? = nil, slot: Program.ConcatSlot? = nil) {
         let ins = instruction.inputs
-        // (A concat's input written in place has no buffer; the concat does not read `x`.)
-        let x = UnsafePointer(run.buffers[ins[0]]?.pointer ?? y)
+        if case .concat(let axis) = instruction.step { return concatenate(ins, axis: axis, into: y, outShape: outShape, run: run) }
+        let x = UnsafePointer(run.buffers[ins[0]]!.pointer)
         let inShape = run.shapes[ins[0]]
         let count = outShape.elementCount!
         let residual = residualInPlace.map { UnsafePointer($0.pointer) } ?? instruction.residual.map { UnsafePointer(run.buffers[$0]!.pointer) }
@@ -570,20 +591,7 @@ public final class Executor: @unchecked Sendable {
         case .activation(let a): a.apply(x, into: y, count: count, channels: outShape.last)
         case .pool(let p, let isMax): windowPool(x, inShape: inShape, y, outShape: outShape, p, max: isMax)
         case .globalPool(let isMax): globalPool(x, inShape: inShape, y, max: isMax)
-        case .concat(let axis):
-            // The inputs without a buffer were written in place (`Program.ConcatSlot`).
-            concat(count: ins.count, { (run.buffers[ins[$0]].map { UnsafePointer($0.pointer) }, run.shapes[ins[$0]]) }, axis: axis,
-                   into: y, outShape: outShape)
-            // Its range is its parts' when each is known.
-            if trackRanges {
-                var lo = Float.infinity, hi = -Float.infinity, known = true
-                for v in ins {
-                    let range = if let b = run.buffers[v] { run.ranges[UnsafeRawPointer(b.pointer)] } else { run.partRanges[v] }
-                    guard let r = range else { known = false; break }
-                    (lo, hi) = (min(lo, r.lo), max(hi, r.hi))
-                }
-                if known { run.ranges[UnsafeRawPointer(y)] = (lo, hi) }
-            }
+        case .concat: break  // `concatenate`, above: its inputs may have no buffer
         case .combine(let multiply):
             let parts = ins.map { (UnsafePointer(run.buffers[$0]!.pointer), run.shapes[$0]) }
             combine(parts, into: y, outShape: outShape, multiply: multiply)
