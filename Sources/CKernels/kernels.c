@@ -299,12 +299,15 @@ static void gemv_f32_avx512(const float *a, size_t k, size_t n, const float *w, 
 /* The register block of fm_gemm_rows_f32 and fm_gemm_columns_f32: rows [0, R) of x, kernel rows
    [k0, k0 + kb) and columns [0, width) of w into y (both with rows n floats apart): R rows by
    32 columns of accumulators at a time, loaded from y unless k0 is 0; prefetching the kernel
-   `ahead` rows on (0: not). */
+   `ahead` rows on (0: not), or, with `stream` (fm_gemm_rows_f32 on AVX-512, the block whole
+   rows wide, so the kernel rows it reads are one contiguous run), the bytes STREAM_LEAD on
+   from where the block starts, two cache lines for each two it reads, up to `stream_end`. */
 #define STREAM_DEPTH 8
 #define STREAM_ROWS 12
 __attribute__((target("avx512f"), always_inline))
 static inline void gemm_rows_block_avx512(const int R, const float *x, size_t ldx, size_t k0, size_t kb, const float *w,
-                                          size_t n, size_t width, float *y, size_t ahead) {
+                                          size_t n, size_t width, float *y, size_t ahead, const char *stream,
+                                          const char *stream_end) {
     for (size_t c = 0; c < width; c += 32) {
         const size_t left = width - c;
         const __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
@@ -317,7 +320,13 @@ static inline void gemm_rows_block_avx512(const int R, const float *x, size_t ld
         }
         for (size_t i = k0; i < k0 + kb; i++) {
             const __m512 w0 = _mm512_maskz_loadu_ps(m0, w + i * n + c), w1 = _mm512_maskz_loadu_ps(m1, w + i * n + c + 16);
-            if (ahead) {
+            if (stream) {
+                if (stream < stream_end) {
+                    _mm_prefetch(stream, _MM_HINT_T0);
+                    _mm_prefetch(stream + 64, _MM_HINT_T0);
+                }
+                stream += 128;
+            } else if (ahead) {
                 _mm_prefetch((const char *)(w + (i + ahead) * n + c), _MM_HINT_T1);
                 _mm_prefetch((const char *)(w + (i + ahead) * n + c + 16), _MM_HINT_T1);
             }
@@ -347,10 +356,47 @@ static void gemm_rows_blocks_avx512(const float *x, size_t ldx, size_t m, size_t
         float *yr = y + r0 * n;
         const size_t pre = r0 == 0 && k0 + ahead < k ? ahead : 0;
         switch (m - r0 < STREAM_ROWS ? m - r0 : STREAM_ROWS) {
-#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, n, width, yr, pre); break;
+#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, n, width, yr, pre, NULL, NULL); break;
         ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
         ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11) ROWS_CASE(12)
 #undef ROWS_CASE
+        }
+    }
+}
+
+/* fm_gemm_rows_f32 on AVX-512: the thread's share of the kernel STREAM_DEPTH_AVX512 rows at a
+   time, each block down all rows of x, the first block of rows prefetching the share as one
+   contiguous run (it is: the block spans whole rows), a block or STREAM_LEAD ahead of the
+   block in hand, whichever is farther, into L1. The other paths prefetch each 32-column strip's
+   own lines some rows on, which keeps six (Block8's 192 columns) to 56 (its 1792) runs of the
+   kernel in flight at once, each a row apart.
+   The multi-task model at batch 1 (`Benchmarks/layer_ab.py`, 7 rounds, against that way at 8
+   rows deep): Block8's branch 1×1s 0.737×, its 1×3/3×1s 0.757×, its residual 384→1792 layers
+   0.851×, Mixed_7a's strided 3×3s 0.762×, the model 0.911× (in a slow phase of the machine;
+   fc1 and fc2, one-row products this does not run, 0.866×: groups this small swing by 10-30%
+   from run to run); `Benchmarks/ab.sh`, 11 rounds: the multi-task model 0.984× per round,
+   FaceNet 0.962×. fc1 and fc2 at batch 8 0.84× and 0.78×. Against this in the model (the
+   same A/B, the whole model): 8 or 32 rows deep 1.000× and 1.025×, 8 or 32 KB ahead 1.003×
+   and 1.014×, a block + 16 KB ahead 1.008×, into L2 0.999×. */
+#define STREAM_DEPTH_AVX512 16
+#define STREAM_LEAD 16384
+__attribute__((target("avx512f")))
+static void gemm_stream_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *w, size_t n, float *y) {
+    const char *end = (const char *)(w + k * n);
+    for (size_t k0 = 0; k0 < k; k0 += STREAM_DEPTH_AVX512) {
+        const size_t kb = k - k0 < STREAM_DEPTH_AVX512 ? k - k0 : STREAM_DEPTH_AVX512;
+        const size_t block = kb * n * sizeof(float);
+        const char *lead = (const char *)(w + k0 * n) + (block > STREAM_LEAD ? block : STREAM_LEAD);
+        for (size_t r0 = 0; r0 < m; r0 += STREAM_ROWS) {
+            const float *xr = x + r0 * ldx;
+            float *yr = y + r0 * n;
+            const char *stream = r0 == 0 ? lead : NULL;
+            switch (m - r0 < STREAM_ROWS ? m - r0 : STREAM_ROWS) {
+#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, n, n, yr, 0, stream, end); break;
+            ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
+            ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11) ROWS_CASE(12)
+#undef ROWS_CASE
+            }
         }
     }
 }
@@ -383,10 +429,11 @@ size_t fm_l2_cache_bytes(void) {
 }
 
 /* Half the L2 cache: fm_gemm_f32's panel of kernel (and line_conv.c's), and twice the farthest
-   fm_gemm_rows_f32 prefetches ahead. */
+   fm_gemm_rows_f32 prefetches ahead on AVX2. */
 size_t fm_gemm_panel_bytes(void) { return fm_l2_cache_bytes() / 2; }
 
-/* fm_gemm_rows_f32: all columns at once, eight kernel rows at a time, prefetching 16 KB ahead
+/* fm_gemm_rows_f32 on AVX2 (AVX-512 streams, gemm_stream_avx512): all columns at once, eight
+   kernel rows at a time, prefetching 16 KB ahead
    and at least a block of rows: the nine-row products read their kernels at 19-23 GB/s
    (`Benchmarks/streamed_gemm.c`, AVX-512); a trial build without the prefetch read about 12 GB/s,
    slower than oneDNN. Not where a block of rows ahead is more than a quarter of the L2: the
@@ -443,6 +490,7 @@ void fm_gemm_rows_f32(const float *x, size_t ldx, size_t m, size_t k, const floa
        pieces; on AVX2 four kernel rows at a time into y in L1 (fm_avx2_gemv_f32). */
     if (has_avx512() && m == 1) { gemv_f32_avx512(x, k, n, w, y); return; }
     if (fm_has_avx2() && m == 1) { fm_avx2_gemv_f32(x, k, n, w, y); return; }
+    if (has_avx512()) { gemm_stream_avx512(x, ldx, m, k, w, n, y); return; }
     fm_rows_blocks_fn *blocks = rows_blocks();
     if (blocks) { gemm_panels(blocks, x, ldx, m, k, w, n, y, 0, n, n, STREAM_DEPTH, stream_ahead(n)); return; }
     gemm_scalar(x, ldx, m, k, w, n, y, 0, n);
