@@ -196,10 +196,13 @@ static void gemv_s8_avx512(const float *a, size_t k, size_t n, const int8_t *w, 
         for (size_t i = 0; i < k; i++) {
             const __m512 ai = _mm512_set1_ps(a[i]);
             const int8_t *row = w + i * n + c;
-            /* 16 rows ahead (4 KiB in a 256-column block): the hardware prefetcher alone leaves
-               fc1 at 0.75 ms instead of 0.49 (`fmodel bench --profile`, int8 model, batch 1). */
-            if (i + 16 < k)
-                for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(row + 16 * n + 64 * l), _MM_HINT_T0);
+            /* 32 rows ahead (8 KiB in a 256-column block): the hardware prefetcher alone leaves
+               fc1 at 0.75 ms instead of 0.49 (`fmodel bench --profile`, int8 model, batch 1, on
+               the AVX-512 machine of the early sessions). On the 34th session's Zen 5, against 16
+               rows ahead (`Benchmarks/layer_ab.py`, int8 model, batch 1, 9-11 rounds): fc1 0.927
+               and 0.943, fc2 0.917 and 0.939; 48 rows fc1 0.908, 64 0.987, 8 1.081. */
+            if (i + 32 < k)
+                for (int l = 0; l < 4; l++) _mm_prefetch((const char *)(row + 32 * n + 64 * l), _MM_HINT_T0);
             for (int j = 0; j < 16; j++)
                 acc[j] = _mm512_fmadd_ps(ai, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 16 * j)))), acc[j]);
         }
