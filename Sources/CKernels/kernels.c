@@ -302,9 +302,10 @@ static void gemv_f32_avx512(const float *a, size_t k, size_t n, const float *w, 
 /* The register block of fm_gemm_rows_f32 and fm_gemm_columns_f32: rows [0, R) of x, kernel rows
    [k0, k0 + kb) and columns [0, width) of w into y (both with rows n floats apart): R rows by
    32 columns of accumulators at a time, loaded from y unless k0 is 0; prefetching the kernel
-   `ahead` rows on (0: not), or, with `stream` (fm_gemm_rows_f32 on AVX-512, the block whole
-   rows wide, so the kernel rows it reads are one contiguous run), the bytes STREAM_LEAD on
-   from where the block starts, two cache lines for each two it reads, up to `stream_end`. */
+   `ahead` rows on (0: not), or, with `stream` (gemm_stream_avx512: the block whole rows wide,
+   so the kernel rows it reads are one contiguous run), from `stream` on, two cache lines for
+   each 32 columns of a kernel row it reads (the two it reads, unless the last 32 are fewer),
+   up to `stream_end`. */
 #define STREAM_DEPTH 8
 #define STREAM_ROWS 12
 __attribute__((target("avx512f"), always_inline))
@@ -435,7 +436,7 @@ size_t fm_l2_cache_bytes(void) {
    fm_gemm_rows_f32 prefetches ahead on AVX2. */
 size_t fm_gemm_panel_bytes(void) { return fm_l2_cache_bytes() / 2; }
 
-/* fm_gemm_rows_f32 on AVX2 (AVX-512 streams, gemm_stream_avx512): all columns at once, eight
+/* fm_gemm_rows_f32 on AVX2, as on AVX-512 until gemm_stream_avx512: all columns at once, eight
    kernel rows at a time, prefetching 16 KB ahead
    and at least a block of rows: the nine-row products read their kernels at 19-23 GB/s
    (`Benchmarks/streamed_gemm.c`, AVX-512); a trial build without the prefetch read about 12 GB/s,
