@@ -349,23 +349,32 @@ static inline void gemm_rows_block_avx512(const int R, const float *x, size_t ld
     }
 }
 
-/* Kernel rows [k0, k0 + kb) times all m rows of x, register block by register block; the
-   first block of rows prefetches the kernel `ahead` rows on, unless that passes row k. Each
-   block of kernel rows (in cache after the first block of rows) feeds all of x. */
-__attribute__((target("avx512f")))
-static void gemm_rows_blocks_avx512(const float *x, size_t ldx, size_t m, size_t k, size_t k0, size_t kb, const float *w,
-                                    size_t n, size_t width, float *y, size_t ahead) {
+/* Kernel rows [k0, k0 + kb) times all m rows of x, register block by register block, the first
+   block of rows prefetching as gemm_rows_block_avx512 says (`ahead`, or `stream` up to
+   `stream_end`). Each block of kernel rows (in cache after the first block of rows) feeds all
+   of x. */
+__attribute__((target("avx512f"), always_inline))
+static inline void rows_blocks_avx512(const float *x, size_t ldx, size_t m, size_t k0, size_t kb, const float *w, size_t n,
+                                      size_t width, float *y, size_t ahead, const char *stream, const char *stream_end) {
     for (size_t r0 = 0; r0 < m; r0 += STREAM_ROWS) {
         const float *xr = x + r0 * ldx;
         float *yr = y + r0 * n;
-        const size_t pre = r0 == 0 && k0 + ahead < k ? ahead : 0;
+        const size_t pre = r0 == 0 ? ahead : 0;
+        const char *lead = r0 == 0 ? stream : NULL;
         switch (m - r0 < STREAM_ROWS ? m - r0 : STREAM_ROWS) {
-#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, n, width, yr, pre, NULL, NULL); break;
+#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, n, width, yr, pre, lead, stream_end); break;
         ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
         ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11) ROWS_CASE(12)
 #undef ROWS_CASE
         }
     }
+}
+
+/* The AVX-512 fm_rows_blocks_fn: prefetching `ahead` rows on, unless that passes row k. */
+__attribute__((target("avx512f")))
+static void gemm_rows_blocks_avx512(const float *x, size_t ldx, size_t m, size_t k, size_t k0, size_t kb, const float *w,
+                                    size_t n, size_t width, float *y, size_t ahead) {
+    rows_blocks_avx512(x, ldx, m, k0, kb, w, n, width, y, k0 + ahead < k ? ahead : 0, NULL, NULL);
 }
 
 /* fm_gemm_rows_f32 on AVX-512: the thread's share of the kernel STREAM_DEPTH_AVX512 rows at a
@@ -391,17 +400,7 @@ static void gemm_stream_avx512(const float *x, size_t ldx, size_t m, size_t k, c
         const size_t kb = k - k0 < STREAM_DEPTH_AVX512 ? k - k0 : STREAM_DEPTH_AVX512;
         const size_t block = kb * n * sizeof(float);
         const char *lead = (const char *)(w + k0 * n) + (block > STREAM_LEAD ? block : STREAM_LEAD);
-        for (size_t r0 = 0; r0 < m; r0 += STREAM_ROWS) {
-            const float *xr = x + r0 * ldx;
-            float *yr = y + r0 * n;
-            const char *stream = r0 == 0 ? lead : NULL;
-            switch (m - r0 < STREAM_ROWS ? m - r0 : STREAM_ROWS) {
-#define ROWS_CASE(R) case R: gemm_rows_block_avx512(R, xr, ldx, k0, kb, w, n, n, yr, 0, stream, end); break;
-            ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
-            ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11) ROWS_CASE(12)
-#undef ROWS_CASE
-            }
-        }
+        rows_blocks_avx512(x, ldx, m, k0, kb, w, n, n, y, 0, lead, end);
     }
 }
 

@@ -143,13 +143,12 @@ struct Program {
             if run.count >= 2 { runs.append(run) }
         }
         linearRuns = runs
-        concatSlots = Program.concatSlots(instructions, readers: readers, outputs: outputValues, shapes: shapes,
-                                          names: Dictionary(uniqueKeysWithValues: valueIndex.map { ($1, $0) }))
+        concatSlots = Program.concatSlots(instructions, readers: readers, outputs: outputValues, shapes: shapes)
     }
 
     /// The concat inputs that int8 convolutions can write in place (`ConcatSlot`), by writer.
     private static func concatSlots(_ instructions: [Instruction], readers: [[Int]], outputs: Set<Int>,
-                                    shapes: [String: Shape], names: [Int: String]) -> [ConcatSlot?] {
+                                    shapes: [String: Shape]) -> [ConcatSlot?] {
         var writer: [Int: Int] = [:]
         for (i, instruction) in instructions.enumerated() { writer[instruction.output] = i }
         var slots = [ConcatSlot?](repeating: nil, count: instructions.count)
@@ -157,8 +156,9 @@ struct Program {
             guard case .concat(let axis) = concat.step, let outShape = shapes[concat.outputName],
                   axis == outShape.rank - 1, Set(concat.inputs).count == concat.inputs.count else { continue }
             var offset = 0
-            for v in concat.inputs {
-                guard let channels = names[v].flatMap({ shapes[$0] })?.dims.last else { break }
+            // A concat absorbs nothing, so its inputs are its node's, in order.
+            for (name, v) in zip(concat.node.inputs, concat.inputs) {
+                guard let channels = shapes[name]?.dims.last else { break }
                 defer { offset += channels }
                 guard let w = writer[v], w < c, readers[v] == [c], !outputs.contains(v), instructions[w].residual == nil,
                       case .conv(let k) = instructions[w].step, case .int8 = k.weights else { continue }
