@@ -390,10 +390,11 @@ public final class Executor: @unchecked Sendable {
         }
         let plan = program.fused ? chainsByBatch[batch] : nil
         let convs = program.instructions.enumerated().compactMap { n, i -> (ConvKernel, Shape, Shape)? in
-            // A chain's convolutions need no primitives of their own, nor do streamed ones, nor
+            // A chain's convolutions need no primitives of their own, nor do those that bypass
+            // oneDNN (streamed ones, narrow 1×1s: `ConvKernel.bypassesNative`), nor
             // those another batch size runs (`BatchPasses`).
             guard segment.contains(n), case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.covers(n) != true,
-                  float || k.nativeFromFirstRun, !streams(i, shapes) else { return nil }
+                  float || k.nativeFromFirstRun, !bypassesNative(i, shapes) else { return nil }
             return (k, shapes[i.inputs[0]], shapes[i.output])
         }
         guard !convs.isEmpty || !chains.isEmpty else { return }
@@ -422,14 +423,14 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// The oneDNN chains of `program`'s linear runs at the batch size of `shapes` (kernels not
-    /// loaded): each run without its streamed convolutions (`ConvKernel.streams`), which break
-    /// it, and without pools at its ends; oneDNN takes those with a Winograd layer.
+    /// loaded): each run without the convolutions that make no primitive (streamed ones, narrow
+    /// 1×1s: `ConvKernel.bypassesNative`), which break it, and without pools at its ends; oneDNN takes those with a Winograd layer.
     private func makeChains(_ program: Program, shapes: [Shape]) -> [NativeChain] {
         var chains: [NativeChain] = []
         for run in program.linearRuns {
             var pieces: [[Int]] = [[]]
             for i in run {
-                if streams(program.instructions[i], shapes) {
+                if bypassesNative(program.instructions[i], shapes) {
                     pieces.append([])
                 } else {
                     pieces[pieces.count - 1].append(i)
@@ -444,11 +445,11 @@ public final class Executor: @unchecked Sendable {
         return chains
     }
 
-    /// True when `instruction` is a convolution that streams its kernel at these shapes.
-    private func streams(_ instruction: Program.Instruction, _ shapes: [Shape]) -> Bool {
+    /// True when `instruction` is a convolution that makes no oneDNN primitive at these shapes
+    /// (`ConvKernel.bypassesNative`).
+    private func bypassesNative(_ instruction: Program.Instruction, _ shapes: [Shape]) -> Bool {
         guard case .conv(let k) = instruction.step else { return false }
-        let outShape = shapes[instruction.output]
-        return k.streams(rows: outShape[0] * outShape[1] * outShape[2])
+        return k.bypassesNative(inShape: shapes[instruction.inputs[0]], outShape: shapes[instruction.output])
     }
 
     /// How many oneDNN chains run the fused program at `batch` (for tests and reports).

@@ -209,6 +209,46 @@ import Testing
         #expect(outputs[0] == outputs[1], "the trial's run gives the winner's output")
     }
 
+    /// A 1×1 whose output is at most four pixels wide, on 64 rows or more (Block8's at batch 8
+    /// and up), is one `sgemm` past the first run where oneDNN's convolutions are AVX-512 ones
+    /// (`ConvKernel.multipliesAsGEMM`): no primitive and no kernel copy, on both engines that
+    /// have oneDNN, with and without a residual (which then is not written over), giving the
+    /// direct sum on every run. One image fewer (63 rows) or a map five pixels wide: oneDNN.
+    @Test(arguments: [
+        (8, 3, true, false), (8, 3, true, true),  // Block8 at batch 8: 72 rows
+        (7, 3, false, true),  // 63 rows
+        (2, 5, false, false),  // five pixels wide, 50 rows
+        (4, 5, false, false),  // five pixels wide, 100 rows
+    ])
+    func narrowPointwiseLayerIsOneGEMM(batch: Int, side: Int, narrow: Bool, residual: Bool) throws {
+        var g = SplitMix64(seed: UInt64(batch * 10 + side))
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(g.next() % 2001) / 1000 - 1 } }
+        let (cin, cout) = (72, 40)
+        let inShape = [batch, side, side, cin], pixels = batch * side * side
+        let kernel = randoms(cin * cout).map { $0 * 0.1 }, bias = randoms(cout), x = randoms(pixels * cin), r = randoms(pixels * cout)
+        let conv = Node(name: "n", op: .conv2D(ConvAttributes()), inputs: ["x"], params: ["kernel": "k", "bias": "b"])
+        let graph = Graph(inputs: [ValueInfo(name: "x", shape: [-1, side, side, cin]), ValueInfo(name: "r", shape: [-1, side, side, cout])],
+                          outputs: [residual ? "sum" : "n"],
+                          nodes: [conv] + (residual ? [Node(name: "sum", op: .add, inputs: ["r", "n"])] : []),
+                          tensors: ["k": Tensor(kernel, shape: [1, 1, cin, cout]), "b": Tensor(bias, shape: [cout])])
+        let product = directConv(x, inShape, kernel, kH: 1, kW: 1, cout: cout, stride: 1, bias: bias)
+        let expected = residual ? zip(product, r).map { $0 + $1 } : product
+        for engine in [ConvolutionEngine.tiered, .native] {
+            let e = try Executor(graph: graph, engine: engine)
+            let input = ["x": FloatTensor(shape: Shape(inShape), values: x), "r": FloatTensor(shape: Shape(inShape.dropLast() + [cout]), values: r)]
+            for run in 1...3 {
+                let y = try e.run(input)[residual ? "sum" : "n"]!.values
+                #expect(Difference(y, expected, tolerance: .tensorFlow).maxAbsolute < 1e-4, "\(engine), run \(run)")
+            }
+            #expect(input["r"]!.values == r, "the residual input is read, not written over")
+            guard case .conv(let k) = e.program.instructions.first(where: { $0.node.name == "n" })?.step else { Issue.record("not a conv"); return }
+            let win = k.window(Shape(inShape), Shape(inShape.dropLast() + [cout]))
+            let gemm = narrow && oneDNNIsAVX512
+            #expect(k.multipliesAsGEMM(win, rows: pixels) == gemm, "\(engine), \(inShape)")
+            #expect(k.native?.tried(batch: batch) == !gemm, "\(engine), \(inShape): a oneDNN primitive only where it is no GEMM")
+        }
+    }
+
     /// Seventeen rows is past the limit: oneDNN runs it.
     @Test func manyRowsGoToOneDNN() throws {
         var g = SplitMix64(seed: 6)

@@ -35,6 +35,13 @@ struct Window {
 /// Scratch memory a kernel may use during one call: `bytes` or more, 64-byte aligned.
 typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 
+/// Output widths, in pixels, at or below which a 1×1 layer multiplies as a GEMM rather than as
+/// a oneDNN convolution (`ConvKernel.multipliesAsGEMM`).
+let narrowOutputWidth = 4
+
+/// Rows (output pixels of all images) from which such a layer does (`ConvKernel.multipliesAsGEMM`).
+let narrowProductRows = 64
+
 /// An activation tensor converted for a oneDNN convolution — quantized to 8 bits (no zero
 /// point), or rounded to bfloat16 — shared by the convolutions that read the same tensor (the
 /// branches of an Inception block).
@@ -106,6 +113,28 @@ struct ConvKernel {
     /// processes each), and their 16.5 MB of kernel copies go.
     func streams(rows: Int) -> Bool { streamsOnGEMMPath(rows: rows) && (native == nil || epilogue.addsResidual || oneDNNIsAVX512) }
 
+    /// True when a float32 1×1 layer over `win` multiplies as one `sgemm` past the first run
+    /// rather than as a oneDNN convolution, with no primitive and no copy of the kernel (the
+    /// mapped one is read in place): an output at most `narrowOutputWidth` pixels wide on
+    /// `narrowProductRows` rows or more, where oneDNN's convolutions are its AVX-512 ones.
+    /// Those block the output along its width, and Block8's maps are three pixels wide:
+    /// its 1×1s ran at 357-361 GFLOP/s in the multi-task model at batch 32 (the stride-1 1×1s
+    /// of Block17 and Block35 at 450-480), and as `sgemm`s the residual 384→1792s took 0.86×
+    /// their time at batch 32, 0.81× at 16, 0.73× at 8, the branches' 1792→192s 0.90-0.92×,
+    /// 0.93-0.99× and 0.89-0.94× (`layer_ab.py`, 7-9 rounds). At batch 4 (36 rows) the
+    /// residual ones took 1.09× and stay oneDNN's; at batch 1 (nine rows) they stream.
+    func multipliesAsGEMM(_ win: Window, rows: Int) -> Bool {
+        guard case .f32 = weights, !bf16, native != nil, oneDNNIsAVX512, win.isPointwise else { return false }
+        return win.outW <= narrowOutputWidth && rows >= narrowProductRows
+    }
+
+    /// True when the layer makes no oneDNN primitive for this output: it streams its kernel
+    /// (`streams`) or multiplies as one `sgemm` (`multipliesAsGEMM`).
+    func bypassesNative(inShape: Shape, outShape: Shape) -> Bool {
+        let rows = outShape[0] * outShape[1] * outShape[2]
+        return streams(rows: rows) || multipliesAsGEMM(window(inShape, outShape), rows: rows)
+    }
+
     /// True when the GEMM path reads the kernel once, in place (`streamsKernel`).
     func streamsOnGEMMPath(rows: Int) -> Bool {
         guard case .f32 = weights, !bf16 else { return false }
@@ -165,6 +194,10 @@ struct ConvKernel {
                                library: library)
                 }
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
+            }
+            if nativeFloat && multipliesAsGEMM(win, rows: rows) {
+                runGEMM()
+                return nil
             }
             if nativeFloat, let winograd = native?.winograd(batch: n) {
                 winograd.run(input: input, n: n, win: win, output: output, epilogue: epilogue, scratch: scratch)
