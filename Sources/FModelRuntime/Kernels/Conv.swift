@@ -118,8 +118,8 @@ struct ConvKernel {
     /// mapped one is read in place): an output at most `narrowOutputWidth` pixels wide on
     /// `narrowProductRows` rows or more, where oneDNN's convolutions are its AVX-512 ones.
     /// Those block the output along its width, and Block8's maps are three pixels wide:
-    /// its 1×1s ran at 357-361 GFLOP/s in the multi-task model at batch 32 (the stride-1 1×1s
-    /// of Block17 and Block35 at 450-480), and as `sgemm`s the residual 384→1792s took 0.86×
+    /// its 1×1s ran at 357-431 GFLOP/s in the multi-task model at batch 32 (the stride-1 1×1s
+    /// of Block17 and Block35 at 427-481), and as `sgemm`s the residual 384→1792s took 0.86×
     /// their time at batch 32, 0.81× at 16, 0.73× at 8, the branches' 1792→192s 0.90-0.92×,
     /// 0.93-0.99× and 0.89-0.94× (`layer_ab.py`, 7-9 rounds). At batch 4 (36 rows) the
     /// residual ones took 1.09× and stay oneDNN's; at batch 1 (nine rows) they stream.
