@@ -391,8 +391,8 @@ public final class Executor: @unchecked Sendable {
         let plan = program.fused ? chainsByBatch[batch] : nil
         let convs = program.instructions.enumerated().compactMap { n, i -> (ConvKernel, Shape, Shape)? in
             // A chain's convolutions need no primitives of their own, nor do those that bypass
-            // oneDNN (streamed ones, narrow 1×1s: `ConvKernel.bypassesNative`), nor
-            // those another batch size runs (`BatchPasses`).
+            // oneDNN (streamed ones, narrow 1×1s: `ConvKernel.bypassesNative`), nor those another
+            // batch size runs (`BatchPasses`).
             guard segment.contains(n), case .conv(let k) = i.step, let native = k.native, !native.tried(batch: batch), plan?.covers(n) != true,
                   float || k.nativeFromFirstRun, !bypassesNative(i, shapes) else { return nil }
             return (k, shapes[i.inputs[0]], shapes[i.output])
@@ -424,7 +424,8 @@ public final class Executor: @unchecked Sendable {
 
     /// The oneDNN chains of `program`'s linear runs at the batch size of `shapes` (kernels not
     /// loaded): each run without the convolutions that make no primitive (streamed ones, narrow
-    /// 1×1s: `ConvKernel.bypassesNative`), which break it, and without pools at its ends; oneDNN takes those with a Winograd layer.
+    /// 1×1s: `ConvKernel.bypassesNative`), which break it, and without pools at its ends; oneDNN
+    /// takes those with a Winograd layer.
     private func makeChains(_ program: Program, shapes: [Shape]) -> [NativeChain] {
         var chains: [NativeChain] = []
         for run in program.linearRuns {
