@@ -450,7 +450,8 @@ public final class Executor: @unchecked Sendable {
     /// (`ConvKernel.bypassesNative`).
     private func bypassesNative(_ instruction: Program.Instruction, _ shapes: [Shape]) -> Bool {
         guard case .conv(let k) = instruction.step else { return false }
-        return k.bypassesNative(inShape: shapes[instruction.inputs[0]], outShape: shapes[instruction.output])
+        let outShape = shapes[instruction.output]
+        return k.bypassesNative(k.window(shapes[instruction.inputs[0]], outShape), rows: outShape[0] * outShape[1] * outShape[2])
     }
 
     /// How many oneDNN chains run the fused program at `batch` (for tests and reports).

@@ -128,12 +128,11 @@ struct ConvKernel {
         return win.outW <= narrowOutputWidth && rows >= narrowProductRows
     }
 
-    /// True when the layer makes no oneDNN primitive for this output: it streams its kernel
-    /// (`streams`) or multiplies as one `sgemm` (`multipliesAsGEMM`).
-    func bypassesNative(inShape: Shape, outShape: Shape) -> Bool {
-        let rows = outShape[0] * outShape[1] * outShape[2]
-        return streams(rows: rows) || multipliesAsGEMM(window(inShape, outShape), rows: rows)
-    }
+    /// True when the layer makes no oneDNN primitive for `rows` output pixels over `win` and runs
+    /// on the GEMM path past the first run too: it streams its kernel (`streams`) or multiplies
+    /// as one `sgemm` (`multipliesAsGEMM`). The one place that says so: `run` follows it, and the
+    /// executor makes no primitive for such a layer and keeps it out of chains.
+    func bypassesNative(_ win: Window, rows: Int) -> Bool { streams(rows: rows) || multipliesAsGEMM(win, rows: rows) }
 
     /// True when the GEMM path reads the kernel once, in place (`streamsKernel`).
     func streamsOnGEMMPath(rows: Int) -> Bool {
@@ -166,12 +165,6 @@ struct ConvKernel {
                              partial: space + columns)
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
             }
-            // Only where a native run may follow: a tiered executor's first run goes to `runGEMM`,
-            // which streams such a layer anyway, and asking `streams` would page in oneDNN's code.
-            if nativeFloat && streams(rows: rows) {
-                runStreamed()
-                return nil
-            }
             // oneDNN's sgemm (which compiles its kernels at its first call) only where oneDNN
             // runs anyway: not on the `gemm` engine, nor on a tiered executor's first run.
             let library = nativeFloat && native != nil
@@ -195,7 +188,10 @@ struct ConvKernel {
                 }
                 epilogue.apply(output, rows: rows, channels: cout, stride: cout, residual: residual)
             }
-            if nativeFloat && multipliesAsGEMM(win, rows: rows) {
+            // The GEMM path on every run (streamed, or one `sgemm`), as the executor planned
+            // (`bypassesNative`). Asked only where a native run may follow: a tiered executor's
+            // first run goes to `runGEMM` anyway, and asking would page in oneDNN's code.
+            if nativeFloat && bypassesNative(win, rows: rows) {
                 runGEMM()
                 return nil
             }
