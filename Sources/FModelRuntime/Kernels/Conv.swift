@@ -39,7 +39,8 @@ typealias Scratch = (_ bytes: Int) -> UnsafeMutableRawPointer
 /// a oneDNN convolution (`ConvKernel.multipliesAsGEMM`).
 let narrowOutputWidth = 4
 
-/// Rows (output pixels of all images) from which such a layer does (`ConvKernel.multipliesAsGEMM`).
+/// Rows (output pixels of all images) from which such a layer does (`ConvKernel.multipliesAsGEMM`);
+/// at least `libraryRows`, so that its product is `dnnl_sgemm`'s.
 let narrowProductRows = 64
 
 /// An activation tensor converted for a oneDNN convolution — quantized to 8 bits (no zero
