@@ -204,6 +204,18 @@ import Testing
         return n
     }
 
+    /// A Const node of float32 `values` (int64 with `int`) and `shape`.
+    static func constant(_ name: String, _ values: [Float], shape: [Int64], int: Bool = false) -> Tensorflow_NodeDef {
+        var t = Tensorflow_TensorProto()
+        t.dtype = int ? .dtInt64 : .dtFloat
+        t.tensorShape.dim = shape.map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
+        if int { t.int64Val = values.map { Int64(exactly: $0) ?? ($0 > 0 ? .max : .min) } } else { t.floatVal = values }
+        var n = node(name, "Const", []), v = Tensorflow_AttrValue()
+        v.tensor = t
+        n.attr["value"] = v
+        return n
+    }
+
     /// The graph input `x`, [?, 4].
     static let input: Tensorflow_NodeDef = {
         var x = node("x", "Placeholder", [])
@@ -234,6 +246,35 @@ import Testing
             Issue.record("imported unsupported ops")
         } catch let ImportError.unsupportedOps(_, ops) {
             #expect(ops == ["AddN ×1 (e.g. out)", "Cumsum ×1 (e.g. c)", "Erf ×2 (e.g. a)"])
+        }
+    }
+
+    /// gelu (exact and tanh form), an ELU's own alpha and swish, which TensorFlow writes out op
+    /// by op, are one activation each (their values against TensorFlow's: `matchesTensorFlow`);
+    /// on b2d5dc4 Erfc, Neg, Pow, Greater and SelectV2 were unsupported ops.
+    @Test func spelledOutActivationsAreOneOp() throws {
+        func activations(_ file: String) throws -> [Activation] {
+            let g = try load(file).0
+            #expect(!g.nodes.contains { $0.op == .mul || $0.op == .scale(1) }, "\(file)")
+            return g.nodes.compactMap { if case .activation(let a) = $0.op { a } else { nil } }
+        }
+        #expect(try activations("smooth_frozen.pb") == [.swish, .elu(alpha: 1), .gelu(approximate: false), .elu(alpha: 0.5), .swish, .gelu(approximate: false)])
+        #expect(try activations("tanh_gelu_frozen.pb") == [.gelu(approximate: true), .elu(alpha: 0.3), .gelu(approximate: true)])
+    }
+
+    /// A subgraph shaped like gelu with another constant is not gelu: its ops stay unsupported.
+    @Test func subgraphsMatchOnTheirConstants() throws {
+        let node = Self.node
+        func gelu(_ k: Float) -> [Tensorflow_NodeDef] {
+            [Self.input, Self.constant("half", [0.5], shape: []), node("mul", "Mul", ["half", "x"]), node("neg", "Neg", ["x"]),
+             Self.constant("k", [k], shape: []), node("mul_1", "Mul", ["neg", "k"]), node("erfc", "Erfc", ["mul_1"]), node("out", "Mul", ["mul", "erfc"])]
+        }
+        #expect(try importNodes(gelu(0.70710677)).nodes.map(\.op) == [.activation(.gelu(approximate: false))])
+        do {
+            _ = try importNodes(gelu(0.6))
+            Issue.record("imported a gelu with another constant")
+        } catch let ImportError.unsupportedOps(_, ops) {
+            #expect(ops == ["Erfc ×1 (e.g. erfc)", "Neg ×1 (e.g. neg)"])
         }
     }
 
@@ -396,20 +437,9 @@ import Testing
     /// Constants a few bytes long that ask for huge, overflowing, NaN or mismatched values:
     /// an error or a model, never a trap, a hang or a giant allocation.
     @Test func hostileConstantsAreErrors() throws {
-        func node(_ name: String, _ op: String, _ inputs: [String] = []) -> Tensorflow_NodeDef {
-            var n = Tensorflow_NodeDef()
-            (n.name, n.op, n.input) = (name, op, inputs)
-            return n
-        }
+        func node(_ name: String, _ op: String, _ inputs: [String] = []) -> Tensorflow_NodeDef { TensorFlowImporterTests.node(name, op, inputs) }
         func const(_ name: String, _ values: [Float], shape: [Int64], int: Bool = false) -> Tensorflow_NodeDef {
-            var t = Tensorflow_TensorProto()
-            t.dtype = int ? .dtInt64 : .dtFloat
-            t.tensorShape.dim = shape.map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
-            if int { t.int64Val = values.map { Int64(exactly: $0) ?? ($0 > 0 ? .max : .min) } } else { t.floatVal = values }
-            var n = node(name, "Const"), v = Tensorflow_AttrValue()
-            v.tensor = t
-            n.attr["value"] = v
-            return n
+            TensorFlowImporterTests.constant(name, values, shape: shape, int: int)
         }
         var x = node("x", "Placeholder"), shape = Tensorflow_AttrValue()
         shape.shape.dim = [Int64(-1), 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }

@@ -128,22 +128,6 @@ extension TFLowering {
         }
     }
 
-    /// `x · rsqrt(max(sum(x², axis, keepdims), ε))`: x and ε when `node` is that Mul.
-    func l2Normalize(_ node: Tensorflow_NodeDef) -> (TFRef, Float)? {
-        let refs = node.input.filter { !$0.hasPrefix("^") }.map { TFRef($0) }
-        guard refs.count == 2 else { return nil }
-        for (x, other) in [(refs[0], refs[1]), (refs[1], refs[0])] {
-            guard let rsqrt = nodes[other.node], rsqrt.op == "Rsqrt", let r0 = rsqrt.input.first,
-                  let maximum = nodes[TFRef(r0).node], maximum.op == "Maximum", maximum.input.count == 2 else { continue }
-            let sumRef = TFRef(maximum.input[0]), epsRef = TFRef(maximum.input[1])
-            guard let sum = nodes[sumRef.node], sum.op == "Sum", let s0 = sum.input.first, let square = nodes[TFRef(s0).node],
-                  square.op == "Square", square.input.first.map({ TFRef($0) }) == x, let epsNode = nodes[epsRef.node], epsNode.op == "Const",
-                  let eps = try? HostTensor(epsNode.attr["value"]?.tensor ?? .init(), node: epsNode.name, path: path).scalar else { continue }
-            return (x, Float(eps))
-        }
-        return nil
-    }
-
     private func pair(_ v: Tensorflow_AttrValue?, _ node: String, default d: [Int]? = nil) throws(ImportError) -> [Int] {
         let list = (v?.list.i ?? []).map { Int($0) }
         if list.isEmpty, let d { return d }

@@ -238,11 +238,11 @@ struct TFLowering {
         default:
             break
         }
-        // l2_normalize (Square→Sum→Maximum→Rsqrt→Mul) is one op: read only its x.
-        if node.op == "Mul", let (x, eps) = l2Normalize(node) {
+        // A subgraph TensorFlow spells out for one op (l2_normalize, gelu, ELU's alpha): read only its x.
+        if let (x, op) = subgraph(node) {
             switch try input(x) {
             case .dynamic(let v):
-                do { return [.dynamic(try builder.add(node.name, .l2Normalize(epsilon: eps), inputs: [v]))] } catch { throw fail(node.name, error.reason(at: node.name)) }
+                do { return [.dynamic(try builder.add(node.name, op, inputs: [v]))] } catch { throw fail(node.name, error.reason(at: node.name)) }
             case let other: return [other]
             }
         }
