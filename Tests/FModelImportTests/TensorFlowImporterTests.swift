@@ -278,6 +278,29 @@ import Testing
         }
     }
 
+    /// A Reshape's target may hold the batch, unknown at import, as its first element, moved
+    /// there from `Shape` by StridedSlice and Pack (a frozen Keras Reshape: `attention_frozen.pb`,
+    /// which needed `--inputs` on ce9a911); arithmetic on it is an error naming the node and
+    /// `--inputs`, not a computation with -1.
+    @Test func unknownBatchReachesOnlyAReshapeTarget() throws {
+        let node = Self.node
+        func graph(_ batch: String, _ extra: [Tensorflow_NodeDef] = []) -> [Tensorflow_NodeDef] {
+            var slice = node("batch", "StridedSlice", ["shape", "begin", "end", "step"]), shrink = Tensorflow_AttrValue()
+            shrink.i = 1
+            slice.attr["shrink_axis_mask"] = shrink
+            return [Self.input, node("shape", "Shape", ["x"]), Self.constant("begin", [0], shape: [1], int: true), Self.constant("end", [1], shape: [1], int: true),
+                    Self.constant("step", [1], shape: [1], int: true), slice, Self.constant("two", [2], shape: [], int: true)] + extra
+                + [node("target", "Pack", [batch, "two", "two"]), node("out", "Reshape", ["x", "target"])]
+        }
+        #expect(try importNodes(graph("batch")).nodes.map(\.op) == [.reshape(shape: [2, 2])])
+        do {
+            _ = try importNodes(graph("twice", [node("twice", "Mul", ["batch", "two"])]))
+            Issue.record("imported arithmetic on the unknown batch")
+        } catch let ImportError.badGraph(_, node, reason) {
+            #expect(node == "twice" && reason.contains("--inputs"), "\(node ?? "") \(reason)")
+        }
+    }
+
     /// A value list shorter than the shape repeats its last value, and an empty one is zeros,
     /// as TensorFlow fills a tensor: a frozen Keras Reshape's `strided_slice` begins at `[0]`
     /// stored as no values (`attention_frozen.pb`), which was refused as holding 0 values.

@@ -57,6 +57,16 @@ enum ConstantFolding {
         }
     }
 
+    /// Where `op`, folding `inputs`, puts the elements that stand for the unknown batch: the
+    /// same op on masks of them (1 at the batch), its other inputs (slice bounds, the axis) as
+    /// they are. For the ops `TFLowering.checkUnknownBatch` lets read the batch.
+    static func unknownBatch(_ op: String, _ inputs: [HostTensor], attr: [String: Tensorflow_AttrValue], fail: Fail) throws(ImportError) -> [Int] {
+        let moved = op == "StridedSlice" ? 0..<1 : op == "ConcatV2" ? 0..<(inputs.count - 1) : inputs.indices
+        let masks = inputs.indices.map { moved.contains($0) ? inputs[$0].unknownBatchMask : inputs[$0] }
+        guard let mask = try evaluate(op, masks, attr: attr, fail: fail)?.doubles else { return [] }
+        return mask.indices.filter { mask[$0] != 0 }
+    }
+
     static func unary(_ x: HostTensor, _ f: (Double) -> Double) -> HostTensor { x.with(x.doubles.map(f), shape: x.shape) }
 
     /// NumPy-style broadcasting of two tensors.

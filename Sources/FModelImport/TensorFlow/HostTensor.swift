@@ -31,8 +31,20 @@ struct HostTensor: Equatable {
 
     var shape: [Int]
     var values: Values
+    /// The flat indices of the elements that stand for the graph's batch size, unknown at
+    /// import (`Shape(x)[0]`, as a frozen Keras Reshape reads it), each -1. Only ops that move
+    /// elements carry them (`TFLowering.carriesUnknownBatch`), to where a Reshape's target
+    /// may hold the batch.
+    var unknownBatch: [Int] = []
 
     var count: Int { shape.reduce(1, *) }
+
+    /// 1 where an element is the unknown batch, else 0.
+    var unknownBatchMask: HostTensor {
+        var mask = [Float](repeating: 0, count: count)
+        for i in unknownBatch { mask[i] = 1 }
+        return HostTensor(floats: mask, shape: shape)
+    }
 
     init(shape: [Int], values: Values) {
         self.shape = shape

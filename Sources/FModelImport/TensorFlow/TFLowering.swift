@@ -253,6 +253,7 @@ struct TFLowering {
         let refs = node.input.map(TFRef.init), values = try self.inputs(refs)
         let anyDead = values.contains { if case .dead = $0 { true } else { false } }
         let inputs = zip(refs, values).filter { !$0.0.isControl }.map(\.1)
+        try checkUnknownBatch(node, inputs)
         switch node.op {
         case "Switch": return try switchOutputs(node, inputs)
         case "Merge":
@@ -271,15 +272,40 @@ struct TFLowering {
         }
         let consts = inputs.compactMap { if case .const(let c) = $0 { return c } else { return nil } }
         if consts.count == inputs.count, !inputs.isEmpty,
-           let folded = try ConstantFolding.evaluate(node.op, consts, attr: node.attr, fail: { self.fail(node.name, $0) }) {
+           var folded = try ConstantFolding.evaluate(node.op, consts, attr: node.attr, fail: { self.fail(node.name, $0) }) {
+            if consts.contains(where: { !$0.unknownBatch.isEmpty }) {
+                folded.unknownBatch = try ConstantFolding.unknownBatch(node.op, consts, attr: node.attr, fail: { self.fail(node.name, $0) })
+            }
             return [.const(folded)]
         }
         if node.op == "Shape", case .dynamic(let v) = inputs[0] {
+            // The batch, unknown, is -1 and marked as such; another unknown size is an error.
             let s = builder.shape(v)
-            guard s.dims.allSatisfy({ $0 >= 0 }) else { throw fail(node.name, "Shape of \(s) needs a known batch: give --inputs NAME:1x...") }
-            return [.const(HostTensor(ints: s.dims.map(Int64.init), shape: [s.rank]))]
+            guard s.dims.dropFirst().allSatisfy({ $0 >= 0 }) else { throw fail(node.name, "Shape of \(s) needs its sizes known: give --inputs NAME:1x...") }
+            var shape = HostTensor(ints: s.dims.map(Int64.init), shape: [s.rank])
+            if s.rank > 0, s[0] < 0 { shape.unknownBatch = [0] }
+            return [.const(shape)]
         }
         return [try lower(node, inputs)]
+    }
+
+    /// Refuses a node that reads the unknown batch size other than to move it (an identity,
+    /// StridedSlice, Pack, ConcatV2) into a Reshape's target as its first element, where the
+    /// batch is: arithmetic on it would compute with -1 without a word.
+    func checkUnknownBatch(_ node: Tensorflow_NodeDef, _ inputs: [TFValue]) throws(ImportError) {
+        for (i, v) in inputs.enumerated() {
+            guard case .const(let c) = v, !c.unknownBatch.isEmpty else { continue }
+            let carried = switch node.op {
+            case "Identity", "StopGradient", "Snapshot", "PreventGradient", "IdentityN", "Merge", "Pack": true
+            case "Switch", "StridedSlice": i == 0
+            case "ConcatV2": i < inputs.count - 1
+            case "Reshape": i == 1 && c.unknownBatch == [0]
+            default: false
+            }
+            guard carried else {
+                throw fail(node.name, "\(node.op) reads the batch size, which is unknown here: give it with --inputs NAME:1x... (the .fmodel still runs any batch)")
+            }
+        }
     }
 
     mutating func switchOutputs(_ node: Tensorflow_NodeDef, _ inputs: [TFValue]) throws -> [TFValue] {
