@@ -3,7 +3,8 @@
 
 Builds each model of `keras.applications` with random weights (`weights=None`: nothing is
 downloaded) in tf-keras and in Keras 3, saves it in the forms each writes (tf-keras `.h5`; Keras 3
-`.keras` and `.h5`), runs it in Keras on seeded pixels, imports it with `fmodel import` and runs
+`.keras` and `.h5`) and, from each, its TensorFlow graph frozen (`.pb`), runs it in Keras on
+seeded pixels, imports each with `fmodel import` and runs
 it with `fmodel run`, and prints one row a model and form: the largest difference from Keras's
 output (the logits: `classifier_activation=None`, as a softmax over random weights is near
 uniform), or fmodel's error. The pixels are uniform in [-1, 1], what most of these models are
@@ -50,6 +51,13 @@ np.save(os.path.join(out, "keras.npy"), model.predict(x, verbose=0))
 forms = ["h5"] if legacy else ["keras", "h5"]
 for form in forms:
     model.save(os.path.join(out, f"model.{form}"))
+# The TensorFlow graph of the model's call, its variables frozen to constants, as a frozen .pb.
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+call = tf.function(lambda pixels: model(pixels, training=False)).get_concrete_function(tf.TensorSpec([None, side, side, 3], tf.float32))
+with open(os.path.join(out, "model.pb"), "wb") as f:
+    f.write(convert_variables_to_constants_v2(call).graph.as_graph_def().SerializeToString())
+forms.append("pb")
 print(json.dumps(forms))
 """
 

@@ -228,9 +228,10 @@ import Testing
     }()
 
     /// Imports a GraphDef of `nodes`, written to a temporary file.
-    func importNodes(_ nodes: [Tensorflow_NodeDef]) throws -> Graph {
+    func importNodes(_ nodes: [Tensorflow_NodeDef], functions: [Tensorflow_FunctionDef] = []) throws -> Graph {
         var g = Tensorflow_GraphDef()
         g.node = nodes
+        g.library.function = functions
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try #require(FileManager.default.createFile(atPath: dir + "/g.pb", contents: try g.serializedData()), "the test could not write its input")
@@ -260,6 +261,89 @@ import Testing
         }
         #expect(try activations("smooth_frozen.pb") == [.swish, .elu(alpha: 1), .gelu(approximate: false), .elu(alpha: 0.5), .swish, .gelu(approximate: false)])
         #expect(try activations("tanh_gelu_frozen.pb") == [.gelu(approximate: true), .elu(alpha: 0.3), .gelu(approximate: true)])
+    }
+
+    /// Keras layers that a frozen graph writes out in TensorFlow's ops, each one IR op again:
+    /// `Conv2D(groups=channels)`, which stays a call of a function holding its Conv2D (inlined,
+    /// then a depthwise convolution); LayerNormalization as `moments` and `batch_normalization`
+    /// (tf-keras's, Keras 3's) or as tf-keras's fused form (a FusedBatchNorm in training mode over
+    /// a reshape); a Dense layer over pixels (`tf.tensordot`); Cropping2D (a StridedSlice). Their
+    /// values against TensorFlow's: `matchesTensorFlow`. On fb61b9b none of the three imported
+    /// (`Tools/keras_applications.py`: ConvNeXtTiny's and NASNetMobile's frozen graphs neither).
+    @Test func kerasLayersComeBackFromTheirOps() throws {
+        func kinds(_ file: String) throws -> [String] { try load(file).0.nodes.map(\.op.kind) }
+        for file in ["convnext_frozen.pb", "keras3_convnext_frozen.pb"] {
+            let k = try kinds(file)
+            #expect(k.filter { $0 == "depthwise_conv2d" }.count == 1 && k.filter { $0 == "layer_norm" }.count == 2
+                    && k.filter { $0 == "dense" }.count == 2 && !k.contains("conv2d"), "\(file): \(k)")
+        }
+        #expect(try load("cropping_frozen.pb").0.nodes.map(\.op).filter { $0.kind == "crop" }
+                == [.crop(top: 1, bottom: 0, left: 0, right: 2), .crop(top: 1, bottom: 1, left: 1, right: 1)])
+    }
+
+    /// A function call whose function is missing, calls itself, or takes other inputs is an
+    /// error naming the call; a grouped Conv2D of groups other than one a channel, and a
+    /// StridedSlice of an activation that cuts its channels, are errors naming the node.
+    @Test func callsAndSlicesOutsideTheirFormsAreErrors() throws {
+        let node = Self.node
+        func call(_ name: String, _ f: String, _ inputs: [String]) -> Tensorflow_NodeDef {
+            var n = node(name, "PartitionedCall", inputs), attr = Tensorflow_AttrValue()
+            attr.func.name = f
+            n.attr["f"] = attr
+            return n
+        }
+        func function(_ name: String, calling callee: String?) -> Tensorflow_FunctionDef {
+            var f = Tensorflow_FunctionDef()
+            f.signature.name = name
+            var arg = Tensorflow_OpDef.ArgDef(), out = Tensorflow_OpDef.ArgDef()
+            (arg.name, out.name) = ("inputs", "identity")
+            (f.signature.inputArg, f.signature.outputArg) = ([arg], [out])
+            f.nodeDef = [callee.map { call("inner", $0, ["inputs"]) } ?? node("inner", "Relu", ["inputs"])]
+            f.ret = ["identity": callee == nil ? "inner:activations:0" : "inner:output:0"]
+            return f
+        }
+        #expect(try importNodes([Self.input, call("c", "relu", ["x"])], functions: [function("relu", calling: nil)]).nodes.map(\.op) == [.activation(.relu)])
+        // A node of a 1 MB name, inlined 100 times: 100 MB of names from a 1 MB file.
+        var long = function("long", calling: nil)
+        long.nodeDef[0].name = String(repeating: "n", count: 1 << 20)
+        long.ret = ["identity": long.nodeDef[0].name + ":activations:0"]
+        let cases: [(String, [Tensorflow_NodeDef], [Tensorflow_FunctionDef], String)] = [
+            ("missing", [Self.input, call("c", "gone", ["x"])], [], "does not hold"),
+            ("recursive", [Self.input, call("c", "loop", ["x"])], [function("loop", calling: "loop")], "deep"),
+            ("two inputs", [Self.input, call("c", "relu", ["x", "x"])], [function("relu", calling: nil)], "takes 1"),
+            ("long names", [Self.input] + (0..<100).map { call("c\($0)", "long", ["x"]) }, [long], "MB of node names"),
+        ]
+        for (what, nodes, functions, says) in cases {
+            do {
+                _ = try importNodes(nodes, functions: functions)
+                Issue.record("\(what): imported")
+            } catch let ImportError.badGraph(_, name, reason) {
+                #expect(name?.hasPrefix("c") == true && reason.contains(says), "\(what): \(name ?? "") \(reason)")
+            }
+        }
+        var image = Self.node("image", "Placeholder", []), shape = Tensorflow_AttrValue()
+        shape.shape.dim = [Int64(-1), 4, 4, 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
+        image.attr["shape"] = shape
+        var strides = Tensorflow_AttrValue(), padding = Tensorflow_AttrValue()
+        (strides.list.i, padding.s) = ([1, 1, 1, 1], Data("SAME".utf8))
+        var grouped = node("grouped", "Conv2D", ["image", "k"])
+        (grouped.attr["strides"], grouped.attr["padding"]) = (strides, padding)
+        var slice = node("slice", "StridedSlice", ["image", "b", "e", "s"]), wholeBatch = Tensorflow_AttrValue()
+        wholeBatch.i = 1
+        slice.attr["end_mask"] = wholeBatch
+        let refused: [(String, [Tensorflow_NodeDef], String)] = [
+            ("grouped", [image, Self.constant("k", [Float](repeating: 1, count: 32), shape: [1, 1, 2, 16]), grouped], "groups of 2"),
+            ("slice", [image, Self.constant("b", [0, 0, 0, 1], shape: [4], int: true), Self.constant("e", [0, 0, 0, 3], shape: [4], int: true),
+                       Self.constant("s", [1, 1, 1, 1], shape: [4], int: true), slice], "channels whole"),
+        ]
+        for (name, nodes, says) in refused {
+            do {
+                _ = try importNodes(nodes)
+                Issue.record("\(name): imported")
+            } catch let ImportError.badGraph(_, node, reason) {
+                #expect(node == name && reason.contains(says), "\(name): \(node ?? "") \(reason)")
+            }
+        }
     }
 
     /// A subgraph shaped like gelu with another constant is not gelu: its ops stay unsupported.

@@ -16,6 +16,18 @@ extension TFLowering {
             try requireNHWC(a, name)
             let attrs = ConvAttributes(strides: try pair(a["strides"], name), dilations: try pair(a["dilations"], name, default: [1, 1]),
                                        padding: try padding(a, name))
+            let channels = builder.shape(x).last
+            if node.op == "Conv2D", w.shape.count == 4, w.shape[2] != channels, channels > 0 {
+                // Grouped (a kernel of fewer input channels than the input): tf-keras's
+                // Conv2D(groups=) as XLA compiles it. One group an input channel is a depthwise
+                // convolution, the kernel [h, w, 1, out] read as HWCM, [h, w, channels, out / channels].
+                guard w.shape[2] == 1, w.shape[3] % channels == 0 else {
+                    throw fail(name, "Conv2D of \(channels) input channels by a kernel of \(w.shape[2]): groups of \(w.shape[2]) channels are not supported (only one channel a group, a depthwise convolution)")
+                }
+                let kernel = w.tensor
+                return try emit(name, .depthwiseConv2D(attrs), [x],
+                                ["kernel": Tensor(dtype: kernel.dtype, shape: [w.shape[0], w.shape[1], channels, w.shape[3] / channels], storage: kernel.storage)])
+            }
             return try emit(name, node.op == "Conv2D" ? .conv2D(attrs) : .depthwiseConv2D(attrs), [x], ["kernel": w.tensor])
         case "BiasAdd":
             guard let x = dyn(0), let b = const(1) else { return record(node) }
@@ -75,6 +87,9 @@ extension TFLowering {
             guard i >= 1, i <= s.count else { return record(node) }
             s.insert(1, at: i)
             return try emit(name, .reshape(shape: Array(s.dropFirst())), [x])
+        case "StridedSlice":
+            guard let x = dyn(0), let begin = const(1)?.ints, let end = const(2)?.ints, let strides = const(3)?.ints else { return record(node) }
+            return try emit(name, try crop(x, begin: begin, end: end, strides: strides, a, name), [x])
         case "Pad", "PadV2":
             guard let x = dyn(0), let p = const(1)?.ints, p.count == 8, p[0] == 0, p[1] == 0, p[6] == 0, p[7] == 0,
                   node.op == "Pad" || const(2)?.scalar == 0 else { return record(node) }
@@ -126,6 +141,30 @@ extension TFLowering {
         default:
             return record(node)
         }
+    }
+
+    /// A StridedSlice of an activation that keeps its batch and channels and cuts rows and
+    /// columns off its edges (Keras's Cropping2D: `x[:, top:-bottom, left:-right, :]`).
+    private func crop(_ x: String, begin: [Int], end: [Int], strides: [Int], _ a: [String: Tensorflow_AttrValue], _ node: String) throws(ImportError) -> Op {
+        let s = builder.shape(x)
+        let (beginMask, endMask) = (Int(a["begin_mask"]?.i ?? 0), Int(a["end_mask"]?.i ?? 0))
+        let others = [a["ellipsis_mask"], a["new_axis_mask"], a["shrink_axis_mask"]].map { $0?.i ?? 0 }
+        guard s.rank == 4, begin.count == 4, end.count == 4, strides == [1, 1, 1, 1], others == [0, 0, 0] else {
+            throw fail(node, "StridedSlice of an activation \(s) by begin \(begin), end \(end), strides \(strides): only a crop of height and width (strides 1, no new, shrunk or elided axes) is supported")
+        }
+        /// Axis i's kept range [from, to), or nil when not known.
+        func kept(_ i: Int) -> (Int, Int)? {
+            let n = s[i]
+            if n < 0 { return (beginMask >> i & 1 == 1 || begin[i] == 0) && endMask >> i & 1 == 1 ? (0, n) : nil }  // unknown, kept whole
+            func place(_ v: Int) -> Int { min(max(v < 0 ? v + n : v, 0), n) }
+            let from = beginMask >> i & 1 == 1 ? 0 : place(begin[i]), to = endMask >> i & 1 == 1 ? n : place(end[i])
+            return (from, max(to, from))
+        }
+        guard let batch = kept(0), let rows = kept(1), let columns = kept(2), let channels = kept(3),
+              batch == (0, s[0]), channels == (0, s[3]) else {
+            throw fail(node, "StridedSlice of an activation \(s) by begin \(begin), end \(end) (masks \(beginMask), \(endMask)): only a crop of height and width is supported, keeping the batch and channels whole")
+        }
+        return .crop(top: rows.0, bottom: s[1] - rows.1, left: columns.0, right: s[2] - columns.1)
     }
 
     private func pair(_ v: Tensorflow_AttrValue?, _ node: String, default d: [Int]? = nil) throws(ImportError) -> [Int] {

@@ -1,25 +1,50 @@
 import FModelCore
 
 /// Subgraphs in which TensorFlow writes out, op by op, what the IR has as one op: matched at
-/// their last node, which is then lowered to that op on the one activation they read. Their
-/// inner nodes are never evaluated, so ops the lowering has no kernel for (Erfc, Pow, Greater,
-/// SelectV2) are no obstacle there; anywhere else they stay unsupported.
+/// their last node, which is then lowered to that op on the one activation they read (and the
+/// constants they name as its parameters). Their inner nodes are never evaluated, so ops the
+/// lowering has no kernel for (Erfc, Pow, Greater, SelectV2; a Tensordot's shape arithmetic on
+/// the unknown batch) are no obstacle there; anywhere else they stay unsupported.
+struct TFSubgraph {
+    /// The activation the op reads.
+    var input: TFRef
+    var op: Op
+    /// The op's parameters by role: constants the lowering evaluates, each flattened to one axis
+    /// of the input's channels when `perChannel` (a LayerNormalization's gamma and beta, which
+    /// Keras 3 reshapes to [1, 1, 1, C]).
+    var params: [(role: String, ref: TFRef, perChannel: Bool)] = []
+    /// The axis the op works along, which must be the input's last (-1 or its rank less one),
+    /// and the rank the input must have: checked once the input is lowered.
+    var axis: Int = -1
+    var rank: Int? = nil
+}
+
 extension TFLowering {
-    /// The op and its input when `node` ends one of these subgraphs:
+    /// The subgraph `node` ends, if any:
     /// - `l2_normalize`: `x · rsqrt(max(sum(x², axis, keepdims), ε))`;
     /// - `tf.nn.gelu`, exact: `0.5 · x · erfc(−x · √½)`;
     /// - `tf.nn.gelu(approximate=True)`: `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`;
     /// - swish (`tf.nn.silu`): `x · sigmoid(x)`, or `x · sigmoid(1 · x)` as tf-keras writes it;
-    /// - Keras's ELU with alpha other than 1: `where(x > 0, elu(x), alpha · elu(x))`.
-    func subgraph(_ node: Tensorflow_NodeDef) -> (TFRef, Op)? {
+    /// - Keras's ELU with alpha other than 1: `where(x > 0, elu(x), alpha · elu(x))`;
+    /// - LayerNormalization over the last axis, as tf-keras's and Keras 3's `moments` and
+    ///   `batch_normalization` write it, or tf-keras's fused form: the activation reshaped to
+    ///   [1, pixels, channels, 1], a FusedBatchNorm of it in training mode, NCHW, with a scale of
+    ///   ones and an offset of zeros (each pixel a "channel"), reshaped back;
+    /// - a Dense layer on more than two axes, which `tf.tensordot` writes as a MatMul between
+    ///   two Reshapes.
+    func subgraph(_ node: Tensorflow_NodeDef) -> TFSubgraph? {
         switch node.op {
         case "Mul":
-            if let (x, eps) = l2Normalize(node) { return (x, .l2Normalize(epsilon: eps)) }
-            if let (x, approximate) = gelu(node) { return (x, .activation(.gelu(approximate: approximate))) }
-            if let x = swish(node) { return (x, .activation(.swish)) }
+            if let (x, eps) = l2Normalize(node) { return TFSubgraph(input: x, op: .l2Normalize(epsilon: eps)) }
+            if let (x, approximate) = gelu(node) { return TFSubgraph(input: x, op: .activation(.gelu(approximate: approximate))) }
+            if let x = swish(node) { return TFSubgraph(input: x, op: .activation(.swish)) }
             return nil
         case "SelectV2", "Select":
-            return scaledElu(node).map { ($0.0, .activation(.elu(alpha: $0.1))) }
+            return scaledElu(node).map { TFSubgraph(input: $0.0, op: .activation(.elu(alpha: $0.1))) }
+        case "Add", "AddV2":
+            return layerNorm(node)
+        case "Reshape":
+            return tensordot(node) ?? fusedLayerNorm(node)
         default:
             return nil
         }
@@ -85,7 +110,127 @@ extension TFLowering {
         return (g[0], Float(alpha))
     }
 
+    /// `x · s + shift`, where `s = rsqrt(variance + ε) [· gamma]` and the shift is
+    /// `beta − mean · s` or `−mean · s` (tf-keras) or `−mean · s + beta` (Keras 3), over the
+    /// last axis: mean and variance `Mean`s of x and of `SquaredDifference(x, mean)` there.
+    private func layerNorm(_ node: Tensorflow_NodeDef) -> TFSubgraph? {
+        for (term, shift) in orders(node) {
+            for (x, s) in orders(producer(term, "Mul")) {
+                guard let (eps, variance, gamma) = normScale(s) else { continue }
+                var beta: TFRef?, mean: TFRef?
+                if let sub = producer(shift, "Sub"), case let d = dataInputs(sub), d.count == 2 {
+                    (beta, mean) = (d[0], centre(d[1], s))
+                } else if let neg = producer(shift, "Neg"), let first = dataInputs(neg).first {
+                    mean = centre(first, s)
+                } else {
+                    for (product, b) in orders(producer(shift, "Add", "AddV2")) {
+                        if let m = negatedCentre(product, s) { (beta, mean) = (b, m); break }
+                    }
+                    if beta == nil { mean = negatedCentre(shift, s) }
+                }
+                guard let mean, let m = producer(mean, "Mean"), let axis = meanAxis(m, of: x),
+                      let v = producer(variance, "Mean"), let squares = dataInputs(v).first, meanAxis(v, of: squares) == axis,
+                      let d = producer(squares, "SquaredDifference"), case let e = dataInputs(d), e.count == 2, e[0] == x,
+                      e[1] == mean || producer(e[1], "StopGradient").map({ dataInputs($0) == [mean] }) == true else { continue }
+                var params: [(String, TFRef, Bool)] = []
+                if let gamma { params.append(("gamma", gamma, true)) }
+                if let beta { params.append(("beta", beta, true)) }
+                return TFSubgraph(input: x, op: .layerNorm(epsilon: Float(eps)), params: params, axis: axis)
+            }
+        }
+        return nil
+    }
+
+    /// ε, the variance and gamma (nil when unscaled) when `s` is `rsqrt(variance + ε) [· gamma]`.
+    private func normScale(_ s: TFRef) -> (Double, TFRef, TFRef?)? {
+        func rsqrt(_ r: TFRef) -> (Double, TFRef)? {
+            guard let n = producer(r, "Rsqrt"), let (eps, variance) = scaled(producer(dataInputs(n).first, "Add", "AddV2")) else { return nil }
+            return (eps, variance)
+        }
+        if let (eps, variance) = rsqrt(s) { return (eps, variance, nil) }
+        for (r, gamma) in orders(producer(s, "Mul")) {
+            if let (eps, variance) = rsqrt(r) { return (eps, variance, gamma) }
+        }
+        return nil
+    }
+
+    /// The mean when `product` is `mean · s` (either order).
+    private func centre(_ product: TFRef, _ s: TFRef) -> TFRef? {
+        orders(producer(product, "Mul")).first { $0.1 == s }?.0
+    }
+
+    /// The mean when `product` is `−mean · s`.
+    private func negatedCentre(_ product: TFRef, _ s: TFRef) -> TFRef? {
+        guard let negated = centre(product, s), let neg = producer(negated, "Neg") else { return nil }
+        return dataInputs(neg).first
+    }
+
+    /// The one axis over which `mean` averages `x`, keeping it.
+    private func meanAxis(_ mean: Tensorflow_NodeDef, of x: TFRef) -> Int? {
+        let d = dataInputs(mean)
+        guard d.count == 2, d[0] == x, mean.attr["keep_dims"]?.b == true, let axes = constantValue(d[1])?.ints, axes.count == 1 else { return nil }
+        return axes[0]
+    }
+
+    /// tf-keras's fused LayerNormalization (its gamma and beta follow as a Mul and an Add):
+    /// `Reshape(FusedBatchNorm(Reshape(x, [1, ∏ shape[..<k], ∏ shape[k...], 1]), ones, zeros;
+    /// training, NCHW), Shape(x))`, which normalises over the axes from k on.
+    private func fusedLayerNorm(_ node: Tensorflow_NodeDef) -> TFSubgraph? {
+        let d = dataInputs(node)
+        guard d.count == 2, let bn = producer(d[0], "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"),
+              bn.attr["is_training"]?.b == true, bn.attr["data_format"].map({ String(decoding: $0.s, as: UTF8.self) }) == "NCHW",
+              case let b = dataInputs(bn), b.count >= 3, fill(b[1]) == 1, fill(b[2]) == 0,
+              let inner = producer(b[0], "Reshape"), case let r = dataInputs(inner), r.count == 2,
+              let x = r.first, let restored = producer(d[1], "Shape"), dataInputs(restored) == [x],
+              let pack = producer(r[1], "Pack"), case let p = dataInputs(pack), p.count == 4,
+              scalarConstant(p[0]) == 1, scalarConstant(p[3]) == 1,
+              let prod = producer(p[2], "Prod"), let slice = producer(dataInputs(prod).first, "StridedSlice"),
+              case let s = dataInputs(slice), s.count == 4, let shape = producer(s[0], "Shape"), dataInputs(shape) == [x],
+              slice.attr["end_mask"]?.i == 1, let from = constantValue(s[1])?.ints, from.count == 1 else { return nil }
+        return TFSubgraph(input: x, op: .layerNorm(epsilon: bn.attr["epsilon"]?.f ?? 0.001), axis: from[0])
+    }
+
+    /// The value a `Fill` of a scalar constant fills with.
+    private func fill(_ ref: TFRef) -> Double? {
+        guard let f = producer(ref, "Fill"), case let d = dataInputs(f), d.count == 2 else { return nil }
+        return scalarConstant(d[1])
+    }
+
+    /// `tf.tensordot(x, W, [[last], [0]])`: `Reshape(MatMul(Reshape(Transpose(x, identity), …), W), …)`,
+    /// a Dense layer's product on more than two axes; the product is over x's last axis.
+    private func tensordot(_ node: Tensorflow_NodeDef) -> TFSubgraph? {
+        guard let matmul = producer(dataInputs(node).first, "MatMul"), case let m = dataInputs(matmul), m.count == 2,
+              !(matmul.attr["transpose_a"]?.b ?? false), !(matmul.attr["transpose_b"]?.b ?? false),
+              let flat = producer(m[0], "Reshape"), let transpose = producer(dataInputs(flat).first, "Transpose"),
+              case let t = dataInputs(transpose), t.count == 2, let perm = constantValue(t[1])?.ints, perm == Array(0..<perm.count),
+              perm.count >= 3 else { return nil }
+        return TFSubgraph(input: t[0], op: .dense(activation: .linear), params: [("kernel", m[1], false)], rank: perm.count)
+    }
+
     // MARK: - Matching
+
+    /// A commutative binary node's two inputs in both orders (none when it is not one).
+    private func orders(_ node: Tensorflow_NodeDef?) -> [(TFRef, TFRef)] {
+        guard let node, case let d = dataInputs(node), d.count == 2 else { return [] }
+        return [(d[0], d[1]), (d[1], d[0])]
+    }
+
+    private func orders(_ node: Tensorflow_NodeDef) -> [(TFRef, TFRef)] { orders(Optional(node)) }
+
+    /// The value of a small constant subtree (Const nodes, identities and foldable ops over
+    /// them, at most 8 deep): shape arguments such as axes and permutations.
+    func constantValue(_ ref: TFRef, depth: Int = 8) -> HostTensor? {
+        guard depth > 0, let n = nodes[ref.node], ref.output == 0 else { return nil }
+        switch n.op {
+        case "Const":
+            guard weights[n.name] == nil else { return nil }  // a weight, not a shape argument
+            return try? HostTensor(n.attr["value"]?.tensor ?? .init(), node: n.name, path: path)
+        default:
+            let values = dataInputs(n).map { constantValue($0, depth: depth - 1) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
+            return try? ConstantFolding.evaluate(n.op, values.map { $0! }, attr: n.attr, fail: { self.fail(n.name, $0) })
+        }
+    }
 
     private func dataInputs(_ node: Tensorflow_NodeDef) -> [TFRef] {
         node.input.filter { !$0.hasPrefix("^") }.map(TFRef.init)
@@ -97,11 +242,8 @@ extension TFLowering {
         return n
     }
 
-    /// The value of a scalar Const node.
-    private func scalarConstant(_ ref: TFRef) -> Double? {
-        guard let n = producer(ref, "Const") else { return nil }
-        return (try? HostTensor(n.attr["value"]?.tensor ?? .init(), node: n.name, path: path))?.scalar
-    }
+    /// The value of a scalar constant.
+    private func scalarConstant(_ ref: TFRef) -> Double? { constantValue(ref)?.scalar }
 
     /// A commutative binary node (Mul, Add) of a scalar constant and another input: the
     /// constant and that input.

@@ -36,10 +36,11 @@ struct TFLowering {
         var map: [String: Tensorflow_NodeDef] = [:], contents: [String: UnsafeRawBufferPointer] = [:]
         // Of two nodes of one name, the last is the one read: its weight, or none.
         for (i, n) in g.node.enumerated() { (map[n.name], contents[n.name]) = (n, frozen.content(i)) }
+        try FunctionInlining.inline(&map, library: g.library.function, maxNodes: Self.maxNodes, path: path)
         nodes = map
         weights = contents
         order = g.node.map(\.name)
-        for n in g.node { for i in n.input { pendingReaders[TFRef(i).node, default: 0] += 1 } }
+        for n in map.values { for i in n.input { pendingReaders[TFRef(i).node, default: 0] += 1 } }
         for spec in cut.inputs {
             let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard map[parts[0]] != nil else { throw .badGraph(path: path, node: parts[0], reason: "--inputs names a node the graph does not have") }
@@ -60,6 +61,10 @@ struct TFLowering {
         outputNodes = Set(outputs.map { TFRef($0).node })
         for o in outputs where map[TFRef(o).node] == nil { throw .badGraph(path: path, node: o, reason: "--outputs names a node the graph does not have") }
     }
+
+    /// The most nodes a graph may have once its function calls are inlined (as many as
+    /// `TensorFlowImporter.frozenGraph` reads).
+    static let maxNodes = 1 << 20
 
     /// Decoded constants of this many bytes or more (the weights) leave `memo` after their last
     /// reader: the size from which a constant's bytes are left in the file.
@@ -83,7 +88,7 @@ struct TFLowering {
         "Identity", "StopGradient", "Snapshot", "PreventGradient", "Conv2D", "DepthwiseConv2dNative", "BiasAdd",
         "FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "Relu", "Relu6", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Softmax",
         "MaxPool", "AvgPool", "ConcatV2", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Mean", "Max", "MatMul", "Reshape", "Squeeze",
-        "ExpandDims", "Pad", "PadV2", "Shape",
+        "ExpandDims", "Pad", "PadV2", "Shape", "StridedSlice",
     ]
 
     static func shape(_ s: String, path: String) throws(ImportError) -> Shape {
@@ -238,14 +243,9 @@ struct TFLowering {
         default:
             break
         }
-        // A subgraph TensorFlow spells out for one op (l2_normalize, gelu, ELU's alpha): read only its x.
-        if let (x, op) = subgraph(node) {
-            switch try input(x) {
-            case .dynamic(let v):
-                do { return [.dynamic(try builder.add(node.name, op, inputs: [v]))] } catch { throw fail(node.name, error.reason(at: node.name)) }
-            case let other: return [other]
-            }
-        }
+        // A subgraph TensorFlow spells out for one op (l2_normalize, gelu, LayerNormalization, …):
+        // read only its x and its parameters.
+        if let sub = subgraph(node), let value = try lower(sub, at: node) { return [value] }
         let dataInputs = node.input.filter { !$0.hasPrefix("^") }.count
         if let needed = Self.arity[node.op], dataInputs < needed {
             throw fail(node.name, "\(node.op) needs \(needed) inputs, has \(dataInputs)")
@@ -306,6 +306,26 @@ struct TFLowering {
                 throw fail(node.name, "\(node.op) reads the batch size, which is unknown here: give it with --inputs NAME:1x... (the .fmodel still runs any batch)")
             }
         }
+    }
+
+    /// `sub`'s op as the node `node`; nil when a parameter is not a constant of the right size
+    /// (the node is then lowered as itself).
+    mutating func lower(_ sub: TFSubgraph, at node: Tensorflow_NodeDef) throws -> TFValue? {
+        let values = try inputs([sub.input] + sub.params.map(\.ref))
+        guard case .dynamic(let x) = values[0] else { return values[0] }
+        let shape = builder.shape(x), channels = shape.last
+        guard sub.axis == -1 || sub.axis == shape.rank - 1, sub.rank.map({ $0 == shape.rank }) ?? true else { return nil }
+        var params: [String: Tensor] = [:]
+        for (p, value) in zip(sub.params, values.dropFirst()) {
+            guard case .const(let c) = value, c.unknownBatch.isEmpty else { return nil }
+            if p.perChannel {
+                guard c.count == channels else { return nil }
+                params[p.role] = HostTensor(shape: [channels], values: c.values).tensor
+            } else {
+                params[p.role] = c.tensor
+            }
+        }
+        do { return .dynamic(try builder.add(node.name, sub.op, inputs: [x], params: params)) } catch { throw fail(node.name, error.reason(at: node.name)) }
     }
 
     mutating func switchOutputs(_ node: Tensorflow_NodeDef, _ inputs: [TFValue]) throws -> [TFValue] {

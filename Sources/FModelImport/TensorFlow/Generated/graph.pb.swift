@@ -103,13 +103,109 @@ package nonisolated enum Tensorflow_DataType: SwiftProtobuf.Enum, Swift.CaseIter
 
 }
 
-/// A frozen graph: every node, weights as Const nodes.
+/// A frozen graph: every node, weights as Const nodes; and the functions its call nodes
+/// (PartitionedCall, StatefulPartitionedCall) name, which a frozen graph may keep.
 package nonisolated struct Tensorflow_GraphDef: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   package var node: [Tensorflow_NodeDef] = []
+
+  package var library: Tensorflow_FunctionDefLibrary {
+    get {_library ?? Tensorflow_FunctionDefLibrary()}
+    set {_library = newValue}
+  }
+  /// Returns true if `library` has been explicitly set.
+  package var hasLibrary: Bool {self._library != nil}
+  /// Clears the value of `library`. Subsequent reads from it will return its default value.
+  package mutating func clearLibrary() {self._library = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _library: Tensorflow_FunctionDefLibrary? = nil
+}
+
+package nonisolated struct Tensorflow_FunctionDefLibrary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var function: [Tensorflow_FunctionDef] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+/// A function's body: its nodes read its arguments by name and each other's outputs as
+/// "node:output_arg:index"; `ret` maps each output argument to such an output.
+package nonisolated struct Tensorflow_FunctionDef: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var signature: Tensorflow_OpDef {
+    get {_signature ?? Tensorflow_OpDef()}
+    set {_signature = newValue}
+  }
+  /// Returns true if `signature` has been explicitly set.
+  package var hasSignature: Bool {self._signature != nil}
+  /// Clears the value of `signature`. Subsequent reads from it will return its default value.
+  package mutating func clearSignature() {self._signature = nil}
+
+  package var nodeDef: [Tensorflow_NodeDef] = []
+
+  package var ret: Dictionary<String,String> = [:]
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _signature: Tensorflow_OpDef? = nil
+}
+
+package nonisolated struct Tensorflow_OpDef: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var name: String = String()
+
+  package var inputArg: [Tensorflow_OpDef.ArgDef] = []
+
+  package var outputArg: [Tensorflow_OpDef.ArgDef] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package nonisolated struct ArgDef: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    package var name: String = String()
+
+    package var type: Tensorflow_DataType = .dtInvalid
+
+    package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    package init() {}
+  }
+
+  package init() {}
+}
+
+/// A function and attributes: a call node's `f`.
+package nonisolated struct Tensorflow_NameAttrList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var name: String = String()
+
+  package var attr: Dictionary<String,Tensorflow_AttrValue> = [:]
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -216,6 +312,14 @@ package nonisolated struct Tensorflow_AttrValue: Sendable {
     set {value = .placeholder(newValue)}
   }
 
+  package var `func`: Tensorflow_NameAttrList {
+    get {
+      if case .func(let v)? = value {return v}
+      return Tensorflow_NameAttrList()
+    }
+    set {value = .func(newValue)}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package nonisolated enum OneOf_Value: Equatable, Sendable {
@@ -228,6 +332,7 @@ package nonisolated struct Tensorflow_AttrValue: Sendable {
     case tensor(Tensorflow_TensorProto)
     case list(Tensorflow_AttrValue.ListValue)
     case placeholder(String)
+    case `func`(Tensorflow_NameAttrList)
 
   }
 
@@ -336,7 +441,7 @@ nonisolated extension Tensorflow_DataType: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Tensorflow_GraphDef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".GraphDef"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}library\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -345,20 +450,213 @@ nonisolated extension Tensorflow_GraphDef: SwiftProtobuf.Message, SwiftProtobuf.
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._library) }()
       default: break
       }
     }
   }
 
   package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.node.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.node, fieldNumber: 1)
     }
+    try { if let v = self._library {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   package static func ==(lhs: Tensorflow_GraphDef, rhs: Tensorflow_GraphDef) -> Bool {
     if lhs.node != rhs.node {return false}
+    if lhs._library != rhs._library {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Tensorflow_FunctionDefLibrary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".FunctionDefLibrary"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}function\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.function) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.function.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.function, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Tensorflow_FunctionDefLibrary, rhs: Tensorflow_FunctionDefLibrary) -> Bool {
+    if lhs.function != rhs.function {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Tensorflow_FunctionDef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".FunctionDef"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signature\0\u{4}\u{2}node_def\0\u{1}ret\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._signature) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.nodeDef) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.ret) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._signature {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.nodeDef.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.nodeDef, fieldNumber: 3)
+    }
+    if !self.ret.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.ret, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Tensorflow_FunctionDef, rhs: Tensorflow_FunctionDef) -> Bool {
+    if lhs._signature != rhs._signature {return false}
+    if lhs.nodeDef != rhs.nodeDef {return false}
+    if lhs.ret != rhs.ret {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Tensorflow_OpDef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".OpDef"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}input_arg\0\u{3}output_arg\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.inputArg) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.outputArg) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.inputArg.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.inputArg, fieldNumber: 2)
+    }
+    if !self.outputArg.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.outputArg, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Tensorflow_OpDef, rhs: Tensorflow_OpDef) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.inputArg != rhs.inputArg {return false}
+    if lhs.outputArg != rhs.outputArg {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Tensorflow_OpDef.ArgDef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = Tensorflow_OpDef.protoMessageName + ".ArgDef"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{2}\u{2}type\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.type) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.type != .dtInvalid {
+      try visitor.visitSingularEnumField(value: self.type, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Tensorflow_OpDef.ArgDef, rhs: Tensorflow_OpDef.ArgDef) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Tensorflow_NameAttrList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".NameAttrList"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}attr\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Tensorflow_AttrValue>.self, value: &self.attr) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.attr.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Tensorflow_AttrValue>.self, value: self.attr, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Tensorflow_NameAttrList, rhs: Tensorflow_NameAttrList) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.attr != rhs.attr {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -416,7 +714,7 @@ nonisolated extension Tensorflow_NodeDef: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Tensorflow_AttrValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".AttrValue"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}list\0\u{1}s\0\u{1}i\0\u{1}f\0\u{1}b\0\u{1}type\0\u{1}shape\0\u{1}tensor\0\u{1}placeholder\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}list\0\u{1}s\0\u{1}i\0\u{1}f\0\u{1}b\0\u{1}type\0\u{1}shape\0\u{1}tensor\0\u{1}placeholder\0\u{1}func\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -511,6 +809,19 @@ nonisolated extension Tensorflow_AttrValue: SwiftProtobuf.Message, SwiftProtobuf
           self.value = .placeholder(v)
         }
       }()
+      case 10: try {
+        var v: Tensorflow_NameAttrList?
+        var hadOneofValue = false
+        if let current = self.value {
+          hadOneofValue = true
+          if case .func(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.value = .func(v)
+        }
+      }()
       default: break
       }
     }
@@ -557,6 +868,10 @@ nonisolated extension Tensorflow_AttrValue: SwiftProtobuf.Message, SwiftProtobuf
     case .placeholder?: try {
       guard case .placeholder(let v)? = self.value else { preconditionFailure() }
       try visitor.visitSingularStringField(value: v, fieldNumber: 9)
+    }()
+    case .func?: try {
+      guard case .func(let v)? = self.value else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     }()
     case nil: break
     }
