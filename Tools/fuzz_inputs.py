@@ -129,7 +129,12 @@ def targets(work):
         ("tf1_facenet_small.pb", run_on("tf1_facenet_small.input.npy", *facenet_inputs)),
         ("tf2_keras_frozen.pb", ["inspect", "{}"]),
         ("attention_frozen.pb", run_on("attention.input.npy", "--inputs", "pixels:2x6x6x3")),
-        ("swish_frozen.pb", run_on("swish_frozen.input.npy"))] if graph_pb2]
+        ("swish_frozen.pb", run_on("swish_frozen.input.npy")),
+        ("smooth_frozen.pb", run_on("smooth_activations.input.npy")),
+        ("tanh_gelu_frozen.pb", run_on("tanh_gelu_frozen.input.npy")),
+        ("convnext_frozen.pb", run_on("convnext_block.input.npy")),
+        ("keras3_convnext_frozen.pb", run_on("keras3_convnext_block.input.npy")),
+        ("cropping_frozen.pb", run_on("cropping.input.npy"))] if graph_pb2]
     # A Keras 3 file whose config or weights are changed, zipped again.
     structured.append(("keras3_multitask.keras repacked", f"{FIXTURES}/keras3_multitask.keras",
                        run_on("keras3_multitask.input.npy"), structured_mutator(repack)))
@@ -150,6 +155,7 @@ def targets(work):
         ("keras3_multitask_deflated.keras", f"{FIXTURES}/keras3_multitask_deflated.keras", ["inspect", "{}"]),
         ("tf2_keras_frozen.pb", f"{FIXTURES}/tf2_keras_frozen.pb", ["inspect", "{}"]),
         ("tf1_facenet_small.pb", f"{FIXTURES}/tf1_facenet_small.pb", run_on("tf1_facenet_small.input.npy", *facenet_inputs)),
+        ("convnext_frozen.pb", f"{FIXTURES}/convnext_frozen.pb", run_on("convnext_block.input.npy")),
         ("tiny.fmodel", tiny, run_on("tiny_residual.input.npy")),
         ("input.npy", f"{FIXTURES}/tiny_residual.input.npy", ["run", tiny, "--input", "{}", "--out", out]),
     ] + [(name, f"{FIXTURES}/images/{file}", ["preprocess", "{}", "-o", os.path.join(work, "image.npy")])
@@ -400,15 +406,17 @@ def repack(data, rng):
 
 
 def regraph(data, rng):
-    """A TensorFlow GraphDef (`data`) with one to three changes to its nodes: an attribute's value
-    (an integer, a list's entry, a shape's or a constant's dimension, a string such as the
-    padding, a dtype), an input rewired to any node (a cycle, a missing output, a control input),
-    an input dropped or added, or another node's op; serialised again, so well formed."""
+    """A TensorFlow GraphDef (`data`) with one to three changes to its nodes or its functions'
+    nodes: an attribute's value (an integer, a list's entry, a shape's or a constant's
+    dimension, a string such as the padding, a dtype), an input rewired to any node (a cycle, a
+    missing output, a control input), an input dropped or added, or another node's op;
+    serialised again, so well formed."""
     graph = graph_pb2.GraphDef()
     graph.ParseFromString(data)
-    names = [node.name for node in graph.node]
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    names = [node.name for node in nodes]
     for _ in range(rng.randint(1, 3)):
-        node, kind = rng.choice(graph.node), rng.randrange(5)
+        node, kind = rng.choice(nodes), rng.randrange(5)
         if kind == 0 and node.attr:
             value = node.attr[rng.choice(sorted(node.attr))]
             which = value.WhichOneof("value")
@@ -432,7 +440,7 @@ def regraph(data, rng):
         elif kind == 3:
             node.input.append(rng.choice(names))
         else:
-            node.op = rng.choice(graph.node).op
+            node.op = rng.choice(nodes).op
     return graph.SerializeToString()
 
 

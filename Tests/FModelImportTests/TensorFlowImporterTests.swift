@@ -360,6 +360,16 @@ import Testing
         } catch let ImportError.unsupportedOps(_, ops) {
             #expect(ops == ["Erfc ×1 (e.g. erfc)", "Neg ×1 (e.g. neg)"])
         }
+        // A matcher reading a constant through a node short of inputs (a Reshape of one) gets no
+        // constant; the node is an error when lowered. Trapped in the folding before (fuzzing,
+        // seed 38: SIGILL).
+        do {
+            _ = try importNodes([Self.input, Self.constant("c", [0.5], shape: []), node("r", "Reshape", ["c"]), node("half", "Mul", ["r", "x"]),
+                                 node("out", "Mul", ["half", "x"])])
+            Issue.record("imported a Reshape of one input")
+        } catch let ImportError.badGraph(_, name, reason) {
+            #expect(name == "r" && reason.contains("needs 2 inputs"), "\(name ?? "") \(reason)")
+        }
     }
 
     /// A Reshape's target may hold the batch, unknown at import, as its first element, moved

@@ -226,8 +226,11 @@ extension TFLowering {
             guard weights[n.name] == nil else { return nil }  // a weight, not a shape argument
             return try? HostTensor(n.attr["value"]?.tensor ?? .init(), node: n.name, path: path)
         default:
-            let values = dataInputs(n).map { constantValue($0, depth: depth - 1) }
-            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
+            // As `compute`, the inputs an op needs counted before folding reads them.
+            let refs = dataInputs(n)
+            guard !refs.isEmpty, refs.count >= Self.arity[n.op] ?? 1 else { return nil }
+            let values = refs.map { constantValue($0, depth: depth - 1) }
+            guard values.allSatisfy({ $0 != nil }) else { return nil }
             return try? ConstantFolding.evaluate(n.op, values.map { $0! }, attr: n.attr, fail: { self.fail(n.name, $0) })
         }
     }
