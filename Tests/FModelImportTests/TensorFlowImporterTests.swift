@@ -360,6 +360,15 @@ import Testing
         } catch let ImportError.unsupportedOps(_, ops) {
             #expect(ops == ["Erfc ×1 (e.g. erfc)", "Neg ×1 (e.g. neg)"])
         }
+        // A pattern over a constant is not lowered as the op on an activation: `c · Sigmoid(c)`
+        // was taken as c itself (l2_normalize's matcher had done so since it was written).
+        do {
+            _ = try importNodes([Self.input, Self.constant("c", [1, 2, 3, 4], shape: [4]), node("s", "Sigmoid", ["c"]), node("m", "Mul", ["c", "s"]),
+                                 node("out", "AddV2", ["x", "m"])])
+            Issue.record("imported swish of a constant as the constant")
+        } catch let ImportError.unsupportedOps(_, ops) {
+            #expect(ops == ["Sigmoid ×1 (e.g. s)"])
+        }
         // A matcher reading a constant through a node short of inputs (a Reshape of one) gets no
         // constant; the node is an error when lowered. Trapped in the folding before (fuzzing,
         // seed 38: SIGILL).
@@ -575,6 +584,9 @@ import Testing
             ("Cast of 1e30 to int", [const("a", [1e30, -1e30], shape: [2]), node("c", "Cast", ["a"])]),
             ("StridedSlice to 2^62", [const("a", [1, 2, 3, 4], shape: [4]), const("b", [0], shape: [1], int: true), const("e", [Float(1 << 62)], shape: [1], int: true),
                                       const("st", [1], shape: [1], int: true), node("c", "StridedSlice", ["a", "b", "e", "st"])]),
+            // 1 broadcast against 0 is 0: the product was made of one value read from none
+            // (fuzzing, seed 40: a node turned NoOp, whose value is empty; SIGILL).
+            ("scalar times empty", [const("a", [2], shape: []), const("e", [], shape: [0]), node("c", "Mul", ["a", "e"])]),
         ]
         let dir = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -78,7 +78,7 @@ enum ConstantFolding {
         var out: [Int] = []
         for (x, y) in zip(sa, sb) {
             guard x == y || x == 1 || y == 1 else { throw fail("shapes \(a.shape) and \(b.shape) do not broadcast") }
-            out.append(max(x, y))
+            out.append(x == 1 ? y : x)  // 1 against 0 is 0, as NumPy has it: max took 1, and read values that are not there
         }
         guard let n = Shape(out).elementCount, n <= max(maxMadeValues, a.count, b.count) else { throw fail("a folded constant of shape \(out)") }
         let (da, db) = (a.doubles, b.doubles)

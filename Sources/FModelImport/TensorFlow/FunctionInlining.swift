@@ -32,7 +32,7 @@ enum FunctionInlining {
                        path: String) throws(ImportError) {
         var functions: [String: Tensorflow_FunctionDef] = [:]
         for f in library { functions[f.signature.name] = f }
-        var calls = nodes.values.filter { callOps.contains($0.op) }.map { ($0.name, 1) }
+        var calls = nodes.values.filter { callOps.contains($0.op) }.map { ($0.name, 1) }.sorted { $0.0 > $1.0 }  // by name, first popped first
         var addedBytes = 0
         while let (name, depth) = calls.popLast() {
             let call = nodes[name]!

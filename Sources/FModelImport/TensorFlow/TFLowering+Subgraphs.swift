@@ -51,9 +51,7 @@ extension TFLowering {
     }
 
     private func l2Normalize(_ node: Tensorflow_NodeDef) -> (TFRef, Float)? {
-        let refs = dataInputs(node)
-        guard refs.count == 2 else { return nil }
-        for (x, other) in [(refs[0], refs[1]), (refs[1], refs[0])] {
+        for (x, other) in orders(node) {
             guard let rsqrt = producer(other, "Rsqrt"), let maximum = producer(dataInputs(rsqrt).first, "Maximum"),
                   case let m = dataInputs(maximum), m.count == 2, let sum = producer(m[0], "Sum"),
                   let square = producer(dataInputs(sum).first, "Square"), dataInputs(square).first == x,
@@ -66,9 +64,7 @@ extension TFLowering {
     /// x and whether it is the tanh form, when `node` is `(0.5 · x) · erfc(…)` or
     /// `(0.5 · x) · (1 + tanh(…))` as `tf.nn.gelu` builds them.
     private func gelu(_ node: Tensorflow_NodeDef) -> (TFRef, Bool)? {
-        let refs = dataInputs(node)
-        guard refs.count == 2 else { return nil }
-        for (half, rest) in [(refs[0], refs[1]), (refs[1], refs[0])] {
+        for (half, rest) in orders(node) {
             guard let (c, x) = scaled(producer(half, "Mul")), close(c, 0.5) else { continue }
             if let erfc = producer(rest, "Erfc"), let (k, negated) = scaled(producer(dataInputs(erfc).first, "Mul")),
                close(k, 0.5.squareRoot()), let neg = producer(negated, "Neg"), dataInputs(neg) == [x] {
@@ -76,8 +72,8 @@ extension TFLowering {
             }
             if let (one, t) = scaled(producer(rest, "AddV2", "Add")), close(one, 1), let tanh = producer(t, "Tanh"),
                let (k, inner) = scaled(producer(dataInputs(tanh).first, "Mul")), close(k, (2 / Double.pi).squareRoot()),
-               let sum = producer(inner, "AddV2", "Add"), case let s = dataInputs(sum), s.count == 2 {
-                for (y, cubic) in [(s[0], s[1]), (s[1], s[0])] where y == x {
+               let sum = producer(inner, "AddV2", "Add") {
+                for (y, cubic) in orders(sum) where y == x {
                     guard let (a, p) = scaled(producer(cubic, "Mul")), close(a, 0.044715), let pow = producer(p, "Pow"),
                           case let q = dataInputs(pow), q.count == 2, q[0] == x, scalarConstant(q[1]).map({ close($0, 3) }) == true else { continue }
                     return (x, true)
@@ -89,9 +85,7 @@ extension TFLowering {
 
     /// x when `node` is `x · sigmoid(x)` or `x · sigmoid(1 · x)`.
     private func swish(_ node: Tensorflow_NodeDef) -> TFRef? {
-        let refs = dataInputs(node)
-        guard refs.count == 2 else { return nil }
-        for (x, s) in [(refs[0], refs[1]), (refs[1], refs[0])] {
+        for (x, s) in orders(node) {
             guard let sigmoid = producer(s, "Sigmoid"), let y = dataInputs(sigmoid).first else { continue }
             if y == x { return x }
             if let (beta, z) = scaled(producer(y, "Mul")), z == x, close(beta, 1) { return x }

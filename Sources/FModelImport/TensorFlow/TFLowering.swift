@@ -308,11 +308,16 @@ struct TFLowering {
         }
     }
 
-    /// `sub`'s op as the node `node`; nil when a parameter is not a constant of the right size
-    /// (the node is then lowered as itself).
+    /// `sub`'s op as the node `node`; nil when its input is a constant or a parameter is not a
+    /// constant of the right size (the node is then lowered, or folded, as itself).
     mutating func lower(_ sub: TFSubgraph, at node: Tensorflow_NodeDef) throws -> TFValue? {
         let values = try inputs([sub.input] + sub.params.map(\.ref))
-        guard case .dynamic(let x) = values[0] else { return values[0] }
+        let x: String
+        switch values[0] {
+        case .dynamic(let v): x = v
+        case .const: return nil
+        case .dead, .unsupported: return values[0]
+        }
         let shape = builder.shape(x), channels = shape.last
         guard sub.axis == -1 || sub.axis == shape.rank - 1, sub.rank.map({ $0 == shape.rank }) ?? true else { return nil }
         var params: [String: Tensor] = [:]
