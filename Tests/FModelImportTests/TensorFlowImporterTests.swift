@@ -369,6 +369,20 @@ import Testing
         } catch let ImportError.unsupportedOps(_, ops) {
             #expect(ops == ["Sigmoid ×1 (e.g. s)"])
         }
+        // A MatMul between Reshapes is tf.tensordot's Dense over pixels only when the last
+        // Reshape restores the pixels: [N·2·2, 3] reshaped to [N, 12] is not [N, 2, 2, 3].
+        var image = node("image", "Placeholder", []), imageShape = Tensorflow_AttrValue()
+        imageShape.shape.dim = [Int64(-1), 2, 2, 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
+        image.attr["shape"] = imageShape
+        do {
+            _ = try importNodes([image, Self.constant("perm", [0, 1, 2, 3], shape: [4], int: true), node("t", "Transpose", ["image", "perm"]),
+                                 Self.constant("rows", [-1, 4], shape: [2], int: true), node("flat", "Reshape", ["t", "rows"]),
+                                 Self.constant("w", [Float](repeating: 1, count: 12), shape: [4, 3]), node("mm", "MatMul", ["flat", "w"]),
+                                 Self.constant("back", [-1, 12], shape: [2], int: true), node("out", "Reshape", ["mm", "back"])])
+            Issue.record("took a MatMul between Reshapes that does not restore the pixels for a Dense over them")
+        } catch let ImportError.unsupportedOps(_, ops) {
+            #expect(ops == ["Transpose ×1 (e.g. t)"])
+        }
         // A matcher reading a constant through a node short of inputs (a Reshape of one) gets no
         // constant; the node is an error when lowered. Trapped in the folding before (fuzzing,
         // seed 38: SIGILL).

@@ -190,14 +190,22 @@ extension TFLowering {
         return scalarConstant(d[1])
     }
 
-    /// `tf.tensordot(x, W, [[last], [0]])`: `Reshape(MatMul(Reshape(Transpose(x, identity), …), W), …)`,
-    /// a Dense layer's product on more than two axes; the product is over x's last axis.
+    /// `tf.tensordot(x, W, [[last], [0]])` where x's batch is unknown:
+    /// `Reshape(MatMul(Reshape(Transpose(x, identity), …), W), ConcatV2(Gather(Shape(x), free), [out]))`,
+    /// a Dense layer's product on more than two axes. The last Reshape gives the product back x's
+    /// shape but for the last axis (its free axes, all before it), so the first one can only have
+    /// flattened them: the product is over x's last axis.
     private func tensordot(_ node: Tensorflow_NodeDef) -> TFSubgraph? {
-        guard let matmul = producer(dataInputs(node).first, "MatMul"), case let m = dataInputs(matmul), m.count == 2,
+        let d = dataInputs(node)
+        guard d.count == 2, let matmul = producer(d[0], "MatMul"), case let m = dataInputs(matmul), m.count == 2,
               !(matmul.attr["transpose_a"]?.b ?? false), !(matmul.attr["transpose_b"]?.b ?? false),
               let flat = producer(m[0], "Reshape"), let transpose = producer(dataInputs(flat).first, "Transpose"),
               case let t = dataInputs(transpose), t.count == 2, let perm = constantValue(t[1])?.ints, perm == Array(0..<perm.count),
-              perm.count >= 3 else { return nil }
+              perm.count >= 3,
+              let target = producer(d[1], "ConcatV2"), case let c = dataInputs(target), c.count == 3, constantValue(c[2])?.scalar == 0,
+              constantValue(c[1])?.count == 1, let gather = producer(c[0], "GatherV2"), case let g = dataInputs(gather), g.count == 3,
+              let shape = producer(g[0], "Shape"), dataInputs(shape) == [t[0]], constantValue(g[1])?.ints == Array(0..<perm.count - 1),
+              constantValue(g[2])?.scalar == 0 else { return nil }
         return TFSubgraph(input: t[0], op: .dense(activation: .linear), params: [("kernel", m[1], false)], rank: perm.count)
     }
 
