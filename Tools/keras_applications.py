@@ -52,11 +52,9 @@ forms = ["h5"] if legacy else ["keras", "h5"]
 for form in forms:
     model.save(os.path.join(out, f"model.{form}"))
 # The TensorFlow graph of the model's call, its variables frozen to constants, as a frozen .pb.
-import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-call = tf.function(lambda pixels: model(pixels, training=False)).get_concrete_function(tf.TensorSpec([None, side, side, 3], tf.float32))
-with open(os.path.join(out, "model.pb"), "wb") as f:
-    f.write(convert_variables_to_constants_v2(call).graph.as_graph_def().SerializeToString())
+sys.path.insert(0, sys.argv[4])
+import both_kerases
+both_kerases.freeze(model, os.path.join(out, "model.pb"))
 forms.append("pb")
 print(json.dumps(forms))
 """
@@ -68,7 +66,7 @@ def survey(name, side, work, python):
     for writer, env in (("tf-keras", {"TF_USE_LEGACY_KERAS": "1"}), ("Keras 3", {"TF_USE_LEGACY_KERAS": ""})):
         out = os.path.join(work, f"{name}-{writer.replace(' ', '')}")
         os.makedirs(out, exist_ok=True)
-        made = subprocess.run([python, "-c", BUILD, name, str(side), out], capture_output=True, text=True,
+        made = subprocess.run([python, "-c", BUILD, name, str(side), out, os.path.join(ROOT, "Tools", "fixtures")], capture_output=True, text=True,
                               env={**os.environ, **env, "TF_CPP_MIN_LOG_LEVEL": "3"})
         if made.returncode != 0:
             rows.append((name, writer, "Keras could not build it: " + made.stderr.strip().splitlines()[-1][:120], None, None))

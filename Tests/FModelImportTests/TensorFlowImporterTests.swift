@@ -217,15 +217,15 @@ import Testing
     }
 
     /// The graph input `x`, [?, 4].
-    static let input: Tensorflow_NodeDef = {
-        var x = node("x", "Placeholder", [])
-        var shape = Tensorflow_TensorShapeProto()
-        shape.dim = [Int64(-1), 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
-        var attr = Tensorflow_AttrValue()
-        attr.shape = shape
+    static let input = placeholder("x", shape: [-1, 4])
+
+    /// A graph input of `shape` (-1 unknown).
+    static func placeholder(_ name: String, shape: [Int64]) -> Tensorflow_NodeDef {
+        var x = node(name, "Placeholder", []), attr = Tensorflow_AttrValue()
+        attr.shape.dim = shape.map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
         x.attr["shape"] = attr
         return x
-    }()
+    }
 
     /// Imports a GraphDef of `nodes`, written to a temporary file.
     func importNodes(_ nodes: [Tensorflow_NodeDef], functions: [Tensorflow_FunctionDef] = []) throws -> Graph {
@@ -321,9 +321,7 @@ import Testing
                 #expect(name?.hasPrefix("c") == true && reason.contains(says), "\(what): \(name ?? "") \(reason)")
             }
         }
-        var image = Self.node("image", "Placeholder", []), shape = Tensorflow_AttrValue()
-        shape.shape.dim = [Int64(-1), 4, 4, 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
-        image.attr["shape"] = shape
+        let image = Self.placeholder("image", shape: [-1, 4, 4, 4])
         var strides = Tensorflow_AttrValue(), padding = Tensorflow_AttrValue()
         (strides.list.i, padding.s) = ([1, 1, 1, 1], Data("SAME".utf8))
         var grouped = node("grouped", "Conv2D", ["image", "k"])
@@ -371,9 +369,7 @@ import Testing
         }
         // A MatMul between Reshapes is tf.tensordot's Dense over pixels only when the last
         // Reshape restores the pixels: [N·2·2, 3] reshaped to [N, 12] is not [N, 2, 2, 3].
-        var image = node("image", "Placeholder", []), imageShape = Tensorflow_AttrValue()
-        imageShape.shape.dim = [Int64(-1), 2, 2, 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
-        image.attr["shape"] = imageShape
+        let image = Self.placeholder("image", shape: [-1, 2, 2, 4])
         do {
             _ = try importNodes([image, Self.constant("perm", [0, 1, 2, 3], shape: [4], int: true), node("t", "Transpose", ["image", "perm"]),
                                  Self.constant("rows", [-1, 4], shape: [2], int: true), node("flat", "Reshape", ["t", "rows"]),
@@ -581,9 +577,7 @@ import Testing
         func const(_ name: String, _ values: [Float], shape: [Int64], int: Bool = false) -> Tensorflow_NodeDef {
             TensorFlowImporterTests.constant(name, values, shape: shape, int: int)
         }
-        var x = node("x", "Placeholder"), shape = Tensorflow_AttrValue()
-        shape.shape.dim = [Int64(-1), 4].map { var d = Tensorflow_TensorShapeProto.Dim(); d.size = $0; return d }
-        x.attr["shape"] = shape
+        let x = TensorFlowImporterTests.input
         let big = Float(1 << 40), cases: [(String, [Tensorflow_NodeDef])] = [
             ("Fill overflowing", [const("d", [big, big], shape: [2]), const("v", [0], shape: []), node("c", "Fill", ["d", "v"])]),
             ("Fill huge", [const("d", [Float(1 << 20), Float(1 << 20)], shape: [2]), const("v", [0], shape: []), node("c", "Fill", ["d", "v"])]),

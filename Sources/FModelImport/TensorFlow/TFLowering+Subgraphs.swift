@@ -217,23 +217,30 @@ extension TFLowering {
         return [(d[0], d[1]), (d[1], d[0])]
     }
 
-    private func orders(_ node: Tensorflow_NodeDef) -> [(TFRef, TFRef)] { orders(Optional(node)) }
-
     /// The value of a small constant subtree (Const nodes, identities and foldable ops over
     /// them, at most 8 deep): shape arguments such as axes and permutations.
+    /// A node the lowering has evaluated gives its value from `memo` (an activation, or a value
+    /// holding the unknown batch: none), and the walk stops at the first input that is not
+    /// constant.
     func constantValue(_ ref: TFRef, depth: Int = 8) -> HostTensor? {
+        if let values = memo[ref.node] {
+            guard ref.output < values.count, case .const(let c) = values[ref.output], c.unknownBatch.isEmpty else { return nil }
+            return c
+        }
         guard depth > 0, let n = nodes[ref.node], ref.output == 0 else { return nil }
         switch n.op {
         case "Const":
             guard weights[n.name] == nil else { return nil }  // a weight, not a shape argument
             return try? HostTensor(n.attr["value"]?.tensor ?? .init(), node: n.name, path: path)
         default:
-            // As `compute`, the inputs an op needs counted before folding reads them.
             let refs = dataInputs(n)
-            guard !refs.isEmpty, refs.count >= Self.arity[n.op] ?? 1 else { return nil }
-            let values = refs.map { constantValue($0, depth: depth - 1) }
-            guard values.allSatisfy({ $0 != nil }) else { return nil }
-            return try? ConstantFolding.evaluate(n.op, values.map { $0! }, attr: n.attr, fail: { self.fail(n.name, $0) })
+            guard !refs.isEmpty, Self.missingInputs(n) == nil else { return nil }
+            var values: [HostTensor] = []
+            for r in refs {
+                guard let v = constantValue(r, depth: depth - 1) else { return nil }
+                values.append(v)
+            }
+            return try? ConstantFolding.evaluate(n.op, values, attr: n.attr, fail: { self.fail(n.name, $0) })
         }
     }
 

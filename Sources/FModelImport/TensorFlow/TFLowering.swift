@@ -11,7 +11,6 @@ struct TFLowering {
     /// there; `file` keeps them mapped and takes their pages back once they are.
     let weights: [String: UnsafeRawBufferPointer]
     let file: MappedFile
-    let order: [String]
     var builder = GraphBuilder()
     var memo: [String: [TFValue]] = [:]
     /// Nodes whose evaluation has begun and not ended: one read again is on a cycle.
@@ -39,7 +38,6 @@ struct TFLowering {
         try FunctionInlining.inline(&map, library: g.library.function, maxNodes: Self.maxNodes, path: path)
         nodes = map
         weights = contents
-        order = g.node.map(\.name)
         for n in map.values { for i in n.input { pendingReaders[TFRef(i).node, default: 0] += 1 } }
         for spec in cut.inputs {
             let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
@@ -82,6 +80,14 @@ struct TFLowering {
         for op in ["FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"] { a[op] = 5 }
         return a
     }()
+
+    /// The inputs `node`'s op needs (`arity`) when it has fewer data inputs; nil when it has
+    /// enough. Checked before anything reads them, by `compute` and by the subgraph matchers'
+    /// folding.
+    static func missingInputs(_ node: Tensorflow_NodeDef) -> Int? {
+        guard let needed = arity[node.op], node.input.filter({ !$0.hasPrefix("^") }).count < needed else { return nil }
+        return needed
+    }
 
     /// Ops `lower` handles on activations (constant folding handles more on constants).
     static let lowered: Set<String> = [
@@ -246,9 +252,8 @@ struct TFLowering {
         // A subgraph TensorFlow spells out for one op (l2_normalize, gelu, LayerNormalization, …):
         // read only its x and its parameters.
         if let sub = subgraph(node), let value = try lower(sub, at: node) { return [value] }
-        let dataInputs = node.input.filter { !$0.hasPrefix("^") }.count
-        if let needed = Self.arity[node.op], dataInputs < needed {
-            throw fail(node.name, "\(node.op) needs \(needed) inputs, has \(dataInputs)")
+        if let needed = Self.missingInputs(node) {
+            throw fail(node.name, "\(node.op) needs \(needed) inputs, has \(node.input.filter { !$0.hasPrefix("^") }.count)")
         }
         let refs = node.input.map(TFRef.init), values = try self.inputs(refs)
         let anyDead = values.contains { if case .dead = $0 { true } else { false } }
